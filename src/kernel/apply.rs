@@ -1,0 +1,405 @@
+//! The one entry point that changes the state: `apply` dispatches a command to its rule,
+//! counts refusals per auction, and asserts the named invariants of the auction it
+//! touched.
+
+use super::bidding::{self, BidRequest};
+use super::cap::splitmix64;
+use super::command::{Command, Envelope, Outcome};
+use super::event::{Event, EventKind};
+use super::invariants;
+use super::phases::{self, advance, not_open};
+use super::rejection::Rejection;
+use super::state::{Auction, Bidder, Session, State, TakeoverRecord, MAX_TAKEOVERS_KEPT};
+use super::types::{validate_id, validate_text, AuctionSpec, BidderNumber, Money};
+
+/// What applying one command produced: its answer, and the events to publish. A refused
+/// command may still carry events, for example when the bid that came too late closed
+/// the auction on its way in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub result: Result<Outcome, Rejection>,
+    pub events: Vec<Event>,
+}
+
+/// Applies one committed command. Deterministic: the same state and envelope give the
+/// same result on every replica.
+pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
+    // Command times never go backwards, whatever a new leader's clock says.
+    let now_ms = envelope.now_ms.max(state.clock_ms);
+    state.clock_ms = now_ms;
+    let mut events = Vec::new();
+    let result = dispatch(state, now_ms, envelope, &mut events);
+
+    if let Some(auction) = envelope
+        .command
+        .auction_id()
+        .and_then(|id| state.auctions.get_mut(id))
+    {
+        if let Err(rejection) = &result {
+            *auction
+                .rejections
+                .entry(rejection.code().to_string())
+                .or_insert(0) += 1;
+        }
+        if let Err(violation) = check_latest(auction) {
+            panic!("kernel invariant broken: {violation}");
+        }
+    }
+    Applied { result, events }
+}
+
+/// The invariants, checked on the newest bid only, so a command costs the same however
+/// many bids an auction holds; `invariants::check_auction` checks the whole record.
+fn check_latest(auction: &Auction) -> Result<(), invariants::Violation> {
+    use invariants::Violation;
+    let id = || auction.spec.id.clone();
+    let count = auction.bids.len();
+    if let Some(bid) = auction.bids.last() {
+        let previous = count.checked_sub(2).map(|index| &auction.bids[index]);
+        if previous.is_some_and(|previous| previous.amount >= bid.amount) {
+            return Err(Violation::PricesNotIncreasing(id()));
+        }
+        if auction
+            .closed_at_ms
+            .is_some_and(|closed_at| bid.accepted_at_ms > closed_at)
+        {
+            return Err(Violation::BidAfterClose(id()));
+        }
+        if auction.qualified.get(&bid.bidder_id) != Some(&bid.bidder_number) {
+            return Err(Violation::UnqualifiedBid(id()));
+        }
+        let expected_prev = previous.map_or(super::chain::GENESIS_HASH, |previous| {
+            previous.hash.as_str()
+        });
+        if bid.prev_hash != expected_prev || bid.seq != count as u64 {
+            return Err(Violation::ChainBroken(id(), "the newest link".to_string()));
+        }
+    }
+    invariants::single_winner_holds_highest_bid(auction)?;
+    invariants::deadline_matches_phase(auction)
+}
+
+fn dispatch(
+    state: &mut State,
+    now_ms: u64,
+    envelope: &Envelope,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    let seed = envelope.seed;
+    let actor = envelope.actor.as_str();
+    match &envelope.command {
+        Command::RegisterBidder {
+            bidder_id,
+            name,
+            secret_salt,
+            secret_hash,
+        } => register_bidder(state, now_ms, bidder_id, name, secret_salt, secret_hash),
+        Command::OpenSession {
+            token_hash,
+            bidder_id,
+            expires_at_ms,
+        } => {
+            validate_hash("token_hash", token_hash)?;
+            if !state.bidders.contains_key(bidder_id) {
+                return Err(Rejection::BidderNotFound);
+            }
+            if *expires_at_ms <= now_ms {
+                return Err(Rejection::InvalidRequest(
+                    "the session would already be expired".to_string(),
+                ));
+            }
+            state.sessions.insert(
+                token_hash.clone(),
+                Session {
+                    bidder_id: bidder_id.clone(),
+                    opened_at_ms: now_ms,
+                    expires_at_ms: *expires_at_ms,
+                },
+            );
+            Ok(Outcome::SessionOpened {
+                bidder_id: bidder_id.clone(),
+                expires_at_ms: *expires_at_ms,
+            })
+        }
+        Command::CloseSession { token_hash } => {
+            state.sessions.remove(token_hash);
+            Ok(Outcome::SessionClosed)
+        }
+        Command::CreateAuction { spec } => create_auction(state, now_ms, seed, actor, spec, events),
+        Command::Qualify {
+            auction_id,
+            bidder_id,
+        } => qualify(state, now_ms, seed, actor, auction_id, bidder_id, events),
+        Command::PlaceBid {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+        } => bidding::place_bid(
+            state,
+            now_ms,
+            seed,
+            BidRequest {
+                auction_id,
+                token_hash,
+                amount: *amount,
+                request_id,
+            },
+            events,
+        ),
+        Command::Confirm {
+            auction_id,
+            token_hash,
+        } => bidding::confirm(state, now_ms, seed, auction_id, token_hash, events),
+        Command::Suspend { auction_id, reason } => {
+            validate_text("reason", reason, false)?;
+            let auction = advanced(state, auction_id, now_ms, seed, events)?;
+            phases::suspend(auction, now_ms, actor, reason, events)
+                .map(|()| Outcome::AuctionUpdated)
+        }
+        Command::Resume { auction_id, reason } => {
+            validate_text("reason", reason, false)?;
+            let auction = advanced(state, auction_id, now_ms, seed, events)?;
+            phases::resume(auction, now_ms, actor, reason, events).map(|()| Outcome::AuctionUpdated)
+        }
+        Command::Terminate { auction_id, reason } => {
+            validate_text("reason", reason, false)?;
+            let auction = advanced(state, auction_id, now_ms, seed, events)?;
+            phases::terminate(auction, now_ms, actor, reason, events)
+                .map(|()| Outcome::AuctionUpdated)
+        }
+        Command::ChangeIncrement {
+            auction_id,
+            increment,
+            reason,
+        } => change_increment(
+            state, now_ms, seed, actor, auction_id, *increment, reason, events,
+        ),
+        Command::Advance { auction_id } => {
+            advanced(state, auction_id, now_ms, seed, events)?;
+            Ok(Outcome::AuctionUpdated)
+        }
+        Command::Takeover { leader_node_id } => {
+            let mut extended = Vec::new();
+            for auction in state.auctions.values_mut() {
+                if phases::apply_takeover_grace(auction, now_ms, *leader_node_id, events) {
+                    extended.push(auction.spec.id.clone());
+                }
+            }
+            if state.takeovers.len() >= MAX_TAKEOVERS_KEPT {
+                state.takeovers.remove(0);
+            }
+            state.takeovers.push(TakeoverRecord {
+                leader_node_id: *leader_node_id,
+                at_ms: now_ms,
+            });
+            Ok(Outcome::TakeoverRecorded { extended })
+        }
+        Command::Purge {
+            request_retention_ms,
+        } => Ok(purge(state, now_ms, *request_retention_ms)),
+    }
+}
+
+/// The auction, with its due time transitions applied.
+fn advanced<'a>(
+    state: &'a mut State,
+    auction_id: &str,
+    now_ms: u64,
+    seed: u64,
+    events: &mut Vec<Event>,
+) -> Result<&'a mut Auction, Rejection> {
+    let auction = state
+        .auctions
+        .get_mut(auction_id)
+        .ok_or(Rejection::AuctionNotFound)?;
+    advance(auction, now_ms, seed, events);
+    Ok(auction)
+}
+
+fn validate_hash(field: &str, value: &str) -> Result<(), Rejection> {
+    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(Rejection::InvalidRequest(format!(
+            "{field} must be 64 hex digits"
+        )))
+    }
+}
+
+fn register_bidder(
+    state: &mut State,
+    now_ms: u64,
+    bidder_id: &str,
+    name: &str,
+    secret_salt: &str,
+    secret_hash: &str,
+) -> Result<Outcome, Rejection> {
+    validate_id("bidder_id", bidder_id)?;
+    validate_text("name", name, true)?;
+    validate_hash("secret_hash", secret_hash)?;
+    if secret_salt.len() != 32 || !secret_salt.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Rejection::InvalidRequest(
+            "secret_salt must be 32 hex digits".to_string(),
+        ));
+    }
+    if state.bidders.contains_key(bidder_id) {
+        return Err(Rejection::BidderExists);
+    }
+    state.bidders.insert(
+        bidder_id.to_string(),
+        Bidder {
+            bidder_id: bidder_id.to_string(),
+            name: name.to_string(),
+            secret_salt: secret_salt.to_string(),
+            secret_hash: secret_hash.to_string(),
+            registered_at_ms: now_ms,
+        },
+    );
+    Ok(Outcome::BidderRegistered)
+}
+
+fn create_auction(
+    state: &mut State,
+    now_ms: u64,
+    seed: u64,
+    actor: &str,
+    spec: &AuctionSpec,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    spec.validate()?;
+    if let Some(existing) = state.auctions.get(&spec.id) {
+        return if &existing.spec == spec {
+            Ok(Outcome::AuctionCreated { created: false })
+        } else {
+            Err(Rejection::AuctionExists)
+        };
+    }
+    if spec.listing_closes_at_ms <= now_ms {
+        return Err(Rejection::InvalidRequest(
+            "listing_closes_at_ms is in the past".to_string(),
+        ));
+    }
+    let mut auction = Auction::new(spec.clone());
+    auction.record(now_ms, actor, "created", String::new());
+    events.push(Event {
+        auction_id: spec.id.clone(),
+        kind: EventKind::Created,
+    });
+    advance(&mut auction, now_ms, seed, events);
+    state.auctions.insert(spec.id.clone(), auction);
+    Ok(Outcome::AuctionCreated { created: true })
+}
+
+/// Lowest and count of bidder numbers handed out in one auction.
+const FIRST_BIDDER_NUMBER: u64 = 1000;
+const BIDDER_NUMBER_SPACE: u64 = 9000;
+
+fn qualify(
+    state: &mut State,
+    now_ms: u64,
+    seed: u64,
+    actor: &str,
+    auction_id: &str,
+    bidder_id: &str,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    if !state.bidders.contains_key(bidder_id) {
+        return Err(Rejection::BidderNotFound);
+    }
+    let auction = advanced(state, auction_id, now_ms, seed, events)?;
+    if let Some(bidder_number) = auction.bidder_number_of(bidder_id) {
+        return Ok(Outcome::Qualified {
+            bidder_number,
+            created: false,
+        });
+    }
+    if auction.phase.is_closed() {
+        return Err(not_open(auction));
+    }
+    if auction.qualified.len() as u64 >= BIDDER_NUMBER_SPACE {
+        return Err(Rejection::Conflict(
+            "no bidder numbers left in this auction".to_string(),
+        ));
+    }
+    // A number drawn from the leader's seed, not derived from the identity; probe upwards
+    // from the drawn number to the first free one.
+    let taken: std::collections::BTreeSet<BidderNumber> =
+        auction.qualified.values().copied().collect();
+    let start = splitmix64(seed) % BIDDER_NUMBER_SPACE;
+    let bidder_number = (0..BIDDER_NUMBER_SPACE)
+        .map(|offset| {
+            (FIRST_BIDDER_NUMBER + (start + offset) % BIDDER_NUMBER_SPACE) as BidderNumber
+        })
+        .find(|number| !taken.contains(number))
+        .ok_or_else(|| Rejection::Conflict("no bidder numbers left in this auction".to_string()))?;
+    auction
+        .qualified
+        .insert(bidder_id.to_string(), bidder_number);
+    auction.record(
+        now_ms,
+        actor,
+        "qualified",
+        format!("bidder number {bidder_number}"),
+    );
+    Ok(Outcome::Qualified {
+        bidder_number,
+        created: true,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn change_increment(
+    state: &mut State,
+    now_ms: u64,
+    seed: u64,
+    actor: &str,
+    auction_id: &str,
+    increment: Money,
+    reason: &str,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    validate_text("reason", reason, false)?;
+    if increment == 0 {
+        return Err(Rejection::InvalidRequest(
+            "increment must be positive".to_string(),
+        ));
+    }
+    let auction = advanced(state, auction_id, now_ms, seed, events)?;
+    if auction.phase.is_closed() {
+        return Err(not_open(auction));
+    }
+    let previous = auction.increment;
+    auction.increment = increment;
+    auction.record(
+        now_ms,
+        actor,
+        "increment_changed",
+        format!("{previous} -> {increment}: {reason}"),
+    );
+    events.push(Event {
+        auction_id: auction_id.to_string(),
+        kind: EventKind::Increment,
+    });
+    Ok(Outcome::AuctionUpdated)
+}
+
+fn purge(state: &mut State, now_ms: u64, request_retention_ms: u64) -> Outcome {
+    let sessions_before = state.sessions.len();
+    state
+        .sessions
+        .retain(|_, session| session.expires_at_ms > now_ms);
+    let mut requests = 0u64;
+    state.requests.retain(|_, records| {
+        let before = records.len();
+        records.retain(|_, record| {
+            record.recorded_at_ms.saturating_add(request_retention_ms) > now_ms
+        });
+        requests += (before - records.len()) as u64;
+        !records.is_empty()
+    });
+    Outcome::Purged {
+        sessions: (sessions_before - state.sessions.len()) as u64,
+        requests,
+    }
+}

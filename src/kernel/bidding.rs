@@ -1,0 +1,209 @@
+//! Bids and confirmations: who may bid, the minimum, the increment rules, the cap, the
+//! countdown reset, exactly-once request_ids and the hash-chained bid record.
+
+use std::collections::BTreeMap;
+
+use super::cap;
+use super::chain::{bid_hash, bid_id_from_hash, BidFields, GENESIS_HASH};
+use super::command::{Outcome, Receipt};
+use super::event::{Event, EventKind};
+use super::phases::{advance, not_open};
+use super::rejection::Rejection;
+use super::state::{Auction, BidRecord, Phase, RequestRecord, State};
+use super::types::{validate_id, IncrementRule, Money};
+
+/// The lowest amount the next bid may carry.
+pub fn minimum_next_bid(auction: &Auction) -> Result<Money, Rejection> {
+    match auction.current_price() {
+        None => Ok(auction.spec.start_price),
+        Some(price) => price
+            .checked_add(auction.increment)
+            .ok_or_else(|| Rejection::InvalidRequest("the next bid would overflow".to_string())),
+    }
+}
+
+/// Checks an amount against the price rules, without changing anything.
+pub fn check_amount(auction: &Auction, bidder_id: &str, amount: Money) -> Result<(), Rejection> {
+    if auction
+        .highest_bid()
+        .is_some_and(|bid| bid.bidder_id == bidder_id)
+    {
+        return Err(Rejection::AlreadyLeading);
+    }
+    let minimum = minimum_next_bid(auction)?;
+    if amount < minimum {
+        return Err(Rejection::BelowMinimum { minimum });
+    }
+    if let Some(cap) = auction.spec.price_cap {
+        if amount > cap {
+            return Err(Rejection::AboveCap { cap });
+        }
+    }
+    if auction.spec.increment_rule == IncrementRule::Multiple {
+        let base = auction.current_price().unwrap_or(auction.spec.start_price);
+        if (amount - base) % auction.increment != 0 {
+            return Err(Rejection::NotOnIncrement {
+                minimum,
+                increment: auction.increment,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The request of a bid command.
+pub struct BidRequest<'a> {
+    pub auction_id: &'a str,
+    pub token_hash: &'a str,
+    pub amount: Money,
+    pub request_id: &'a str,
+}
+
+/// Places a bid at `now_ms`, or answers the original receipt for a repeated request_id.
+pub fn place_bid(
+    state: &mut State,
+    now_ms: u64,
+    seed: u64,
+    request: BidRequest<'_>,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    validate_id("request_id", request.request_id)?;
+    if request.amount == 0 {
+        return Err(Rejection::InvalidRequest(
+            "amount must be positive".to_string(),
+        ));
+    }
+    let bidder_id = state
+        .session_bidder(request.token_hash, now_ms)
+        .ok_or(Rejection::Unauthenticated)?
+        .to_string();
+    if let Some(previous) = state
+        .requests
+        .get(&bidder_id)
+        .and_then(|records| records.get(request.request_id))
+    {
+        return if previous.auction_id == request.auction_id && previous.amount == request.amount {
+            Ok(Outcome::BidAccepted {
+                receipt: previous.receipt.clone(),
+                replayed: true,
+            })
+        } else {
+            Err(Rejection::RequestIdReused)
+        };
+    }
+    let auction = state
+        .auctions
+        .get_mut(request.auction_id)
+        .ok_or(Rejection::AuctionNotFound)?;
+    advance(auction, now_ms, seed, events);
+    let bidder_number = auction
+        .bidder_number_of(&bidder_id)
+        .ok_or(Rejection::NotQualified)?;
+    if !matches!(auction.phase, Phase::Listing | Phase::TimedBidding) {
+        return Err(not_open(auction));
+    }
+    check_amount(auction, &bidder_id, request.amount)?;
+    let deadline = auction.deadline_ms.unwrap_or(0);
+    assert!(
+        now_ms <= deadline,
+        "kernel: accepting a bid after the deadline"
+    );
+
+    let seq = auction.bids.len() as u64 + 1;
+    let prev_hash = auction
+        .highest_bid()
+        .map_or(GENESIS_HASH.to_string(), |bid| bid.hash.clone());
+    let hash = bid_hash(
+        &prev_hash,
+        &BidFields {
+            auction_id: request.auction_id,
+            seq,
+            bidder_id: &bidder_id,
+            bidder_number,
+            amount: request.amount,
+            accepted_at_ms: now_ms,
+        },
+    );
+    let bid_id = bid_id_from_hash(&hash);
+    auction.bids.push(BidRecord {
+        seq,
+        bid_id: bid_id.clone(),
+        bidder_id: bidder_id.clone(),
+        bidder_number,
+        amount: request.amount,
+        accepted_at_ms: now_ms,
+        prev_hash,
+        hash,
+    });
+    if auction.phase == Phase::TimedBidding {
+        auction.deadline_ms = Some(now_ms.saturating_add(auction.spec.countdown_ms));
+    }
+    events.push(Event {
+        auction_id: request.auction_id.to_string(),
+        kind: EventKind::Bid { seq },
+    });
+    if cap::cap_reached(auction) {
+        cap::enter_capped(auction, now_ms, events);
+    }
+
+    let receipt = Receipt {
+        bid_id,
+        seq,
+        auction_id: request.auction_id.to_string(),
+        amount: request.amount,
+        accepted_at_ms: now_ms,
+    };
+    state
+        .requests
+        .entry(bidder_id)
+        .or_insert_with(BTreeMap::new)
+        .insert(
+            request.request_id.to_string(),
+            RequestRecord {
+                auction_id: request.auction_id.to_string(),
+                amount: request.amount,
+                receipt: receipt.clone(),
+                recorded_at_ms: now_ms,
+            },
+        );
+    Ok(Outcome::BidAccepted {
+        receipt,
+        replayed: false,
+    })
+}
+
+/// In `capped`: a bidder holding a valid bid joins the lottery (repeating is harmless).
+pub fn confirm(
+    state: &mut State,
+    now_ms: u64,
+    seed: u64,
+    auction_id: &str,
+    token_hash: &str,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    let bidder_id = state
+        .session_bidder(token_hash, now_ms)
+        .ok_or(Rejection::Unauthenticated)?
+        .to_string();
+    let auction = state
+        .auctions
+        .get_mut(auction_id)
+        .ok_or(Rejection::AuctionNotFound)?;
+    advance(auction, now_ms, seed, events);
+    if auction.bidder_number_of(&bidder_id).is_none() {
+        return Err(Rejection::NotQualified);
+    }
+    if auction.phase != Phase::Capped {
+        return Err(not_open(auction));
+    }
+    if !auction.bids.iter().any(|bid| bid.bidder_id == bidder_id) {
+        return Err(Rejection::NotEligible);
+    }
+    if auction.confirmations.insert(bidder_id) {
+        events.push(Event {
+            auction_id: auction_id.to_string(),
+            kind: EventKind::Confirmation,
+        });
+    }
+    Ok(Outcome::Confirmed)
+}

@@ -1,0 +1,151 @@
+//! The commands that change the state, the envelope the leader stamps them in, and what
+//! a successful command answers.
+
+use serde::{Deserialize, Serialize};
+
+use super::types::{AuctionSpec, BidderNumber, Money};
+
+/// One replicated log entry's payload. The leader fills `now_ms` and `seed` when it
+/// proposes; `actor` names who asked (an operator's name, a bidder id, or `system`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub now_ms: u64,
+    pub seed: u64,
+    pub actor: String,
+    pub command: Command,
+}
+
+/// Every state change of Gavel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Registers a bidder. The secret arrives only as a salted SHA-256 hash.
+    RegisterBidder {
+        bidder_id: String,
+        name: String,
+        secret_salt: String,
+        secret_hash: String,
+    },
+    /// Opens a session whose token is known only by its SHA-256 hash. The proposer has
+    /// checked the bidder's secret; the kernel checks that the bidder exists.
+    OpenSession {
+        token_hash: String,
+        bidder_id: String,
+        expires_at_ms: u64,
+    },
+    /// Ends a session on every node.
+    CloseSession {
+        token_hash: String,
+    },
+    CreateAuction {
+        spec: AuctionSpec,
+    },
+    Qualify {
+        auction_id: String,
+        bidder_id: String,
+    },
+    PlaceBid {
+        auction_id: String,
+        token_hash: String,
+        amount: Money,
+        request_id: String,
+    },
+    /// In `capped`: a bidder holding a valid bid joins the lottery.
+    Confirm {
+        auction_id: String,
+        token_hash: String,
+    },
+    Suspend {
+        auction_id: String,
+        reason: String,
+    },
+    Resume {
+        auction_id: String,
+        reason: String,
+    },
+    Terminate {
+        auction_id: String,
+        reason: String,
+    },
+    ChangeIncrement {
+        auction_id: String,
+        increment: Money,
+        reason: String,
+    },
+    /// Proposed by an auction's deadline timer: applies the time transitions that are due.
+    Advance {
+        auction_id: String,
+    },
+    /// The first command of a new leader: records the takeover and applies the failover
+    /// grace rule to every open auction.
+    Takeover {
+        leader_node_id: u64,
+    },
+    /// Proposed by the janitor: drops expired sessions and idempotency records older than
+    /// `request_retention_ms`.
+    Purge {
+        request_retention_ms: u64,
+    },
+}
+
+impl Command {
+    /// The auction a command is about, if any.
+    pub fn auction_id(&self) -> Option<&str> {
+        match self {
+            Command::Qualify { auction_id, .. }
+            | Command::PlaceBid { auction_id, .. }
+            | Command::Confirm { auction_id, .. }
+            | Command::Suspend { auction_id, .. }
+            | Command::Resume { auction_id, .. }
+            | Command::Terminate { auction_id, .. }
+            | Command::ChangeIncrement { auction_id, .. }
+            | Command::Advance { auction_id } => Some(auction_id),
+            Command::CreateAuction { spec } => Some(&spec.id),
+            _ => None,
+        }
+    }
+}
+
+/// What a committed bid answers; kept with its request_id so a retry gets it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub bid_id: String,
+    pub seq: u64,
+    pub auction_id: String,
+    pub amount: Money,
+    pub accepted_at_ms: u64,
+}
+
+/// What a command that was not refused answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    BidderRegistered,
+    SessionOpened {
+        bidder_id: String,
+        expires_at_ms: u64,
+    },
+    SessionClosed,
+    /// `created` is false when the same spec was sent again (idempotent create).
+    AuctionCreated {
+        created: bool,
+    },
+    /// `created` is false when the bidder was already qualified.
+    Qualified {
+        bidder_number: BidderNumber,
+        created: bool,
+    },
+    /// `replayed` is true when the request_id was seen before with the same body.
+    BidAccepted {
+        receipt: Receipt,
+        replayed: bool,
+    },
+    Confirmed,
+    /// Suspend, resume, terminate, increment change, advance.
+    AuctionUpdated,
+    TakeoverRecorded {
+        extended: Vec<String>,
+    },
+    Purged {
+        sessions: u64,
+        requests: u64,
+    },
+}

@@ -1,0 +1,28 @@
+//! What a command changed, published to the live event streams of every node. Events
+//! name what changed; subscribers read the values from the applied state.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub auction_id: String,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    /// The auction was created.
+    Created,
+    /// A bid was accepted; `seq` indexes the auction's bid records (1-based).
+    Bid { seq: u64 },
+    /// The phase changed (opened, timed bidding, capped, suspended, resumed).
+    Phase,
+    /// The deadline moved for a reason other than a bid (takeover grace, resume).
+    Extended { deadline_ms: u64 },
+    /// The increment was changed by an operator.
+    Increment,
+    /// A bidder confirmed in `capped`.
+    Confirmation,
+    /// The auction reached a final phase: sold, unsold or terminated.
+    Closed,
+}

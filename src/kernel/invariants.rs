@@ -1,0 +1,119 @@
+//! The named invariants of an auction. The kernel asserts them after every command that
+//! touched an auction (a violation is a bug and stops the node); property tests and the
+//! cluster checkers call the same functions.
+
+use super::chain::verify_chain;
+use super::state::{Auction, Phase};
+
+/// A broken invariant, named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    #[error("auction {0}: accepted prices do not strictly increase")]
+    PricesNotIncreasing(String),
+    #[error("auction {0}: a winner without the highest bid or outside a sold auction")]
+    WrongWinner(String),
+    #[error("auction {0}: a bid accepted after the auction closed")]
+    BidAfterClose(String),
+    #[error("auction {0}: {1}")]
+    ChainBroken(String, String),
+    #[error("auction {0}: deadline and phase disagree")]
+    DeadlineMismatch(String),
+    #[error("auction {0}: a bid from a bidder without qualification")]
+    UnqualifiedBid(String),
+}
+
+/// Every accepted bid is higher than the one before it.
+pub fn prices_strictly_increase(auction: &Auction) -> Result<(), Violation> {
+    let increasing = auction
+        .bids
+        .windows(2)
+        .all(|pair| pair[0].amount < pair[1].amount);
+    if increasing {
+        Ok(())
+    } else {
+        Err(Violation::PricesNotIncreasing(auction.spec.id.clone()))
+    }
+}
+
+/// At most one winner; only a sold auction has one; the winner holds the highest bid,
+/// unless the capped lottery drew it from the confirmed bidders.
+pub fn single_winner_holds_highest_bid(auction: &Auction) -> Result<(), Violation> {
+    let wrong = || Err(Violation::WrongWinner(auction.spec.id.clone()));
+    match (&auction.winner, auction.phase) {
+        (None, Phase::Sold) => wrong(),
+        (None, _) => Ok(()),
+        (Some(_), phase) if phase != Phase::Sold => wrong(),
+        (Some(winner), _) => {
+            let Some(highest) = auction.highest_bid() else {
+                return wrong();
+            };
+            if winner.price != highest.amount {
+                return wrong();
+            }
+            match &winner.lottery {
+                None if winner.bidder_id != highest.bidder_id => wrong(),
+                Some(lottery) if !lottery.entrants.contains(&winner.bidder_number) => wrong(),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// No bid carries a time after the auction's close.
+pub fn no_bid_after_close(auction: &Auction) -> Result<(), Violation> {
+    match auction.closed_at_ms {
+        Some(closed_at)
+            if auction
+                .bids
+                .iter()
+                .any(|bid| bid.accepted_at_ms > closed_at) =>
+        {
+            Err(Violation::BidAfterClose(auction.spec.id.clone()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Every bid comes from a bidder qualified for the auction, under their number.
+pub fn bids_from_qualified_bidders(auction: &Auction) -> Result<(), Violation> {
+    let all_qualified = auction
+        .bids
+        .iter()
+        .all(|bid| auction.qualified.get(&bid.bidder_id) == Some(&bid.bidder_number));
+    if all_qualified {
+        Ok(())
+    } else {
+        Err(Violation::UnqualifiedBid(auction.spec.id.clone()))
+    }
+}
+
+/// An open or scheduled auction has a deadline; a suspended or closed one has none.
+pub fn deadline_matches_phase(auction: &Auction) -> Result<(), Violation> {
+    let expects_deadline = matches!(
+        auction.phase,
+        Phase::Scheduled | Phase::Listing | Phase::TimedBidding | Phase::Capped
+    );
+    if expects_deadline == auction.deadline_ms.is_some()
+        && (auction.phase == Phase::Suspended) == auction.suspension.is_some()
+    {
+        Ok(())
+    } else {
+        Err(Violation::DeadlineMismatch(auction.spec.id.clone()))
+    }
+}
+
+/// The bid records form an intact hash chain.
+pub fn hash_chain_intact(auction: &Auction) -> Result<(), Violation> {
+    verify_chain(&auction.spec.id, &auction.bids)
+        .map_err(|broken| Violation::ChainBroken(auction.spec.id.clone(), broken.to_string()))
+}
+
+/// All of the above.
+pub fn check_auction(auction: &Auction) -> Result<(), Violation> {
+    prices_strictly_increase(auction)?;
+    single_winner_holds_highest_bid(auction)?;
+    no_bid_after_close(auction)?;
+    bids_from_qualified_bidders(auction)?;
+    deadline_matches_phase(auction)?;
+    hash_chain_intact(auction)
+}

@@ -1,0 +1,36 @@
+//! The auction kernel: every rule of RULES.md as plain data and functions.
+//!
+//! `apply(&mut State, &Envelope) -> Applied` is the only way state changes. It is
+//! synchronous and deterministic: the time (`Envelope::now_ms`) and the random seed
+//! (`Envelope::seed`) arrive inside the envelope, stamped by the leader when it proposes,
+//! so every replica that applies the same log computes the same state. Nothing here knows
+//! of actix, tokio, sled or HTTP; the replication layer calls `apply` for each committed
+//! log entry and the actors and handlers only read the resulting state.
+//!
+//! - `types`: identifiers, money and the auction specification, with their validation.
+//! - `command`: the commands and the envelope they travel in.
+//! - `state`: the replicated state (bidders, sessions, auctions, idempotency records).
+//! - `rejection`: why a command was refused; the variants are the API's error codes.
+//! - `event`: what changed, for the live event streams.
+//! - `apply`: dispatch of commands; `phases`, `bidding`, `cap` hold the rules themselves.
+//! - `chain`: the per-auction hash chain of accepted bids.
+//! - `invariants`: the named invariants, asserted after every command and reused by tests.
+
+pub mod apply;
+mod bidding;
+mod cap;
+pub mod chain;
+pub mod command;
+pub mod event;
+pub mod invariants;
+mod phases;
+pub mod rejection;
+pub mod state;
+pub mod types;
+
+pub use apply::{apply, Applied};
+pub use command::{Command, Envelope, Outcome, Receipt};
+pub use event::{Event, EventKind};
+pub use rejection::Rejection;
+pub use state::{Auction, BidRecord, Phase, State};
+pub use types::{AuctionSpec, IncrementRule, Money};

@@ -1,0 +1,76 @@
+//! Why the kernel refused a command. Each variant is one `code` of the HTTP contract
+//! (API.md); `api::problem` is the one place that turns them into problem+json.
+
+use serde::{Deserialize, Serialize};
+
+use super::types::Money;
+
+/// A command the kernel refused. Refusals are ordinary outcomes, not failures: a losing
+/// bid is a `Rejection`, a broken invariant is a panic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    #[error("the request is invalid: {0}")]
+    InvalidRequest(String),
+    #[error("no valid session")]
+    Unauthenticated,
+    #[error("the bidder is not qualified for this auction")]
+    NotQualified,
+    #[error("no such auction")]
+    AuctionNotFound,
+    #[error("no such bidder")]
+    BidderNotFound,
+    #[error("the auction is not open for this action (phase: {phase})")]
+    AuctionNotOpen { phase: String },
+    #[error("the amount is below the minimum acceptable bid of {minimum}")]
+    BelowMinimum { minimum: Money },
+    #[error("the amount is not on the increment: the next valid amounts are {minimum} plus multiples of {increment}")]
+    NotOnIncrement { minimum: Money, increment: Money },
+    #[error("the bidder already holds the highest bid")]
+    AlreadyLeading,
+    #[error("the amount is above the price cap of {cap}")]
+    AboveCap { cap: Money },
+    #[error("the request_id was already used with a different request")]
+    RequestIdReused,
+    #[error("an auction with this id exists with a different specification")]
+    AuctionExists,
+    #[error("a bidder with this id exists")]
+    BidderExists,
+    #[error("only a bidder holding a valid bid may confirm")]
+    NotEligible,
+    #[error("the action does not apply in this state: {0}")]
+    Conflict(String),
+}
+
+impl Rejection {
+    /// The stable snake_case code clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::InvalidRequest(_) => "invalid_request",
+            Rejection::Unauthenticated => "unauthenticated",
+            Rejection::NotQualified => "not_qualified",
+            Rejection::AuctionNotFound => "auction_not_found",
+            Rejection::BidderNotFound => "bidder_not_found",
+            Rejection::AuctionNotOpen { .. } => "auction_not_open",
+            Rejection::BelowMinimum { .. } => "below_minimum",
+            Rejection::NotOnIncrement { .. } => "not_on_increment",
+            Rejection::AlreadyLeading => "already_leading",
+            Rejection::AboveCap { .. } => "above_cap",
+            Rejection::RequestIdReused => "request_id_reused",
+            Rejection::AuctionExists => "auction_exists",
+            Rejection::BidderExists => "bidder_exists",
+            Rejection::NotEligible => "not_eligible",
+            Rejection::Conflict(_) => "conflict",
+        }
+    }
+
+    /// The HTTP status the contract gives this code.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Rejection::InvalidRequest(_) => 422,
+            Rejection::Unauthenticated => 401,
+            Rejection::NotQualified | Rejection::NotEligible => 403,
+            Rejection::AuctionNotFound | Rejection::BidderNotFound => 404,
+            _ => 409,
+        }
+    }
+}

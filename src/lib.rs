@@ -1,0 +1,24 @@
+//! Gavel: a clustered, highly available online auction kernel for public sales of
+//! land-use rights.
+//!
+//! # Layout
+//! Follow a bid from the wire to the disk and back:
+//! - `api`: the HTTP listeners. `api::public` serves bidders, `api::control` serves
+//!   operators; `api::problem` is the one mapping from errors to problem+json.
+//! - `actors`: one actix actor per file. The `Supervisor` owns the node's Raft handle and
+//!   proposes every command; the `ResourcePool` starts an `Auction` actor per live
+//!   auction (deadline timers, live events); the `Janitor` purifies on a timer.
+//! - `replication`: openraft's type configuration, the sled-backed log (made durable with
+//!   fdatasync) and the state machine that feeds committed entries to the kernel.
+//! - `kernel`: the pure, deterministic auction rules. Nothing else changes state.
+//! - `config`: node configuration, validated before use.
+//! - `node`: starts one node: storage, Raft, actors and listeners, and stops them.
+//! - `cli`: the `gavel` command line (`serve`, `cluster`, `ctl`); `main.rs` only calls it.
+
+pub mod actors;
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod kernel;
+pub mod node;
+pub mod replication;
