@@ -1,1 +1,269 @@
-//! (being written)
+//! Gavel's replication layer: openraft's type configuration for Gavel, the sled-backed
+//! Raft log made durable with fdatasync (`log_store`, `durable`), the state machine that
+//! feeds every committed entry to `kernel::apply` and publishes the events it produced
+//! (`state_machine`), the peer network (`network`, unreachable peers for now), and `open`,
+//! which assembles them into a running Raft node on one data directory. A node restarted
+//! on its data directory loads its latest snapshot and re-applies the committed log entries
+//! after it before `open` returns, so its `SharedState` is whole from the start.
+
+mod codec;
+mod durable;
+mod error;
+mod log_store;
+mod network;
+mod state_machine;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{InitializeError, RaftError};
+use openraft::{Config, LogId, SnapshotPolicy, StoredMembership};
+use serde::{Deserialize, Serialize};
+
+use crate::kernel::{Event, Outcome, Rejection, State};
+
+pub use durable::Durable;
+pub use error::{ReplicationError, StoreError};
+pub use log_store::LogStore;
+pub use network::{NoPeerTransport, UnreachableNetwork, UnreachableNetworkFactory};
+pub use state_machine::{SnapshotBuilder, StateMachineStore};
+
+openraft::declare_raft_types!(
+    /// Openraft's types for Gavel: log entries carry one kernel `Envelope` each.
+    pub TypeConfig:
+        D = crate::kernel::Envelope,
+        R = ApplyResponse,
+        NodeId = u64,
+        Node = NodeInfo,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// A running Raft node of Gavel.
+pub type GavelRaft = openraft::Raft<TypeConfig>;
+
+/// The applied state every reader of this node sees: shared, read-mostly.
+pub type SharedState = Arc<parking_lot::RwLock<AppliedState>>;
+
+/// How Raft members find each other and where their listeners are.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct NodeInfo {
+    pub name: String,
+    pub public_url: String,
+    pub control_url: String,
+    pub peer_addr: String,
+}
+
+/// What applying one committed log entry answered. Entries that carry no kernel command
+/// (the blank entry of a new leader, membership changes) answer
+/// `Err(Rejection::Conflict(..))` naming the entry; nobody proposes those through
+/// `client_write`, and `change_membership` callers read the response's `membership`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ApplyResponse {
+    pub result: Result<Outcome, Rejection>,
+}
+
+impl ApplyResponse {
+    fn no_command(index: u64, kind: &str) -> Self {
+        ApplyResponse {
+            result: Err(Rejection::Conflict(format!(
+                "log entry {index} is a {kind} entry and carries no command"
+            ))),
+        }
+    }
+}
+
+/// The state machine's state: the kernel state plus where in the log it stands.
+#[derive(Debug, Clone, Default)]
+pub struct AppliedState {
+    pub kernel: State,
+    /// Index of the last applied log entry (0 before anything was applied).
+    pub last_applied_index: u64,
+    /// The full id (term, leader, index) of the last applied entry.
+    pub last_applied: Option<LogId<u64>>,
+    /// The last membership configuration applied.
+    pub membership: StoredMembership<u64, NodeInfo>,
+    /// `(last_applied_index, digest)` of the last digest computed by `digest`.
+    pub digest_cache: Option<(u64, String)>,
+}
+
+impl AppliedState {
+    /// `State::digest` of the kernel state, recomputed only when entries were applied since.
+    pub fn digest(&mut self) -> String {
+        match &self.digest_cache {
+            Some((index, digest)) if *index == self.last_applied_index => digest.clone(),
+            _ => {
+                let digest = self.kernel.digest();
+                self.digest_cache = Some((self.last_applied_index, digest.clone()));
+                digest
+            }
+        }
+    }
+}
+
+/// The events one committed log entry produced, published after its batch was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedEvents {
+    pub log_index: u64,
+    pub events: Vec<Event>,
+}
+
+/// How to open a node's replication layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationOptions {
+    pub node_id: u64,
+    /// The node's data directory; the Raft log and snapshots live in `data_dir/raft`.
+    pub data_dir: PathBuf,
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many entries since the last one.
+    pub snapshot_every_entries: u64,
+    /// Capacity of the event broadcast; slow subscribers lag rather than block the kernel.
+    pub event_buffer: usize,
+}
+
+impl ReplicationOptions {
+    /// Options with LAN defaults: 50 ms heartbeats, 150–300 ms election timeouts, a snapshot
+    /// every 10 000 entries and room for 4096 unread event batches.
+    pub fn with_defaults(node_id: u64, data_dir: PathBuf) -> Self {
+        ReplicationOptions {
+            node_id,
+            data_dir,
+            heartbeat_interval_ms: 50,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            snapshot_every_entries: 10_000,
+            event_buffer: 4096,
+        }
+    }
+
+    /// Openraft's configuration for these options, validated.
+    pub fn raft_config(&self) -> Result<Config, ReplicationError> {
+        if self.snapshot_every_entries == 0 {
+            return Err(ReplicationError::Options(
+                "snapshot_every_entries must be at least 1".to_string(),
+            ));
+        }
+        if self.event_buffer == 0 {
+            return Err(ReplicationError::Options(
+                "event_buffer must be at least 1".to_string(),
+            ));
+        }
+        let config = Config {
+            cluster_name: "gavel".to_string(),
+            heartbeat_interval: self.heartbeat_interval_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: MAX_IN_SNAPSHOT_LOG_TO_KEEP,
+            ..Default::default()
+        };
+        Ok(config.validate()?)
+    }
+}
+
+/// Log entries kept after a snapshot, so a briefly lagging follower catches up from the log.
+pub const MAX_IN_SNAPSHOT_LOG_TO_KEEP: u64 = 1000;
+
+/// How long `shutdown` waits for openraft's tasks to release the storage.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
+
+/// One node's replication layer, running.
+pub struct Replication {
+    pub node_id: u64,
+    pub raft: GavelRaft,
+    pub state: SharedState,
+    pub events: tokio::sync::broadcast::Sender<Arc<AppliedEvents>>,
+    pub db: sled::Db,
+    durable: Arc<Durable>,
+}
+
+/// Opens the node's storage in `options.data_dir/raft`, restores its state (snapshot, then
+/// the committed entries after it) and starts Raft. The node still has to be initialized
+/// once (`initialize`), which is a no-op on a node restarted on its data directory.
+pub async fn open(options: ReplicationOptions) -> Result<Replication, ReplicationError> {
+    let config = Arc::new(options.raft_config()?);
+    let dir = options.data_dir.join("raft");
+    let durable = Arc::new(error::blocking(move || Durable::open(&dir)).await?);
+
+    let log_store = LogStore::open(durable.clone())?;
+    log_store.claim_node_id(options.node_id).await?;
+    let (events, _) = tokio::sync::broadcast::channel(options.event_buffer);
+    let (state_machine, state) = StateMachineStore::open(durable.clone(), events.clone())?;
+
+    let raft = openraft::Raft::new(
+        options.node_id,
+        config,
+        UnreachableNetworkFactory,
+        log_store,
+        state_machine,
+    )
+    .await?;
+    Ok(Replication {
+        node_id: options.node_id,
+        raft,
+        state,
+        events,
+        db: durable.db().clone(),
+        durable,
+    })
+}
+
+impl Replication {
+    /// Forms the cluster with these voters. A node that already holds a log or a vote (it
+    /// was initialized before, or joined a cluster) is left as it is, and this succeeds.
+    pub async fn initialize(
+        &self,
+        members: BTreeMap<u64, NodeInfo>,
+    ) -> Result<(), ReplicationError> {
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(InitializeError::NotAllowed(already))) => {
+                tracing::info!(%already, "raft already initialized");
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Forms a cluster of this node alone.
+    pub async fn initialize_single(&self, info: NodeInfo) -> Result<(), ReplicationError> {
+        self.initialize(BTreeMap::from([(self.node_id, info)]))
+            .await
+    }
+
+    /// A new subscription to the events of every entry applied from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<AppliedEvents>> {
+        self.events.subscribe()
+    }
+
+    /// Stops Raft and waits until its tasks have released the storage, so the same data
+    /// directory can be opened again (sled locks it while open). Clones of `raft` held
+    /// elsewhere answer `Fatal::Stopped` afterwards.
+    pub async fn shutdown(self) -> Result<(), ReplicationError> {
+        let Replication {
+            raft, db, durable, ..
+        } = self;
+        raft.shutdown()
+            .await
+            .map_err(|join| StoreError::Task(join.to_string()))?;
+        drop(db);
+        // The state machine worker and any snapshot build end shortly after the core.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+        while Arc::strong_count(&durable) > 1 {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ReplicationError::ShutdownTimeout(SHUTDOWN_WAIT));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        error::blocking(move || durable.close()).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,384 @@
+//! The Raft state machine: openraft's `RaftStateMachine` over the in-memory `SharedState`.
+//! `apply` hands each committed command to `kernel::apply` (blank and membership entries
+//! only move `last_applied` and the membership), answers an `ApplyResponse` per entry,
+//! and once the batch is applied publishes one `AppliedEvents` per entry that produced
+//! events; the broadcast is bounded and never blocks the kernel. The state itself is not
+//! written on apply: snapshots are. A snapshot is the encoded kernel state with the last
+//! applied log id and membership, stored in the sled tree `snapshot` and made durable before
+//! it is reported built or installed. `open` loads it, and openraft then re-applies the
+//! committed entries after it (`StorageHelper::get_initial_state`, called by `Raft::new`).
+
+use std::io::Cursor;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, RaftSnapshotBuilder, Snapshot,
+    SnapshotMeta, StorageError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::codec::{decode, encode};
+use super::durable::Durable;
+use super::error::{blocking, StoreError};
+use super::{AppliedEvents, AppliedState, ApplyResponse, NodeInfo, SharedState, TypeConfig};
+use crate::kernel::State;
+
+/// The current snapshot's metadata and its data, written together in one sled batch.
+const KEY_META: &[u8] = b"meta";
+const KEY_DATA: &[u8] = b"data";
+
+/// The state machine openraft drives.
+pub struct StateMachineStore {
+    state: SharedState,
+    events: broadcast::Sender<Arc<AppliedEvents>>,
+    snapshots: SnapshotStore,
+}
+
+/// Builds a snapshot of the shared state; openraft runs it beside `apply`.
+pub struct SnapshotBuilder {
+    state: SharedState,
+    snapshots: SnapshotStore,
+}
+
+/// The durable home of the current snapshot.
+#[derive(Clone)]
+struct SnapshotStore {
+    durable: Arc<Durable>,
+    tree: sled::Tree,
+}
+
+/// What the tree `snapshot` holds: the metadata, and the data (an encoded
+/// `SnapshotPayload`) as openraft hands it around.
+struct StoredSnapshot {
+    meta: SnapshotMeta<u64, NodeInfo>,
+    data: Vec<u8>,
+}
+
+/// A snapshot's data, as decoded.
+#[derive(Deserialize)]
+struct SnapshotPayload {
+    kernel: State,
+    last_applied: Option<LogId<u64>>,
+    last_membership: StoredMembership<u64, NodeInfo>,
+}
+
+/// A snapshot's data, as encoded from borrowed state (same encoding as `SnapshotPayload`).
+#[derive(Serialize)]
+struct SnapshotPayloadRef<'a> {
+    kernel: &'a State,
+    last_applied: &'a Option<LogId<u64>>,
+    last_membership: &'a StoredMembership<u64, NodeInfo>,
+}
+
+fn snapshot_error(
+    meta: Option<&SnapshotMeta<u64, NodeInfo>>,
+    verb: ErrorVerb,
+) -> impl FnOnce(StoreError) -> StorageError<u64> {
+    let subject = ErrorSubject::Snapshot(meta.map(SnapshotMeta::signature));
+    move |error| error.into_storage(subject, verb)
+}
+
+impl SnapshotStore {
+    fn load_meta(&self) -> Result<Option<SnapshotMeta<u64, NodeInfo>>, StoreError> {
+        self.tree
+            .get(KEY_META)
+            .map_err(StoreError::sled("read the snapshot metadata"))?
+            .map(|bytes| decode("snapshot metadata", &bytes))
+            .transpose()
+    }
+
+    /// The stored snapshot. Its data is checked by whoever decodes it: `open` here,
+    /// `install_snapshot` on a follower that receives it.
+    fn load(&self) -> Result<Option<StoredSnapshot>, StoreError> {
+        let Some(meta) = self.load_meta()? else {
+            return Ok(None);
+        };
+        let data = self
+            .tree
+            .get(KEY_DATA)
+            .map_err(StoreError::sled("read the snapshot data"))?
+            .ok_or_else(|| {
+                StoreError::corrupt(
+                    format!("snapshot {}", meta.snapshot_id),
+                    "its data is missing",
+                )
+            })?;
+        Ok(Some(StoredSnapshot {
+            meta,
+            data: data.to_vec(),
+        }))
+    }
+
+    /// Stores `stored` durably as the current snapshot, unless the one stored already covers
+    /// more of the log (a build that finished after a newer snapshot was installed).
+    /// Answers whether it was stored.
+    async fn save(&self, stored: &StoredSnapshot) -> Result<bool, StoreError> {
+        let meta = encode("snapshot metadata", &stored.meta)?;
+        let last_log_id = stored.meta.last_log_id;
+        let data = stored.data.clone();
+        let store = self.clone();
+        blocking(move || {
+            store.durable.clone().write_durably(|_| {
+                let current = store.load_meta()?;
+                if current.is_some_and(|current| current.last_log_id > last_log_id) {
+                    return Ok(false);
+                }
+                let mut batch = sled::Batch::default();
+                batch.insert(KEY_META, meta);
+                batch.insert(KEY_DATA, data);
+                store
+                    .tree
+                    .apply_batch(batch)
+                    .map_err(StoreError::sled("write the snapshot"))?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+}
+
+/// Decodes a snapshot's data and checks it against its metadata.
+fn payload_for(
+    meta: &SnapshotMeta<u64, NodeInfo>,
+    data: &[u8],
+) -> Result<SnapshotPayload, StoreError> {
+    let what = format!("snapshot {}", meta.snapshot_id);
+    let payload: SnapshotPayload = decode(&what, data)?;
+    if payload.last_applied != meta.last_log_id {
+        return Err(StoreError::corrupt(
+            what,
+            "its data and metadata name different last log ids",
+        ));
+    }
+    if payload.last_membership != meta.last_membership {
+        return Err(StoreError::corrupt(
+            what,
+            "its data and metadata name different memberships",
+        ));
+    }
+    Ok(payload)
+}
+
+fn applied_state_from(payload: SnapshotPayload) -> AppliedState {
+    AppliedState {
+        kernel: payload.kernel,
+        last_applied_index: payload
+            .last_applied
+            .as_ref()
+            .map_or(0, |log_id| log_id.index),
+        last_applied: payload.last_applied,
+        membership: payload.last_membership,
+        digest_cache: None,
+    }
+}
+
+impl StateMachineStore {
+    /// Opens the state machine on the node's database, with the state of the stored
+    /// snapshot if there is one, and the shared handle readers use.
+    pub fn open(
+        durable: Arc<Durable>,
+        events: broadcast::Sender<Arc<AppliedEvents>>,
+    ) -> Result<(Self, SharedState), StoreError> {
+        let tree = durable
+            .db()
+            .open_tree("snapshot")
+            .map_err(StoreError::sled("open the snapshot tree"))?;
+        let snapshots = SnapshotStore { durable, tree };
+        let applied = match snapshots.load()? {
+            Some(stored) => applied_state_from(payload_for(&stored.meta, &stored.data)?),
+            None => AppliedState::default(),
+        };
+        let state: SharedState = Arc::new(parking_lot::RwLock::new(applied));
+        let store = StateMachineStore {
+            state: state.clone(),
+            events,
+            snapshots,
+        };
+        Ok((store, state))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
+        let (data, last_log_id, last_membership) = {
+            let state = self.state.read();
+            let data = encode(
+                "snapshot",
+                &SnapshotPayloadRef {
+                    kernel: &state.kernel,
+                    last_applied: &state.last_applied,
+                    last_membership: &state.membership,
+                },
+            )
+            .map_err(snapshot_error(None, ErrorVerb::Write))?;
+            (data, state.last_applied, state.membership.clone())
+        };
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos());
+        let snapshot_id = match &last_log_id {
+            Some(log_id) => format!("{}-{}-{nanos:x}", log_id.leader_id, log_id.index),
+            None => format!("empty-{nanos:x}"),
+        };
+        let stored = StoredSnapshot {
+            meta: SnapshotMeta {
+                last_log_id,
+                last_membership,
+                snapshot_id,
+            },
+            data,
+        };
+        let saved = self
+            .snapshots
+            .save(&stored)
+            .await
+            .map_err(snapshot_error(Some(&stored.meta), ErrorVerb::Write))?;
+        tracing::info!(
+            snapshot = %stored.meta,
+            bytes = stored.data.len(),
+            saved,
+            "snapshot built (not saved if a newer one was stored meanwhile)"
+        );
+        Ok(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<u64>>, StoredMembership<u64, NodeInfo>), StorageError<u64>> {
+        let state = self.state.read();
+        Ok((state.last_applied, state.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ApplyResponse>, StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + openraft::OptionalSend,
+        I::IntoIter: openraft::OptionalSend,
+    {
+        let mut responses = Vec::new();
+        let mut published = Vec::new();
+        {
+            let mut state = self.state.write();
+            for entry in entries {
+                let log_id = entry.log_id;
+                let index = log_id.index;
+                let expected = state
+                    .last_applied
+                    .as_ref()
+                    .map_or(0, |last| last.index.saturating_add(1));
+                if state.last_applied.is_some() && index != expected {
+                    let error = StoreError::corrupt(
+                        format!("log entry {index}"),
+                        format!("applied out of order: the next index to apply is {expected}"),
+                    );
+                    return Err(error.into_storage(ErrorSubject::Apply(log_id), ErrorVerb::Write));
+                }
+                let response = match entry.payload {
+                    EntryPayload::Blank => ApplyResponse::no_command(index, "blank"),
+                    EntryPayload::Normal(envelope) => {
+                        // A broken kernel invariant panics; stop Raft with a storage error
+                        // rather than leave it waiting on a dead state machine task.
+                        let kernel = &mut state.kernel;
+                        let applied = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            crate::kernel::apply(kernel, &envelope)
+                        }))
+                        .map_err(|panic| {
+                            let detail = panic
+                                .downcast_ref::<String>()
+                                .map(String::as_str)
+                                .or_else(|| panic.downcast_ref::<&str>().copied())
+                                .unwrap_or("kernel panic");
+                            StoreError::KernelPanic {
+                                index,
+                                detail: detail.to_string(),
+                            }
+                            .into_storage(ErrorSubject::Apply(log_id), ErrorVerb::Write)
+                        })?;
+                        if !applied.events.is_empty() {
+                            published.push(Arc::new(AppliedEvents {
+                                log_index: index,
+                                events: applied.events,
+                            }));
+                        }
+                        ApplyResponse {
+                            result: applied.result,
+                        }
+                    }
+                    EntryPayload::Membership(membership) => {
+                        state.membership = StoredMembership::new(Some(log_id), membership);
+                        ApplyResponse::no_command(index, "membership")
+                    }
+                };
+                state.last_applied = Some(log_id);
+                state.last_applied_index = index;
+                responses.push(response);
+            }
+        }
+        for events in published {
+            // No subscriber is fine; a lagging one finds out from its receiver.
+            let _ = self.events.send(events);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            state: self.state.clone(),
+            snapshots: self.snapshots.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, NodeInfo>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<u64>> {
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: snapshot.into_inner(),
+        };
+        let payload =
+            payload_for(meta, &stored.data).map_err(snapshot_error(Some(meta), ErrorVerb::Read))?;
+        let saved = self
+            .snapshots
+            .save(&stored)
+            .await
+            .map_err(snapshot_error(Some(meta), ErrorVerb::Write))?;
+        if !saved {
+            // Openraft installs only snapshots ahead of what this node applied.
+            tracing::warn!(snapshot = %meta, "a newer snapshot was already stored");
+        }
+        *self.state.write() = applied_state_from(payload);
+        tracing::info!(snapshot = %meta, "snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
+        let stored = self
+            .snapshots
+            .load()
+            .map_err(snapshot_error(None, ErrorVerb::Read))?;
+        Ok(stored.map(|stored| Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        }))
+    }
+}
