@@ -1,1 +1,22 @@
-//! (being written)
+//! The node's actors, one per file.
+//!
+//! - `supervisor`: owns the Raft handle; every command is proposed through it, stamped
+//!   with the leader's time and seed. Watches Raft metrics and reacts to leadership.
+//! - `resource_pool`: starts an `auction` actor for every auction that is live or opens
+//!   soon, routes applied events to them, and lets closed ones go.
+//! - `auction`: one per live auction: its deadline timer proposes the close, and it
+//!   publishes the auction's live events to subscribers.
+//! - `janitor`: purification sweeps on a timer, with a report of what it did.
+
+pub mod auction;
+pub mod janitor;
+pub mod resource_pool;
+pub mod supervisor;
+
+/// The current wall-clock time in milliseconds since the Unix epoch.
+pub fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0)
+}

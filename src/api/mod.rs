@@ -1,1 +1,149 @@
-//! (being written)
+//! The HTTP listeners of a node.
+//!
+//! - `public`: bidders (sessions, auctions, bids, confirmations, live events).
+//! - `control`: operators (bidders, auctions, qualifications, phase actions, cluster,
+//!   janitor), behind the admin token.
+//! - `events`: server-sent event streams built from the Auction actors' publishers.
+//! - `requests` and `views`: what the API accepts and answers; `problem` turns every
+//!   error into problem+json; `auth` handles secrets and tokens; `metrics` and `openapi`
+//!   publish what the node does and what it accepts.
+//!
+//! Handlers read views from the node's own applied state and send every change to the
+//! Supervisor as a command.
+
+pub mod auth;
+pub mod control;
+pub mod events;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+pub mod public;
+pub mod requests;
+pub mod views;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::{web, HttpResponse};
+
+use crate::actors::janitor::Janitor;
+use crate::actors::resource_pool::ResourcePool;
+use crate::actors::supervisor::{Propose, Supervisor};
+use crate::kernel::{Command, Outcome};
+use crate::replication::{GavelRaft, SharedState};
+use metrics::Metrics;
+use problem::ApiError;
+
+/// Largest request body either listener reads (API.md).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler of a node shares.
+pub struct AppState {
+    pub node_id: u64,
+    pub supervisor: Addr<Supervisor>,
+    pub pool: Addr<ResourcePool>,
+    pub janitor: Addr<Janitor>,
+    pub state: SharedState,
+    pub raft: GavelRaft,
+    pub metrics: Arc<Metrics>,
+    /// SHA-256 of the admin token; the token itself is not kept.
+    pub admin_token_hash: [u8; 32],
+    pub operator_name: String,
+    pub session_ttl_ms: u64,
+}
+
+impl AppState {
+    /// Proposes a command and waits for its committed answer.
+    pub async fn propose(&self, command: Command, actor: String) -> Result<Outcome, ApiError> {
+        let committed = self.supervisor.send(Propose { command, actor }).await?;
+        let committed = match committed {
+            Ok(committed) => committed,
+            Err(error) => {
+                self.metrics
+                    .commands_total
+                    .with_label_values(&["unavailable"])
+                    .inc();
+                return Err(error.into());
+            }
+        };
+        let result = if committed.outcome.is_ok() {
+            "ok"
+        } else {
+            "rejected"
+        };
+        self.metrics
+            .commands_total
+            .with_label_values(&[result])
+            .inc();
+        Ok(committed.outcome?)
+    }
+
+    /// Refreshes the gauges that are read from Raft and the state, then renders.
+    pub fn render_metrics(&self) -> String {
+        let raft_metrics = self.raft.metrics().borrow().clone();
+        self.metrics.raft_term.set(raft_metrics.current_term as i64);
+        self.metrics
+            .raft_last_applied_index
+            .set(raft_metrics.last_applied.map_or(0, |log_id| log_id.index) as i64);
+        self.metrics
+            .raft_is_leader
+            .set(i64::from(raft_metrics.current_leader == Some(self.node_id)));
+        {
+            let state = self.state.read();
+            let open = state
+                .kernel
+                .auctions
+                .values()
+                .filter(|auction| !auction.phase.is_closed())
+                .count();
+            self.metrics.auctions_open.set(open as i64);
+            self.metrics
+                .sessions_live
+                .set(state.kernel.sessions.len() as i64);
+        }
+        self.metrics.render()
+    }
+}
+
+/// Body and path limits and error mapping shared by both listeners.
+pub fn configure_common(config: &mut web::ServiceConfig) {
+    config
+        .app_data(
+            web::JsonConfig::default()
+                .limit(MAX_BODY_BYTES)
+                .content_type_required(true)
+                .error_handler(problem::json_error),
+        )
+        .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
+        .app_data(web::PathConfig::default().error_handler(problem::path_error))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics_text));
+}
+
+/// Answers 404 as problem+json for every unknown path.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such endpoint".to_string()))
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+/// Ready once a leader is known and this node has applied entries.
+async fn readyz(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let metrics = app.raft.metrics().borrow().clone();
+    if metrics.current_leader.is_some() && metrics.last_applied.is_some() {
+        Ok(HttpResponse::Ok()
+            .content_type("text/plain")
+            .body("ready\n"))
+    } else {
+        Err(ApiError::NoLeader)
+    }
+}
+
+async fn metrics_text(app: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(app.render_metrics())
+}

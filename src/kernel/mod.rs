@@ -17,7 +17,7 @@
 //! - `invariants`: the named invariants, asserted after every command and reused by tests.
 
 pub mod apply;
-mod bidding;
+pub mod bidding;
 mod cap;
 pub mod chain;
 pub mod command;

@@ -1,0 +1,89 @@
+//! Credentials: bidder secrets and session tokens are kept only as SHA-256 hashes; the
+//! admin token is compared in constant time.
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::problem::ApiError;
+use super::AppState;
+
+/// Hex SHA-256 of a value.
+pub fn sha256_hex(value: &[u8]) -> String {
+    hex::encode(Sha256::digest(value))
+}
+
+/// The stored form of a bidder's secret: SHA-256 over the salt and the secret.
+pub fn secret_hash(salt_hex: &str, secret: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(salt_hex.as_bytes());
+    hasher.update(b":");
+    hasher.update(secret.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// A new random salt (16 bytes, hex).
+pub fn new_salt() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// A new session token (32 random bytes, hex). Only its hash is replicated.
+pub fn new_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// Whether two hex hashes are equal, compared in constant time.
+pub fn hashes_equal(left: &str, right: &str) -> bool {
+    left.len() == right.len() && bool::from(left.as_bytes().ct_eq(right.as_bytes()))
+}
+
+/// The bearer token of a request, if it carries one.
+pub fn bearer_token(request: &HttpRequest) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = value.strip_prefix("Bearer ")?.trim();
+    (!token.is_empty() && token.len() <= 512).then_some(token)
+}
+
+/// The hash of the request's session token, if it names a live session on this node.
+pub fn session_token_hash(request: &HttpRequest, app: &AppState) -> Result<String, ApiError> {
+    let token = bearer_token(request).ok_or(ApiError::Unauthenticated)?;
+    let token_hash = sha256_hex(token.as_bytes());
+    let now_ms = crate::actors::wall_clock_ms();
+    let state = app.state.read();
+    state
+        .kernel
+        .session_bidder(&token_hash, now_ms)
+        .map(|_| token_hash.clone())
+        .ok_or(ApiError::Unauthenticated)
+}
+
+/// An authenticated operator on the control listener: the request carried the admin
+/// token. Holds the operator's name for the audit trail.
+pub struct Operator(pub String);
+
+impl FromRequest for Operator {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        std::future::ready(authenticate_operator(request))
+    }
+}
+
+fn authenticate_operator(request: &HttpRequest) -> Result<Operator, ApiError> {
+    let app = request
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Unavailable("node state missing".to_string()))?;
+    let token = bearer_token(request).ok_or(ApiError::AdminUnauthorized)?;
+    let presented = Sha256::digest(token.as_bytes());
+    if bool::from(presented.as_slice().ct_eq(&app.admin_token_hash)) {
+        Ok(Operator(app.operator_name.clone()))
+    } else {
+        Err(ApiError::AdminUnauthorized)
+    }
+}

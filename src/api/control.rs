@@ -1,0 +1,299 @@
+//! The control listener: what operators call, behind the admin token (API.md, Control
+//! listener). Every action is proposed with the operator's name for the audit trail.
+
+use actix_web::{get, post, web, HttpResponse};
+
+use super::auth::{new_salt, secret_hash, Operator};
+use super::problem::{ApiError, Problem};
+use super::public::unexpected;
+use super::requests::{
+    AuctionSpecRequest, BidderRequest, IncrementRequest, QualificationRequest, ReasonRequest,
+    SwitchoverRequest,
+};
+use super::views::{BidderCreated, ControlAuctionView, QualificationView, ResultView};
+use super::AppState;
+use crate::actors::janitor::{GetReport, JanitorReport};
+use crate::actors::supervisor::{ClusterView, GetClusterView};
+use crate::actors::wall_clock_ms;
+use crate::kernel::{Command, Outcome, Rejection};
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(register_bidder)
+        .service(create_auction)
+        .service(list_auctions)
+        .service(qualify)
+        .service(suspend)
+        .service(resume)
+        .service(terminate)
+        .service(change_increment)
+        .service(result)
+        .service(cluster)
+        .service(switchover)
+        .service(janitor)
+        .route(
+            "/openapi.json",
+            web::get().to(super::openapi::control_document),
+        );
+}
+
+fn auction_view(app: &AppState, auction_id: &str) -> Result<ControlAuctionView, ApiError> {
+    let state = app.state.read();
+    let auction = state
+        .kernel
+        .auctions
+        .get(auction_id)
+        .ok_or(Rejection::AuctionNotFound)?;
+    Ok(ControlAuctionView::new(auction, wall_clock_ms()))
+}
+
+#[utoipa::path(tag = "control", request_body = BidderRequest, responses(
+    (status = 201, body = BidderCreated), (status = 409, description = "bidder_exists", body = Problem),
+    (status = 422, description = "invalid_request", body = Problem)), security(("admin" = [])))]
+#[post("/control/v1/bidders")]
+async fn register_bidder(
+    app: web::Data<AppState>,
+    operator: Operator,
+    body: web::Json<BidderRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.into_inner();
+    request.validate_secret()?;
+    let secret_salt = new_salt();
+    let command = Command::RegisterBidder {
+        secret_hash: secret_hash(&secret_salt, &request.secret),
+        secret_salt,
+        bidder_id: request.bidder_id.clone(),
+        name: request.name.clone(),
+    };
+    app.propose(command, operator.0).await?;
+    Ok(HttpResponse::Created().json(BidderCreated {
+        bidder_id: request.bidder_id,
+        name: request.name,
+    }))
+}
+
+/// Creates an auction; the same id and spec again answers 200, a different spec 409.
+#[utoipa::path(tag = "control", request_body = AuctionSpecRequest, responses(
+    (status = 201, body = ControlAuctionView), (status = 200, description = "already created with this spec", body = ControlAuctionView),
+    (status = 409, description = "auction_exists", body = Problem), (status = 422, description = "invalid_request", body = Problem)),
+    security(("admin" = [])))]
+#[post("/control/v1/auctions")]
+async fn create_auction(
+    app: web::Data<AppState>,
+    operator: Operator,
+    body: web::Json<AuctionSpecRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let spec = body.into_inner().into_spec()?;
+    let auction_id = spec.id.clone();
+    match app
+        .propose(Command::CreateAuction { spec }, operator.0)
+        .await?
+    {
+        Outcome::AuctionCreated { created } => {
+            let view = auction_view(&app, &auction_id)?;
+            Ok(if created {
+                HttpResponse::Created().json(view)
+            } else {
+                HttpResponse::Ok().json(view)
+            })
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Every auction, with its reserve price.
+#[utoipa::path(tag = "control", responses((status = 200, body = Vec<ControlAuctionView>)), security(("admin" = [])))]
+#[get("/control/v1/auctions")]
+async fn list_auctions(
+    app: web::Data<AppState>,
+    _operator: Operator,
+) -> web::Json<Vec<ControlAuctionView>> {
+    let now_ms = wall_clock_ms();
+    let state = app.state.read();
+    web::Json(
+        state
+            .kernel
+            .auctions
+            .values()
+            .map(|auction| ControlAuctionView::new(auction, now_ms))
+            .collect(),
+    )
+}
+
+/// Qualifies a registered bidder for an auction and gives them a bidder number.
+#[utoipa::path(tag = "control", params(("id" = String, Path)), request_body = QualificationRequest, responses(
+    (status = 201, body = QualificationView), (status = 200, description = "already qualified", body = QualificationView),
+    (status = 404, description = "auction_not_found, bidder_not_found", body = Problem),
+    (status = 409, description = "auction_not_open", body = Problem)), security(("admin" = [])))]
+#[post("/control/v1/auctions/{id}/qualifications")]
+async fn qualify(
+    app: web::Data<AppState>,
+    operator: Operator,
+    path: web::Path<String>,
+    body: web::Json<QualificationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let bidder_id = body.into_inner().bidder_id;
+    let command = Command::Qualify {
+        auction_id: path.into_inner(),
+        bidder_id: bidder_id.clone(),
+    };
+    match app.propose(command, operator.0).await? {
+        Outcome::Qualified {
+            bidder_number,
+            created,
+        } => {
+            let view = QualificationView {
+                bidder_id,
+                bidder_number,
+            };
+            Ok(if created {
+                HttpResponse::Created().json(view)
+            } else {
+                HttpResponse::Ok().json(view)
+            })
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn phase_action(
+    app: web::Data<AppState>,
+    operator: Operator,
+    auction_id: String,
+    command: Command,
+) -> Result<web::Json<ControlAuctionView>, ApiError> {
+    app.propose(command, operator.0).await?;
+    Ok(web::Json(auction_view(&app, &auction_id)?))
+}
+
+#[utoipa::path(tag = "control", params(("id" = String, Path)), request_body = ReasonRequest, responses(
+    (status = 200, body = ControlAuctionView), (status = 404, description = "auction_not_found", body = Problem),
+    (status = 409, description = "auction_not_open", body = Problem)), security(("admin" = [])))]
+#[post("/control/v1/auctions/{id}/suspend")]
+async fn suspend(
+    app: web::Data<AppState>,
+    operator: Operator,
+    path: web::Path<String>,
+    body: web::Json<ReasonRequest>,
+) -> Result<web::Json<ControlAuctionView>, ApiError> {
+    let auction_id = path.into_inner();
+    let command = Command::Suspend {
+        auction_id: auction_id.clone(),
+        reason: body.into_inner().reason,
+    };
+    phase_action(app, operator, auction_id, command).await
+}
+
+#[utoipa::path(tag = "control", params(("id" = String, Path)), request_body = ReasonRequest, responses(
+    (status = 200, body = ControlAuctionView), (status = 404, description = "auction_not_found", body = Problem),
+    (status = 409, description = "conflict: not suspended", body = Problem)), security(("admin" = [])))]
+#[post("/control/v1/auctions/{id}/resume")]
+async fn resume(
+    app: web::Data<AppState>,
+    operator: Operator,
+    path: web::Path<String>,
+    body: web::Json<ReasonRequest>,
+) -> Result<web::Json<ControlAuctionView>, ApiError> {
+    let auction_id = path.into_inner();
+    let command = Command::Resume {
+        auction_id: auction_id.clone(),
+        reason: body.into_inner().reason,
+    };
+    phase_action(app, operator, auction_id, command).await
+}
+
+#[utoipa::path(tag = "control", params(("id" = String, Path)), request_body = ReasonRequest, responses(
+    (status = 200, body = ControlAuctionView), (status = 404, description = "auction_not_found", body = Problem),
+    (status = 409, description = "auction_not_open", body = Problem)), security(("admin" = [])))]
+#[post("/control/v1/auctions/{id}/terminate")]
+async fn terminate(
+    app: web::Data<AppState>,
+    operator: Operator,
+    path: web::Path<String>,
+    body: web::Json<ReasonRequest>,
+) -> Result<web::Json<ControlAuctionView>, ApiError> {
+    let auction_id = path.into_inner();
+    let command = Command::Terminate {
+        auction_id: auction_id.clone(),
+        reason: body.into_inner().reason,
+    };
+    phase_action(app, operator, auction_id, command).await
+}
+
+#[utoipa::path(tag = "control", params(("id" = String, Path)), request_body = IncrementRequest, responses(
+    (status = 200, body = ControlAuctionView), (status = 404, description = "auction_not_found", body = Problem),
+    (status = 409, description = "auction_not_open", body = Problem), (status = 422, description = "invalid_request", body = Problem)),
+    security(("admin" = [])))]
+#[post("/control/v1/auctions/{id}/increment")]
+async fn change_increment(
+    app: web::Data<AppState>,
+    operator: Operator,
+    path: web::Path<String>,
+    body: web::Json<IncrementRequest>,
+) -> Result<web::Json<ControlAuctionView>, ApiError> {
+    let auction_id = path.into_inner();
+    let request = body.into_inner();
+    let command = Command::ChangeIncrement {
+        auction_id: auction_id.clone(),
+        increment: request.increment,
+        reason: request.reason,
+    };
+    phase_action(app, operator, auction_id, command).await
+}
+
+/// The result with every bid and its hash chain link.
+#[utoipa::path(tag = "control", params(("id" = String, Path)), responses(
+    (status = 200, body = ResultView), (status = 404, description = "auction_not_found", body = Problem)), security(("admin" = [])))]
+#[get("/control/v1/auctions/{id}/result")]
+async fn result(
+    app: web::Data<AppState>,
+    _operator: Operator,
+    path: web::Path<String>,
+) -> Result<web::Json<ResultView>, ApiError> {
+    let state = app.state.read();
+    let auction = state
+        .kernel
+        .auctions
+        .get(path.as_str())
+        .ok_or(Rejection::AuctionNotFound)?;
+    Ok(web::Json(ResultView::new(auction)))
+}
+
+#[utoipa::path(tag = "control", responses((status = 200, body = ClusterView)), security(("admin" = [])))]
+#[get("/control/v1/cluster")]
+async fn cluster(
+    app: web::Data<AppState>,
+    _operator: Operator,
+) -> Result<web::Json<ClusterView>, ApiError> {
+    Ok(web::Json(app.supervisor.send(GetClusterView).await?))
+}
+
+/// Answers once `to_node_id` leads. In a one-voter cluster only the voter itself can be
+/// named.
+#[utoipa::path(tag = "control", request_body = SwitchoverRequest, responses(
+    (status = 200, body = ClusterView), (status = 422, description = "invalid_request: not a voter", body = Problem)),
+    security(("admin" = [])))]
+#[post("/control/v1/cluster/switchover")]
+async fn switchover(
+    app: web::Data<AppState>,
+    _operator: Operator,
+    body: web::Json<SwitchoverRequest>,
+) -> Result<web::Json<ClusterView>, ApiError> {
+    let view = app.supervisor.send(GetClusterView).await?;
+    let to_node_id = body.into_inner().to_node_id;
+    if view.leader_id == Some(to_node_id) {
+        return Ok(web::Json(view));
+    }
+    Err(ApiError::invalid(format!(
+        "node {to_node_id} is not a voter that can lead this cluster"
+    )))
+}
+
+#[utoipa::path(tag = "control", responses((status = 200, body = JanitorReport)), security(("admin" = [])))]
+#[get("/control/v1/janitor")]
+async fn janitor(
+    app: web::Data<AppState>,
+    _operator: Operator,
+) -> Result<web::Json<JanitorReport>, ApiError> {
+    Ok(web::Json(app.janitor.send(GetReport).await?))
+}

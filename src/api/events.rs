@@ -1,0 +1,146 @@
+//! Server-sent events of one auction, from this node's own applied state.
+//!
+//! On connect the stream sends every bid after `Last-Event-ID` (a bid's id is its `seq`),
+//! then the current `auction` view; then the Auction actor's live events. A `: keep-alive`
+//! comment goes out every 15 s. A consumer too slow to keep up with the actor's bounded
+//! buffer is cut off (it reconnects with `Last-Event-ID` and misses nothing); the kernel
+//! never waits for it. The stream ends after the `closed` event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::problem::{ApiError, Problem};
+use super::views::{AuctionView, BidView};
+use super::AppState;
+use crate::actors::auction::{LiveEvent, Subscribe};
+use crate::actors::resource_pool::SubscribeAuction;
+use crate::actors::wall_clock_ms;
+use crate::kernel::Rejection;
+
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+fn frame(id: u64, name: &str, data: &str) -> Bytes {
+    Bytes::from(format!("id: {id}\nevent: {name}\ndata: {data}\n\n"))
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// Live updates of one auction: `auction`, `bid` and `closed` events.
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id"),
+    ("Last-Event-ID" = Option<u64>, Header, description = "resume after this bid seq")),
+    responses((status = 200, content_type = "text/event-stream", description = "the event stream"),
+    (status = 404, description = "auction_not_found", body = Problem)))]
+#[get("/api/v1/auctions/{id}/events")]
+pub async fn auction_events(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let auction_id = path.into_inner();
+    let last_event_id = match request.headers().get("Last-Event-ID") {
+        None => 0,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                ApiError::invalid("Last-Event-ID must be a bid sequence number".to_string())
+            })?,
+    };
+    // Subscribe before reading the state, so nothing falls between the two.
+    let actor = app
+        .pool
+        .send(SubscribeAuction {
+            auction_id: auction_id.clone(),
+        })
+        .await?
+        .ok_or(Rejection::AuctionNotFound)?;
+    let receiver = actor.send(Subscribe).await?;
+
+    let (initial, last_sent_seq, closed) = {
+        let state = app.state.read();
+        let auction = state
+            .kernel
+            .auctions
+            .get(&auction_id)
+            .ok_or(Rejection::AuctionNotFound)?;
+        let mut initial: Vec<Bytes> = auction
+            .bids
+            .iter()
+            .filter(|bid| bid.seq > last_event_id)
+            .map(|bid| frame(bid.seq, "bid", &json(&BidView::from(bid))))
+            .collect();
+        let bid_count = auction.bids.len() as u64;
+        let closed = auction.phase.is_closed();
+        let name = if closed { "closed" } else { "auction" };
+        initial.push(frame(
+            bid_count,
+            name,
+            &json(&AuctionView::new(auction, wall_clock_ms())),
+        ));
+        (initial, bid_count, closed)
+    };
+
+    let live = LiveStream {
+        receiver,
+        keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
+        last_sent_seq,
+        done: closed,
+    };
+    let stream = futures::stream::iter(initial.into_iter().map(Ok::<Bytes, actix_web::Error>))
+        .chain(live.into_stream());
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream))
+}
+
+use futures::StreamExt;
+
+struct LiveStream {
+    receiver: broadcast::Receiver<Arc<LiveEvent>>,
+    keep_alive: tokio::time::Interval,
+    last_sent_seq: u64,
+    done: bool,
+}
+
+impl LiveStream {
+    fn into_stream(self) -> impl futures::Stream<Item = Result<Bytes, actix_web::Error>> {
+        futures::stream::unfold(self, |mut live| async move {
+            loop {
+                if live.done {
+                    return None;
+                }
+                tokio::select! {
+                    received = live.receiver.recv() => match received {
+                        Ok(event) => {
+                            if event.name == "bid" {
+                                if event.id <= live.last_sent_seq {
+                                    continue;
+                                }
+                                live.last_sent_seq = event.id;
+                            }
+                            if event.name == "closed" {
+                                live.done = true;
+                            }
+                            return Some((Ok(frame(event.id, event.name, &event.data)), live));
+                        }
+                        // Too slow for the bounded buffer, or the auction's actor stopped:
+                        // end the stream; the client resumes with Last-Event-ID.
+                        Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+                    },
+                    _ = live.keep_alive.tick() => {
+                        return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), live));
+                    }
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,234 @@
+//! The public listener: what bidders and their browsers call (API.md, Public listener).
+
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+
+use super::auth::{hashes_equal, new_token, secret_hash, session_token_hash, sha256_hex};
+use super::problem::{ApiError, Problem};
+use super::requests::{BidRequest, SessionRequest};
+use super::views::{
+    AuctionList, AuctionView, BidList, BidReceipt, BidView, SessionCreated, TimeView,
+};
+use super::AppState;
+use crate::actors::wall_clock_ms;
+use crate::kernel::{Command, Outcome};
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(server_time)
+        .service(create_session)
+        .service(delete_session)
+        .service(list_auctions)
+        .service(get_auction)
+        .service(list_bids)
+        .service(place_bid)
+        .service(confirm)
+        .service(super::events::auction_events)
+        .route(
+            "/openapi.json",
+            web::get().to(super::openapi::public_document),
+        );
+}
+
+/// The server clock bidders sync to.
+#[utoipa::path(tag = "public", responses((status = 200, body = TimeView)))]
+#[get("/api/v1/time")]
+async fn server_time(app: web::Data<AppState>) -> web::Json<TimeView> {
+    web::Json(TimeView {
+        server_time_ms: wall_clock_ms(),
+        node_id: app.node_id,
+    })
+}
+
+/// Opens a session with a bidder's id and secret.
+#[utoipa::path(tag = "public", request_body = SessionRequest, responses(
+    (status = 201, body = SessionCreated),
+    (status = 401, description = "bad_credentials", body = Problem),
+    (status = 422, description = "invalid_request", body = Problem)))]
+#[post("/api/v1/sessions")]
+async fn create_session(
+    app: web::Data<AppState>,
+    body: web::Json<SessionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.into_inner();
+    let credentials_match = {
+        let state = app.state.read();
+        state
+            .kernel
+            .bidders
+            .get(&request.bidder_id)
+            .is_some_and(|bidder| {
+                hashes_equal(
+                    &bidder.secret_hash,
+                    &secret_hash(&bidder.secret_salt, &request.secret),
+                )
+            })
+    };
+    if !credentials_match {
+        return Err(ApiError::BadCredentials);
+    }
+    let token = new_token();
+    let expires_at_ms = wall_clock_ms().saturating_add(app.session_ttl_ms);
+    let command = Command::OpenSession {
+        token_hash: sha256_hex(token.as_bytes()),
+        bidder_id: request.bidder_id.clone(),
+        expires_at_ms,
+    };
+    match app.propose(command, request.bidder_id.clone()).await? {
+        Outcome::SessionOpened {
+            bidder_id,
+            expires_at_ms,
+        } => Ok(HttpResponse::Created().json(SessionCreated {
+            token,
+            bidder_id,
+            expires_at_ms,
+        })),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Ends the caller's session on every node.
+#[utoipa::path(tag = "public", responses((status = 204), (status = 401, description = "unauthenticated", body = Problem)),
+    security(("session" = [])))]
+#[delete("/api/v1/sessions/current")]
+async fn delete_session(
+    app: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let token_hash = session_token_hash(&request, &app)?;
+    app.propose(Command::CloseSession { token_hash }, "bidder".to_string())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(tag = "public", responses((status = 200, body = AuctionList)))]
+#[get("/api/v1/auctions")]
+async fn list_auctions(app: web::Data<AppState>) -> web::Json<AuctionList> {
+    let now_ms = wall_clock_ms();
+    let state = app.state.read();
+    let auctions = state
+        .kernel
+        .auctions
+        .values()
+        .map(|auction| AuctionView::new(auction, now_ms))
+        .collect();
+    web::Json(AuctionList { auctions })
+}
+
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), responses(
+    (status = 200, body = AuctionView),
+    (status = 404, description = "auction_not_found", body = Problem)))]
+#[get("/api/v1/auctions/{id}")]
+async fn get_auction(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<web::Json<AuctionView>, ApiError> {
+    let state = app.state.read();
+    let auction = state
+        .kernel
+        .auctions
+        .get(path.as_str())
+        .ok_or(crate::kernel::Rejection::AuctionNotFound)?;
+    Ok(web::Json(AuctionView::new(auction, wall_clock_ms())))
+}
+
+/// Accepted bids, oldest first, by bidder number only.
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), responses(
+    (status = 200, body = BidList),
+    (status = 404, description = "auction_not_found", body = Problem)))]
+#[get("/api/v1/auctions/{id}/bids")]
+async fn list_bids(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<web::Json<BidList>, ApiError> {
+    let state = app.state.read();
+    let auction = state
+        .kernel
+        .auctions
+        .get(path.as_str())
+        .ok_or(crate::kernel::Rejection::AuctionNotFound)?;
+    Ok(web::Json(BidList {
+        bids: auction.bids.iter().map(BidView::from).collect(),
+    }))
+}
+
+/// Places a bid. The receipt is sent only once the bid is committed; the same
+/// request_id with the same body answers the original receipt (200).
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), request_body = BidRequest,
+    responses(
+        (status = 201, body = BidReceipt), (status = 200, description = "a retry: the original receipt", body = BidReceipt),
+        (status = 401, description = "unauthenticated", body = Problem), (status = 403, description = "not_qualified", body = Problem),
+        (status = 404, description = "auction_not_found", body = Problem),
+        (status = 409, description = "auction_not_open, below_minimum, not_on_increment, already_leading, above_cap, request_id_reused", body = Problem),
+        (status = 422, description = "invalid_request", body = Problem), (status = 503, description = "no_leader", body = Problem)),
+    security(("session" = [])))]
+#[post("/api/v1/auctions/{id}/bids")]
+async fn place_bid(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+    body: web::Json<BidRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let token_hash = session_token_hash(&request, &app)?;
+    let bid = body.into_inner();
+    let command = Command::PlaceBid {
+        auction_id: path.into_inner(),
+        token_hash,
+        amount: bid.amount,
+        request_id: bid.request_id,
+    };
+    let result = app.propose(command, "bidder".to_string()).await;
+    if let Err(ApiError::Rejected(rejection)) = &result {
+        app.metrics
+            .bids_rejected_total
+            .with_label_values(&[rejection.code()])
+            .inc();
+    }
+    match result? {
+        Outcome::BidAccepted { receipt, replayed } => {
+            let view = {
+                let state = app.state.read();
+                let auction = state
+                    .kernel
+                    .auctions
+                    .get(&receipt.auction_id)
+                    .ok_or(crate::kernel::Rejection::AuctionNotFound)?;
+                AuctionView::new(auction, wall_clock_ms())
+            };
+            let body = BidReceipt::new(&receipt, view);
+            if replayed {
+                Ok(HttpResponse::Ok().json(body))
+            } else {
+                app.metrics.bids_accepted_total.inc();
+                Ok(HttpResponse::Created().json(body))
+            }
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// In `capped`: the caller, holding a valid bid, joins the lottery.
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), responses(
+    (status = 201), (status = 401, description = "unauthenticated", body = Problem),
+    (status = 403, description = "not_qualified, not_eligible", body = Problem),
+    (status = 409, description = "auction_not_open", body = Problem)),
+    security(("session" = [])))]
+#[post("/api/v1/auctions/{id}/confirmations")]
+async fn confirm(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let token_hash = session_token_hash(&request, &app)?;
+    let command = Command::Confirm {
+        auction_id: path.into_inner(),
+        token_hash,
+    };
+    app.propose(command, "bidder".to_string()).await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({ "confirmed": true })))
+}
+
+/// A command answered with an outcome of another command: a bug, reported as such.
+pub fn unexpected(outcome: Outcome) -> ApiError {
+    tracing::error!(?outcome, "command answered with an unexpected outcome");
+    ApiError::Unavailable("unexpected outcome".to_string())
+}

@@ -1,0 +1,282 @@
+//! Starts real `gavel serve` processes on free loopback ports and talks to them over
+//! HTTP, for the integration tests.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const ADMIN_TOKEN: &str = "integration-admin-token-0123456789";
+
+/// A free TCP port on loopback (bound, then released for the node to take).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free loopback port")
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64
+}
+
+/// One running node: its process, ports and data directory.
+pub struct Node {
+    pub child: Option<Child>,
+    pub public_url: String,
+    pub control_url: String,
+    pub config_path: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Node {
+    /// Writes a one-voter configuration into `dir` and starts the node.
+    pub fn start(dir: &Path) -> Node {
+        let (public, control, peer) = (free_port(), free_port(), free_port());
+        std::fs::create_dir_all(dir).expect("test dir");
+        let config = format!(
+            r#"[node]
+id = 1
+name = "node-1"
+data_dir = "{data}"
+
+[listen]
+public = "127.0.0.1:{public}"
+control = "127.0.0.1:{control}"
+peer = "127.0.0.1:{peer}"
+
+[security]
+admin_token = "{ADMIN_TOKEN}"
+operator_name = "test-operator"
+
+[janitor]
+interval_ms = 300
+closed_auction_linger_ms = 1000
+"#,
+            data = dir.join("data").display()
+        );
+        let config_path = dir.join("gavel.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let mut node = Node {
+            child: None,
+            public_url: format!("http://127.0.0.1:{public}"),
+            control_url: format!("http://127.0.0.1:{control}"),
+            config_path,
+            dir: dir.to_path_buf(),
+        };
+        node.spawn();
+        node
+    }
+
+    /// Starts (or restarts) the process on the same configuration and waits until ready.
+    pub fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.join(format!("node-{}.log", now_ms())))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
+            .args(["serve", "--config"])
+            .arg(&self.config_path)
+            .env_remove("GAVEL_ADMIN_TOKEN")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start gavel");
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(20));
+    }
+
+    fn wait_ready(&mut self, limit: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "gavel exited before it was ready: {status}; logs in {}",
+                        self.dir.display()
+                    );
+                }
+            }
+            if let Ok(response) = ureq::get(&format!("{}/readyz", self.public_url)).call() {
+                if response.status() == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "gavel not ready within {limit:?}; logs in {}",
+            self.dir.display()
+        );
+    }
+
+    /// Sends a signal to the process and waits for it to exit.
+    pub fn stop_with(&mut self, signal: i32) {
+        if let Some(mut child) = self.child.take() {
+            unsafe {
+                libc::kill(child.id() as i32, signal);
+            }
+            let _ = child.wait();
+        }
+    }
+
+    pub fn kill(&mut self) {
+        self.stop_with(libc::SIGKILL);
+    }
+
+    // --- HTTP helpers; each returns (status, body as JSON or Null) ---
+
+    pub fn public(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        request(method, &format!("{}{}", self.public_url, path), token, body)
+    }
+
+    pub fn control(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        request(
+            method,
+            &format!("{}{}", self.control_url, path),
+            Some(ADMIN_TOKEN),
+            body,
+        )
+    }
+
+    pub fn register_bidder(&self, bidder_id: &str) {
+        let body = json!({"bidder_id": bidder_id, "name": format!("Bidder {bidder_id}"), "secret": format!("secret-{bidder_id}")});
+        let (status, answer) = self.control("POST", "/control/v1/bidders", Some(body));
+        assert_eq!(status, 201, "register {bidder_id}: {answer}");
+    }
+
+    /// Opens a session for a registered bidder; returns the token.
+    pub fn login(&self, bidder_id: &str) -> String {
+        let body = json!({"bidder_id": bidder_id, "secret": format!("secret-{bidder_id}")});
+        let (status, answer) = self.public("POST", "/api/v1/sessions", None, Some(body));
+        assert_eq!(status, 201, "login {bidder_id}: {answer}");
+        answer["token"].as_str().expect("token").to_string()
+    }
+
+    pub fn qualify(&self, auction_id: &str, bidder_id: &str) -> u64 {
+        let (status, answer) = self.control(
+            "POST",
+            &format!("/control/v1/auctions/{auction_id}/qualifications"),
+            Some(json!({"bidder_id": bidder_id})),
+        );
+        assert_eq!(status, 201, "qualify {bidder_id}: {answer}");
+        answer["bidder_number"].as_u64().expect("bidder_number")
+    }
+
+    pub fn create_auction(&self, spec: Value) -> Value {
+        let (status, answer) = self.control("POST", "/control/v1/auctions", Some(spec));
+        assert_eq!(status, 201, "create auction: {answer}");
+        answer
+    }
+
+    pub fn bid(
+        &self,
+        token: &str,
+        auction_id: &str,
+        amount: u64,
+        request_id: &str,
+    ) -> (u16, Value) {
+        self.public(
+            "POST",
+            &format!("/api/v1/auctions/{auction_id}/bids"),
+            Some(token),
+            Some(json!({"amount": amount, "request_id": request_id})),
+        )
+    }
+
+    pub fn auction(&self, auction_id: &str) -> Value {
+        let (status, answer) =
+            self.public("GET", &format!("/api/v1/auctions/{auction_id}"), None, None);
+        assert_eq!(status, 200, "get auction: {answer}");
+        answer
+    }
+
+    /// Polls the auction until `phase` or the time limit; returns the last view.
+    pub fn wait_for_phase(&self, auction_id: &str, phase: &str, limit: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let view = self.auction(auction_id);
+            if view["phase"] == phase || started.elapsed() > limit {
+                return view;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One HTTP request with an optional bearer token and JSON body.
+pub fn request(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut request = ureq::request(method, url).timeout(Duration::from_secs(10));
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let result = match body {
+        Some(body) => request.send_json(body),
+        None => request.call(),
+    };
+    let response = match result {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(error) => panic!("{method} {url}: {error}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Sends raw bytes with a content type; for malformed-input tests.
+pub fn raw_request(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, Value) {
+    let mut request = ureq::request(method, url)
+        .timeout(Duration::from_secs(10))
+        .set("Content-Type", content_type);
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let response = match request.send_bytes(body) {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(error) => panic!("{method} {url}: {error}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// An auction spec whose listing opens now and closes after `listing_ms`.
+pub fn auction_spec(id: &str, listing_ms: u64, countdown_ms: u64) -> Value {
+    let now = now_ms();
+    json!({
+        "id": id,
+        "title": format!("Parcel {id}"),
+        "parcel": {"district": "Gusu", "area_m2": 12000, "use": "residential"},
+        "start_price": 1_000_000,
+        "increment": 10_000,
+        "listing_opens_at_ms": now,
+        "listing_closes_at_ms": now + listing_ms,
+        "countdown_ms": countdown_ms
+    })
+}
