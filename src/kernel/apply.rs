@@ -3,13 +3,13 @@
 //! touched.
 
 use super::bidding::{self, BidRequest};
-use super::cap::splitmix64;
+use super::cap::{self, splitmix64};
 use super::command::{Command, Envelope, Outcome};
 use super::event::{Event, EventKind};
 use super::invariants;
 use super::phases::{self, advance, not_open};
 use super::rejection::Rejection;
-use super::state::{Auction, Bidder, Session, State, TakeoverRecord, MAX_TAKEOVERS_KEPT};
+use super::state::{Auction, Bidder, Phase, Session, State, TakeoverRecord, MAX_TAKEOVERS_KEPT};
 use super::types::{validate_id, validate_text, AuctionSpec, BidderNumber, Money};
 
 /// What applying one command produced: its answer, and the events to publish. A refused
@@ -25,10 +25,11 @@ pub struct Applied {
 /// same result on every replica.
 pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
     // Command times never go backwards, whatever a new leader's clock says.
+    let last_command_ms = state.clock_ms;
     let now_ms = envelope.now_ms.max(state.clock_ms);
     state.clock_ms = now_ms;
     let mut events = Vec::new();
-    let result = dispatch(state, now_ms, envelope, &mut events);
+    let result = dispatch(state, now_ms, last_command_ms, envelope, &mut events);
 
     if let Some(auction) = envelope
         .command
@@ -82,6 +83,7 @@ fn check_latest(auction: &Auction) -> Result<(), invariants::Violation> {
 fn dispatch(
     state: &mut State,
     now_ms: u64,
+    last_command_ms: u64,
     envelope: &Envelope,
     events: &mut Vec<Event>,
 ) -> Result<Outcome, Rejection> {
@@ -182,6 +184,15 @@ fn dispatch(
         Command::Takeover { leader_node_id } => {
             let mut extended = Vec::new();
             for auction in state.auctions.values_mut() {
+                // The leaderless gap began after the last applied command: a deadline that
+                // passed before it had closed its auction already (closes are applied
+                // lazily), and the grace rule must not reopen it. A listing that opened
+                // during the gap is open at the takeover: its close falls under the rule.
+                advance(auction, last_command_ms, seed, events);
+                if auction.phase == Phase::Scheduled {
+                    let opened_by_ms = now_ms.min(auction.spec.listing_closes_at_ms);
+                    advance(auction, opened_by_ms, seed, events);
+                }
                 if phases::apply_takeover_grace(auction, now_ms, *leader_node_id, events) {
                     extended.push(auction.spec.id.clone());
                 }
@@ -381,6 +392,10 @@ fn change_increment(
         auction_id: auction_id.to_string(),
         kind: EventKind::Increment,
     });
+    // A larger increment can leave the high bid less than one increment below the cap.
+    if matches!(auction.phase, Phase::Listing | Phase::TimedBidding) && cap::cap_reached(auction) {
+        cap::enter_capped(auction, now_ms, events);
+    }
     Ok(Outcome::AuctionUpdated)
 }
 

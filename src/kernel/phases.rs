@@ -176,6 +176,11 @@ pub fn resume(
             deadline_ms: deadline,
         },
     ));
+    // An increment changed during the freeze can leave the high bid within one increment
+    // of the cap: price bidding then stops.
+    if matches!(auction.phase, Phase::Listing | Phase::TimedBidding) && cap::cap_reached(auction) {
+        cap::enter_capped(auction, now_ms, events);
+    }
     Ok(())
 }
 

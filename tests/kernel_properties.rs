@@ -1,0 +1,525 @@
+//! Random command sequences run against the kernel and against a small reference model
+//! written from RULES.md (`common_kernel::model`: phase, price, leader, deadline,
+//! winner), which predicts every answer and every auction's state. After every step
+//! the kernel must agree with the model and `invariants::check_auction` must hold; at
+//! the end, replaying the envelope log on a fresh `State` must give the same answers and
+//! the same state. proptest prints the failing scenario (its `seed` included) and
+//! shrinks it.
+
+mod common_kernel;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common_kernel::model::{bidder_id, takes_bids, ModelAuction, ModelWinner};
+use common_kernel::model::{OperatorAction, View};
+use common_kernel::{spec, Harness};
+use gavel::kernel::invariants::check_auction;
+use gavel::kernel::{apply, Auction, AuctionSpec, Command, Envelope, IncrementRule};
+use gavel::kernel::{Outcome, Receipt, Rejection, State};
+use proptest::prelude::*;
+
+/// Bidders b0 and b1 keep their sessions, b2's expires (or is closed), b3's expires at
+/// 1 ms.
+const BIDDERS: usize = 4;
+
+// ----- Generated scenarios ------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+enum Amount {
+    /// The model's minimum plus whole increments.
+    Steps(u64),
+    /// The model's minimum plus a small offset, often off the increment grid.
+    Offset(i64),
+    Raw(u64),
+}
+
+/// A bid. `bidder: None` is whichever of b0 and b1 does not lead; `reused_request:
+/// Some(n)` uses request_id `r{n}`, shared by all of that bidder's bids.
+#[derive(Debug, Clone)]
+struct Bid {
+    auction: usize,
+    bidder: Option<usize>,
+    amount: Amount,
+    reused_request: Option<u8>,
+}
+
+/// One step's command. Auction indexes wrap around the number of auctions.
+#[derive(Debug, Clone)]
+enum Action {
+    Bid(Bid),
+    /// The previous bid command again, unchanged: a client's retry.
+    RetryLastBid,
+    Confirm(usize, usize),
+    Advance(usize),
+    Operator(usize, OperatorAction),
+    /// A leader change after a leaderless gap of this many milliseconds.
+    Takeover(u64),
+    CloseSessionOfBidder2,
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    seed: u64,
+    /// Each auction, and whether b2 is qualified for it (b0, b1, b3 always are).
+    auctions: Vec<(AuctionSpec, bool)>,
+    bidder_2_expires_at_ms: u64,
+    /// Wait, then act.
+    steps: Vec<(u64, Action)>,
+}
+
+fn auction_spec() -> impl Strategy<Value = (AuctionSpec, bool)> {
+    let prices = (
+        1..=50u64,
+        1..=10u64,
+        any::<bool>(),
+        prop::option::of(0..=8u64),
+    );
+    let times = (prop::option::of(1..=12u64), 0..=300u64, 300..=1500u64);
+    let durations = (50..=400u64, 100..=600u64, 50..=400u64, any::<bool>());
+    (prices, times, durations).prop_map(|(prices, times, durations)| {
+        let (start_price, increment, at_least, reserve_steps) = prices;
+        let (cap_steps, opens_at_ms, listing_ms) = times;
+        let (countdown_ms, cap_confirm_ms, failover_grace_ms, bidder_2_qualified) = durations;
+        let price_cap = cap_steps.map(|steps| start_price + steps * increment);
+        let reserve = reserve_steps.map(|steps| start_price + steps * increment);
+        let spec = AuctionSpec {
+            start_price,
+            increment,
+            increment_rule: if at_least {
+                IncrementRule::AtLeast
+            } else {
+                IncrementRule::Multiple
+            },
+            reserve_price: reserve.map(|reserve| price_cap.map_or(reserve, |cap| reserve.min(cap))),
+            price_cap,
+            cap_confirm_ms,
+            failover_grace_ms,
+            listing_opens_at_ms: opens_at_ms,
+            listing_closes_at_ms: opens_at_ms + listing_ms,
+            countdown_ms,
+            ..spec("unnamed")
+        };
+        (spec, bidder_2_qualified)
+    })
+}
+
+fn operator_action() -> impl Strategy<Value = OperatorAction> {
+    prop_oneof![
+        2 => Just(OperatorAction::Suspend),
+        4 => Just(OperatorAction::Resume),
+        2 => (1..=15u64).prop_map(OperatorAction::ChangeIncrement),
+    ]
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    let amount = prop_oneof![
+        6 => (0..=3u64).prop_map(Amount::Steps),
+        3 => (-3..=6i64).prop_map(Amount::Offset),
+        1 => (1..=400u64).prop_map(Amount::Raw),
+    ];
+    let reused = prop_oneof![3 => Just(None), 2 => (0..3u8).prop_map(Some)];
+    let auction = 0..2usize;
+    let bidder = prop_oneof![8 => 0..2usize, 3 => Just(2usize), 1 => Just(3usize)];
+    let bid_by = prop_oneof![Just(None), bidder.clone().prop_map(Some)];
+    prop_oneof![
+        30 => (auction.clone(), bid_by, amount, reused).prop_map(|(auction, bidder, amount, reused_request)| {
+            Action::Bid(Bid { auction, bidder, amount, reused_request })
+        }),
+        4 => Just(Action::RetryLastBid),
+        6 => (auction.clone(), bidder).prop_map(|(auction, bidder)| Action::Confirm(auction, bidder)),
+        3 => auction.clone().prop_map(Action::Advance),
+        8 => (auction.clone(), operator_action()).prop_map(|(auction, action)| Action::Operator(auction, action)),
+        2 => (0..=600u64).prop_map(Action::Takeover),
+        1 => Just(Action::CloseSessionOfBidder2),
+        // Rarely a terminate: it ends the interesting part of an auction's life.
+        1 => (auction, 0..5u8).prop_map(|(auction, roll)| match roll {
+            0 => Action::Operator(auction, OperatorAction::Terminate),
+            _ => Action::Advance(auction),
+        }),
+    ]
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    let wait_ms = prop_oneof![3 => 0..=25u64, 1 => 26..=200u64];
+    let steps = prop::collection::vec((wait_ms, action()), 5..=80);
+    let auctions = prop::collection::vec(auction_spec(), 1..=2);
+    (any::<u64>(), auctions, 100..=4000u64, steps).prop_map(
+        |(seed, auctions, bidder_2_expires_at_ms, steps)| Scenario {
+            seed,
+            auctions,
+            bidder_2_expires_at_ms,
+            steps,
+        },
+    )
+}
+
+// ----- Running a scenario against both ------------------------------------------------
+
+const UPDATED: Result<Outcome, Rejection> = Ok(Outcome::AuctionUpdated);
+const UNAUTHENTICATED: Result<Outcome, Rejection> = Err(Rejection::Unauthenticated);
+
+struct Run {
+    harness: Harness,
+    /// The answers of the commands after the setup, in order.
+    results: Vec<Result<Outcome, Rejection>>,
+    now_ms: u64,
+    seed: u64,
+    fresh_requests: u64,
+    last_bid: Option<(usize, usize, u64, String)>,
+    model: Vec<ModelAuction>,
+    session_expiry_ms: [Option<u64>; BIDDERS],
+    /// Accepted requests: (bidder, request_id) to (auction, amount, receipt).
+    requests: BTreeMap<(usize, String), (usize, u64, Receipt)>,
+    /// Bidder numbers per auction, as the kernel handed them out.
+    numbers: Vec<BTreeMap<usize, u32>>,
+}
+
+impl Run {
+    fn apply(&mut self, command: Command) -> Result<Outcome, Rejection> {
+        let applied = self.harness.run_with(self.now_ms, self.seed, "op", command);
+        self.results.push(applied.result.clone());
+        applied.result
+    }
+
+    fn id(&self, auction: usize) -> String {
+        self.model[auction].spec.id.clone()
+    }
+
+    fn start(scenario: &Scenario) -> Run {
+        let expiry_ms = [u64::MAX, u64::MAX, scenario.bidder_2_expires_at_ms, 1];
+        let mut run = Run {
+            harness: Harness::default(),
+            results: Vec::new(),
+            now_ms: 0,
+            seed: scenario.seed,
+            fresh_requests: 0,
+            last_bid: None,
+            model: Vec::new(),
+            session_expiry_ms: expiry_ms.map(Some),
+            requests: BTreeMap::new(),
+            numbers: Vec::new(),
+        };
+        for (bidder, expires_at_ms) in expiry_ms.into_iter().enumerate() {
+            run.harness
+                .register_until(&bidder_id(bidder), expires_at_ms);
+        }
+        for (index, (spec, bidder_2_qualified)) in scenario.auctions.iter().enumerate() {
+            let id = format!("lot{index}");
+            let qualified = [0, 1, 2, 3].into_iter();
+            let qualified = qualified.filter(|&bidder| bidder != 2 || *bidder_2_qualified);
+            let qualified = qualified.collect();
+            run.create(index, AuctionSpec { id, ..spec.clone() }, qualified);
+        }
+        run
+    }
+
+    fn create(&mut self, index: usize, spec: AuctionSpec, qualified: BTreeSet<usize>) {
+        self.harness.create(0, spec.clone());
+        let mut numbers = BTreeMap::new();
+        for &bidder in &qualified {
+            // Each qualification draws its number from its own seed.
+            let seed = self.seed.wrapping_add((index * BIDDERS + bidder) as u64);
+            let number = self.harness.qualify(seed, &spec.id, &bidder_id(bidder));
+            numbers.insert(bidder, number);
+        }
+        let distinct: BTreeSet<&u32> = numbers.values().collect();
+        assert_eq!(distinct.len(), numbers.len(), "bidder numbers are unique");
+        self.numbers.push(numbers);
+        let mut model = ModelAuction::new(spec, qualified);
+        model.catch_up(0);
+        self.model.push(model);
+    }
+
+    fn session_valid(&self, bidder: usize) -> bool {
+        self.session_expiry_ms[bidder].is_some_and(|expires_at_ms| expires_at_ms > self.now_ms)
+    }
+
+    /// The kernel's auction as it stands at `now_ms`: a copy of the state brought up to
+    /// date by an `Advance`, so closes the kernel applies lazily do not hide.
+    fn observe(&self, auction: usize) -> Auction {
+        let (mut copy, auction_id) = (self.harness.state.clone(), self.id(auction));
+        let command = Command::Advance {
+            auction_id: auction_id.clone(),
+        };
+        let (now_ms, seed, actor) = (self.now_ms, self.seed, "observer".to_string());
+        apply(
+            &mut copy,
+            &Envelope {
+                now_ms,
+                seed,
+                actor,
+                command,
+            },
+        );
+        copy.auctions[&auction_id].clone()
+    }
+
+    fn step(&mut self, wait_ms: u64, action: &Action) {
+        self.now_ms += wait_ms;
+        if let Action::Takeover(gap_ms) = action {
+            return self.takeover(*gap_ms);
+        }
+        let now_ms = self.now_ms;
+        self.model
+            .iter_mut()
+            .for_each(|model| model.catch_up(now_ms));
+        let count = self.model.len();
+        match action {
+            Action::Bid(bid) => self.bid(bid),
+            Action::RetryLastBid => match self.last_bid.clone() {
+                Some((auction, bidder, amount, request_id)) => {
+                    self.place_bid(auction, bidder, amount, request_id)
+                }
+                // Every step applies a command: the model has caught up to its time.
+                None => self.step(0, &Action::Advance(0)),
+            },
+            Action::Confirm(auction, bidder) => self.confirm(auction % count, *bidder),
+            Action::Advance(auction) => {
+                let auction_id = self.id(auction % count);
+                assert_eq!(self.apply(Command::Advance { auction_id }), UPDATED);
+            }
+            Action::Operator(auction, action) => self.operator(auction % count, *action),
+            Action::CloseSessionOfBidder2 => {
+                self.session_expiry_ms[2] = None;
+                let token_hash = self.harness.token("b2");
+                let closed = self.apply(Command::CloseSession { token_hash });
+                assert_eq!(closed, Ok(Outcome::SessionClosed));
+            }
+            Action::Takeover(_) => unreachable!("handled above"),
+        }
+    }
+
+    fn bid(&mut self, bid: &Bid) {
+        let auction = bid.auction % self.model.len();
+        let model = &self.model[auction];
+        let bidder = bid.bidder.unwrap_or(usize::from(model.leader() == Some(0)));
+        let amount = match bid.amount {
+            Amount::Steps(steps) => model.minimum() + steps * model.increment,
+            Amount::Offset(offset) => (model.minimum() as i64 + offset).max(1) as u64,
+            Amount::Raw(raw) => raw,
+        };
+        self.fresh_requests += 1;
+        let request_id = match bid.reused_request {
+            Some(index) => format!("r{index}"),
+            None => format!("fresh{}", self.fresh_requests),
+        };
+        self.place_bid(auction, bidder, amount, request_id);
+    }
+
+    fn place_bid(&mut self, auction: usize, bidder: usize, amount: u64, request_id: String) {
+        self.last_bid = Some((auction, bidder, amount, request_id.clone()));
+        let before = self.observe(auction);
+        let (auction_id, token_hash) = (self.id(auction), self.harness.token(&bidder_id(bidder)));
+        let request = request_id.clone();
+        let result = self.apply(Command::PlaceBid {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+        });
+        if !self.session_valid(bidder) {
+            return assert_eq!(result, UNAUTHENTICATED);
+        }
+        if let Some((earlier_auction, earlier_amount, receipt)) =
+            self.requests.get(&(bidder, request.clone()))
+        {
+            let (receipt, replayed) = (receipt.clone(), true);
+            let expected = match (*earlier_auction, *earlier_amount) == (auction, amount) {
+                true => Ok(Outcome::BidAccepted { receipt, replayed }),
+                false => Err(Rejection::RequestIdReused),
+            };
+            return assert_eq!(result, expected, "request_id {request} again");
+        }
+        let model = &mut self.model[auction];
+        let refusals = model.bid_refusals(bidder, amount);
+        match result {
+            Ok(Outcome::BidAccepted {
+                receipt,
+                replayed: false,
+            }) => {
+                assert!(
+                    refusals.is_empty(),
+                    "accepted {amount}; the model refuses: {refusals:?}"
+                );
+                // Independently of the model: the kernel's own auction was open, in time.
+                let in_time = before.deadline_ms >= Some(self.now_ms);
+                assert!(
+                    takes_bids(before.phase) && in_time,
+                    "accepted in {before:?}"
+                );
+                let expected = (model.bids.len() as u64 + 1, amount, self.now_ms);
+                assert_eq!(
+                    (receipt.seq, receipt.amount, receipt.accepted_at_ms),
+                    expected
+                );
+                model.accept_bid(bidder, amount, self.now_ms);
+                self.requests
+                    .insert((bidder, request), (auction, amount, receipt));
+            }
+            Err(rejection) => {
+                let code = rejection.code();
+                assert!(
+                    refusals.contains(&code),
+                    "{rejection:?}; the model: {refusals:?}"
+                );
+                let detail_right = match rejection {
+                    Rejection::BelowMinimum { minimum } => minimum == model.minimum(),
+                    Rejection::AboveCap { cap } => Some(cap) == model.spec.price_cap,
+                    Rejection::NotOnIncrement { minimum, increment } => {
+                        (minimum, increment) == (model.minimum(), model.increment)
+                    }
+                    Rejection::AuctionNotOpen { ref phase } => phase == model.phase.as_str(),
+                    _ => true,
+                };
+                assert!(detail_right, "wrong detail in {rejection:?}");
+            }
+            other => panic!("unexpected answer to a bid: {other:?}"),
+        }
+    }
+
+    fn confirm(&mut self, auction: usize, bidder: usize) {
+        let (auction_id, token_hash) = (self.id(auction), self.harness.token(&bidder_id(bidder)));
+        let result = self.apply(Command::Confirm {
+            auction_id,
+            token_hash,
+        });
+        if !self.session_valid(bidder) {
+            return assert_eq!(result, UNAUTHENTICATED);
+        }
+        let model = &mut self.model[auction];
+        let refusals = model.confirm_refusals(bidder);
+        match result {
+            Ok(Outcome::Confirmed) if refusals.is_empty() => {
+                model.confirmers.insert(bidder);
+            }
+            Err(rejection) if refusals.contains(&rejection.code()) => {}
+            other => panic!("confirm answered {other:?}; the model expects {refusals:?}"),
+        }
+    }
+
+    fn operator(&mut self, auction: usize, action: OperatorAction) {
+        let (auction_id, reason) = (self.id(auction), "board decision".to_string());
+        let expected = self.model[auction].operator(action, self.now_ms);
+        let command = match action {
+            OperatorAction::Suspend => Command::Suspend { auction_id, reason },
+            OperatorAction::Resume => Command::Resume { auction_id, reason },
+            OperatorAction::Terminate => Command::Terminate { auction_id, reason },
+            OperatorAction::ChangeIncrement(increment) => Command::ChangeIncrement {
+                auction_id,
+                increment,
+                reason,
+            },
+        };
+        // Compared by code: the texts of conflicts are not part of the rules.
+        let code = |result: Result<Outcome, Rejection>| result.map_err(|r| r.code());
+        assert_eq!(code(self.apply(command)), code(expected), "{action:?}");
+    }
+
+    /// Takeover (see `ModelAuction::take_over`); the model still stands at the time of
+    /// the previous command, which is when the leaderless gap began.
+    fn takeover(&mut self, gap_ms: u64) {
+        self.now_ms += gap_ms;
+        let now_ms = self.now_ms;
+        let extended = self.model.iter_mut().filter_map(|model| {
+            let moved = model.take_over(now_ms);
+            moved.then(|| model.spec.id.clone())
+        });
+        let recorded = Ok(Outcome::TakeoverRecorded {
+            extended: extended.collect(),
+        });
+        assert_eq!(
+            self.apply(Command::Takeover { leader_node_id: 9 }),
+            recorded
+        );
+    }
+
+    fn check_against_model(&self) {
+        for (auction, model) in self.model.iter().enumerate() {
+            let observed = self.observe(auction);
+            let real = &self.harness.state.auctions[&self.id(auction)];
+            for auction in [real, &observed] {
+                check_auction(auction).unwrap_or_else(|broken| panic!("invariant: {broken}"));
+            }
+            assert_eq!(View::of(&observed), model.view());
+            self.check_winner(auction, &observed);
+        }
+    }
+
+    fn check_winner(&self, auction: usize, observed: &Auction) {
+        let model = &self.model[auction];
+        let Some(winner) = &observed.winner else {
+            return assert_eq!(model.winner, None, "the kernel found no winner");
+        };
+        match &model.winner {
+            Some(ModelWinner::Bidder(bidder)) => {
+                assert_eq!(
+                    Some(*bidder),
+                    model.leader(),
+                    "the winner holds the highest bid"
+                );
+                let expected = (bidder_id(*bidder), model.price(), None);
+                let lottery = winner.lottery.clone();
+                assert_eq!(
+                    (winner.bidder_id.clone(), Some(winner.price), lottery),
+                    expected
+                );
+            }
+            Some(ModelWinner::DrawAmong(confirmers)) => {
+                let lottery = winner
+                    .lottery
+                    .as_ref()
+                    .expect("a drawn winner shows the draw");
+                let numbers = &self.numbers[auction];
+                let entrants: BTreeSet<u32> = confirmers.iter().map(|b| numbers[b]).collect();
+                let entrants: Vec<u32> = entrants.into_iter().collect();
+                assert_eq!((lottery.seed, &lottery.entrants), (self.seed, &entrants));
+                let drawn = entrants.get(lottery.drawn_index as usize);
+                assert_eq!(drawn, Some(&winner.bidder_number), "the draw is verifiable");
+                let confirmed = confirmers.iter().any(|b| bidder_id(*b) == winner.bidder_id);
+                assert!(
+                    confirmed,
+                    "the lottery winner {} did not confirm",
+                    winner.bidder_id
+                );
+                assert_eq!(Some(winner.price), model.price());
+            }
+            None => panic!("the kernel sold to {winner:?}; the model expects no winner"),
+        }
+    }
+}
+
+fn run_scenario(scenario: &Scenario) {
+    let mut run = Run::start(scenario);
+    run.check_against_model();
+    for (wait_ms, action) in &scenario.steps {
+        run.step(*wait_ms, action);
+        run.check_against_model();
+    }
+    let mut replica = State::default();
+    let setup_commands = run.harness.log.len() - run.results.len();
+    for (index, envelope) in run.harness.log.iter().enumerate() {
+        let answer = apply(&mut replica, envelope).result;
+        if let Some(original) = index.checked_sub(setup_commands).map(|i| &run.results[i]) {
+            assert_eq!(
+                &answer, original,
+                "replayed answer to {:?}",
+                envelope.command
+            );
+        }
+    }
+    assert_eq!(replica.digest(), run.harness.state.digest());
+    assert!(
+        replica == run.harness.state,
+        "replaying the log gives another state"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    /// RULES.md as a whole: the kernel and the reference model agree on every step.
+    #[test]
+    fn kernel_agrees_with_reference_model(scenario in scenario()) {
+        run_scenario(&scenario);
+    }
+}

@@ -1,0 +1,633 @@
+//! One test per rule of /work/shared/RULES.md; each names the section it checks. The
+//! default auction (`common_kernel::spec`): start 1000, increment 100 (`multiple`),
+//! listing from 10 000 ms to 100 000 ms, countdown and failover grace 240 000 ms,
+//! confirm window 60 000 ms. Alice, Bob and Carol are qualified bidders.
+//! `Harness::summary` reads "phase until deadline" or "phase at close to winner for price".
+
+mod common_kernel;
+
+use std::collections::BTreeSet;
+
+use common_kernel::{below, capped_sale, not_open, off_grid, sale, spec, timed_sale};
+use common_kernel::{token_hash, with, with_cap, with_reserve};
+use common_kernel::{Harness, AUCTION, DEFAULT_SEED};
+use gavel::kernel::chain::verify_chain;
+use gavel::kernel::invariants::{check_auction, Violation};
+use gavel::kernel::{apply, AuctionSpec, Command, EventKind, IncrementRule};
+use gavel::kernel::{Outcome, Rejection, State};
+
+// Prices: "First valid bid ≥ start_price".
+#[test]
+fn bid_below_start_price_is_refused() {
+    let mut harness = sale(spec(AUCTION));
+    assert_eq!(harness.refuse(20_000, "alice", 999), below(1000));
+    assert!(harness.a1().bids.is_empty());
+    assert_eq!(harness.a1().rejections["below_minimum"], 1);
+}
+
+// Prices: `multiple`: the first bid is start_price plus whole increments; every later bid
+// the current price plus a whole, positive number of increments.
+#[test]
+fn first_bid_must_be_start_price_plus_whole_increments() {
+    let mut harness = sale(spec(AUCTION));
+    assert_eq!(harness.refuse(20_000, "alice", 1050), off_grid(1000, 100));
+    harness.accept(20_000, "alice", 1200);
+    assert_eq!(harness.refuse(21_000, "bob", 1350), off_grid(1300, 100));
+    assert_eq!(harness.refuse(21_000, "bob", 1200), below(1300));
+    harness.accept(22_000, "bob", 1400);
+    assert_eq!(harness.a1().current_price(), Some(1400));
+}
+
+// Prices: `at_least`: any amount at or above the minimum.
+#[test]
+fn at_least_rule_accepts_any_amount_above_minimum() {
+    let rule = IncrementRule::AtLeast;
+    let mut harness = sale(with(spec(AUCTION), |s| s.increment_rule = rule));
+    harness.accept(20_000, "alice", 1001);
+    assert_eq!(harness.refuse(21_000, "bob", 1100), below(1101));
+    harness.accept(21_000, "bob", 1101);
+    harness.accept(22_000, "alice", 1234);
+    assert_eq!(harness.a1().current_price(), Some(1234));
+}
+
+// Time: "A bid counts if it is accepted at or before the current deadline"; the kernel
+// checks the time itself, so a late bid finds the auction closed.
+#[test]
+fn bid_after_deadline_is_refused_and_closes_the_auction() {
+    let mut harness = sale(spec(AUCTION));
+    harness.accept(100_000, "alice", 1000);
+    let late = Command::PlaceBid {
+        auction_id: AUCTION.into(),
+        token_hash: harness.token("bob"),
+        amount: 1100,
+        request_id: "late".into(),
+    };
+    let applied = harness.run_with(100_001, DEFAULT_SEED, "bob", late);
+    assert_eq!(applied.result, Err(not_open("sold")));
+    let kinds: Vec<EventKind> = applied.events.into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![EventKind::Closed]);
+    assert_eq!(harness.summary(), "sold at 100000 to alice for 1000");
+    assert_eq!(harness.a1().bids.len(), 1);
+}
+
+// Bidders: "The bidder who holds the highest bid cannot bid again until outbid".
+#[test]
+fn leading_bidder_cannot_bid_again() {
+    let mut harness = sale(spec(AUCTION));
+    harness.accept(20_000, "alice", 1000);
+    let refused = harness.refuse(21_000, "alice", 1100);
+    assert_eq!(refused, Rejection::AlreadyLeading);
+    harness.accept(22_000, "bob", 1100);
+    harness.accept(23_000, "alice", 1200);
+}
+
+// Bidders: a bidder "must be qualified ... for each auction before bidding".
+#[test]
+fn unqualified_bidder_cannot_bid() {
+    let mut harness = sale(spec(AUCTION));
+    harness.register("dave");
+    let refused = harness.refuse(20_000, "dave", 1000);
+    assert_eq!(refused, Rejection::NotQualified);
+}
+
+// Time: "At listing close: no bids → unsold".
+#[test]
+fn listing_close_without_bids_is_unsold() {
+    let mut harness = sale(spec(AUCTION));
+    harness.advance(100_000);
+    assert_eq!(harness.summary(), "listing until 100000");
+    harness.advance(100_001);
+    assert_eq!(harness.summary(), "unsold at 100000");
+}
+
+// Time: "bids from only one bidder → that bidder wins if the price meets the reserve".
+#[test]
+fn listing_close_with_one_bidder_sells_when_reserve_met() {
+    let mut harness = sale(with_reserve(1100));
+    harness.accept(20_000, "alice", 1100);
+    harness.advance(150_000);
+    assert_eq!(harness.summary(), "sold at 100000 to alice for 1100");
+    let winner = harness.a1().winner.clone().unwrap();
+    let alice = harness.a1().bidder_number_of("alice");
+    assert_eq!(Some(winner.bidder_number), alice);
+}
+
+// Time: one bidder whose price is below the reserve → `unsold`.
+#[test]
+fn listing_close_with_one_bidder_is_unsold_below_reserve() {
+    let mut harness = sale(with_reserve(1100));
+    harness.accept(20_000, "alice", 1000);
+    harness.advance(150_000);
+    assert_eq!(harness.summary(), "unsold at 100000");
+}
+
+// Time: two or more bidders → `timed_bidding` from the current high bid, with
+// deadline = listing_closes_at + countdown_ms.
+#[test]
+fn two_bidders_at_listing_close_start_timed_bidding() {
+    let harness = timed_sale(spec(AUCTION));
+    assert_eq!(harness.summary(), "timed_bidding until 340000");
+    assert_eq!(harness.a1().current_price(), Some(1100));
+}
+
+// Time: in timed bidding each accepted bid sets deadline = accepted_at + countdown_ms.
+#[test]
+fn timed_bid_resets_countdown() {
+    let mut harness = timed_sale(spec(AUCTION));
+    harness.accept(300_000, "alice", 1200);
+    assert_eq!(harness.summary(), "timed_bidding until 540000");
+    harness.accept(540_000, "bob", 1300);
+    assert_eq!(harness.summary(), "timed_bidding until 780000");
+}
+
+// Time: "every qualified bidder may bid"; when the deadline passes the high bid wins.
+#[test]
+fn timed_bidding_ends_sold_to_highest() {
+    let mut harness = timed_sale(spec(AUCTION));
+    harness.accept(200_000, "carol", 1200);
+    harness.advance(440_000);
+    assert_eq!(harness.summary(), "timed_bidding until 440000");
+    harness.advance(440_001);
+    assert_eq!(harness.summary(), "sold at 440000 to carol for 1200");
+}
+
+// Time: at the end of timed bidding a high bid below the reserve is `unsold`.
+#[test]
+fn timed_bidding_below_reserve_ends_unsold() {
+    let mut harness = timed_sale(with_reserve(5000));
+    harness.advance(340_001);
+    assert_eq!(harness.summary(), "unsold at 340000");
+}
+
+// Time: "before that the auction is `scheduled` and refuses bids".
+#[test]
+fn scheduled_auction_refuses_bids() {
+    let mut harness = sale(spec(AUCTION));
+    assert_eq!(harness.summary(), "scheduled until 10000");
+    assert_eq!(harness.refuse(9_999, "alice", 1000), not_open("scheduled"));
+    harness.accept(10_000, "alice", 1000);
+    assert_eq!(harness.summary(), "listing until 100000");
+}
+
+// Prices: an increment change "is an event and applies to bids from then on".
+#[test]
+fn operator_increment_change_applies_to_later_bids() {
+    let mut harness = sale(spec(AUCTION));
+    harness.accept(20_000, "alice", 1000);
+    let applied = harness.change_increment(21_000, 500);
+    assert_eq!(applied.result, Ok(Outcome::AuctionUpdated));
+    let kinds: Vec<EventKind> = applied.events.into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![EventKind::Increment]);
+    assert_eq!(harness.refuse(22_000, "bob", 1100), below(1500));
+    assert_eq!(harness.refuse(22_000, "bob", 1700), off_grid(1500, 500));
+    harness.accept(23_000, "bob", 1500);
+    let audit = harness.a1().audit.last().unwrap().clone();
+    let expected = ("operator-li", "increment_changed", 21_000);
+    let actual = (audit.actor.as_str(), audit.action.as_str(), audit.at_ms);
+    assert_eq!(actual, expected);
+}
+
+// Price cap: "When the high bid reaches price_cap (or lies less than one increment below
+// it), price bidding stops and the auction enters `capped`".
+#[test]
+fn reaching_price_cap_enters_capped() {
+    let mut harness = sale(with_cap(1500));
+    harness.accept(20_000, "alice", 1400);
+    // Exactly one increment below the cap: bidding goes on.
+    assert_eq!(harness.summary(), "listing until 100000");
+    harness.accept(21_000, "bob", 1500);
+    assert_eq!(harness.summary(), "capped until 81000");
+    assert_eq!(harness.refuse(22_000, "alice", 1500), not_open("capped"));
+
+    let at_least = IncrementRule::AtLeast;
+    let mut near = sale(with(with_cap(1500), |s| s.increment_rule = at_least));
+    near.accept(20_000, "alice", 1401);
+    // Less than one increment below the cap.
+    assert_eq!(near.summary(), "capped until 80000");
+}
+
+// Price cap: bids above the cap are refused.
+#[test]
+fn bid_above_cap_is_refused() {
+    let mut harness = sale(with_cap(1500));
+    let refused = harness.refuse(20_000, "alice", 1600);
+    assert_eq!(refused, Rejection::AboveCap { cap: 1500 });
+    assert_eq!(harness.summary(), "listing until 100000");
+}
+
+// Price cap: "no one [confirmed] → the cap bidder wins".
+#[test]
+fn cap_without_confirmations_goes_to_cap_bidder() {
+    let mut harness = capped_sale();
+    harness.advance(90_000);
+    assert_eq!(harness.summary(), "capped until 90000");
+    harness.advance(90_001);
+    assert_eq!(harness.summary(), "sold at 90000 to carol for 1500");
+    assert_eq!(harness.a1().winner.as_ref().unwrap().lottery, None);
+}
+
+// Price cap: the winner is drawn among those who confirmed, deterministically on the seed
+// stored in the log, and the draw is published with the result.
+#[test]
+fn cap_lottery_is_deterministic_for_the_seed_and_drawn_among_confirmers() {
+    let mut harness = capped_sale();
+    for (at, bidder) in [(40_000, "alice"), (41_000, "bob"), (42_000, "bob")] {
+        assert_eq!(harness.confirm(at, bidder), Ok(Outcome::Confirmed));
+    }
+    let number = |bidder| harness.a1().bidder_number_of(bidder).unwrap();
+    let entrants: BTreeSet<u32> = [number("alice"), number("bob")].into();
+    let entrants: Vec<u32> = entrants.into_iter().collect();
+    let draw = |seed: u64| {
+        let state = harness.state.clone();
+        let mut replica = Harness {
+            state,
+            ..Harness::default()
+        };
+        replica.advance_with_seed(95_000, seed);
+        replica.a1().winner.clone().expect("sold")
+    };
+    let mut winners = BTreeSet::new();
+    for seed in 0..32 {
+        let winner = draw(seed);
+        assert_eq!(winner, draw(seed), "same seed, same draw");
+        let lottery = winner.lottery.clone().expect("a lottery was drawn");
+        assert_eq!((lottery.seed, &lottery.entrants), (seed, &entrants));
+        let drawn = entrants[lottery.drawn_index as usize];
+        assert_eq!((drawn, winner.price), (winner.bidder_number, 1500));
+        winners.insert(winner.bidder_id);
+    }
+    let confirmers = BTreeSet::from(["alice".to_string(), "bob".to_string()]);
+    // Only confirmers win, and each of them can.
+    assert_eq!(winners, confirmers);
+}
+
+// Price cap: "Bidders holding a valid bid may confirm participation within cap_confirm_ms".
+#[test]
+fn confirm_requires_a_valid_bid() {
+    let mut harness = sale(with_cap(1500));
+    harness.register("dave");
+    harness.accept(20_000, "alice", 1000);
+    assert_eq!(harness.confirm(21_000, "alice"), Err(not_open("listing")));
+    harness.accept(22_000, "bob", 1500);
+    let (carol, dave) = (
+        harness.confirm(23_000, "carol"),
+        harness.confirm(23_000, "dave"),
+    );
+    assert_eq!(carol, Err(Rejection::NotEligible));
+    assert_eq!(dave, Err(Rejection::NotQualified));
+    harness.tokens.insert("mallory".into(), token_hash(99));
+    let mallory = harness.confirm(23_000, "mallory");
+    assert_eq!(mallory, Err(Rejection::Unauthenticated));
+    assert_eq!(harness.confirm(82_001, "alice"), Err(not_open("sold")));
+    assert!(harness.a1().confirmations.is_empty());
+}
+
+// Suspension: "Suspend freezes the auction: no bids; the remaining time is kept. On
+// resume, a listing gets its remaining time back".
+#[test]
+fn suspend_freezes_and_listing_resume_restores_remaining_time() {
+    let mut harness = sale(spec(AUCTION));
+    harness.operator(40_000, "suspend").unwrap();
+    assert_eq!(harness.summary(), "suspended");
+    let suspension = harness.a1().suspension.clone().unwrap();
+    assert_eq!(suspension.remaining_ms, 60_000);
+    harness.advance(900_000);
+    assert_eq!(harness.summary(), "suspended"); // a frozen auction does not close
+    harness.operator(1_000_000, "resume").unwrap();
+    assert_eq!(harness.summary(), "listing until 1060000");
+    assert_eq!(harness.a1().audit.last().unwrap().actor, "operator-li");
+}
+
+// Suspension: "timed bidding restarts with a full countdown".
+#[test]
+fn timed_bidding_resume_restarts_full_countdown() {
+    let mut harness = timed_sale(spec(AUCTION));
+    harness.operator(330_000, "suspend").unwrap();
+    harness.operator(1_000_000, "resume").unwrap();
+    assert_eq!(harness.summary(), "timed_bidding until 1240000");
+}
+
+// Suspension: a suspended auction takes no bids; only a suspended auction resumes.
+#[test]
+fn suspended_auction_refuses_bids() {
+    let mut harness = sale(spec(AUCTION));
+    harness.operator(20_000, "suspend").unwrap();
+    assert_eq!(harness.refuse(21_000, "alice", 1000), not_open("suspended"));
+    let again = harness.operator(22_000, "suspend");
+    assert_eq!(again, Err(not_open("suspended")));
+    harness.operator(23_000, "resume").unwrap();
+    let resumed_twice = harness.operator(24_000, "resume");
+    assert!(matches!(resumed_twice, Err(Rejection::Conflict(_))));
+    harness.accept(25_000, "alice", 1000);
+}
+
+// Phases: an operator may terminate an auction: "closed with no winner".
+#[test]
+fn terminate_closes_without_winner() {
+    let mut harness = sale(spec(AUCTION));
+    harness.accept(20_000, "alice", 1000);
+    harness.operator(30_000, "terminate").unwrap();
+    assert_eq!(harness.summary(), "terminated at 30000");
+    assert_eq!(harness.a1().bids.len(), 1);
+    assert_eq!(harness.refuse(31_000, "bob", 1100), not_open("terminated"));
+    let again = harness.operator(32_000, "terminate");
+    assert_eq!(again, Err(not_open("terminated")));
+}
+
+// Suspension and takeover: a deadline less than failover_grace_ms after the takeover, or
+// one that passed during the leaderless gap, becomes takeover + failover_grace_ms.
+#[test]
+fn takeover_extends_deadlines_inside_grace() {
+    let mut harness = timed_sale(spec(AUCTION));
+    let (extended, events) = harness.takeover(200_000);
+    assert_eq!(extended, vec![AUCTION.to_string()]);
+    let extension = EventKind::Extended {
+        deadline_ms: 440_000,
+    };
+    assert_eq!(events, vec![extension]);
+    assert_eq!(harness.summary(), "timed_bidding until 440000");
+    // The deadline 440 000 passes while there is no leader (last command at 200 000).
+    let (extended, _) = harness.takeover(500_000);
+    assert_eq!(extended, vec![AUCTION.to_string()]);
+    assert_eq!(harness.summary(), "timed_bidding until 740000");
+    let audit = harness.a1().audit.last().unwrap().clone();
+    assert_eq!(audit.action, "takeover_extension");
+    assert_eq!(harness.state.takeovers.len(), 2);
+}
+
+// Suspension and takeover: deadlines at least failover_grace_ms away are left alone.
+#[test]
+fn takeover_leaves_far_deadlines_alone() {
+    let mut harness = sale(with(spec(AUCTION), |s| s.listing_closes_at_ms = 1_000_000));
+    harness.advance(20_000);
+    let (extended, events) = harness.takeover(30_000);
+    assert!(extended.is_empty() && events.is_empty());
+    assert_eq!(harness.summary(), "listing until 1000000");
+}
+
+// Suspension and takeover: only deadlines that passed *during the leaderless gap* are
+// extended. A deadline that passed before the old leader's last command had already
+// closed its auction (the kernel applies closes lazily): a takeover must not reopen it.
+#[test]
+fn takeover_does_not_reopen_an_auction_whose_deadline_passed_before_the_gap() {
+    let mut harness = sale(spec(AUCTION));
+    harness.accept(20_000, "alice", 1000);
+    harness.create(0, spec("other"));
+    let last = Command::Advance {
+        auction_id: "other".into(),
+    };
+    assert_eq!(harness.run(150_000, last), Ok(Outcome::AuctionUpdated));
+    let (extended, _) = harness.takeover(160_000);
+    assert!(extended.is_empty(), "extended {extended:?}");
+    assert_eq!(harness.summary(), "sold at 100000 to alice for 1000");
+}
+
+// Suspension and takeover: a listing that opened during the leaderless gap is open at
+// the takeover, so its close, less than failover_grace_ms away, is extended.
+#[test]
+fn takeover_extends_a_listing_that_opened_during_the_gap() {
+    let mut harness = sale(with(spec(AUCTION), |s| s.listing_closes_at_ms = 200_000));
+    let (extended, _) = harness.takeover(150_000);
+    assert_eq!(extended, vec![AUCTION.to_string()]);
+    assert_eq!(harness.summary(), "listing until 390000");
+}
+
+// Idempotency (API contract): a retried bid, same request_id and body, gets the original
+// receipt and is not placed twice.
+#[test]
+fn request_id_replay_returns_original_receipt() {
+    let mut harness = sale(spec(AUCTION));
+    let first = harness.bid_in(AUCTION, 20_000, "alice", 1000, "r1");
+    harness.accept(21_000, "bob", 1100);
+    let again = harness.bid_in(AUCTION, 30_000, "alice", 1000, "r1");
+    let Ok(Outcome::BidAccepted { receipt, .. }) = first.clone() else {
+        panic!("{first:?}")
+    };
+    let replayed = Outcome::BidAccepted {
+        receipt: receipt.clone(),
+        replayed: true,
+    };
+    assert_eq!(again, Ok(replayed));
+    assert_eq!((receipt.seq, receipt.accepted_at_ms), (1, 20_000));
+    assert_eq!(receipt.bid_id, harness.a1().bids[0].bid_id);
+    assert_eq!(harness.a1().bids.len(), 2);
+}
+
+// Idempotency: a request_id used again with another body is refused.
+#[test]
+fn request_id_reused_with_other_amount_is_refused() {
+    let mut harness = sale(spec(AUCTION));
+    harness.create(0, spec("a2"));
+    harness.qualify(1, "a2", "alice");
+    harness
+        .bid_in(AUCTION, 20_000, "alice", 1000, "r1")
+        .unwrap();
+    harness.accept(21_000, "bob", 1100);
+    let reused = Err(Rejection::RequestIdReused);
+    assert_eq!(harness.bid_in(AUCTION, 22_000, "alice", 1200, "r1"), reused);
+    assert_eq!(harness.bid_in("a2", 22_000, "alice", 1000, "r1"), reused);
+    // request_ids belong to one bidder: Bob's "r1" is his own.
+    let bob = harness.bid_in(AUCTION, 23_000, "bob", 1300, "r1");
+    assert_eq!(bob, Err(Rejection::AlreadyLeading));
+    assert_eq!(harness.a1().bids.len(), 2);
+}
+
+// Bidders: a bid needs a live session.
+#[test]
+fn expired_session_is_unauthenticated() {
+    let mut harness = sale(spec(AUCTION));
+    harness.register_until("dave", 30_000);
+    harness.qualify(4, AUCTION, "dave");
+    harness.accept(29_999, "dave", 1000);
+    let expired = harness.refuse(30_000, "dave", 1200);
+    assert_eq!(expired, Rejection::Unauthenticated);
+    let token_hash = harness.token("alice");
+    harness
+        .run(31_000, Command::CloseSession { token_hash })
+        .unwrap();
+    let closed = harness.refuse(31_000, "alice", 1100);
+    assert_eq!(closed, Rejection::Unauthenticated);
+}
+
+// Bidders: the bidder number is "unique in that auction and not derived from the identity".
+#[test]
+fn bidder_numbers_are_unique_and_not_the_identity() {
+    let mut harness = Harness::default();
+    harness.create(0, spec(AUCTION));
+    harness.create(0, spec("a2"));
+    let mut numbers = BTreeSet::new();
+    for index in 0..40 {
+        let bidder = format!("bidder-{index}");
+        harness.register(&bidder);
+        let number = harness.qualify(DEFAULT_SEED, AUCTION, &bidder);
+        assert!((1000..10_000).contains(&number), "number {number}");
+        assert!(numbers.insert(number), "number {number} given twice");
+    }
+    let in_a1 = harness.a1().bidder_number_of("bidder-0").unwrap();
+    assert_eq!(harness.qualify(99, AUCTION, "bidder-0"), in_a1); // qualified once
+    let in_a2 = harness.qualify(987_654, "a2", "bidder-0");
+    assert_ne!(in_a1, in_a2); // the same identity, an unrelated number elsewhere
+    harness.accept(20_000, "bidder-3", 1000);
+    let number = harness.a1().bidder_number_of("bidder-3");
+    assert_eq!(Some(harness.a1().bids[0].bidder_number), number);
+}
+
+// Prices: "an amount that would overflow is an invalid request, not a wrap".
+#[test]
+fn overflowing_amount_is_invalid_not_wrapped() {
+    let mut harness = sale(with(spec(AUCTION), |s| s.start_price = u64::MAX - 150));
+    harness.accept(20_000, "alice", u64::MAX - 150);
+    harness.accept(21_000, "bob", u64::MAX - 50);
+    let refused = harness.refuse(22_000, "alice", u64::MAX);
+    let invalid = matches!(refused, Rejection::InvalidRequest(_));
+    assert!(invalid, "{refused:?}");
+    assert_eq!(harness.a1().current_price(), Some(u64::MAX - 50));
+}
+
+// Audit: "Accepted bids are append-only and hash-chained per auction".
+#[test]
+fn hash_chain_detects_altered_record() {
+    let mut harness = sale(spec(AUCTION));
+    harness.accept(20_000, "alice", 1000);
+    harness.accept(21_000, "bob", 1100);
+    harness.accept(22_000, "alice", 1200);
+    let auction = harness.a1().clone();
+    let broken_at = |bids: &[_]| verify_chain(AUCTION, bids).err().map(|broken| broken.seq);
+    assert_eq!(broken_at(&auction.bids), None);
+    let mut altered = auction.clone();
+    altered.bids[1].amount = 1150;
+    assert_eq!(broken_at(&altered.bids), Some(2));
+    let violation = check_auction(&altered);
+    assert!(matches!(violation, Err(Violation::ChainBroken(..))));
+    let mut removed = auction.bids.clone();
+    removed.remove(1);
+    assert_eq!(broken_at(&removed), Some(3));
+    let mut renumbered = auction.bids.clone();
+    renumbered[2].bidder_number += 1;
+    assert_eq!(broken_at(&renumbered), Some(3));
+    let other_auction = verify_chain("a2", &auction.bids);
+    assert!(other_auction.is_err(), "the chain is bound to its auction");
+}
+
+// Housekeeping: expired sessions and idempotency records past retention are dropped.
+#[test]
+fn purge_drops_expired_sessions_and_old_requests() {
+    let mut harness = sale(spec(AUCTION));
+    harness.register_until("dave", 50_000);
+    harness
+        .bid_in(AUCTION, 20_000, "alice", 1000, "old")
+        .unwrap();
+    harness.bid_in(AUCTION, 60_000, "bob", 1100, "new").unwrap();
+    let purge = Command::Purge {
+        request_retention_ms: 30_000,
+    };
+    let purged = Outcome::Purged {
+        sessions: 1,
+        requests: 1,
+    };
+    assert_eq!(harness.run(70_000, purge), Ok(purged));
+    let state = &harness.state;
+    assert!(!state.sessions.contains_key(&harness.token("dave")));
+    assert!(!state.requests.contains_key("alice"));
+    assert!(state.requests["bob"].contains_key("new"));
+}
+
+// Time: times are the leader's clock when it accepts the command; a new leader's lagging
+// clock must not move the state's time backwards.
+#[test]
+fn clock_never_goes_backwards() {
+    let mut harness = sale(spec(AUCTION));
+    harness.accept(50_000, "alice", 1000);
+    let receipt = harness.accept(1_000, "bob", 1100);
+    assert_eq!(receipt.accepted_at_ms, 50_000);
+    assert_eq!(harness.state.clock_ms, 50_000);
+    // Timed bidding began at 100 000; a bid stamped 50 000 by a lagging leader counts at
+    // 150 000 and the countdown restarts from there, not from the stale stamp.
+    harness.advance(150_000);
+    let receipt = harness.accept(50_000, "alice", 1200);
+    assert_eq!(receipt.accepted_at_ms, 150_000);
+    assert_eq!(harness.summary(), "timed_bidding until 390000");
+}
+
+// Prices and Time: an auction's numbers are validated before use; the refusal names the
+// field.
+#[test]
+fn auction_spec_validation_names_the_field() {
+    type Change = fn(&mut AuctionSpec);
+    let cases: [(&str, Change); 10] = [
+        ("id", |s| s.id = "bad id!".into()),
+        ("title", |s| s.title = " ".into()),
+        ("start_price", |s| s.start_price = 0),
+        ("increment", |s| s.increment = 0),
+        ("listing_closes_at_ms", |s| s.listing_closes_at_ms = 10_000),
+        ("countdown_ms", |s| s.countdown_ms = 0),
+        ("cap_confirm_ms", |s| s.cap_confirm_ms = 24 * 3_600_000 + 1),
+        ("failover_grace_ms", |s| s.failover_grace_ms = 0),
+        ("price_cap", |s| s.price_cap = Some(999)),
+        ("reserve_price", |s| {
+            (s.price_cap, s.reserve_price) = (Some(2000), Some(2001))
+        }),
+    ];
+    let mut harness = Harness::default();
+    for (field, change) in cases {
+        let spec = with(spec(AUCTION), change);
+        match harness.run(0, Command::CreateAuction { spec }) {
+            Err(Rejection::InvalidRequest(detail)) => assert!(detail.contains(field), "{detail}"),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    assert!(harness.state.auctions.is_empty());
+}
+
+// Operations: creating the same auction again is harmless; another spec is refused.
+#[test]
+fn create_auction_is_idempotent_for_same_spec() {
+    let mut harness = sale(spec(AUCTION));
+    harness.accept(20_000, "alice", 1000);
+    let before = harness.a1().clone();
+    let same = Command::CreateAuction {
+        spec: spec(AUCTION),
+    };
+    let unchanged = Outcome::AuctionCreated { created: false };
+    assert_eq!(harness.run(30_000, same), Ok(unchanged));
+    let spec = with(spec(AUCTION), |s| s.start_price = 5);
+    let other = harness.run(30_000, Command::CreateAuction { spec });
+    assert_eq!(other, Err(Rejection::AuctionExists));
+    assert_eq!(harness.a1().bids, before.bids);
+    assert_eq!(harness.a1().spec, before.spec);
+}
+
+// Price cap with Prices: when a larger increment leaves the high bid less than one
+// increment below the cap, price bidding stops and the auction enters `capped`: at once
+// if it is open, on resume if it is suspended.
+#[test]
+fn increment_change_that_brings_the_cap_within_one_increment_enters_capped() {
+    let mut harness = sale(with_cap(1500));
+    harness.accept(20_000, "alice", 1200);
+    harness.change_increment(30_000, 400).result.unwrap();
+    assert_eq!(harness.summary(), "capped until 90000");
+    assert_eq!(harness.confirm(31_000, "alice"), Ok(Outcome::Confirmed));
+    assert_eq!(harness.refuse(31_000, "bob", 1500), not_open("capped"));
+
+    let mut suspended = sale(with_cap(1500));
+    suspended.accept(20_000, "alice", 1200);
+    suspended.operator(25_000, "suspend").unwrap();
+    suspended.change_increment(30_000, 400).result.unwrap();
+    suspended.operator(40_000, "resume").unwrap();
+    assert_eq!(suspended.summary(), "capped until 100000");
+}
+
+// Phases and Audit: every replica that applies the same log holds the same state.
+#[test]
+fn replaying_the_log_gives_the_same_state() {
+    let mut harness = capped_sale();
+    harness.confirm(40_000, "alice").unwrap();
+    harness.confirm(41_000, "bob").unwrap();
+    harness.advance(100_000);
+    let mut replica = State::default();
+    for envelope in &harness.log {
+        apply(&mut replica, envelope);
+    }
+    assert_eq!(replica.digest(), harness.state.digest());
+    assert!(replica == harness.state);
+}
