@@ -10,35 +10,67 @@ use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
 use crate::actors::janitor::{Janitor, JanitorSettings};
+use crate::actors::peer_link::{PeerLink, PeerLinkSettings};
 use crate::actors::resource_pool::{PoolSettings, ResourcePool};
-use crate::actors::supervisor::{AttachPool, Supervisor};
+use crate::actors::supervisor::{
+    AttachPool, ConfiguredMember, Propose, ProposeError, Supervisor, SupervisorSettings,
+};
 use crate::api::metrics::Metrics;
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::replication::{self, NodeInfo, ReplicationOptions};
+use crate::config::Role;
+use crate::kernel::Command;
+use crate::peer::{CommandSink, ForwardError, ForwardedCommit, PeerClients, PeerServer};
+use crate::replication::{self, NodeInfo, PeerNetworkFactory, ReplicationOptions};
 
 /// Runs a node until it is told to stop. Blocks the calling thread.
 pub fn run(config: Config) -> anyhow::Result<()> {
     actix_rt::System::new().block_on(serve(config))
 }
 
-/// The voters of the configured cluster, as Raft membership.
-fn initial_voters(config: &Config) -> BTreeMap<u64, NodeInfo> {
+/// The configured members, with what Raft needs to know of each.
+fn configured_members(config: &Config) -> Vec<ConfiguredMember> {
     config
         .cluster
         .members
         .iter()
-        .filter(|member| member.role == crate::config::Role::Voter)
-        .map(|member| {
-            let info = NodeInfo {
+        .map(|member| ConfiguredMember {
+            node_id: member.id,
+            info: NodeInfo {
                 name: member.name.clone(),
                 public_url: member.public_url.clone(),
                 control_url: member.control_url.clone(),
                 peer_addr: member.peer.to_string(),
-            };
-            (member.id, info)
+            },
+            standby: member.role == Role::Standby,
         })
         .collect()
+}
+
+/// Hands commands forwarded by other nodes to this node's Supervisor.
+struct SupervisorSink(actix::Addr<Supervisor>);
+
+impl CommandSink for SupervisorSink {
+    fn propose(
+        &self,
+        command: Command,
+        actor: String,
+    ) -> futures::future::BoxFuture<'static, Result<ForwardedCommit, ForwardError>> {
+        let supervisor = self.0.clone();
+        Box::pin(async move {
+            match supervisor.send(Propose { command, actor }).await {
+                Ok(Ok(committed)) => Ok(ForwardedCommit {
+                    outcome: committed.outcome,
+                    log_index: committed.log_index,
+                }),
+                Ok(Err(ProposeError::NotLeader { leader_id })) => {
+                    Err(ForwardError::NotLeader { leader_id })
+                }
+                Ok(Err(ProposeError::Fatal(detail))) => Err(ForwardError::Unavailable(detail)),
+                Err(mailbox) => Err(ForwardError::Unavailable(mailbox.to_string())),
+            }
+        })
+    }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -49,30 +81,82 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             config.node.data_dir.display()
         )
     })?;
-    let replication = replication::open(ReplicationOptions {
-        node_id,
-        data_dir: config.node.data_dir.clone(),
-        heartbeat_interval_ms: config.raft.heartbeat_interval_ms,
-        election_timeout_min_ms: config.raft.election_timeout_min_ms,
-        election_timeout_max_ms: config.raft.election_timeout_max_ms,
-        snapshot_every_entries: config.raft.snapshot_every_entries,
-        event_buffer: config.pool.event_buffer,
-    })
+    let members = configured_members(&config);
+    // Without a configured secret the node has no peers; a random one keeps the peer
+    // listener closed to everyone.
+    let secret: Arc<[u8]> = match &config.security.cluster_secret {
+        Some(secret) => Arc::from(secret.as_bytes()),
+        None => Arc::from(rand::random::<[u8; 32]>().as_slice()),
+    };
+    let clients = Arc::new(PeerClients::new(node_id, secret.clone()));
+    let replication = replication::open_with_network(
+        ReplicationOptions {
+            node_id,
+            data_dir: config.node.data_dir.clone(),
+            heartbeat_interval_ms: config.raft.heartbeat_interval_ms,
+            election_timeout_min_ms: config.raft.election_timeout_min_ms,
+            election_timeout_max_ms: config.raft.election_timeout_max_ms,
+            snapshot_every_entries: config.raft.snapshot_every_entries,
+            event_buffer: config.pool.event_buffer,
+        },
+        PeerNetworkFactory::new(clients.clone()),
+    )
     .await
     .context("cannot open the replicated log and state machine")?;
-    replication
-        .initialize(initial_voters(&config))
-        .await
-        .context("cannot initialize the cluster membership")?;
+    // Voters start the cluster; standbys wait for the leader to add them as learners.
+    let voters: BTreeMap<u64, NodeInfo> = members
+        .iter()
+        .filter(|member| !member.standby)
+        .map(|member| (member.node_id, member.info.clone()))
+        .collect();
+    if voters.contains_key(&node_id) {
+        replication
+            .initialize(voters)
+            .await
+            .context("cannot initialize the cluster membership")?;
+    }
 
     let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
     let supervisor = Supervisor::new(
         replication.raft.clone(),
-        node_id,
+        SupervisorSettings {
+            node_id,
+            mailbox_capacity: config.pool.mailbox_capacity,
+            members: members.clone(),
+            forward_timeout: std::time::Duration::from_millis(
+                config
+                    .raft
+                    .election_timeout_max_ms
+                    .saturating_mul(4)
+                    .max(2_000),
+            ),
+        },
+        clients.clone(),
         metrics.clone(),
-        config.pool.mailbox_capacity,
     )
     .start();
+    for member in members.iter().filter(|member| member.node_id != node_id) {
+        PeerLink::new(
+            clients.get(member.node_id, &member.info.peer_addr),
+            supervisor.clone(),
+            PeerLinkSettings {
+                check_interval_ms: config.cluster.check_interval_ms,
+                down_after_misses: config.cluster.down_after_misses,
+            },
+        )
+        .start();
+    }
+    let peer_listener = tokio::net::TcpListener::bind(config.listen.peer)
+        .await
+        .with_context(|| format!("cannot bind listen.peer {}", config.listen.peer))?;
+    let (stop_peer, peer_stopped) = tokio::sync::watch::channel(false);
+    let peer_server = tokio::spawn(PeerServer::serve(
+        peer_listener,
+        replication.raft.clone(),
+        Arc::new(SupervisorSink(supervisor.clone())),
+        secret,
+        peer_stopped,
+    ));
     let pool = ResourcePool::new(
         replication.state.clone(),
         supervisor.clone(),
@@ -154,6 +238,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     public_handle.stop(true).await;
     control_handle.stop(true).await;
+    let _ = stop_peer.send(true);
+    let _ = peer_server.await;
     if let Err(error) = replication.raft.shutdown().await {
         tracing::warn!(%error, "raft did not shut down cleanly");
     }

@@ -7,9 +7,14 @@
 //! - `auction`: one per live auction: its deadline timer proposes the close, and it
 //!   publishes the auction's live events to subscribers.
 //! - `janitor`: purification sweeps on a timer, with a report of what it did.
+//! - `peer_link`: one per peer node: owns the link, runs the health checks, reports the
+//!   peer as up, suspect or down to the Supervisor; `membership` holds the Supervisor's
+//!   decisions about replacing dead voters.
 
 pub mod auction;
 pub mod janitor;
+pub mod membership;
+pub mod peer_link;
 pub mod resource_pool;
 pub mod supervisor;
 

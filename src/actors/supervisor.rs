@@ -1,13 +1,19 @@
 //! The Supervisor actor owns the node's Raft handle. Every state change of Gavel is a
-//! `Propose` message to it: the Supervisor stamps the command with the time (never going
-//! backwards) and a random seed, proposes it to openraft, and answers once the entry is
-//! committed and applied. HTTP handlers, the Auction actors' deadline timers and the
-//! Janitor send it commands.
+//! `Propose` message to it. On the leader it stamps the command with the time (never
+//! going backwards) and a random seed, proposes it to openraft and answers once the entry
+//! is committed and applied; on any other node it forwards the command to the leader over
+//! the peer link (waiting out a short election), so clients never need to know who leads.
+//! HTTP handlers, the Auction actors' deadline timers, the Janitor and the peer listener
+//! (commands forwarded by other nodes) send it commands.
 //!
-//! It also watches Raft's metrics. When this node becomes leader it proposes the
-//! takeover command (the failover grace rule of RULES.md) and then tells the
-//! ResourcePool that its Auction actors may propose closes.
+//! It watches the cluster: Raft's metrics, and the PeerLink actors' health reports. When
+//! this node becomes leader it proposes the takeover command (the failover grace rule of
+//! RULES.md), then lets the ResourcePool's Auction actors propose closes, and makes sure
+//! every configured standby is a Raft learner. While it leads, a voter that misses
+//! `down_after_misses` checks is replaced by a healthy standby (see `membership`).
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -15,10 +21,13 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::ServerState;
 use serde::Serialize;
 
+use super::membership::{repaired_voters, PeerHealth};
+use super::peer_link::Health;
 use super::resource_pool::{LeadershipChanged, ResourcePool};
 use super::wall_clock_ms;
 use crate::api::metrics::Metrics;
 use crate::kernel::{Command, Envelope, Outcome, Rejection};
+use crate::peer::{ForwardError, PeerClients, PeerStatus};
 use crate::replication::{GavelRaft, NodeInfo};
 
 /// A command to replicate. `actor` names who asked, for the audit trail.
@@ -36,8 +45,8 @@ pub struct Committed {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProposeError {
-    /// This node is not the leader; `leader_id` is the one it knows of, if any.
-    #[error("this node is not the leader (leader: {leader_id:?})")]
+    /// No leader could take the command in time; `leader_id` is the last one known.
+    #[error("no leader took the command (leader: {leader_id:?})")]
     NotLeader { leader_id: Option<u64> },
     #[error("replication failed: {0}")]
     Fatal(String),
@@ -47,32 +56,55 @@ impl Message for Propose {
     type Result = Result<Committed, ProposeError>;
 }
 
+/// A configured member of the cluster.
+#[derive(Debug, Clone)]
+pub struct ConfiguredMember {
+    pub node_id: u64,
+    pub info: NodeInfo,
+    pub standby: bool,
+}
+
+pub struct SupervisorSettings {
+    pub node_id: u64,
+    pub mailbox_capacity: usize,
+    pub members: Vec<ConfiguredMember>,
+    /// How long a forwarded command may wait for a leader and its commit.
+    pub forward_timeout: Duration,
+}
+
+/// How often the leader checks that every configured standby is a learner.
+const STANDBY_CHECK: Duration = Duration::from_secs(2);
+
 pub struct Supervisor {
     raft: GavelRaft,
-    node_id: u64,
+    settings: SupervisorSettings,
+    clients: Arc<PeerClients>,
     last_stamped_ms: u64,
     pool: Option<Addr<ResourcePool>>,
-    metrics: std::sync::Arc<Metrics>,
-    mailbox_capacity: usize,
+    metrics: Arc<Metrics>,
     /// The term in which this node last became leader and proposed its takeover.
     led_term: Option<u64>,
+    peers: BTreeMap<u64, PeerHealth>,
+    reconfiguring: bool,
 }
 
 impl Supervisor {
     pub fn new(
         raft: GavelRaft,
-        node_id: u64,
-        metrics: std::sync::Arc<Metrics>,
-        mailbox_capacity: usize,
+        settings: SupervisorSettings,
+        clients: Arc<PeerClients>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Supervisor {
             raft,
-            node_id,
+            settings,
+            clients,
             last_stamped_ms: 0,
             pool: None,
             metrics,
-            mailbox_capacity,
             led_term: None,
+            peers: BTreeMap::new(),
+            reconfiguring: false,
         }
     }
 
@@ -85,16 +117,15 @@ impl Supervisor {
             command,
         }
     }
-}
 
-impl Supervisor {
     /// Stamps the command now, in proposal order, and returns the future that
-    /// replicates it and answers once it is committed and applied.
+    /// replicates it and answers once it is committed and applied here.
     fn replicate(
         &mut self,
-        propose: Propose,
+        command: Command,
+        actor: String,
     ) -> impl std::future::Future<Output = Result<Committed, ProposeError>> + 'static {
-        let envelope = self.stamp(propose.command, propose.actor);
+        let envelope = self.stamp(command, actor);
         let raft = self.raft.clone();
         let metrics = self.metrics.clone();
         async move {
@@ -117,13 +148,84 @@ impl Supervisor {
             }
         }
     }
+
+    fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+}
+
+/// Sends a command to whichever node leads, waiting out an election up to `wait`. A
+/// command whose answer was lost on the way may have committed: bids carry a request_id,
+/// so the client's retry is answered with the original receipt.
+async fn forward_to_leader(
+    raft: GavelRaft,
+    clients: Arc<PeerClients>,
+    self_id: u64,
+    command: Command,
+    actor: String,
+    wait: Duration,
+) -> Result<Committed, ProposeError> {
+    let deadline = Instant::now() + wait;
+    let mut last_leader = None;
+    loop {
+        let metrics = raft.metrics().borrow().clone();
+        last_leader = metrics.current_leader.or(last_leader);
+        let target = metrics
+            .current_leader
+            .filter(|leader| *leader != self_id)
+            .and_then(|leader| {
+                Some((
+                    leader,
+                    metrics
+                        .membership_config
+                        .membership()
+                        .get_node(&leader)?
+                        .peer_addr
+                        .clone(),
+                ))
+            });
+        if let Some((leader, peer_addr)) = target {
+            let remaining = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100));
+            match clients
+                .get(leader, &peer_addr)
+                .forward(command.clone(), actor.clone(), remaining)
+                .await
+            {
+                Ok(Ok(commit)) => {
+                    return Ok(Committed {
+                        outcome: commit.outcome,
+                        log_index: commit.log_index,
+                    })
+                }
+                Ok(Err(ForwardError::NotLeader { .. })) => {}
+                Ok(Err(ForwardError::Unavailable(detail))) => {
+                    return Err(ProposeError::Fatal(detail))
+                }
+                // The leader may be dying; the answer is unknown, the client retries.
+                Err(error) => {
+                    tracing::debug!(leader, %error, "forward failed");
+                    return Err(ProposeError::NotLeader {
+                        leader_id: Some(leader),
+                    });
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(ProposeError::NotLeader {
+                leader_id: last_leader,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(self.mailbox_capacity);
+        ctx.set_mailbox_capacity(self.settings.mailbox_capacity);
         let mut metrics = self.raft.metrics();
         let me = ctx.address();
         // Forward every change of Raft's metrics to this actor.
@@ -142,6 +244,9 @@ impl Actor for Supervisor {
                 }
             }
         });
+        ctx.run_interval(STANDBY_CHECK, |supervisor, ctx| {
+            supervisor.ensure_standbys(ctx)
+        });
     }
 }
 
@@ -149,7 +254,33 @@ impl Handler<Propose> for Supervisor {
     type Result = ResponseFuture<Result<Committed, ProposeError>>;
 
     fn handle(&mut self, propose: Propose, _ctx: &mut Self::Context) -> Self::Result {
-        Box::pin(self.replicate(propose))
+        let (raft, clients, self_id, wait) = (
+            self.raft.clone(),
+            self.clients.clone(),
+            self.settings.node_id,
+            self.settings.forward_timeout,
+        );
+        if !self.is_leader() {
+            return Box::pin(forward_to_leader(
+                raft,
+                clients,
+                self_id,
+                propose.command,
+                propose.actor,
+                wait,
+            ));
+        }
+        let retry = (propose.command.clone(), propose.actor.clone());
+        let local = self.replicate(propose.command, propose.actor);
+        Box::pin(async move {
+            match local.await {
+                // Deposed between the check and the proposal: the new leader takes it.
+                Err(ProposeError::NotLeader { .. }) => {
+                    forward_to_leader(raft, clients, self_id, retry.0, retry.1, wait).await
+                }
+                other => other,
+            }
+        })
     }
 }
 
@@ -182,46 +313,46 @@ impl Handler<RaftChanged> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, changed: RaftChanged, ctx: &mut Self::Context) {
-        let took_over = changed.is_leader && self.led_term != Some(changed.term);
         if !changed.is_leader {
             if self.led_term.take().is_some() {
-                tracing::warn!(node_id = self.node_id, "lost leadership");
-            }
-            if let Some(pool) = &self.pool {
-                pool.do_send(LeadershipChanged { is_leader: false });
+                tracing::warn!(node_id = self.settings.node_id, "lost leadership");
+                if let Some(pool) = &self.pool {
+                    pool.do_send(LeadershipChanged { is_leader: false });
+                }
             }
             return;
         }
-        if !took_over {
+        if self.led_term == Some(changed.term) {
             return;
         }
         self.led_term = Some(changed.term);
         tracing::info!(
-            node_id = self.node_id,
+            node_id = self.settings.node_id,
             term = changed.term,
             "became leader; proposing takeover"
         );
-        let takeover = Propose {
-            command: Command::Takeover {
-                leader_node_id: self.node_id,
+        let takeover = self.replicate(
+            Command::Takeover {
+                leader_node_id: self.settings.node_id,
             },
-            actor: "system".to_string(),
-        };
-        let pool = self.pool.clone();
-        self.replicate(takeover)
+            "system".to_string(),
+        );
+        takeover
             .into_actor(self)
-            .map(move |result, actor, ctx| match result {
+            .map(move |result, supervisor, ctx| match result {
                 Ok(committed) => {
                     tracing::info!(log_index = committed.log_index, "takeover committed");
-                    if let Some(pool) = pool {
+                    if let Some(pool) = &supervisor.pool {
                         pool.do_send(LeadershipChanged { is_leader: true });
                     }
+                    supervisor.ensure_standbys(ctx);
                 }
                 // Not committed: try again shortly while this node still leads.
-                _ => {
-                    actor.led_term = None;
-                    ctx.run_later(Duration::from_millis(200), |actor, ctx| {
-                        let metrics = actor.raft.metrics().borrow().clone();
+                Err(error) => {
+                    tracing::warn!(%error, "takeover not committed; retrying");
+                    supervisor.led_term = None;
+                    ctx.run_later(Duration::from_millis(200), |supervisor, ctx| {
+                        let metrics = supervisor.raft.metrics().borrow().clone();
                         ctx.notify(RaftChanged {
                             is_leader: metrics.state == ServerState::Leader,
                             term: metrics.current_term,
@@ -230,6 +361,125 @@ impl Handler<RaftChanged> for Supervisor {
                 }
             })
             .spawn(ctx);
+    }
+}
+
+impl Supervisor {
+    /// On the leader: adds every configured standby that is not yet in the membership as
+    /// a learner, so it receives the log and holds all state.
+    fn ensure_standbys(&mut self, ctx: &mut Context<Self>) {
+        if !self.is_leader() || self.reconfiguring {
+            return;
+        }
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let known: BTreeSet<u64> = membership.nodes().map(|(id, _)| *id).collect();
+        let missing: Vec<ConfiguredMember> = self
+            .settings
+            .members
+            .iter()
+            .filter(|member| member.standby && !known.contains(&member.node_id))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        self.reconfiguring = true;
+        let raft = self.raft.clone();
+        async move {
+            for member in missing {
+                match raft
+                    .add_learner(member.node_id, member.info.clone(), false)
+                    .await
+                {
+                    Ok(_) => tracing::info!(node_id = member.node_id, "standby added as learner"),
+                    Err(error) => {
+                        tracing::warn!(node_id = member.node_id, %error, "could not add standby")
+                    }
+                }
+            }
+        }
+        .into_actor(self)
+        .map(|(), supervisor, _ctx| supervisor.reconfiguring = false)
+        .spawn(ctx);
+    }
+
+    /// On the leader: replaces dead voters by healthy standbys.
+    fn repair_membership(&mut self, ctx: &mut Context<Self>) {
+        if !self.is_leader() || self.reconfiguring {
+            return;
+        }
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let learners: BTreeSet<u64> = membership.learner_ids().collect();
+        let Some(next_voters) =
+            repaired_voters(self.settings.node_id, &voters, &learners, &self.peers)
+        else {
+            return;
+        };
+        tracing::warn!(?voters, ?next_voters, "replacing dead voters by standbys");
+        self.reconfiguring = true;
+        let raft = self.raft.clone();
+        async move { raft.change_membership(next_voters, true).await }
+            .into_actor(self)
+            .map(|result, supervisor, _ctx| {
+                supervisor.reconfiguring = false;
+                match result {
+                    Ok(_) => tracing::info!("voters back at full strength"),
+                    Err(error) => tracing::warn!(%error, "membership change failed"),
+                }
+            })
+            .spawn(ctx);
+    }
+}
+
+/// A PeerLink's health check result.
+pub struct PeerReport {
+    pub node_id: u64,
+    pub health: Health,
+    pub consecutive_misses: u32,
+    pub last_heartbeat_ms: Option<u64>,
+    pub status: Option<PeerStatus>,
+}
+
+impl Message for PeerReport {
+    type Result = ();
+}
+
+impl Handler<PeerReport> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, report: PeerReport, ctx: &mut Self::Context) {
+        let previous = self.peers.get(&report.node_id).map(|peer| peer.health);
+        if previous != Some(report.health) {
+            tracing::info!(
+                peer = report.node_id,
+                health = report.health.as_str(),
+                "peer health changed"
+            );
+        }
+        let last_applied_index = report
+            .status
+            .as_ref()
+            .and_then(|status| status.last_applied_index)
+            .or_else(|| {
+                self.peers
+                    .get(&report.node_id)
+                    .and_then(|peer| peer.last_applied_index)
+            });
+        self.peers.insert(
+            report.node_id,
+            PeerHealth {
+                health: report.health,
+                consecutive_misses: report.consecutive_misses,
+                last_heartbeat_ms: report.last_heartbeat_ms,
+                last_applied_index,
+            },
+        );
+        if report.health == Health::Down {
+            self.repair_membership(ctx);
+        }
     }
 }
 
@@ -268,12 +518,10 @@ impl Handler<GetClusterView> for Supervisor {
     fn handle(&mut self, _: GetClusterView, _ctx: &mut Self::Context) -> Self::Result {
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
-        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-        let now_ms = wall_clock_ms();
-        let nodes = membership
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let mut nodes: Vec<NodeView> = membership
             .nodes()
             .map(|(node_id, info): (&u64, &NodeInfo)| {
-                let is_self = *node_id == self.node_id;
                 let role = if metrics.current_leader == Some(*node_id) {
                     "leader"
                 } else if voters.contains(node_id) {
@@ -281,37 +529,61 @@ impl Handler<GetClusterView> for Supervisor {
                 } else {
                     "standby"
                 };
-                let applied = if is_self {
-                    metrics.last_applied.map(|log_id| log_id.index)
-                } else {
-                    metrics
-                        .replication
-                        .as_ref()
-                        .and_then(|replication| replication.get(node_id).cloned().flatten())
-                        .map(|log_id| log_id.index)
-                };
-                NodeView {
-                    node_id: *node_id,
-                    name: info.name.clone(),
-                    role: role.to_string(),
-                    health: if is_self || applied.is_some() {
-                        "up"
-                    } else {
-                        "suspect"
-                    }
-                    .to_string(),
-                    public_url: info.public_url.clone(),
-                    control_url: info.control_url.clone(),
-                    last_applied_index: applied,
-                    last_heartbeat_ms: is_self.then_some(now_ms),
-                }
+                self.node_view(*node_id, info, role, &metrics)
             })
             .collect();
+        // Configured members the membership no longer (or not yet) holds.
+        for member in &self.settings.members {
+            if membership.get_node(&member.node_id).is_none() {
+                nodes.push(self.node_view(member.node_id, &member.info, "removed", &metrics));
+            }
+        }
         MessageResult(ClusterView {
-            cluster_id: "gavel".to_string(),
+            cluster_id: crate::peer::CLUSTER_NAME.to_string(),
             term: metrics.current_term,
             leader_id: metrics.current_leader,
             nodes,
         })
+    }
+}
+
+impl Supervisor {
+    fn node_view(
+        &self,
+        node_id: u64,
+        info: &NodeInfo,
+        role: &str,
+        metrics: &openraft::RaftMetrics<u64, NodeInfo>,
+    ) -> NodeView {
+        let is_self = node_id == self.settings.node_id;
+        let peer = self.peers.get(&node_id);
+        let (health, last_heartbeat_ms, last_applied_index) = if is_self {
+            (
+                "up",
+                Some(wall_clock_ms()),
+                metrics.last_applied.map(|log_id| log_id.index),
+            )
+        } else {
+            let replicated = metrics
+                .replication
+                .as_ref()
+                .and_then(|replication| replication.get(&node_id).cloned().flatten())
+                .map(|log_id| log_id.index);
+            (
+                peer.map_or("suspect", |peer| peer.health.as_str()),
+                peer.and_then(|peer| peer.last_heartbeat_ms),
+                replicated.or_else(|| peer.and_then(|peer| peer.last_applied_index)),
+            )
+        };
+        NodeView {
+            node_id,
+            name: info.name.clone(),
+            role: role.to_string(),
+            health: health.to_string(),
+            public_url: info.public_url.clone(),
+            control_url: info.control_url.clone(),
+            last_applied_index,
+            last_heartbeat_ms,
+        }
     }
 }

@@ -37,6 +37,9 @@ use problem::ApiError;
 /// Largest request body either listener reads (API.md).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// How long a handler waits for this node to apply a command committed elsewhere.
+const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What every handler of a node shares.
 pub struct AppState {
     pub node_id: u64,
@@ -66,6 +69,14 @@ impl AppState {
                 return Err(error.into());
             }
         };
+        // Read your writes: views built after this see the command, on any node.
+        let wait = self.raft.wait(Some(APPLY_WAIT));
+        if let Err(error) = wait
+            .applied_index_at_least(Some(committed.log_index), "read your writes")
+            .await
+        {
+            tracing::debug!(%error, log_index = committed.log_index, "local state still behind the commit");
+        }
         let result = if committed.outcome.is_ok() {
             "ok"
         } else {

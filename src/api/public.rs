@@ -94,7 +94,7 @@ async fn delete_session(
     app: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let token_hash = session_token_hash(&request, &app)?;
+    let token_hash = session_token_hash(&request)?;
     app.propose(Command::CloseSession { token_hash }, "bidder".to_string())
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -168,7 +168,7 @@ async fn place_bid(
     request: HttpRequest,
     body: web::Json<BidRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let token_hash = session_token_hash(&request, &app)?;
+    let token_hash = session_token_hash(&request)?;
     let bid = body.into_inner();
     let command = Command::PlaceBid {
         auction_id: path.into_inner(),
@@ -218,7 +218,7 @@ async fn confirm(
     path: web::Path<String>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let token_hash = session_token_hash(&request, &app)?;
+    let token_hash = session_token_hash(&request)?;
     let command = Command::Confirm {
         auction_id: path.into_inner(),
         token_hash,

@@ -123,10 +123,10 @@ fn dispatch(
                 expires_at_ms: *expires_at_ms,
             })
         }
-        Command::CloseSession { token_hash } => {
-            state.sessions.remove(token_hash);
-            Ok(Outcome::SessionClosed)
-        }
+        Command::CloseSession { token_hash } => match state.sessions.remove(token_hash) {
+            Some(session) if session.expires_at_ms > now_ms => Ok(Outcome::SessionClosed),
+            _ => Err(Rejection::Unauthenticated),
+        },
         Command::CreateAuction { spec } => create_auction(state, now_ms, seed, actor, spec, events),
         Command::Qualify {
             auction_id,

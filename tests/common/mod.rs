@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub const ADMIN_TOKEN: &str = "integration-admin-token-0123456789";
+pub const CLUSTER_SECRET: &str = "integration-cluster-secret-0123456789";
 
 /// A free TCP port on loopback (bound, then released for the node to take).
 pub fn free_port() -> u16 {
@@ -39,12 +40,24 @@ pub struct Node {
 impl Node {
     /// Writes a one-voter configuration into `dir` and starts the node.
     pub fn start(dir: &Path) -> Node {
-        let (public, control, peer) = (free_port(), free_port(), free_port());
+        let node = Node::configure(dir, 1, (free_port(), free_port(), free_port()), "");
+        node.spawned()
+    }
+
+    fn spawned(mut self) -> Node {
+        self.spawn();
+        self
+    }
+
+    /// Writes node `id`'s configuration into `dir` (ports: public, control, peer), with
+    /// `extra` TOML appended (the cluster section of a multi-node test).
+    pub fn configure(dir: &Path, id: u64, ports: (u16, u16, u16), extra: &str) -> Node {
+        let (public, control, peer) = ports;
         std::fs::create_dir_all(dir).expect("test dir");
         let config = format!(
             r#"[node]
-id = 1
-name = "node-1"
+id = {id}
+name = "node-{id}"
 data_dir = "{data}"
 
 [listen]
@@ -54,29 +67,34 @@ peer = "127.0.0.1:{peer}"
 
 [security]
 admin_token = "{ADMIN_TOKEN}"
+cluster_secret = "{CLUSTER_SECRET}"
 operator_name = "test-operator"
 
 [janitor]
 interval_ms = 300
 closed_auction_linger_ms = 1000
-"#,
+{extra}"#,
             data = dir.join("data").display()
         );
         let config_path = dir.join("gavel.toml");
         std::fs::write(&config_path, config).expect("write config");
-        let mut node = Node {
+        Node {
             child: None,
             public_url: format!("http://127.0.0.1:{public}"),
             control_url: format!("http://127.0.0.1:{control}"),
             config_path,
             dir: dir.to_path_buf(),
-        };
-        node.spawn();
-        node
+        }
     }
 
     /// Starts (or restarts) the process on the same configuration and waits until ready.
     pub fn spawn(&mut self) {
+        self.spawn_without_waiting();
+        self.wait_ready(Duration::from_secs(20));
+    }
+
+    /// Starts the process without waiting for it to be ready.
+    pub fn spawn_without_waiting(&mut self) {
         let log = std::fs::File::create(self.dir.join(format!("node-{}.log", now_ms())))
             .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
@@ -89,10 +107,13 @@ closed_auction_linger_ms = 1000
             .spawn()
             .expect("start gavel");
         self.child = Some(child);
-        self.wait_ready(Duration::from_secs(20));
     }
 
-    fn wait_ready(&mut self, limit: Duration) {
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|child| child.id() as i32)
+    }
+
+    pub fn wait_ready(&mut self, limit: Duration) {
         let started = Instant::now();
         while started.elapsed() < limit {
             if let Some(child) = self.child.as_mut() {
@@ -280,3 +301,4 @@ pub fn auction_spec(id: &str, listing_ms: u64, countdown_ms: u64) -> Value {
         "countdown_ms": countdown_ms
     })
 }
+pub mod cluster;

@@ -1,0 +1,132 @@
+//! The PeerLink actor: one per other node of the cluster. It owns the link to that peer
+//! (the shared `PeerClient` every caller on this node uses for it), runs the health check
+//! — a ping every `check_interval_ms` — and reports the peer to the Supervisor as `up`,
+//! `suspect` (one or more checks missed) or `down` (`down_after_misses` checks missed in a
+//! row), with the time of the last answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::supervisor::{PeerReport, Supervisor};
+use super::wall_clock_ms;
+use crate::peer::{PeerClient, PeerStatus};
+
+/// How a peer looks from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Up,
+    Suspect,
+    Down,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Up => "up",
+            Health::Suspect => "suspect",
+            Health::Down => "down",
+        }
+    }
+}
+
+pub struct PeerLinkSettings {
+    pub check_interval_ms: u64,
+    pub down_after_misses: u32,
+}
+
+pub struct PeerLink {
+    client: Arc<PeerClient>,
+    supervisor: Addr<Supervisor>,
+    settings: PeerLinkSettings,
+    consecutive_misses: u32,
+    last_heartbeat_ms: Option<u64>,
+    checking: bool,
+}
+
+impl PeerLink {
+    pub fn new(
+        client: Arc<PeerClient>,
+        supervisor: Addr<Supervisor>,
+        settings: PeerLinkSettings,
+    ) -> Self {
+        PeerLink {
+            client,
+            supervisor,
+            settings,
+            consecutive_misses: 0,
+            last_heartbeat_ms: None,
+            checking: false,
+        }
+    }
+
+    fn health(&self) -> Health {
+        match self.consecutive_misses {
+            0 => Health::Up,
+            misses if misses >= self.settings.down_after_misses => Health::Down,
+            _ => Health::Suspect,
+        }
+    }
+
+    fn check(&mut self, ctx: &mut Context<Self>) {
+        if self.checking {
+            return;
+        }
+        self.checking = true;
+        let client = self.client.clone();
+        // A check that takes longer than the interval counts as missed.
+        let timeout = Duration::from_millis(self.settings.check_interval_ms.max(50));
+        async move { client.ping(timeout).await }
+            .into_actor(self)
+            .map(|answer, link, _ctx| {
+                link.checking = false;
+                let status: Option<PeerStatus> = match answer {
+                    Ok(status) => {
+                        link.consecutive_misses = 0;
+                        link.last_heartbeat_ms = Some(wall_clock_ms());
+                        Some(status)
+                    }
+                    Err(error) => {
+                        link.consecutive_misses = link.consecutive_misses.saturating_add(1);
+                        tracing::debug!(peer = link.client.target(), %error, misses = link.consecutive_misses, "health check missed");
+                        None
+                    }
+                };
+                link.supervisor.do_send(PeerReport {
+                    node_id: link.client.target(),
+                    health: link.health(),
+                    consecutive_misses: link.consecutive_misses,
+                    last_heartbeat_ms: link.last_heartbeat_ms,
+                    status,
+                });
+            })
+            .spawn(ctx);
+    }
+}
+
+impl Actor for PeerLink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(16);
+        let interval = Duration::from_millis(self.settings.check_interval_ms);
+        ctx.run_interval(interval, |link, ctx| link.check(ctx));
+    }
+}
+
+/// Stops the link (the peer left the cluster).
+pub struct StopLink;
+
+impl Message for StopLink {
+    type Result = ();
+}
+
+impl Handler<StopLink> for PeerLink {
+    type Result = ();
+
+    fn handle(&mut self, _: StopLink, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,89 @@
+//! A multi-node Gavel cluster of real processes on loopback, for the cluster tests.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{free_port, Node};
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// Starts `voters` voters and `standbys` standbys (node ids 1..) under `dir` and waits
+    /// until every voter is ready.
+    pub fn start(dir: &Path, voters: u64, standbys: u64) -> Cluster {
+        let count = voters + standbys;
+        let ports: Vec<(u16, u16, u16)> = (0..count)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let mut members = String::new();
+        for (index, (public, control, peer)) in ports.iter().enumerate() {
+            let id = index as u64 + 1;
+            let role = if id <= voters { "voter" } else { "standby" };
+            members.push_str(&format!(
+                "\n[[cluster.members]]\nid = {id}\nname = \"node-{id}\"\npeer = \"127.0.0.1:{peer}\"\npublic_url = \"http://127.0.0.1:{public}\"\ncontrol_url = \"http://127.0.0.1:{control}\"\nrole = \"{role}\"\n"
+            ));
+        }
+        let extra = format!(
+            "\n[raft]\nheartbeat_interval_ms = 50\nelection_timeout_min_ms = 250\nelection_timeout_max_ms = 500\n\n[cluster]\ncheck_interval_ms = 100\ndown_after_misses = 3\n{members}"
+        );
+        let mut nodes: Vec<Node> = ports
+            .iter()
+            .enumerate()
+            .map(|(index, ports)| {
+                let id = index as u64 + 1;
+                Node::configure(&dir.join(format!("node-{id}")), id, *ports, &extra)
+            })
+            .collect();
+        for node in nodes.iter_mut() {
+            node.spawn_without_waiting();
+        }
+        for node in nodes.iter_mut().take(voters as usize) {
+            node.wait_ready(Duration::from_secs(30));
+        }
+        Cluster { nodes }
+    }
+
+    /// The node id that every live voter agrees leads, waiting up to `limit`.
+    pub fn leader(&self, limit: Duration) -> Option<u64> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            for node in self.nodes.iter().filter(|node| node.child.is_some()) {
+                if let Some(view) = try_control(node, "/control/v1/cluster") {
+                    if let Some(leader) = view["leader_id"].as_u64() {
+                        let leader_alive = self
+                            .nodes
+                            .get(leader as usize - 1)
+                            .is_some_and(|node| node.child.is_some());
+                        if leader_alive {
+                            return Some(leader);
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn node(&self, id: u64) -> &Node {
+        &self.nodes[id as usize - 1]
+    }
+
+    pub fn node_mut(&mut self, id: u64) -> &mut Node {
+        &mut self.nodes[id as usize - 1]
+    }
+}
+
+/// A control GET that tolerates a dead node.
+pub fn try_control(node: &Node, path: &str) -> Option<Value> {
+    let response = ureq::get(&format!("{}{}", node.control_url, path))
+        .set("Authorization", &format!("Bearer {}", super::ADMIN_TOKEN))
+        .timeout(Duration::from_secs(2))
+        .call()
+        .ok()?;
+    serde_json::from_str(&response.into_string().ok()?).ok()
+}
