@@ -8,6 +8,8 @@
 //! - `actors`: one actix actor per file. The `Supervisor` owns the node's Raft handle and
 //!   proposes every command; the `ResourcePool` starts an `Auction` actor per live
 //!   auction (deadline timers, live events); the `Janitor` purifies on a timer.
+//! - `peer`: the peer listener and client: Raft RPCs and request forwarding between nodes,
+//!   authenticated by the cluster secret.
 //! - `replication`: openraft's type configuration, the sled-backed log (made durable with
 //!   fdatasync) and the state machine that feeds committed entries to the kernel.
 //! - `kernel`: the pure, deterministic auction rules. Nothing else changes state.
@@ -21,4 +23,5 @@ pub mod cli;
 pub mod config;
 pub mod kernel;
 pub mod node;
+pub mod peer;
 pub mod replication;

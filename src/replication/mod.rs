@@ -1,10 +1,11 @@
 //! Gavel's replication layer: openraft's type configuration for Gavel, the sled-backed
 //! Raft log made durable with fdatasync (`log_store`, `durable`), the state machine that
 //! feeds every committed entry to `kernel::apply` and publishes the events it produced
-//! (`state_machine`), the peer network (`network`, unreachable peers for now), and `open`,
-//! which assembles them into a running Raft node on one data directory. A node restarted
-//! on its data directory loads its latest snapshot and re-applies the committed log entries
-//! after it before `open` returns, so its `SharedState` is whole from the start.
+//! (`state_machine`), the Raft network over the peer transport (`network`), and
+//! `open_with_network` (`open` for a node without peers), which assembles them into a
+//! running Raft node on one data directory. A node restarted on its data directory loads
+//! its latest snapshot and re-applies the committed log entries after it before `open`
+//! returns, so its `SharedState` is whole from the start.
 
 mod codec;
 mod durable;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{InitializeError, RaftError};
+use openraft::network::RaftNetworkFactory;
 use openraft::{Config, LogId, SnapshotPolicy, StoredMembership};
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +32,9 @@ use crate::kernel::{Event, Outcome, Rejection, State};
 pub use durable::Durable;
 pub use error::{ReplicationError, StoreError};
 pub use log_store::LogStore;
-pub use network::{NoPeerTransport, UnreachableNetwork, UnreachableNetworkFactory};
+pub use network::{
+    NoPeerTransport, PeerNetwork, PeerNetworkFactory, UnreachableNetwork, UnreachableNetworkFactory,
+};
 pub use state_machine::{SnapshotBuilder, StateMachineStore};
 
 openraft::declare_raft_types!(
@@ -185,10 +189,24 @@ pub struct Replication {
     durable: Arc<Durable>,
 }
 
-/// Opens the node's storage in `options.data_dir/raft`, restores its state (snapshot, then
-/// the committed entries after it) and starts Raft. The node still has to be initialized
-/// once (`initialize`), which is a no-op on a node restarted on its data directory.
+/// Opens a node that cannot reach any peer (`UnreachableNetworkFactory`): a single voter,
+/// or a test. A node of a cluster is opened with `open_with_network`.
 pub async fn open(options: ReplicationOptions) -> Result<Replication, ReplicationError> {
+    open_with_network(options, UnreachableNetworkFactory).await
+}
+
+/// Opens the node's storage in `options.data_dir/raft`, restores its state (snapshot, then
+/// the committed entries after it) and starts Raft, which reaches its peers through
+/// `network` (a `PeerNetworkFactory` over the node's `peer::PeerClients` in a cluster).
+/// The node still has to be initialized once (`initialize`), which is a no-op on a node
+/// restarted on its data directory.
+pub async fn open_with_network<N>(
+    options: ReplicationOptions,
+    network: N,
+) -> Result<Replication, ReplicationError>
+where
+    N: RaftNetworkFactory<TypeConfig>,
+{
     let config = Arc::new(options.raft_config()?);
     let dir = options.data_dir.join("raft");
     let durable = Arc::new(error::blocking(move || Durable::open(&dir)).await?);
@@ -198,14 +216,8 @@ pub async fn open(options: ReplicationOptions) -> Result<Replication, Replicatio
     let (events, _) = tokio::sync::broadcast::channel(options.event_buffer);
     let (state_machine, state) = StateMachineStore::open(durable.clone(), events.clone())?;
 
-    let raft = openraft::Raft::new(
-        options.node_id,
-        config,
-        UnreachableNetworkFactory,
-        log_store,
-        state_machine,
-    )
-    .await?;
+    let raft =
+        openraft::Raft::new(options.node_id, config, network, log_store, state_machine).await?;
     Ok(Replication {
         node_id: options.node_id,
         raft,

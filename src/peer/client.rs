@@ -1,0 +1,332 @@
+//! The client side of the peer transport. A `PeerClient` calls one peer node: it takes an
+//! idle authenticated connection from its small pool or dials and handshakes a new one,
+//! sends one request, waits for its response, and puts the connection back only after a
+//! whole successful exchange (any error drops it). Each call is bounded by its own
+//! timeout, dialing and handshaking by `CONNECT_TIMEOUT`. `PeerClients` keeps one client
+//! per peer node and replaces it when the node's address changes; openraft's network and
+//! the node's request forwarding share it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
+
+use super::auth::{client_handshake, HandshakeError};
+use super::channel::{SecureChannel, TAG_BYTES};
+use super::protocol::{
+    encode, ForwardError, ForwardedCommit, FrameError, PeerRequest, PeerResponse, PeerStatus,
+    MAX_FRAME_BYTES,
+};
+use crate::kernel::Command;
+use crate::replication::TypeConfig;
+
+/// Longest time to dial a peer and finish the handshake.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A pooled connection idle longer than this is dropped rather than reused (the server
+/// closes idle connections after `PeerServerLimits::idle_timeout`, 120 s by default).
+pub const MAX_IDLE: Duration = Duration::from_secs(30);
+/// Idle connections kept per peer; openraft sends to a peer on one or two streams.
+pub const MAX_POOLED: usize = 4;
+
+/// Why a call to a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("cannot connect to node {target} at {address}: {source}")]
+    Connect {
+        target: u64,
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("node {target} at {address}: no {what} within {after:?}")]
+    Timeout {
+        target: u64,
+        address: String,
+        what: &'static str,
+        after: Duration,
+    },
+    #[error("handshake with node {target} at {address} failed: {source}")]
+    Handshake {
+        target: u64,
+        address: String,
+        #[source]
+        source: HandshakeError,
+    },
+    #[error("peer connection I/O failed: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("bad frame from or for a peer: {0}")]
+    Decode(#[source] FrameError),
+    /// The request does not fit in a frame (an append batch to split, say).
+    #[error("a request of {length} bytes does not fit in a frame of {max} bytes")]
+    TooLarge { length: u64, max: u32 },
+    /// The peer answered something other than what was asked.
+    #[error("the peer answered wrongly: {0}")]
+    Remote(String),
+}
+
+impl From<FrameError> for PeerError {
+    fn from(error: FrameError) -> Self {
+        match error {
+            FrameError::Closed => PeerError::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the peer closed the connection",
+            )),
+            FrameError::Io(error) => PeerError::Io(error),
+            FrameError::TooLarge { length, max } => PeerError::TooLarge { length, max },
+            other => PeerError::Decode(other),
+        }
+    }
+}
+
+/// The authenticated connections a client uses.
+type Connection = SecureChannel<TcpStream>;
+
+/// Calls one peer node.
+pub struct PeerClient {
+    target: u64,
+    address: String,
+    self_node_id: u64,
+    secret: Arc<[u8]>,
+    /// Idle connections with the time each was put back; most recent last.
+    idle: Mutex<Vec<(Connection, Instant)>>,
+}
+
+impl PeerClient {
+    /// A client of node `target` at `address` (`host:port`), calling as `self_node_id`.
+    pub fn new(target: u64, address: String, self_node_id: u64, secret: Arc<[u8]>) -> Self {
+        PeerClient {
+            target,
+            address,
+            self_node_id,
+            secret,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn target(&self) -> u64 {
+        self.target
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Sends `request` and waits for its response, all within `timeout`.
+    pub async fn call(
+        &self,
+        request: PeerRequest,
+        timeout: Duration,
+    ) -> Result<PeerResponse, PeerError> {
+        let what = request.kind();
+        let idempotent = request.is_idempotent();
+        let payload = encode("peer request", &request)?;
+        drop(request);
+        if payload.len() + TAG_BYTES > MAX_FRAME_BYTES as usize {
+            return Err(PeerError::TooLarge {
+                length: payload.len() as u64,
+                max: MAX_FRAME_BYTES,
+            });
+        }
+        tokio::time::timeout(timeout, self.exchange(&payload, idempotent))
+            .await
+            .map_err(|_| self.timeout(what, timeout))?
+    }
+
+    /// One exchange on a pooled connection, or on a new one. A pooled connection the peer
+    /// has closed meanwhile fails at once; an idempotent request is then sent again on a
+    /// fresh connection, a forwarded command is not (it may have been received).
+    async fn exchange(&self, payload: &[u8], idempotent: bool) -> Result<PeerResponse, PeerError> {
+        if let Some(mut connection) = self.take_idle() {
+            match round_trip(&mut connection, payload).await {
+                Ok(response) => {
+                    self.put_back(connection);
+                    return Ok(response);
+                }
+                Err(PeerError::Io(error)) if idempotent => {
+                    tracing::debug!(target = self.target, %error, "pooled peer connection failed; redialing");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        let mut connection = self.dial().await?;
+        let response = round_trip(&mut connection, payload).await?;
+        self.put_back(connection);
+        Ok(response)
+    }
+
+    async fn dial(&self) -> Result<Connection, PeerError> {
+        let connecting = async {
+            let stream =
+                TcpStream::connect(&self.address)
+                    .await
+                    .map_err(|source| PeerError::Connect {
+                        target: self.target,
+                        address: self.address.clone(),
+                        source,
+                    })?;
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(target = self.target, %error, "cannot set TCP_NODELAY");
+            }
+            client_handshake(stream, self.self_node_id, Some(self.target), &self.secret)
+                .await
+                .map_err(|source| PeerError::Handshake {
+                    target: self.target,
+                    address: self.address.clone(),
+                    source,
+                })
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| self.timeout("connection", CONNECT_TIMEOUT))?
+    }
+
+    fn take_idle(&self) -> Option<Connection> {
+        let mut idle = self.idle.lock();
+        idle.retain(|(_, since)| since.elapsed() < MAX_IDLE);
+        idle.pop().map(|(connection, _)| connection)
+    }
+
+    fn put_back(&self, connection: Connection) {
+        let mut idle = self.idle.lock();
+        if idle.len() < MAX_POOLED {
+            idle.push((connection, Instant::now()));
+        }
+    }
+
+    fn timeout(&self, what: &'static str, after: Duration) -> PeerError {
+        PeerError::Timeout {
+            target: self.target,
+            address: self.address.clone(),
+            what,
+            after,
+        }
+    }
+
+    pub async fn append_entries(
+        &self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        timeout: Duration,
+    ) -> Result<Result<AppendEntriesResponse<u64>, RaftError<u64>>, PeerError> {
+        match self.call(PeerRequest::AppendEntries(rpc), timeout).await? {
+            PeerResponse::AppendEntries(answer) => Ok(answer),
+            other => Err(unexpected("append_entries", &other)),
+        }
+    }
+
+    pub async fn vote(
+        &self,
+        rpc: VoteRequest<u64>,
+        timeout: Duration,
+    ) -> Result<Result<VoteResponse<u64>, RaftError<u64>>, PeerError> {
+        match self.call(PeerRequest::Vote(rpc), timeout).await? {
+            PeerResponse::Vote(answer) => Ok(answer),
+            other => Err(unexpected("vote", &other)),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    pub async fn install_snapshot(
+        &self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        timeout: Duration,
+    ) -> Result<Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>, PeerError>
+    {
+        match self
+            .call(PeerRequest::InstallSnapshot(rpc), timeout)
+            .await?
+        {
+            PeerResponse::InstallSnapshot(answer) => Ok(answer),
+            other => Err(unexpected("install_snapshot", &other)),
+        }
+    }
+
+    /// Asks the peer (the leader, presumably) to propose `command` on behalf of `actor`.
+    pub async fn forward(
+        &self,
+        command: Command,
+        actor: String,
+        timeout: Duration,
+    ) -> Result<Result<ForwardedCommit, ForwardError>, PeerError> {
+        match self
+            .call(PeerRequest::Forward { command, actor }, timeout)
+            .await?
+        {
+            PeerResponse::Forward(answer) => Ok(answer),
+            other => Err(unexpected("forward", &other)),
+        }
+    }
+
+    pub async fn ping(&self, timeout: Duration) -> Result<PeerStatus, PeerError> {
+        let request = PeerRequest::Ping {
+            from_node_id: self.self_node_id,
+        };
+        match self.call(request, timeout).await? {
+            PeerResponse::Pong(status) => Ok(status),
+            other => Err(unexpected("ping", &other)),
+        }
+    }
+}
+
+async fn round_trip(
+    connection: &mut Connection,
+    payload: &[u8],
+) -> Result<PeerResponse, PeerError> {
+    connection.send_payload(payload).await?;
+    Ok(connection.recv("peer response").await?)
+}
+
+fn unexpected(asked: &str, answered: &PeerResponse) -> PeerError {
+    PeerError::Remote(format!("asked {asked}, answered {}", answered.kind()))
+}
+
+/// One `PeerClient` per peer node, shared by everything on this node that calls peers.
+pub struct PeerClients {
+    self_node_id: u64,
+    secret: Arc<[u8]>,
+    clients: Mutex<HashMap<u64, Arc<PeerClient>>>,
+}
+
+impl PeerClients {
+    pub fn new(self_node_id: u64, secret: Arc<[u8]>) -> Self {
+        PeerClients {
+            self_node_id,
+            secret,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn self_node_id(&self) -> u64 {
+        self.self_node_id
+    }
+
+    /// The client of `node_id` at `peer_addr`; a client of the node at another address is
+    /// replaced (its pooled connections close when its last user drops it).
+    pub fn get(&self, node_id: u64, peer_addr: &str) -> Arc<PeerClient> {
+        let mut clients = self.clients.lock();
+        match clients.get(&node_id) {
+            Some(client) if client.address == peer_addr => client.clone(),
+            _ => {
+                let client = Arc::new(PeerClient::new(
+                    node_id,
+                    peer_addr.to_string(),
+                    self.self_node_id,
+                    self.secret.clone(),
+                ));
+                clients.insert(node_id, client.clone());
+                client
+            }
+        }
+    }
+
+    /// Forgets the client of a node that left the cluster.
+    pub fn remove(&self, node_id: u64) -> Option<Arc<PeerClient>> {
+        self.clients.lock().remove(&node_id)
+    }
+}

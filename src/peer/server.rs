@@ -1,0 +1,224 @@
+//! The peer listener's server. It accepts TCP connections from other nodes, runs the
+//! handshake on each (bounded in time, and in how many may be unauthenticated at once),
+//! then answers one request at a time per connection: Raft's RPCs go to this node's Raft,
+//! forwarded commands to its `CommandSink`, pings are answered from Raft's metrics. No
+//! request frame is read before the handshake succeeded; a bad frame closes its connection
+//! and nothing else. It runs until `shutdown` turns true (or its sender is dropped), then
+//! closes every connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use super::auth::server_handshake;
+use super::protocol::{FrameError, PeerRequest, PeerResponse, PeerStatus};
+use super::CommandSink;
+use crate::replication::GavelRaft;
+
+/// How much one peer server takes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerServerLimits {
+    /// A connection that has not finished its handshake by then is closed.
+    pub handshake_timeout: Duration,
+    /// Connections still in their handshake; more are closed at once.
+    pub max_handshaking: usize,
+    /// Connections in all; more are closed at once.
+    pub max_connections: usize,
+    /// An authenticated connection that sends no request for this long is closed (clients
+    /// drop pooled connections well before: `client::MAX_IDLE`).
+    pub idle_timeout: Duration,
+}
+
+impl Default for PeerServerLimits {
+    /// 2 s handshakes, 32 of them at once, 256 connections, 120 s idle.
+    fn default() -> Self {
+        PeerServerLimits {
+            handshake_timeout: Duration::from_secs(2),
+            max_handshaking: 32,
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Pause after a failed `accept` (out of file descriptors, say) before the next one.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// Answers other nodes' requests for this node.
+pub struct PeerServer {
+    node_id: u64,
+    raft: GavelRaft,
+    sink: Arc<dyn CommandSink>,
+    secret: Arc<[u8]>,
+    limits: PeerServerLimits,
+}
+
+impl PeerServer {
+    /// A server for `raft` with the default limits.
+    pub fn new(raft: GavelRaft, sink: Arc<dyn CommandSink>, secret: Arc<[u8]>) -> Self {
+        let node_id = raft.metrics().borrow().id;
+        PeerServer {
+            node_id,
+            raft,
+            sink,
+            secret,
+            limits: PeerServerLimits::default(),
+        }
+    }
+
+    pub fn with_limits(mut self, limits: PeerServerLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Serves `listener` with the default limits until `shutdown` turns true.
+    pub async fn serve(
+        listener: TcpListener,
+        raft: GavelRaft,
+        sink: Arc<dyn CommandSink>,
+        secret: Arc<[u8]>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        PeerServer::new(raft, sink, secret)
+            .run(listener, shutdown)
+            .await
+    }
+
+    /// Serves `listener` until `shutdown` turns true or its sender is dropped, then closes
+    /// every connection (requests under way are abandoned; their clients time out).
+    pub async fn run(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let server = Arc::new(self);
+        let handshaking = Arc::new(Semaphore::new(server.limits.max_handshaking));
+        let connections = Arc::new(Semaphore::new(server.limits.max_connections));
+        let mut tasks = JoinSet::new();
+        tracing::info!(node_id = server.node_id, address = ?listener.local_addr().ok(), "peer listener started");
+        while !*shutdown.borrow() {
+            tokio::select! {
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                Some(finished) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Err(error) = finished {
+                        tracing::error!(%error, "a peer connection task failed");
+                    }
+                }
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, remote)) => {
+                        let permits = connections
+                            .clone()
+                            .try_acquire_owned()
+                            .and_then(|connection| Ok((connection, handshaking.clone().try_acquire_owned()?)));
+                        let Ok((connection, handshake)) = permits else {
+                            tracing::warn!(%remote, "too many peer connections; closing this one");
+                            continue;
+                        };
+                        tasks.spawn(server.clone().connection(stream, remote, handshake, connection));
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "peer listener cannot accept");
+                        tokio::time::sleep(ACCEPT_RETRY).await;
+                    }
+                },
+            }
+        }
+        tasks.shutdown().await;
+        tracing::info!(node_id = server.node_id, "peer listener stopped");
+    }
+
+    /// One connection: the handshake, then requests and responses until it closes.
+    async fn connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        remote: SocketAddr,
+        handshake: OwnedSemaphorePermit,
+        _connection: OwnedSemaphorePermit,
+    ) {
+        // Requests and responses are small and latency-bound: no Nagle delay.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%remote, %error, "cannot set TCP_NODELAY");
+        }
+        let handshake_result = tokio::time::timeout(
+            self.limits.handshake_timeout,
+            server_handshake(stream, self.node_id, &self.secret),
+        )
+        .await;
+        drop(handshake);
+        let mut channel = match handshake_result {
+            Ok(Ok(channel)) => channel,
+            Ok(Err(error)) => {
+                tracing::warn!(%remote, %error, "peer handshake failed; closing");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(%remote, "peer handshake timed out; closing");
+                return;
+            }
+        };
+        let peer = channel.peer_node_id();
+        tracing::debug!(%remote, peer, "peer connection authenticated");
+        loop {
+            let request = tokio::time::timeout(
+                self.limits.idle_timeout,
+                channel.recv::<PeerRequest>("peer request"),
+            )
+            .await;
+            let request = match request {
+                Ok(Ok(request)) => request,
+                Ok(Err(FrameError::Closed)) => return,
+                Ok(Err(error)) => {
+                    tracing::warn!(%remote, peer, %error, "bad frame from peer; closing");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%remote, peer, "idle peer connection; closing");
+                    return;
+                }
+            };
+            let response = self.dispatch(request).await;
+            if let Err(error) = channel.send("peer response", &response).await {
+                tracing::warn!(%remote, peer, %error, "cannot answer peer; closing");
+                return;
+            }
+        }
+    }
+
+    async fn dispatch(&self, request: PeerRequest) -> PeerResponse {
+        match request {
+            PeerRequest::AppendEntries(rpc) => {
+                PeerResponse::AppendEntries(self.raft.append_entries(rpc).await)
+            }
+            PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
+            PeerRequest::InstallSnapshot(rpc) => {
+                PeerResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await)
+            }
+            PeerRequest::Forward { command, actor } => {
+                PeerResponse::Forward(self.sink.propose(command, actor).await)
+            }
+            PeerRequest::Ping { from_node_id } => {
+                tracing::trace!(from_node_id, "ping");
+                PeerResponse::Pong(self.status())
+            }
+        }
+    }
+
+    /// This node's view of the cluster, from Raft's metrics.
+    fn status(&self) -> PeerStatus {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        PeerStatus {
+            node_id: self.node_id,
+            term: metrics.current_term,
+            leader_id: metrics.current_leader,
+            last_applied_index: metrics.last_applied.map(|log_id| log_id.index),
+            server_time_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis() as u64),
+        }
+    }
+}
