@@ -8,8 +8,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use common::auction_spec;
+use common::bidders::{BidderPlan, Outcome, Record};
 use common::cluster::{try_control, Cluster};
-use common::{auction_spec, request, Node};
 use serde_json::{json, Value};
 
 fn cluster(name: &str, voters: u64, standbys: u64) -> (tempfile::TempDir, Cluster) {
@@ -85,6 +86,196 @@ fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     condition()
+}
+
+/// Registers and qualifies `count` bidders through node 1 and opens their sessions.
+fn setup_bidders(cluster: &Cluster, auction_id: &str, count: usize) -> Vec<(String, String)> {
+    let node = cluster.node(1);
+    (0..count)
+        .map(|index| {
+            let bidder_id = format!("bidder-{index}");
+            node.register_bidder(&bidder_id);
+            node.qualify(auction_id, &bidder_id);
+            let token = node.login(&bidder_id);
+            (bidder_id, token)
+        })
+        .collect()
+}
+
+fn plans(
+    cluster: &Cluster,
+    auction_id: &str,
+    bidders: &[(String, String)],
+    run_for: Duration,
+) -> Vec<BidderPlan> {
+    let public_urls: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|node| node.public_url.clone())
+        .collect();
+    bidders
+        .iter()
+        .map(|(bidder_id, token)| BidderPlan {
+            bidder_id: bidder_id.clone(),
+            token: token.clone(),
+            auction_id: auction_id.to_string(),
+            public_urls: public_urls.clone(),
+            max_bids: 400,
+            run_for,
+        })
+        .collect()
+}
+
+/// The final record of an auction, once every live node has applied the same bids.
+fn converged_result(cluster: &Cluster, auction_id: &str) -> Value {
+    let mut result = Value::Null;
+    let agreed = wait_until(Duration::from_secs(10), || {
+        let results: Vec<Value> = cluster
+            .nodes
+            .iter()
+            .filter(|node| node.child.is_some())
+            .filter_map(|node| {
+                try_control(node, &format!("/control/v1/auctions/{auction_id}/result"))
+            })
+            .collect();
+        let counts: BTreeSet<usize> = results
+            .iter()
+            .map(|r| r["bids"].as_array().map_or(0, Vec::len))
+            .collect();
+        result = results.first().cloned().unwrap_or(Value::Null);
+        counts.len() == 1 && !results.is_empty()
+    });
+    assert!(agreed, "live nodes did not converge on the same bids");
+    result
+}
+
+/// The history checks: every receipt is in the record exactly once with its seq and
+/// amount; prices strictly increase; the hash chain holds.
+fn check_history(history: &[Record], result: &Value) {
+    let bids = result["bids"].as_array().expect("bids");
+    let mut by_id: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    for bid in bids {
+        by_id
+            .entry(bid["bid_id"].as_str().unwrap())
+            .or_default()
+            .push(bid);
+    }
+    let mut acknowledged = 0;
+    for record in history {
+        if let Outcome::Ok {
+            bid_id,
+            seq,
+            amount,
+        } = &record.outcome
+        {
+            acknowledged += 1;
+            let found = by_id
+                .get(bid_id.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            assert_eq!(
+                found.len(),
+                1,
+                "acknowledged bid {bid_id} ({}) is in the history exactly once",
+                record.request_id
+            );
+            assert_eq!(
+                (found[0]["seq"].as_u64(), found[0]["amount"].as_u64()),
+                (Some(*seq), Some(*amount))
+            );
+        }
+    }
+    assert!(acknowledged > 0, "no bid was acknowledged at all");
+    let amounts: Vec<u64> = bids
+        .iter()
+        .map(|bid| bid["amount"].as_u64().unwrap())
+        .collect();
+    assert!(
+        amounts.windows(2).all(|pair| pair[0] < pair[1]),
+        "prices strictly increase: {amounts:?}"
+    );
+    assert_eq!(result["chain_verified"], true);
+    let unknown = history
+        .iter()
+        .filter(|record| matches!(record.outcome, Outcome::Unknown))
+        .count();
+    tracing_note(&format!(
+        "{} requests, {acknowledged} acknowledged, {} bids recorded, {unknown} unknown",
+        history.len(),
+        bids.len()
+    ));
+}
+
+fn roles(cluster: &Cluster, ask: u64) -> BTreeMap<u64, String> {
+    let Some(view) = try_control(cluster.node(ask), "/control/v1/cluster") else {
+        return BTreeMap::new();
+    };
+    view["nodes"]
+        .as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .map(|node| {
+                    (
+                        node["node_id"].as_u64().unwrap_or(0),
+                        node["role"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn killing_the_leader_under_load_loses_no_acknowledged_bid_and_promotes_the_standby() {
+    let (_dir, mut cluster) = cluster("failover", 3, 1);
+    let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
+    cluster
+        .node(1)
+        .create_auction(auction_spec("lot-k", 120_000, 60_000));
+    let bidders = setup_bidders(&cluster, "lot-k", 4);
+    let plans = plans(&cluster, "lot-k", &bidders, Duration::from_secs(6));
+    let load = std::thread::spawn(move || common::bidders::run(plans));
+
+    std::thread::sleep(Duration::from_millis(1_500));
+    tracing_note(&format!("SIGKILL the leader, node {leader}"));
+    cluster.node_mut(leader).kill();
+    let new_leader = cluster
+        .leader(Duration::from_secs(10))
+        .expect("a new leader");
+    assert_ne!(new_leader, leader);
+    let history = load.join().expect("bidders");
+    let result = converged_result(&cluster, "lot-k");
+    check_history(&history, &result);
+
+    // The standby took the dead voter's place: three voters again, without an operator.
+    let promoted = wait_until(Duration::from_secs(10), || {
+        let roles = roles(&cluster, new_leader);
+        roles
+            .get(&4)
+            .is_some_and(|role| role == "follower" || role == "leader")
+            && roles.get(&leader).is_some_and(|role| role == "standby")
+    });
+    assert!(
+        promoted,
+        "standby promoted, dead voter demoted: {:?}",
+        roles(&cluster, new_leader)
+    );
+
+    tracing_note(&format!(
+        "restart node {leader}: it catches up and stays a standby"
+    ));
+    cluster.node_mut(leader).spawn_without_waiting();
+    let bid_count = result["bids"].as_array().unwrap().len();
+    let caught_up = wait_until(Duration::from_secs(15), || {
+        try_control(cluster.node(leader), "/control/v1/auctions/lot-k/result")
+            .is_some_and(|r| r["bids"].as_array().map_or(0, Vec::len) == bid_count)
+    });
+    assert!(caught_up, "the restarted node applied every bid");
+    assert_eq!(
+        roles(&cluster, new_leader).get(&leader).map(String::as_str),
+        Some("standby")
+    );
 }
 
 fn tracing_note(text: &str) {

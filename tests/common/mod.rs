@@ -243,8 +243,18 @@ impl Drop for Node {
     }
 }
 
-/// One HTTP request with an optional bearer token and JSON body.
+/// One HTTP request with an optional bearer token and JSON body; panics if no answer.
 pub fn request(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    try_request(method, url, token, body).unwrap_or_else(|error| panic!("{method} {url}: {error}"))
+}
+
+/// One HTTP request; an error when no HTTP answer came (refused, reset, timed out).
+pub fn try_request(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Result<(u16, Value), String> {
     let mut request = ureq::request(method, url).timeout(Duration::from_secs(10));
     if let Some(token) = token {
         request = request.set("Authorization", &format!("Bearer {token}"));
@@ -256,11 +266,11 @@ pub fn request(method: &str, url: &str, token: Option<&str>, body: Option<Value>
     let response = match result {
         Ok(response) => response,
         Err(ureq::Error::Status(_, response)) => response,
-        Err(error) => panic!("{method} {url}: {error}"),
+        Err(error) => return Err(error.to_string()),
     };
     let status = response.status();
     let text = response.into_string().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
 /// Sends raw bytes with a content type; for malformed-input tests.
@@ -301,4 +311,5 @@ pub fn auction_spec(id: &str, listing_ms: u64, countdown_ms: u64) -> Value {
         "countdown_ms": countdown_ms
     })
 }
+pub mod bidders;
 pub mod cluster;
