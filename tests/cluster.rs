@@ -281,3 +281,162 @@ fn killing_the_leader_under_load_loses_no_acknowledged_bid_and_promotes_the_stan
 fn tracing_note(text: &str) {
     eprintln!("[cluster test] {text}");
 }
+
+#[test]
+fn a_stopped_leader_that_wakes_up_accepts_no_bid_as_a_stale_leader() {
+    let (_dir, mut cluster) = cluster("sigstop", 3, 1);
+    let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
+    cluster
+        .node(1)
+        .create_auction(auction_spec("lot-s", 120_000, 60_000));
+    let bidders = setup_bidders(&cluster, "lot-s", 2);
+    let (first, second) = (&bidders[0].1, &bidders[1].1);
+    assert_eq!(
+        cluster.node(leader).bid(first, "lot-s", 1_000_000, "s-1").0,
+        201
+    );
+
+    tracing_note(&format!(
+        "SIGSTOP the leader, node {leader}, past the election timeout"
+    ));
+    let pid = cluster.node(leader).pid().expect("leader pid");
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let others: Vec<u64> = (1..=4).filter(|id| *id != leader).collect();
+    let mut new_leader = None;
+    let elected = wait_until(Duration::from_secs(10), || {
+        new_leader = others
+            .iter()
+            .filter_map(|id| try_control(cluster.node(*id), "/control/v1/cluster"))
+            .filter_map(|view| view["leader_id"].as_u64())
+            .find(|id| *id != leader);
+        new_leader.is_some()
+    });
+    assert!(elected, "the others elect a new leader");
+    let new_leader = new_leader.unwrap();
+    let (status, receipt) = cluster
+        .node(new_leader)
+        .bid(second, "lot-s", 1_010_000, "s-2");
+    assert_eq!(status, 201, "{receipt}");
+
+    tracing_note("SIGCONT the old leader and bid through it at once");
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let stale = cluster.node(leader).bid(first, "lot-s", 1_020_000, "s-3");
+    // Whatever the old leader answers, it cannot have committed in its old term: a
+    // receipt it gives must be in the history the new leader holds.
+    let result = converged_result(&cluster, "lot-s");
+    let bids = result["bids"].as_array().unwrap();
+    if stale.0 == 201 || stale.0 == 200 {
+        let bid_id = stale.1["bid_id"].as_str().unwrap();
+        assert_eq!(
+            bids.iter().filter(|bid| bid["bid_id"] == bid_id).count(),
+            1,
+            "the receipt is in the history once"
+        );
+    }
+    let amounts: Vec<u64> = bids
+        .iter()
+        .map(|bid| bid["amount"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        &amounts[..2],
+        &[1_000_000, 1_010_000],
+        "nothing the stale leader did displaced a committed bid"
+    );
+    assert!(amounts.windows(2).all(|pair| pair[0] < pair[1]));
+    let terms: BTreeSet<u64> = (1..=4)
+        .filter_map(|id| try_control(cluster.node(id), "/control/v1/cluster"))
+        .filter_map(|view| view["term"].as_u64())
+        .collect();
+    tracing_note(&format!(
+        "stale leader answered {}, terms now {terms:?}",
+        stale.0
+    ));
+}
+
+#[test]
+fn restarting_every_node_in_turn_while_bidding_loses_no_receipt() {
+    let (_dir, mut cluster) = cluster("rolling", 3, 1);
+    cluster.leader(Duration::from_secs(10)).expect("a leader");
+    cluster
+        .node(1)
+        .create_auction(auction_spec("lot-r", 120_000, 60_000));
+    let bidders = setup_bidders(&cluster, "lot-r", 3);
+    let plans = plans(&cluster, "lot-r", &bidders, Duration::from_secs(14));
+    let load = std::thread::spawn(move || common::bidders::run(plans));
+    for id in 1..=4 {
+        std::thread::sleep(Duration::from_millis(700));
+        tracing_note(&format!(
+            "restart node {id} (SIGTERM, then start on its data directory)"
+        ));
+        cluster.node_mut(id).stop_with(libc::SIGTERM);
+        std::thread::sleep(Duration::from_millis(300));
+        cluster.node_mut(id).spawn_without_waiting();
+        cluster.node_mut(id).wait_ready(Duration::from_secs(20));
+    }
+    let history = load.join().expect("bidders");
+    let result = converged_result(&cluster, "lot-r");
+    check_history(&history, &result);
+}
+
+#[test]
+fn restarting_the_whole_cluster_finds_every_auction_as_it_was() {
+    let (_dir, mut cluster) = cluster("full-restart", 3, 1);
+    cluster.leader(Duration::from_secs(10)).expect("a leader");
+    cluster
+        .node(1)
+        .create_auction(auction_spec("lot-a", 120_000, 60_000));
+    cluster
+        .node(1)
+        .create_auction(auction_spec("lot-b", 120_000, 60_000));
+    let bidders = setup_bidders(&cluster, "lot-a", 2);
+    cluster.node(1).qualify("lot-b", "bidder-0");
+    assert_eq!(
+        cluster
+            .node(2)
+            .bid(&bidders[0].1, "lot-a", 1_000_000, "a-1")
+            .0,
+        201
+    );
+    assert_eq!(
+        cluster
+            .node(3)
+            .bid(&bidders[1].1, "lot-a", 1_010_000, "a-2")
+            .0,
+        201
+    );
+    assert_eq!(
+        cluster
+            .node(4)
+            .bid(&bidders[0].1, "lot-b", 1_000_000, "b-1")
+            .0,
+        201
+    );
+    let before: Vec<Value> = ["lot-a", "lot-b"]
+        .iter()
+        .map(|id| converged_result(&cluster, id))
+        .collect();
+
+    tracing_note("SIGTERM every node, then start them all again");
+    for id in 1..=4 {
+        cluster.node_mut(id).stop_with(libc::SIGTERM);
+    }
+    for id in 1..=4 {
+        cluster.node_mut(id).spawn_without_waiting();
+    }
+    cluster
+        .leader(Duration::from_secs(20))
+        .expect("a leader after the restart");
+    let after: Vec<Value> = ["lot-a", "lot-b"]
+        .iter()
+        .map(|id| converged_result(&cluster, id))
+        .collect();
+    for (before, after) in before.iter().zip(&after) {
+        assert_eq!(before["bids"], after["bids"]);
+        assert_eq!(before["phase"], after["phase"]);
+    }
+    // The sessions survived too: a retried bid answers its original receipt.
+    let (status, _) = cluster
+        .node(1)
+        .bid(&bidders[1].1, "lot-a", 1_010_000, "a-2");
+    assert_eq!(status, 200);
+}
