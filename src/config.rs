@@ -1,1 +1,892 @@
-//! (being written)
+//! A node's configuration: one TOML file (documented key by key in `config/node.toml`),
+//! then `GAVEL_ADMIN_TOKEN` from the environment, then validation. The node starts only
+//! from a `Config` that passed `validate`; every error names the key at fault.
+//!
+//! Every key has a default except `node.id`. Defaults that depend on the node (its name,
+//! data directory, ports and the one-member cluster) follow API.md: node k listens on
+//! 127.0.0.1 at 8080+k (public), 9080+k (control) and 7080+k (peer).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The environment variable whose value, when set and not empty, replaces
+/// `security.admin_token`.
+pub const ADMIN_TOKEN_ENV: &str = "GAVEL_ADMIN_TOKEN";
+
+/// Shortest admin token and cluster secret accepted.
+pub const MIN_SECRET_CHARS: usize = 16;
+
+const PUBLIC_PORT_BASE: u64 = 8080;
+const CONTROL_PORT_BASE: u64 = 9080;
+const PEER_PORT_BASE: u64 = 7080;
+
+/// A configuration that cannot be used, with a message fit for an operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the config file {}{location} is not valid: {message}", .path.display())]
+    Parse {
+        path: PathBuf,
+        location: String,
+        message: String,
+    },
+    /// `key` is the dotted TOML key, e.g. `raft.election_timeout_min_ms`.
+    #[error("{key} {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The key at fault, for a value that was read but is not acceptable.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a node needs to know before it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ConfigFile")]
+pub struct Config {
+    pub node: NodeSection,
+    pub listen: ListenSection,
+    pub security: SecuritySection,
+    pub cluster: ClusterSection,
+    pub raft: RaftSection,
+    pub sessions: SessionsSection,
+    pub janitor: JanitorSection,
+    pub pool: PoolSection,
+    pub http: HttpSection,
+}
+
+/// `[node]`: who this node is and where it keeps its state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeSection {
+    /// Raft node id, 1 or more, unique in the cluster. The only required key.
+    pub id: u64,
+    /// Shown in logs and in the cluster view. Default `node-<id>`.
+    pub name: String,
+    /// Raft log, state machine and snapshots. Default `data/node-<id>`, relative to
+    /// the working directory of the process.
+    pub data_dir: PathBuf,
+}
+
+/// `[listen]`: the three listeners of API.md, bound separately so that the public one
+/// can face the internet while control and peer stay on the intranet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListenSection {
+    /// Bidders and browsers. Default 127.0.0.1:8080+id.
+    pub public: SocketAddr,
+    /// Operators, with the admin token. Default 127.0.0.1:9080+id.
+    pub control: SocketAddr,
+    /// Other nodes only, with the cluster secret. Default 127.0.0.1:7080+id.
+    pub peer: SocketAddr,
+}
+
+/// `[security]`: the secrets. Debug output never shows them.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySection {
+    /// Bearer token of the control listener, 16 characters or more. A node refuses to
+    /// start without one; `GAVEL_ADMIN_TOKEN` replaces it when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// Shared by the nodes of one cluster to authenticate peer traffic, 16 characters
+    /// or more. Required when the cluster has more than one member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_secret: Option<String>,
+    /// Recorded as the actor of control-listener commands (suspensions, increments).
+    pub operator_name: String,
+}
+
+impl Default for SecuritySection {
+    fn default() -> Self {
+        SecuritySection {
+            admin_token: None,
+            cluster_secret: None,
+            operator_name: "operator".to_string(),
+        }
+    }
+}
+
+impl fmt::Debug for SecuritySection {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
+        formatter
+            .debug_struct("SecuritySection")
+            .field("admin_token", &redact(&self.admin_token))
+            .field("cluster_secret", &redact(&self.cluster_secret))
+            .field("operator_name", &self.operator_name)
+            .finish()
+    }
+}
+
+/// `[cluster]`: every node of the cluster, this one included.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterSection {
+    /// Default: this node alone, as a voter.
+    pub members: Vec<Member>,
+    /// How often each node's PeerLink health-checks every other node. Default 150 ms.
+    pub check_interval_ms: u64,
+    /// A peer that misses this many checks in a row is `down`; the leader then replaces a
+    /// down voter by a healthy standby. Default 4 (about 600 ms on the default interval).
+    pub down_after_misses: u32,
+}
+
+/// Default `cluster.check_interval_ms`, tuned for a LAN.
+pub const DEFAULT_CHECK_INTERVAL_MS: u64 = 150;
+/// Default `cluster.down_after_misses`.
+pub const DEFAULT_DOWN_AFTER_MISSES: u32 = 4;
+
+/// One node of the cluster as the others see it (`[[cluster.members]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub id: u64,
+    pub name: String,
+    /// Where the other nodes reach its peer listener.
+    pub peer: SocketAddr,
+    /// Base URL of its public listener, e.g. `http://127.0.0.1:8081`.
+    pub public_url: String,
+    /// Base URL of its control listener, e.g. `http://127.0.0.1:9081`.
+    pub control_url: String,
+    pub role: Role,
+}
+
+/// What a member is when the cluster starts: a voter replicates and votes; a standby
+/// is a Raft learner that holds all state and is promoted when a voter dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Voter,
+    Standby,
+}
+
+/// `[raft]`: consensus timing, in milliseconds, and log compaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSection {
+    /// How often the leader sends heartbeats.
+    pub heartbeat_interval_ms: u64,
+    /// A follower that hears no leader for a random time between min and max starts an
+    /// election; min must exceed the heartbeat interval, max must exceed min.
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Take a snapshot (and purge the log before it) every this many applied entries.
+    pub snapshot_every_entries: u64,
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        RaftSection {
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+            snapshot_every_entries: 5000,
+        }
+    }
+}
+
+/// `[sessions]`: bidder sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsSection {
+    /// How long a session token stays valid after login. Default 12 hours.
+    pub ttl_ms: u64,
+}
+
+impl Default for SessionsSection {
+    fn default() -> Self {
+        SessionsSection { ttl_ms: 43_200_000 }
+    }
+}
+
+/// `[janitor]`: the purification sweeps (DESIGN.md decision 7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JanitorSection {
+    /// Time between two sweeps.
+    pub interval_ms: u64,
+    /// How long a bid's `request_id` is remembered, so a retry within it gets the
+    /// original receipt. Default 24 hours.
+    pub request_retention_ms: u64,
+    /// How long a closed auction's actor stays live (for late readers) before release.
+    pub closed_auction_linger_ms: u64,
+}
+
+impl Default for JanitorSection {
+    fn default() -> Self {
+        JanitorSection {
+            interval_ms: 5_000,
+            request_retention_ms: 86_400_000,
+            closed_auction_linger_ms: 60_000,
+        }
+    }
+}
+
+/// `[pool]`: the auction actors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolSection {
+    /// Start an auction's actor this long before its listing opens. Default 10 minutes.
+    pub preload_ms: u64,
+    /// Bound of each auction actor's mailbox.
+    pub mailbox_capacity: usize,
+    /// Live events kept per auction for subscribers and `Last-Event-ID` resumption.
+    pub event_buffer: usize,
+}
+
+impl Default for PoolSection {
+    fn default() -> Self {
+        PoolSection {
+            preload_ms: 600_000,
+            mailbox_capacity: 1024,
+            event_buffer: 4096,
+        }
+    }
+}
+
+/// `[http]`: the HTTP servers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// Worker threads per listener.
+    pub workers: usize,
+    /// Concurrent connections per listener; more wait in the accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            workers: 2,
+            max_connections: 25_000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and parses `path`. Call `apply_environment` and `validate` before use.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses TOML text; `origin` only names the file in error messages.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            location: error
+                .span()
+                .map(|span| line_and_column(text, span.start))
+                .unwrap_or_default(),
+            message: error.message().to_string(),
+        })?;
+        Config::try_from(file)
+    }
+
+    /// The configuration of node `id` with every other key at its default.
+    pub fn for_node(id: u64) -> Result<Config, ConfigError> {
+        Config::try_from(ConfigFile {
+            node: NodeFile {
+                id: Some(id),
+                ..NodeFile::default()
+            },
+            ..ConfigFile::default()
+        })
+    }
+
+    /// Lets the environment override the file: `GAVEL_ADMIN_TOKEN` wins over
+    /// `security.admin_token`.
+    pub fn apply_environment(&mut self) {
+        self.apply_admin_token_override(std::env::var(ADMIN_TOKEN_ENV).ok());
+    }
+
+    /// `apply_environment` with the variable's value passed in; an empty value counts as
+    /// unset.
+    pub fn apply_admin_token_override(&mut self, value: Option<String>) {
+        if let Some(token) = value.filter(|token| !token.is_empty()) {
+            self.security.admin_token = Some(token);
+        }
+    }
+
+    /// Checks every value, and how values relate to each other.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_node_and_listen()?;
+        self.validate_members()?;
+        self.validate_security()?;
+        self.validate_raft()?;
+        self.validate_timers_and_limits()
+    }
+
+    /// `validate`, plus what a serving node needs: an admin token.
+    pub fn validate_for_serving(&self) -> Result<(), ConfigError> {
+        self.validate()?;
+        if self.security.admin_token.is_none() {
+            return Err(ConfigError::invalid(
+                "security.admin_token",
+                format!("is not set, and the node refuses to start without it: set it in the config file or in {ADMIN_TOKEN_ENV} ({MIN_SECRET_CHARS} characters or more)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// This node's entry in `cluster.members` (present once `validate` passed).
+    pub fn this_member(&self) -> Option<&Member> {
+        self.cluster
+            .members
+            .iter()
+            .find(|member| member.id == self.node.id)
+    }
+
+    fn validate_node_and_listen(&self) -> Result<(), ConfigError> {
+        let (node, listen) = (&self.node, &self.listen);
+        let distinct = BTreeSet::from([listen.public, listen.control, listen.peer]);
+        all_hold(&[
+            ("node.id", node.id >= 1, AT_LEAST_ONE),
+            ("node.name", !node.name.trim().is_empty(), NOT_EMPTY),
+            (
+                "node.data_dir",
+                !node.data_dir.as_os_str().is_empty(),
+                NOT_EMPTY,
+            ),
+            ("listen.public", listen.public.port() != 0, FIXED_PORT),
+            ("listen.control", listen.control.port() != 0, FIXED_PORT),
+            ("listen.peer", listen.peer.port() != 0, FIXED_PORT),
+            (
+                "listen",
+                distinct.len() == 3,
+                "public, control and peer must be three different addresses",
+            ),
+        ])
+    }
+
+    fn validate_members(&self) -> Result<(), ConfigError> {
+        let members = &self.cluster.members;
+        let (mut ids, mut peers) = (BTreeSet::new(), BTreeSet::new());
+        for (index, member) in members.iter().enumerate() {
+            let key = |field: &str| format!("cluster.members[{index}].{field}");
+            require(
+                ids.insert(member.id),
+                key("id"),
+                format!("repeats id {}", member.id),
+            )?;
+            require(
+                peers.insert(member.peer),
+                key("peer"),
+                format!("repeats {}", member.peer),
+            )?;
+            let fields = [
+                ("id", member.id >= 1, AT_LEAST_ONE),
+                ("name", !member.name.trim().is_empty(), NOT_EMPTY),
+                ("peer", member.peer.port() != 0, FIXED_PORT),
+                ("public_url", is_http_url(&member.public_url), HTTP_URL),
+                ("control_url", is_http_url(&member.control_url), HTTP_URL),
+            ];
+            if let Some((field, _, problem)) = fields.iter().find(|(_, holds, _)| !holds) {
+                return Err(ConfigError::invalid(key(field), *problem));
+            }
+        }
+        let this_node = format!("must include this node (node.id = {})", self.node.id);
+        require(ids.contains(&self.node.id), "cluster.members", this_node)?;
+        let has_voter = members.iter().any(|member| member.role == Role::Voter);
+        require(
+            has_voter,
+            "cluster.members",
+            "must have a member with role = \"voter\"",
+        )
+    }
+
+    fn validate_security(&self) -> Result<(), ConfigError> {
+        let security = &self.security;
+        let long_enough = |secret: &Option<String>| {
+            secret
+                .as_ref()
+                .is_none_or(|secret| secret.chars().count() >= MIN_SECRET_CHARS)
+        };
+        let shared = self.cluster.members.len() <= 1 || security.cluster_secret.is_some();
+        all_hold(&[
+            (
+                "security.admin_token",
+                long_enough(&security.admin_token),
+                TOO_SHORT,
+            ),
+            (
+                "security.cluster_secret",
+                long_enough(&security.cluster_secret),
+                TOO_SHORT,
+            ),
+            (
+                "security.operator_name",
+                !security.operator_name.trim().is_empty(),
+                NOT_EMPTY,
+            ),
+            (
+                "security.cluster_secret",
+                shared,
+                "must be set when the cluster has several members",
+            ),
+        ])
+    }
+
+    fn validate_raft(&self) -> Result<(), ConfigError> {
+        let raft = &self.raft;
+        let (heartbeat, min, max) = (
+            raft.heartbeat_interval_ms,
+            raft.election_timeout_min_ms,
+            raft.election_timeout_max_ms,
+        );
+        require(heartbeat >= 1, "raft.heartbeat_interval_ms", AT_LEAST_ONE)?;
+        let min_problem =
+            format!("must be greater than raft.heartbeat_interval_ms ({min} <= {heartbeat})");
+        require(min > heartbeat, "raft.election_timeout_min_ms", min_problem)?;
+        let max_problem =
+            format!("must be greater than raft.election_timeout_min_ms ({max} <= {min})");
+        require(max > min, "raft.election_timeout_max_ms", max_problem)?;
+        require(
+            raft.snapshot_every_entries >= 1,
+            "raft.snapshot_every_entries",
+            AT_LEAST_ONE,
+        )
+    }
+
+    fn validate_timers_and_limits(&self) -> Result<(), ConfigError> {
+        let (janitor, pool, http) = (&self.janitor, &self.pool, &self.http);
+        all_hold(&[
+            ("sessions.ttl_ms", self.sessions.ttl_ms >= 1, AT_LEAST_ONE),
+            (
+                "janitor.interval_ms",
+                janitor.interval_ms >= 1,
+                AT_LEAST_ONE,
+            ),
+            (
+                "janitor.request_retention_ms",
+                janitor.request_retention_ms >= 1,
+                AT_LEAST_ONE,
+            ),
+            (
+                "pool.mailbox_capacity",
+                pool.mailbox_capacity >= 1,
+                AT_LEAST_ONE,
+            ),
+            ("pool.event_buffer", pool.event_buffer >= 1, AT_LEAST_ONE),
+            (
+                "cluster.check_interval_ms",
+                (10..=60_000).contains(&self.cluster.check_interval_ms),
+                "must be between 10 and 60000",
+            ),
+            (
+                "cluster.down_after_misses",
+                (1..=1_000).contains(&self.cluster.down_after_misses),
+                "must be between 1 and 1000",
+            ),
+            ("http.workers", http.workers >= 1, AT_LEAST_ONE),
+            (
+                "http.max_connections",
+                http.max_connections >= 1,
+                AT_LEAST_ONE,
+            ),
+        ])
+    }
+}
+
+const AT_LEAST_ONE: &str = "must be 1 or more";
+const NOT_EMPTY: &str = "must not be empty";
+const FIXED_PORT: &str = "must name a port other than 0: clients and peers need a fixed one";
+const HTTP_URL: &str = "must start with http:// or https://";
+const TOO_SHORT: &str = "must be 16 characters or more";
+const _: () = assert!(MIN_SECRET_CHARS == 16, "TOO_SHORT names MIN_SECRET_CHARS");
+
+/// The first rule that does not hold, as `(key, holds, problem)`.
+fn all_hold(rules: &[(&str, bool, &str)]) -> Result<(), ConfigError> {
+    match rules.iter().find(|(_, holds, _)| !holds) {
+        Some((key, _, problem)) => Err(ConfigError::invalid(*key, *problem)),
+        None => Ok(()),
+    }
+}
+
+fn require(
+    holds: bool,
+    key: impl Into<String>,
+    problem: impl Into<String>,
+) -> Result<(), ConfigError> {
+    if holds {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(key, problem))
+    }
+}
+
+fn is_http_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    rest.is_some_and(|host_and_path| !host_and_path.is_empty())
+}
+
+/// ` (line L, column C)` of a byte offset, for parse errors.
+fn line_and_column(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map_or(0, |tail| tail.chars().count())
+        + 1;
+    format!(" (line {line}, column {column})")
+}
+
+/// The file as written: what may be left out is optional here, and `Config::try_from`
+/// fills in the defaults that depend on `node.id`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    node: NodeFile,
+    #[serde(default)]
+    listen: ListenFile,
+    #[serde(default)]
+    security: SecuritySection,
+    #[serde(default)]
+    cluster: ClusterFile,
+    #[serde(default)]
+    raft: RaftSection,
+    #[serde(default)]
+    sessions: SessionsSection,
+    #[serde(default)]
+    janitor: JanitorSection,
+    #[serde(default)]
+    pool: PoolSection,
+    #[serde(default)]
+    http: HttpSection,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeFile {
+    id: Option<u64>,
+    name: Option<String>,
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenFile {
+    public: Option<SocketAddr>,
+    control: Option<SocketAddr>,
+    peer: Option<SocketAddr>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterFile {
+    members: Option<Vec<Member>>,
+    check_interval_ms: Option<u64>,
+    down_after_misses: Option<u32>,
+}
+
+impl TryFrom<ConfigFile> for Config {
+    type Error = ConfigError;
+
+    fn try_from(file: ConfigFile) -> Result<Config, ConfigError> {
+        let id = file.node.id.ok_or_else(|| {
+            ConfigError::invalid("node.id", "is required (an integer, 1 or more)")
+        })?;
+        let node = NodeSection {
+            id,
+            name: file.node.name.unwrap_or_else(|| format!("node-{id}")),
+            data_dir: file
+                .node
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(format!("data/node-{id}"))),
+        };
+        let listen = ListenSection {
+            public: or_default_address(file.listen.public, "listen.public", PUBLIC_PORT_BASE, id)?,
+            control: or_default_address(
+                file.listen.control,
+                "listen.control",
+                CONTROL_PORT_BASE,
+                id,
+            )?,
+            peer: or_default_address(file.listen.peer, "listen.peer", PEER_PORT_BASE, id)?,
+        };
+        let members = file
+            .cluster
+            .members
+            .unwrap_or_else(|| vec![lone_voter(&node, &listen)]);
+        Ok(Config {
+            node,
+            listen,
+            security: file.security,
+            cluster: ClusterSection {
+                members,
+                check_interval_ms: file
+                    .cluster
+                    .check_interval_ms
+                    .unwrap_or(DEFAULT_CHECK_INTERVAL_MS),
+                down_after_misses: file
+                    .cluster
+                    .down_after_misses
+                    .unwrap_or(DEFAULT_DOWN_AFTER_MISSES),
+            },
+            raft: file.raft,
+            sessions: file.sessions,
+            janitor: file.janitor,
+            pool: file.pool,
+            http: file.http,
+        })
+    }
+}
+
+fn or_default_address(
+    given: Option<SocketAddr>,
+    key: &str,
+    port_base: u64,
+    id: u64,
+) -> Result<SocketAddr, ConfigError> {
+    if let Some(address) = given {
+        return Ok(address);
+    }
+    let port = port_base
+        .checked_add(id)
+        .and_then(|port| u16::try_from(port).ok())
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                key,
+                format!("has no default for node.id {id} ({port_base}+{id} is not a port): set it"),
+            )
+        })?;
+    Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+}
+
+fn lone_voter(node: &NodeSection, listen: &ListenSection) -> Member {
+    Member {
+        id: node.id,
+        name: node.name.clone(),
+        peer: listen.peer,
+        public_url: format!("http://{}", listen.public),
+        control_url: format!("http://{}", listen.control),
+        role: Role::Voter,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node_one() -> Config {
+        Config::for_node(1).expect("node 1 has defaults")
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn defaults_follow_the_node_id_and_are_valid() {
+        let config = node_one();
+        assert_eq!(config.node.name, "node-1");
+        assert_eq!(config.node.data_dir, PathBuf::from("data/node-1"));
+        assert_eq!(config.listen.public, "127.0.0.1:8081".parse().unwrap());
+        assert_eq!(config.listen.control, "127.0.0.1:9081".parse().unwrap());
+        assert_eq!(config.listen.peer, "127.0.0.1:7081".parse().unwrap());
+        assert_eq!(
+            config.cluster.members,
+            vec![lone_voter(&config.node, &config.listen)]
+        );
+        assert_eq!(config.raft, RaftSection::default());
+        config.validate().expect("defaults are valid");
+        assert_eq!(parse("[node]\nid = 1\n").unwrap(), config);
+    }
+
+    #[test]
+    fn a_node_without_an_admin_token_refuses_to_serve() {
+        let error = node_one().validate_for_serving().unwrap_err();
+        assert_eq!(error.key(), Some("security.admin_token"));
+        assert!(error.to_string().contains(ADMIN_TOKEN_ENV));
+    }
+
+    #[test]
+    fn each_bad_value_names_its_key() {
+        type Breakage = fn(&mut Config);
+        let cases: Vec<(&str, Breakage)> = vec![
+            ("node.id", |c| c.node.id = 0),
+            ("node.name", |c| c.node.name = " ".into()),
+            ("node.data_dir", |c| c.node.data_dir = PathBuf::new()),
+            ("listen.public", |c| c.listen.public.set_port(0)),
+            ("listen", |c| c.listen.control = c.listen.public),
+            ("security.admin_token", |c| {
+                c.security.admin_token = Some("short".into())
+            }),
+            ("security.cluster_secret", |c| {
+                c.security.cluster_secret = Some("short".into())
+            }),
+            ("security.operator_name", |c| {
+                c.security.operator_name = String::new()
+            }),
+            ("cluster.members", |c| c.cluster.members.clear()),
+            ("cluster.members", |c| c.cluster.members[0].id = 9),
+            ("cluster.members", |c| {
+                c.cluster.members[0].role = Role::Standby
+            }),
+            ("cluster.members[0].public_url", |c| {
+                c.cluster.members[0].public_url = "127.0.0.1:8081".into()
+            }),
+            ("cluster.members[0].control_url", |c| {
+                c.cluster.members[0].control_url = "ftp://x".into()
+            }),
+            ("cluster.members[0].name", |c| {
+                c.cluster.members[0].name = String::new()
+            }),
+            ("cluster.members[1].id", |c| {
+                c.cluster.members.push(c.cluster.members[0].clone())
+            }),
+            ("security.cluster_secret", |c| {
+                let mut second = c.cluster.members[0].clone();
+                second.id = 2;
+                second.peer.set_port(7082);
+                c.cluster.members.push(second);
+            }),
+            ("raft.heartbeat_interval_ms", |c| {
+                c.raft.heartbeat_interval_ms = 0
+            }),
+            ("raft.election_timeout_min_ms", |c| {
+                c.raft.election_timeout_min_ms = 100
+            }),
+            ("raft.election_timeout_max_ms", |c| {
+                c.raft.election_timeout_max_ms = 400
+            }),
+            ("raft.snapshot_every_entries", |c| {
+                c.raft.snapshot_every_entries = 0
+            }),
+            ("sessions.ttl_ms", |c| c.sessions.ttl_ms = 0),
+            ("janitor.interval_ms", |c| c.janitor.interval_ms = 0),
+            ("janitor.request_retention_ms", |c| {
+                c.janitor.request_retention_ms = 0
+            }),
+            ("pool.mailbox_capacity", |c| c.pool.mailbox_capacity = 0),
+            ("pool.event_buffer", |c| c.pool.event_buffer = 0),
+            ("http.workers", |c| c.http.workers = 0),
+            ("http.max_connections", |c| c.http.max_connections = 0),
+        ];
+        for (key, breakage) in cases {
+            let mut config = node_one();
+            breakage(&mut config);
+            let error = config.validate().expect_err(key);
+            assert_eq!(error.key(), Some(key), "{error}");
+            assert!(error.to_string().starts_with(key), "{error}");
+        }
+    }
+
+    #[test]
+    fn election_timeout_message_names_both_keys() {
+        let mut config = node_one();
+        config.raft.election_timeout_min_ms = config.raft.heartbeat_interval_ms;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(
+            message.starts_with(
+                "raft.election_timeout_min_ms must be greater than raft.heartbeat_interval_ms"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn environment_admin_token_wins_over_the_file() {
+        let mut config =
+            parse("[node]\nid = 1\n[security]\nadmin_token = \"from-the-file-0123\"\n").unwrap();
+        config.apply_admin_token_override(None);
+        assert_eq!(
+            config.security.admin_token.as_deref(),
+            Some("from-the-file-0123")
+        );
+        config.apply_admin_token_override(Some(String::new()));
+        assert_eq!(
+            config.security.admin_token.as_deref(),
+            Some("from-the-file-0123")
+        );
+        config.apply_admin_token_override(Some("from-the-environment".into()));
+        assert_eq!(
+            config.security.admin_token.as_deref(),
+            Some("from-the-environment")
+        );
+        config
+            .validate_for_serving()
+            .expect("token set and long enough");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_in_every_section() {
+        for text in [
+            "[node]\nid = 1\nbogus_key = 1\n",
+            "bogus_key = 1\n[node]\nid = 1\n",
+            "[node]\nid = 1\n[raft]\nbogus_key = 1\n",
+        ] {
+            let message = parse(text).unwrap_err().to_string();
+            assert!(message.contains("bogus_key"), "{message}");
+        }
+        let member = "[node]\nid = 1\n[[cluster.members]]\nid = 1\nname = \"a\"\npeer = \"127.0.0.1:7081\"\npublic_url = \"http://a\"\ncontrol_url = \"http://b\"\nrole = \"voter\"\nbogus_key = 1\n";
+        assert!(parse(member).unwrap_err().to_string().contains("bogus_key"));
+    }
+
+    #[test]
+    fn missing_node_id_is_named() {
+        assert_eq!(parse("").unwrap_err().key(), Some("node.id"));
+        let message = parse("[node]\nid = \"one\"\n").unwrap_err().to_string();
+        assert!(message.contains("test.toml (line 2"), "{message}");
+    }
+
+    #[test]
+    fn default_port_that_does_not_fit_is_named() {
+        assert_eq!(
+            Config::for_node(60_000).unwrap_err().key(),
+            Some("listen.public")
+        );
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let mut config = node_one();
+        config.apply_admin_token_override(Some("very-secret-admin-token".into()));
+        assert!(!format!("{config:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn serialized_config_reads_back_the_same() {
+        let mut config = node_one();
+        config.security.cluster_secret = Some("a-cluster-secret-0123".into());
+        let text = toml::to_string_pretty(&config).unwrap();
+        assert_eq!(parse(&text).unwrap(), config);
+    }
+
+    #[test]
+    fn shipped_node_toml_parses_validates_and_documents_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/node.toml");
+        let config = Config::load(&path).unwrap_or_else(|error| panic!("{error}"));
+        config.validate().unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(
+            config,
+            node_one(),
+            "config/node.toml must show node 1 with every default"
+        );
+    }
+}

@@ -1,0 +1,538 @@
+//! `gavel ctl`: operator commands over the control API of API.md (blocking HTTP with
+//! `ureq`). Each command becomes one `ApiRequest`; the reply is printed as pretty JSON.
+//! An HTTP error prints the problem's `code` and `detail` and exits 1.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::Failure;
+use crate::config::ADMIN_TOKEN_ENV;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Long enough for a switchover, which answers once the new leader leads.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where a node's control listener is, and the token it wants.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ControlArgs {
+    /// Base URL of a node's control listener.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:9081"
+    )]
+    pub control: String,
+    /// Admin token of the cluster (`gavel cluster up` prints it).
+    #[arg(long, global = true, value_name = "T", env = ADMIN_TOKEN_ENV, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl ControlArgs {
+    /// Sends a request to the control listener, with the admin token.
+    pub(super) fn send(&self, request: &ApiRequest) -> Result<Option<Value>, Failure> {
+        let token = self.token.as_deref().filter(|token| !token.is_empty()).ok_or_else(|| {
+            Failure::unusable(format!(
+                "no admin token: pass --token or set {ADMIN_TOKEN_ENV} (`gavel cluster up` prints it and keeps it in DIR/cluster.toml)"
+            ))
+        })?;
+        send(&self.control, Some(token), request)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CtlArgs {
+    #[command(flatten)]
+    pub control: ControlArgs,
+    /// Base URL of a node's public listener (used by `auction list`).
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub public: String,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum CtlCommand {
+    /// Bidder registration.
+    #[command(subcommand)]
+    Bidder(BidderCommand),
+    /// Auctions: creation, qualification, supervision, results.
+    #[command(subcommand)]
+    Auction(AuctionCommand),
+    /// The ClusterView as JSON (`gavel cluster status` shows it as a table).
+    Cluster,
+    /// Make another voter the leader; answers once it leads.
+    Switchover {
+        #[arg(long, value_name = "NODE_ID")]
+        to: u64,
+    },
+    /// The janitor's last purification report.
+    Janitor,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BidderCommand {
+    /// Register a bidder (the secret is stored only as a salted hash).
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        secret: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuctionCommand {
+    /// Create an auction from an AuctionSpec JSON file, sent as is.
+    Create {
+        #[arg(long, value_name = "SPEC.json")]
+        file: PathBuf,
+    },
+    /// Qualify a bidder for an auction; prints the bidder number it got.
+    Qualify {
+        #[arg(long)]
+        auction: String,
+        #[arg(long)]
+        bidder: String,
+    },
+    /// Suspend bidding.
+    Suspend(ReasonArgs),
+    /// Resume a suspended auction.
+    Resume(ReasonArgs),
+    /// End an auction without a sale.
+    Terminate(ReasonArgs),
+    /// Change the bid increment.
+    Increment {
+        #[arg(long)]
+        auction: String,
+        #[arg(long, value_name = "N")]
+        increment: u64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// The result: phase, winner, final price and every bid.
+    Result {
+        #[arg(long)]
+        auction: String,
+    },
+    /// Every auction, as bidders see them (from the public listener).
+    List,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReasonArgs {
+    #[arg(long)]
+    pub auction: String,
+    /// Recorded with the change.
+    #[arg(long)]
+    pub reason: String,
+}
+
+/// The listener a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Listener {
+    Control,
+    Public,
+}
+
+/// One HTTP request of the API.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ApiRequest {
+    pub listener: Listener,
+    pub method: &'static str,
+    pub path: String,
+    pub body: Option<Value>,
+}
+
+impl ApiRequest {
+    pub fn get_control(path: impl Into<String>) -> Self {
+        ApiRequest {
+            listener: Listener::Control,
+            method: "GET",
+            path: path.into(),
+            body: None,
+        }
+    }
+
+    fn post_control(path: impl Into<String>, body: Value) -> Self {
+        ApiRequest {
+            listener: Listener::Control,
+            method: "POST",
+            path: path.into(),
+            body: Some(body),
+        }
+    }
+
+    fn get_public(path: impl Into<String>) -> Self {
+        ApiRequest {
+            listener: Listener::Public,
+            method: "GET",
+            path: path.into(),
+            body: None,
+        }
+    }
+}
+
+pub fn run(args: CtlArgs) -> Result<(), Failure> {
+    let request = request_for(&args.command)?;
+    let reply = match request.listener {
+        Listener::Control => args.control.send(&request)?,
+        Listener::Public => send(&args.public, None, &request)?,
+    };
+    match reply {
+        Some(Value::String(text)) => println!("{text}"),
+        Some(value) => println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
+        ),
+        None => println!("done"),
+    }
+    Ok(())
+}
+
+/// The request a command sends.
+fn request_for(command: &CtlCommand) -> Result<ApiRequest, Failure> {
+    Ok(match command {
+        CtlCommand::Bidder(BidderCommand::Add { id, name, secret }) => ApiRequest::post_control(
+            "/control/v1/bidders",
+            json!({"bidder_id": id, "name": name, "secret": secret}),
+        ),
+        CtlCommand::Auction(command) => auction_request(command)?,
+        CtlCommand::Cluster => ApiRequest::get_control("/control/v1/cluster"),
+        CtlCommand::Switchover { to } => {
+            ApiRequest::post_control("/control/v1/cluster/switchover", json!({"to_node_id": to}))
+        }
+        CtlCommand::Janitor => ApiRequest::get_control("/control/v1/janitor"),
+    })
+}
+
+fn auction_request(command: &AuctionCommand) -> Result<ApiRequest, Failure> {
+    let auction_path =
+        |id: &str, tail: &str| format!("/control/v1/auctions/{}{tail}", path_segment(id));
+    let with_reason = |tail: &str, args: &ReasonArgs| {
+        ApiRequest::post_control(
+            auction_path(&args.auction, tail),
+            json!({"reason": args.reason}),
+        )
+    };
+    Ok(match command {
+        AuctionCommand::Create { file } => {
+            ApiRequest::post_control("/control/v1/auctions", read_json_file(file)?)
+        }
+        AuctionCommand::Qualify { auction, bidder } => ApiRequest::post_control(
+            auction_path(auction, "/qualifications"),
+            json!({"bidder_id": bidder}),
+        ),
+        AuctionCommand::Suspend(args) => with_reason("/suspend", args),
+        AuctionCommand::Resume(args) => with_reason("/resume", args),
+        AuctionCommand::Terminate(args) => with_reason("/terminate", args),
+        AuctionCommand::Increment {
+            auction,
+            increment,
+            reason,
+        } => ApiRequest::post_control(
+            auction_path(auction, "/increment"),
+            json!({"increment": increment, "reason": reason}),
+        ),
+        AuctionCommand::Result { auction } => {
+            ApiRequest::get_control(auction_path(auction, "/result"))
+        }
+        AuctionCommand::List => ApiRequest::get_public("/api/v1/auctions"),
+    })
+}
+
+fn read_json_file(path: &std::path::Path) -> Result<Value, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| Failure::unusable(format!("cannot read {}: {error}", path.display())))?;
+    serde_json::from_str(&text).map_err(|error| {
+        Failure::unusable(format!("{} is not valid JSON: {error}", path.display()))
+    })
+}
+
+/// Percent-encodes an id for use as one path segment.
+fn path_segment(text: &str) -> String {
+    let keep = |byte: u8| byte.is_ascii_alphanumeric() || b"-._~".contains(&byte);
+    text.bytes()
+        .map(|byte| {
+            if keep(byte) {
+                char::from(byte).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Sends `request` to the listener at `base_url`. `Ok(None)` is a success without a body.
+fn send(
+    base_url: &str,
+    token: Option<&str>,
+    request: &ApiRequest,
+) -> Result<Option<Value>, Failure> {
+    let url = format!("{}{}", base_url.trim_end_matches('/'), request.path);
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .build();
+    let mut call = agent.request(request.method, &url);
+    if let Some(token) = token {
+        call = call.set("Authorization", &format!("Bearer {token}"));
+    }
+    let outcome = match &request.body {
+        Some(body) => call.send_json(body),
+        None => call.call(),
+    };
+    match outcome {
+        Ok(response) => read_body(response, &url).map(|text| parse_body(&text)),
+        Err(ureq::Error::Status(status, response)) => {
+            let body = response.into_string().unwrap_or_default();
+            Err(Failure::failed(describe_http_error(
+                request.method,
+                &url,
+                status,
+                &body,
+            )))
+        }
+        Err(ureq::Error::Transport(transport)) => {
+            let message = transport
+                .message()
+                .map(|message| format!(": {message}"))
+                .unwrap_or_default();
+            Err(Failure::failed(format!(
+                "cannot reach {url}: {}{message}",
+                transport.kind()
+            )))
+        }
+    }
+}
+
+fn read_body(response: ureq::Response, url: &str) -> Result<String, Failure> {
+    response
+        .into_string()
+        .map_err(|error| Failure::failed(format!("cannot read the reply of {url}: {error}")))
+}
+
+/// JSON when it is JSON, else the text as is; nothing for an empty body.
+fn parse_body(text: &str) -> Option<Value> {
+    if text.trim().is_empty() {
+        return None;
+    }
+    Some(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())))
+}
+
+/// `POST URL: 409 auction_exists: detail`, from a problem+json body when there is one.
+fn describe_http_error(method: &str, url: &str, status: u16, body: &str) -> String {
+    let problem: Option<Value> = serde_json::from_str(body).ok();
+    match problem
+        .as_ref()
+        .and_then(|problem| Some((problem.get("code")?.as_str()?, problem)))
+    {
+        Some((code, problem)) => {
+            let detail = problem
+                .get("detail")
+                .and_then(Value::as_str)
+                .unwrap_or("(no detail)");
+            format!("{method} {url}: {status} {code}: {detail}")
+        }
+        None => {
+            let excerpt: String = body.trim().chars().take(300).collect();
+            format!("{method} {url}: HTTP {status}: {excerpt}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn request_of(arguments: &[&str]) -> ApiRequest {
+        let cli = Cli::try_parse_from(["gavel", "ctl"].iter().chain(arguments))
+            .unwrap_or_else(|error| panic!("{error}"));
+        let Command::Ctl(args) = cli.command else {
+            panic!("not a ctl command")
+        };
+        request_for(&args.command).unwrap_or_else(|failure| panic!("{}", failure.message))
+    }
+
+    #[test]
+    fn each_command_sends_the_request_of_the_api() {
+        let post = |path: &str, body: Value| ApiRequest::post_control(path, body);
+        let cases = [
+            (
+                vec![
+                    "bidder",
+                    "add",
+                    "--id",
+                    "b1",
+                    "--name",
+                    "Ann",
+                    "--secret",
+                    "s3cret-pass",
+                ],
+                post(
+                    "/control/v1/bidders",
+                    json!({"bidder_id": "b1", "name": "Ann", "secret": "s3cret-pass"}),
+                ),
+            ),
+            (
+                vec!["auction", "qualify", "--auction", "a1", "--bidder", "b1"],
+                post(
+                    "/control/v1/auctions/a1/qualifications",
+                    json!({"bidder_id": "b1"}),
+                ),
+            ),
+            (
+                vec![
+                    "auction",
+                    "suspend",
+                    "--auction",
+                    "a1",
+                    "--reason",
+                    "power cut",
+                ],
+                post(
+                    "/control/v1/auctions/a1/suspend",
+                    json!({"reason": "power cut"}),
+                ),
+            ),
+            (
+                vec!["auction", "resume", "--auction", "a1", "--reason", "back"],
+                post("/control/v1/auctions/a1/resume", json!({"reason": "back"})),
+            ),
+            (
+                vec![
+                    "auction",
+                    "terminate",
+                    "--auction",
+                    "a1",
+                    "--reason",
+                    "withdrawn",
+                ],
+                post(
+                    "/control/v1/auctions/a1/terminate",
+                    json!({"reason": "withdrawn"}),
+                ),
+            ),
+            (
+                vec![
+                    "auction",
+                    "increment",
+                    "--auction",
+                    "a1",
+                    "--increment",
+                    "500",
+                    "--reason",
+                    "slow",
+                ],
+                post(
+                    "/control/v1/auctions/a1/increment",
+                    json!({"increment": 500, "reason": "slow"}),
+                ),
+            ),
+            (
+                vec!["auction", "result", "--auction", "a1"],
+                ApiRequest::get_control("/control/v1/auctions/a1/result"),
+            ),
+            (
+                vec!["auction", "list"],
+                ApiRequest::get_public("/api/v1/auctions"),
+            ),
+            (
+                vec!["cluster"],
+                ApiRequest::get_control("/control/v1/cluster"),
+            ),
+            (
+                vec!["switchover", "--to", "2"],
+                post("/control/v1/cluster/switchover", json!({"to_node_id": 2})),
+            ),
+            (
+                vec!["janitor"],
+                ApiRequest::get_control("/control/v1/janitor"),
+            ),
+        ];
+        for (arguments, expected) in cases {
+            assert_eq!(request_of(&arguments), expected, "{arguments:?}");
+        }
+    }
+
+    #[test]
+    fn auction_create_posts_the_file_as_is() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("spec.json");
+        let spec =
+            json!({"id": "a1", "title": "Parcel 7", "start_price": 1000, "extra": {"kept": true}});
+        std::fs::write(&path, spec.to_string()).unwrap();
+        let request = request_of(&["auction", "create", "--file", path.to_str().unwrap()]);
+        assert_eq!(
+            request,
+            ApiRequest::post_control("/control/v1/auctions", spec)
+        );
+    }
+
+    #[test]
+    fn ids_are_encoded_as_one_path_segment() {
+        assert_eq!(path_segment("lot 7/b"), "lot%207%2Fb");
+        assert_eq!(path_segment("A-1_x.~"), "A-1_x.~");
+    }
+
+    #[test]
+    fn global_options_may_come_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "gavel",
+            "ctl",
+            "janitor",
+            "--control",
+            "http://10.0.0.2:9082",
+            "--token",
+            "t",
+        ])
+        .unwrap();
+        let Command::Ctl(args) = cli.command else {
+            panic!("not a ctl command")
+        };
+        assert_eq!(args.control.control, "http://10.0.0.2:9082");
+        assert_eq!(args.control.token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn http_errors_show_the_problem_code_and_detail() {
+        let problem = r#"{"type":"about:blank","title":"Conflict","status":409,"code":"auction_exists","detail":"a1 exists with another spec"}"#;
+        assert_eq!(
+            describe_http_error("POST", "http://n/control/v1/auctions", 409, problem),
+            "POST http://n/control/v1/auctions: 409 auction_exists: a1 exists with another spec"
+        );
+        assert_eq!(
+            describe_http_error("GET", "http://n/x", 502, "Bad Gateway"),
+            "GET http://n/x: HTTP 502: Bad Gateway"
+        );
+    }
+
+    #[test]
+    fn unreachable_node_is_named_in_the_message() {
+        // Port 1 on loopback: nothing listens there, so the connection is refused.
+        let failure = send(
+            "http://127.0.0.1:1",
+            None,
+            &ApiRequest::get_control("/control/v1/cluster"),
+        )
+        .unwrap_err();
+        assert!(
+            failure
+                .message
+                .starts_with("cannot reach http://127.0.0.1:1/control/v1/cluster"),
+            "{}",
+            failure.message
+        );
+    }
+}

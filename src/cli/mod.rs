@@ -1,0 +1,148 @@
+//! The `gavel` command line. `main.rs` calls `main()`; everything else lives here:
+//! - `serve`: run one node from a config file (`crate::node::run`);
+//! - `cluster`: start a local cluster of child processes (`cluster up`), or show a
+//!   cluster's state (`cluster status`); `local_cluster` plans the files it writes;
+//! - `ctl`: operator commands over the control API of API.md.
+//!
+//! Exit codes: 0 success, 1 the command failed (an HTTP error, a node that stopped with
+//! an error), 2 unusable input (bad arguments or configuration).
+
+mod cluster;
+mod ctl;
+mod local_cluster;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+pub use cluster::{ClusterCommand, StatusArgs, UpArgs};
+pub use ctl::{CtlArgs, CtlCommand};
+pub use local_cluster::{ClusterPlan, ClusterRequest, LocalClusterDefinition, PlannedNode};
+
+/// Gavel: a clustered, highly available online auction kernel.
+#[derive(Debug, Parser)]
+#[command(name = "gavel", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one node until it is stopped (SIGTERM or Ctrl-C).
+    Serve(ServeArgs),
+    /// Start a local cluster, or show a cluster's state.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Operator commands over a node's control API.
+    Ctl(CtlArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The node's TOML configuration (see config/node.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// Why a command failed: printed as `gavel: <message>`, then the process exits with
+/// `exit_code`.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit_code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    /// The command could not do its work (exit code 1).
+    pub fn failed(message: impl Into<String>) -> Self {
+        Failure {
+            exit_code: 1,
+            message: message.into(),
+        }
+    }
+
+    /// The input cannot be used (exit code 2).
+    pub fn unusable(message: impl Into<String>) -> Self {
+        Failure {
+            exit_code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses the process arguments and runs the command.
+pub fn main() -> ExitCode {
+    run(Cli::parse())
+}
+
+/// Runs a parsed command line and turns its outcome into the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let outcome = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Cluster(command) => cluster::run(command),
+        Command::Ctl(args) => ctl::run(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("gavel: {}", failure.message);
+            ExitCode::from(failure.exit_code)
+        }
+    }
+}
+
+/// `gavel serve --config FILE`.
+fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let config = load_config_for_serving(&args.config)
+        .map_err(|error| Failure::unusable(error.to_string()))?;
+    init_tracing();
+    tracing::info!(node_id = config.node.id, name = %config.node.name, config = %args.config.display(), "starting node");
+    crate::node::run(config)
+        .map_err(|error| Failure::failed(format!("node stopped with an error: {error:#}")))
+}
+
+/// The file, then the environment (`GAVEL_ADMIN_TOKEN` wins), then every check.
+pub fn load_config_for_serving(
+    path: &std::path::Path,
+) -> Result<Config, crate::config::ConfigError> {
+    let mut config = Config::load(path)?;
+    config.apply_environment();
+    config.validate_for_serving()?;
+    Ok(config)
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second initialisation (only possible in tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_takes_a_config_file() {
+        let cli = Cli::try_parse_from(["gavel", "serve", "--config", "node.toml"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Serve(ServeArgs { config }) if config.as_path() == std::path::Path::new("node.toml"))
+        );
+        assert!(Cli::try_parse_from(["gavel", "serve"]).is_err());
+    }
+}
