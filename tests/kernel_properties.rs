@@ -280,10 +280,17 @@ impl Run {
             }
             Action::Operator(auction, action) => self.operator(auction % count, *action),
             Action::CloseSessionOfBidder2 => {
+                // Closing a live session succeeds; closing one that is gone or expired is
+                // refused as unauthenticated. Either way it is gone afterwards.
+                let expected = if self.session_valid(2) {
+                    Ok(Outcome::SessionClosed)
+                } else {
+                    Err(Rejection::Unauthenticated)
+                };
                 self.session_expiry_ms[2] = None;
                 let token_hash = self.harness.token("b2");
                 let closed = self.apply(Command::CloseSession { token_hash });
-                assert_eq!(closed, Ok(Outcome::SessionClosed));
+                assert_eq!(closed, expected);
             }
             Action::Takeover(_) => unreachable!("handled above"),
         }
