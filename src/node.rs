@@ -191,6 +191,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         pool,
         janitor,
         state: replication.state.clone(),
+        applied_events: replication.events.clone(),
         raft: replication.raft.clone(),
         metrics,
         admin_token_hash: Sha256::digest(admin_token.as_bytes()).into(),

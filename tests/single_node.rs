@@ -486,3 +486,75 @@ fn service_endpoints_answer() {
         "the janitor sweeps: {report_later}"
     );
 }
+
+/// Reads server-sent events until `count` named events arrived (keep-alives skipped).
+fn read_events(reader: &mut impl std::io::BufRead, count: usize) -> Vec<(String, String, Value)> {
+    let mut events = Vec::new();
+    let (mut id, mut name) = (String::new(), String::new());
+    let mut line = String::new();
+    while events.len() < count {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        let line = line.trim_end();
+        if let Some(value) = line.strip_prefix("id: ") {
+            id = value.to_string();
+        } else if let Some(value) = line.strip_prefix("event: ") {
+            name = value.to_string();
+        } else if let Some(value) = line.strip_prefix("data: ") {
+            events.push((
+                id.clone(),
+                name.clone(),
+                serde_json::from_str(value).unwrap_or(Value::Null),
+            ));
+        }
+    }
+    events
+}
+
+fn open_stream(
+    url: &str,
+    last_event_id: Option<&str>,
+) -> std::io::BufReader<Box<dyn std::io::Read + Send + Sync>> {
+    let mut request = ureq::get(url).timeout(Duration::from_secs(5));
+    if let Some(id) = last_event_id {
+        request = request.set("Last-Event-ID", id);
+    }
+    let response = request.call().expect("event stream");
+    assert_eq!(response.content_type(), "text/event-stream");
+    std::io::BufReader::new(response.into_reader())
+}
+
+#[test]
+fn event_streams_push_bids_and_resume_from_last_event_id() {
+    let (_dir, node) = node("events");
+    node.create_auction(auction_spec("lot-v", 30_000, 5_000));
+    let people = bidders(&node, "lot-v", &["pia", "quin"]);
+    let url = format!("{}/api/v1/auctions/lot-v/events", node.public_url);
+    let mut stream = open_stream(&url, None);
+    let mut all = open_stream(&format!("{}/api/v1/events", node.public_url), None);
+    let first = read_events(&mut stream, 1);
+    assert_eq!(first[0].1, "auction", "the current view at connect");
+    assert_eq!(read_events(&mut all, 1)[0].2["id"], "lot-v");
+
+    assert_eq!(node.bid(&people[0].0, "lot-v", 1_000_000, "p-1").0, 201);
+    let pushed = read_events(&mut stream, 2);
+    assert_eq!((pushed[0].0.as_str(), pushed[0].1.as_str()), ("1", "bid"));
+    assert_eq!(pushed[0].2["bidder_number"], people[0].1);
+    assert_eq!(pushed[1].2["current_price"], 1_000_000);
+    assert_eq!(
+        read_events(&mut all, 1)[0].2["current_price"],
+        1_000_000,
+        "the all-auctions stream too"
+    );
+
+    // A client that saw bid 1 and reconnects gets bid 2, which it missed, then the view.
+    drop(stream);
+    assert_eq!(node.bid(&people[1].0, "lot-v", 1_010_000, "q-1").0, 201);
+    let mut resumed = open_stream(&url, Some("1"));
+    let replay = read_events(&mut resumed, 2);
+    assert_eq!((replay[0].0.as_str(), replay[0].1.as_str()), ("2", "bid"));
+    assert_eq!(replay[0].2["amount"], 1_010_000);
+    assert_eq!(replay[1].1, "auction");
+}

@@ -5,7 +5,12 @@
 //! comment goes out every 15 s. A consumer too slow to keep up with the actor's bounded
 //! buffer is cut off (it reconnects with `Last-Event-ID` and misses nothing); the kernel
 //! never waits for it. The stream ends after the `closed` event.
+//!
+//! `GET /api/v1/events` streams every auction: an `auction` view of each at connect (and
+//! again after a reconnect, so nothing is missed), then one `auction` (or `closed`) view
+//! of every auction a committed command changed, with the log index as the event id.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,6 +139,107 @@ impl LiveStream {
                         }
                         // Too slow for the bounded buffer, or the auction's actor stopped:
                         // end the stream; the client resumes with Last-Event-ID.
+                        Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+                    },
+                    _ = live.keep_alive.tick() => {
+                        return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), live));
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Live views of every auction: `auction` and `closed` events.
+#[utoipa::path(tag = "public", responses((status = 200, content_type = "text/event-stream", description = "the event stream")))]
+#[get("/api/v1/events")]
+pub async fn all_events(app: web::Data<AppState>) -> HttpResponse {
+    // Subscribe before reading the state, so nothing falls between the two.
+    let receiver = app.applied_events.subscribe();
+    let initial: Vec<Bytes> = {
+        let state = app.state.read();
+        let now_ms = wall_clock_ms();
+        state
+            .kernel
+            .auctions
+            .values()
+            .map(|auction| {
+                let name = if auction.phase.is_closed() {
+                    "closed"
+                } else {
+                    "auction"
+                };
+                frame(
+                    state.last_applied_index,
+                    name,
+                    &json(&AuctionView::new(auction, now_ms)),
+                )
+            })
+            .collect()
+    };
+    let live = AllAuctions {
+        receiver,
+        keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
+        state: app.state.clone(),
+    };
+    let stream = futures::stream::iter(initial.into_iter().map(Ok::<Bytes, actix_web::Error>))
+        .chain(live.into_stream());
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream)
+}
+
+struct AllAuctions {
+    receiver: broadcast::Receiver<Arc<crate::replication::AppliedEvents>>,
+    keep_alive: tokio::time::Interval,
+    state: crate::replication::SharedState,
+}
+
+impl AllAuctions {
+    /// The views of the auctions one committed command changed.
+    fn frames(&self, applied: &crate::replication::AppliedEvents) -> Bytes {
+        let state = self.state.read();
+        let now_ms = wall_clock_ms();
+        let touched: BTreeSet<&str> = applied
+            .events
+            .iter()
+            .map(|event| event.auction_id.as_str())
+            .collect();
+        let mut text = String::new();
+        for auction in touched
+            .into_iter()
+            .filter_map(|id| state.kernel.auctions.get(id))
+        {
+            let name = if auction.phase.is_closed() {
+                "closed"
+            } else {
+                "auction"
+            };
+            let view = json(&AuctionView::new(auction, now_ms));
+            text.push_str(&format!(
+                "id: {}\nevent: {name}\ndata: {view}\n\n",
+                applied.log_index
+            ));
+        }
+        Bytes::from(text)
+    }
+
+    fn into_stream(self) -> impl futures::Stream<Item = Result<Bytes, actix_web::Error>> {
+        futures::stream::unfold(self, |mut live| async move {
+            loop {
+                tokio::select! {
+                    received = live.receiver.recv() => match received {
+                        Ok(applied) => {
+                            let frames = live.frames(&applied);
+                            if frames.is_empty() {
+                                continue;
+                            }
+                            return Some((Ok(frames), live));
+                        }
+                        // Too slow for the bounded buffer: cut off; the client reconnects
+                        // and is sent every auction's view again.
                         Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
                     },
                     _ = live.keep_alive.tick() => {

@@ -47,6 +47,8 @@ pub struct AppState {
     pub pool: Addr<ResourcePool>,
     pub janitor: Addr<Janitor>,
     pub state: SharedState,
+    /// Every committed command's events, for the all-auctions stream.
+    pub applied_events: tokio::sync::broadcast::Sender<Arc<crate::replication::AppliedEvents>>,
     pub raft: GavelRaft,
     pub metrics: Arc<Metrics>,
     /// SHA-256 of the admin token; the token itself is not kept.

@@ -35,7 +35,7 @@ impl Modify for AdminAuth {
 #[openapi(
     info(title = "Gavel public API", description = "Bidding: sessions, auctions, bids, live events."),
     paths(public::server_time, public::create_session, public::delete_session, public::list_auctions,
-        public::get_auction, public::list_bids, public::place_bid, public::confirm, events::auction_events),
+        public::get_auction, public::list_bids, public::place_bid, public::confirm, events::auction_events, events::all_events),
     modifiers(&SessionAuth)
 )]
 pub struct PublicApi;

@@ -23,6 +23,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(place_bid)
         .service(confirm)
         .service(super::events::auction_events)
+        .service(super::events::all_events)
         .route(
             "/openapi.json",
             web::get().to(super::openapi::public_document),
