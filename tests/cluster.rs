@@ -444,3 +444,51 @@ fn restarting_the_whole_cluster_finds_every_auction_as_it_was() {
     });
     assert_eq!(answer.0, 200, "{}", answer.1);
 }
+
+#[test]
+fn manual_switchover_hands_leadership_to_the_named_voter() {
+    let (_dir, cluster) = cluster("switchover", 3, 1);
+    let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
+    let target = (1..=3).find(|id| *id != leader).unwrap();
+    let asked = (1..=3).find(|id| *id != leader && *id != target).unwrap();
+    cluster
+        .node(1)
+        .create_auction(auction_spec("lot-w", 60_000, 30_000));
+    let bidders = setup_bidders(&cluster, "lot-w", 2);
+    // Wait until every voter is seen up by the leader (the switchover requires it).
+    wait_until(Duration::from_secs(5), || {
+        try_control(cluster.node(leader), "/control/v1/cluster").is_some_and(|view| {
+            view["nodes"]
+                .as_array()
+                .is_some_and(|nodes| nodes.iter().all(|node| node["health"] == "up"))
+        })
+    });
+    tracing_note(&format!(
+        "switchover {leader} -> {target}, asked through node {asked}"
+    ));
+    let (status, view) = cluster.node(asked).control(
+        "POST",
+        "/control/v1/cluster/switchover",
+        Some(json!({"to_node_id": target})),
+    );
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["leader_id"], target, "{view}");
+    assert_eq!(
+        cluster
+            .node(leader)
+            .bid(&bidders[0].1, "lot-w", 1_000_000, "w-1")
+            .0,
+        201,
+        "bidding goes on"
+    );
+    let (status, problem) = cluster.node(target).control(
+        "POST",
+        "/control/v1/cluster/switchover",
+        Some(json!({"to_node_id": 4})),
+    );
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("conflict")),
+        "a standby cannot be made leader: {problem}"
+    );
+}

@@ -1,7 +1,7 @@
 //! The control listener: what operators call, behind the admin token (API.md, Control
 //! listener). Every action is proposed with the operator's name for the audit trail.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 
 use super::auth::{new_salt, secret_hash, Operator};
 use super::problem::{ApiError, Problem};
@@ -13,7 +13,7 @@ use super::requests::{
 use super::views::{BidderCreated, ControlAuctionView, QualificationView, ResultView};
 use super::AppState;
 use crate::actors::janitor::{GetReport, JanitorReport};
-use crate::actors::supervisor::{ClusterView, GetClusterView};
+use crate::actors::supervisor::{ClusterView, GetClusterView, Switchover};
 use crate::actors::wall_clock_ms;
 use crate::kernel::{Command, Outcome, Rejection};
 
@@ -268,25 +268,76 @@ async fn cluster(
     Ok(web::Json(app.supervisor.send(GetClusterView).await?))
 }
 
-/// Answers once `to_node_id` leads. In a one-voter cluster only the voter itself can be
-/// named.
+/// Hands leadership to `to_node_id` and answers once it leads. Sent to a node that does
+/// not lead, the request is passed on to the leader's control listener.
 #[utoipa::path(tag = "control", request_body = SwitchoverRequest, responses(
-    (status = 200, body = ClusterView), (status = 422, description = "invalid_request: not a voter", body = Problem)),
+    (status = 200, body = ClusterView),
+    (status = 409, description = "conflict: not a healthy voter, or a change under way", body = Problem),
+    (status = 503, description = "no_leader", body = Problem)),
     security(("admin" = [])))]
 #[post("/control/v1/cluster/switchover")]
 async fn switchover(
     app: web::Data<AppState>,
-    _operator: Operator,
+    operator: Operator,
+    request: HttpRequest,
     body: web::Json<SwitchoverRequest>,
-) -> Result<web::Json<ClusterView>, ApiError> {
-    let view = app.supervisor.send(GetClusterView).await?;
+) -> Result<HttpResponse, ApiError> {
     let to_node_id = body.into_inner().to_node_id;
-    if view.leader_id == Some(to_node_id) {
-        return Ok(web::Json(view));
+    let view = app.supervisor.send(GetClusterView).await?;
+    let leader = view.leader_id.ok_or(ApiError::NoLeader)?;
+    if leader != app.node_id {
+        let leader_url = view
+            .nodes
+            .iter()
+            .find(|node| node.node_id == leader)
+            .map(|node| node.control_url.clone())
+            .ok_or(ApiError::NoLeader)?;
+        let token = super::auth::bearer_token(&request)
+            .unwrap_or_default()
+            .to_string();
+        return pass_to_leader(leader_url, token, to_node_id).await;
     }
-    Err(ApiError::invalid(format!(
-        "node {to_node_id} is not a voter that can lead this cluster"
-    )))
+    tracing::info!(operator = %operator.0, to_node_id, "switchover requested");
+    app.supervisor
+        .send(Switchover { to_node_id })
+        .await?
+        .map_err(|reason| ApiError::Rejected(Rejection::Conflict(reason)))?;
+    Ok(HttpResponse::Ok().json(app.supervisor.send(GetClusterView).await?))
+}
+
+/// Sends the switchover to the leader's control listener and relays its answer.
+async fn pass_to_leader(
+    leader_url: String,
+    token: String,
+    to_node_id: u64,
+) -> Result<HttpResponse, ApiError> {
+    let answer = web::block(move || {
+        let sent = ureq::post(&format!("{leader_url}/control/v1/cluster/switchover"))
+            .timeout(std::time::Duration::from_secs(15))
+            .set("Authorization", &format!("Bearer {token}"))
+            .send_json(serde_json::json!({ "to_node_id": to_node_id }));
+        match sent {
+            Ok(response) | Err(ureq::Error::Status(_, response)) => {
+                let status = response.status();
+                let content_type = response.content_type().to_string();
+                Ok((
+                    status,
+                    content_type,
+                    response.into_string().unwrap_or_default(),
+                ))
+            }
+            Err(error) => Err(error.to_string()),
+        }
+    })
+    .await
+    .map_err(|error| ApiError::Unavailable(error.to_string()))?
+    .map_err(ApiError::Unavailable)?;
+    let (status, content_type, text) = answer;
+    let status = actix_web::http::StatusCode::from_u16(status)
+        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+    Ok(HttpResponse::build(status)
+        .content_type(content_type)
+        .body(text))
 }
 
 #[utoipa::path(tag = "control", responses((status = 200, body = JanitorReport)), security(("admin" = [])))]

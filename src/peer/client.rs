@@ -263,6 +263,17 @@ impl PeerClient {
         }
     }
 
+    /// Tells the peer whether it may start elections (a manual switchover).
+    pub async fn allow_election(&self, enabled: bool, timeout: Duration) -> Result<(), PeerError> {
+        match self
+            .call(PeerRequest::AllowElection { enabled }, timeout)
+            .await?
+        {
+            PeerResponse::Done => Ok(()),
+            other => Err(unexpected("allow_election", &other)),
+        }
+    }
+
     pub async fn ping(&self, timeout: Duration) -> Result<PeerStatus, PeerError> {
         let request = PeerRequest::Ping {
             from_node_id: self.self_node_id,

@@ -41,6 +41,11 @@ pub enum PeerRequest {
     Ping {
         from_node_id: u64,
     },
+    /// Sent by the leader during a manual switchover: a voter that is not the chosen
+    /// successor stops starting elections (`enabled: false`) until told again.
+    AllowElection {
+        enabled: bool,
+    },
 }
 
 impl PeerRequest {
@@ -52,6 +57,7 @@ impl PeerRequest {
             PeerRequest::InstallSnapshot(_) => "install_snapshot",
             PeerRequest::Forward { .. } => "forward",
             PeerRequest::Ping { .. } => "ping",
+            PeerRequest::AllowElection { .. } => "allow_election",
         }
     }
 
@@ -71,6 +77,8 @@ pub enum PeerResponse {
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
     Forward(Result<ForwardedCommit, ForwardError>),
     Pong(PeerStatus),
+    /// The request was carried out.
+    Done,
 }
 
 impl PeerResponse {
@@ -82,6 +90,7 @@ impl PeerResponse {
             PeerResponse::InstallSnapshot(_) => "install_snapshot",
             PeerResponse::Forward(_) => "forward",
             PeerResponse::Pong(_) => "pong",
+            PeerResponse::Done => "done",
         }
     }
 }

@@ -204,6 +204,11 @@ impl PeerServer {
                 tracing::trace!(from_node_id, "ping");
                 PeerResponse::Pong(self.status())
             }
+            PeerRequest::AllowElection { enabled } => {
+                tracing::info!(enabled, "elections allowed by the leader's switchover");
+                self.raft.runtime_config().elect(enabled);
+                PeerResponse::Done
+            }
         }
     }
 
