@@ -81,6 +81,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             config.node.data_dir.display()
         )
     })?;
+    // Bind every listener first: a busy or foreign address stops the node before it
+    // opens its storage or starts an actor.
+    let bind = |what: &str, address: std::net::SocketAddr| {
+        std::net::TcpListener::bind(address)
+            .with_context(|| format!("cannot bind {what} {address}"))
+    };
+    let public_listener = bind("listen.public", config.listen.public)?;
+    let control_listener = bind("listen.control", config.listen.control)?;
+    let peer_listener = bind("listen.peer", config.listen.peer)?;
+    peer_listener
+        .set_nonblocking(true)
+        .context("cannot configure listen.peer")?;
+    let peer_listener =
+        tokio::net::TcpListener::from_std(peer_listener).context("cannot use listen.peer")?;
     let members = configured_members(&config);
     // Without a configured secret the node has no peers; a random one keeps the peer
     // listener closed to everyone.
@@ -146,9 +160,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         )
         .start();
     }
-    let peer_listener = tokio::net::TcpListener::bind(config.listen.peer)
-        .await
-        .with_context(|| format!("cannot bind listen.peer {}", config.listen.peer))?;
     let (stop_peer, peer_stopped) = tokio::sync::watch::channel(false);
     let peer_server = tokio::spawn(PeerServer::serve(
         peer_listener,
@@ -210,8 +221,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .workers(config.http.workers)
     .max_connections(config.http.max_connections)
     .disable_signals()
-    .bind(config.listen.public)
-    .with_context(|| format!("cannot bind listen.public {}", config.listen.public))?
+    .listen(public_listener)
+    .context("cannot serve on listen.public")?
     .run();
     let control_state = app_state.clone();
     let control = HttpServer::new(move || {
@@ -223,8 +234,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     })
     .workers(1)
     .disable_signals()
-    .bind(config.listen.control)
-    .with_context(|| format!("cannot bind listen.control {}", config.listen.control))?
+    .listen(control_listener)
+    .context("cannot serve on listen.control")?
     .run();
     tracing::info!(node_id, public = %config.listen.public, control = %config.listen.control, "node serving");
 
