@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::auction::Ping;
 use super::resource_pool::{ListActors, ResourcePool, Sweep};
-use super::supervisor::{Propose, ProposeError, Supervisor};
+use super::supervisor::{IsLeader, Propose, ProposeError, Supervisor};
 use super::wall_clock_ms;
 use crate::kernel::{Command, Outcome};
 
@@ -84,7 +84,12 @@ impl Janitor {
         };
         let closed_linger_ms = self.settings.closed_auction_linger_ms;
         async move {
-            let purged = supervisor.send(purge).await;
+            // Only the leader purges: a follower's proposal would be forwarded to the
+            // leader, which purges on its own sweep anyway.
+            let purged = match supervisor.send(IsLeader).await {
+                Ok(true) => Some(supervisor.send(purge).await),
+                _ => None,
+            };
             let actors = pool.send(ListActors).await.unwrap_or_default();
             let probes = actors.into_iter().map(|(auction_id, addr)| async move {
                 match tokio::time::timeout(STUCK_AFTER, addr.send(Ping)).await {
@@ -108,17 +113,18 @@ impl Janitor {
             let report = &mut janitor.report;
             report.last_purge_skipped = None;
             match purged {
-                Ok(Ok(committed)) => {
+                None => report.last_purge_skipped = Some("not the leader".to_string()),
+                Some(Ok(Ok(committed))) => {
                     if let Ok(Outcome::Purged { sessions, requests }) = committed.outcome {
                         report.sessions_expired += sessions;
                         report.requests_expired += requests;
                     }
                 }
-                Ok(Err(ProposeError::NotLeader { .. })) => {
+                Some(Ok(Err(ProposeError::NotLeader { .. }))) => {
                     report.last_purge_skipped = Some("not the leader".to_string());
                 }
-                Ok(Err(error)) => report.last_purge_skipped = Some(error.to_string()),
-                Err(error) => report.last_purge_skipped = Some(error.to_string()),
+                Some(Ok(Err(error))) => report.last_purge_skipped = Some(error.to_string()),
+                Some(Err(error)) => report.last_purge_skipped = Some(error.to_string()),
             }
             report.actors_stuck_replaced += stuck_count;
             report.actors_started += swept.actors_started;

@@ -288,6 +288,21 @@ impl Handler<Propose> for Supervisor {
     }
 }
 
+/// Whether this node leads now (and is not handing leadership over).
+pub struct IsLeader;
+
+impl Message for IsLeader {
+    type Result = bool;
+}
+
+impl Handler<IsLeader> for Supervisor {
+    type Result = bool;
+
+    fn handle(&mut self, _: IsLeader, _ctx: &mut Self::Context) -> bool {
+        self.is_leader() && self.switching_to.is_none()
+    }
+}
+
 /// Tells the Supervisor which ResourcePool to notify of leadership changes.
 pub struct AttachPool(pub Addr<ResourcePool>);
 
