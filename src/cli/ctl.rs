@@ -303,14 +303,10 @@ fn send(
             )))
         }
         Err(ureq::Error::Transport(transport)) => {
-            let message = transport
-                .message()
-                .map(|message| format!(": {message}"))
-                .unwrap_or_default();
-            Err(Failure::failed(format!(
-                "cannot reach {url}: {}{message}",
-                transport.kind()
-            )))
+            // ureq's message starts with the URL; say it once.
+            let text = transport.to_string();
+            let cause = text.strip_prefix(&format!("{url}: ")).unwrap_or(&text);
+            Err(Failure::failed(format!("cannot reach {url}: {cause}")))
         }
     }
 }
