@@ -1,0 +1,103 @@
+//! Manual switchover: the leader hands leadership to a named voter. It stops taking
+//! commands (they are forwarded to whoever leads next), stops its heartbeats and holds
+//! the other voters' elections, so the named voter's election timer fires first and it
+//! wins; then everything is switched back on.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use openraft::ServerState;
+
+use super::Supervisor;
+use crate::actors::peer_link::Health;
+
+/// Hands leadership to `to_node_id` (a healthy voter). Answers once it leads.
+pub struct Switchover {
+    pub to_node_id: u64,
+}
+
+impl Message for Switchover {
+    type Result = Result<(), String>;
+}
+
+/// How long a switchover may take before it is abandoned.
+const SWITCHOVER_LIMIT: Duration = Duration::from_secs(8);
+
+impl Handler<Switchover> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<(), String>>;
+
+    fn handle(&mut self, switchover: Switchover, _ctx: &mut Self::Context) -> Self::Result {
+        let to = switchover.to_node_id;
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        let refuse = |reason: String| -> Self::Result { Box::pin(actix::fut::ready(Err(reason))) };
+        if metrics.current_leader == Some(to) {
+            return refuse_ok();
+        }
+        if metrics.state != ServerState::Leader {
+            return refuse(
+                "this node does not lead; send the switchover to the leader".to_string(),
+            );
+        }
+        if !voters.contains(&to) {
+            return refuse(format!("node {to} is not a voter"));
+        }
+        if self.peers.get(&to).map(|peer| peer.health) != Some(Health::Up) {
+            return refuse(format!("node {to} is not up"));
+        }
+        if self.switching_to.is_some() || self.reconfiguring {
+            return refuse("a membership change or switchover is already under way".to_string());
+        }
+        self.switching_to = Some(to);
+        tracing::warn!(to, "manual switchover: pausing proposals and heartbeats");
+        let others: Vec<(u64, String)> = voters
+            .iter()
+            .filter(|id| **id != to && **id != self.settings.node_id)
+            .filter_map(|id| Some((*id, membership.get_node(id)?.peer_addr.clone())))
+            .collect();
+        let (raft, clients) = (self.raft.clone(), self.clients.clone());
+        Box::pin(
+            async move {
+                let step = Duration::from_secs(1);
+                for (id, peer_addr) in &others {
+                    if let Err(error) = clients
+                        .get(*id, peer_addr)
+                        .allow_election(false, step)
+                        .await
+                    {
+                        tracing::warn!(peer = id, %error, "could not hold elections on a voter");
+                    }
+                }
+                raft.runtime_config().elect(false);
+                raft.runtime_config().heartbeat(false);
+                let handed_over = raft
+                    .wait(Some(SWITCHOVER_LIMIT))
+                    .metrics(|metrics| metrics.current_leader == Some(to), "switchover")
+                    .await
+                    .is_ok();
+                raft.runtime_config().heartbeat(true);
+                raft.runtime_config().elect(true);
+                for (id, peer_addr) in &others {
+                    let _ = clients.get(*id, peer_addr).allow_election(true, step).await;
+                }
+                if handed_over {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "node {to} did not take over within {SWITCHOVER_LIMIT:?}"
+                    ))
+                }
+            }
+            .into_actor(self)
+            .map(|result, supervisor, _ctx| {
+                supervisor.switching_to = None;
+                result
+            }),
+        )
+    }
+}
+
+fn refuse_ok() -> ResponseActFuture<Supervisor, Result<(), String>> {
+    Box::pin(actix::fut::ready(Ok(())))
+}
