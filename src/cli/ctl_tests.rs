@@ -1,0 +1,184 @@
+//! Tests of the `gavel ctl` command tree: each command's request.
+use super::*;
+use crate::cli::{Cli, Command};
+use clap::Parser;
+
+fn request_of(arguments: &[&str]) -> ApiRequest {
+    let cli = Cli::try_parse_from(["gavel", "ctl"].iter().chain(arguments))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let Command::Ctl(args) = cli.command else {
+        panic!("not a ctl command")
+    };
+    request_for(&args.command).unwrap_or_else(|failure| panic!("{}", failure.message))
+}
+
+#[test]
+fn each_command_sends_the_request_of_the_api() {
+    let post = |path: &str, body: Value| ApiRequest::post_control(path, body);
+    let cases = [
+        (
+            vec![
+                "bidder",
+                "add",
+                "--id",
+                "b1",
+                "--name",
+                "Ann",
+                "--secret",
+                "s3cret-pass",
+            ],
+            post(
+                "/control/v1/bidders",
+                json!({"bidder_id": "b1", "name": "Ann", "secret": "s3cret-pass"}),
+            ),
+        ),
+        (
+            vec!["auction", "qualify", "--auction", "a1", "--bidder", "b1"],
+            post(
+                "/control/v1/auctions/a1/qualifications",
+                json!({"bidder_id": "b1"}),
+            ),
+        ),
+        (
+            vec![
+                "auction",
+                "suspend",
+                "--auction",
+                "a1",
+                "--reason",
+                "power cut",
+            ],
+            post(
+                "/control/v1/auctions/a1/suspend",
+                json!({"reason": "power cut"}),
+            ),
+        ),
+        (
+            vec!["auction", "resume", "--auction", "a1", "--reason", "back"],
+            post("/control/v1/auctions/a1/resume", json!({"reason": "back"})),
+        ),
+        (
+            vec![
+                "auction",
+                "terminate",
+                "--auction",
+                "a1",
+                "--reason",
+                "withdrawn",
+            ],
+            post(
+                "/control/v1/auctions/a1/terminate",
+                json!({"reason": "withdrawn"}),
+            ),
+        ),
+        (
+            vec![
+                "auction",
+                "increment",
+                "--auction",
+                "a1",
+                "--increment",
+                "500",
+                "--reason",
+                "slow",
+            ],
+            post(
+                "/control/v1/auctions/a1/increment",
+                json!({"increment": 500, "reason": "slow"}),
+            ),
+        ),
+        (
+            vec!["auction", "result", "--auction", "a1"],
+            ApiRequest::get_control("/control/v1/auctions/a1/result"),
+        ),
+        (
+            vec!["auction", "list"],
+            ApiRequest::get_public("/api/v1/auctions"),
+        ),
+        (
+            vec!["cluster"],
+            ApiRequest::get_control("/control/v1/cluster"),
+        ),
+        (
+            vec!["switchover", "--to", "2"],
+            post("/control/v1/cluster/switchover", json!({"to_node_id": 2})),
+        ),
+        (
+            vec!["janitor"],
+            ApiRequest::get_control("/control/v1/janitor"),
+        ),
+    ];
+    for (arguments, expected) in cases {
+        assert_eq!(request_of(&arguments), expected, "{arguments:?}");
+    }
+}
+
+#[test]
+fn auction_create_posts_the_file_as_is() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("spec.json");
+    let spec =
+        json!({"id": "a1", "title": "Parcel 7", "start_price": 1000, "extra": {"kept": true}});
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let request = request_of(&["auction", "create", "--file", path.to_str().unwrap()]);
+    assert_eq!(
+        request,
+        ApiRequest::post_control("/control/v1/auctions", spec)
+    );
+}
+
+#[test]
+fn ids_are_encoded_as_one_path_segment() {
+    assert_eq!(path_segment("lot 7/b"), "lot%207%2Fb");
+    assert_eq!(path_segment("A-1_x.~"), "A-1_x.~");
+}
+
+#[test]
+fn global_options_may_come_after_the_subcommand() {
+    let cli = Cli::try_parse_from([
+        "gavel",
+        "ctl",
+        "janitor",
+        "--control",
+        "http://10.0.0.2:9082",
+        "--token",
+        "t",
+    ])
+    .unwrap();
+    let Command::Ctl(args) = cli.command else {
+        panic!("not a ctl command")
+    };
+    assert_eq!(args.control.control, "http://10.0.0.2:9082");
+    assert_eq!(args.control.token.as_deref(), Some("t"));
+}
+
+#[test]
+fn http_errors_show_the_problem_code_and_detail() {
+    let problem = r#"{"type":"about:blank","title":"Conflict","status":409,"code":"auction_exists","detail":"a1 exists with another spec"}"#;
+    assert_eq!(
+        describe_http_error("POST", "http://n/control/v1/auctions", 409, problem),
+        "POST http://n/control/v1/auctions: 409 auction_exists: a1 exists with another spec"
+    );
+    assert_eq!(
+        describe_http_error("GET", "http://n/x", 502, "Bad Gateway"),
+        "GET http://n/x: HTTP 502: Bad Gateway"
+    );
+}
+
+#[test]
+fn unreachable_node_is_named_in_the_message() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused.
+    let failure = send(
+        "http://127.0.0.1:1",
+        None,
+        &ApiRequest::get_control("/control/v1/cluster"),
+    )
+    .unwrap_err();
+    assert!(
+        failure
+            .message
+            .starts_with("cannot reach http://127.0.0.1:1/control/v1/cluster"),
+        "{}",
+        failure.message
+    );
+}
