@@ -15,10 +15,12 @@
 //! - `kernel`: the pure, deterministic auction rules. Nothing else changes state.
 //! - `config`: node configuration, validated before use.
 //! - `node`: starts one node: storage, Raft, actors and listeners, and stops them.
+//! - `bench`: benchmark commands that drive a real local cluster and print their figures.
 //! - `cli`: the `gavel` command line (`serve`, `cluster`, `ctl`); `main.rs` only calls it.
 
 pub mod actors;
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod kernel;

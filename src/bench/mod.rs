@@ -1,0 +1,20 @@
+//! Benchmark commands that drive a real local cluster and print their figures. Each
+//! starts `gavel serve` child processes on loopback, puts them under load and faults,
+//! measures from the outside, as a client would, and stops every child when it ends.
+//!
+//! - `takeover`: `gavel bench takeover`, SIGKILL the leader again and again while
+//!   bidders bid; time to the first committed bid and to full strength, and a check
+//!   that no acknowledged bid was lost or doubled.
+//! - `local`: the local cluster of child processes (configs on free ports, start, kill,
+//!   restart, ClusterView) and the interrupt handling that makes sure none outlives
+//!   the run.
+//! - `load`: bidder threads that bid through random nodes with request_id retries and
+//!   log when each receipt arrived.
+//! - `report`: the per-kill table, the summary figures and the history check.
+
+mod load;
+mod local;
+mod report;
+pub mod takeover;
+
+pub use takeover::{run_takeover, TakeoverArgs};
