@@ -120,10 +120,6 @@ pub struct LocalCluster {
     agent: ureq::Agent,
 }
 
-/// Raft and supervision timings for a LAN: heartbeat 50 ms, election 250-500 ms,
-/// health checks every 100 ms, a peer is down after 3 missed checks.
-const FAST_TIMINGS: &str = "[raft]\nheartbeat_interval_ms = 50\nelection_timeout_min_ms = 250\nelection_timeout_max_ms = 500\n\n[cluster]\ncheck_interval_ms = 100\ndown_after_misses = 3\n";
-
 impl LocalCluster {
     /// Writes the configs of `voters` voters and `standbys` standbys (ids 1..) under
     /// `directory`, starts every node and waits until each answers `/readyz`.
@@ -159,7 +155,7 @@ impl LocalCluster {
             std::fs::create_dir_all(&data)
                 .with_context(|| format!("cannot create {}", data.display()))?;
             let config = format!(
-                "[node]\nid = {id}\nname = \"node-{id}\"\ndata_dir = {data}\n\n[listen]\npublic = \"127.0.0.1:{public}\"\ncontrol = \"127.0.0.1:{control}\"\npeer = \"127.0.0.1:{peer}\"\n\n[security]\nadmin_token = \"{admin_token}\"\ncluster_secret = \"{cluster_secret}\"\noperator_name = \"bench\"\n\n{FAST_TIMINGS}{members}",
+                "[node]\nid = {id}\nname = \"node-{id}\"\ndata_dir = {data}\n\n[listen]\npublic = \"127.0.0.1:{public}\"\ncontrol = \"127.0.0.1:{control}\"\npeer = \"127.0.0.1:{peer}\"\n\n[security]\nadmin_token = \"{admin_token}\"\ncluster_secret = \"{cluster_secret}\"\noperator_name = \"bench\"\n\n{members}",
                 data = toml::Value::String(data.display().to_string()),
             );
             let config_path = node_directory.join("gavel.toml");

@@ -79,10 +79,10 @@ fn each_bad_value_names_its_key() {
             c.raft.heartbeat_interval_ms = 0
         }),
         ("raft.election_timeout_min_ms", |c| {
-            c.raft.election_timeout_min_ms = 100
+            c.raft.election_timeout_min_ms = c.raft.heartbeat_interval_ms
         }),
         ("raft.election_timeout_max_ms", |c| {
-            c.raft.election_timeout_max_ms = 400
+            c.raft.election_timeout_max_ms = c.raft.election_timeout_min_ms
         }),
         ("raft.snapshot_every_entries", |c| {
             c.raft.snapshot_every_entries = 0

@@ -99,6 +99,16 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetworkFactory {
 }
 
 impl RaftNetwork<TypeConfig> for PeerNetwork {
+    /// After an unreachable peer: retry soon (a restarted node is caught up quickly and
+    /// does not time out into an election), then back off to one attempt every 500 ms.
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(
+            (0u32..).map(|attempt| {
+                std::time::Duration::from_millis((50u64 << attempt.min(4)).min(500))
+            }),
+        )
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
