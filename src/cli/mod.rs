@@ -39,6 +39,22 @@ pub enum Command {
     Cluster(ClusterCommand),
     /// Operator commands over a node's control API.
     Ctl(CtlArgs),
+    /// Benchmarks that drive a real local cluster and print their figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Kill the leader K times under bidding load; time each takeover.
+    Takeover(crate::bench::TakeoverArgs),
+}
+
+fn bench(command: BenchCommand) -> Result<(), Failure> {
+    let result = match command {
+        BenchCommand::Takeover(args) => crate::bench::run_takeover(args),
+    };
+    result.map_err(|error| Failure::failed(format!("{error:#}")))
 }
 
 #[derive(Debug, clap::Args)]
@@ -85,6 +101,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Cluster(command) => cluster::run(command),
         Command::Ctl(args) => ctl::run(args),
+        Command::Bench(command) => bench(command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
