@@ -9,12 +9,20 @@ use super::{free_port, Node};
 
 pub struct Cluster {
     pub nodes: Vec<Node>,
+    /// One cluster at a time per test binary: four nodes per test on a small CI machine
+    /// are enough load; more would test the scheduler, not Gavel.
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_CLUSTER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Cluster {
     /// Starts `voters` voters and `standbys` standbys (node ids 1..) under `dir` and waits
     /// until every voter is ready.
     pub fn start(dir: &Path, voters: u64, standbys: u64) -> Cluster {
+        let guard = ONE_CLUSTER_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let count = voters + standbys;
         let ports: Vec<(u16, u16, u16)> = (0..count)
             .map(|_| (free_port(), free_port(), free_port()))
@@ -44,7 +52,10 @@ impl Cluster {
         for node in nodes.iter_mut().take(voters as usize) {
             node.wait_ready(Duration::from_secs(30));
         }
-        Cluster { nodes }
+        Cluster {
+            nodes,
+            _one_at_a_time: guard,
+        }
     }
 
     /// The node id that every live voter agrees leads, waiting up to `limit`.
