@@ -31,6 +31,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(cluster)
         .service(switchover)
         .service(janitor)
+        .configure(super::dashboard::control_pages)
         .route(
             "/openapi.json",
             web::get().to(super::openapi::control_document),

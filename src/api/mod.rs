@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod control;
+pub mod dashboard;
 pub mod events;
 pub mod metrics;
 pub mod openapi;

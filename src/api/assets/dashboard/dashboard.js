@@ -1,0 +1,333 @@
+/*
+ * Gavel operator dashboard: the page's behaviour.
+ *
+ * Asks for the admin token (kept in sessionStorage, sent as `Authorization: Bearer`; any
+ * 401 brings the prompt back), then refreshes every second from the control API of the
+ * node that served the page:
+ *   GET /control/v1/cluster   nodes: role, health, last applied index, heartbeat age
+ *   GET /control/v1/auctions  auctions, with suspend / resume / terminate / increment
+ *   GET /control/v1/stats     samples for the two live charts (see charts.js)
+ *   GET /control/v1/janitor   the last purification report
+ * and sends the operator's actions (POST .../suspend|resume|terminate {reason},
+ * .../increment {increment, reason}, /control/v1/cluster/switchover {to_node_id}).
+ * Every refusal shows the API's problem+json `code` and `detail`.
+ *
+ * The parts: common.js (API client, formatting, messages), auctions.js (the auctions
+ * table and its action dialog), charts.js (the live charts); this file holds the token
+ * prompt, the refresh loop, the nodes table, the switchover control and the janitor.
+ * No framework and no build step; the DOM is written with textContent only, never
+ * innerHTML, and nothing is loaded from outside the node (CSP: default-src 'self').
+ */
+
+import { renderAuctions, wireAuctions } from './auctions.js';
+import { RollingSeries, drawChart, ratesBetween } from './charts.js';
+import { age, api, badge, byId, cell, clock, problemText, report, serverNowMs, session, setConnection } from './common.js';
+
+const TOKEN_KEY = 'gavel.adminToken';
+const REFRESH_MS = 1000;
+const VOTER_ROLES = new Set(['leader', 'follower']);
+
+const page = {
+  timer: null,
+  refreshing: false,
+  previousStats: null,
+  nodeId: null,
+  switchoverKey: '',
+  bidsSeries: new RollingSeries(),
+  latencyMeanSeries: new RollingSeries(),
+  latencyP99Series: new RollingSeries(),
+};
+
+// --- Token -------------------------------------------------------------------------
+
+function askForToken(message) {
+  session.token = null;
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch (error) { /* storage disabled: the token lived in memory only */ }
+  clearInterval(page.timer);
+  page.timer = null;
+  if (byId('action-dialog').open) {
+    byId('action-dialog').close();
+  }
+  byId('dashboard').hidden = true;
+  byId('sign-out').hidden = true;
+  byId('sign-in').hidden = false;
+  byId('token-message').textContent = message || '';
+  setConnection('idle', 'not connected');
+  byId('token-input').focus();
+}
+
+function signIn(token) {
+  session.token = token;
+  try {
+    sessionStorage.setItem(TOKEN_KEY, token);
+  } catch (error) { /* keep it in memory */ }
+  byId('sign-in').hidden = true;
+  byId('dashboard').hidden = false;
+  byId('sign-out').hidden = false;
+  setConnection('idle', 'connecting…');
+  refresh();
+  page.timer = setInterval(refresh, REFRESH_MS);
+}
+
+// --- Refresh -----------------------------------------------------------------------
+
+async function refresh() {
+  if (page.refreshing || !session.token) {
+    return;
+  }
+  page.refreshing = true;
+  try {
+    const sections = [
+      ['/control/v1/stats', renderStats, 'stats-status'],
+      ['/control/v1/cluster', renderCluster, 'nodes-status'],
+      ['/control/v1/auctions', renderAuctions, 'auctions-status'],
+      ['/control/v1/janitor', renderJanitor, 'janitor-status'],
+    ];
+    const results = await Promise.allSettled(sections.map(([path]) => api('GET', path)));
+    if (!session.token) {
+      return;
+    }
+    let firstProblem = null;
+    results.forEach((result, index) => {
+      const [path, render, statusId] = sections[index];
+      const status = byId(statusId);
+      if (result.status === 'fulfilled') {
+        status.textContent = '';
+        render(result.value);
+      } else {
+        status.textContent = `${path}: ${problemText(result.reason)}`;
+        firstProblem = firstProblem || result.reason;
+        if (path === '/control/v1/stats') {
+          pushChartGap();
+        }
+      }
+    });
+    if (firstProblem) {
+      setConnection('error', `trouble: ${problemText(firstProblem)}`);
+    } else {
+      setConnection('live', `live · updated ${clock(Date.now())}`);
+    }
+    drawCharts();
+  } finally {
+    page.refreshing = false;
+  }
+}
+
+function renderStats(stats) {
+  session.serverOffsetMs = stats.server_time_ms - Date.now();
+  page.nodeId = stats.node_id;
+  const identity = `node ${stats.node_id} · ${stats.is_leader ? 'leader' : 'not the leader'} · term ${stats.term}`;
+  byId('node-identity').textContent = identity;
+  document.title = `Gavel · node ${stats.node_id} · operator dashboard`;
+  byId('latency-note').textContent = stats.is_leader
+    ? ''
+    : 'Commit latency is measured where commands are proposed, on the leader: open the leader\'s dashboard for its figures.';
+  const previous = page.previousStats;
+  page.previousStats = stats;
+  if (!previous) {
+    return;
+  }
+  const rates = ratesBetween(previous, stats);
+  const nowMs = Date.now();
+  page.bidsSeries.push(nowMs, rates ? rates.bidsPerSecond : null);
+  page.latencyMeanSeries.push(nowMs, rates ? rates.latencyMeanMs : null);
+  page.latencyP99Series.push(nowMs, rates ? rates.latencyP99Ms : null);
+}
+
+function pushChartGap() {
+  const nowMs = Date.now();
+  for (const series of [page.bidsSeries, page.latencyMeanSeries, page.latencyP99Series]) {
+    series.push(nowMs, null);
+  }
+}
+
+/** Figures for the chart axes and readouts: more decimals for small values, none for 0. */
+function decimals(value) {
+  if (value === 0 || value >= 10) {
+    return String(Math.round(value));
+  }
+  return value.toFixed(value < 1 ? 2 : 1);
+}
+
+const formatRate = (value) => `${decimals(value)}/s`;
+const formatMs = (value) => `${decimals(value)} ms`;
+
+function drawCharts() {
+  const nowMs = Date.now();
+  drawChart(byId('bids-chart'), [{ series: page.bidsSeries, colorVariable: '--chart-bids' }], nowMs, {
+    formatValue: formatRate,
+    minimumMaximum: 1,
+  });
+  drawChart(
+    byId('latency-chart'),
+    [
+      { series: page.latencyP99Series, colorVariable: '--chart-p99' },
+      { series: page.latencyMeanSeries, colorVariable: '--chart-mean' },
+    ],
+    nowMs,
+    { formatValue: formatMs, minimumMaximum: 1 },
+  );
+  const bids = page.bidsSeries.latest();
+  byId('bids-rate-now').textContent = bids === null ? '' : formatRate(bids);
+  const mean = page.latencyMeanSeries.latest();
+  const p99 = page.latencyP99Series.latest();
+  byId('latency-now').textContent =
+    mean === null ? 'no commits in the last second' : `mean ${formatMs(mean)} · p99 ≤ ${formatMs(p99)}`;
+}
+
+function renderCluster(cluster) {
+  const leader = cluster.leader_id === null ? 'none: election under way' : `node ${cluster.leader_id}`;
+  byId('cluster-summary').textContent = `${cluster.cluster_id} · term ${cluster.term} · leader ${leader}`;
+  const now = serverNowMs();
+  const rows = cluster.nodes.map((node) => {
+    const row = document.createElement('tr');
+    row.dataset.health = node.health;
+    const heartbeat = node.last_heartbeat_ms === null ? 'never' : age(now - node.last_heartbeat_ms);
+    row.append(
+      cell(node.node_id, 'number'),
+      cell(node.node_id === page.nodeId ? `${node.name} (this node)` : node.name),
+      cell(badge(node.role)),
+      cell(badge(node.health)),
+      cell(node.last_applied_index, 'number'),
+      cell(heartbeat, 'number'),
+      cell(controlLink(node.control_url)),
+    );
+    return row;
+  });
+  byId('nodes-body').replaceChildren(...rows);
+  updateSwitchoverTargets(cluster);
+}
+
+/** A link to another node's dashboard; only http(s) addresses become links. */
+function controlLink(url) {
+  if (!/^https?:\/\//.test(url || '')) {
+    return url || '—';
+  }
+  const link = document.createElement('a');
+  link.href = url.endsWith('/') ? url : `${url}/`;
+  link.textContent = url.replace(/^https?:\/\//, '');
+  link.rel = 'noreferrer';
+  return link;
+}
+
+/** Fills the switchover choice with the voters, keeping the operator's selection. */
+function updateSwitchoverTargets(cluster) {
+  const voters = cluster.nodes.filter((node) => VOTER_ROLES.has(node.role));
+  const key = voters.map((node) => `${node.node_id}:${node.role}`).join(',');
+  if (key === page.switchoverKey) {
+    return;
+  }
+  page.switchoverKey = key;
+  const select = byId('switchover-target');
+  const chosen = select.value;
+  select.replaceChildren(
+    ...voters.map((node) => {
+      const option = document.createElement('option');
+      option.value = String(node.node_id);
+      option.textContent = `node ${node.node_id} (${node.name})${node.role === 'leader' ? ' · leads now' : ''}`;
+      return option;
+    }),
+  );
+  if (voters.some((node) => String(node.node_id) === chosen)) {
+    select.value = chosen;
+  }
+}
+const JANITOR_LABELS = {
+  last_sweep_at_ms: 'last sweep',
+  sweeps: 'sweeps',
+  live_actors: 'live auction actors',
+  actors_started: 'actors (re)started',
+  actors_stuck_replaced: 'stuck actors replaced',
+  auctions_released: 'closed auctions released',
+  sessions_expired: 'sessions expired',
+  requests_expired: 'idempotency records expired',
+  last_purge_skipped: 'last purge skipped because',
+};
+
+function renderJanitor(janitorReport) {
+  const keys = Object.keys(JANITOR_LABELS).filter((key) => key in janitorReport);
+  for (const key of Object.keys(janitorReport)) {
+    if (!keys.includes(key)) {
+      keys.push(key);
+    }
+  }
+  const entries = keys.flatMap((key) => {
+    const term = document.createElement('dt');
+    term.textContent = JANITOR_LABELS[key] || key.replace(/_/g, ' ');
+    const value = document.createElement('dd');
+    value.textContent = janitorValue(key, janitorReport[key]);
+    return [term, value];
+  });
+  byId('janitor-report').replaceChildren(...entries);
+}
+
+function janitorValue(key, value) {
+  if (value === null || value === undefined) {
+    return key === 'last_purge_skipped' ? '— (not skipped)' : '—';
+  }
+  if (key === 'last_sweep_at_ms') {
+    return `${age(serverNowMs() - value)} ago (${clock(value)})`;
+  }
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+}
+
+// --- Switchover --------------------------------------------------------------------
+async function submitSwitchover(event) {
+  event.preventDefault();
+  const target = Number(byId('switchover-target').value);
+  const result = byId('switchover-result');
+  if (!Number.isSafeInteger(target)) {
+    return;
+  }
+  if (!window.confirm(`Make node ${target} the leader of the cluster?`)) {
+    return;
+  }
+  const button = event.target.querySelector('button');
+  button.disabled = true;
+  result.className = 'result';
+  result.textContent = `asking node ${target} to lead…`;
+  try {
+    const cluster = await api('POST', '/control/v1/cluster/switchover', { to_node_id: target });
+    result.textContent = `node ${cluster.leader_id} leads, term ${cluster.term}.`;
+    report(`switchover: node ${cluster.leader_id} leads (term ${cluster.term}).`, 'done');
+    refresh();
+  } catch (error) {
+    result.className = 'result problem';
+    result.textContent = problemText(error);
+    report(`switchover to node ${target} refused: ${problemText(error)}`, 'problem');
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// --- Wiring --------------------------------------------------------------------------
+
+function start() {
+  session.onUnauthorized = askForToken;
+  byId('token-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const token = byId('token-input').value.trim();
+    byId('token-input').value = '';
+    if (token) {
+      signIn(token);
+    }
+  });
+  byId('sign-out').addEventListener('click', () => askForToken('Token forgotten.'));
+  wireAuctions(refresh);
+  byId('switchover-form').addEventListener('submit', submitSwitchover);
+  window.addEventListener('resize', drawCharts);
+
+  let token = null;
+  try {
+    token = sessionStorage.getItem(TOKEN_KEY);
+  } catch (error) { /* storage disabled */ }
+  if (token) {
+    signIn(token);
+  } else {
+    askForToken('');
+  }
+}
+
+start();
