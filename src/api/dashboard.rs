@@ -135,7 +135,7 @@ pub struct LatencyBucket {
     (status = 200, body = StatsView), (status = 401, description = "unauthorized", body = super::problem::Problem)),
     security(("admin" = [])))]
 #[get("/control/v1/stats")]
-async fn stats(app: web::Data<AppState>, _operator: Operator) -> web::Json<StatsView> {
+pub(crate) async fn stats(app: web::Data<AppState>, _operator: Operator) -> web::Json<StatsView> {
     web::Json(stats_view(&app))
 }
 
