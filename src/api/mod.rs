@@ -17,6 +17,7 @@ pub mod dashboard;
 pub mod events;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod problem;
 pub mod public;
 pub mod requests;

@@ -27,7 +27,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route(
             "/openapi.json",
             web::get().to(super::openapi::public_document),
-        );
+        )
+        .configure(super::pages::public_pages);
 }
 
 /// The server clock bidders sync to.

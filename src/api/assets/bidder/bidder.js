@@ -1,0 +1,503 @@
+/*
+ * Gavel bidder page: sign in, follow every auction live, enter an auction room and bid.
+ * Served by every node's public listener (src/api/pages.rs); plain ES modules, no build step:
+ * this file holds the page's state and screens, cluster.js how it reaches the cluster.
+ *
+ * Clock. Bidders must see the server's time. The page takes five samples of
+ * GET /api/v1/time and keeps the one with the smallest round trip:
+ * offset = server_time - (t0 + t1) / 2. It then counts down locally every frame from
+ * deadline_ms - (Date.now() + offset), and re-syncs every five minutes and after every
+ * reconnect: no polling.
+ *
+ * Live data. Server-sent events: /api/v1/events for the list of auctions,
+ * /api/v1/auctions/{id}/events in a room (bids by seq, auction views; the browser resumes
+ * with Last-Event-ID). A deadline that moves without a bid is shown as "deadline extended"
+ * (a leader takeover's grace, or an operator's action).
+ *
+ * Failover. The page only talks to the node that served it (same origin, no CORS). When a
+ * request cannot reach that node, or the event stream drops and three probes of the node
+ * fail, it probes the other cluster nodes (listed by the server in <meta name="gavel-nodes">,
+ * or by a `?nodes=` query parameter) in order after its own, and navigates to the first
+ * that answers, handing over its session, known bidder numbers, last auction view and any
+ * pending bid in the URL fragment (#handoff=…; never sent to a server, removed at once).
+ * The new page re-syncs its clock and resends the pending bid with the SAME request_id, so
+ * the cluster answers the original receipt if the bid had already been committed: a bid is
+ * never doubled.
+ *
+ * State a test can read: data-* attributes on <body> (connection, node-id, clock-offset-ms,
+ * clock-syncs, failovers), #countdown (remaining-ms, deadline-ms), #history li (seq,
+ * bidder-number), #bid-status (state, receipt-seq, request-id, attempts, replayed).
+ */
+
+import {
+  API, NodeUnreachable, api, clusterNodes, handOver, measureClock, newRequestId, reachable, sleep, store,
+  takeHandoff,
+} from './cluster.js';
+
+const RESYNC_EVERY_MS = 5 * 60 * 1000;
+const PROBE_ATTEMPTS = 3;
+const PROBE_PAUSE_MS = 300;
+const BID_RETRY_FOR_MS = 30000;
+const PENDING_KEPT_MS = 2 * 60 * 1000;
+
+const $ = (id) => document.getElementById(id);
+const moneyFormat = new Intl.NumberFormat('en-US');
+const money = (amount) => (amount == null ? '–' : moneyFormat.format(amount));
+
+const page = {
+  nodes: [], // origins of the cluster's nodes, in the listed order, this one included
+  auctionId: null, // the room, or null for the list of auctions
+  clock: { offset_ms: 0, rtt_ms: null, node_id: null, syncs: 0 },
+  stream: null,
+  streamFailed: false, // the stream dropped since it last opened: re-sync when it reopens
+  checking: false,
+  failingOver: false,
+  auctions: new Map(), // the list: id -> AuctionView
+  view: null, // the room's latest AuctionView
+  carriedView: null, // the last view the previous node showed (after a failover)
+  bids: new Map(), // the room's bids: seq -> BidView
+  sending: false,
+  resumePending: false, // a pending bid waits for the room's first view before it is resent
+  amountEdited: false,
+  extensions: 0,
+};
+
+// --- Clock -------------------------------------------------------------------------------
+
+/** Re-measures the offset to the server's clock and shows it. */
+async function syncClock() {
+  const best = await measureClock();
+  if (!best) return;
+  Object.assign(page.clock, best, { syncs: page.clock.syncs + 1 });
+  const body = document.body.dataset;
+  body.nodeId = best.node_id;
+  body.clockOffsetMs = Math.round(best.offset_ms);
+  body.clockRttMs = best.rtt_ms;
+  body.clockSyncs = page.clock.syncs;
+  $('node-text').textContent = `node ${best.node_id}`;
+  $('clock-text').textContent = `Server clock synced with node ${best.node_id}: offset ${Math.round(best.offset_ms)} ms, `
+    + `round trip ${best.rtt_ms} ms, at ${new Date(serverNow()).toLocaleTimeString()}`;
+}
+
+const serverNow = () => Date.now() + page.clock.offset_ms;
+
+function formatRemaining(ms) {
+  const tenths = Math.floor(ms / 100) % 10;
+  const seconds = Math.floor(ms / 1000);
+  const pad = (value) => String(value).padStart(2, '0');
+  const clock = `${pad(Math.floor(seconds / 60) % 60)}:${pad(seconds % 60)}`;
+  return seconds >= 3600 ? `${Math.floor(seconds / 3600)}:${clock}` : `${clock}.${tenths}`;
+}
+
+const remainingOf = (view) => Math.max(0, Math.round(view.deadline_ms - serverNow()));
+
+/** Counts down locally: called every animation frame and, in a background tab, by a timer. */
+function tick() {
+  if (page.clock.syncs === 0) return;
+  const countdown = $('countdown');
+  if (page.view && page.view.deadline_ms != null) {
+    const remaining = remainingOf(page.view);
+    countdown.dataset.remainingMs = remaining;
+    countdown.dataset.deadlineMs = page.view.deadline_ms;
+    countdown.textContent = formatRemaining(remaining);
+    countdown.classList.toggle('urgent', remaining < 60000);
+  } else if (page.view) {
+    delete countdown.dataset.remainingMs;
+    countdown.textContent = '–';
+  }
+  for (const cell of document.querySelectorAll('#auction-list [data-deadline-ms]')) {
+    cell.textContent = formatRemaining(Math.max(0, Number(cell.dataset.deadlineMs) - serverNow()));
+  }
+}
+
+// --- Connection and failover ---------------------------------------------------------------
+
+function setConnection(state) {
+  document.body.dataset.connection = state;
+  $('connection').dataset.state = state;
+  $('connection-text').textContent = state;
+}
+
+function openStream() {
+  if (page.stream) page.stream.close();
+  const path = page.auctionId ? `/auctions/${encodeURIComponent(page.auctionId)}/events` : '/events';
+  const stream = new EventSource(API + path);
+  page.stream = stream;
+  const parsed = (handler) => (event) => { if (page.stream === stream) handler(JSON.parse(event.data)); };
+  stream.addEventListener('open', () => { if (page.stream === stream) onStreamOpen(); });
+  stream.addEventListener('error', () => { if (page.stream === stream) onStreamError(); });
+  if (page.auctionId) {
+    stream.addEventListener('bid', parsed(onBid));
+    stream.addEventListener('auction', parsed(onRoomView));
+    stream.addEventListener('closed', parsed((view) => {
+      onRoomView(view);
+      stream.close();
+      setConnection('auction closed');
+    }));
+  } else {
+    stream.addEventListener('auction', parsed(onLobbyView));
+    stream.addEventListener('closed', parsed(onLobbyView));
+  }
+}
+
+async function onStreamOpen() {
+  setConnection('live');
+  if (page.streamFailed) {
+    page.streamFailed = false;
+    await syncClock().catch(() => checkNode('clock re-sync failed'));
+  }
+}
+
+function onStreamError() {
+  setConnection('reconnecting');
+  page.streamFailed = true;
+  checkNode('event stream dropped');
+}
+
+/** Probes this node a few times; the browser reconnects the stream if it answers. */
+async function checkNode(reason) {
+  if (page.checking || page.failingOver) return;
+  page.checking = true;
+  try {
+    for (let attempt = 0; attempt < PROBE_ATTEMPTS; attempt += 1) {
+      try {
+        if ((await api('/time')).status === 200) {
+          if (page.stream && page.stream.readyState === EventSource.CLOSED) setTimeout(openStream, 1000);
+          return;
+        }
+      } catch (error) {
+        if (!(error instanceof NodeUnreachable)) throw error;
+      }
+      await sleep(PROBE_PAUSE_MS);
+    }
+  } finally {
+    page.checking = false;
+  }
+  failOver(reason);
+}
+
+/** Moves to the next node that answers, or stays if this one comes back first. */
+async function failOver(reason) {
+  if (page.failingOver) return;
+  page.failingOver = true;
+  setConnection('reconnecting');
+  if (page.stream) page.stream.close();
+  const here = Math.max(0, page.nodes.indexOf(location.origin));
+  const others = [...page.nodes.slice(here + 1), ...page.nodes.slice(0, here)];
+  for (;;) {
+    for (const origin of others) {
+      if (await reachable(origin)) return moveTo(origin, reason);
+    }
+    if (await reachable(location.origin)) {
+      page.failingOver = false;
+      page.streamFailed = true;
+      openStream();
+      sendPending();
+      return;
+    }
+    await sleep(1000);
+  }
+}
+
+/** Navigates to another node's page, handing over what this tab knows. */
+function moveTo(origin, reason) {
+  const handoff = {
+    session: store.get('session'),
+    numbers: store.get('numbers'),
+    pending: store.get('pending'),
+    lastView: page.view,
+    failovers: (store.get('failovers') ?? 0) + 1,
+    from: { node_id: page.clock.node_id, origin: location.origin, reason },
+  };
+  // The next page owns the pending bid now: this origin's storage must not resend it later.
+  store.remove('pending');
+  handOver(origin, handoff);
+}
+
+// --- Session -------------------------------------------------------------------------------
+
+function renderWho() {
+  const session = store.get('session');
+  $('sign-in').hidden = Boolean(session);
+  $('who').hidden = !session;
+  $('who-name').textContent = session ? session.bidder_id : '';
+  $('bid-button').disabled = !session || page.sending;
+  document.body.dataset.signedIn = Boolean(session);
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const status = $('sign-in-status');
+  const body = { bidder_id: $('bidder-id').value.trim(), secret: $('secret').value };
+  status.textContent = 'Signing in…';
+  try {
+    const { status: code, data } = await api('/sessions', { method: 'POST', body });
+    if (code === 201) {
+      store.set('session', { token: data.token, bidder_id: data.bidder_id, expires_at_ms: data.expires_at_ms });
+      $('secret').value = '';
+      status.textContent = '';
+    } else {
+      status.textContent = code === 401 ? 'Wrong bidder id or secret.' : (data?.detail ?? `Refused (${code}).`);
+    }
+  } catch (error) {
+    if (!(error instanceof NodeUnreachable)) throw error;
+    status.textContent = 'This node does not answer: moving to another one. Please sign in again there.';
+    failOver('sign-in request failed');
+  }
+  renderWho();
+}
+
+async function signOut(message) {
+  const session = store.get('session');
+  for (const key of ['session', 'numbers', 'pending']) store.remove(key);
+  renderWho();
+  if (message) showBidStatus('refused', message);
+  if (session && !message) {
+    await api('/sessions/current', { method: 'DELETE', token: session.token }).catch(() => {});
+  }
+}
+
+// --- Auction list ----------------------------------------------------------------------------
+
+function onLobbyView(view) {
+  page.auctions.set(view.id, view);
+  const rows = [...page.auctions.values()].sort((a, b) => a.listing_closes_at_ms - b.listing_closes_at_ms);
+  const query = new URLSearchParams(location.search);
+  $('auction-list').replaceChildren(...rows.map((auction) => {
+    query.set('auction', auction.id);
+    const link = Object.assign(document.createElement('a'), { href: `/?${query}`, textContent: auction.title });
+    const cells = [link, auction.phase, money(auction.current_price), String(auction.bid_count), '–']
+      .map((content) => {
+        const cell = document.createElement('td');
+        cell.append(content);
+        return cell;
+      });
+    if (auction.deadline_ms != null) cells[4].dataset.deadlineMs = auction.deadline_ms;
+    const row = document.createElement('tr');
+    row.dataset.auctionId = auction.id;
+    row.append(...cells);
+    return row;
+  }));
+  $('lobby-empty').hidden = rows.length > 0;
+}
+
+// --- Auction room ------------------------------------------------------------------------------
+
+const myNumber = () => (store.get('numbers') ?? {})[page.auctionId] ?? null;
+
+function learnMyNumber(auctionId, bidderNumber) {
+  const numbers = store.get('numbers') ?? {};
+  numbers[auctionId] = bidderNumber;
+  store.set('numbers', numbers);
+  renderRoom();
+  for (const item of document.querySelectorAll('#history li')) {
+    item.classList.toggle('mine', Number(item.dataset.bidderNumber) === bidderNumber);
+  }
+}
+
+function onRoomView(view) {
+  const previous = page.view ?? page.carriedView;
+  page.carriedView = null;
+  const movedWithoutBid = previous && previous.id === view.id && previous.phase === view.phase
+    && previous.bid_count === view.bid_count && previous.deadline_ms != null
+    && view.deadline_ms != null && view.deadline_ms > previous.deadline_ms;
+  if (movedWithoutBid) showExtension(previous.deadline_ms, view.deadline_ms);
+  page.view = view;
+  renderRoom();
+  if (page.resumePending) {
+    page.resumePending = false;
+    sendPending();
+  }
+}
+
+function showExtension(fromMs, toMs) {
+  page.extensions += 1;
+  const notice = $('extension-notice');
+  notice.dataset.extensions = page.extensions;
+  notice.textContent = `Deadline extended by ${Math.round((toMs - fromMs) / 1000)} s without a bid `
+    + `(a leader takeover's grace or an operator's action): bidding now closes at ${new Date(toMs).toLocaleTimeString()}.`;
+  notice.hidden = false;
+}
+
+function renderRoom() {
+  const view = page.view;
+  if (!view) return;
+  const mine = myNumber();
+  $('room-title').textContent = view.title;
+  $('room-parcel').textContent = Object.entries(view.parcel ?? {}).map(([key, value]) => `${key}: ${value}`).join(' · ');
+  const phase = view.winner_bidder_number != null
+    ? `${view.phase}: bidder ${view.winner_bidder_number} won` : view.phase;
+  $('phase').textContent = phase;
+  $('room').dataset.phase = view.phase;
+  $('room').dataset.bidCount = view.bid_count;
+  $('current-price').textContent = money(view.current_price);
+  $('current-price').dataset.amount = view.current_price ?? '';
+  const leader = view.leading_bidder_number;
+  $('leading-bidder').textContent = leader == null ? '–' : `bidder ${leader}${leader === mine ? ' (you)' : ''}`;
+  $('leading-bidder').classList.toggle('mine', leader != null && leader === mine);
+  $('my-number').hidden = mine == null;
+  $('my-number').textContent = mine == null ? '' : `You are bidder ${mine}`;
+  $('my-number').dataset.bidderNumber = mine ?? '';
+  const amount = $('bid-amount');
+  const minimum = view.minimum_next_bid;
+  $('bid-form').hidden = minimum == null;
+  if (minimum != null && (!page.amountEdited || Number(amount.value) < minimum)) {
+    amount.value = minimum;
+    amount.min = minimum;
+    page.amountEdited = false;
+  }
+  tick();
+}
+
+function onBid(bid) {
+  if (page.bids.has(bid.seq)) return;
+  page.bids.set(bid.seq, bid);
+  const item = document.createElement('li');
+  item.dataset.seq = bid.seq;
+  item.dataset.bidderNumber = bid.bidder_number;
+  item.classList.toggle('mine', bid.bidder_number === myNumber());
+  item.textContent = `#${bid.seq} · bidder ${bid.bidder_number} · ${money(bid.amount)} · `
+    + new Date(bid.accepted_at_ms).toLocaleTimeString();
+  const later = [...$('history').children].find((other) => Number(other.dataset.seq) < bid.seq);
+  $('history').insertBefore(item, later ?? null);
+  const status = $('bid-status');
+  if (Number(status.dataset.receiptSeq) === bid.seq) learnMyNumber(page.auctionId, bid.bidder_number);
+}
+
+// --- Bidding -------------------------------------------------------------------------------------
+
+function showBidStatus(state, text, details = {}) {
+  const status = $('bid-status');
+  status.dataset.state = state;
+  status.textContent = text;
+  for (const [key, value] of Object.entries(details)) status.dataset[key] = value;
+}
+
+const REFUSALS = {
+  below_minimum: 'Too low: someone bid first, or the amount is under the minimum.',
+  already_leading: 'You already hold the highest bid.',
+  not_on_increment: 'The amount must be the current price plus whole increments.',
+  auction_not_open: 'Bidding is not open.',
+  not_qualified: 'You are not qualified for this auction.',
+  above_cap: 'The amount is above the price cap.',
+};
+
+async function submitBid(event) {
+  event.preventDefault();
+  if (store.get('pending') || page.sending) return;
+  const amount = Number($('bid-amount').value);
+  if (!Number.isSafeInteger(amount) || amount <= 0) {
+    showBidStatus('refused', 'Enter a whole amount.');
+    return;
+  }
+  page.amountEdited = false;
+  store.set('pending', { auction_id: page.auctionId, amount, request_id: newRequestId(), attempts: 0, started_ms: Date.now() });
+  await sendPending();
+}
+
+/** Sends the pending bid (again) until it has an answer; a retry reuses its request_id. */
+async function sendPending() {
+  const pending = store.get('pending');
+  const session = store.get('session');
+  if (!pending || !session || page.sending || page.failingOver) return;
+  page.sending = true;
+  renderWho();
+  try {
+    for (;;) {
+      pending.attempts += 1;
+      store.set('pending', pending);
+      const details = { requestId: pending.request_id, attempts: pending.attempts, receiptSeq: '', replayed: '' };
+      showBidStatus('pending', `Sending your bid of ${money(pending.amount)} (attempt ${pending.attempts})…`, details);
+      let answer;
+      try {
+        answer = await api(`/auctions/${encodeURIComponent(pending.auction_id)}/bids`, {
+          method: 'POST', token: session.token, body: { amount: pending.amount, request_id: pending.request_id },
+        });
+      } catch (error) {
+        if (!(error instanceof NodeUnreachable)) throw error;
+        showBidStatus('pending', `Node ${page.clock.node_id} does not answer: your bid of ${money(pending.amount)} `
+          + 'will be resent to another node with the same request id.');
+        failOver('bid request failed');
+        return;
+      }
+      const { status, data, retryAfter } = answer;
+      if (status === 200 || status === 201) {
+        store.remove('pending');
+        onReceipt(data, status === 200, pending);
+        return;
+      }
+      const transient = status === 503 || status === 429 || status >= 500;
+      if (transient && Date.now() - pending.started_ms < BID_RETRY_FOR_MS) {
+        // Rate limits are honoured; an election (503, "Retry-After: 1", HTTP's coarsest
+        // step) usually ends well within a second, so that retry comes sooner.
+        await sleep(status === 429 && retryAfter > 0 ? Math.min(retryAfter * 1000, 2000) : 250);
+        continue;
+      }
+      store.remove('pending');
+      if (status === 401) {
+        signOut('Your session has ended: sign in again.');
+        return;
+      }
+      showBidStatus('refused', REFUSALS[data?.code] ?? data?.detail ?? `Refused (${status}).`, { code: data?.code ?? '' });
+      return;
+    }
+  } finally {
+    page.sending = false;
+    renderWho();
+  }
+}
+
+function onReceipt(receipt, replayed, pending) {
+  const text = `Accepted: your bid of ${money(receipt.amount)} is bid #${receipt.seq}`
+    + (replayed ? ' (the cluster already had it: the retry got the original receipt).' : '.');
+  showBidStatus('accepted', text, {
+    receiptSeq: receipt.seq, requestId: pending.request_id, attempts: pending.attempts, replayed,
+  });
+  const bid = page.bids.get(receipt.seq);
+  if (bid) learnMyNumber(receipt.auction_id, bid.bidder_number);
+}
+
+// --- Start ---------------------------------------------------------------------------------------
+
+async function start() {
+  takeHandoff();
+  page.nodes = clusterNodes();
+  page.auctionId = new URLSearchParams(location.search).get('auction');
+  page.carriedView = store.get('lastView');
+  store.remove('lastView');
+  document.body.dataset.failovers = store.get('failovers') ?? 0;
+  const from = store.get('from');
+  if (from) document.body.dataset.previousNodeId = from.node_id;
+  $('sign-in-form').addEventListener('submit', signIn);
+  $('sign-out').addEventListener('click', () => signOut());
+  $('bid-form').addEventListener('submit', submitBid);
+  $('bid-amount').addEventListener('input', () => { page.amountEdited = true; });
+  $('lobby').hidden = Boolean(page.auctionId);
+  $('room').hidden = !page.auctionId;
+  renderWho();
+  setConnection('connecting');
+  try {
+    await syncClock();
+  } catch (error) {
+    if (error instanceof NodeUnreachable) return failOver('this node does not answer');
+    throw error;
+  }
+  setInterval(() => syncClock().catch(() => checkNode('clock re-sync failed')), RESYNC_EVERY_MS);
+  const pending = store.get('pending');
+  if (pending && Date.now() - pending.started_ms > PENDING_KEPT_MS) {
+    // Too old to resend blindly (the cluster forgets request ids after a while).
+    store.remove('pending');
+    showBidStatus('refused', `Your bid of ${money(pending.amount)} was never confirmed and was not resent: see the bid history.`);
+  } else if (pending && pending.auction_id === page.auctionId) {
+    page.resumePending = true;
+    showBidStatus('pending', `Resending your bid of ${money(pending.amount)} on node ${page.clock.node_id} with the same request id…`);
+  } else if (pending) {
+    sendPending();
+  }
+  openStream();
+  const frame = () => { tick(); requestAnimationFrame(frame); };
+  requestAnimationFrame(frame);
+  setInterval(tick, 250);
+}
+
+start();

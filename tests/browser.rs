@@ -1,0 +1,295 @@
+//! Real-browser tests of the bidder page (src/api/pages.rs, src/api/assets/bidder/).
+//!
+//! Each test starts a real cluster of three voters on loopback, registers two bidders and
+//! an auction, and runs one scenario script of `tests/browser/` with Node.js: the script
+//! drives Debian's headless Chromium (`/usr/bin/chromium`) through playwright-core, signs
+//! both bidders in through the page's form and checks what the pages show.
+//! - `two_bidders_see_each_others_bids_within_a_second` (outbid.mjs)
+//! - `the_countdown_agrees_with_the_server_clock_within_200_ms` (countdown.mjs)
+//! - `the_page_keeps_bidding_after_its_node_is_killed` (failover.mjs): this side SIGKILLs
+//!   the node the page is connected to when the script asks for it.
+//!
+//! Chromium, Node.js and npm must be installed (`apt-get install -y chromium nodejs npm`);
+//! without them these tests fail, saying so. `npm ci` installs the script's one package
+//! (playwright-core, pinned in tests/browser/package-lock.json) when it is missing.
+//! Screenshots go to `screenshots/` at the top of the repository.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::auction_spec;
+use common::cluster::Cluster;
+
+/// One scenario at a time: each runs a cluster and a browser, and timings are asserted.
+static ONE_SCENARIO_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const INSTALL_HINT: &str = "install them with `apt-get install -y chromium nodejs npm` \
+     (Debian's packages; .ci/run does it)";
+const SCRIPT_TIME_LIMIT: Duration = Duration::from_secs(180);
+
+#[test]
+fn two_bidders_see_each_others_bids_within_a_second() {
+    let _one_at_a_time = ONE_SCENARIO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let stage = Stage::new("outbid", serde_json::json!({}));
+    // A on the leader, B on a follower: B sees A's bids through replication, and B's bids
+    // are forwarded to the leader.
+    let leader = stage.leader();
+    let follower = stage.other_than(&[leader]);
+    let output = stage.run_script("outbid.mjs", leader, follower);
+    assert_result_line(&output, "outbid");
+}
+
+#[test]
+fn the_countdown_agrees_with_the_server_clock_within_200_ms() {
+    let _one_at_a_time = ONE_SCENARIO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let stage = Stage::new("countdown", serde_json::json!({}));
+    let leader = stage.leader();
+    let first = stage.other_than(&[leader]);
+    let second = stage.other_than(&[leader, first]);
+    let output = stage.run_script("countdown.mjs", first, second);
+    assert_result_line(&output, "countdown");
+}
+
+#[test]
+fn the_page_keeps_bidding_after_its_node_is_killed() {
+    let _one_at_a_time = ONE_SCENARIO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    // A long failover grace, so the takeover visibly extends the deadline.
+    let mut stage = Stage::new(
+        "failover",
+        serde_json::json!({"failover_grace_ms": 300_000}),
+    );
+    let leader = stage.leader();
+    let follower = stage.other_than(&[leader]);
+    let signals = stage.dir.path().join("signals");
+    std::fs::create_dir_all(&signals).expect("signal dir");
+    let environment = stage.environment(leader, follower, &signals);
+    let mut killed = None;
+    let output = {
+        let cluster = &mut stage.cluster;
+        let mut on_tick = || {
+            let asked = signals.join("connected");
+            if killed.is_none() && asked.exists() {
+                let node_id: u64 = std::fs::read_to_string(&asked)
+                    .ok()
+                    .and_then(|text| text.trim().parse().ok())
+                    .expect("connected holds a node id");
+                say(&format!("the page is on node {node_id}: SIGKILL"));
+                cluster.node_mut(node_id).kill();
+                std::fs::write(signals.join("killed"), node_id.to_string()).expect("signal");
+                killed = Some(node_id);
+            }
+        };
+        run_script("failover.mjs", &environment, &mut on_tick)
+    };
+    assert_result_line(&output, "failover");
+    assert_eq!(
+        killed,
+        Some(leader),
+        "the script asked to kill another node"
+    );
+    // Cross-check on a surviving node's control listener: six bids, hash chain intact.
+    let survivor = stage.cluster.node(follower);
+    let (status, result) = survivor.control(
+        "GET",
+        &format!("/control/v1/auctions/{}/result", stage.auction_id),
+        None,
+    );
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["bids"].as_array().map(Vec::len), Some(6), "{result}");
+    assert_eq!(result["chain_verified"], true, "{result}");
+}
+
+/// A running cluster with two qualified bidders and one open auction.
+struct Stage {
+    cluster: Cluster,
+    dir: tempfile::TempDir,
+    auction_id: String,
+}
+
+impl Stage {
+    fn new(name: &str, extra_spec: serde_json::Value) -> Stage {
+        let browser_dir = prepared_browser_dir();
+        assert!(browser_dir.join("node_modules").exists());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cluster = Cluster::start(dir.path(), 3, 0);
+        let leader = cluster
+            .leader(Duration::from_secs(10))
+            .expect("a leader within 10 s");
+        let node = cluster.node(leader);
+        let auction_id = format!("parcel-{name}");
+        let mut spec = auction_spec(&auction_id, 180_000, 60_000);
+        for (key, value) in extra_spec.as_object().into_iter().flatten() {
+            spec[key] = value.clone();
+        }
+        node.create_auction(spec);
+        for bidder in ["alice", "bob"] {
+            node.register_bidder(bidder);
+            node.qualify(&auction_id, bidder);
+        }
+        Stage {
+            cluster,
+            dir,
+            auction_id,
+        }
+    }
+
+    fn leader(&self) -> u64 {
+        self.cluster
+            .leader(Duration::from_secs(10))
+            .expect("a leader within 10 s")
+    }
+
+    fn other_than(&self, taken: &[u64]) -> u64 {
+        (1..=self.cluster.nodes.len() as u64)
+            .find(|id| !taken.contains(id))
+            .expect("a node not taken")
+    }
+
+    /// What a scenario script reads (tests/browser/lib.mjs lists it).
+    fn environment(&self, page_a: u64, page_b: u64, signals: &Path) -> Vec<(String, String)> {
+        let urls: Vec<String> = self
+            .cluster
+            .nodes
+            .iter()
+            .map(|node| node.public_url.clone())
+            .collect();
+        let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("screenshots");
+        [
+            ("GAVEL_NODES", urls.join(",")),
+            ("GAVEL_PAGE_A", self.cluster.node(page_a).public_url.clone()),
+            ("GAVEL_PAGE_B", self.cluster.node(page_b).public_url.clone()),
+            ("GAVEL_BIDDER_A", "alice:secret-alice".to_string()),
+            ("GAVEL_BIDDER_B", "bob:secret-bob".to_string()),
+            ("GAVEL_AUCTION", self.auction_id.clone()),
+            ("GAVEL_SIGNAL_DIR", signals.display().to_string()),
+            ("GAVEL_SCREENSHOTS", screenshots.display().to_string()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect()
+    }
+
+    fn run_script(&self, script: &str, page_a: u64, page_b: u64) -> String {
+        let environment = self.environment(page_a, page_b, self.dir.path());
+        run_script(script, &environment, &mut || {})
+    }
+}
+
+fn say(message: &str) {
+    println!("[browser.rs] {message}");
+}
+
+/// Runs `node tests/browser/<script>`, calling `on_tick` every 5 ms while it runs; fails
+/// the test with the script's output unless it exits 0 within the time limit.
+fn run_script(script: &str, environment: &[(String, String)], on_tick: &mut dyn FnMut()) -> String {
+    let browser_dir = prepared_browser_dir();
+    let mut child = Command::new("node")
+        .arg(browser_dir.join(script))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .envs(environment.iter().map(|(key, value)| (key, value)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot run node: {error}; {INSTALL_HINT}"));
+    let output = Arc::new(Mutex::new(String::new()));
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|out| Box::new(out) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|err| Box::new(err) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|stream| {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let mut output = output.lock().unwrap_or_else(|e| e.into_inner());
+                output.push_str(&line);
+                output.push('\n');
+            }
+        })
+    })
+    .collect();
+    let started = Instant::now();
+    let status = loop {
+        on_tick();
+        if let Some(status) = child.try_wait().expect("wait for node") {
+            break Some(status);
+        }
+        if started.elapsed() > SCRIPT_TIME_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    for reader in readers {
+        let _ = reader.join();
+    }
+    let output = output.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    println!("--- node tests/browser/{script}\n{output}---");
+    match status {
+        Some(status) if status.success() => output,
+        Some(status) => panic!("tests/browser/{script} failed ({status}):\n{output}"),
+        None => panic!("tests/browser/{script} ran over {SCRIPT_TIME_LIMIT:?}:\n{output}"),
+    }
+}
+
+fn assert_result_line(output: &str, scenario: &str) {
+    let prefix = format!("RESULT {scenario} ");
+    assert!(
+        output.lines().any(|line| line.starts_with(&prefix)),
+        "no `{prefix}` line in the script's output:\n{output}"
+    );
+}
+
+/// Checks that Chromium, Node.js and npm are installed (failing with how to install them),
+/// and installs the scripts' npm package from the lock file when it is missing.
+fn prepared_browser_dir() -> PathBuf {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: the browser tests need Debian's Chromium; {INSTALL_HINT}"
+    );
+    for tool in ["node", "npm"] {
+        let works = Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|output| output.status.success());
+        assert!(
+            works,
+            "`{tool}` is missing: the browser tests need it; {INSTALL_HINT}"
+        );
+    }
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if !browser_dir.join("node_modules/playwright-core").exists() {
+        let output = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&browser_dir)
+            .output()
+            .expect("run npm ci");
+        assert!(
+            output.status.success(),
+            "npm ci --prefix tests/browser failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    browser_dir
+}
