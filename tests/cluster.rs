@@ -284,7 +284,7 @@ fn tracing_note(text: &str) {
 
 #[test]
 fn a_stopped_leader_that_wakes_up_accepts_no_bid_as_a_stale_leader() {
-    let (_dir, mut cluster) = cluster("sigstop", 3, 1);
+    let (_dir, cluster) = cluster("sigstop", 3, 1);
     let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
     cluster
         .node(1)

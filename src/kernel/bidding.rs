@@ -1,8 +1,6 @@
 //! Bids and confirmations: who may bid, the minimum, the increment rules, the cap, the
 //! countdown reset, exactly-once request_ids and the hash-chained bid record.
 
-use std::collections::BTreeMap;
-
 use super::cap;
 use super::chain::{bid_hash, bid_id_from_hash, BidFields, GENESIS_HASH};
 use super::command::{Outcome, Receipt};
@@ -41,7 +39,7 @@ pub fn check_amount(auction: &Auction, bidder_id: &str, amount: Money) -> Result
     }
     if auction.spec.increment_rule == IncrementRule::Multiple {
         let base = auction.current_price().unwrap_or(auction.spec.start_price);
-        if (amount - base) % auction.increment != 0 {
+        if !(amount - base).is_multiple_of(auction.increment) {
             return Err(Rejection::NotOnIncrement {
                 minimum,
                 increment: auction.increment,
@@ -153,19 +151,15 @@ pub fn place_bid(
         amount: request.amount,
         accepted_at_ms: now_ms,
     };
-    state
-        .requests
-        .entry(bidder_id)
-        .or_insert_with(BTreeMap::new)
-        .insert(
-            request.request_id.to_string(),
-            RequestRecord {
-                auction_id: request.auction_id.to_string(),
-                amount: request.amount,
-                receipt: receipt.clone(),
-                recorded_at_ms: now_ms,
-            },
-        );
+    state.requests.entry(bidder_id).or_default().insert(
+        request.request_id.to_string(),
+        RequestRecord {
+            auction_id: request.auction_id.to_string(),
+            amount: request.amount,
+            receipt: receipt.clone(),
+            recorded_at_ms: now_ms,
+        },
+    );
     Ok(Outcome::BidAccepted {
         receipt,
         replayed: false,
