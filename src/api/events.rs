@@ -250,3 +250,77 @@ impl AllAuctions {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live_event(id: u64, name: &'static str) -> Arc<LiveEvent> {
+        Arc::new(LiveEvent {
+            id,
+            name,
+            data: "{}".to_string(),
+        })
+    }
+
+    fn stream_of(receiver: broadcast::Receiver<Arc<LiveEvent>>) -> LiveStream {
+        LiveStream {
+            receiver,
+            keep_alive: tokio::time::interval_at(
+                tokio::time::Instant::now() + KEEP_ALIVE,
+                KEEP_ALIVE,
+            ),
+            last_sent_seq: 0,
+            done: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_consumer_that_falls_behind_the_bounded_buffer_is_cut_off() {
+        let (publisher, receiver) = broadcast::channel(4);
+        let stream = stream_of(receiver).into_stream();
+        futures::pin_mut!(stream);
+        // The publisher never waits: ten events into a buffer of four, nobody reading.
+        for seq in 1..=10 {
+            let _ = publisher.send(live_event(seq, "bid"));
+        }
+        let next = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
+        assert!(
+            matches!(next, Ok(None)),
+            "the lagging stream ends; the client resumes with Last-Event-ID"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_consumer_that_keeps_up_gets_every_bid_once_and_ends_after_closed() {
+        let (publisher, receiver) = broadcast::channel(16);
+        let stream = stream_of(receiver).into_stream();
+        futures::pin_mut!(stream);
+        for event in [
+            live_event(1, "bid"),
+            live_event(1, "bid"),
+            live_event(1, "auction"),
+            live_event(2, "bid"),
+            live_event(2, "closed"),
+        ] {
+            let _ = publisher.send(event);
+        }
+        let mut names = Vec::new();
+        while let Ok(Some(Ok(frame))) =
+            tokio::time::timeout(Duration::from_secs(1), stream.next()).await
+        {
+            let text = String::from_utf8_lossy(&frame).to_string();
+            names.push(
+                text.lines()
+                    .find_map(|line| line.strip_prefix("event: "))
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+        assert_eq!(
+            names,
+            ["bid", "auction", "bid", "closed"],
+            "the repeated bid 1 is skipped"
+        );
+    }
+}
