@@ -4,7 +4,8 @@
 //! # Layout
 //! Follow a bid from the wire to the disk and back:
 //! - `api`: the HTTP listeners. `api::public` serves bidders, `api::control` serves
-//!   operators; `api::problem` is the one mapping from errors to problem+json.
+//!   operators, `api::pages` and `api::dashboard` their web pages; `api::problem` is the
+//!   one mapping from errors to problem+json.
 //! - `actors`: one actix actor per file. The `Supervisor` owns the node's Raft handle and
 //!   proposes every command; the `ResourcePool` starts an `Auction` actor per live
 //!   auction (deadline timers, live events); the `Janitor` purifies on a timer.
@@ -16,7 +17,8 @@
 //! - `config`: node configuration, validated before use.
 //! - `node`: starts one node: storage, Raft, actors and listeners, and stops them.
 //! - `bench`: benchmark commands that drive a real local cluster and print their figures.
-//! - `cli`: the `gavel` command line (`serve`, `cluster`, `ctl`); `main.rs` only calls it.
+//! - `cli`: the `gavel` command line (`serve`, `cluster`, `ctl`, `bench`); `main.rs` only
+//!   calls it.
 
 pub mod actors;
 pub mod api;

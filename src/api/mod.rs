@@ -4,6 +4,8 @@
 //! - `control`: operators (bidders, auctions, qualifications, phase actions, cluster,
 //!   janitor), behind the admin token.
 //! - `events`: server-sent event streams built from the Auction actors' publishers.
+//! - `pages` and `dashboard`: the bidder page (public `/`) and the operator dashboard
+//!   (control `/`), with their assets embedded in the binary.
 //! - `requests` and `views`: what the API accepts and answers; `problem` turns every
 //!   error into problem+json; `auth` handles secrets and tokens; `metrics` and `openapi`
 //!   publish what the node does and what it accepts.
