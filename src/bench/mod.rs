@@ -12,9 +12,11 @@
 //!   log when each receipt arrived.
 //! - `report`: the per-kill table, the summary figures and the history check.
 
+pub mod fanout;
 mod load;
 mod local;
 mod report;
+pub mod requests;
 pub mod takeover;
 
 pub use takeover::{run_takeover, TakeoverArgs};
