@@ -48,11 +48,17 @@ pub enum Command {
 pub enum BenchCommand {
     /// Kill the leader K times under bidding load; time each takeover.
     Takeover(crate::bench::TakeoverArgs),
+    /// Requests per bidder: the old page's polling against Gavel's pushed page.
+    Requests(crate::bench::requests::RequestsArgs),
+    /// Live-event fan-out: N watchers on one node, bid-to-watcher latency and memory.
+    Fanout(crate::bench::fanout::FanoutArgs),
 }
 
 fn bench(command: BenchCommand) -> Result<(), Failure> {
     let result = match command {
         BenchCommand::Takeover(args) => crate::bench::run_takeover(args),
+        BenchCommand::Requests(args) => crate::bench::requests::run_requests(args),
+        BenchCommand::Fanout(args) => crate::bench::fanout::run_fanout(args),
     };
     result.map_err(|error| Failure::failed(format!("{error:#}")))
 }
