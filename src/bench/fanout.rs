@@ -25,12 +25,13 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 
 use super::local::{check_interrupt, now_ms, Interrupt};
-use super::requests::{read_head, this_executable, BenchNode, INCREMENT, START_PRICE};
+use super::requests::{this_executable, BenchNode, INCREMENT, START_PRICE};
+use super::wire::{read_chunk_into, read_head};
 
 /// Longest wait for one bid to reach every watcher before the next is sent.
 const DELIVERY_LIMIT: Duration = Duration::from_secs(5);
@@ -461,33 +462,6 @@ fn parse_event(frame: &[u8]) -> Option<ServerEvent> {
         }
     }
     has_field.then_some(event)
-}
-
-/// Appends the next chunk of a chunked body to `body`; `false` after the last (empty)
-/// chunk.
-pub(super) async fn read_chunk_into(
-    stream: &mut BufReader<TcpStream>,
-    body: &mut Vec<u8>,
-) -> std::io::Result<bool> {
-    let mut line = String::new();
-    if stream.read_line(&mut line).await? == 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "the body ended mid-chunk",
-        ));
-    }
-    let size_text = line.split(';').next().unwrap_or("").trim();
-    let size = usize::from_str_radix(size_text, 16)
-        .map_err(|_| std::io::Error::other("bad chunk size"))?;
-    if size > 1 << 20 {
-        return Err(std::io::Error::other("a chunk over 1 MiB"));
-    }
-    let start = body.len();
-    body.resize(start + size, 0);
-    stream.read_exact(&mut body[start..]).await?;
-    line.clear();
-    stream.read_line(&mut line).await?;
-    Ok(size > 0)
 }
 
 /// A progress bar over `length` steps, drawn only on a terminal.

@@ -18,5 +18,6 @@ mod local;
 mod report;
 pub mod requests;
 pub mod takeover;
+mod wire;
 
 pub use takeover::{run_takeover, TakeoverArgs};
