@@ -12,7 +12,7 @@ use common_kernel::{below, capped_sale, not_open, off_grid, sale, spec, timed_sa
 use common_kernel::{token_hash, with, with_cap, with_reserve};
 use common_kernel::{Harness, AUCTION, DEFAULT_SEED};
 use gavel::kernel::chain::verify_chain;
-use gavel::kernel::invariants::{check_auction, Violation};
+use gavel::kernel::invariants::{check_auction, no_bid_while_suspended, Violation};
 use gavel::kernel::{apply, AuctionSpec, Command, EventKind, IncrementRule};
 use gavel::kernel::{Outcome, Rejection, State};
 
@@ -319,6 +319,30 @@ fn suspended_auction_refuses_bids() {
     let resumed_twice = harness.operator(24_000, "resume");
     assert!(matches!(resumed_twice, Err(Rejection::Conflict(_))));
     harness.accept(25_000, "alice", 1000);
+}
+
+// Suspension: the named invariant the cluster checker applies to every replica's copy
+// finds a bid timed inside a suspension.
+#[test]
+fn invariant_finds_a_bid_inside_a_suspension() {
+    let mut harness = sale(spec(AUCTION));
+    harness.accept(19_000, "alice", 1000);
+    harness.operator(20_000, "suspend").unwrap();
+    harness.operator(23_000, "resume").unwrap();
+    harness.accept(25_000, "bob", 1100);
+    assert_eq!(no_bid_while_suspended(harness.a1()), Ok(()));
+    assert_eq!(check_auction(harness.a1()), Ok(()));
+    let mut altered = harness.a1().clone();
+    altered.bids[1].accepted_at_ms = 21_000;
+    let violation = no_bid_while_suspended(&altered);
+    assert_eq!(
+        violation,
+        Err(Violation::BidWhileSuspended(AUCTION.to_string()))
+    );
+    harness.operator(30_000, "suspend").unwrap();
+    let mut still_frozen = harness.a1().clone();
+    still_frozen.bids[1].accepted_at_ms = 40_000;
+    assert!(no_bid_while_suspended(&still_frozen).is_err());
 }
 
 // Phases: an operator may terminate an auction: "closed with no winner".

@@ -31,6 +31,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(cluster)
         .service(switchover)
         .service(janitor)
+        .configure(super::replica::configure)
         .configure(super::dashboard::control_pages)
         .route(
             "/openapi.json",

@@ -8,7 +8,8 @@
 //!   (control `/`), with their assets embedded in the binary.
 //! - `requests` and `views`: what the API accepts and answers; `problem` turns every
 //!   error into problem+json; `auth` handles secrets and tokens; `metrics` and `openapi`
-//!   publish what the node does and what it accepts.
+//!   publish what the node does and what it accepts; `replica` shows what this replica
+//!   applied (log index, state digest, raw auctions) to checkers comparing replicas.
 //!
 //! Handlers read views from the node's own applied state and send every change to the
 //! Supervisor as a command.
@@ -22,6 +23,7 @@ pub mod openapi;
 pub mod pages;
 pub mod problem;
 pub mod public;
+pub mod replica;
 pub mod requests;
 pub mod views;
 

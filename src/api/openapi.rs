@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{control, dashboard, events, public};
+use super::{control, dashboard, events, public, replica};
 
 struct SessionAuth;
 
@@ -45,7 +45,8 @@ pub struct PublicApi;
     info(title = "Gavel control API", description = "Operations: bidders, auctions, qualifications, phase actions, cluster, janitor."),
     paths(control::register_bidder, control::create_auction, control::list_auctions, control::qualify,
         control::suspend, control::resume, control::terminate, control::change_increment, control::result,
-        control::cluster, control::switchover, control::janitor, dashboard::stats),
+        control::cluster, control::switchover, control::janitor, dashboard::stats,
+        replica::replica_state, replica::replica_auction),
     modifiers(&AdminAuth)
 )]
 pub struct ControlApi;

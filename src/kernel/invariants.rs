@@ -20,6 +20,8 @@ pub enum Violation {
     DeadlineMismatch(String),
     #[error("auction {0}: a bid from a bidder without qualification")]
     UnqualifiedBid(String),
+    #[error("auction {0}: a bid accepted while the auction was suspended")]
+    BidWhileSuspended(String),
 }
 
 /// Every accepted bid is higher than the one before it.
@@ -74,6 +76,38 @@ pub fn no_bid_after_close(auction: &Auction) -> Result<(), Violation> {
     }
 }
 
+/// No bid carries a time strictly inside a suspension: between a `suspended` record of
+/// the audit trail and the `resumed` or closing record after it. (A bid in the same
+/// millisecond as the suspension is ordered by the log, not by time, and is not judged.)
+pub fn no_bid_while_suspended(auction: &Auction) -> Result<(), Violation> {
+    let mut frozen: Vec<(u64, u64)> = Vec::new();
+    let mut open_since: Option<u64> = None;
+    for record in &auction.audit {
+        match (record.action.as_str(), open_since) {
+            ("suspended", None) => open_since = Some(record.at_ms),
+            ("suspended", Some(_)) => {}
+            (_, Some(since)) => {
+                frozen.push((since, record.at_ms));
+                open_since = None;
+            }
+            (_, None) => {}
+        }
+    }
+    if let Some(since) = open_since {
+        frozen.push((since, u64::MAX));
+    }
+    let inside = auction.bids.iter().any(|bid| {
+        frozen
+            .iter()
+            .any(|&(from, to)| bid.accepted_at_ms > from && bid.accepted_at_ms < to)
+    });
+    if inside {
+        Err(Violation::BidWhileSuspended(auction.spec.id.clone()))
+    } else {
+        Ok(())
+    }
+}
+
 /// Every bid comes from a bidder qualified for the auction, under their number.
 pub fn bids_from_qualified_bidders(auction: &Auction) -> Result<(), Violation> {
     let all_qualified = auction
@@ -113,6 +147,7 @@ pub fn check_auction(auction: &Auction) -> Result<(), Violation> {
     prices_strictly_increase(auction)?;
     single_winner_holds_highest_bid(auction)?;
     no_bid_after_close(auction)?;
+    no_bid_while_suspended(auction)?;
     bids_from_qualified_bidders(auction)?;
     deadline_matches_phase(auction)?;
     hash_chain_intact(auction)
