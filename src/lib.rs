@@ -17,12 +17,15 @@
 //! - `config`: node configuration, validated before use.
 //! - `node`: starts one node: storage, Raft, actors and listeners, and stops them.
 //! - `bench`: benchmark commands that drive a real local cluster and print their figures.
-//! - `cli`: the `gavel` command line (`serve`, `cluster`, `ctl`, `bench`); `main.rs` only
+//! - `chaos`: fault injection against nodes in network namespaces, and the checker that
+//!   judges the bidders' histories and every replica against the kernel's invariants.
+//! - `cli`: the `gavel` command line (`serve`, `cluster`, `ctl`, `bench`, `chaos`); `main.rs` only
 //!   calls it.
 
 pub mod actors;
 pub mod api;
 pub mod bench;
+pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod kernel;

@@ -242,11 +242,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let public_handle = public.handle();
     let control_handle = control.handle();
     let servers = futures::future::try_join(public, control);
+    let mut failure = None;
     tokio::select! {
         result = servers => {
             result.context("a listener stopped")?;
         }
         signal = shutdown_signal() => tracing::info!(signal, "stopping"),
+        fatal = raft_stopped(replication.raft.clone()) => {
+            tracing::error!(%fatal, "the Raft core stopped; the node exits so that its service manager restarts it from its durable log");
+            failure = Some(fatal);
+        }
     }
     public_handle.stop(true).await;
     control_handle.stop(true).await;
@@ -255,8 +260,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Err(error) = replication.raft.shutdown().await {
         tracing::warn!(%error, "raft did not shut down cleanly");
     }
+    if let Some(fatal) = failure {
+        anyhow::bail!("the Raft core stopped: {fatal}");
+    }
     tracing::info!(node_id, "node stopped");
     Ok(())
+}
+
+/// Resolves once the Raft core has stopped on a fatal error (a log write failed, say on
+/// a full disk), naming it. Such a node can neither vote nor apply: it must restart.
+async fn raft_stopped(raft: replication::GavelRaft) -> String {
+    let mut metrics = raft.metrics();
+    loop {
+        if let Err(fatal) = &metrics.borrow().running_state {
+            return fatal.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "the Raft core ended".to_string();
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM, naming the signal.

@@ -63,10 +63,34 @@ pub struct Ack {
     pub received: Instant,
 }
 
+/// How one bid ended for the bidder that sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BidOutcome {
+    /// A receipt: the bid is committed.
+    Acknowledged { bid_id: String, seq: u64 },
+    /// A 4xx answer with this problem code: the bid is not committed.
+    Refused { code: String },
+    /// No answer within the retry window: committed or not, nobody was told.
+    Unknown,
+}
+
+/// One bid a bidder sent (with all its retries), in the order the bids ended.
+#[derive(Debug, Clone)]
+pub struct BidOp {
+    pub bidder_id: String,
+    pub request_id: String,
+    pub amount: u64,
+    pub outcome: BidOutcome,
+    /// When the outcome was known (ms since the Unix epoch).
+    pub ended_ms: u64,
+}
+
 /// What the load did, in receipt order.
 #[derive(Debug, Default)]
 pub struct LoadLog {
     pub acks: Vec<Ack>,
+    /// Every bid sent and how it ended: the history a checker reads.
+    pub history: Vec<BidOp>,
     /// Refusals by problem `code` (lost races such as `below_minimum` are normal).
     pub refused: BTreeMap<String, usize>,
     /// Bids still unanswered after `RETRY_WINDOW`: committed or not, nobody was told.
@@ -222,6 +246,11 @@ fn bid_loop(shared: &Shared, bidder: &Bidder) {
             std::thread::sleep(RETRY_PAUSE);
             continue;
         };
+        if view["phase"] == "suspended" {
+            // Frozen by an operator: wait for the resume (the stop reasons bound it).
+            std::thread::sleep(RETRY_PAUSE);
+            continue;
+        }
         if view["phase"] != "listing" && view["phase"] != "timed_bidding" {
             shared.log().stopped_early.push(format!(
                 "{}: the auction is {}",
@@ -237,7 +266,8 @@ fn bid_loop(shared: &Shared, bidder: &Bidder) {
             std::thread::sleep(RETRY_PAUSE);
             continue;
         };
-        let request_id = format!("{}-{bids_sent}", bidder.bidder_id);
+        // Unique per bidder and auction: idempotency records are kept per bidder.
+        let request_id = format!("{}.{bids_sent}", shared.plan.auction_id);
         bids_sent += 1;
         bid_with_retries(shared, &agent, bidder, &request_id, amount);
     }
@@ -253,6 +283,13 @@ fn bid_with_retries(
     amount: u64,
 ) {
     let body = json!({"amount": amount, "request_id": request_id});
+    let record = |outcome: BidOutcome| BidOp {
+        bidder_id: bidder.bidder_id.clone(),
+        request_id: request_id.to_string(),
+        amount,
+        outcome,
+        ended_ms: local::now_ms(),
+    };
     let started = Instant::now();
     while started.elapsed() < RETRY_WINDOW {
         let url = format!(
@@ -265,10 +302,17 @@ fn bid_with_retries(
         let received = Instant::now();
         match answer {
             Some((status @ (200 | 201), receipt)) => {
-                shared.log().acks.push(Ack {
+                let bid_id = receipt["bid_id"].as_str().unwrap_or_default().to_string();
+                let seq = receipt["seq"].as_u64().unwrap_or(0);
+                let mut log = shared.log();
+                log.history.push(record(BidOutcome::Acknowledged {
+                    bid_id: bid_id.clone(),
+                    seq,
+                }));
+                log.acks.push(Ack {
                     request_id: request_id.to_string(),
-                    bid_id: receipt["bid_id"].as_str().unwrap_or_default().to_string(),
-                    seq: receipt["seq"].as_u64().unwrap_or(0),
+                    bid_id,
+                    seq,
                     amount,
                     status,
                     accepted_at_ms: receipt["accepted_at_ms"].as_u64().unwrap_or(0),
@@ -281,11 +325,15 @@ fn bid_with_retries(
                 let code = problem["code"]
                     .as_str()
                     .map_or_else(|| format!("http_{status}"), str::to_string);
-                *shared.log().refused.entry(code).or_default() += 1;
+                let mut log = shared.log();
+                *log.refused.entry(code.clone()).or_default() += 1;
+                log.history.push(record(BidOutcome::Refused { code }));
                 return;
             }
             _ => std::thread::sleep(RETRY_PAUSE),
         }
     }
-    shared.log().unknown += 1;
+    let mut log = shared.log();
+    log.unknown += 1;
+    log.history.push(record(BidOutcome::Unknown));
 }

@@ -107,9 +107,33 @@ pub struct LocalNode {
     pub id: u64,
     pub public_url: String,
     pub control_url: String,
+    /// The network namespace the node runs in (`ip netns exec`), if not the caller's.
+    netns: Option<String>,
     config_path: PathBuf,
     log_path: PathBuf,
     child: Option<Child>,
+}
+
+/// Where one node runs: the address its three listeners bind, their ports (public,
+/// control, peer), and optionally a network namespace and a data directory of its own.
+#[derive(Debug, Clone)]
+pub struct NodePlacement {
+    pub ip: String,
+    pub ports: (u16, u16, u16),
+    pub netns: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl NodePlacement {
+    /// On 127.0.0.1, on three free ports, with its data beside its config.
+    pub fn loopback() -> anyhow::Result<NodePlacement> {
+        Ok(NodePlacement {
+            ip: "127.0.0.1".to_string(),
+            ports: (free_port()?, free_port()?, free_port()?),
+            netns: None,
+            data_dir: None,
+        })
+    }
 }
 
 /// The nodes of one local cluster; dropping it stops them all.
@@ -129,17 +153,32 @@ impl LocalCluster {
         voters: u64,
         standbys: u64,
     ) -> anyhow::Result<LocalCluster> {
+        let placements = (1..=voters + standbys)
+            .map(|_| NodePlacement::loopback())
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        LocalCluster::start_placed(binary, directory, voters, &placements, "")
+    }
+
+    /// Like `start`, with each node where `placements` puts it (one per node: the first
+    /// `voters` are voters, the rest standbys) and `extra_config` appended to every
+    /// node's TOML.
+    pub fn start_placed(
+        binary: &Path,
+        directory: &Path,
+        voters: u64,
+        placements: &[NodePlacement],
+        extra_config: &str,
+    ) -> anyhow::Result<LocalCluster> {
         let admin_token = random_secret("bench-admin");
         let cluster_secret = random_secret("bench-cluster");
-        let ports = (1..=voters + standbys)
-            .map(|_| Ok((free_port()?, free_port()?, free_port()?)))
-            .collect::<anyhow::Result<Vec<(u16, u16, u16)>>>()?;
         let mut members = String::new();
-        for (index, (public, control, peer)) in ports.iter().enumerate() {
+        for (index, place) in placements.iter().enumerate() {
             let id = index as u64 + 1;
             let role = if id <= voters { "voter" } else { "standby" };
+            let ip = &place.ip;
+            let (public, control, peer) = place.ports;
             members.push_str(&format!(
-                "\n[[cluster.members]]\nid = {id}\nname = \"node-{id}\"\npeer = \"127.0.0.1:{peer}\"\npublic_url = \"http://127.0.0.1:{public}\"\ncontrol_url = \"http://127.0.0.1:{control}\"\nrole = \"{role}\"\n"
+                "\n[[cluster.members]]\nid = {id}\nname = \"node-{id}\"\npeer = \"{ip}:{peer}\"\npublic_url = \"http://{ip}:{public}\"\ncontrol_url = \"http://{ip}:{control}\"\nrole = \"{role}\"\n"
             ));
         }
         let mut cluster = LocalCluster {
@@ -148,14 +187,21 @@ impl LocalCluster {
             binary: binary.to_path_buf(),
             agent: agent(),
         };
-        for (index, (public, control, peer)) in ports.into_iter().enumerate() {
+        for (index, place) in placements.iter().enumerate() {
             let id = index as u64 + 1;
+            let ip = &place.ip;
+            let (public, control, peer) = place.ports;
             let node_directory = directory.join(format!("node-{id}"));
-            let data = node_directory.join("data");
-            std::fs::create_dir_all(&data)
-                .with_context(|| format!("cannot create {}", data.display()))?;
+            let data = place
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| node_directory.join("data"));
+            for directory in [&node_directory, &data] {
+                std::fs::create_dir_all(directory)
+                    .with_context(|| format!("cannot create {}", directory.display()))?;
+            }
             let config = format!(
-                "[node]\nid = {id}\nname = \"node-{id}\"\ndata_dir = {data}\n\n[listen]\npublic = \"127.0.0.1:{public}\"\ncontrol = \"127.0.0.1:{control}\"\npeer = \"127.0.0.1:{peer}\"\n\n[security]\nadmin_token = \"{admin_token}\"\ncluster_secret = \"{cluster_secret}\"\noperator_name = \"bench\"\n\n{members}",
+                "[node]\nid = {id}\nname = \"node-{id}\"\ndata_dir = {data}\n\n[listen]\npublic = \"{ip}:{public}\"\ncontrol = \"{ip}:{control}\"\npeer = \"{ip}:{peer}\"\n\n[security]\nadmin_token = \"{admin_token}\"\ncluster_secret = \"{cluster_secret}\"\noperator_name = \"bench\"\n\n{extra_config}\n{members}",
                 data = toml::Value::String(data.display().to_string()),
             );
             let config_path = node_directory.join("gavel.toml");
@@ -163,8 +209,9 @@ impl LocalCluster {
                 .with_context(|| format!("cannot write {}", config_path.display()))?;
             cluster.nodes.push(LocalNode {
                 id,
-                public_url: format!("http://127.0.0.1:{public}"),
-                control_url: format!("http://127.0.0.1:{control}"),
+                public_url: format!("http://{ip}:{public}"),
+                control_url: format!("http://{ip}:{control}"),
+                netns: place.netns.clone(),
                 config_path,
                 log_path: node_directory.join("node.log"),
                 child: None,
@@ -220,7 +267,15 @@ impl LocalCluster {
             .append(true)
             .open(&node.log_path)
             .with_context(|| format!("cannot open {}", node.log_path.display()))?;
-        let mut command = Command::new(&binary);
+        // `ip netns exec` execs the node in place: the child's pid is the node's.
+        let mut command = match &node.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
         command
             .args(["serve", "--config"])
             .arg(&node.config_path)
@@ -291,6 +346,34 @@ impl LocalCluster {
                 .with_context(|| format!("cannot reap node {id}"))?;
         }
         Ok(())
+    }
+
+    /// Sends `signal` (SIGSTOP, SIGCONT, …) to node `id` if it runs.
+    pub fn signal(&self, id: u64, signal: libc::c_int) -> anyhow::Result<()> {
+        if let Some(child) = &self.node(id)?.child {
+            unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        }
+        Ok(())
+    }
+
+    /// If node `id` was started and has exited since, reaps it and says how it ended.
+    pub fn reap_exited(&mut self, id: u64) -> anyhow::Result<Option<String>> {
+        let node = self.node_mut(id)?;
+        let Some(child) = node.child.as_mut() else {
+            return Ok(None);
+        };
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                node.child = None;
+                Ok(Some(status.to_string()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The file node `id`'s stderr goes to.
+    pub fn log_path(&self, id: u64) -> anyhow::Result<&Path> {
+        Ok(&self.node(id)?.log_path)
     }
 
     /// One control-API request to node `id` with the admin token.

@@ -13,8 +13,8 @@
 //! - `report`: the per-kill table, the summary figures and the history check.
 
 pub mod fanout;
-mod load;
-mod local;
+pub(crate) mod load;
+pub(crate) mod local;
 mod report;
 pub mod requests;
 pub mod takeover;

@@ -42,6 +42,8 @@ pub enum Command {
     /// Benchmarks that drive a real local cluster and print their figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Fault injection in network namespaces with a history checker (needs root).
+    Chaos(crate::chaos::ChaosArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +110,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Cluster(command) => cluster::run(command),
         Command::Ctl(args) => ctl::run(args),
         Command::Bench(command) => bench(command),
+        Command::Chaos(args) => {
+            crate::chaos::run_chaos(args).map_err(|error| Failure::failed(format!("{error:#}")))
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,665 @@
+//! `gavel chaos`: fault injection against a real cluster, with a history checker.
+//!
+//! Each node runs as its own host: a network namespace with a veth into a bridge
+//! (`net`), its data on a small filesystem of its own (`disk`). Bidders bid through
+//! every node all along, retrying each bid with its request_id, and every round injects
+//! one kind of fault (`faults`), heals it, has an operator suspend and resume the
+//! auction, lets the auction close, and waits until every node has recovered and
+//! applied the same log. Then the `checker` judges the bidders' histories and every
+//! node's copy of the auction. A node that exits during a fault is restarted on healing,
+//! as its service manager would.
+//!
+//! Every round has its own seed (printed when it fails): `--replay SEED` with the same
+//! `--kinds` runs that round again with the same choices (victims, timings, loss rates);
+//! the machine's timing is not replayed. Everything is bounded: each wait has a limit,
+//! the bidders a request cap and a deadline; only the harness's own namespaces are
+//! addressed. Needs root (namespaces, mounts) and Debian's iproute2, nftables and
+//! e2fsprogs.
+
+pub mod checker;
+mod disk;
+mod faults;
+mod net;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+use crate::bench::load::{BidOp, BidOutcome, Bidder, Load, LoadPlan};
+use crate::bench::local::{self, check_interrupt, Interrupt, LocalCluster, NodePlacement};
+use crate::kernel::Auction;
+use checker::{check_round, Finding, ReplicaReport};
+use disk::DataDisk;
+pub use faults::FaultKind;
+use faults::{heal, inject, Target};
+use net::Network;
+
+const VOTERS: u64 = 3;
+const STANDBYS: u64 = 1;
+const START_PRICE: u64 = 100_000;
+const INCREMENT: u64 = 1_000;
+/// Each node's data filesystem (sparse: only what is written takes disk).
+const DISK_MIB: u64 = 256;
+/// The longest wait for a leader, a restarted node, or replicas to agree.
+const WAIT_LIMIT: Duration = Duration::from_secs(30);
+const COUNTDOWN_MS: u64 = 2_000;
+/// Appended to every node's configuration.
+const NODE_EXTRA_CONFIG: &str = "";
+
+#[derive(Debug, clap::Args)]
+pub struct ChaosArgs {
+    /// Rounds of each fault kind.
+    #[arg(long, default_value_t = 1)]
+    pub rounds_per_kind: u32,
+    /// The fault kinds, comma-separated; default all of them.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub kinds: Vec<FaultKind>,
+    /// The run's seed; each round's seed derives from it. Default: random.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run one round of each of `--kinds` with this round seed (printed by a failure).
+    #[arg(long, value_name = "ROUND_SEED")]
+    pub replay: Option<u64>,
+    /// The private /24 for the namespaces, as its first three octets.
+    #[arg(long, default_value = "10.213.0")]
+    pub subnet: String,
+    /// Bidder threads bidding through every node.
+    #[arg(long, default_value_t = 4)]
+    pub bidders: usize,
+    /// Where node configs, images and logs go; default a fresh temporary directory,
+    /// removed after a run that passed.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// The gavel executable that runs the nodes; default this one.
+    #[arg(long, value_name = "FILE")]
+    pub binary: Option<PathBuf>,
+}
+
+/// One round's outcome.
+struct RoundRecord {
+    kind: FaultKind,
+    seed: u64,
+    fault: String,
+    findings: Vec<Finding>,
+    acknowledged: usize,
+    refused: usize,
+    unknown: usize,
+    /// Nodes that exited on their own during the round (restarted on healing).
+    restarts: usize,
+    /// From healing to the leader seeing every node up.
+    recovery: Option<Duration>,
+    notes: Vec<String>,
+}
+
+/// Everything a run owns. Field order is drop order: nodes stop before their disks are
+/// unmounted, and disks go before the namespaces.
+struct Harness {
+    cluster: LocalCluster,
+    disks: Vec<DataDisk>,
+    network: Network,
+    bidders: Vec<(String, String)>,
+    bidder_count: usize,
+}
+
+pub fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
+    check_prerequisites(&args)?;
+    let _interrupt = Interrupt::install();
+    let kinds = if args.kinds.is_empty() {
+        FaultKind::ALL.to_vec()
+    } else {
+        args.kinds.clone()
+    };
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let (directory, temporary) = match &args.work_dir {
+        Some(dir) => (dir.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("gavel-chaos-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&directory)
+        .with_context(|| format!("cannot create {}", directory.display()))?;
+    let binary = match &args.binary {
+        Some(binary) => binary.clone(),
+        None => std::env::current_exe().context("cannot find the gavel executable")?,
+    };
+    let plan: Vec<(FaultKind, u64)> = match args.replay {
+        Some(round_seed) => kinds.iter().map(|&kind| (kind, round_seed)).collect(),
+        None => {
+            let mut seeds = StdRng::seed_from_u64(seed);
+            (0..args.rounds_per_kind)
+                .flat_map(|_| kinds.iter().copied())
+                .map(|kind| (kind, seeds.gen::<u64>()))
+                .collect()
+        }
+    };
+    println!(
+        "gavel chaos: {} rounds ({} kinds), seed {seed}; {VOTERS} voters + {STANDBYS} standby in namespaces on {}.0/24; files in {}",
+        plan.len(),
+        kinds.len(),
+        args.subnet,
+        directory.display()
+    );
+    let mut harness = Harness::start(&binary, &directory, &args)?;
+    if !harness.network.has_netem() {
+        println!("note: this kernel has no tc netem; `degrade` delays with a token bucket's queue instead");
+    }
+    let progress = ProgressBar::new(plan.len() as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} chaos {pos}/{len} [{bar:30}] {elapsed} {msg}")
+    {
+        progress.set_style(style.progress_chars("=> "));
+    }
+    progress.enable_steady_tick(Duration::from_millis(200));
+    let mut records = Vec::with_capacity(plan.len());
+    for (number, &(kind, round_seed)) in plan.iter().enumerate() {
+        check_interrupt()?;
+        progress.set_message(format!("round {}: {}", number + 1, kind.name()));
+        let record = harness.round(number + 1, kind, round_seed)?;
+        if !record.findings.is_empty() {
+            let text = failure_text(number + 1, &record, &harness);
+            progress.suspend(|| println!("{text}"));
+        }
+        records.push(record);
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    drop(harness);
+    print!("{}", report(&records));
+    let failed = records.iter().filter(|r| !r.findings.is_empty()).count();
+    if failed == 0 && temporary {
+        let _ = std::fs::remove_dir_all(&directory);
+    } else if failed > 0 {
+        println!("node logs and data kept in {}", directory.display());
+    }
+    if failed > 0 {
+        bail!("{failed} of {} rounds failed", records.len());
+    }
+    Ok(())
+}
+
+fn check_prerequisites(args: &ChaosArgs) -> anyhow::Result<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("gavel chaos needs root: it creates network namespaces and mounts filesystem images");
+    }
+    let octets: Vec<&str> = args.subnet.split('.').collect();
+    if octets.len() != 3 || octets.iter().any(|octet| octet.parse::<u8>().is_err()) {
+        bail!(
+            "--subnet must be three octets such as 10.213.0, not {:?}",
+            args.subnet
+        );
+    }
+    if octets[0] != "10" && !(octets[0] == "192" && octets[1] == "168") {
+        bail!("--subnet must be private (10.x.y or 192.168.x)");
+    }
+    if args.bidders == 0 || args.bidders > 64 {
+        bail!("--bidders must be between 1 and 64");
+    }
+    if args.rounds_per_kind == 0 || args.rounds_per_kind > 10_000 {
+        bail!("--rounds-per-kind must be between 1 and 10000");
+    }
+    for (program, package) in [
+        ("ip", "iproute2"),
+        ("nft", "nftables"),
+        ("tc", "iproute2"),
+        ("mkfs.ext4", "e2fsprogs"),
+    ] {
+        let found = std::process::Command::new(program)
+            .arg("-V")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            bail!("gavel chaos needs {program} (Debian package {package})");
+        }
+    }
+    Ok(())
+}
+
+impl Harness {
+    fn start(
+        binary: &std::path::Path,
+        directory: &std::path::Path,
+        args: &ChaosArgs,
+    ) -> anyhow::Result<Harness> {
+        let ids: Vec<u64> = (1..=VOTERS + STANDBYS).collect();
+        let network = Network::create(&args.subnet, &ids)?;
+        let mut disks = Vec::new();
+        let mut placements = Vec::new();
+        for &id in &ids {
+            let disk = DataDisk::create(
+                &directory.join(format!("node-{id}.img")),
+                &directory.join(format!("node-{id}-data")),
+                DISK_MIB,
+            )?;
+            placements.push(NodePlacement {
+                ip: network.node_ip(id),
+                ports: (8080, 9080, 7080),
+                netns: Some(network.netns(id)),
+                data_dir: Some(disk.mount_point.join("gavel")),
+            });
+            disks.push(disk);
+        }
+        let cluster =
+            LocalCluster::start_placed(binary, directory, VOTERS, &placements, NODE_EXTRA_CONFIG)?;
+        let mut harness = Harness {
+            cluster,
+            disks,
+            network,
+            bidders: Vec::new(),
+            bidder_count: args.bidders,
+        };
+        harness.register_bidders()?;
+        Ok(harness)
+    }
+
+    fn leader(&self) -> anyhow::Result<u64> {
+        self.cluster
+            .wait_for_leader(WAIT_LIMIT)?
+            .map(|(id, _)| id)
+            .ok_or_else(|| anyhow!("no leader within {} s", WAIT_LIMIT.as_secs()))
+    }
+
+    /// A control request to the leader, retried (with a new leader) until `WAIT_LIMIT`.
+    fn control(
+        &self,
+        method: &str,
+        path: &str,
+        body: Value,
+        expected: &[u16],
+    ) -> anyhow::Result<Value> {
+        let started = Instant::now();
+        loop {
+            check_interrupt()?;
+            let leader = self.leader()?;
+            match self
+                .cluster
+                .control(leader, method, path, Some(body.clone()))
+            {
+                Ok((status, answer)) if expected.contains(&status) => return Ok(answer),
+                Ok((status, answer)) if status < 500 => {
+                    bail!("{method} {path} answered {status}: {answer}")
+                }
+                _ if started.elapsed() > WAIT_LIMIT => bail!(
+                    "{method} {path}: no answer within {} s",
+                    WAIT_LIMIT.as_secs()
+                ),
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    fn register_bidders(&mut self) -> anyhow::Result<()> {
+        for index in 0..self.bidder_count {
+            let bidder_id = format!("chaos-bidder-{index}");
+            let secret = format!("secret-{:032x}", rand::random::<u128>());
+            let registration = json!({"bidder_id": bidder_id, "name": format!("Chaos bidder {index}"), "secret": secret});
+            self.control("POST", "/control/v1/bidders", registration, &[201])?;
+            self.bidders.push((bidder_id, secret));
+        }
+        Ok(())
+    }
+
+    /// Qualifies every bidder for `auction_id` and logs each in.
+    fn bidders_for(&self, auction_id: &str) -> anyhow::Result<Vec<Bidder>> {
+        let agent = local::agent();
+        let mut bidders = Vec::new();
+        for (bidder_id, secret) in &self.bidders {
+            let qualification = self.control(
+                "POST",
+                &format!("/control/v1/auctions/{auction_id}/qualifications"),
+                json!({"bidder_id": bidder_id}),
+                &[201],
+            )?;
+            let bidder_number = qualification["bidder_number"]
+                .as_u64()
+                .ok_or_else(|| anyhow!("qualification without bidder_number: {qualification}"))?;
+            let leader = self.leader()?;
+            let url = format!("{}/api/v1/sessions", self.cluster.node(leader)?.public_url);
+            let login = json!({"bidder_id": bidder_id, "secret": secret});
+            let (status, session) = local::request(&agent, "POST", &url, None, Some(login))
+                .map_err(|error| anyhow!("POST {url}: {error}"))?;
+            let token = match (status, session["token"].as_str()) {
+                (201, Some(token)) => token.to_string(),
+                _ => bail!("login of {bidder_id} answered {status}: {session}"),
+            };
+            bidders.push(Bidder {
+                bidder_id: bidder_id.clone(),
+                token,
+                bidder_number,
+            });
+        }
+        Ok(bidders)
+    }
+
+    fn round(&mut self, number: usize, kind: FaultKind, seed: u64) -> anyhow::Result<RoundRecord> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut notes = Vec::new();
+        let now = local::now_ms();
+        let auction_id = format!("chaos-{number:04}-{}", kind.name());
+        let spec = json!({
+            "id": auction_id,
+            "title": format!("Chaos round {number}: {}", kind.name()),
+            "parcel": {"district": "chaos"},
+            "start_price": START_PRICE,
+            "increment": INCREMENT,
+            "listing_opens_at_ms": now,
+            "listing_closes_at_ms": now + 1_000,
+            "countdown_ms": COUNTDOWN_MS,
+            "failover_grace_ms": COUNTDOWN_MS
+        });
+        self.control("POST", "/control/v1/auctions", spec, &[201])?;
+        let bidders = self.bidders_for(&auction_id)?;
+        let load = Load::start(LoadPlan {
+            auction_id: auction_id.clone(),
+            public_urls: self.cluster.public_urls(),
+            bidders: bidders.clone(),
+            deadline: Instant::now() + Duration::from_secs(60),
+            max_requests: 20_000,
+        });
+        sleep(Duration::from_millis(rng.gen_range(1200..=1800)))?;
+        let leader = self.leader()?;
+        let hold = faults::hold(&mut rng);
+        let mut target = Target {
+            cluster: &mut self.cluster,
+            network: &self.network,
+            disks: &self.disks,
+            leader,
+            auction_id: &auction_id,
+        };
+        let (injected, fault) = inject(kind, &mut target, &mut rng)?;
+        sleep(hold)?;
+        heal(&injected, &mut target)?;
+        let healed = Instant::now();
+        let healed_at_ms = local::now_ms();
+        self.restart_exited(&mut notes)?;
+        let recovery = self.wait_all_up()?.map(|at| at.duration_since(healed));
+        if recovery.is_none() {
+            notes.push(format!(
+                "not every node up within {} s of healing",
+                WAIT_LIMIT.as_secs()
+            ));
+        }
+        sleep(Duration::from_millis(1000))?;
+        let reason = json!({"reason": "chaos: operator check"});
+        let suspended = self.control(
+            "POST",
+            &format!("/control/v1/auctions/{auction_id}/suspend"),
+            reason.clone(),
+            &[200],
+        );
+        if let Err(error) = &suspended {
+            notes.push(format!("suspend not done: {error:#}"));
+        }
+        sleep(Duration::from_millis(300))?;
+        if suspended.is_ok() {
+            self.control(
+                "POST",
+                &format!("/control/v1/auctions/{auction_id}/resume"),
+                reason,
+                &[200],
+            )?;
+        }
+        sleep(Duration::from_millis(500))?;
+        let log = load.stop();
+        notes.push(format!("refused by code: {:?}", log.refused));
+        self.wait_closed(&auction_id)?;
+        let after_close = self.bid_after_close(&auction_id, &bidders, &log.history)?;
+        self.restart_exited(&mut notes)?;
+        if self.wait_converged()?.is_none() {
+            notes.push(format!(
+                "replicas did not agree within {} s",
+                WAIT_LIMIT.as_secs()
+            ));
+        }
+        let replicas = self.replica_reports(&auction_id);
+        let findings = check_round(&log.history, &after_close, &replicas, healed_at_ms);
+        let count = |matches: fn(&BidOutcome) -> bool| {
+            log.history.iter().filter(|op| matches(&op.outcome)).count()
+        };
+        Ok(RoundRecord {
+            kind,
+            seed,
+            fault,
+            findings,
+            acknowledged: count(|o| matches!(o, BidOutcome::Acknowledged { .. })),
+            refused: count(|o| matches!(o, BidOutcome::Refused { .. })),
+            unknown: count(|o| matches!(o, BidOutcome::Unknown)),
+            restarts: notes.iter().filter(|note| note.contains("exited")).count(),
+            recovery,
+            notes,
+        })
+    }
+
+    /// Restarts every node whose process exited (as its service manager would).
+    fn restart_exited(&mut self, notes: &mut Vec<String>) -> anyhow::Result<()> {
+        for id in self.cluster.ids() {
+            if let Some(status) = self.cluster.reap_exited(id)? {
+                notes.push(format!("node {id} exited ({status}); restarted"));
+            }
+            if !self.cluster.is_running(id) {
+                self.cluster.spawn(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the leader sees every node up; `None` if not within `WAIT_LIMIT`.
+    fn wait_all_up(&self) -> anyhow::Result<Option<Instant>> {
+        let started = Instant::now();
+        let count = self.cluster.ids().len();
+        while started.elapsed() < WAIT_LIMIT {
+            check_interrupt()?;
+            if let Some((_, view)) = self.cluster.leader() {
+                if view.nodes.len() == count && view.nodes.iter().all(|node| node.health == "up") {
+                    return Ok(Some(Instant::now()));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(None)
+    }
+
+    /// Polls the auction until it has closed (countdown plus takeover grace, bounded).
+    fn wait_closed(&self, auction_id: &str) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let agent = local::agent();
+        while started.elapsed() < WAIT_LIMIT {
+            check_interrupt()?;
+            for node in &self.cluster.nodes {
+                let url = format!("{}/api/v1/auctions/{auction_id}", node.public_url);
+                if let Ok((200, view)) = local::request(&agent, "GET", &url, None, None) {
+                    let phase = view["phase"].as_str().unwrap_or_default();
+                    if ["sold", "unsold", "terminated"].contains(&phase) {
+                        return Ok(());
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!(
+            "{auction_id} did not close within {} s",
+            WAIT_LIMIT.as_secs()
+        )
+    }
+
+    /// One bid from each bidder once the auction has closed, each through another node.
+    fn bid_after_close(
+        &self,
+        auction_id: &str,
+        bidders: &[Bidder],
+        history: &[BidOp],
+    ) -> anyhow::Result<Vec<BidOp>> {
+        let agent = local::agent();
+        let highest = history
+            .iter()
+            .map(|op| op.amount)
+            .max()
+            .unwrap_or(START_PRICE);
+        let urls = self.cluster.public_urls();
+        let mut ops = Vec::new();
+        for (index, bidder) in bidders.iter().enumerate() {
+            let amount = highest + INCREMENT * (10 + index as u64);
+            let request_id = format!("{}-after-close", bidder.bidder_id);
+            let url = format!(
+                "{}/api/v1/auctions/{auction_id}/bids",
+                urls[index % urls.len()]
+            );
+            let body = json!({"amount": amount, "request_id": request_id});
+            let outcome =
+                match local::request(&agent, "POST", &url, Some(&bidder.token), Some(body)) {
+                    Ok((200 | 201, receipt)) => BidOutcome::Acknowledged {
+                        bid_id: receipt["bid_id"].as_str().unwrap_or_default().to_string(),
+                        seq: receipt["seq"].as_u64().unwrap_or(0),
+                    },
+                    Ok((_, problem)) => BidOutcome::Refused {
+                        code: problem["code"].as_str().unwrap_or_default().to_string(),
+                    },
+                    Err(_) => BidOutcome::Unknown,
+                };
+            ops.push(BidOp {
+                bidder_id: bidder.bidder_id.clone(),
+                request_id,
+                amount,
+                outcome,
+                ended_ms: local::now_ms(),
+            });
+        }
+        Ok(ops)
+    }
+
+    /// Waits until every node answers with the same log index and digest; `None` if that
+    /// did not happen within `WAIT_LIMIT` (the checker then names who disagrees).
+    fn wait_converged(&self) -> anyhow::Result<Option<Instant>> {
+        let started = Instant::now();
+        while started.elapsed() < WAIT_LIMIT {
+            check_interrupt()?;
+            let states: Vec<Option<(u64, String)>> = self
+                .cluster
+                .ids()
+                .into_iter()
+                .map(|id| self.replica_state(id).ok())
+                .collect();
+            let first = states.first().cloned().flatten();
+            if first.is_some() && states.iter().all(|state| *state == first) {
+                return Ok(Some(Instant::now()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(None)
+    }
+
+    fn replica_state(&self, id: u64) -> anyhow::Result<(u64, String)> {
+        match self.cluster.control(id, "GET", "/control/v1/state", None)? {
+            (200, state) => Ok((
+                state["last_applied_index"].as_u64().unwrap_or(0),
+                state["digest"].as_str().unwrap_or_default().to_string(),
+            )),
+            (status, answer) => bail!("GET /control/v1/state answered {status}: {answer}"),
+        }
+    }
+
+    fn replica_reports(&self, auction_id: &str) -> Vec<ReplicaReport> {
+        self.cluster
+            .ids()
+            .into_iter()
+            .map(|node_id| {
+                let state = self
+                    .replica_state(node_id)
+                    .map_err(|error| format!("{error:#}"));
+                let path = format!("/control/v1/state/auctions/{auction_id}");
+                let auction = match self.cluster.control(node_id, "GET", &path, None) {
+                    Ok((200, auction)) => serde_json::from_value::<Auction>(auction).ok(),
+                    _ => None,
+                };
+                ReplicaReport {
+                    node_id,
+                    state,
+                    auction,
+                }
+            })
+            .collect()
+    }
+}
+
+fn sleep(duration: Duration) -> anyhow::Result<()> {
+    let until = Instant::now() + duration;
+    while Instant::now() < until {
+        check_interrupt()?;
+        std::thread::sleep(
+            Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())),
+        );
+    }
+    Ok(())
+}
+
+fn failure_text(number: usize, record: &RoundRecord, harness: &Harness) -> String {
+    let mut text = format!(
+        "round {number} ({}) FAILED — {}; replay: gavel chaos --kinds {} --replay {}\n",
+        record.kind.name(),
+        record.fault,
+        record.kind.name(),
+        record.seed
+    );
+    for finding in &record.findings {
+        let _ = writeln!(text, "  - {finding}");
+    }
+    for note in &record.notes {
+        let _ = writeln!(text, "  note: {note}");
+    }
+    for id in harness.cluster.ids() {
+        if let Ok(path) = harness.cluster.log_path(id) {
+            let _ = writeln!(text, "  node {id} log: {}", path.display());
+        }
+    }
+    text
+}
+
+/// The table per fault kind and the last line, `N passed, M failed`.
+fn report(records: &[RoundRecord]) -> String {
+    let mut by_kind: BTreeMap<FaultKind, Vec<&RoundRecord>> = BTreeMap::new();
+    for record in records {
+        by_kind.entry(record.kind).or_default().push(record);
+    }
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "\n| fault | rounds | passed | failed | bids acknowledged | refused | unknown | nodes restarted | recovery p50 ms | recovery max ms |"
+    );
+    let _ = writeln!(text, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (kind, rounds) in &by_kind {
+        let passed = rounds.iter().filter(|r| r.findings.is_empty()).count();
+        let mut recoveries: Vec<u128> = rounds
+            .iter()
+            .filter_map(|r| r.recovery)
+            .map(|d| d.as_millis())
+            .collect();
+        recoveries.sort_unstable();
+        let p50 = recoveries
+            .get(recoveries.len().saturating_sub(1) / 2)
+            .map_or("-".to_string(), u128::to_string);
+        let max = recoveries.last().map_or("-".to_string(), u128::to_string);
+        let _ = writeln!(
+            text,
+            "| {} | {} | {passed} | {} | {} | {} | {} | {} | {p50} | {max} |",
+            kind.name(),
+            rounds.len(),
+            rounds.len() - passed,
+            rounds.iter().map(|r| r.acknowledged).sum::<usize>(),
+            rounds.iter().map(|r| r.refused).sum::<usize>(),
+            rounds.iter().map(|r| r.unknown).sum::<usize>(),
+            rounds.iter().map(|r| r.restarts).sum::<usize>(),
+        );
+    }
+    let passed = records.iter().filter(|r| r.findings.is_empty()).count();
+    let _ = writeln!(text, "\n{passed} passed, {} failed", records.len() - passed);
+    text
+}
