@@ -167,6 +167,18 @@ pub fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
             let text = failure_text(number + 1, &record, &harness);
             progress.suspend(|| println!("{text}"));
         }
+        if progress.is_hidden() {
+            // Not a terminal (a log file, CI): one line per round instead of the bar.
+            println!(
+                "round {}/{}: {} {} ({}; {} bids acknowledged)",
+                number + 1,
+                plan.len(),
+                kind.name(),
+                if record.findings.is_empty() { "passed" } else { "FAILED" },
+                record.fault,
+                record.acknowledged
+            );
+        }
         records.push(record);
         progress.inc(1);
     }
