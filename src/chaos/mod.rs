@@ -174,7 +174,11 @@ pub fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
                 number + 1,
                 plan.len(),
                 kind.name(),
-                if record.findings.is_empty() { "passed" } else { "FAILED" },
+                if record.findings.is_empty() {
+                    "passed"
+                } else {
+                    "FAILED"
+                },
                 record.fault,
                 record.acknowledged
             );

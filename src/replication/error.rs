@@ -26,6 +26,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("a storage call took longer than {0} s")]
+    Stalled(u64),
     #[error("cannot encode {what}: {source}")]
     Encode {
         what: String,
@@ -85,10 +87,17 @@ where
     F: FnOnce() -> Result<T, StoreError> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|join| StoreError::Task(join.to_string()))?
+    match tokio::time::timeout(STORAGE_STALL_LIMIT, tokio::task::spawn_blocking(work)).await {
+        Ok(joined) => joined.map_err(|join| StoreError::Task(join.to_string()))?,
+        Err(_) => Err(StoreError::Stalled(STORAGE_STALL_LIMIT.as_secs())),
+    }
 }
+
+/// The longest a storage call may take. A disk that stops answering (full, failing, or
+/// a sled writer stuck behind a failed flush) must not leave the node alive but unable
+/// to vote or apply: past this bound the call fails, Raft stops on the error, and the
+/// node exits so that its service manager restarts it from its durable log.
+pub(crate) const STORAGE_STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A failure to open or drive the replication layer.
 #[derive(Debug, thiserror::Error)]
