@@ -242,7 +242,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let public_handle = public.handle();
     let control_handle = control.handle();
     let servers = futures::future::try_join(public, control);
-    let mut failure = None;
     tokio::select! {
         result = servers => {
             result.context("a listener stopped")?;
@@ -250,7 +249,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         signal = shutdown_signal() => tracing::info!(signal, "stopping"),
         fatal = raft_stopped(replication.raft.clone()) => {
             tracing::error!(%fatal, "the Raft core stopped; the node exits so that its service manager restarts it from its durable log");
-            failure = Some(fatal);
+            // No graceful stop: the storage call that failed may still hold a thread
+            // (a stalled disk), and the runtime would wait for it forever. Every
+            // acknowledged write is already on disk, so ending here loses nothing.
+            eprintln!("gavel: node stopped with an error: the Raft core stopped: {fatal}");
+            std::process::exit(FATAL_EXIT_CODE);
         }
     }
     public_handle.stop(true).await;
@@ -260,12 +263,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Err(error) = replication.raft.shutdown().await {
         tracing::warn!(%error, "raft did not shut down cleanly");
     }
-    if let Some(fatal) = failure {
-        anyhow::bail!("the Raft core stopped: {fatal}");
-    }
     tracing::info!(node_id, "node stopped");
     Ok(())
 }
+
+/// The exit status of a node whose Raft core stopped (EX_SOFTWARE).
+pub const FATAL_EXIT_CODE: i32 = 70;
 
 /// Resolves once the Raft core has stopped on a fatal error (a log write failed, say on
 /// a full disk), naming it. Such a node can neither vote nor apply: it must restart.
