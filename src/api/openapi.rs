@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{control, dashboard, events, public};
+use super::{audit, control, dashboard, events, public};
 
 struct SessionAuth;
 
@@ -42,10 +42,10 @@ pub struct PublicApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Gavel control API", description = "Operations: bidders, auctions, qualifications, phase actions, cluster, janitor."),
+    info(title = "Gavel control API", description = "Operations: bidders, auctions, qualifications, phase actions, cluster, janitor, the operator audit trail."),
     paths(control::register_bidder, control::create_auction, control::list_auctions, control::qualify,
         control::suspend, control::resume, control::terminate, control::change_increment, control::result,
-        control::cluster, control::switchover, control::janitor, dashboard::stats),
+        control::cluster, control::switchover, control::janitor, dashboard::stats, audit::audit_trail),
     modifiers(&AdminAuth)
 )]
 pub struct ControlApi;

@@ -75,6 +75,9 @@ pub enum CtlCommand {
     },
     /// The janitor's last purification report.
     Janitor,
+    /// The audit: verify every bid hash chain, list the operator audit trail.
+    #[command(subcommand)]
+    Audit(super::audit::AuditCommand),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -183,6 +186,9 @@ impl ApiRequest {
 }
 
 pub fn run(args: CtlArgs) -> Result<(), Failure> {
+    if let CtlCommand::Audit(command) = &args.command {
+        return super::audit::run(command, &args.control);
+    }
     let request = request_for(&args.command)?;
     let reply = match request.listener {
         Listener::Control => args.control.send(&request)?,
@@ -212,6 +218,9 @@ fn request_for(command: &CtlCommand) -> Result<ApiRequest, Failure> {
             ApiRequest::post_control("/control/v1/cluster/switchover", json!({"to_node_id": to}))
         }
         CtlCommand::Janitor => ApiRequest::get_control("/control/v1/janitor"),
+        CtlCommand::Audit(_) => {
+            return Err(Failure::unusable("audit commands send several requests"))
+        }
     })
 }
 
@@ -259,7 +268,7 @@ fn read_json_file(path: &std::path::Path) -> Result<Value, Failure> {
 }
 
 /// Percent-encodes an id for use as one path segment.
-fn path_segment(text: &str) -> String {
+pub(super) fn path_segment(text: &str) -> String {
     let keep = |byte: u8| byte.is_ascii_alphanumeric() || b"-._~".contains(&byte);
     text.bytes()
         .map(|byte| {
