@@ -598,3 +598,40 @@ fn alter_snapshot_bid(data_dir: &Path, auction_id: &str, index: usize, raise: u6
     db.flush().expect("flush");
     seq
 }
+
+#[test]
+fn a_running_node_refuses_a_peer_without_the_cluster_secret() {
+    let dir = temp_dir("peer-auth");
+    let peer_port = common::free_port();
+    let mut node = Node::configure(
+        dir.path(),
+        1,
+        (common::free_port(), common::free_port(), peer_port),
+        "",
+    );
+    node.spawn();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = |secret: &str| {
+        gavel::peer::PeerClient::new(
+            1,
+            format!("127.0.0.1:{peer_port}"),
+            99,
+            std::sync::Arc::from(secret.as_bytes()),
+        )
+    };
+    let stranger = client("a-wrong-cluster-secret-0123456789");
+    let refused = runtime.block_on(stranger.ping(Duration::from_secs(3)));
+    assert!(
+        matches!(refused, Err(gavel::peer::PeerError::Handshake { .. })),
+        "a peer without the secret was answered: {refused:?}"
+    );
+    // The same call with the secret is answered: the refusal was the secret's doing.
+    let member = client(common::CLUSTER_SECRET);
+    let status = runtime
+        .block_on(member.ping(Duration::from_secs(3)))
+        .expect("a peer with the secret is answered");
+    assert_eq!(status.node_id, 1);
+}
