@@ -25,7 +25,8 @@ pub struct ControlArgs {
         default_value = "http://127.0.0.1:9081"
     )]
     pub control: String,
-    /// Admin token of the cluster (`gavel cluster up` prints it).
+    /// An operator token: the admin token (`gavel cluster up` prints it) or one of
+    /// `[[security.operators]]`.
     #[arg(long, global = true, value_name = "T", env = ADMIN_TOKEN_ENV, hide_env_values = true)]
     pub token: Option<String>,
 }
