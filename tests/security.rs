@@ -1,44 +1,18 @@
 //! Security of a real `gavel serve` process on loopback: operators act under their own
 //! tokens and every control action is on record with their name; the public listener
-//! rate-limits per address and per session; TLS on the public and the peer listener;
-//! no secret in the node's log; `gavel ctl audit verify` online and on a data directory
-//! altered offline.
+//! rate-limits per address and per session; no secret in the node's log, even at debug
+//! level; the peer listener refuses a peer without the cluster secret. TLS is in
+//! `tests/tls.rs`, `gavel ctl audit verify` in `tests/audit_verify.rs`.
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::cluster::Cluster;
-use common::tls::{https_get, TestCertificates};
-use common::{auction_spec, try_request, Node, ADMIN_TOKEN};
+use common::{auction_spec, start_with, temp_dir, Node, ADMIN_TOKEN};
 use serde_json::{json, Value};
 
 const ALICE_OPS_TOKEN: &str = "alice-ops-token-DO-NOT-LOG-4f1d9a";
 const BOB_OPS_TOKEN: &str = "bob-ops-token-DO-NOT-LOG-8c2e7b";
-
-fn temp_dir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(name)
-        .tempdir()
-        .expect("temp dir")
-}
-
-fn start(dir: &Path, extra: &str) -> Node {
-    let mut node = Node::configure(
-        dir,
-        1,
-        (
-            common::free_port(),
-            common::free_port(),
-            common::free_port(),
-        ),
-        extra,
-    );
-    node.spawn();
-    node
-}
 
 fn two_operators() -> String {
     format!(
@@ -66,7 +40,7 @@ fn get_with_headers(url: &str, token: Option<&str>) -> (u16, Option<String>, Val
 #[test]
 fn every_control_action_is_recorded_with_the_operator_who_gave_it() {
     let dir = temp_dir("operators");
-    let node = start(dir.path(), &two_operators());
+    let node = start_with(dir.path(), &two_operators());
     let as_alice = |method, path: &str, body| node.control_as(ALICE_OPS_TOKEN, method, path, body);
     let as_bob = |method, path: &str, body| node.control_as(BOB_OPS_TOKEN, method, path, body);
 
@@ -210,7 +184,7 @@ fn every_control_action_is_recorded_with_the_operator_who_gave_it() {
 #[test]
 fn public_listener_limits_each_address_with_429_and_retry_after() {
     let dir = temp_dir("per-ip");
-    let node = start(
+    let node = start_with(
         dir.path(),
         "\n[limits]\nper_ip_per_second = 1\nper_ip_burst = 5\n",
     );
@@ -231,7 +205,7 @@ fn public_listener_limits_each_address_with_429_and_retry_after() {
 #[test]
 fn public_listener_limits_each_session_and_a_limited_bid_changes_nothing() {
     let dir = temp_dir("per-session");
-    let node = start(
+    let node = start_with(
         dir.path(),
         "\n[limits]\nper_session_per_second = 1\nper_session_burst = 3\n",
     );
@@ -368,235 +342,6 @@ fn no_secret_appears_in_the_node_log_even_at_debug_level() {
             "the node's log holds the secret {secret:?}"
         );
     }
-}
-
-#[test]
-fn public_tls_serves_a_tls_client_and_refuses_a_plaintext_one() {
-    let dir = temp_dir("public-tls");
-    let certificates = TestCertificates::generate(&dir.path().join("certs"));
-    let public_port = common::free_port();
-    let extra = format!(
-        "\n[tls]\npublic_cert = \"{}\"\npublic_key = \"{}\"\n",
-        certificates.cert.display(),
-        certificates.key.display()
-    );
-    let mut node = Node::configure(
-        dir.path(),
-        1,
-        (public_port, common::free_port(), common::free_port()),
-        &extra,
-    );
-    node.spawn();
-    let answer = https_get(certificates.client_config(), public_port, "/api/v1/time")
-        .expect("a TLS client is served");
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains("server_time_ms"), "{answer}");
-    let plain = try_request(
-        "GET",
-        &format!("http://127.0.0.1:{public_port}/api/v1/time"),
-        None,
-        None,
-    );
-    assert!(
-        plain.is_err(),
-        "a plaintext client got an HTTP answer: {plain:?}"
-    );
-}
-
-#[test]
-fn a_node_with_an_unreadable_certificate_refuses_to_start_naming_the_key() {
-    let dir = temp_dir("bad-tls");
-    let node = Node::configure(
-        dir.path(),
-        1,
-        (common::free_port(), common::free_port(), common::free_port()),
-        "\n[tls]\npublic_cert = \"/nonexistent/gavel-cert.pem\"\npublic_key = \"/nonexistent/gavel-key.pem\"\n",
-    );
-    let output = Command::new(env!("CARGO_BIN_EXE_gavel"))
-        .args(["serve", "--config"])
-        .arg(&node.config_path)
-        .output()
-        .expect("run gavel serve");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("tls.public_cert") && stderr.contains("/nonexistent/gavel-cert.pem"),
-        "{stderr}"
-    );
-}
-
-#[test]
-fn a_cluster_with_peer_tls_elects_a_leader_and_commits_a_bid() {
-    let dir = temp_dir("peer-tls");
-    let certificates = TestCertificates::generate(&dir.path().join("certs"));
-    let extra = format!(
-        "\n[tls]\npeer_cert = \"{}\"\npeer_key = \"{}\"\npeer_ca = \"{}\"\n",
-        certificates.cert.display(),
-        certificates.key.display(),
-        certificates.ca.display()
-    );
-    let cluster = Cluster::start_with(dir.path(), 3, 0, &extra);
-    let leader = cluster
-        .leader(Duration::from_secs(20))
-        .expect("a leader over peer TLS");
-    // Everything goes through a follower, so forwarding crosses the TLS peer links too.
-    let follower = cluster.node(if leader == 1 { 2 } else { 1 });
-    follower.create_auction(auction_spec("lot-t", 60_000, 5_000));
-    follower.register_bidder("hana");
-    follower.qualify("lot-t", "hana");
-    let token = follower.login("hana");
-    let (status, receipt) = follower.bid(&token, "lot-t", 1_000_000, "h-1");
-    assert_eq!(status, 201, "{receipt}");
-    for node in &cluster.nodes {
-        let view = node.wait_for_bid_count("lot-t", 1, Duration::from_secs(10));
-        assert_eq!(view["bid_count"], 1, "{view}");
-    }
-
-    // A peer that speaks the right secret but no TLS gets nothing in.
-    let peer_address = peer_address_of(&cluster.nodes[leader as usize - 1]);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let plain = gavel::peer::PeerClient::new(
-        leader,
-        peer_address,
-        99,
-        std::sync::Arc::from(common::CLUSTER_SECRET.as_bytes()),
-    );
-    let answer = runtime.block_on(plain.ping(Duration::from_secs(3)));
-    assert!(answer.is_err(), "a plaintext peer was answered: {answer:?}");
-}
-
-/// The `[listen] peer` address from a node's configuration file.
-fn peer_address_of(node: &Node) -> String {
-    let config = std::fs::read_to_string(&node.config_path).expect("config");
-    let table: toml::Table = config.parse().expect("config TOML");
-    table["listen"]["peer"]
-        .as_str()
-        .expect("listen.peer")
-        .to_string()
-}
-
-fn gavel_ctl(node: &Node, args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_gavel"))
-        .args([
-            "ctl",
-            "--control",
-            &node.control_url,
-            "--token",
-            ADMIN_TOKEN,
-        ])
-        .args(args)
-        .env_remove("GAVEL_ADMIN_TOKEN")
-        .output()
-        .expect("run gavel ctl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
-#[test]
-fn audit_verify_passes_on_intact_chains_and_fails_on_a_bid_altered_offline() {
-    let dir = temp_dir("audit-verify");
-    // A snapshot after every entry, so the bid records are on disk as records.
-    let mut node = start(dir.path(), "\n[raft]\nsnapshot_every_entries = 1\n");
-    node.create_auction(auction_spec("lot-v", 60_000, 5_000));
-    node.create_auction(auction_spec("lot-w", 60_000, 5_000));
-    let mut tokens = Vec::new();
-    for id in ["ivan", "jane"] {
-        node.register_bidder(id);
-        node.qualify("lot-v", id);
-        tokens.push(node.login(id));
-    }
-    for (index, amount) in [1_000_000u64, 1_010_000, 1_020_000, 1_030_000]
-        .iter()
-        .enumerate()
-    {
-        let (status, receipt) =
-            node.bid(&tokens[index % 2], "lot-v", *amount, &format!("v-{index}"));
-        assert_eq!(status, 201, "{receipt}");
-    }
-    let (ok, text) = gavel_ctl(&node, &["audit", "verify"]);
-    assert!(ok, "{text}");
-    assert!(
-        text.contains("auction lot-v: 4 bids, hash chain intact"),
-        "{text}"
-    );
-    assert!(text.contains("auction lot-w: 0 bids"), "{text}");
-
-    // Give the last snapshot time to be built, then stop the node.
-    std::thread::sleep(Duration::from_millis(500));
-    node.stop_with(libc::SIGTERM);
-    let data_dir = dir.path().join("data");
-    let data_dir_arg = data_dir.to_string_lossy().to_string();
-    let (ok, text) = gavel_ctl(&node, &["audit", "verify", "--data-dir", &data_dir_arg]);
-    assert!(ok, "{text}");
-    assert!(
-        text.contains("auction lot-v: 4 bids, hash chain intact"),
-        "{text}"
-    );
-
-    // Raise bid record 2 by 5 000 in the stored snapshot, in the node's own encoding.
-    let altered_seq = alter_snapshot_bid(&data_dir, "lot-v", 1, 5_000);
-    let (ok, text) = gavel_ctl(&node, &["audit", "verify", "--data-dir", &data_dir_arg]);
-    assert!(!ok, "an altered record passed: {text}");
-    assert!(text.contains("auction lot-v: BROKEN"), "{text}");
-    assert!(
-        text.contains(&format!("bid record {altered_seq} of auction lot-v")),
-        "{text}"
-    );
-    assert!(
-        text.contains("auction lot-w: 0 bids, hash chain intact"),
-        "{text}"
-    );
-}
-
-/// The snapshot's data as the node writes it (`replication::state_machine`): a format
-/// byte, then bincode with fixed-width little-endian integers.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SnapshotPayload {
-    kernel: gavel::kernel::State,
-    last_applied: Option<openraft::LogId<u64>>,
-    last_membership: openraft::StoredMembership<u64, gavel::replication::NodeInfo>,
-}
-
-/// Adds `raise` to the amount of bid `index` of `auction_id` in the stored snapshot, and
-/// answers that bid's seq.
-fn alter_snapshot_bid(data_dir: &Path, auction_id: &str, index: usize, raise: u64) -> u64 {
-    use bincode::Options;
-    let options = || {
-        bincode::DefaultOptions::new()
-            .with_fixint_encoding()
-            .with_little_endian()
-            .reject_trailing_bytes()
-    };
-    let db = sled::open(data_dir.join("raft")).expect("open the stopped node's sled");
-    let tree = db.open_tree("snapshot").expect("snapshot tree");
-    let stored = tree.get(b"data").expect("read").expect("a stored snapshot");
-    assert_eq!(stored[0], 1, "snapshot format byte");
-    let mut payload: SnapshotPayload = options()
-        .deserialize(&stored[1..])
-        .expect("decode snapshot");
-    let bids = &mut payload
-        .kernel
-        .auctions
-        .get_mut(auction_id)
-        .expect("the auction is in the snapshot")
-        .bids;
-    assert!(bids.len() > index, "the snapshot holds {} bids", bids.len());
-    bids[index].amount += raise;
-    let seq = bids[index].seq;
-    let mut bytes = vec![1u8];
-    options()
-        .serialize_into(&mut bytes, &payload)
-        .expect("encode snapshot");
-    tree.insert(b"data", bytes).expect("write");
-    db.flush().expect("flush");
-    seq
 }
 
 #[test]

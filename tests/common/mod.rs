@@ -28,6 +28,21 @@ pub fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// A temporary directory named after the test.
+pub fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(name)
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// Starts node 1 alone in `dir` on free ports, with `extra` TOML in its configuration.
+pub fn start_with(dir: &Path, extra: &str) -> Node {
+    let mut node = Node::configure(dir, 1, (free_port(), free_port(), free_port()), extra);
+    node.spawn();
+    node
+}
+
 /// One running node: its process, ports and data directory.
 pub struct Node {
     pub child: Option<Child>,
