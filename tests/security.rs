@@ -167,6 +167,14 @@ fn every_control_action_is_recorded_with_the_operator_who_gave_it() {
     assert_eq!(bobs.len(), 2);
     assert!(bobs.iter().all(|record| record["operator"] == "bob-ops"));
     assert_eq!(bobs[1]["outcome"], "auction_not_open");
+    let (_, control_api) = node.control("GET", "/openapi.json", None);
+    assert!(
+        control_api["paths"]["/control/v1/audit"]["get"].is_object(),
+        "{control_api}"
+    );
+    let (_, public_api) = node.public("GET", "/openapi.json", None, None);
+    let bid_responses = &public_api["paths"]["/api/v1/auctions/{id}/bids"]["post"]["responses"];
+    assert!(bid_responses["429"].is_object(), "{bid_responses}");
     for bad in [
         "/control/v1/audit?limit=0",
         "/control/v1/audit?limit=x",

@@ -33,7 +33,7 @@ impl Modify for AdminAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Gavel public API", description = "Bidding: sessions, auctions, bids, live events."),
+    info(title = "Gavel public API", description = "Bidding: sessions, auctions, bids, live events. Any request over the per-address or per-session rate limit is answered 429 rate_limited with Retry-After (seconds)."),
     paths(public::server_time, public::create_session, public::delete_session, public::list_auctions,
         public::get_auction, public::list_bids, public::place_bid, public::confirm, events::auction_events, events::all_events),
     modifiers(&SessionAuth)
