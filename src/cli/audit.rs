@@ -208,3 +208,51 @@ fn verify_online(control: &ControlArgs) -> Result<Checked, Failure> {
     }
     Ok(checked)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::chain::{bid_hash, bid_id_from_hash, BidFields, GENESIS_HASH};
+
+    fn chain(amounts: &[u64]) -> Vec<BidRecord> {
+        let mut prev = GENESIS_HASH.to_string();
+        let mut bids = Vec::new();
+        for (index, amount) in amounts.iter().enumerate() {
+            let seq = index as u64 + 1;
+            let fields = BidFields {
+                auction_id: "lot",
+                seq,
+                bidder_id: "ann",
+                bidder_number: 1,
+                amount: *amount,
+                accepted_at_ms: 1_000 + seq,
+            };
+            let hash = bid_hash(&prev, &fields);
+            bids.push(BidRecord {
+                seq,
+                bid_id: bid_id_from_hash(&hash),
+                bidder_id: "ann".to_string(),
+                bidder_number: 1,
+                amount: *amount,
+                accepted_at_ms: 1_000 + seq,
+                prev_hash: prev.clone(),
+                hash: hash.clone(),
+            });
+            prev = hash;
+        }
+        bids
+    }
+
+    #[test]
+    fn an_intact_chain_passes_and_an_altered_amount_is_named_by_its_record() {
+        let mut bids = chain(&[100, 200, 300]);
+        assert_eq!(check_bids("lot", &bids), Ok(()));
+        bids[1].amount = 250;
+        let finding = check_bids("lot", &bids).unwrap_err();
+        assert_eq!(finding.auction_id, "lot");
+        assert!(
+            finding.problem.contains("bid record 2 of auction lot"),
+            "{finding:?}"
+        );
+    }
+}
