@@ -60,11 +60,23 @@ fn audit_verify_passes_on_intact_chains_and_fails_on_a_bid_altered_offline() {
     );
     assert!(text.contains("auction lot-w: 0 bids"), "{text}");
 
+    // The operator audit trail, as `gavel ctl audit list` prints it.
+    let (ok, text) = gavel_ctl(&node, &["audit", "list", "--action", "qualify"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("test-operator\tqualify\tlot-v/ivan\tok"),
+        "{text}"
+    );
+    assert!(!text.contains("register_bidder"), "{text}");
+    // A running node's data directory is locked: the offline check refuses it.
+    let data_dir = dir.path().join("data");
+    let data_dir_arg = data_dir.to_string_lossy().to_string();
+    let (ok, text) = gavel_ctl(&node, &["audit", "verify", "--data-dir", &data_dir_arg]);
+    assert!(!ok && text.contains("still running"), "{text}");
+
     // Give the last snapshot time to be built, then stop the node.
     std::thread::sleep(Duration::from_millis(500));
     node.stop_with(libc::SIGTERM);
-    let data_dir = dir.path().join("data");
-    let data_dir_arg = data_dir.to_string_lossy().to_string();
     let (ok, text) = gavel_ctl(&node, &["audit", "verify", "--data-dir", &data_dir_arg]);
     assert!(ok, "{text}");
     assert!(

@@ -95,6 +95,9 @@ where
 pub enum ReplicationError {
     #[error("invalid replication options: {0}")]
     Options(String),
+    /// A data directory that cannot be read offline: missing, or in use by a node.
+    #[error("{0}")]
+    DataDir(String),
     #[error("invalid raft configuration: {0}")]
     Config(Box<ConfigError>),
     #[error(transparent)]

@@ -21,7 +21,7 @@ use super::{AppliedState, LogStore, StateMachineStore};
 pub async fn restore_offline(data_dir: &Path) -> Result<AppliedState, ReplicationError> {
     let dir = data_dir.join("raft");
     if !dir.join("db").is_file() {
-        return Err(ReplicationError::Options(format!(
+        return Err(ReplicationError::DataDir(format!(
             "{} holds no Gavel node data ({} is missing)",
             data_dir.display(),
             dir.join("db").display()
@@ -32,7 +32,7 @@ pub async fn restore_offline(data_dir: &Path) -> Result<AppliedState, Replicatio
         blocking(move || Durable::open(&opened_dir))
             .await
             .map_err(|error| match error {
-                StoreError::Sled { .. } => ReplicationError::Options(format!(
+                StoreError::Sled { .. } => ReplicationError::DataDir(format!(
                     "cannot open {} (is a node still running on it?): {error}",
                     dir.display()
                 )),
