@@ -9,7 +9,8 @@
 //! half is dropped. Dropping a bucket only ever forgives a client, never refuses one, so
 //! a flood of addresses or made-up tokens costs memory up to the cap and nothing else.
 //! Sessions are keyed by the SHA-256 of their token: no token is kept. The address is the
-//! TCP peer's: a proxy in front of the node makes every client share its address.
+//! TCP peer's (an IPv6 address counts by its /64 network): a proxy in front of the node
+//! makes every client share its address. Each node keeps its own buckets.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -144,7 +145,7 @@ impl RateLimiter {
     /// seconds until the client may try again.
     pub fn check(&self, ip: Option<IpAddr>, token: Option<&str>, now: Instant) -> Result<(), u64> {
         if let Some(ip) = ip {
-            self.per_ip.take(&ip, now)?;
+            self.per_ip.take(&client_network(ip), now)?;
         }
         if let Some(token) = token {
             let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -156,6 +157,18 @@ impl RateLimiter {
     /// Buckets held: (per IP, per session).
     pub fn tracked(&self) -> (usize, usize) {
         (self.per_ip.len(), self.per_session.len())
+    }
+}
+
+/// The key of a client address: an IPv4 address as is, an IPv6 address by its /64
+/// network, since one IPv6 host usually holds a whole /64 and could rotate through it.
+fn client_network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(network.into())
+        }
     }
 }
 
@@ -218,20 +231,35 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_counts_whole_seconds_until_the_next_token() {
-        let limiter = RateLimiter::new(&limits(1, 1, 100));
+    fn one_ipv6_network_shares_a_bucket() {
+        let limiter = RateLimiter::new(&limits(1, 2, 100));
         let now = Instant::now();
-        assert_eq!(limiter.check(None, Some("token-a"), now), Ok(()));
-        assert_eq!(limiter.check(None, Some("token-a"), now), Err(1));
-        let slow = RateLimiter::new(&LimitsSection {
+        let host = |last: u16| Some(IpAddr::from([0x2001, 0xdb8, 0, 7, 0, 0, 0, last]));
+        assert_eq!(limiter.check(host(1), None, now), Ok(()));
+        assert_eq!(limiter.check(host(2), None, now), Ok(()));
+        assert_eq!(limiter.check(host(3), None, now), Err(1));
+        let other_network = Some(IpAddr::from([0x2001, 0xdb8, 0, 8, 0, 0, 0, 1]));
+        assert_eq!(limiter.check(other_network, None, now), Ok(()));
+    }
+
+    #[test]
+    fn sessions_have_their_own_buckets_and_retry_after_is_whole_seconds() {
+        let limiter = RateLimiter::new(&LimitsSection {
             per_session_per_second: 1,
             per_session_burst: 1,
-            ..limits(1, 1, 100)
+            ..limits(1_000, 1_000, 100)
         });
-        assert_eq!(slow.check(None, Some("t"), now), Ok(()));
+        let now = Instant::now();
+        let ip = Some(IpAddr::from([10, 0, 0, 1]));
+        assert_eq!(limiter.check(ip, Some("token-a"), now), Ok(()));
+        // 0.1 s after, 0.9 s are missing: rounded up to one whole second.
+        let soon = now + Duration::from_millis(100);
+        assert_eq!(limiter.check(ip, Some("token-a"), soon), Err(1));
+        assert_eq!(limiter.check(ip, Some("token-b"), soon), Ok(()));
+        assert_eq!(limiter.check(ip, None, soon), Ok(()));
         assert_eq!(
-            slow.check(None, Some("t"), now + Duration::from_millis(100)),
-            Err(1)
+            limiter.check(ip, Some("token-a"), now + Duration::from_secs(1)),
+            Ok(())
         );
     }
 
