@@ -1,5 +1,7 @@
-//! Starts one Gavel node and stops it: storage and Raft, the actors, the public and
-//! control listeners, and the shutdown on SIGINT or SIGTERM.
+//! Starts one Gavel node and stops it: storage and Raft, the actors, the public listener
+//! (rate-limited, HTTPS when `[tls]` says so), the control listener (one credential per
+//! operator), the peer listener (TLS under the handshake when configured), and the
+//! shutdown on SIGINT or SIGTERM. Certificates are loaded before anything else.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
