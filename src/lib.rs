@@ -14,7 +14,8 @@
 //! - `replication`: openraft's type configuration, the sled-backed log (made durable with
 //!   fdatasync) and the state machine that feeds committed entries to the kernel.
 //! - `kernel`: the pure, deterministic auction rules. Nothing else changes state.
-//! - `config`: node configuration, validated before use.
+//! - `config`: node configuration, validated before use; `tls` loads the optional
+//!   certificates of the public and peer listeners.
 //! - `node`: starts one node: storage, Raft, actors and listeners, and stops them.
 //! - `bench`: benchmark commands that drive a real local cluster and print their figures.
 //! - `chaos`: fault injection against nodes in network namespaces, and the checker that
@@ -32,3 +33,4 @@ pub mod kernel;
 pub mod node;
 pub mod peer;
 pub mod replication;
+pub mod tls;

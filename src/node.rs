@@ -1,5 +1,7 @@
-//! Starts one Gavel node and stops it: storage and Raft, the actors, the public and
-//! control listeners, and the shutdown on SIGINT or SIGTERM.
+//! Starts one Gavel node and stops it: storage and Raft, the actors, the public listener
+//! (rate-limited, HTTPS when `[tls]` says so), the control listener (one credential per
+//! operator), the peer listener (TLS under the handshake when configured), and the
+//! shutdown on SIGINT or SIGTERM. Certificates are loaded before anything else.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,7 +9,6 @@ use std::sync::Arc;
 use actix::Actor;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
-use sha2::{Digest, Sha256};
 
 use crate::actors::janitor::{Janitor, JanitorSettings};
 use crate::actors::peer_link::{PeerLink, PeerLinkSettings};
@@ -15,6 +16,8 @@ use crate::actors::resource_pool::{PoolSettings, ResourcePool};
 use crate::actors::supervisor::{
     AttachPool, ConfiguredMember, Propose, ProposeError, Supervisor, SupervisorSettings,
 };
+use crate::api::auth::OperatorCredential;
+use crate::api::limits::{limit_requests, RateLimiter};
 use crate::api::metrics::Metrics;
 use crate::api::{self, AppState};
 use crate::config::Config;
@@ -75,6 +78,9 @@ impl CommandSink for SupervisorSink {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let node_id = config.node.id;
+    // Certificates are checked before anything is bound or opened.
+    let public_tls = crate::tls::public_server_config(&config.tls)?;
+    let peer_tls = crate::tls::peer_tls(&config.tls)?;
     std::fs::create_dir_all(&config.node.data_dir).with_context(|| {
         format!(
             "cannot create node.data_dir {}",
@@ -102,7 +108,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(secret) => Arc::from(secret.as_bytes()),
         None => Arc::from(rand::random::<[u8; 32]>().as_slice()),
     };
-    let clients = Arc::new(PeerClients::new(node_id, secret.clone()));
+    let clients = Arc::new(
+        PeerClients::new(node_id, secret.clone())
+            .with_tls(peer_tls.as_ref().map(|tls| tls.connector.clone())),
+    );
     let replication = replication::open_with_network(
         ReplicationOptions {
             node_id,
@@ -161,13 +170,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .start();
     }
     let (stop_peer, peer_stopped) = tokio::sync::watch::channel(false);
-    let peer_server = tokio::spawn(PeerServer::serve(
-        peer_listener,
-        replication.raft.clone(),
-        Arc::new(SupervisorSink(supervisor.clone())),
-        secret,
-        peer_stopped,
-    ));
+    let peer_server = tokio::spawn(
+        PeerServer::new(
+            replication.raft.clone(),
+            Arc::new(SupervisorSink(supervisor.clone())),
+            secret,
+        )
+        .with_tls(peer_tls.map(|tls| tls.acceptor))
+        .run(peer_listener, peer_stopped),
+    );
     let pool = ResourcePool::new(
         replication.state.clone(),
         supervisor.clone(),
@@ -191,11 +202,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .start();
 
-    let admin_token = config
-        .security
-        .admin_token
-        .clone()
-        .context("security.admin_token is not set (nor GAVEL_ADMIN_TOKEN)")?;
+    let operators = operator_credentials(&config)?;
     let app_state = web::Data::new(AppState {
         node_id,
         supervisor,
@@ -205,23 +212,28 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         applied_events: replication.events.clone(),
         raft: replication.raft.clone(),
         metrics,
-        admin_token_hash: Sha256::digest(admin_token.as_bytes()).into(),
-        operator_name: config.security.operator_name.clone(),
+        operators,
         session_ttl_ms: config.sessions.ttl_ms,
     });
 
     let public_state = app_state.clone();
+    let limiter = web::Data::new(RateLimiter::new(&config.limits));
     let public = HttpServer::new(move || {
         App::new()
             .app_data(public_state.clone())
+            .app_data(limiter.clone())
+            .wrap(actix_web::middleware::from_fn(limit_requests))
             .configure(api::configure_common)
             .configure(api::public::configure)
             .default_service(web::to(api::not_found))
     })
     .workers(config.http.workers)
     .max_connections(config.http.max_connections)
-    .disable_signals()
-    .listen(public_listener)
+    .disable_signals();
+    let public = match public_tls {
+        Some(tls) => public.listen_rustls_0_23(public_listener, tls),
+        None => public.listen(public_listener),
+    }
     .context("cannot serve on listen.public")?
     .run();
     let control_state = app_state.clone();
@@ -237,7 +249,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .listen(control_listener)
     .context("cannot serve on listen.control")?
     .run();
-    tracing::info!(node_id, public = %config.listen.public, control = %config.listen.control, "node serving");
+    tracing::info!(
+        node_id,
+        public = %config.listen.public,
+        control = %config.listen.control,
+        public_tls = config.tls.public_cert.is_some(),
+        peer_tls = config.tls.peer_cert.is_some(),
+        "node serving"
+    );
 
     let public_handle = public.handle();
     let control_handle = control.handle();
@@ -282,6 +301,30 @@ async fn raft_stopped(raft: replication::GavelRaft) -> String {
             return "the Raft core ended".to_string();
         }
     }
+}
+
+/// The operators the control listener accepts: the admin token under `operator_name`,
+/// then every `[[security.operators]]` entry.
+fn operator_credentials(config: &Config) -> anyhow::Result<Vec<OperatorCredential>> {
+    let security = &config.security;
+    let admin = security
+        .admin_token
+        .as_deref()
+        .map(|token| OperatorCredential::new(&security.operator_name, token));
+    let operators: Vec<OperatorCredential> = admin
+        .into_iter()
+        .chain(
+            security
+                .operators
+                .iter()
+                .map(|operator| OperatorCredential::new(&operator.name, &operator.token)),
+        )
+        .collect();
+    anyhow::ensure!(
+        !operators.is_empty(),
+        "security.admin_token is not set (nor GAVEL_ADMIN_TOKEN), and no [[security.operators]]"
+    );
+    Ok(operators)
 }
 
 /// Resolves on SIGINT or SIGTERM, naming the signal.

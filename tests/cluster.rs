@@ -491,4 +491,23 @@ fn manual_switchover_hands_leadership_to_the_named_voter() {
         (409, Some("conflict")),
         "a standby cannot be made leader: {problem}"
     );
+    // The switchover is in the operator audit trail, with its operator, on every node
+    // (once each has applied it).
+    let switchovers = |id: u64| {
+        try_control(cluster.node(id), "/control/v1/audit?action=switchover")
+            .and_then(|trail| trail["records"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    for id in 1..=4 {
+        let recorded = wait_until(Duration::from_secs(5), || !switchovers(id).is_empty());
+        assert!(recorded, "node {id} has no switchover on record");
+    }
+    let records = switchovers(asked);
+    assert_eq!(
+        records.len(),
+        1,
+        "only the switchover that happened: {records:?}"
+    );
+    assert_eq!(records[0]["operator"], "test-operator");
+    assert_eq!(records[0]["target"], format!("node {target}"));
 }

@@ -655,3 +655,65 @@ fn replaying_the_log_gives_the_same_state() {
     assert_eq!(replica.digest(), harness.state.digest());
     assert!(replica == harness.state);
 }
+
+// Operator audit trail: every control command, accepted or refused, is recorded with the
+// operator who gave it; bidder and system commands are not.
+#[test]
+fn control_commands_are_recorded_with_their_operator_and_bids_are_not() {
+    let mut harness = sale(spec(AUCTION));
+    harness.accept(20_000, "alice", 1000);
+    harness.operator(21_000, "suspend").expect("suspend");
+    assert!(harness.operator(21_500, "suspend").is_err());
+    let record = Command::RecordOperatorAction {
+        action: "switchover".into(),
+        target: "node 2".into(),
+        reason: String::new(),
+    };
+    harness.run_with(22_000, DEFAULT_SEED, "operator-wang", record);
+    let bad_action = Command::RecordOperatorAction {
+        action: "no spaces allowed".into(),
+        target: "node 2".into(),
+        reason: String::new(),
+    };
+    let refused = harness.run_with(22_500, DEFAULT_SEED, "operator-wang", bad_action);
+    assert!(matches!(refused.result, Err(Rejection::InvalidRequest(_))));
+
+    let trail: Vec<(String, String, String, String)> = harness
+        .state
+        .operator_audit
+        .iter()
+        .map(|r| {
+            (
+                r.operator.clone(),
+                r.action.clone(),
+                r.target.clone(),
+                r.outcome.clone(),
+            )
+        })
+        .collect();
+    let owned = |(a, b, c, d): (&str, &str, &str, &str)| {
+        (a.to_string(), b.to_string(), c.to_string(), d.to_string())
+    };
+    let expected: Vec<_> = [
+        ("operator-li", "create_auction", AUCTION, "ok"),
+        ("operator-li", "register_bidder", "alice", "ok"),
+        ("operator-li", "qualify", "a1/alice", "ok"),
+        ("operator-li", "register_bidder", "bob", "ok"),
+        ("operator-li", "qualify", "a1/bob", "ok"),
+        ("operator-li", "register_bidder", "carol", "ok"),
+        ("operator-li", "qualify", "a1/carol", "ok"),
+        ("operator-li", "suspend", AUCTION, "ok"),
+        ("operator-li", "suspend", AUCTION, "auction_not_open"),
+        ("operator-wang", "switchover", "node 2", "ok"),
+        (
+            "operator-wang",
+            "no spaces allowed",
+            "node 2",
+            "invalid_request",
+        ),
+    ]
+    .into_iter()
+    .map(owned)
+    .collect();
+    assert_eq!(trail, expected);
+}

@@ -57,8 +57,33 @@ pub fn session_token_hash(request: &HttpRequest) -> Result<String, ApiError> {
     Ok(sha256_hex(token.as_bytes()))
 }
 
-/// An authenticated operator on the control listener: the request carried the admin
-/// token. Holds the operator's name for the audit trail.
+/// An operator the control listener accepts: a name and the SHA-256 of its token.
+#[derive(Clone)]
+pub struct OperatorCredential {
+    pub name: String,
+    pub token_hash: [u8; 32],
+}
+
+impl OperatorCredential {
+    pub fn new(name: &str, token: &str) -> Self {
+        OperatorCredential {
+            name: name.to_string(),
+            token_hash: Sha256::digest(token.as_bytes()).into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for OperatorCredential {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("OperatorCredential")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An authenticated operator on the control listener: the request carried the token of
+/// one of the configured operators. Holds the operator's name for the audit trail.
 pub struct Operator(pub String);
 
 impl FromRequest for Operator {
@@ -76,9 +101,12 @@ fn authenticate_operator(request: &HttpRequest) -> Result<Operator, ApiError> {
         .ok_or_else(|| ApiError::Unavailable("node state missing".to_string()))?;
     let token = bearer_token(request).ok_or(ApiError::AdminUnauthorized)?;
     let presented = Sha256::digest(token.as_bytes());
-    if bool::from(presented.as_slice().ct_eq(&app.admin_token_hash)) {
-        Ok(Operator(app.operator_name.clone()))
-    } else {
-        Err(ApiError::AdminUnauthorized)
+    // Every credential is compared, in constant time, whichever matches.
+    let mut matched = None;
+    for credential in &app.operators {
+        if bool::from(presented.as_slice().ct_eq(&credential.token_hash)) {
+            matched = Some(credential.name.clone());
+        }
     }
+    matched.map(Operator).ok_or(ApiError::AdminUnauthorized)
 }

@@ -32,6 +32,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(switchover)
         .service(janitor)
         .configure(super::replica::configure)
+        .service(super::audit::audit_trail)
         .configure(super::dashboard::control_pages)
         .route(
             "/openapi.json",
@@ -304,6 +305,15 @@ async fn switchover(
         .send(Switchover { to_node_id })
         .await?
         .map_err(|reason| ApiError::Rejected(Rejection::Conflict(reason)))?;
+    // On record once done, proposed through the new leader.
+    let record = Command::RecordOperatorAction {
+        action: "switchover".to_string(),
+        target: format!("node {to_node_id}"),
+        reason: format!("leadership handed over by node {}", app.node_id),
+    };
+    if let Err(error) = app.propose(record, operator.0).await {
+        tracing::warn!(%error, to_node_id, "switchover done but not recorded in the audit trail");
+    }
     Ok(HttpResponse::Ok().json(app.supervisor.send(GetClusterView).await?))
 }
 

@@ -2,22 +2,26 @@
 //!
 //! - `public`: bidders (sessions, auctions, bids, confirmations, live events).
 //! - `control`: operators (bidders, auctions, qualifications, phase actions, cluster,
-//!   janitor), behind the admin token.
+//!   janitor), behind the operators' tokens; `audit` lists every control action with
+//!   the operator who gave it.
 //! - `events`: server-sent event streams built from the Auction actors' publishers.
 //! - `pages` and `dashboard`: the bidder page (public `/`) and the operator dashboard
 //!   (control `/`), with their assets embedded in the binary.
 //! - `requests` and `views`: what the API accepts and answers; `problem` turns every
 //!   error into problem+json; `auth` handles secrets and tokens; `metrics` and `openapi`
-//!   publish what the node does and what it accepts; `replica` shows what this replica
+//!   publish what the node does and what it accepts; `limits` rate-limits the public
+//!   listener per client address and per session; `replica` shows what this replica
 //!   applied (log index, state digest, raw auctions) to checkers comparing replicas.
 //!
 //! Handlers read views from the node's own applied state and send every change to the
 //! Supervisor as a command.
 
+pub mod audit;
 pub mod auth;
 pub mod control;
 pub mod dashboard;
 pub mod events;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
@@ -57,9 +61,9 @@ pub struct AppState {
     pub applied_events: tokio::sync::broadcast::Sender<Arc<crate::replication::AppliedEvents>>,
     pub raft: GavelRaft,
     pub metrics: Arc<Metrics>,
-    /// SHA-256 of the admin token; the token itself is not kept.
-    pub admin_token_hash: [u8; 32],
-    pub operator_name: String,
+    /// Every operator allowed on the control listener, by the SHA-256 of their token;
+    /// the tokens themselves are not kept.
+    pub operators: Vec<auth::OperatorCredential>,
     pub session_ttl_ms: u64,
 }
 
@@ -135,6 +139,7 @@ pub fn configure_common(config: &mut web::ServiceConfig) {
         )
         .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
         .app_data(web::PathConfig::default().error_handler(problem::path_error))
+        .app_data(web::QueryConfig::default().error_handler(audit::query_error))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics_text));

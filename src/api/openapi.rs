@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{control, dashboard, events, public, replica};
+use super::{audit, control, dashboard, events, public, replica};
 
 struct SessionAuth;
 
@@ -33,7 +33,7 @@ impl Modify for AdminAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Gavel public API", description = "Bidding: sessions, auctions, bids, live events."),
+    info(title = "Gavel public API", description = "Bidding: sessions, auctions, bids, live events. Any request over the per-address or per-session rate limit is answered 429 rate_limited with Retry-After (seconds)."),
     paths(public::server_time, public::create_session, public::delete_session, public::list_auctions,
         public::get_auction, public::list_bids, public::place_bid, public::confirm, events::auction_events, events::all_events),
     modifiers(&SessionAuth)
@@ -42,10 +42,10 @@ pub struct PublicApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Gavel control API", description = "Operations: bidders, auctions, qualifications, phase actions, cluster, janitor."),
+    info(title = "Gavel control API", description = "Operations: bidders, auctions, qualifications, phase actions, cluster, janitor, the operator audit trail."),
     paths(control::register_bidder, control::create_auction, control::list_auctions, control::qualify,
         control::suspend, control::resume, control::terminate, control::change_increment, control::result,
-        control::cluster, control::switchover, control::janitor, dashboard::stats,
+        control::cluster, control::switchover, control::janitor, dashboard::stats, audit::audit_trail,
         replica::replica_state, replica::replica_auction),
     modifiers(&AdminAuth)
 )]

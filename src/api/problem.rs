@@ -31,6 +31,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("{0}")]
     NotFound(String),
+    #[error("too many requests from this client; retry in {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
 }
 
 impl ApiError {
@@ -50,6 +52,7 @@ impl ApiError {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::NotFound(_) => "not_found",
+            ApiError::RateLimited { .. } => "rate_limited",
         }
     }
 
@@ -64,6 +67,7 @@ impl ApiError {
             ApiError::InvalidJson(_) => "Malformed request body",
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::NotFound(_) => "Not found",
+            ApiError::RateLimited { .. } => "Too many requests",
         }
     }
 }
@@ -105,6 +109,7 @@ impl ResponseError for ApiError {
             ApiError::InvalidJson(_) => 400,
             ApiError::UnsupportedMediaType => 415,
             ApiError::NotFound(_) => 404,
+            ApiError::RateLimited { .. } => 429,
         };
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -120,8 +125,14 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
-        if matches!(self, ApiError::NoLeader | ApiError::Unavailable(_)) {
-            response.insert_header((header::RETRY_AFTER, "1"));
+        match self {
+            ApiError::NoLeader | ApiError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::RateLimited { retry_after_s } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
+            }
+            _ => {}
         }
         if matches!(
             self,

@@ -45,7 +45,8 @@ async fn server_time(app: web::Data<AppState>) -> web::Json<TimeView> {
 #[utoipa::path(tag = "public", request_body = SessionRequest, responses(
     (status = 201, body = SessionCreated),
     (status = 401, description = "bad_credentials", body = Problem),
-    (status = 422, description = "invalid_request", body = Problem)))]
+    (status = 422, description = "invalid_request", body = Problem),
+    (status = 429, description = "rate_limited, with Retry-After (seconds)", body = Problem)))]
 #[post("/api/v1/sessions")]
 async fn create_session(
     app: web::Data<AppState>,
@@ -161,7 +162,9 @@ async fn list_bids(
         (status = 401, description = "unauthenticated", body = Problem), (status = 403, description = "not_qualified", body = Problem),
         (status = 404, description = "auction_not_found", body = Problem),
         (status = 409, description = "auction_not_open, below_minimum, not_on_increment, already_leading, above_cap, request_id_reused", body = Problem),
-        (status = 422, description = "invalid_request", body = Problem), (status = 503, description = "no_leader", body = Problem)),
+        (status = 422, description = "invalid_request", body = Problem),
+        (status = 429, description = "rate_limited, with Retry-After (seconds)", body = Problem),
+        (status = 503, description = "no_leader", body = Problem)),
     security(("session" = [])))]
 #[post("/api/v1/auctions/{id}/bids")]
 async fn place_bid(

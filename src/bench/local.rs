@@ -201,7 +201,7 @@ impl LocalCluster {
                     .with_context(|| format!("cannot create {}", directory.display()))?;
             }
             let config = format!(
-                "[node]\nid = {id}\nname = \"node-{id}\"\ndata_dir = {data}\n\n[listen]\npublic = \"{ip}:{public}\"\ncontrol = \"{ip}:{control}\"\npeer = \"{ip}:{peer}\"\n\n[security]\nadmin_token = \"{admin_token}\"\ncluster_secret = \"{cluster_secret}\"\noperator_name = \"bench\"\n\n{extra_config}\n{members}",
+                "[node]\nid = {id}\nname = \"node-{id}\"\ndata_dir = {data}\n\n[listen]\npublic = \"{ip}:{public}\"\ncontrol = \"{ip}:{control}\"\npeer = \"{ip}:{peer}\"\n\n[security]\nadmin_token = \"{admin_token}\"\ncluster_secret = \"{cluster_secret}\"\noperator_name = \"bench\"\n\n[limits]\n# Every virtual user of a benchmark shares 127.0.0.1, and load bidders bid as fast\n# as the cluster answers: the benchmarks measure Gavel, not its rate limits.\nper_ip_per_second = 1000000\nper_ip_burst = 1000000\nper_session_per_second = 1000000\nper_session_burst = 1000000\n\n{extra_config}\n{members}",
                 data = toml::Value::String(data.display().to_string()),
             );
             let config_path = node_directory.join("gavel.toml");

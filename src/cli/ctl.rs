@@ -25,7 +25,8 @@ pub struct ControlArgs {
         default_value = "http://127.0.0.1:9081"
     )]
     pub control: String,
-    /// Admin token of the cluster (`gavel cluster up` prints it).
+    /// An operator token: the admin token (`gavel cluster up` prints it) or one of
+    /// `[[security.operators]]`.
     #[arg(long, global = true, value_name = "T", env = ADMIN_TOKEN_ENV, hide_env_values = true)]
     pub token: Option<String>,
 }
@@ -75,6 +76,9 @@ pub enum CtlCommand {
     },
     /// The janitor's last purification report.
     Janitor,
+    /// The audit: verify every bid hash chain, list the operator audit trail.
+    #[command(subcommand)]
+    Audit(super::audit::AuditCommand),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -183,6 +187,9 @@ impl ApiRequest {
 }
 
 pub fn run(args: CtlArgs) -> Result<(), Failure> {
+    if let CtlCommand::Audit(command) = &args.command {
+        return super::audit::run(command, &args.control);
+    }
     let request = request_for(&args.command)?;
     let reply = match request.listener {
         Listener::Control => args.control.send(&request)?,
@@ -212,6 +219,9 @@ fn request_for(command: &CtlCommand) -> Result<ApiRequest, Failure> {
             ApiRequest::post_control("/control/v1/cluster/switchover", json!({"to_node_id": to}))
         }
         CtlCommand::Janitor => ApiRequest::get_control("/control/v1/janitor"),
+        CtlCommand::Audit(_) => {
+            return Err(Failure::unusable("audit commands send several requests"))
+        }
     })
 }
 
@@ -259,7 +269,7 @@ fn read_json_file(path: &std::path::Path) -> Result<Value, Failure> {
 }
 
 /// Percent-encodes an id for use as one path segment.
-fn path_segment(text: &str) -> String {
+pub(super) fn path_segment(text: &str) -> String {
     let keep = |byte: u8| byte.is_ascii_alphanumeric() || b"-._~".contains(&byte);
     text.bytes()
         .map(|byte| {

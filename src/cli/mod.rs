@@ -2,11 +2,14 @@
 //! - `serve`: run one node from a config file (`crate::node::run`);
 //! - `cluster`: start a local cluster of child processes (`cluster up`), or show a
 //!   cluster's state (`cluster status`); `local_cluster` plans the files it writes;
-//! - `ctl`: operator commands over the control API of API.md.
+//! - `ctl`: operator commands over the control API of API.md; `audit` holds
+//!   `gavel ctl audit verify` (every bid hash chain, online or on a stopped node's data
+//!   directory) and `gavel ctl audit list`.
 //!
 //! Exit codes: 0 success, 1 the command failed (an HTTP error, a node that stopped with
 //! an error), 2 unusable input (bad arguments or configuration).
 
+mod audit;
 mod cluster;
 mod ctl;
 mod local_cluster;

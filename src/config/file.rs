@@ -26,6 +26,10 @@ pub(super) struct ConfigFile {
     pub(super) pool: PoolSection,
     #[serde(default)]
     pub(super) http: HttpSection,
+    #[serde(default)]
+    pub(super) limits: LimitsSection,
+    #[serde(default)]
+    pub(super) tls: TlsSection,
 }
 
 #[derive(Default, Deserialize)]
@@ -101,6 +105,8 @@ impl TryFrom<ConfigFile> for Config {
             janitor: file.janitor,
             pool: file.pool,
             http: file.http,
+            limits: file.limits,
+            tls: file.tls,
         })
     }
 }

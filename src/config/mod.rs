@@ -73,6 +73,8 @@ pub struct Config {
     pub janitor: JanitorSection,
     pub pool: PoolSection,
     pub http: HttpSection,
+    pub limits: LimitsSection,
+    pub tls: TlsSection,
 }
 
 /// `[node]`: who this node is and where it keeps its state.
@@ -111,8 +113,13 @@ pub struct SecuritySection {
     /// or more. Required when the cluster has more than one member.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_secret: Option<String>,
-    /// Recorded as the actor of control-listener commands (suspensions, increments).
+    /// The operator name the admin token acts under in the audit trail.
     pub operator_name: String,
+    /// More operators, each with a control token of their own (`[[security.operators]]`):
+    /// every control action is recorded with the name of the operator whose token it
+    /// carried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub operators: Vec<OperatorToken>,
 }
 
 impl Default for SecuritySection {
@@ -121,6 +128,7 @@ impl Default for SecuritySection {
             admin_token: None,
             cluster_secret: None,
             operator_name: "operator".to_string(),
+            operators: Vec::new(),
         }
     }
 }
@@ -133,6 +141,7 @@ impl fmt::Debug for SecuritySection {
             .field("admin_token", &redact(&self.admin_token))
             .field("cluster_secret", &redact(&self.cluster_secret))
             .field("operator_name", &self.operator_name)
+            .field("operators", &self.operators)
             .finish()
     }
 }
@@ -335,13 +344,15 @@ impl Config {
         self.validate_members()?;
         self.validate_security()?;
         self.validate_raft()?;
-        self.validate_timers_and_limits()
+        self.validate_timers_and_limits()?;
+        self.validate_rate_limits()?;
+        self.validate_tls()
     }
 
-    /// `validate`, plus what a serving node needs: an admin token.
+    /// `validate`, plus what a serving node needs: an admin token, or an operator token.
     pub fn validate_for_serving(&self) -> Result<(), ConfigError> {
         self.validate()?;
-        if self.security.admin_token.is_none() {
+        if self.security.admin_token.is_none() && self.security.operators.is_empty() {
             return Err(ConfigError::invalid(
                 "security.admin_token",
                 format!("is not set, and the node refuses to start without it: set it in the config file or in {ADMIN_TOKEN_ENV} ({MIN_SECRET_CHARS} characters or more)"),
@@ -445,7 +456,8 @@ impl Config {
                 shared,
                 "must be set when the cluster has several members",
             ),
-        ])
+        ])?;
+        self.validate_operators()
     }
 
     fn validate_raft(&self) -> Result<(), ConfigError> {
@@ -556,7 +568,9 @@ fn line_and_column(text: &str, offset: usize) -> String {
 }
 
 mod file;
+mod security;
 use file::{ConfigFile, NodeFile};
+pub use security::{LimitsSection, OperatorToken, TlsSection};
 
 #[cfg(test)]
 mod tests;

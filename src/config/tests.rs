@@ -96,6 +96,40 @@ fn each_bad_value_names_its_key() {
         ("pool.event_buffer", |c| c.pool.event_buffer = 0),
         ("http.workers", |c| c.http.workers = 0),
         ("http.max_connections", |c| c.http.max_connections = 0),
+        ("limits.per_ip_per_second", |c| {
+            c.limits.per_ip_per_second = 0
+        }),
+        ("limits.per_session_burst", |c| {
+            c.limits.per_session_burst = 0
+        }),
+        ("limits.max_tracked", |c| c.limits.max_tracked = 1),
+        ("tls", |c| c.tls.public_cert = Some("cert.pem".into())),
+        ("tls", |c| c.tls.peer_key = Some("key.pem".into())),
+        ("tls.peer_ca", |c| {
+            c.tls.peer_cert = Some("cert.pem".into());
+            c.tls.peer_key = Some("key.pem".into());
+        }),
+        ("security.operators[0].name", |c| {
+            c.security.operators = vec![operator("bad name", "a-long-enough-token-1")]
+        }),
+        ("security.operators[1].name", |c| {
+            c.security.operators = vec![
+                operator("ann", "a-long-enough-token-1"),
+                operator("ann", "a-long-enough-token-2"),
+            ]
+        }),
+        ("security.operators[0].name", |c| {
+            c.security.operators = vec![operator("operator", "a-long-enough-token-1")]
+        }),
+        ("security.operators[0].token", |c| {
+            c.security.operators = vec![operator("ann", "short")]
+        }),
+        ("security.operators[1].token", |c| {
+            c.security.operators = vec![
+                operator("ann", "a-long-enough-token-1"),
+                operator("ben", "a-long-enough-token-1"),
+            ]
+        }),
     ];
     for (key, breakage) in cases {
         let mut config = node_one();
@@ -104,6 +138,41 @@ fn each_bad_value_names_its_key() {
         assert_eq!(error.key(), Some(key), "{error}");
         assert!(error.to_string().starts_with(key), "{error}");
     }
+}
+
+fn operator(name: &str, token: &str) -> OperatorToken {
+    OperatorToken {
+        name: name.to_string(),
+        token: token.to_string(),
+    }
+}
+
+#[test]
+fn operators_limits_and_tls_parse_and_tokens_stay_out_of_debug_output() {
+    let config = parse(
+        "[node]\nid = 1\n[security]\n[[security.operators]]\nname = \"ann\"\ntoken = \"ann-token-0123456789\"\n\n[limits]\nper_ip_per_second = 7\n\n[tls]\npublic_cert = \"c.pem\"\npublic_key = \"k.pem\"\n",
+    )
+    .expect("parses");
+    assert_eq!(
+        config.security.operators,
+        vec![operator("ann", "ann-token-0123456789")]
+    );
+    assert_eq!(config.limits.per_ip_per_second, 7);
+    assert_eq!(
+        config.limits.per_ip_burst,
+        LimitsSection::default().per_ip_burst
+    );
+    assert_eq!(config.tls.public_cert, Some(PathBuf::from("c.pem")));
+    config.validate().expect("valid");
+    // An operator token is enough to serve without an admin token.
+    config
+        .validate_for_serving()
+        .expect("serves with an operator token");
+    let debug = format!("{config:?}");
+    assert!(
+        debug.contains("ann") && !debug.contains("ann-token-0123456789"),
+        "{debug}"
+    );
 }
 
 #[test]

@@ -9,7 +9,10 @@ use super::event::{Event, EventKind};
 use super::invariants;
 use super::phases::{self, advance, not_open};
 use super::rejection::Rejection;
-use super::state::{Auction, Bidder, Phase, Session, State, TakeoverRecord, MAX_TAKEOVERS_KEPT};
+use super::state::{
+    Auction, Bidder, OperatorRecord, Phase, Session, State, TakeoverRecord, MAX_OPERATOR_RECORDS,
+    MAX_TAKEOVERS_KEPT,
+};
 use super::types::{validate_id, validate_text, AuctionSpec, BidderNumber, Money};
 
 /// What applying one command produced: its answer, and the events to publish. A refused
@@ -30,6 +33,7 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
     state.clock_ms = now_ms;
     let mut events = Vec::new();
     let result = dispatch(state, now_ms, last_command_ms, envelope, &mut events);
+    record_operator_action(state, now_ms, envelope, &result);
 
     if let Some(auction) = envelope
         .command
@@ -47,6 +51,32 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
         }
     }
     Applied { result, events }
+}
+
+/// Appends a control command, accepted or refused, to the operator audit trail.
+fn record_operator_action(
+    state: &mut State,
+    now_ms: u64,
+    envelope: &Envelope,
+    result: &Result<Outcome, Rejection>,
+) {
+    let Some((action, target, reason)) = envelope.command.operator_action() else {
+        return;
+    };
+    if state.operator_audit.len() >= MAX_OPERATOR_RECORDS {
+        state.operator_audit.pop_front();
+    }
+    state.operator_audit.push_back(OperatorRecord {
+        at_ms: now_ms,
+        operator: envelope.actor.clone(),
+        action,
+        target,
+        reason,
+        outcome: match result {
+            Ok(_) => "ok".to_string(),
+            Err(rejection) => rejection.code().to_string(),
+        },
+    });
 }
 
 /// The invariants, checked on the newest bid only, so a command costs the same however
@@ -209,6 +239,16 @@ fn dispatch(
         Command::Purge {
             request_retention_ms,
         } => Ok(purge(state, now_ms, *request_retention_ms)),
+        Command::RecordOperatorAction {
+            action,
+            target,
+            reason,
+        } => {
+            validate_id("action", action)?;
+            validate_text("target", target, true)?;
+            validate_text("reason", reason, false)?;
+            Ok(Outcome::OperatorActionRecorded)
+        }
     }
 }
 

@@ -85,6 +85,13 @@ pub enum Command {
     Purge {
         request_retention_ms: u64,
     },
+    /// Records an operator action that changes no kernel state (a manual switchover) in
+    /// the operator audit trail, so every control action is on record with its operator.
+    RecordOperatorAction {
+        action: String,
+        target: String,
+        reason: String,
+    },
 }
 
 impl Command {
@@ -102,6 +109,50 @@ impl Command {
             Command::CreateAuction { spec } => Some(&spec.id),
             _ => None,
         }
+    }
+
+    /// What the operator audit trail records of a control command: `(action, target,
+    /// reason)`. Bidder and system commands (sessions, bids, timers, purges) answer `None`.
+    pub fn operator_action(&self) -> Option<(String, String, String)> {
+        let (action, target, reason) = match self {
+            Command::RegisterBidder { bidder_id, .. } => {
+                ("register_bidder", bidder_id.clone(), String::new())
+            }
+            Command::CreateAuction { spec } => ("create_auction", spec.id.clone(), String::new()),
+            Command::Qualify {
+                auction_id,
+                bidder_id,
+            } => (
+                "qualify",
+                format!("{auction_id}/{bidder_id}"),
+                String::new(),
+            ),
+            Command::Suspend { auction_id, reason } => {
+                ("suspend", auction_id.clone(), reason.clone())
+            }
+            Command::Resume { auction_id, reason } => {
+                ("resume", auction_id.clone(), reason.clone())
+            }
+            Command::Terminate { auction_id, reason } => {
+                ("terminate", auction_id.clone(), reason.clone())
+            }
+            Command::ChangeIncrement {
+                auction_id,
+                increment,
+                reason,
+            } => (
+                "change_increment",
+                auction_id.clone(),
+                format!("increment {increment}: {reason}"),
+            ),
+            Command::RecordOperatorAction {
+                action,
+                target,
+                reason,
+            } => return Some((action.clone(), target.clone(), reason.clone())),
+            _ => return None,
+        };
+        Some((action.to_string(), target, reason))
     }
 }
 
@@ -148,4 +199,5 @@ pub enum Outcome {
         sessions: u64,
         requests: u64,
     },
+    OperatorActionRecorded,
 }

@@ -32,5 +32,5 @@ pub use apply::{apply, Applied};
 pub use command::{Command, Envelope, Outcome, Receipt};
 pub use event::{Event, EventKind};
 pub use rejection::Rejection;
-pub use state::{Auction, BidRecord, Phase, State};
+pub use state::{Auction, BidRecord, OperatorRecord, Phase, State};
 pub use types::{AuctionSpec, IncrementRule, Money};

@@ -1,7 +1,7 @@
 //! The replicated state. Every field is derived from the log alone, so replicas that
 //! applied the same entries hold equal states (compared by `State::digest`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -21,6 +21,25 @@ pub struct State {
     pub requests: BTreeMap<String, BTreeMap<String, RequestRecord>>,
     /// When each leader took over, oldest first (bounded by `MAX_TAKEOVERS_KEPT`).
     pub takeovers: Vec<TakeoverRecord>,
+    /// Every control action, oldest first, with the operator who gave it (bounded by
+    /// `MAX_OPERATOR_RECORDS`; the Raft log keeps the rest until it is compacted).
+    pub operator_audit: VecDeque<OperatorRecord>,
+}
+
+/// How many operator audit records the state keeps.
+pub const MAX_OPERATOR_RECORDS: usize = 10_000;
+
+/// One control action: who gave it, when, on what, why, and what came of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorRecord {
+    pub at_ms: u64,
+    pub operator: String,
+    pub action: String,
+    /// The bidder, auction (`auction/bidder` for a qualification) or node acted on.
+    pub target: String,
+    pub reason: String,
+    /// `ok`, or the rejection code the command was refused with.
+    pub outcome: String,
 }
 
 /// How many takeover records the state keeps.

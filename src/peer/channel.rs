@@ -2,7 +2,8 @@
 //! direction has its own session key; every frame carries an HMAC-SHA256 tag over its
 //! sequence number and payload, checked in constant time before the payload is decoded, so
 //! nothing can be injected, replayed, reordered or cut short within a session. The channel
-//! is authenticated, not encrypted: peer traffic stays in the intranet zone.
+//! is authenticated, not encrypted: peer traffic stays in the intranet zone, and with the
+//! `[tls]` peer settings the whole connection runs inside TLS (`crate::tls`).
 
 use hmac::{Hmac, Mac};
 use serde::de::DeserializeOwned;

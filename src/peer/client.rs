@@ -24,6 +24,7 @@ use super::protocol::{
     encode, ForwardError, ForwardedCommit, FrameError, PeerRequest, PeerResponse, PeerStatus,
     MAX_FRAME_BYTES,
 };
+use super::PeerStream;
 use crate::kernel::Command;
 use crate::replication::TypeConfig;
 
@@ -59,6 +60,12 @@ pub enum PeerError {
         #[source]
         source: HandshakeError,
     },
+    #[error("TLS with node {target} at {address} failed: {detail}")]
+    Tls {
+        target: u64,
+        address: String,
+        detail: String,
+    },
     #[error("peer connection I/O failed: {0}")]
     Io(#[source] std::io::Error),
     #[error("bad frame from or for a peer: {0}")]
@@ -86,7 +93,7 @@ impl From<FrameError> for PeerError {
 }
 
 /// The authenticated connections a client uses.
-type Connection = SecureChannel<TcpStream>;
+type Connection = SecureChannel<PeerStream>;
 
 /// Calls one peer node.
 pub struct PeerClient {
@@ -94,6 +101,8 @@ pub struct PeerClient {
     address: String,
     self_node_id: u64,
     secret: Arc<[u8]>,
+    /// TLS under the handshake, when the cluster uses it.
+    tls: Option<tokio_rustls::TlsConnector>,
     /// Idle connections with the time each was put back; most recent last.
     idle: Mutex<Vec<(Connection, Instant)>>,
 }
@@ -106,8 +115,15 @@ impl PeerClient {
             address,
             self_node_id,
             secret,
+            tls: None,
             idle: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Dials every connection with TLS first (peer certificates checked by `connector`).
+    pub fn with_tls(mut self, connector: Option<tokio_rustls::TlsConnector>) -> Self {
+        self.tls = connector;
+        self
     }
 
     pub fn target(&self) -> u64 {
@@ -174,6 +190,10 @@ impl PeerClient {
             if let Err(error) = stream.set_nodelay(true) {
                 tracing::debug!(target = self.target, %error, "cannot set TCP_NODELAY");
             }
+            let stream: PeerStream = match &self.tls {
+                None => Box::new(stream),
+                Some(connector) => Box::new(self.tls_connect(connector, stream).await?),
+            };
             client_handshake(stream, self.self_node_id, Some(self.target), &self.secret)
                 .await
                 .map_err(|source| PeerError::Handshake {
@@ -185,6 +205,23 @@ impl PeerClient {
         tokio::time::timeout(CONNECT_TIMEOUT, connecting)
             .await
             .map_err(|_| self.timeout("connection", CONNECT_TIMEOUT))?
+    }
+
+    async fn tls_connect(
+        &self,
+        connector: &tokio_rustls::TlsConnector,
+        stream: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, PeerError> {
+        let tls_failed = |detail: String| PeerError::Tls {
+            target: self.target,
+            address: self.address.clone(),
+            detail,
+        };
+        let name = crate::tls::peer_server_name(&self.address).map_err(tls_failed)?;
+        connector
+            .connect(name, stream)
+            .await
+            .map_err(|error| tls_failed(error.to_string()))
     }
 
     fn take_idle(&self) -> Option<Connection> {
@@ -301,6 +338,7 @@ fn unexpected(asked: &str, answered: &PeerResponse) -> PeerError {
 pub struct PeerClients {
     self_node_id: u64,
     secret: Arc<[u8]>,
+    tls: Option<tokio_rustls::TlsConnector>,
     clients: Mutex<HashMap<u64, Arc<PeerClient>>>,
 }
 
@@ -309,8 +347,15 @@ impl PeerClients {
         PeerClients {
             self_node_id,
             secret,
+            tls: None,
             clients: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Every client dials with TLS first (see `PeerClient::with_tls`).
+    pub fn with_tls(mut self, connector: Option<tokio_rustls::TlsConnector>) -> Self {
+        self.tls = connector;
+        self
     }
 
     pub fn self_node_id(&self) -> u64 {
@@ -324,12 +369,15 @@ impl PeerClients {
         match clients.get(&node_id) {
             Some(client) if client.address == peer_addr => client.clone(),
             _ => {
-                let client = Arc::new(PeerClient::new(
-                    node_id,
-                    peer_addr.to_string(),
-                    self.self_node_id,
-                    self.secret.clone(),
-                ));
+                let client = Arc::new(
+                    PeerClient::new(
+                        node_id,
+                        peer_addr.to_string(),
+                        self.self_node_id,
+                        self.secret.clone(),
+                    )
+                    .with_tls(self.tls.clone()),
+                );
                 clients.insert(node_id, client.clone());
                 client
             }

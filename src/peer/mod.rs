@@ -6,7 +6,8 @@
 //! authenticated frame by frame afterwards (`channel`). `server` answers them for one
 //! node's Raft and its `CommandSink`; `client` calls one peer over a small pool of
 //! authenticated connections, and `replication::PeerNetworkFactory` hands openraft those
-//! clients.
+//! clients. With `[tls]` peer settings, every connection is TLS first (`crate::tls`), and
+//! the handshake runs inside it.
 
 pub mod auth;
 pub mod channel;
@@ -28,6 +29,14 @@ pub use protocol::{
     MAX_FRAME_BYTES,
 };
 pub use server::{PeerServer, PeerServerLimits};
+
+/// The byte stream under a peer connection: plain TCP, or TLS over TCP.
+pub trait PeerIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync> PeerIo for T {}
+
+/// A peer connection's stream, whichever it is.
+pub type PeerStream = Box<dyn PeerIo>;
 
 /// Where the peer server hands a forwarded command: the node proposes it through its own
 /// Raft handle (the Supervisor actor) and answers once it committed, or why it did not.

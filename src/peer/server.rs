@@ -14,9 +14,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use super::auth::server_handshake;
+use super::auth::{server_handshake, HandshakeError};
 use super::protocol::{FrameError, PeerRequest, PeerResponse, PeerStatus};
-use super::CommandSink;
+use super::{CommandSink, PeerStream};
 use crate::replication::GavelRaft;
 
 /// How much one peer server takes on.
@@ -55,6 +55,8 @@ pub struct PeerServer {
     sink: Arc<dyn CommandSink>,
     secret: Arc<[u8]>,
     limits: PeerServerLimits,
+    /// TLS first on every connection, when the cluster uses it.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl PeerServer {
@@ -67,7 +69,14 @@ impl PeerServer {
             sink,
             secret,
             limits: PeerServerLimits::default(),
+            tls: None,
         }
+    }
+
+    /// Accepts only TLS connections, through `acceptor`, before the handshake.
+    pub fn with_tls(mut self, acceptor: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        self.tls = acceptor;
+        self
     }
 
     pub fn with_limits(mut self, limits: PeerServerLimits) -> Self {
@@ -143,10 +152,17 @@ impl PeerServer {
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%remote, %error, "cannot set TCP_NODELAY");
         }
-        let handshake_result = tokio::time::timeout(
-            self.limits.handshake_timeout,
-            server_handshake(stream, self.node_id, &self.secret),
-        )
+        // TLS (if any) and the handshake share one time limit.
+        let handshake_result = tokio::time::timeout(self.limits.handshake_timeout, async {
+            let stream: PeerStream = match &self.tls {
+                None => Box::new(stream),
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(tls) => Box::new(tls),
+                    Err(error) => return Err(HandshakeError::Frame(FrameError::Io(error))),
+                },
+            };
+            server_handshake(stream, self.node_id, &self.secret).await
+        })
         .await;
         drop(handshake);
         let mut channel = match handshake_result {

@@ -104,6 +104,9 @@ pub(crate) const STORAGE_STALL_LIMIT: std::time::Duration = std::time::Duration:
 pub enum ReplicationError {
     #[error("invalid replication options: {0}")]
     Options(String),
+    /// A data directory that cannot be read offline: missing, or in use by a node.
+    #[error("{0}")]
+    DataDir(String),
     #[error("invalid raft configuration: {0}")]
     Config(Box<ConfigError>),
     #[error(transparent)]

@@ -5,13 +5,15 @@
 //! `open_with_network` (`open` for a node without peers), which assembles them into a
 //! running Raft node on one data directory. A node restarted on its data directory loads
 //! its latest snapshot and re-applies the committed log entries after it before `open`
-//! returns, so its `SharedState` is whole from the start.
+//! returns, so its `SharedState` is whole from the start; `restore_offline` does the same
+//! for a stopped node's directory without starting Raft.
 
 mod codec;
 mod durable;
 mod error;
 mod log_store;
 mod network;
+mod offline;
 mod state_machine;
 #[cfg(test)]
 mod tests;
@@ -35,6 +37,7 @@ pub use log_store::LogStore;
 pub use network::{
     NoPeerTransport, PeerNetwork, PeerNetworkFactory, UnreachableNetwork, UnreachableNetworkFactory,
 };
+pub use offline::restore_offline;
 pub use state_machine::{SnapshotBuilder, StateMachineStore};
 
 openraft::declare_raft_types!(

@@ -20,6 +20,11 @@ impl Cluster {
     /// Starts `voters` voters and `standbys` standbys (node ids 1..) under `dir` and waits
     /// until every voter is ready.
     pub fn start(dir: &Path, voters: u64, standbys: u64) -> Cluster {
+        Cluster::start_with(dir, voters, standbys, "")
+    }
+
+    /// `start`, with `extra` TOML added to every node's configuration.
+    pub fn start_with(dir: &Path, voters: u64, standbys: u64, extra: &str) -> Cluster {
         let guard = ONE_CLUSTER_AT_A_TIME
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -36,7 +41,7 @@ impl Cluster {
             ));
         }
         let extra = format!(
-            "\n[raft]\nheartbeat_interval_ms = 50\nelection_timeout_min_ms = 250\nelection_timeout_max_ms = 500\n\n[cluster]\ncheck_interval_ms = 100\ndown_after_misses = 3\n{members}"
+            "{extra}\n[raft]\nheartbeat_interval_ms = 50\nelection_timeout_min_ms = 250\nelection_timeout_max_ms = 500\n\n[cluster]\ncheck_interval_ms = 100\ndown_after_misses = 3\n{members}"
         );
         let mut nodes: Vec<Node> = ports
             .iter()

@@ -5,7 +5,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -28,6 +28,21 @@ pub fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// A temporary directory named after the test.
+pub fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(name)
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// Starts node 1 alone in `dir` on free ports, with `extra` TOML in its configuration.
+pub fn start_with(dir: &Path, extra: &str) -> Node {
+    let mut node = Node::configure(dir, 1, (free_port(), free_port(), free_port()), extra);
+    node.spawn();
+    node
+}
+
 /// One running node: its process, ports and data directory.
 pub struct Node {
     pub child: Option<Child>,
@@ -35,6 +50,8 @@ pub struct Node {
     pub control_url: String,
     pub config_path: PathBuf,
     pub dir: PathBuf,
+    /// `RUST_LOG` of the process; `info` unless a test asks for more.
+    pub rust_log: String,
 }
 
 impl Node {
@@ -84,6 +101,7 @@ closed_auction_linger_ms = 1000
             control_url: format!("http://127.0.0.1:{control}"),
             config_path,
             dir: dir.to_path_buf(),
+            rust_log: "info".to_string(),
         }
     }
 
@@ -97,12 +115,13 @@ closed_auction_linger_ms = 1000
     pub fn spawn_without_waiting(&mut self) {
         let log = std::fs::File::create(self.dir.join(format!("node-{}.log", now_ms())))
             .expect("log file");
+        let stdout = log.try_clone().expect("log file handle");
         let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
             .args(["serve", "--config"])
             .arg(&self.config_path)
             .env_remove("GAVEL_ADMIN_TOKEN")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .env("RUST_LOG", &self.rust_log)
+            .stdout(stdout)
             .stderr(log)
             .spawn()
             .expect("start gavel");
@@ -124,7 +143,8 @@ closed_auction_linger_ms = 1000
                     );
                 }
             }
-            if let Ok(response) = ureq::get(&format!("{}/readyz", self.public_url)).call() {
+            // The control listener is plain HTTP whether or not the public one is TLS.
+            if let Ok(response) = ureq::get(&format!("{}/readyz", self.control_url)).call() {
                 if response.status() == 200 {
                     return;
                 }
@@ -168,6 +188,22 @@ closed_auction_linger_ms = 1000
             method,
             &format!("{}{}", self.control_url, path),
             Some(ADMIN_TOKEN),
+            body,
+        )
+    }
+
+    /// A control request with another operator's token.
+    pub fn control_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        request(
+            method,
+            &format!("{}{}", self.control_url, path),
+            Some(token),
             body,
         )
     }
@@ -222,6 +258,19 @@ closed_auction_linger_ms = 1000
             self.public("GET", &format!("/api/v1/auctions/{auction_id}"), None, None);
         assert_eq!(status, 200, "get auction: {answer}");
         answer
+    }
+
+    /// Polls the auction until it holds `count` bids or the time limit; the last view.
+    pub fn wait_for_bid_count(&self, auction_id: &str, count: u64, limit: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, view) =
+                self.public("GET", &format!("/api/v1/auctions/{auction_id}"), None, None);
+            if (status == 200 && view["bid_count"] == count) || started.elapsed() > limit {
+                return view;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Polls the auction until `phase` or the time limit; returns the last view.
@@ -313,3 +362,4 @@ pub fn auction_spec(id: &str, listing_ms: u64, countdown_ms: u64) -> Value {
 }
 pub mod bidders;
 pub mod cluster;
+pub mod tls;

@@ -1,0 +1,258 @@
+//! `gavel ctl audit`: the audit commands. `verify` recomputes every auction's bid hash
+//! chain (`kernel::chain::verify_chain`) and checks the named invariants
+//! (`kernel::invariants`), either online, from a running node's control listener (each
+//! auction's result carries its bid records with their hashes), or offline, from a stopped
+//! node's data directory restored the way the node restores it
+//! (`replication::restore_offline`). It prints one line per auction and fails naming each
+//! auction and bid record that does not hold. `list` prints the operator audit trail.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::ctl::{path_segment, ApiRequest, ControlArgs};
+use super::Failure;
+use crate::kernel::chain::verify_chain;
+use crate::kernel::{invariants, BidRecord};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check every auction's bid hash chain and invariants; exits 1 naming what is broken.
+    Verify {
+        /// Check a stopped node's data directory (`node.data_dir`) instead of asking the
+        /// control listener.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// The operator audit trail: every control action with its operator, oldest first.
+    List {
+        #[arg(long)]
+        operator: Option<String>,
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+}
+
+/// What was found wrong with one auction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub auction_id: String,
+    pub problem: String,
+}
+
+/// Checks one auction's bid records: the chain first (it names the broken record), then
+/// that prices strictly increase.
+pub fn check_bids(auction_id: &str, bids: &[BidRecord]) -> Result<(), Finding> {
+    let finding = |problem: String| Finding {
+        auction_id: auction_id.to_string(),
+        problem,
+    };
+    verify_chain(auction_id, bids).map_err(|broken| finding(broken.to_string()))?;
+    if let Some(pair) = bids
+        .windows(2)
+        .find(|pair| pair[0].amount >= pair[1].amount)
+    {
+        return Err(finding(format!(
+            "bid record {} is not above bid record {}",
+            pair[1].seq, pair[0].seq
+        )));
+    }
+    Ok(())
+}
+
+pub fn run(command: &AuditCommand, control: &ControlArgs) -> Result<(), Failure> {
+    match command {
+        AuditCommand::Verify {
+            data_dir: Some(dir),
+        } => report(verify_offline(dir)?),
+        AuditCommand::Verify { data_dir: None } => report(verify_online(control)?),
+        AuditCommand::List {
+            operator,
+            action,
+            limit,
+        } => {
+            let mut query = Vec::new();
+            for (name, value) in [("operator", operator.clone()), ("action", action.clone())] {
+                if let Some(value) = value {
+                    query.push(format!("{name}={}", path_segment(&value)));
+                }
+            }
+            if let Some(limit) = limit {
+                query.push(format!("limit={limit}"));
+            }
+            let path = if query.is_empty() {
+                "/control/v1/audit".to_string()
+            } else {
+                format!("/control/v1/audit?{}", query.join("&"))
+            };
+            let reply = control.send(&ApiRequest::get_control(path))?;
+            let records = reply
+                .as_ref()
+                .and_then(|reply| reply.get("records"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for record in records {
+                let field = |name: &str| record.get(name).map_or(String::new(), plain);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    field("at_ms"),
+                    field("operator"),
+                    field("action"),
+                    field("target"),
+                    field("outcome"),
+                    field("reason")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn plain(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// One line per auction: `(auction id, bid count, finding)`.
+type Checked = Vec<(String, usize, Option<Finding>)>;
+
+fn report(checked: Checked) -> Result<(), Failure> {
+    let mut broken = Vec::new();
+    let mut bid_total = 0;
+    for (auction_id, bid_count, finding) in &checked {
+        bid_total += bid_count;
+        match finding {
+            None => println!("auction {auction_id}: {bid_count} bids, hash chain intact"),
+            Some(finding) => {
+                println!("auction {auction_id}: BROKEN: {}", finding.problem);
+                broken.push(format!("{} ({})", finding.auction_id, finding.problem));
+            }
+        }
+    }
+    if broken.is_empty() {
+        println!(
+            "audit verify: {} auctions, {bid_total} bids: every hash chain intact",
+            checked.len()
+        );
+        Ok(())
+    } else {
+        Err(Failure::failed(format!(
+            "audit verify: {} of {} auctions failed: {}",
+            broken.len(),
+            checked.len(),
+            broken.join("; ")
+        )))
+    }
+}
+
+fn verify_offline(data_dir: &Path) -> Result<Checked, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| Failure::failed(format!("cannot start a runtime: {error}")))?;
+    let applied = runtime
+        .block_on(crate::replication::restore_offline(data_dir))
+        .map_err(|error| {
+            Failure::failed(format!(
+                "audit verify: cannot restore the state of {}: {error}",
+                data_dir.display()
+            ))
+        })?;
+    Ok(applied
+        .kernel
+        .auctions
+        .values()
+        .map(|auction| {
+            let id = auction.spec.id.clone();
+            let finding = check_bids(&id, &auction.bids).err().or_else(|| {
+                invariants::check_auction(auction)
+                    .err()
+                    .map(|violation| Finding {
+                        auction_id: id.clone(),
+                        problem: violation.to_string(),
+                    })
+            });
+            (id, auction.bids.len(), finding)
+        })
+        .collect())
+}
+
+fn verify_online(control: &ControlArgs) -> Result<Checked, Failure> {
+    let listed = control.send(&ApiRequest::get_control("/control/v1/auctions"))?;
+    let ids: Vec<String> = listed
+        .as_ref()
+        .and_then(Value::as_array)
+        .ok_or_else(|| Failure::failed("the auction list is not a JSON array"))?
+        .iter()
+        .filter_map(|auction| auction.get("id").and_then(Value::as_str).map(String::from))
+        .collect();
+    let mut checked = Vec::with_capacity(ids.len());
+    for id in ids {
+        let path = format!("/control/v1/auctions/{}/result", path_segment(&id));
+        let result = control.send(&ApiRequest::get_control(path))?;
+        let bids = result
+            .as_ref()
+            .and_then(|result| result.get("bids"))
+            .cloned()
+            .ok_or_else(|| Failure::failed(format!("the result of auction {id} has no bids")))?;
+        let bids: Vec<BidRecord> = serde_json::from_value(bids).map_err(|error| {
+            Failure::failed(format!("the bids of auction {id} cannot be read: {error}"))
+        })?;
+        let finding = check_bids(&id, &bids).err();
+        checked.push((id, bids.len(), finding));
+    }
+    Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::chain::{bid_hash, bid_id_from_hash, BidFields, GENESIS_HASH};
+
+    fn chain(amounts: &[u64]) -> Vec<BidRecord> {
+        let mut prev = GENESIS_HASH.to_string();
+        let mut bids = Vec::new();
+        for (index, amount) in amounts.iter().enumerate() {
+            let seq = index as u64 + 1;
+            let fields = BidFields {
+                auction_id: "lot",
+                seq,
+                bidder_id: "ann",
+                bidder_number: 1,
+                amount: *amount,
+                accepted_at_ms: 1_000 + seq,
+            };
+            let hash = bid_hash(&prev, &fields);
+            bids.push(BidRecord {
+                seq,
+                bid_id: bid_id_from_hash(&hash),
+                bidder_id: "ann".to_string(),
+                bidder_number: 1,
+                amount: *amount,
+                accepted_at_ms: 1_000 + seq,
+                prev_hash: prev.clone(),
+                hash: hash.clone(),
+            });
+            prev = hash;
+        }
+        bids
+    }
+
+    #[test]
+    fn an_intact_chain_passes_and_an_altered_amount_is_named_by_its_record() {
+        let mut bids = chain(&[100, 200, 300]);
+        assert_eq!(check_bids("lot", &bids), Ok(()));
+        bids[1].amount = 250;
+        let finding = check_bids("lot", &bids).unwrap_err();
+        assert_eq!(finding.auction_id, "lot");
+        assert!(
+            finding.problem.contains("bid record 2 of auction lot"),
+            "{finding:?}"
+        );
+    }
+}

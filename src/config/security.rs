@@ -1,0 +1,169 @@
+//! The security sections of the configuration: operators and their tokens
+//! (`[[security.operators]]`), the public listener's rate limits (`[limits]`) and the
+//! optional TLS files (`[tls]`), with their validation. The certificate files themselves
+//! are read and checked when the node starts (`crate::tls`).
+
+use super::*;
+
+/// One operator's control token (`[[security.operators]]`). Debug output never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorToken {
+    /// 1 to 64 characters of A-Z, a-z, 0-9, '_', '-', '.'; unique, and not the
+    /// `operator_name` of the admin token.
+    pub name: String,
+    /// Bearer token of this operator, 16 characters or more, unique.
+    pub token: String,
+}
+
+impl fmt::Debug for OperatorToken {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("OperatorToken")
+            .field("name", &self.name)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `[limits]`: rate limits of the public listener (`api::limits`), token buckets per
+/// client IP address and per session token. A client over either gets 429 `rate_limited`
+/// with `Retry-After`. Every client of a proxy, or of a benchmark on loopback, shares one
+/// address: raise the per-IP rate for those.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Requests per second one client address may sustain. Default 1000.
+    pub per_ip_per_second: u32,
+    /// Requests one client address may send at once after a quiet spell. Default 2000.
+    pub per_ip_burst: u32,
+    /// Requests per second one session token may sustain. Default 50.
+    pub per_session_per_second: u32,
+    /// Requests one session token may send at once. Default 100.
+    pub per_session_burst: u32,
+    /// Most buckets kept per kind (addresses, sessions); the quiet ones are forgotten
+    /// first. Default 100000.
+    pub max_tracked: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            per_ip_per_second: 1_000,
+            per_ip_burst: 2_000,
+            per_session_per_second: 50,
+            per_session_burst: 100,
+            max_tracked: 100_000,
+        }
+    }
+}
+
+/// `[tls]`: optional TLS (rustls) on the public and the peer listener, each enabled by
+/// giving its certificate chain and private key as PEM files. Peer TLS also needs
+/// `peer_ca`: the certificates that sign the other nodes' peer certificates, which must
+/// name the host of each member's `peer` address (an IP address SAN for an IP). The
+/// cluster-secret handshake still runs inside TLS. Files are read and checked at start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_ca: Option<PathBuf>,
+}
+
+impl Config {
+    pub(super) fn validate_rate_limits(&self) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        all_hold(&[
+            (
+                "limits.per_ip_per_second",
+                limits.per_ip_per_second >= 1,
+                AT_LEAST_ONE,
+            ),
+            (
+                "limits.per_ip_burst",
+                limits.per_ip_burst >= 1,
+                AT_LEAST_ONE,
+            ),
+            (
+                "limits.per_session_per_second",
+                limits.per_session_per_second >= 1,
+                AT_LEAST_ONE,
+            ),
+            (
+                "limits.per_session_burst",
+                limits.per_session_burst >= 1,
+                AT_LEAST_ONE,
+            ),
+            (
+                "limits.max_tracked",
+                limits.max_tracked >= 2,
+                "must be 2 or more",
+            ),
+        ])
+    }
+
+    /// Certificate and key come in pairs, and peer TLS names its trusted CAs. Whether the
+    /// files hold what they should is checked when the node loads them (`crate::tls`).
+    pub(super) fn validate_tls(&self) -> Result<(), ConfigError> {
+        let tls = &self.tls;
+        let pair = |cert: &Option<PathBuf>, key: &Option<PathBuf>| cert.is_some() == key.is_some();
+        require(
+            pair(&tls.public_cert, &tls.public_key),
+            "tls",
+            "public_cert and public_key go together: set both or neither",
+        )?;
+        require(
+            pair(&tls.peer_cert, &tls.peer_key),
+            "tls",
+            "peer_cert and peer_key go together: set both or neither",
+        )?;
+        require(
+            tls.peer_cert.is_some() == tls.peer_ca.is_some(),
+            "tls.peer_ca",
+            "must be set exactly when peer TLS is on (peer_cert and peer_key): it names the CA that signs the other nodes' peer certificates",
+        )
+    }
+
+    pub(super) fn validate_operators(&self) -> Result<(), ConfigError> {
+        let security = &self.security;
+        let mut names = BTreeSet::from([security.operator_name.as_str()]);
+        let mut tokens: BTreeSet<&str> = security.admin_token.iter().map(String::as_str).collect();
+        for (index, operator) in security.operators.iter().enumerate() {
+            let key = |field: &str| format!("security.operators[{index}].{field}");
+            require(is_operator_name(&operator.name), key("name"), OPERATOR_NAME)?;
+            require(
+                names.insert(operator.name.as_str()),
+                key("name"),
+                format!("repeats the operator name {:?}", operator.name),
+            )?;
+            require(
+                operator.token.chars().count() >= MIN_SECRET_CHARS,
+                key("token"),
+                TOO_SHORT,
+            )?;
+            require(
+                tokens.insert(operator.token.as_str()),
+                key("token"),
+                "repeats another operator's token (or the admin token)",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+const OPERATOR_NAME: &str = "must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '-', '.'";
+
+fn is_operator_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.'))
+}
