@@ -61,6 +61,10 @@ pub enum Finding {
     NoProgress {
         detail: String,
     },
+    /// The harness could not carry the round out (no leader, a refused setup call).
+    RoundAborted {
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for Finding {
@@ -90,6 +94,7 @@ impl std::fmt::Display for Finding {
                 write!(f, "bid {request_id} acknowledged after the close")
             }
             Finding::NoProgress { detail } => write!(f, "no progress after healing: {detail}"),
+            Finding::RoundAborted { detail } => write!(f, "round aborted: {detail}"),
         }
     }
 }
@@ -165,8 +170,12 @@ fn check_replicas(replicas: &[ReplicaReport], findings: &mut Vec<Finding>) {
     }
 }
 
-/// Healing a fault must bring bidding back: an auction still open after the heal must
-/// have taken an acknowledged bid since.
+/// How long an auction must stay open after the heal before a lack of acknowledged bids
+/// counts as no progress (bidders need a moment to learn of a new leader).
+pub const PROGRESS_WINDOW_MS: u64 = 3_000;
+
+/// Healing a fault must bring bidding back: an auction still open well after the heal
+/// must have taken an acknowledged bid since.
 fn check_progress(
     history: &[BidOp],
     auction: &Auction,
@@ -175,7 +184,7 @@ fn check_progress(
 ) {
     let open_after_heal = auction
         .closed_at_ms
-        .is_none_or(|closed| closed > healed_at_ms);
+        .is_none_or(|closed| closed > healed_at_ms.saturating_add(PROGRESS_WINDOW_MS));
     let acknowledged_after = history.iter().any(|op| {
         op.ended_ms > healed_at_ms && matches!(op.outcome, BidOutcome::Acknowledged { .. })
     });

@@ -49,7 +49,11 @@ const INCREMENT: u64 = 1_000;
 const DISK_MIB: u64 = 256;
 /// The longest wait for a leader, a restarted node, or replicas to agree.
 const WAIT_LIMIT: Duration = Duration::from_secs(30);
-const COUNTDOWN_MS: u64 = 2_000;
+const COUNTDOWN_MS: u64 = 1_500;
+/// The listing outlasts the fault, its healing and the operator's suspension (at most
+/// about 6.5 s), so the auction cannot close for want of bids while the cluster is
+/// broken; timed bidding follows once the bidders stop.
+const LISTING_MS: u64 = 8_000;
 /// Appended to every node's configuration.
 const NODE_EXTRA_CONFIG: &str = "";
 
@@ -96,6 +100,25 @@ struct RoundRecord {
     /// From healing to the leader seeing every node up.
     recovery: Option<Duration>,
     notes: Vec<String>,
+}
+
+impl RoundRecord {
+    fn aborted(kind: FaultKind, seed: u64, error: &anyhow::Error) -> RoundRecord {
+        RoundRecord {
+            kind,
+            seed,
+            fault: "round not completed".to_string(),
+            findings: vec![Finding::RoundAborted {
+                detail: format!("{error:#}"),
+            }],
+            acknowledged: 0,
+            refused: 0,
+            unknown: 0,
+            restarts: 0,
+            recovery: None,
+            notes: Vec::new(),
+        }
+    }
 }
 
 /// Everything a run owns. Field order is drop order: nodes stop before their disks are
@@ -162,7 +185,13 @@ pub fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
     for (number, &(kind, round_seed)) in plan.iter().enumerate() {
         check_interrupt()?;
         progress.set_message(format!("round {}: {}", number + 1, kind.name()));
-        let record = harness.round(number + 1, kind, round_seed)?;
+        let record = match harness.round(number + 1, kind, round_seed) {
+            Ok(record) => record,
+            Err(error) if local::interrupted() => return Err(error),
+            // The round could not be carried out (no leader, a refused setup call): that
+            // is a failure of the cluster under test, not a reason to stop the run.
+            Err(error) => RoundRecord::aborted(kind, round_seed, &error),
+        };
         if !record.findings.is_empty() {
             let text = failure_text(number + 1, &record, &harness);
             progress.suspend(|| println!("{text}"));
@@ -368,7 +397,7 @@ impl Harness {
             "start_price": START_PRICE,
             "increment": INCREMENT,
             "listing_opens_at_ms": now,
-            "listing_closes_at_ms": now + 1_000,
+            "listing_closes_at_ms": now + LISTING_MS,
             "countdown_ms": COUNTDOWN_MS,
             "failover_grace_ms": COUNTDOWN_MS
         });

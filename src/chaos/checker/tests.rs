@@ -250,4 +250,13 @@ fn an_open_auction_without_a_bid_after_healing_made_no_progress() {
         .any(|finding| matches!(finding, Finding::NoProgress { .. })));
     let findings = check_round(&history(&receipts), &[], &replicas(&state, 3), 39);
     assert_eq!(findings, Vec::new());
+    // Closed soon after the heal (its deadline ran out during the fault): not judged.
+    let mut closed_soon = replicas(&state, 1);
+    if let Some(auction) = closed_soon[0].auction.as_mut() {
+        auction.closed_at_ms = Some(50 + PROGRESS_WINDOW_MS - 1);
+    }
+    let findings = check_round(&history(&receipts), &[], &closed_soon, 50);
+    assert!(!findings
+        .iter()
+        .any(|finding| matches!(finding, Finding::NoProgress { .. })));
 }
