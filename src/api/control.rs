@@ -7,8 +7,8 @@ use super::auth::{new_salt, secret_hash, Operator};
 use super::problem::{ApiError, Problem};
 use super::public::unexpected;
 use super::requests::{
-    AuctionSpecRequest, BidderRequest, IncrementRequest, QualificationRequest, ReasonRequest,
-    SwitchoverRequest,
+    auction_path_id, AuctionSpecRequest, BidderRequest, IncrementRequest, QualificationRequest,
+    ReasonRequest, SwitchoverRequest,
 };
 use super::views::{BidderCreated, ControlAuctionView, QualificationView, ResultView};
 use super::AppState;
@@ -58,7 +58,7 @@ async fn register_bidder(
     body: web::Json<BidderRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner();
-    request.validate_secret()?;
+    request.validate()?;
     let secret_salt = new_salt();
     let command = Command::RegisterBidder {
         secret_hash: secret_hash(&secret_salt, &request.secret),
@@ -133,9 +133,12 @@ async fn qualify(
     path: web::Path<String>,
     body: web::Json<QualificationRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let bidder_id = body.into_inner().bidder_id;
+    let auction_id = auction_path_id(path.into_inner())?;
+    let request = body.into_inner();
+    request.validate()?;
+    let bidder_id = request.bidder_id;
     let command = Command::Qualify {
-        auction_id: path.into_inner(),
+        auction_id,
         bidder_id: bidder_id.clone(),
     };
     match app.propose(command, operator.0).await? {
@@ -177,10 +180,12 @@ async fn suspend(
     path: web::Path<String>,
     body: web::Json<ReasonRequest>,
 ) -> Result<web::Json<ControlAuctionView>, ApiError> {
-    let auction_id = path.into_inner();
+    let auction_id = auction_path_id(path.into_inner())?;
+    let request = body.into_inner();
+    request.validate()?;
     let command = Command::Suspend {
         auction_id: auction_id.clone(),
-        reason: body.into_inner().reason,
+        reason: request.reason,
     };
     phase_action(app, operator, auction_id, command).await
 }
@@ -195,10 +200,12 @@ async fn resume(
     path: web::Path<String>,
     body: web::Json<ReasonRequest>,
 ) -> Result<web::Json<ControlAuctionView>, ApiError> {
-    let auction_id = path.into_inner();
+    let auction_id = auction_path_id(path.into_inner())?;
+    let request = body.into_inner();
+    request.validate()?;
     let command = Command::Resume {
         auction_id: auction_id.clone(),
-        reason: body.into_inner().reason,
+        reason: request.reason,
     };
     phase_action(app, operator, auction_id, command).await
 }
@@ -213,10 +220,12 @@ async fn terminate(
     path: web::Path<String>,
     body: web::Json<ReasonRequest>,
 ) -> Result<web::Json<ControlAuctionView>, ApiError> {
-    let auction_id = path.into_inner();
+    let auction_id = auction_path_id(path.into_inner())?;
+    let request = body.into_inner();
+    request.validate()?;
     let command = Command::Terminate {
         auction_id: auction_id.clone(),
-        reason: body.into_inner().reason,
+        reason: request.reason,
     };
     phase_action(app, operator, auction_id, command).await
 }
@@ -232,8 +241,9 @@ async fn change_increment(
     path: web::Path<String>,
     body: web::Json<IncrementRequest>,
 ) -> Result<web::Json<ControlAuctionView>, ApiError> {
-    let auction_id = path.into_inner();
+    let auction_id = auction_path_id(path.into_inner())?;
     let request = body.into_inner();
+    request.validate()?;
     let command = Command::ChangeIncrement {
         auction_id: auction_id.clone(),
         increment: request.increment,
@@ -260,7 +270,8 @@ async fn result(
     Ok(web::Json(ResultView::new(auction)))
 }
 
-#[utoipa::path(tag = "control", responses((status = 200, body = ClusterView)), security(("admin" = [])))]
+#[utoipa::path(tag = "control", responses((status = 200, body = ClusterView),
+    (status = 503, description = "unavailable", body = Problem)), security(("admin" = [])))]
 #[get("/control/v1/cluster")]
 async fn cluster(
     app: web::Data<AppState>,
@@ -341,7 +352,8 @@ async fn pass_to_leader(
         .body(text))
 }
 
-#[utoipa::path(tag = "control", responses((status = 200, body = JanitorReport)), security(("admin" = [])))]
+#[utoipa::path(tag = "control", responses((status = 200, body = JanitorReport),
+    (status = 503, description = "unavailable", body = Problem)), security(("admin" = [])))]
 #[get("/control/v1/janitor")]
 async fn janitor(
     app: web::Data<AppState>,

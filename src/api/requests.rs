@@ -1,11 +1,21 @@
 //! What the HTTP API accepts. Unknown fields are refused (422); each request is checked
-//! before it becomes a command, and the kernel checks again what only it can know.
+//! here, before it becomes a command, so a malformed one is never proposed (nor written
+//! to the Raft log), and the kernel checks again what only it can know.
 
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::problem::ApiError;
-use crate::kernel::{AuctionSpec, IncrementRule};
+use crate::kernel::types::{validate_id, validate_text};
+use crate::kernel::{AuctionSpec, IncrementRule, Rejection};
+
+/// The auction id of a path: one that cannot name an auction answers 404 at once.
+pub fn auction_path_id(id: String) -> Result<String, ApiError> {
+    match validate_id("id", &id) {
+        Ok(()) => Ok(id),
+        Err(_) => Err(ApiError::Rejected(Rejection::AuctionNotFound)),
+    }
+}
 
 /// Shortest and longest bidder secret accepted at registration.
 pub const SECRET_MIN_LEN: usize = 8;
@@ -28,20 +38,35 @@ pub struct BidRequest {
     pub amount: u64,
     /// Chosen by the client; a retry with the same request_id and body returns the
     /// original receipt instead of bidding twice.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub request_id: String,
+}
+
+impl BidRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        Ok(validate_id("request_id", &self.request_id)?)
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BidderRequest {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub bidder_id: String,
+    /// 1 to 512 characters, no control characters.
     pub name: String,
     /// 8 to 256 characters; stored only as a salted hash.
     pub secret: String,
 }
 
 impl BidderRequest {
-    pub fn validate_secret(&self) -> Result<(), ApiError> {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        validate_id("bidder_id", &self.bidder_id)?;
+        validate_text("name", &self.name, true)?;
+        self.validate_secret()
+    }
+
+    fn validate_secret(&self) -> Result<(), ApiError> {
         let length = self.secret.chars().count();
         if (SECRET_MIN_LEN..=SECRET_MAX_LEN).contains(&length) {
             Ok(())
@@ -57,6 +82,7 @@ impl BidderRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuctionSpecRequest {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub id: String,
     pub title: String,
     /// Free-form descriptive fields of the parcel (a JSON object).
@@ -81,7 +107,15 @@ pub struct AuctionSpecRequest {
 }
 
 impl AuctionSpecRequest {
+    /// The kernel's spec, checked as the kernel checks it (but for the clock, which only
+    /// the kernel reads).
     pub fn into_spec(self) -> Result<AuctionSpec, ApiError> {
+        let spec = self.into_unchecked_spec()?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    fn into_unchecked_spec(self) -> Result<AuctionSpec, ApiError> {
         let parcel = self.parcel.unwrap_or_else(|| serde_json::json!({}));
         if !parcel.is_object() {
             return Err(ApiError::invalid(
@@ -109,22 +143,47 @@ impl AuctionSpecRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QualificationRequest {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub bidder_id: String,
+}
+
+impl QualificationRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        Ok(validate_id("bidder_id", &self.bidder_id)?)
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonRequest {
+    /// At most 512 characters, no control characters.
     #[serde(default)]
     pub reason: String,
+}
+
+impl ReasonRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        Ok(validate_text("reason", &self.reason, false)?)
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncrementRequest {
+    /// Positive, in the smallest currency unit.
     pub increment: u64,
+    /// At most 512 characters, no control characters.
     #[serde(default)]
     pub reason: String,
+}
+
+impl IncrementRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if self.increment == 0 {
+            return Err(ApiError::invalid("increment must be positive".to_string()));
+        }
+        Ok(validate_text("reason", &self.reason, false)?)
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
