@@ -7,8 +7,8 @@ use super::auth::{new_salt, secret_hash, Operator};
 use super::problem::{ApiError, Problem};
 use super::public::unexpected;
 use super::requests::{
-    auction_path_id, AuctionSpecRequest, BidderRequest, IncrementRequest, QualificationRequest,
-    ReasonRequest, SwitchoverRequest,
+    auction_path_id, AuctionSpecRequest, BidderRequest, IncrementRequest, JsonObject,
+    QualificationRequest, ReasonRequest, SwitchoverRequest,
 };
 use super::views::{BidderCreated, ControlAuctionView, QualificationView, ResultView};
 use super::AppState;
@@ -55,9 +55,9 @@ fn auction_view(app: &AppState, auction_id: &str) -> Result<ControlAuctionView, 
 async fn register_bidder(
     app: web::Data<AppState>,
     operator: Operator,
-    body: web::Json<BidderRequest>,
+    body: web::Json<JsonObject<BidderRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = body.into_inner();
+    let request = body.into_inner().into_inner();
     request.validate()?;
     let secret_salt = new_salt();
     let command = Command::RegisterBidder {
@@ -82,9 +82,9 @@ async fn register_bidder(
 async fn create_auction(
     app: web::Data<AppState>,
     operator: Operator,
-    body: web::Json<AuctionSpecRequest>,
+    body: web::Json<JsonObject<AuctionSpecRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let spec = body.into_inner().into_spec()?;
+    let spec = body.into_inner().into_inner().into_spec()?;
     let auction_id = spec.id.clone();
     match app
         .propose(Command::CreateAuction { spec }, operator.0)
@@ -131,10 +131,10 @@ async fn qualify(
     app: web::Data<AppState>,
     operator: Operator,
     path: web::Path<String>,
-    body: web::Json<QualificationRequest>,
+    body: web::Json<JsonObject<QualificationRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let auction_id = auction_path_id(path.into_inner())?;
-    let request = body.into_inner();
+    let request = body.into_inner().into_inner();
     request.validate()?;
     let bidder_id = request.bidder_id;
     let command = Command::Qualify {
@@ -178,10 +178,10 @@ async fn suspend(
     app: web::Data<AppState>,
     operator: Operator,
     path: web::Path<String>,
-    body: web::Json<ReasonRequest>,
+    body: web::Json<JsonObject<ReasonRequest>>,
 ) -> Result<web::Json<ControlAuctionView>, ApiError> {
     let auction_id = auction_path_id(path.into_inner())?;
-    let request = body.into_inner();
+    let request = body.into_inner().into_inner();
     request.validate()?;
     let command = Command::Suspend {
         auction_id: auction_id.clone(),
@@ -198,10 +198,10 @@ async fn resume(
     app: web::Data<AppState>,
     operator: Operator,
     path: web::Path<String>,
-    body: web::Json<ReasonRequest>,
+    body: web::Json<JsonObject<ReasonRequest>>,
 ) -> Result<web::Json<ControlAuctionView>, ApiError> {
     let auction_id = auction_path_id(path.into_inner())?;
-    let request = body.into_inner();
+    let request = body.into_inner().into_inner();
     request.validate()?;
     let command = Command::Resume {
         auction_id: auction_id.clone(),
@@ -218,10 +218,10 @@ async fn terminate(
     app: web::Data<AppState>,
     operator: Operator,
     path: web::Path<String>,
-    body: web::Json<ReasonRequest>,
+    body: web::Json<JsonObject<ReasonRequest>>,
 ) -> Result<web::Json<ControlAuctionView>, ApiError> {
     let auction_id = auction_path_id(path.into_inner())?;
-    let request = body.into_inner();
+    let request = body.into_inner().into_inner();
     request.validate()?;
     let command = Command::Terminate {
         auction_id: auction_id.clone(),
@@ -239,10 +239,10 @@ async fn change_increment(
     app: web::Data<AppState>,
     operator: Operator,
     path: web::Path<String>,
-    body: web::Json<IncrementRequest>,
+    body: web::Json<JsonObject<IncrementRequest>>,
 ) -> Result<web::Json<ControlAuctionView>, ApiError> {
     let auction_id = auction_path_id(path.into_inner())?;
-    let request = body.into_inner();
+    let request = body.into_inner().into_inner();
     request.validate()?;
     let command = Command::ChangeIncrement {
         auction_id: auction_id.clone(),
@@ -292,9 +292,9 @@ async fn switchover(
     app: web::Data<AppState>,
     operator: Operator,
     request: HttpRequest,
-    body: web::Json<SwitchoverRequest>,
+    body: web::Json<JsonObject<SwitchoverRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let to_node_id = body.into_inner().to_node_id;
+    let to_node_id = body.into_inner().into_inner().to_node_id;
     let view = app.supervisor.send(GetClusterView).await?;
     let leader = view.leader_id.ok_or(ApiError::NoLeader)?;
     if leader != app.node_id {

@@ -7,6 +7,9 @@
 //! error its real media type, `application/problem+json`. `tests/schemathesis/run.sh`
 //! checks the documents against what a running node answers.
 
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
 use actix_web::HttpResponse;
 use utoipa::openapi::path::{HttpMethod, Operation, ParameterIn};
 use utoipa::openapi::response::Response;
@@ -165,6 +168,37 @@ pub struct PublicApi;
     modifiers(&AdminAuth, &ProblemResponses)
 )]
 pub struct ControlApi;
+
+/// The methods a route pattern answers (`Allow`), read from both documents; a route they
+/// do not list (pages, assets, health, metrics) answers GET only.
+pub fn allowed_methods(pattern: &str) -> String {
+    static METHODS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+    let methods = METHODS.get_or_init(|| {
+        let mut methods = BTreeMap::new();
+        for document in [PublicApi::openapi(), ControlApi::openapi()] {
+            for (path, item) in document.paths.paths {
+                let listed = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                ];
+                let allow: Vec<&str> = listed
+                    .iter()
+                    .filter(|(_, present)| *present)
+                    .map(|(method, _)| *method)
+                    .collect();
+                methods.insert(path, allow.join(", "));
+            }
+        }
+        methods
+    });
+    methods
+        .get(pattern)
+        .cloned()
+        .unwrap_or_else(|| "GET".to_string())
+}
 
 pub async fn public_document() -> HttpResponse {
     HttpResponse::Ok().json(PublicApi::openapi())

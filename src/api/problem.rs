@@ -31,6 +31,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("{0}")]
     NotFound(String),
+    /// The path exists, not with this method; `allow` lists the methods it has.
+    #[error("this endpoint answers {allow} only")]
+    MethodNotAllowed { allow: String },
 }
 
 impl ApiError {
@@ -50,6 +53,7 @@ impl ApiError {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
         }
     }
 
@@ -64,6 +68,7 @@ impl ApiError {
             ApiError::InvalidJson(_) => "Malformed request body",
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::NotFound(_) => "Not found",
+            ApiError::MethodNotAllowed { .. } => "Method not allowed",
         }
     }
 }
@@ -105,6 +110,7 @@ impl ResponseError for ApiError {
             ApiError::InvalidJson(_) => 400,
             ApiError::UnsupportedMediaType => 415,
             ApiError::NotFound(_) => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
         };
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -128,6 +134,9 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated | ApiError::AdminUnauthorized
         ) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
         }
         response.json(problem)
     }

@@ -4,7 +4,7 @@ use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 
 use super::auth::{hashes_equal, new_token, secret_hash, session_token_hash, sha256_hex};
 use super::problem::{ApiError, Problem};
-use super::requests::{auction_path_id, BidRequest, SessionRequest};
+use super::requests::{auction_path_id, BidRequest, JsonObject, SessionRequest};
 use super::views::{
     AuctionList, AuctionView, BidList, BidReceipt, BidView, ConfirmationView, SessionCreated,
     TimeView,
@@ -50,9 +50,9 @@ async fn server_time(app: web::Data<AppState>) -> web::Json<TimeView> {
 #[post("/api/v1/sessions")]
 async fn create_session(
     app: web::Data<AppState>,
-    body: web::Json<SessionRequest>,
+    body: web::Json<JsonObject<SessionRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = body.into_inner();
+    let request = body.into_inner().into_inner();
     let credentials_match = {
         let state = app.state.read();
         state
@@ -169,10 +169,10 @@ async fn place_bid(
     app: web::Data<AppState>,
     path: web::Path<String>,
     request: HttpRequest,
-    body: web::Json<BidRequest>,
+    body: web::Json<JsonObject<BidRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let token_hash = session_token_hash(&request)?;
-    let bid = body.into_inner();
+    let bid = body.into_inner().into_inner();
     bid.validate()?;
     let command = Command::PlaceBid {
         auction_id: auction_path_id(path.into_inner())?,

@@ -2,12 +2,45 @@
 //! here, before it becomes a command, so a malformed one is never proposed (nor written
 //! to the Raft log), and the kernel checks again what only it can know.
 
-use serde::Deserialize;
+use std::marker::PhantomData;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
 use super::problem::ApiError;
 use crate::kernel::types::{validate_id, validate_text};
 use crate::kernel::{AuctionSpec, IncrementRule, Rejection};
+
+/// A request body that must be a JSON object. Serde's derived structs also accept an
+/// array of their fields in order (`[1010000, "r-1"]` as a bid); the API does not.
+pub struct JsonObject<T>(pub T);
+
+impl<T> JsonObject<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor(PhantomData))
+    }
+}
+
+struct ObjectVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+    type Value = JsonObject<T>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(JsonObject)
+    }
+}
 
 /// The auction id of a path: one that cannot name an auction answers 404 at once.
 pub fn auction_path_id(id: String) -> Result<String, ApiError> {
