@@ -87,8 +87,10 @@ pub struct BidderRequest {
     #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub bidder_id: String,
     /// 1 to 512 characters, no control characters.
+    #[schema(min_length = 1, max_length = 512)]
     pub name: String,
     /// 8 to 256 characters; stored only as a salted hash.
+    #[schema(min_length = 8, max_length = 256)]
     pub secret: String,
 }
 
@@ -117,12 +119,16 @@ impl BidderRequest {
 pub struct AuctionSpecRequest {
     #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub id: String,
+    /// 1 to 512 characters, no control characters.
+    #[schema(min_length = 1, max_length = 512)]
     pub title: String,
     /// Free-form descriptive fields of the parcel (a JSON object).
     #[schema(value_type = Object)]
     #[serde(default)]
     pub parcel: Option<serde_json::Value>,
+    #[schema(minimum = 1)]
     pub start_price: u64,
+    #[schema(minimum = 1)]
     pub increment: u64,
     /// `multiple` (default) or `at_least`.
     #[serde(default)]
@@ -130,12 +136,17 @@ pub struct AuctionSpecRequest {
     pub increment_rule: Option<IncrementRule>,
     pub reserve_price: Option<u64>,
     pub price_cap: Option<u64>,
-    /// Default 300000 (five minutes).
+    /// Default 300000 (five minutes); at most one day.
+    #[schema(minimum = 1, maximum = 86_400_000)]
     pub cap_confirm_ms: Option<u64>,
-    /// Default: the auction's countdown_ms.
+    /// Default: the auction's countdown_ms; at most one day.
+    #[schema(minimum = 1, maximum = 86_400_000)]
     pub failover_grace_ms: Option<u64>,
     pub listing_opens_at_ms: u64,
+    /// After listing_opens_at_ms and after now.
     pub listing_closes_at_ms: u64,
+    /// At most one day.
+    #[schema(minimum = 1, maximum = 86_400_000)]
     pub countdown_ms: u64,
 }
 
@@ -191,6 +202,7 @@ impl QualificationRequest {
 pub struct ReasonRequest {
     /// At most 512 characters, no control characters.
     #[serde(default)]
+    #[schema(max_length = 512)]
     pub reason: String,
 }
 
@@ -204,9 +216,11 @@ impl ReasonRequest {
 #[serde(deny_unknown_fields)]
 pub struct IncrementRequest {
     /// Positive, in the smallest currency unit.
+    #[schema(minimum = 1)]
     pub increment: u64,
     /// At most 512 characters, no control characters.
     #[serde(default)]
+    #[schema(max_length = 512)]
     pub reason: String,
 }
 
