@@ -45,7 +45,12 @@ pub fn bearer_token(request: &HttpRequest) -> Option<&str> {
         .get(actix_web::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
-    let token = value.strip_prefix("Bearer ")?.trim();
+    // The scheme is case-insensitive (RFC 9110, section 11.1).
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
     (!token.is_empty() && token.len() <= 512).then_some(token)
 }
 

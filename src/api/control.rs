@@ -7,8 +7,8 @@ use super::auth::{new_salt, secret_hash, Operator};
 use super::problem::{ApiError, Problem};
 use super::public::unexpected;
 use super::requests::{
-    AuctionSpecRequest, BidderRequest, IncrementRequest, QualificationRequest, ReasonRequest,
-    SwitchoverRequest,
+    auction_path_id, AuctionSpecRequest, BidderRequest, IncrementRequest, JsonObject,
+    QualificationRequest, ReasonRequest, SwitchoverRequest,
 };
 use super::views::{BidderCreated, ControlAuctionView, QualificationView, ResultView};
 use super::AppState;
@@ -57,10 +57,10 @@ fn auction_view(app: &AppState, auction_id: &str) -> Result<ControlAuctionView, 
 async fn register_bidder(
     app: web::Data<AppState>,
     operator: Operator,
-    body: web::Json<BidderRequest>,
+    body: web::Json<JsonObject<BidderRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = body.into_inner();
-    request.validate_secret()?;
+    let request = body.into_inner().into_inner();
+    request.validate()?;
     let secret_salt = new_salt();
     let command = Command::RegisterBidder {
         secret_hash: secret_hash(&secret_salt, &request.secret),
@@ -84,9 +84,9 @@ async fn register_bidder(
 async fn create_auction(
     app: web::Data<AppState>,
     operator: Operator,
-    body: web::Json<AuctionSpecRequest>,
+    body: web::Json<JsonObject<AuctionSpecRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let spec = body.into_inner().into_spec()?;
+    let spec = body.into_inner().into_inner().into_spec()?;
     let auction_id = spec.id.clone();
     match app
         .propose(Command::CreateAuction { spec }, operator.0)
@@ -133,11 +133,14 @@ async fn qualify(
     app: web::Data<AppState>,
     operator: Operator,
     path: web::Path<String>,
-    body: web::Json<QualificationRequest>,
+    body: web::Json<JsonObject<QualificationRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let bidder_id = body.into_inner().bidder_id;
+    let auction_id = auction_path_id(path.into_inner())?;
+    let request = body.into_inner().into_inner();
+    request.validate()?;
+    let bidder_id = request.bidder_id;
     let command = Command::Qualify {
-        auction_id: path.into_inner(),
+        auction_id,
         bidder_id: bidder_id.clone(),
     };
     match app.propose(command, operator.0).await? {
@@ -177,12 +180,14 @@ async fn suspend(
     app: web::Data<AppState>,
     operator: Operator,
     path: web::Path<String>,
-    body: web::Json<ReasonRequest>,
+    body: web::Json<JsonObject<ReasonRequest>>,
 ) -> Result<web::Json<ControlAuctionView>, ApiError> {
-    let auction_id = path.into_inner();
+    let auction_id = auction_path_id(path.into_inner())?;
+    let request = body.into_inner().into_inner();
+    request.validate()?;
     let command = Command::Suspend {
         auction_id: auction_id.clone(),
-        reason: body.into_inner().reason,
+        reason: request.reason,
     };
     phase_action(app, operator, auction_id, command).await
 }
@@ -195,12 +200,14 @@ async fn resume(
     app: web::Data<AppState>,
     operator: Operator,
     path: web::Path<String>,
-    body: web::Json<ReasonRequest>,
+    body: web::Json<JsonObject<ReasonRequest>>,
 ) -> Result<web::Json<ControlAuctionView>, ApiError> {
-    let auction_id = path.into_inner();
+    let auction_id = auction_path_id(path.into_inner())?;
+    let request = body.into_inner().into_inner();
+    request.validate()?;
     let command = Command::Resume {
         auction_id: auction_id.clone(),
-        reason: body.into_inner().reason,
+        reason: request.reason,
     };
     phase_action(app, operator, auction_id, command).await
 }
@@ -213,12 +220,14 @@ async fn terminate(
     app: web::Data<AppState>,
     operator: Operator,
     path: web::Path<String>,
-    body: web::Json<ReasonRequest>,
+    body: web::Json<JsonObject<ReasonRequest>>,
 ) -> Result<web::Json<ControlAuctionView>, ApiError> {
-    let auction_id = path.into_inner();
+    let auction_id = auction_path_id(path.into_inner())?;
+    let request = body.into_inner().into_inner();
+    request.validate()?;
     let command = Command::Terminate {
         auction_id: auction_id.clone(),
-        reason: body.into_inner().reason,
+        reason: request.reason,
     };
     phase_action(app, operator, auction_id, command).await
 }
@@ -232,10 +241,11 @@ async fn change_increment(
     app: web::Data<AppState>,
     operator: Operator,
     path: web::Path<String>,
-    body: web::Json<IncrementRequest>,
+    body: web::Json<JsonObject<IncrementRequest>>,
 ) -> Result<web::Json<ControlAuctionView>, ApiError> {
-    let auction_id = path.into_inner();
-    let request = body.into_inner();
+    let auction_id = auction_path_id(path.into_inner())?;
+    let request = body.into_inner().into_inner();
+    request.validate()?;
     let command = Command::ChangeIncrement {
         auction_id: auction_id.clone(),
         increment: request.increment,
@@ -262,7 +272,8 @@ async fn result(
     Ok(web::Json(ResultView::new(auction)))
 }
 
-#[utoipa::path(tag = "control", responses((status = 200, body = ClusterView)), security(("admin" = [])))]
+#[utoipa::path(tag = "control", responses((status = 200, body = ClusterView),
+    (status = 503, description = "unavailable", body = Problem)), security(("admin" = [])))]
 #[get("/control/v1/cluster")]
 async fn cluster(
     app: web::Data<AppState>,
@@ -283,9 +294,9 @@ async fn switchover(
     app: web::Data<AppState>,
     operator: Operator,
     request: HttpRequest,
-    body: web::Json<SwitchoverRequest>,
+    body: web::Json<JsonObject<SwitchoverRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let to_node_id = body.into_inner().to_node_id;
+    let to_node_id = body.into_inner().into_inner().to_node_id;
     let view = app.supervisor.send(GetClusterView).await?;
     let leader = view.leader_id.ok_or(ApiError::NoLeader)?;
     if leader != app.node_id {
@@ -352,7 +363,8 @@ async fn pass_to_leader(
         .body(text))
 }
 
-#[utoipa::path(tag = "control", responses((status = 200, body = JanitorReport)), security(("admin" = [])))]
+#[utoipa::path(tag = "control", responses((status = 200, body = JanitorReport),
+    (status = 503, description = "unavailable", body = Problem)), security(("admin" = [])))]
 #[get("/control/v1/janitor")]
 async fn janitor(
     app: web::Data<AppState>,

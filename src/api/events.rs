@@ -40,7 +40,9 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 #[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id"),
     ("Last-Event-ID" = Option<u64>, Header, description = "resume after this bid seq")),
     responses((status = 200, content_type = "text/event-stream", description = "the event stream"),
-    (status = 404, description = "auction_not_found", body = Problem)))]
+    (status = 404, description = "auction_not_found", body = Problem),
+    (status = 422, description = "invalid_request: Last-Event-ID is not a bid seq", body = Problem),
+    (status = 503, description = "unavailable", body = Problem)))]
 #[get("/api/v1/auctions/{id}/events")]
 pub async fn auction_events(
     app: web::Data<AppState>,

@@ -145,9 +145,15 @@ pub fn configure_common(config: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics_text));
 }
 
-/// Answers 404 as problem+json for every unknown path.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("no such endpoint".to_string()))
+/// Answers every request no route took, as problem+json: 405 (with `Allow`) when the
+/// path exists under other methods, 404 otherwise.
+pub async fn not_found(request: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    match request.resource_map().match_pattern(request.path()) {
+        Some(pattern) => Err(ApiError::MethodNotAllowed {
+            allow: openapi::allowed_methods(&pattern),
+        }),
+        None => Err(ApiError::NotFound("no such endpoint".to_string())),
+    }
 }
 
 async fn healthz() -> HttpResponse {

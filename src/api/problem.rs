@@ -33,6 +33,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("too many requests from this client; retry in {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
+    /// The path exists, not with this method; `allow` lists the methods it has.
+    #[error("this endpoint answers {allow} only")]
+    MethodNotAllowed { allow: String },
 }
 
 impl ApiError {
@@ -53,6 +56,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::NotFound(_) => "not_found",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
         }
     }
 
@@ -68,6 +72,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::NotFound(_) => "Not found",
             ApiError::RateLimited { .. } => "Too many requests",
+            ApiError::MethodNotAllowed { .. } => "Method not allowed",
         }
     }
 }
@@ -110,6 +115,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType => 415,
             ApiError::NotFound(_) => 404,
             ApiError::RateLimited { .. } => 429,
+            ApiError::MethodNotAllowed { .. } => 405,
         };
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -139,6 +145,9 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated | ApiError::AdminUnauthorized
         ) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
         }
         response.json(problem)
     }

@@ -4,9 +4,10 @@ use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 
 use super::auth::{hashes_equal, new_token, secret_hash, session_token_hash, sha256_hex};
 use super::problem::{ApiError, Problem};
-use super::requests::{BidRequest, SessionRequest};
+use super::requests::{auction_path_id, BidRequest, JsonObject, SessionRequest};
 use super::views::{
-    AuctionList, AuctionView, BidList, BidReceipt, BidView, SessionCreated, TimeView,
+    AuctionList, AuctionView, BidList, BidReceipt, BidView, ConfirmationView, SessionCreated,
+    TimeView,
 };
 use super::AppState;
 use crate::actors::wall_clock_ms;
@@ -50,9 +51,9 @@ async fn server_time(app: web::Data<AppState>) -> web::Json<TimeView> {
 #[post("/api/v1/sessions")]
 async fn create_session(
     app: web::Data<AppState>,
-    body: web::Json<SessionRequest>,
+    body: web::Json<JsonObject<SessionRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = body.into_inner();
+    let request = body.into_inner().into_inner();
     let credentials_match = {
         let state = app.state.read();
         state
@@ -171,12 +172,13 @@ async fn place_bid(
     app: web::Data<AppState>,
     path: web::Path<String>,
     request: HttpRequest,
-    body: web::Json<BidRequest>,
+    body: web::Json<JsonObject<BidRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let token_hash = session_token_hash(&request)?;
-    let bid = body.into_inner();
+    let bid = body.into_inner().into_inner();
+    bid.validate()?;
     let command = Command::PlaceBid {
-        auction_id: path.into_inner(),
+        auction_id: auction_path_id(path.into_inner())?,
         token_hash,
         amount: bid.amount,
         request_id: bid.request_id,
@@ -213,7 +215,7 @@ async fn place_bid(
 
 /// In `capped`: the caller, holding a valid bid, joins the lottery.
 #[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), responses(
-    (status = 201), (status = 401, description = "unauthenticated", body = Problem),
+    (status = 201, body = ConfirmationView), (status = 401, description = "unauthenticated", body = Problem),
     (status = 403, description = "not_qualified, not_eligible", body = Problem),
     (status = 409, description = "auction_not_open", body = Problem)),
     security(("session" = [])))]
@@ -225,11 +227,11 @@ async fn confirm(
 ) -> Result<HttpResponse, ApiError> {
     let token_hash = session_token_hash(&request)?;
     let command = Command::Confirm {
-        auction_id: path.into_inner(),
+        auction_id: auction_path_id(path.into_inner())?,
         token_hash,
     };
     app.propose(command, "bidder".to_string()).await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({ "confirmed": true })))
+    Ok(HttpResponse::Created().json(ConfirmationView { confirmed: true }))
 }
 
 /// A command answered with an outcome of another command: a bug, reported as such.

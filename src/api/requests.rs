@@ -1,11 +1,54 @@
 //! What the HTTP API accepts. Unknown fields are refused (422); each request is checked
-//! before it becomes a command, and the kernel checks again what only it can know.
+//! here, before it becomes a command, so a malformed one is never proposed (nor written
+//! to the Raft log), and the kernel checks again what only it can know.
 
-use serde::Deserialize;
+use std::marker::PhantomData;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
 use super::problem::ApiError;
-use crate::kernel::{AuctionSpec, IncrementRule};
+use crate::kernel::types::{validate_id, validate_text};
+use crate::kernel::{AuctionSpec, IncrementRule, Rejection};
+
+/// A request body that must be a JSON object. Serde's derived structs also accept an
+/// array of their fields in order (`[1010000, "r-1"]` as a bid); the API does not.
+pub struct JsonObject<T>(pub T);
+
+impl<T> JsonObject<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor(PhantomData))
+    }
+}
+
+struct ObjectVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+    type Value = JsonObject<T>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(JsonObject)
+    }
+}
+
+/// The auction id of a path: one that cannot name an auction answers 404 at once.
+pub fn auction_path_id(id: String) -> Result<String, ApiError> {
+    match validate_id("id", &id) {
+        Ok(()) => Ok(id),
+        Err(_) => Err(ApiError::Rejected(Rejection::AuctionNotFound)),
+    }
+}
 
 /// Shortest and longest bidder secret accepted at registration.
 pub const SECRET_MIN_LEN: usize = 8;
@@ -28,20 +71,37 @@ pub struct BidRequest {
     pub amount: u64,
     /// Chosen by the client; a retry with the same request_id and body returns the
     /// original receipt instead of bidding twice.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub request_id: String,
+}
+
+impl BidRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        Ok(validate_id("request_id", &self.request_id)?)
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BidderRequest {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub bidder_id: String,
+    /// 1 to 512 characters, no control characters.
+    #[schema(min_length = 1, max_length = 512)]
     pub name: String,
     /// 8 to 256 characters; stored only as a salted hash.
+    #[schema(min_length = 8, max_length = 256)]
     pub secret: String,
 }
 
 impl BidderRequest {
-    pub fn validate_secret(&self) -> Result<(), ApiError> {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        validate_id("bidder_id", &self.bidder_id)?;
+        validate_text("name", &self.name, true)?;
+        self.validate_secret()
+    }
+
+    fn validate_secret(&self) -> Result<(), ApiError> {
         let length = self.secret.chars().count();
         if (SECRET_MIN_LEN..=SECRET_MAX_LEN).contains(&length) {
             Ok(())
@@ -57,13 +117,18 @@ impl BidderRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuctionSpecRequest {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub id: String,
+    /// 1 to 512 characters, no control characters.
+    #[schema(min_length = 1, max_length = 512)]
     pub title: String,
     /// Free-form descriptive fields of the parcel (a JSON object).
     #[schema(value_type = Object)]
     #[serde(default)]
     pub parcel: Option<serde_json::Value>,
+    #[schema(minimum = 1)]
     pub start_price: u64,
+    #[schema(minimum = 1)]
     pub increment: u64,
     /// `multiple` (default) or `at_least`.
     #[serde(default)]
@@ -71,17 +136,30 @@ pub struct AuctionSpecRequest {
     pub increment_rule: Option<IncrementRule>,
     pub reserve_price: Option<u64>,
     pub price_cap: Option<u64>,
-    /// Default 300000 (five minutes).
+    /// Default 300000 (five minutes); at most one day.
+    #[schema(minimum = 1, maximum = 86_400_000)]
     pub cap_confirm_ms: Option<u64>,
-    /// Default: the auction's countdown_ms.
+    /// Default: the auction's countdown_ms; at most one day.
+    #[schema(minimum = 1, maximum = 86_400_000)]
     pub failover_grace_ms: Option<u64>,
     pub listing_opens_at_ms: u64,
+    /// After listing_opens_at_ms and after now.
     pub listing_closes_at_ms: u64,
+    /// At most one day.
+    #[schema(minimum = 1, maximum = 86_400_000)]
     pub countdown_ms: u64,
 }
 
 impl AuctionSpecRequest {
+    /// The kernel's spec, checked as the kernel checks it (but for the clock, which only
+    /// the kernel reads).
     pub fn into_spec(self) -> Result<AuctionSpec, ApiError> {
+        let spec = self.into_unchecked_spec()?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    fn into_unchecked_spec(self) -> Result<AuctionSpec, ApiError> {
         let parcel = self.parcel.unwrap_or_else(|| serde_json::json!({}));
         if !parcel.is_object() {
             return Err(ApiError::invalid(
@@ -109,22 +187,50 @@ impl AuctionSpecRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QualificationRequest {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub bidder_id: String,
+}
+
+impl QualificationRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        Ok(validate_id("bidder_id", &self.bidder_id)?)
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonRequest {
+    /// At most 512 characters, no control characters.
     #[serde(default)]
+    #[schema(max_length = 512)]
     pub reason: String,
+}
+
+impl ReasonRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        Ok(validate_text("reason", &self.reason, false)?)
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncrementRequest {
+    /// Positive, in the smallest currency unit.
+    #[schema(minimum = 1)]
     pub increment: u64,
+    /// At most 512 characters, no control characters.
     #[serde(default)]
+    #[schema(max_length = 512)]
     pub reason: String,
+}
+
+impl IncrementRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if self.increment == 0 {
+            return Err(ApiError::invalid("increment must be positive".to_string()));
+        }
+        Ok(validate_text("reason", &self.reason, false)?)
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -148,6 +148,12 @@ impl BidReceipt {
     }
 }
 
+/// The answer to a confirmation in `capped`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConfirmationView {
+    pub confirmed: bool,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TimeView {
     pub server_time_ms: u64,

@@ -34,28 +34,33 @@ const LABEL_PROOF: &[u8] = b"gavel-peer-v1/proof";
 const LABEL_CLIENT_KEY: &[u8] = b"gavel-peer-v1/key/client-to-server";
 const LABEL_SERVER_KEY: &[u8] = b"gavel-peer-v1/key/server-to-client";
 
+/// Step 1, client → server. Public (its fields are not) so that the fuzz target and the
+/// hostile-bytes tests can feed the decoder what an unauthenticated peer may send.
 #[derive(Serialize, Deserialize)]
-struct Hello {
+pub struct Hello {
     cluster: String,
     node_id: u64,
     client_nonce: [u8; NONCE_BYTES],
     mac: [u8; TAG_BYTES],
 }
 
+/// Step 2, server → client.
 #[derive(Serialize, Deserialize)]
-struct Welcome {
+pub struct Welcome {
     node_id: u64,
     server_nonce: [u8; NONCE_BYTES],
     mac: [u8; TAG_BYTES],
 }
 
+/// Step 3, client → server.
 #[derive(Serialize, Deserialize)]
-struct Proof {
+pub struct Proof {
     mac: [u8; TAG_BYTES],
 }
 
+/// Step 4, server → client, the first frame on the authenticated channel.
 #[derive(Serialize, Deserialize)]
-struct Accepted;
+pub struct Accepted;
 
 /// Why a handshake failed. The server answers none of these: it closes the connection.
 #[derive(Debug, thiserror::Error)]

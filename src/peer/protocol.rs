@@ -216,10 +216,21 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max,
         });
     }
-    let mut frame = vec![0u8; length as usize];
-    reader.read_exact(&mut frame).await?;
+    // Memory grows with the bytes that arrive, not with the length announced: a peer that
+    // announces the maximum and sends nothing costs a few KiB, not 16 MiB.
+    let length = length as usize;
+    let mut frame = Vec::new();
+    while frame.len() < length {
+        let start = frame.len();
+        let step = (length - start).min(FRAME_READ_CHUNK_BYTES);
+        frame.resize(start + step, 0);
+        reader.read_exact(&mut frame[start..]).await?;
+    }
     Ok(frame)
 }
+
+/// How much more of a frame `read_frame` makes room for before those bytes arrived.
+const FRAME_READ_CHUNK_BYTES: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {

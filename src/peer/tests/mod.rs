@@ -3,9 +3,11 @@
 //! leader stops and commits on it, forwarding included. `server`: a client without the
 //! secret gets nothing in; bad frames after a good handshake close their connection and
 //! nothing else; a forwarded command reaches the node's `CommandSink` and its answer comes
-//! back. This file holds what they share: test nodes and command sinks.
+//! back. `hostile_bytes`: the decoders refuse truncated, oversized and garbage input
+//! cleanly. This file holds what they share: test nodes and command sinks.
 
 mod cluster;
+mod hostile_bytes;
 mod server;
 
 use std::net::SocketAddr;
