@@ -465,7 +465,7 @@ impl Harness {
                 WAIT_LIMIT.as_secs()
             ));
         }
-        let replicas = self.replica_reports(&auction_id);
+        let replicas = self.replica_reports(&auction_id)?;
         let findings = check_round(&log.history, &after_close, &replicas, healed_at_ms);
         let count = |matches: fn(&BidOutcome) -> bool| {
             log.history.iter().filter(|op| matches(&op.outcome)).count()
@@ -612,7 +612,26 @@ impl Harness {
         }
     }
 
-    fn replica_reports(&self, auction_id: &str) -> Vec<ReplicaReport> {
+    /// Every node's report, taken again (for up to `WAIT_LIMIT`) until all answered at
+    /// the same log index: the janitor and deadline timers keep appending entries, so a
+    /// reading taken while one node applies the newest entry is a lag, not a divergence.
+    fn replica_reports(&self, auction_id: &str) -> anyhow::Result<Vec<ReplicaReport>> {
+        let started = Instant::now();
+        loop {
+            check_interrupt()?;
+            let reports = self.replica_reports_once(auction_id);
+            let indexes: std::collections::BTreeSet<Option<u64>> = reports
+                .iter()
+                .map(|report| report.state.as_ref().ok().map(|(index, _)| *index))
+                .collect();
+            if indexes.len() == 1 || started.elapsed() > WAIT_LIMIT {
+                return Ok(reports);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn replica_reports_once(&self, auction_id: &str) -> Vec<ReplicaReport> {
         self.cluster
             .ids()
             .into_iter()
