@@ -85,7 +85,17 @@ pub enum Command {
     Purge {
         request_retention_ms: u64,
     },
+    /// Proposed by the leader's janitor: closed auctions that closed at least
+    /// `closed_linger_ms` before the command's time leave the replicated state (at most
+    /// `MAX_ARCHIVED_PER_COMMAND` of them, oldest close first). The state machine shell
+    /// writes what left to the node's on-disk archive.
+    Archive {
+        closed_linger_ms: u64,
+    },
 }
+
+/// Most auctions one `Command::Archive` moves out, so one log entry stays small.
+pub const MAX_ARCHIVED_PER_COMMAND: usize = 1000;
 
 impl Command {
     /// The auction a command is about, if any.
@@ -147,5 +157,9 @@ pub enum Outcome {
     Purged {
         sessions: u64,
         requests: u64,
+    },
+    /// How many closed auctions left the replicated state for the archive.
+    Archived {
+        auctions: u64,
     },
 }
