@@ -5,8 +5,10 @@
 //! `open_with_network` (`open` for a node without peers), which assembles them into a
 //! running Raft node on one data directory. A node restarted on its data directory loads
 //! its latest snapshot and re-applies the committed log entries after it before `open`
-//! returns, so its `SharedState` is whole from the start.
+//! returns, so its `SharedState` is whole from the start. Closed auctions that the
+//! janitor archived live on disk in the `archive` trees, beside the log.
 
+pub mod archive;
 mod codec;
 mod durable;
 mod error;
@@ -29,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kernel::{Event, Outcome, Rejection, State};
 
+pub use archive::ArchiveStore;
 pub use durable::Durable;
 pub use error::{ReplicationError, StoreError};
 pub use log_store::LogStore;
@@ -186,6 +189,8 @@ pub struct Replication {
     pub state: SharedState,
     pub events: tokio::sync::broadcast::Sender<Arc<AppliedEvents>>,
     pub db: sled::Db,
+    /// Closed auctions that left the state (see `archive`).
+    pub archive: ArchiveStore,
     durable: Arc<Durable>,
 }
 
@@ -216,6 +221,7 @@ where
     let (events, _) = tokio::sync::broadcast::channel(options.event_buffer);
     let (state_machine, state) = StateMachineStore::open(durable.clone(), events.clone())?;
 
+    let archive = ArchiveStore::open(durable.db())?;
     let raft =
         openraft::Raft::new(options.node_id, config, network, log_store, state_machine).await?;
     Ok(Replication {
@@ -223,6 +229,7 @@ where
         raft,
         state,
         events,
+        archive,
         db: durable.db().clone(),
         durable,
     })
@@ -261,12 +268,17 @@ impl Replication {
     /// elsewhere answer `Fatal::Stopped` afterwards.
     pub async fn shutdown(self) -> Result<(), ReplicationError> {
         let Replication {
-            raft, db, durable, ..
+            raft,
+            db,
+            durable,
+            archive,
+            ..
         } = self;
         raft.shutdown()
             .await
             .map_err(|join| StoreError::Task(join.to_string()))?;
         drop(db);
+        drop(archive);
         // The state machine worker and any snapshot build end shortly after the core.
         let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
         while Arc::strong_count(&durable) > 1 {
