@@ -26,6 +26,8 @@ pub(super) struct ConfigFile {
     pub(super) pool: PoolSection,
     #[serde(default)]
     pub(super) http: HttpSection,
+    #[serde(default)]
+    pub(super) faults: FaultsSection,
 }
 
 #[derive(Default, Deserialize)]
@@ -101,6 +103,7 @@ impl TryFrom<ConfigFile> for Config {
             janitor: file.janitor,
             pool: file.pool,
             http: file.http,
+            faults: file.faults,
         })
     }
 }
