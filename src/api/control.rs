@@ -7,12 +7,16 @@ use super::auth::{new_salt, secret_hash, Operator};
 use super::problem::{ApiError, Problem};
 use super::public::unexpected;
 use super::requests::{
-    AuctionSpecRequest, BidderRequest, IncrementRequest, QualificationRequest, ReasonRequest,
-    SwitchoverRequest,
+    AuctionSpecRequest, BidderRequest, FaultRequest, IncrementRequest, QualificationRequest,
+    ReasonRequest, SwitchoverRequest,
 };
-use super::views::{BidderCreated, ControlAuctionView, QualificationView, ResultView};
+use super::views::{
+    BidderCreated, ControlAuctionView, FaultInjected, QualificationView, ResultView,
+};
 use super::AppState;
+use crate::actors::auction::InjectPanic;
 use crate::actors::janitor::{GetReport, JanitorReport};
+use crate::actors::resource_pool::RunningActor;
 use crate::actors::supervisor::{ClusterView, GetClusterView, Switchover};
 use crate::actors::wall_clock_ms;
 use crate::kernel::{Command, Outcome, Rejection};
@@ -31,6 +35,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(cluster)
         .service(switchover)
         .service(janitor)
+        .service(inject_panic)
         .configure(super::dashboard::control_pages)
         .route(
             "/openapi.json",
@@ -39,13 +44,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
 }
 
 fn auction_view(app: &AppState, auction_id: &str) -> Result<ControlAuctionView, ApiError> {
-    let state = app.state.read();
-    let auction = state
-        .kernel
-        .auctions
-        .get(auction_id)
-        .ok_or(Rejection::AuctionNotFound)?;
-    Ok(ControlAuctionView::new(auction, wall_clock_ms()))
+    let now_ms = wall_clock_ms();
+    app.read_auction(auction_id, |auction| {
+        ControlAuctionView::new(auction, now_ms)
+    })
 }
 
 #[utoipa::path(tag = "control", request_body = BidderRequest, responses(
@@ -86,6 +88,19 @@ async fn create_auction(
 ) -> Result<HttpResponse, ApiError> {
     let spec = body.into_inner().into_spec()?;
     let auction_id = spec.id.clone();
+    // An archived auction keeps its id: the same spec again is the idempotent answer,
+    // another one a conflict, as for a live auction.
+    if let Some(same_spec) = app
+        .read_auction(&auction_id, |archived| archived.spec == spec)
+        .ok()
+    {
+        if !app.state.read().kernel.auctions.contains_key(&auction_id) {
+            if !same_spec {
+                return Err(Rejection::AuctionExists.into());
+            }
+            return Ok(HttpResponse::Ok().json(auction_view(&app, &auction_id)?));
+        }
+    }
     match app
         .propose(Command::CreateAuction { spec }, operator.0)
         .await?
@@ -251,13 +266,7 @@ async fn result(
     _operator: Operator,
     path: web::Path<String>,
 ) -> Result<web::Json<ResultView>, ApiError> {
-    let state = app.state.read();
-    let auction = state
-        .kernel
-        .auctions
-        .get(path.as_str())
-        .ok_or(Rejection::AuctionNotFound)?;
-    Ok(web::Json(ResultView::new(auction)))
+    Ok(web::Json(app.read_auction(path.as_str(), ResultView::new)?))
 }
 
 #[utoipa::path(tag = "control", responses((status = 200, body = ClusterView)), security(("admin" = [])))]
@@ -348,4 +357,37 @@ async fn janitor(
     _operator: Operator,
 ) -> Result<web::Json<JanitorReport>, ApiError> {
     Ok(web::Json(app.janitor.send(GetReport).await?))
+}
+
+/// Fault injection for chaos tests: makes the auction's Auction actor panic inside a
+/// handler. That ends the actor alone; the Janitor's next sweep restarts it. Answers 404
+/// `faults_disabled` unless the node's `[faults] enabled = true`.
+#[utoipa::path(tag = "control", request_body = FaultRequest, responses(
+    (status = 202, body = FaultInjected),
+    (status = 404, description = "faults_disabled, auction_not_found (no live actor)", body = Problem),
+    (status = 422, description = "invalid_request", body = Problem)), security(("admin" = [])))]
+#[post("/control/v1/faults/panic")]
+async fn inject_panic(
+    app: web::Data<AppState>,
+    operator: Operator,
+    body: web::Json<FaultRequest>,
+) -> Result<HttpResponse, ApiError> {
+    if !app.faults_enabled {
+        return Err(ApiError::FaultsDisabled);
+    }
+    let auction_id = body.into_inner().auction_id;
+    crate::kernel::types::validate_id("auction_id", &auction_id)?;
+    let actor = app
+        .pool
+        .send(RunningActor {
+            auction_id: auction_id.clone(),
+        })
+        .await?
+        .ok_or(Rejection::AuctionNotFound)?;
+    tracing::warn!(operator = %operator.0, %auction_id, "fault injected: auction actor panic");
+    actor.do_send(InjectPanic);
+    Ok(HttpResponse::Accepted().json(FaultInjected {
+        auction_id,
+        injected: true,
+    }))
 }

@@ -45,7 +45,7 @@ pub struct PublicApi;
     info(title = "Gavel control API", description = "Operations: bidders, auctions, qualifications, phase actions, cluster, janitor."),
     paths(control::register_bidder, control::create_auction, control::list_auctions, control::qualify,
         control::suspend, control::resume, control::terminate, control::change_increment, control::result,
-        control::cluster, control::switchover, control::janitor, dashboard::stats),
+        control::cluster, control::switchover, control::janitor, control::inject_panic, dashboard::stats),
     modifiers(&AdminAuth)
 )]
 pub struct ControlApi;

@@ -31,6 +31,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("{0}")]
     NotFound(String),
+    #[error("fault injection is disabled on this node ([faults] enabled = false)")]
+    FaultsDisabled,
 }
 
 impl ApiError {
@@ -50,6 +52,7 @@ impl ApiError {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::NotFound(_) => "not_found",
+            ApiError::FaultsDisabled => "faults_disabled",
         }
     }
 
@@ -63,7 +66,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "Payload too large",
             ApiError::InvalidJson(_) => "Malformed request body",
             ApiError::UnsupportedMediaType => "Unsupported media type",
-            ApiError::NotFound(_) => "Not found",
+            ApiError::NotFound(_) | ApiError::FaultsDisabled => "Not found",
         }
     }
 }
@@ -104,7 +107,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge => 413,
             ApiError::InvalidJson(_) => 400,
             ApiError::UnsupportedMediaType => 415,
-            ApiError::NotFound(_) => 404,
+            ApiError::NotFound(_) | ApiError::FaultsDisabled => 404,
         };
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }

@@ -112,6 +112,13 @@ pub struct QualificationRequest {
     pub bidder_id: String,
 }
 
+/// `POST /control/v1/faults/panic`: the auction whose actor is to panic.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRequest {
+    pub auction_id: String,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonRequest {
