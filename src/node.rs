@@ -25,7 +25,7 @@ use crate::replication::{self, NodeInfo, PeerNetworkFactory, ReplicationOptions}
 
 /// The Janitor has openraft snapshot after at most this many entries (sooner if
 /// `raft.snapshot_every_entries` is lower), so the log on disk stays short.
-const JANITOR_SNAPSHOT_AFTER_ENTRIES: u64 = 1_000;
+const JANITOR_SNAPSHOT_AFTER_ENTRIES: u64 = 2_000;
 
 /// Runs a node until it is told to stop. Blocks the calling thread.
 pub fn run(config: Config) -> anyhow::Result<()> {

@@ -181,6 +181,10 @@ fn closed_auctions_are_archived_and_still_answer_after_a_restart() {
         assert_eq!(result["winner_bidder_id"], "alice");
     };
     check_archived(&node);
+    let mut stream = open_stream(&format!("{}/api/v1/auctions/lot-a/events", node.public_url));
+    let replayed = read_events(&mut stream, 3);
+    let names: Vec<&str> = replayed.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["bid", "closed"], "then the stream ends");
 
     // Still closed, not unknown: a late bid, the same spec again, another spec.
     let (status, problem) = node.bid(&alice, "lot-a", 1_100_000, "a-2");

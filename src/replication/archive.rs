@@ -2,13 +2,14 @@
 //! takes out of the replicated state, so memory stays flat while every result stays
 //! readable (`GET /api/v1/auctions/{id}`, `/bids`, `/control/v1/auctions/{id}/result`).
 //!
-//! Two sled trees in the node's Raft database: `archive` holds each archived auction
-//! whole, by id, with the log index of the entry that archived it; `archive_order` indexes
-//! them by that log index, newest last. The state machine writes them when it applies the
-//! entry; re-applying the same entry after a restart writes the same records again, so the
-//! write needs no transaction with the state. They are flushed with every durable write
-//! of the database, and always before a snapshot that no longer holds the auctions is
-//! stored.
+//! A sled database of its own in `<data_dir>/archive` (so its size on disk shows apart
+//! from the Raft log's, and its page cache is bounded by `CACHE_BYTES`), with two trees:
+//! `archive` holds each archived auction whole, by id, with the log index of the entry
+//! that archived it; `archive_order` indexes them by that log index, newest last. The
+//! state machine writes them when it applies the entry; re-applying the same entry after
+//! a restart writes the same records again, so the write needs no transaction with the
+//! state. They are made durable before a snapshot that no longer holds those auctions is
+//! stored, which is also before the log entries that archived them can be purged.
 //!
 //! Snapshots and the archive: a snapshot carries the records of the newest
 //! `ARCHIVED_IN_SNAPSHOT` archived auctions (those with the newest log indexes up to the
@@ -21,12 +22,20 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+use std::sync::Arc;
+
 use super::codec::{decode, encode};
-use super::error::StoreError;
+use super::durable::Durable;
+use super::error::{blocking, StoreError};
 use crate::kernel::Auction;
 
 /// Archived auctions a snapshot carries, newest first.
-pub const ARCHIVED_IN_SNAPSHOT: usize = 2_000;
+pub const ARCHIVED_IN_SNAPSHOT: usize = 1_000;
+
+/// sled's page cache for the archive: reads of old results are rare, and memory must not
+/// grow with the archive.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// One archived auction and the log index of the entry that archived it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +47,7 @@ pub struct ArchivedAuction {
 /// Reads and writes the archive trees; cheap to clone.
 #[derive(Clone)]
 pub struct ArchiveStore {
+    durable: Arc<Durable>,
     records: sled::Tree,
     order: sled::Tree,
 }
@@ -49,8 +59,12 @@ fn order_key(index: u64, auction_id: &str) -> Vec<u8> {
 }
 
 impl ArchiveStore {
-    pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
+    /// Opens (or creates) the archive database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let durable = Arc::new(Durable::open_with_cache(dir, Some(CACHE_BYTES))?);
+        let db = durable.db().clone();
         Ok(ArchiveStore {
+            durable,
             records: db
                 .open_tree("archive")
                 .map_err(StoreError::sled("open the archive tree"))?,
@@ -80,6 +94,12 @@ impl ArchiveStore {
                 .map_err(StoreError::sled("write the archive order"))?;
         }
         Ok(())
+    }
+
+    /// Makes every record written so far durable.
+    pub async fn make_durable(&self) -> Result<(), StoreError> {
+        let durable = self.durable.clone();
+        blocking(move || durable.make_durable()).await
     }
 
     /// The archived auction `auction_id`, if this node holds it.

@@ -6,7 +6,7 @@
 //! running Raft node on one data directory. A node restarted on its data directory loads
 //! its latest snapshot and re-applies the committed log entries after it before `open`
 //! returns, so its `SharedState` is whole from the start. Closed auctions that the
-//! janitor archived live on disk in the `archive` trees, beside the log.
+//! janitor archived live on disk in `data_dir/archive` (see `archive`).
 
 pub mod archive;
 mod codec;
@@ -125,7 +125,8 @@ pub struct AppliedEvents {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicationOptions {
     pub node_id: u64,
-    /// The node's data directory; the Raft log and snapshots live in `data_dir/raft`.
+    /// The node's data directory; the Raft log and snapshots live in `data_dir/raft`, the
+    /// archive of closed auctions in `data_dir/archive`.
     pub data_dir: PathBuf,
     pub heartbeat_interval_ms: u64,
     pub election_timeout_min_ms: u64,
@@ -218,10 +219,12 @@ where
 
     let log_store = LogStore::open(durable.clone())?;
     log_store.claim_node_id(options.node_id).await?;
+    let archive_dir = options.data_dir.join("archive");
+    let archive = error::blocking(move || ArchiveStore::open(&archive_dir)).await?;
     let (events, _) = tokio::sync::broadcast::channel(options.event_buffer);
-    let (state_machine, state) = StateMachineStore::open(durable.clone(), events.clone())?;
+    let (state_machine, state) =
+        StateMachineStore::open(durable.clone(), archive.clone(), events.clone())?;
 
-    let archive = ArchiveStore::open(durable.db())?;
     let raft =
         openraft::Raft::new(options.node_id, config, network, log_store, state_machine).await?;
     Ok(Replication {
@@ -278,6 +281,7 @@ impl Replication {
             .await
             .map_err(|join| StoreError::Task(join.to_string()))?;
         drop(db);
+        archive.make_durable().await?;
         drop(archive);
         // The state machine worker and any snapshot build end shortly after the core.
         let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;

@@ -209,13 +209,13 @@ impl StateMachineStore {
     /// snapshot if there is one, and the shared handle readers use.
     pub fn open(
         durable: Arc<Durable>,
+        archive: ArchiveStore,
         events: broadcast::Sender<Arc<AppliedEvents>>,
     ) -> Result<(Self, SharedState), StoreError> {
         let tree = durable
             .db()
             .open_tree("snapshot")
             .map_err(StoreError::sled("open the snapshot tree"))?;
-        let archive = ArchiveStore::open(durable.db())?;
         let snapshots = SnapshotStore { durable, tree };
         let applied = match snapshots.load()? {
             Some(stored) => applied_state_from(payload_for(&stored.meta, &stored.data)?),
@@ -269,6 +269,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             },
             data,
         };
+        // The auctions this snapshot no longer holds are durable in the archive first.
+        self.archive
+            .make_durable()
+            .await
+            .map_err(snapshot_error(Some(&stored.meta), ErrorVerb::Write))?;
         let saved = self
             .snapshots
             .save(&stored)
@@ -406,10 +411,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         };
         let mut payload =
             payload_for(meta, &stored.data).map_err(snapshot_error(Some(meta), ErrorVerb::Read))?;
-        // The archived records go to disk before the snapshot that no longer holds those
-        // auctions is stored (`save` makes both durable).
+        // The archived records are durable before the snapshot that no longer holds those
+        // auctions is stored.
         self.archive
             .put(&std::mem::take(&mut payload.archived))
+            .map_err(snapshot_error(Some(meta), ErrorVerb::Write))?;
+        self.archive
+            .make_durable()
+            .await
             .map_err(snapshot_error(Some(meta), ErrorVerb::Write))?;
         let saved = self
             .snapshots

@@ -209,8 +209,9 @@ async fn snapshot_then_restart_restores_the_state() {
     {
         let durable = Arc::new(Durable::open(&dir.path().join("raft")).expect("reopen sled"));
         let (events, _) = tokio::sync::broadcast::channel(1);
+        let archive = ArchiveStore::open(&dir.path().join("archive")).expect("the archive");
         let (_machine, state) =
-            StateMachineStore::open(durable, events).expect("load the snapshot");
+            StateMachineStore::open(durable, archive, events).expect("load the snapshot");
         let state = state.read();
         assert_eq!(state.last_applied, Some(before_snapshot));
         assert_eq!(state.kernel.auctions.len(), 10);
@@ -293,8 +294,10 @@ async fn corrupt_records_are_typed_errors() {
         .insert(b"meta", vec![1, 0, 0])
         .expect("insert garbage");
     let (events, _) = tokio::sync::broadcast::channel(1);
+    let archive_dir = tempfile::tempdir().expect("a temp dir");
+    let archive = ArchiveStore::open(archive_dir.path()).expect("the archive");
     assert!(matches!(
-        StateMachineStore::open(durable.clone(), events.clone()),
+        StateMachineStore::open(durable.clone(), archive.clone(), events.clone()),
         Err(StoreError::Corrupt { .. })
     ));
     // Well-formed metadata whose data is missing, then garbage.
@@ -302,14 +305,14 @@ async fn corrupt_records_are_typed_errors() {
     let record = codec::encode("meta", &meta).expect("encode");
     snapshots.insert(b"meta", record).expect("insert metadata");
     assert!(matches!(
-        StateMachineStore::open(durable.clone(), events.clone()),
+        StateMachineStore::open(durable.clone(), archive.clone(), events.clone()),
         Err(StoreError::Corrupt { .. })
     ));
     snapshots
         .insert(b"data", vec![1, 7])
         .expect("insert garbage");
     assert!(matches!(
-        StateMachineStore::open(durable.clone(), events),
+        StateMachineStore::open(durable.clone(), archive, events),
         Err(StoreError::Corrupt { .. })
     ));
 }
@@ -408,14 +411,14 @@ async fn archived_auctions_reach_the_archive_and_travel_in_snapshots() {
     let other = tempfile::tempdir().expect("a temp dir");
     let durable = Arc::new(Durable::open(&other.path().join("raft")).expect("open sled"));
     let (events, _) = tokio::sync::broadcast::channel(1);
+    let archive = ArchiveStore::open(&other.path().join("archive")).expect("the archive");
     let (mut machine, state) =
-        StateMachineStore::open(durable.clone(), events).expect("open the state machine");
+        StateMachineStore::open(durable, archive.clone(), events).expect("open the state machine");
     machine
         .install_snapshot(&snapshot.meta, snapshot.snapshot)
         .await
         .expect("install the snapshot");
     assert_eq!(state.read().kernel.auctions.len(), 1);
-    let archive = ArchiveStore::open(durable.db()).expect("open the archive");
     assert_eq!(archive.len(), 2);
     assert!(archive.get("lot-1").expect("read").is_some());
 }
