@@ -129,6 +129,17 @@ impl LocalCluster {
         voters: u64,
         standbys: u64,
     ) -> anyhow::Result<LocalCluster> {
+        LocalCluster::start_with(binary, directory, voters, standbys, "")
+    }
+
+    /// `start`, with `extra` TOML sections (such as `[janitor]`) in every node's config.
+    pub fn start_with(
+        binary: &Path,
+        directory: &Path,
+        voters: u64,
+        standbys: u64,
+        extra: &str,
+    ) -> anyhow::Result<LocalCluster> {
         let admin_token = random_secret("bench-admin");
         let cluster_secret = random_secret("bench-cluster");
         let ports = (1..=voters + standbys)
@@ -155,7 +166,7 @@ impl LocalCluster {
             std::fs::create_dir_all(&data)
                 .with_context(|| format!("cannot create {}", data.display()))?;
             let config = format!(
-                "[node]\nid = {id}\nname = \"node-{id}\"\ndata_dir = {data}\n\n[listen]\npublic = \"127.0.0.1:{public}\"\ncontrol = \"127.0.0.1:{control}\"\npeer = \"127.0.0.1:{peer}\"\n\n[security]\nadmin_token = \"{admin_token}\"\ncluster_secret = \"{cluster_secret}\"\noperator_name = \"bench\"\n\n{members}",
+                "[node]\nid = {id}\nname = \"node-{id}\"\ndata_dir = {data}\n\n[listen]\npublic = \"127.0.0.1:{public}\"\ncontrol = \"127.0.0.1:{control}\"\npeer = \"127.0.0.1:{peer}\"\n\n[security]\nadmin_token = \"{admin_token}\"\ncluster_secret = \"{cluster_secret}\"\noperator_name = \"bench\"\n\n{extra}\n{members}",
                 data = toml::Value::String(data.display().to_string()),
             );
             let config_path = node_directory.join("gavel.toml");
