@@ -180,6 +180,11 @@ impl ReplicationOptions {
 /// Log entries kept after a snapshot, so a briefly lagging follower catches up from the log.
 pub const MAX_IN_SNAPSHOT_LOG_TO_KEEP: u64 = 1000;
 
+/// sled's page cache for the Raft database (log, snapshot): its default, 1 GiB, would let
+/// the node's memory grow with every entry ever written. The log is purged behind
+/// snapshots, so what is read back is recent.
+pub const RAFT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 /// How long `shutdown` waits for openraft's tasks to release the storage.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
@@ -215,7 +220,9 @@ where
 {
     let config = Arc::new(options.raft_config()?);
     let dir = options.data_dir.join("raft");
-    let durable = Arc::new(error::blocking(move || Durable::open(&dir)).await?);
+    let durable = Arc::new(
+        error::blocking(move || Durable::open_with_cache(&dir, Some(RAFT_CACHE_BYTES))).await?,
+    );
 
     let log_store = LogStore::open(durable.clone())?;
     log_store.claim_node_id(options.node_id).await?;
