@@ -333,6 +333,9 @@ fn watch(run: &Run, pid: u32, data_dir: &Path, started: Instant) -> anyhow::Resu
     let progress = progress_bar(run.args.lifecycles, "lifecycles");
     let mut samples = Vec::new();
     let mut next_sample = run.args.report_every.min(run.args.lifecycles);
+    if progress.is_hidden() {
+        println!("{HEADER}");
+    }
     loop {
         let done = run.done.load(Ordering::SeqCst);
         progress.set_position(done);
@@ -344,7 +347,12 @@ fn watch(run: &Run, pid: u32, data_dir: &Path, started: Instant) -> anyhow::Resu
         let finished = done >= run.args.lifecycles;
         if done >= next_sample || (finished && samples.is_empty()) {
             let sample = sample(run, &agent, pid, data_dir, done, started.elapsed())?;
-            progress.println(row(&sample));
+            // A hidden bar (output not a terminal) would swallow the row.
+            if progress.is_hidden() {
+                println!("{}", row(&sample));
+            } else {
+                progress.println(row(&sample));
+            }
             samples.push(sample);
             next_sample = next_sample.saturating_add(run.args.report_every);
         }
