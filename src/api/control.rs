@@ -90,15 +90,14 @@ async fn create_auction(
     let auction_id = spec.id.clone();
     // An archived auction keeps its id: the same spec again is the idempotent answer,
     // another one a conflict, as for a live auction.
-    if let Some(same_spec) = app
-        .read_auction(&auction_id, |archived| archived.spec == spec)
-        .ok()
-    {
-        if !app.state.read().kernel.auctions.contains_key(&auction_id) {
-            if !same_spec {
+    let live = app.state.read().kernel.auctions.contains_key(&auction_id);
+    if !live {
+        if let Ok(Some(archived)) = app.archive.get(&auction_id) {
+            if archived.spec != spec {
                 return Err(Rejection::AuctionExists.into());
             }
-            return Ok(HttpResponse::Ok().json(auction_view(&app, &auction_id)?));
+            let view = ControlAuctionView::new(&archived, wall_clock_ms());
+            return Ok(HttpResponse::Ok().json(view));
         }
     }
     match app
