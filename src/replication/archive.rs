@@ -34,8 +34,9 @@ use crate::kernel::Auction;
 pub const ARCHIVED_IN_SNAPSHOT: usize = 1_000;
 
 /// sled's page cache for the archive: reads of old results are rare, and memory must not
-/// grow with the archive.
-const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// grow with the archive. sled counts the cached pages' size on disk; what they take in
+/// memory is several times that, so the bound is small.
+const CACHE_BYTES: u64 = 1024 * 1024;
 
 /// One archived auction and the log index of the entry that archived it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

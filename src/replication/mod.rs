@@ -181,9 +181,10 @@ impl ReplicationOptions {
 pub const MAX_IN_SNAPSHOT_LOG_TO_KEEP: u64 = 1000;
 
 /// sled's page cache for the Raft database (log, snapshot): its default, 1 GiB, would let
-/// the node's memory grow with every entry ever written. The log is purged behind
+/// the node's memory grow with every entry ever written (sled counts cached pages at their
+/// size on disk, and they take several times that in memory). The log is purged behind
 /// snapshots, so what is read back is recent.
-pub const RAFT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+pub const RAFT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// How long `shutdown` waits for openraft's tasks to release the storage.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
