@@ -8,11 +8,13 @@
 //!   one mapping from errors to problem+json.
 //! - `actors`: one actix actor per file. The `Supervisor` owns the node's Raft handle and
 //!   proposes every command; the `ResourcePool` starts an `Auction` actor per live
-//!   auction (deadline timers, live events); the `Janitor` purifies on a timer.
+//!   auction (deadline timers, live events); the `Janitor` purifies on a timer (restarts
+//!   crashed or stuck actors, archives closed auctions, has Raft snapshot and purge).
 //! - `peer`: the peer listener and client: Raft RPCs and request forwarding between nodes,
 //!   authenticated by the cluster secret.
 //! - `replication`: openraft's type configuration, the sled-backed log (made durable with
-//!   fdatasync) and the state machine that feeds committed entries to the kernel.
+//!   fdatasync), the state machine that feeds committed entries to the kernel, and the
+//!   on-disk archive of closed auctions that left the replicated state.
 //! - `kernel`: the pure, deterministic auction rules. Nothing else changes state.
 //! - `config`: node configuration, validated before use; `tls` loads the optional
 //!   certificates of the public and peer listeners.

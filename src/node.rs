@@ -10,7 +10,7 @@ use actix::Actor;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 
-use crate::actors::janitor::{Janitor, JanitorSettings};
+use crate::actors::janitor::{Janitor, JanitorHandles, JanitorSettings};
 use crate::actors::peer_link::{PeerLink, PeerLinkSettings};
 use crate::actors::resource_pool::{PoolSettings, ResourcePool};
 use crate::actors::supervisor::{
@@ -25,6 +25,10 @@ use crate::config::Role;
 use crate::kernel::Command;
 use crate::peer::{CommandSink, ForwardError, ForwardedCommit, PeerClients, PeerServer};
 use crate::replication::{self, NodeInfo, PeerNetworkFactory, ReplicationOptions};
+
+/// The Janitor has openraft snapshot after at most this many entries (sooner if
+/// `raft.snapshot_every_entries` is lower), so the log on disk stays short.
+const JANITOR_SNAPSHOT_AFTER_ENTRIES: u64 = 2_000;
 
 /// Runs a node until it is told to stop. Blocks the calling thread.
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -192,12 +196,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .start();
     supervisor.do_send(AttachPool(pool.clone()));
     let janitor = Janitor::new(
-        supervisor.clone(),
-        pool.clone(),
+        JanitorHandles {
+            supervisor: supervisor.clone(),
+            pool: pool.clone(),
+            raft: replication.raft.clone(),
+            state: replication.state.clone(),
+            archive: replication.archive.clone(),
+        },
         JanitorSettings {
             interval_ms: config.janitor.interval_ms,
             request_retention_ms: config.janitor.request_retention_ms,
             closed_auction_linger_ms: config.janitor.closed_auction_linger_ms,
+            snapshot_after_entries: config
+                .raft
+                .snapshot_every_entries
+                .min(JANITOR_SNAPSHOT_AFTER_ENTRIES),
+            log_entries_kept: replication::MAX_IN_SNAPSHOT_LOG_TO_KEEP,
         },
     )
     .start();
@@ -209,6 +223,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         pool,
         janitor,
         state: replication.state.clone(),
+        archive: replication.archive.clone(),
+        faults_enabled: config.faults.enabled,
         applied_events: replication.events.clone(),
         raft: replication.raft.clone(),
         metrics,

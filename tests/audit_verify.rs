@@ -106,6 +106,7 @@ struct SnapshotPayload {
     kernel: gavel::kernel::State,
     last_applied: Option<openraft::LogId<u64>>,
     last_membership: openraft::StoredMembership<u64, gavel::replication::NodeInfo>,
+    archived: Vec<gavel::replication::archive::ArchivedAuction>,
 }
 
 /// Adds `raise` to the amount of bid `index` of `auction_id` in the stored snapshot, and

@@ -556,6 +556,37 @@ fn purge_drops_expired_sessions_and_old_requests() {
     assert!(state.requests["bob"].contains_key("new"));
 }
 
+// Housekeeping (DESIGN.md decision 7): closed auctions leave the state once they lingered
+// long enough, handed to the shell whole (winner, bids, audit); open ones stay.
+#[test]
+fn archive_takes_out_only_auctions_closed_long_enough() {
+    let mut harness = sale(spec(AUCTION));
+    harness.create(0, spec("a2"));
+    harness.accept(20_000, "alice", 1000);
+    harness.advance(100_001);
+    assert!(harness.a1().phase.is_closed(), "{}", harness.summary());
+    let archive = |linger_ms| Command::Archive {
+        closed_linger_ms: linger_ms,
+    };
+    let too_early = harness.run_with(140_000, DEFAULT_SEED, "janitor", archive(50_000));
+    assert_eq!(too_early.result, Ok(Outcome::Archived { auctions: 0 }));
+    assert!(too_early.archived.is_empty());
+    let due = harness.run_with(150_000, DEFAULT_SEED, "janitor", archive(50_000));
+    assert_eq!(due.result, Ok(Outcome::Archived { auctions: 1 }));
+    assert_eq!(due.archived.len(), 1);
+    let archived = &due.archived[0];
+    assert_eq!(archived.spec.id, AUCTION);
+    assert_eq!(archived.bids.len(), 1);
+    assert!(archived.winner.is_some());
+    assert!(!harness.state.auctions.contains_key(AUCTION));
+    assert!(
+        harness.state.auctions.contains_key("a2"),
+        "a2 is not closed"
+    );
+    let again = harness.run_with(200_000, DEFAULT_SEED, "janitor", archive(0));
+    assert_eq!(again.result, Ok(Outcome::Archived { auctions: 0 }));
+}
+
 // Time: times are the leader's clock when it accepts the command; a new leader's lagging
 // clock must not move the state's time backwards.
 #[test]

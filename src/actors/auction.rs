@@ -5,6 +5,12 @@
 //! the command's time whether the phase really ends. The timer never changes state itself.
 //! It also publishes the auction's live events (rendered once, shared by every
 //! subscriber) on a bounded broadcast channel that the event streams read.
+//!
+//! It keeps what it last read of its auction (`SeenState`: phase, deadline, bid count);
+//! the Janitor's probe (`Ping`) answers with it, and the Janitor rebuilds an actor whose
+//! view stays behind the state machine's. `InjectPanic` (fault injection, only when the
+//! node's `[faults]` are enabled) makes the actor panic inside a handler, which ends this
+//! actor alone; the Janitor's next sweep restarts it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +21,7 @@ use tokio::sync::broadcast;
 use super::supervisor::{Propose, Supervisor};
 use super::wall_clock_ms;
 use crate::api::views::{AuctionView, BidView};
-use crate::kernel::{Command, EventKind};
+use crate::kernel::{Auction, Command, EventKind, Phase};
 use crate::replication::SharedState;
 
 /// One server-sent event, rendered once. `id` is the auction's bid count when it was
@@ -25,6 +31,25 @@ pub struct LiveEvent {
     pub id: u64,
     pub name: &'static str,
     pub data: String,
+}
+
+/// What an Auction actor last read of its auction; compared by the Janitor with the state
+/// machine's own view (`SeenState::of` the applied auction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenState {
+    pub phase: Phase,
+    pub deadline_ms: Option<u64>,
+    pub bid_count: u64,
+}
+
+impl SeenState {
+    pub fn of(auction: &Auction) -> Self {
+        SeenState {
+            phase: auction.phase,
+            deadline_ms: auction.deadline_ms,
+            bid_count: auction.bids.len() as u64,
+        }
+    }
 }
 
 /// The shortest wait before re-proposing a close that did not take effect.
@@ -38,6 +63,9 @@ pub struct AuctionActor {
     is_leader: bool,
     timer: Option<SpawnHandle>,
     mailbox_capacity: usize,
+    /// What the actor last read of its auction; `None` while the auction is not in the
+    /// applied state.
+    seen: Option<SeenState>,
 }
 
 impl AuctionActor {
@@ -58,7 +86,18 @@ impl AuctionActor {
             is_leader,
             timer: None,
             mailbox_capacity,
+            seen: None,
         }
+    }
+
+    /// Re-reads what the actor keeps of its auction.
+    fn refresh_seen(&mut self) {
+        let state = self.state.read();
+        self.seen = state
+            .kernel
+            .auctions
+            .get(&self.auction_id)
+            .map(SeenState::of);
     }
 
     /// Re-arms the deadline timer from the applied state.
@@ -159,6 +198,7 @@ impl Actor for AuctionActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox_capacity);
+        self.refresh_seen();
         self.schedule(ctx, 0);
     }
 }
@@ -176,6 +216,7 @@ impl Handler<AuctionChanged> for AuctionActor {
     type Result = ();
 
     fn handle(&mut self, changed: AuctionChanged, ctx: &mut Self::Context) {
+        self.refresh_seen();
         self.publish(&changed.kinds);
         self.schedule(ctx, 0);
     }
@@ -212,17 +253,39 @@ impl Handler<Subscribe> for AuctionActor {
     }
 }
 
-/// Answers at once: the Janitor's probe for a stuck mailbox.
+/// Answers at once with what the actor last read of its auction: the Janitor's probe for
+/// a stuck mailbox and for a view that disagrees with the state machine.
 pub struct Ping;
 
 impl Message for Ping {
-    type Result = ();
+    type Result = Option<SeenState>;
 }
 
 impl Handler<Ping> for AuctionActor {
+    type Result = MessageResult<Ping>;
+
+    fn handle(&mut self, _: Ping, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.seen.clone())
+    }
+}
+
+/// Fault injection for chaos tests: the actor panics inside this handler. Sent only by
+/// `POST /control/v1/faults/panic` on a node whose `[faults]` are enabled.
+pub struct InjectPanic;
+
+impl Message for InjectPanic {
+    type Result = ();
+}
+
+impl Handler<InjectPanic> for AuctionActor {
     type Result = ();
 
-    fn handle(&mut self, _: Ping, _ctx: &mut Self::Context) {}
+    fn handle(&mut self, _: InjectPanic, _ctx: &mut Self::Context) {
+        panic!(
+            "fault injected: the Auction actor of {} panics on request",
+            self.auction_id
+        );
+    }
 }
 
 /// Stops the actor (the auction closed, or the actor is being replaced).

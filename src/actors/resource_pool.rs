@@ -6,6 +6,10 @@
 //! lingered long enough for their subscribers to see the result. It runs on every node:
 //! followers publish events from their own applied state; only the leader's actors
 //! propose closes.
+//!
+//! An actor that panicked (its address no longer connected) is counted as crashed and
+//! replaced: at once if an event or a subscriber needs it, else by the Janitor's next
+//! sweep. Auctions archived out of the state release their actors on that sweep too.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +40,8 @@ pub struct ResourcePool {
     actors: HashMap<String, Addr<AuctionActor>>,
     is_leader: bool,
     events: Option<tokio::sync::broadcast::Receiver<Arc<AppliedEvents>>>,
+    /// Actors found dead (a panic) since the last sweep.
+    crashed_since_sweep: u64,
 }
 
 impl ResourcePool {
@@ -52,13 +58,19 @@ impl ResourcePool {
             actors: HashMap::new(),
             is_leader: false,
             events: Some(events),
+            crashed_since_sweep: 0,
         }
     }
 
     /// The auction's actor, started if it is not running.
     fn ensure_actor(&mut self, auction_id: &str) -> Addr<AuctionActor> {
-        if let Some(addr) = self.actors.get(auction_id).filter(|addr| addr.connected()) {
-            return addr.clone();
+        match self.actors.get(auction_id) {
+            Some(addr) if addr.connected() => return addr.clone(),
+            Some(_) => {
+                tracing::warn!(%auction_id, "restarting an auction actor that stopped (crashed)");
+                self.crashed_since_sweep += 1;
+            }
+            None => {}
         }
         let addr = AuctionActor::new(
             auction_id.to_string(),
@@ -211,14 +223,20 @@ impl Handler<SubscribeAuction> for ResourcePool {
 pub struct PoolSweep {
     pub actors_started: u64,
     pub auctions_released: u64,
+    /// Actors found dead since the last sweep (restarted if their auction is live).
+    pub actors_crashed: u64,
+    /// Actors replaced because their view disagreed with the state machine.
+    pub actors_rebuilt: u64,
     pub live_actors: u64,
 }
 
 /// The Janitor's sweep: restart actors of live auctions that stopped, release actors of
-/// auctions closed more than `closed_linger_ms` ago, replace the `stuck` ones.
+/// auctions closed more than `closed_linger_ms` ago or archived, replace the `stuck` ones
+/// and rebuild the `disagreeing` ones.
 pub struct Sweep {
     pub closed_linger_ms: u64,
     pub stuck: Vec<String>,
+    pub disagreeing: Vec<String>,
 }
 
 impl Message for Sweep {
@@ -237,6 +255,22 @@ impl Handler<Sweep> for ResourcePool {
                 addr.do_send(Stop);
             }
         }
+        for auction_id in &sweep.disagreeing {
+            if let Some(addr) = self.actors.remove(auction_id) {
+                tracing::warn!(%auction_id, "rebuilding an auction actor whose view disagrees with the state machine");
+                addr.do_send(Stop);
+                report.actors_rebuilt += 1;
+            }
+        }
+        let crashed = self
+            .actors
+            .values()
+            .filter(|addr| !addr.connected())
+            .count();
+        if crashed > 0 {
+            tracing::warn!(crashed, "auction actors stopped (crashed); restarting them");
+        }
+        report.actors_crashed = std::mem::take(&mut self.crashed_since_sweep) + crashed as u64;
         let released: Vec<String> = {
             let state = self.state.read();
             self.actors
@@ -252,7 +286,9 @@ impl Handler<Sweep> for ResourcePool {
         };
         for auction_id in released {
             if let Some(addr) = self.actors.remove(&auction_id) {
-                addr.do_send(Stop);
+                if addr.connected() {
+                    addr.do_send(Stop);
+                }
                 report.auctions_released += 1;
             }
         }
@@ -281,5 +317,25 @@ impl Handler<ListActors> for ResourcePool {
                 .map(|(id, addr)| (id.clone(), addr.clone()))
                 .collect(),
         )
+    }
+}
+
+/// The running actor of one auction, if there is one (not started on demand).
+pub struct RunningActor {
+    pub auction_id: String,
+}
+
+impl Message for RunningActor {
+    type Result = Option<Addr<AuctionActor>>;
+}
+
+impl Handler<RunningActor> for ResourcePool {
+    type Result = Option<Addr<AuctionActor>>;
+
+    fn handle(&mut self, running: RunningActor, _ctx: &mut Self::Context) -> Self::Result {
+        self.actors
+            .get(&running.auction_id)
+            .filter(|addr| addr.connected())
+            .cloned()
     }
 }

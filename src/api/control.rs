@@ -7,12 +7,16 @@ use super::auth::{new_salt, secret_hash, Operator};
 use super::problem::{ApiError, Problem};
 use super::public::unexpected;
 use super::requests::{
-    auction_path_id, AuctionSpecRequest, BidderRequest, IncrementRequest, JsonObject,
+    auction_path_id, AuctionSpecRequest, BidderRequest, FaultRequest, IncrementRequest, JsonObject,
     QualificationRequest, ReasonRequest, SwitchoverRequest,
 };
-use super::views::{BidderCreated, ControlAuctionView, QualificationView, ResultView};
+use super::views::{
+    BidderCreated, ControlAuctionView, FaultInjected, QualificationView, ResultView,
+};
 use super::AppState;
+use crate::actors::auction::InjectPanic;
 use crate::actors::janitor::{GetReport, JanitorReport};
+use crate::actors::resource_pool::RunningActor;
 use crate::actors::supervisor::{ClusterView, GetClusterView, Switchover};
 use crate::actors::wall_clock_ms;
 use crate::kernel::{Command, Outcome, Rejection};
@@ -33,6 +37,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(janitor)
         .configure(super::replica::configure)
         .service(super::audit::audit_trail)
+        .service(inject_panic)
         .configure(super::dashboard::control_pages)
         .route(
             "/openapi.json",
@@ -41,13 +46,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
 }
 
 fn auction_view(app: &AppState, auction_id: &str) -> Result<ControlAuctionView, ApiError> {
-    let state = app.state.read();
-    let auction = state
-        .kernel
-        .auctions
-        .get(auction_id)
-        .ok_or(Rejection::AuctionNotFound)?;
-    Ok(ControlAuctionView::new(auction, wall_clock_ms()))
+    let now_ms = wall_clock_ms();
+    app.read_auction(auction_id, |auction| {
+        ControlAuctionView::new(auction, now_ms)
+    })
 }
 
 #[utoipa::path(tag = "control", request_body = BidderRequest, responses(
@@ -88,6 +90,18 @@ async fn create_auction(
 ) -> Result<HttpResponse, ApiError> {
     let spec = body.into_inner().into_inner().into_spec()?;
     let auction_id = spec.id.clone();
+    // An archived auction keeps its id: the same spec again is the idempotent answer,
+    // another one a conflict, as for a live auction.
+    let live = app.state.read().kernel.auctions.contains_key(&auction_id);
+    if !live {
+        if let Ok(Some(archived)) = app.archive.get(&auction_id) {
+            if archived.spec != spec {
+                return Err(Rejection::AuctionExists.into());
+            }
+            let view = ControlAuctionView::new(&archived, wall_clock_ms());
+            return Ok(HttpResponse::Ok().json(view));
+        }
+    }
     match app
         .propose(Command::CreateAuction { spec }, operator.0)
         .await?
@@ -263,13 +277,7 @@ async fn result(
     _operator: Operator,
     path: web::Path<String>,
 ) -> Result<web::Json<ResultView>, ApiError> {
-    let state = app.state.read();
-    let auction = state
-        .kernel
-        .auctions
-        .get(path.as_str())
-        .ok_or(Rejection::AuctionNotFound)?;
-    Ok(web::Json(ResultView::new(auction)))
+    Ok(web::Json(app.read_auction(path.as_str(), ResultView::new)?))
 }
 
 #[utoipa::path(tag = "control", responses((status = 200, body = ClusterView),
@@ -371,4 +379,37 @@ async fn janitor(
     _operator: Operator,
 ) -> Result<web::Json<JanitorReport>, ApiError> {
     Ok(web::Json(app.janitor.send(GetReport).await?))
+}
+
+/// Fault injection for chaos tests: makes the auction's Auction actor panic inside a
+/// handler. That ends the actor alone; the Janitor's next sweep restarts it. Answers 404
+/// `faults_disabled` unless the node's `[faults] enabled = true`.
+#[utoipa::path(tag = "control", request_body = FaultRequest, responses(
+    (status = 202, body = FaultInjected),
+    (status = 404, description = "faults_disabled, auction_not_found (no live actor)", body = Problem),
+    (status = 422, description = "invalid_request", body = Problem)), security(("admin" = [])))]
+#[post("/control/v1/faults/panic")]
+async fn inject_panic(
+    app: web::Data<AppState>,
+    operator: Operator,
+    body: web::Json<FaultRequest>,
+) -> Result<HttpResponse, ApiError> {
+    if !app.faults_enabled {
+        return Err(ApiError::FaultsDisabled);
+    }
+    let auction_id = body.into_inner().auction_id;
+    crate::kernel::types::validate_id("auction_id", &auction_id)?;
+    let actor = app
+        .pool
+        .send(RunningActor {
+            auction_id: auction_id.clone(),
+        })
+        .await?
+        .ok_or(Rejection::AuctionNotFound)?;
+    tracing::warn!(operator = %operator.0, %auction_id, "fault injected: auction actor panic");
+    actor.do_send(InjectPanic);
+    Ok(HttpResponse::Accepted().json(FaultInjected {
+        auction_id,
+        injected: true,
+    }))
 }

@@ -61,13 +61,24 @@ pub async fn auction_events(
             })?,
     };
     // Subscribe before reading the state, so nothing falls between the two.
-    let actor = app
+    let subscribed = app
         .pool
         .send(SubscribeAuction {
             auction_id: auction_id.clone(),
         })
-        .await?
-        .ok_or(Rejection::AuctionNotFound)?;
+        .await?;
+    let Some(actor) = subscribed else {
+        // An archived auction is closed: its bids and the `closed` event, then the end.
+        let (initial, _, _) = app.read_auction(&auction_id, |auction| {
+            initial_frames(auction, last_event_id)
+        })?;
+        let stream = futures::stream::iter(initial.into_iter().map(Ok::<Bytes, actix_web::Error>));
+        return Ok(HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header(("Cache-Control", "no-cache"))
+            .insert_header(("X-Accel-Buffering", "no"))
+            .streaming(stream));
+    };
     let receiver = actor.send(Subscribe).await?;
 
     let (initial, last_sent_seq, closed) = {
@@ -77,21 +88,7 @@ pub async fn auction_events(
             .auctions
             .get(&auction_id)
             .ok_or(Rejection::AuctionNotFound)?;
-        let mut initial: Vec<Bytes> = auction
-            .bids
-            .iter()
-            .filter(|bid| bid.seq > last_event_id)
-            .map(|bid| frame(bid.seq, "bid", &json(&BidView::from(bid))))
-            .collect();
-        let bid_count = auction.bids.len() as u64;
-        let closed = auction.phase.is_closed();
-        let name = if closed { "closed" } else { "auction" };
-        initial.push(frame(
-            bid_count,
-            name,
-            &json(&AuctionView::new(auction, wall_clock_ms())),
-        ));
-        (initial, bid_count, closed)
+        initial_frames(auction, last_event_id)
     };
 
     let live = LiveStream {
@@ -107,6 +104,26 @@ pub async fn auction_events(
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(stream))
+}
+
+/// The bids after `last_event_id` and the current `auction` (or `closed`) event; the bid
+/// count, and whether the auction is closed.
+fn initial_frames(auction: &crate::kernel::Auction, last_event_id: u64) -> (Vec<Bytes>, u64, bool) {
+    let mut initial: Vec<Bytes> = auction
+        .bids
+        .iter()
+        .filter(|bid| bid.seq > last_event_id)
+        .map(|bid| frame(bid.seq, "bid", &json(&BidView::from(bid))))
+        .collect();
+    let bid_count = auction.bids.len() as u64;
+    let closed = auction.phase.is_closed();
+    let name = if closed { "closed" } else { "auction" };
+    initial.push(frame(
+        bid_count,
+        name,
+        &json(&AuctionView::new(auction, wall_clock_ms())),
+    ));
+    (initial, bid_count, closed)
 }
 
 use futures::StreamExt;

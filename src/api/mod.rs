@@ -39,8 +39,8 @@ use actix_web::{web, HttpResponse};
 use crate::actors::janitor::Janitor;
 use crate::actors::resource_pool::ResourcePool;
 use crate::actors::supervisor::{Propose, Supervisor};
-use crate::kernel::{Command, Outcome};
-use crate::replication::{GavelRaft, SharedState};
+use crate::kernel::{Auction, Command, Outcome, Rejection};
+use crate::replication::{ArchiveStore, GavelRaft, SharedState};
 use metrics::Metrics;
 use problem::ApiError;
 
@@ -57,6 +57,10 @@ pub struct AppState {
     pub pool: Addr<ResourcePool>,
     pub janitor: Addr<Janitor>,
     pub state: SharedState,
+    /// Closed auctions that left the state; their views are read from here.
+    pub archive: ArchiveStore,
+    /// `[faults] enabled`: whether the fault injection endpoints answer.
+    pub faults_enabled: bool,
     /// Every committed command's events, for the all-auctions stream.
     pub applied_events: tokio::sync::broadcast::Sender<Arc<crate::replication::AppliedEvents>>,
     pub raft: GavelRaft,
@@ -68,8 +72,34 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// `view` of the auction `auction_id`, from the live state or, once archived, from
+    /// this node's archive; 404 `auction_not_found` if neither holds it.
+    pub fn read_auction<T>(
+        &self,
+        auction_id: &str,
+        view: impl FnOnce(&Auction) -> T,
+    ) -> Result<T, ApiError> {
+        {
+            let state = self.state.read();
+            if let Some(auction) = state.kernel.auctions.get(auction_id) {
+                return Ok(view(auction));
+            }
+        }
+        match self.archive.get(auction_id) {
+            Ok(Some(auction)) => Ok(view(&auction)),
+            Ok(None) => Err(Rejection::AuctionNotFound.into()),
+            Err(error) => {
+                tracing::error!(%error, %auction_id, "cannot read the archive");
+                Err(ApiError::Unavailable(
+                    "the auction archive cannot be read".to_string(),
+                ))
+            }
+        }
+    }
+
     /// Proposes a command and waits for its committed answer.
     pub async fn propose(&self, command: Command, actor: String) -> Result<Outcome, ApiError> {
+        let auction_id = command.auction_id().map(str::to_string);
         let committed = self.supervisor.send(Propose { command, actor }).await?;
         let committed = match committed {
             Ok(committed) => committed,
@@ -98,7 +128,20 @@ impl AppState {
             .commands_total
             .with_label_values(&[result])
             .inc();
-        Ok(committed.outcome?)
+        match committed.outcome {
+            // An archived auction is closed, not unknown: answer as the kernel did before
+            // it was archived.
+            Err(Rejection::AuctionNotFound) => match auction_id {
+                Some(auction_id) => Err(self
+                    .read_auction(&auction_id, |auction| Rejection::AuctionNotOpen {
+                        phase: auction.phase.as_str().to_string(),
+                    })
+                    .unwrap_or(Rejection::AuctionNotFound)
+                    .into()),
+                None => Err(Rejection::AuctionNotFound.into()),
+            },
+            outcome => Ok(outcome?),
+        }
     }
 
     /// Refreshes the gauges that are read from Raft and the state, then renders.

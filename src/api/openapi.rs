@@ -164,7 +164,7 @@ pub struct PublicApi;
     info(title = "Gavel control API", description = "Operations: bidders, auctions, qualifications, phase actions, cluster, janitor, the operator audit trail."),
     paths(control::register_bidder, control::create_auction, control::list_auctions, control::qualify,
         control::suspend, control::resume, control::terminate, control::change_increment, control::result,
-        control::cluster, control::switchover, control::janitor, dashboard::stats, audit::audit_trail,
+        control::cluster, control::switchover, control::janitor, dashboard::stats, audit::audit_trail, control::inject_panic,
         replica::replica_state, replica::replica_auction),
     modifiers(&AdminAuth, &ProblemResponses)
 )]

@@ -36,6 +36,8 @@ pub enum ApiError {
     /// The path exists, not with this method; `allow` lists the methods it has.
     #[error("this endpoint answers {allow} only")]
     MethodNotAllowed { allow: String },
+    #[error("fault injection is disabled on this node ([faults] enabled = false)")]
+    FaultsDisabled,
 }
 
 impl ApiError {
@@ -57,6 +59,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::FaultsDisabled => "faults_disabled",
         }
     }
 
@@ -70,9 +73,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => "Payload too large",
             ApiError::InvalidJson(_) => "Malformed request body",
             ApiError::UnsupportedMediaType => "Unsupported media type",
-            ApiError::NotFound(_) => "Not found",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
+            ApiError::NotFound(_) | ApiError::FaultsDisabled => "Not found",
         }
     }
 }
@@ -113,9 +116,9 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge => 413,
             ApiError::InvalidJson(_) => 400,
             ApiError::UnsupportedMediaType => 415,
-            ApiError::NotFound(_) => 404,
             ApiError::RateLimited { .. } => 429,
             ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::NotFound(_) | ApiError::FaultsDisabled => 404,
         };
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }

@@ -126,13 +126,9 @@ async fn get_auction(
     app: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<web::Json<AuctionView>, ApiError> {
-    let state = app.state.read();
-    let auction = state
-        .kernel
-        .auctions
-        .get(path.as_str())
-        .ok_or(crate::kernel::Rejection::AuctionNotFound)?;
-    Ok(web::Json(AuctionView::new(auction, wall_clock_ms())))
+    let now_ms = wall_clock_ms();
+    let view = app.read_auction(path.as_str(), |auction| AuctionView::new(auction, now_ms))?;
+    Ok(web::Json(view))
 }
 
 /// Accepted bids, oldest first, by bidder number only.
@@ -144,15 +140,10 @@ async fn list_bids(
     app: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<web::Json<BidList>, ApiError> {
-    let state = app.state.read();
-    let auction = state
-        .kernel
-        .auctions
-        .get(path.as_str())
-        .ok_or(crate::kernel::Rejection::AuctionNotFound)?;
-    Ok(web::Json(BidList {
-        bids: auction.bids.iter().map(BidView::from).collect(),
-    }))
+    let bids = app.read_auction(path.as_str(), |auction| {
+        auction.bids.iter().map(BidView::from).collect()
+    })?;
+    Ok(web::Json(BidList { bids }))
 }
 
 /// Places a bid. The receipt is sent only once the bid is committed; the same
@@ -192,15 +183,10 @@ async fn place_bid(
     }
     match result? {
         Outcome::BidAccepted { receipt, replayed } => {
-            let view = {
-                let state = app.state.read();
-                let auction = state
-                    .kernel
-                    .auctions
-                    .get(&receipt.auction_id)
-                    .ok_or(crate::kernel::Rejection::AuctionNotFound)?;
-                AuctionView::new(auction, wall_clock_ms())
-            };
+            let now_ms = wall_clock_ms();
+            let view = app.read_auction(&receipt.auction_id, |auction| {
+                AuctionView::new(auction, now_ms)
+            })?;
             let body = BidReceipt::new(&receipt, view);
             if replayed {
                 Ok(HttpResponse::Ok().json(body))

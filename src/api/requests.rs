@@ -197,6 +197,13 @@ impl QualificationRequest {
     }
 }
 
+/// `POST /control/v1/faults/panic`: the auction whose actor is to panic.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRequest {
+    pub auction_id: String,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonRequest {

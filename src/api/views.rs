@@ -196,6 +196,13 @@ pub struct QualificationView {
     pub bidder_number: u32,
 }
 
+/// The answer of `POST /control/v1/faults/panic`: the fault was sent to the actor.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FaultInjected {
+    pub auction_id: String,
+    pub injected: bool,
+}
+
 /// One accepted bid in the operators' result, with its place in the hash chain.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ResultBid {

@@ -559,7 +559,7 @@ fn status_field(pid: u32, name: &str) -> Option<u64> {
     value.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
-fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+pub(super) fn resident_kib(pid: u32) -> anyhow::Result<u64> {
     status_field(pid, "VmRSS:").ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))
 }
 

@@ -153,10 +153,21 @@ impl LocalCluster {
         voters: u64,
         standbys: u64,
     ) -> anyhow::Result<LocalCluster> {
+        LocalCluster::start_with(binary, directory, voters, standbys, "")
+    }
+
+    /// `start`, with `extra` TOML sections (such as `[janitor]`) in every node's config.
+    pub fn start_with(
+        binary: &Path,
+        directory: &Path,
+        voters: u64,
+        standbys: u64,
+        extra: &str,
+    ) -> anyhow::Result<LocalCluster> {
         let placements = (1..=voters + standbys)
             .map(|_| NodePlacement::loopback())
             .collect::<anyhow::Result<Vec<_>>>()?;
-        LocalCluster::start_placed(binary, directory, voters, &placements, "")
+        LocalCluster::start_placed(binary, directory, voters, &placements, extra)
     }
 
     /// Like `start`, with each node where `placements` puts it (one per node: the first

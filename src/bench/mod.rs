@@ -11,12 +11,15 @@
 //! - `load`: bidder threads that bid through random nodes with request_id retries and
 //!   log when each receipt arrived.
 //! - `report`: the per-kill table, the summary figures and the history check.
+//! - `soak`: `gavel bench soak`, 100k auction lifecycles against one node; resident
+//!   memory, live actors and data-directory size every 10k, and whether they stay flat.
 
 pub mod fanout;
 pub(crate) mod load;
 pub(crate) mod local;
 mod report;
 pub mod requests;
+pub mod soak;
 pub mod takeover;
 mod wire;
 

@@ -55,7 +55,7 @@ const COUNTDOWN_MS: u64 = 1_500;
 /// broken; timed bidding follows once the bidders stop.
 const LISTING_MS: u64 = 8_000;
 /// Appended to every node's configuration.
-const NODE_EXTRA_CONFIG: &str = "";
+const NODE_EXTRA_CONFIG: &str = "[faults]\nenabled = true\n";
 
 #[derive(Debug, clap::Args)]
 pub struct ChaosArgs {

@@ -57,6 +57,8 @@ pub enum BenchCommand {
     Requests(crate::bench::requests::RequestsArgs),
     /// Live-event fan-out: N watchers on one node, bid-to-watcher latency and memory.
     Fanout(crate::bench::fanout::FanoutArgs),
+    /// Auction lifecycles against one node: memory, actors and disk stay flat?
+    Soak(crate::bench::soak::SoakArgs),
 }
 
 fn bench(command: BenchCommand) -> Result<(), Failure> {
@@ -64,6 +66,7 @@ fn bench(command: BenchCommand) -> Result<(), Failure> {
         BenchCommand::Takeover(args) => crate::bench::run_takeover(args),
         BenchCommand::Requests(args) => crate::bench::requests::run_requests(args),
         BenchCommand::Fanout(args) => crate::bench::fanout::run_fanout(args),
+        BenchCommand::Soak(args) => crate::bench::soak::run_soak(args),
     };
     result.map_err(|error| Failure::failed(format!("{error:#}")))
 }

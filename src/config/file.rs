@@ -30,6 +30,8 @@ pub(super) struct ConfigFile {
     pub(super) limits: LimitsSection,
     #[serde(default)]
     pub(super) tls: TlsSection,
+    #[serde(default)]
+    pub(super) faults: FaultsSection,
 }
 
 #[derive(Default, Deserialize)]
@@ -107,6 +109,7 @@ impl TryFrom<ConfigFile> for Config {
             http: file.http,
             limits: file.limits,
             tls: file.tls,
+            faults: file.faults,
         })
     }
 }

@@ -75,6 +75,7 @@ pub struct Config {
     pub http: HttpSection,
     pub limits: LimitsSection,
     pub tls: TlsSection,
+    pub faults: FaultsSection,
 }
 
 /// `[node]`: who this node is and where it keeps its state.
@@ -235,7 +236,8 @@ pub struct JanitorSection {
     /// How long a bid's `request_id` is remembered, so a retry within it gets the
     /// original receipt. Default 24 hours.
     pub request_retention_ms: u64,
-    /// How long a closed auction's actor stays live (for late readers) before release.
+    /// How long a closed auction stays in the live state, its actor running for late
+    /// readers, before the janitor archives it (its views are then read from the archive).
     pub closed_auction_linger_ms: u64,
 }
 
@@ -288,6 +290,14 @@ impl Default for HttpSection {
             max_connections: 25_000,
         }
     }
+}
+
+/// `[faults]`: fault injection for chaos tests. Off by default; when on, the control
+/// listener accepts `POST /control/v1/faults/panic`, which makes an Auction actor panic.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultsSection {
+    pub enabled: bool,
 }
 
 impl Config {

@@ -267,3 +267,18 @@ fn shipped_node_toml_parses_validates_and_documents_the_defaults() {
         "config/node.toml must show node 1 with every default"
     );
 }
+
+#[test]
+fn faults_are_off_unless_enabled_and_the_section_is_checked() {
+    assert!(!node_one().faults.enabled);
+    let enabled = parse("[node]\nid = 1\n[faults]\nenabled = true\n").unwrap();
+    assert!(enabled.faults.enabled);
+    let message = parse("[node]\nid = 1\n[faults]\nenabled = \"yes\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("line 4"), "{message}");
+    let message = parse("[node]\nid = 1\n[faults]\npanic_rate = 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("panic_rate"), "{message}");
+}

@@ -4,7 +4,7 @@
 
 use super::bidding::{self, BidRequest};
 use super::cap::{self, splitmix64};
-use super::command::{Command, Envelope, Outcome};
+use super::command::{Command, Envelope, Outcome, MAX_ARCHIVED_PER_COMMAND};
 use super::event::{Event, EventKind};
 use super::invariants;
 use super::phases::{self, advance, not_open};
@@ -22,6 +22,8 @@ use super::types::{validate_id, validate_text, AuctionSpec, BidderNumber, Money}
 pub struct Applied {
     pub result: Result<Outcome, Rejection>,
     pub events: Vec<Event>,
+    /// The auctions a `Command::Archive` took out of the state, for the shell to store.
+    pub archived: Vec<Auction>,
 }
 
 /// Applies one committed command. Deterministic: the same state and envelope give the
@@ -32,6 +34,18 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
     let now_ms = envelope.now_ms.max(state.clock_ms);
     state.clock_ms = now_ms;
     let mut events = Vec::new();
+    if let Command::Archive { closed_linger_ms } = &envelope.command {
+        // Touches no single auction: nothing to count or check below.
+        let archived = archive(state, now_ms, *closed_linger_ms);
+        let result = Ok(Outcome::Archived {
+            auctions: archived.len() as u64,
+        });
+        return Applied {
+            result,
+            events,
+            archived,
+        };
+    }
     let result = dispatch(state, now_ms, last_command_ms, envelope, &mut events);
     record_operator_action(state, now_ms, envelope, &result);
 
@@ -50,7 +64,11 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
             panic!("kernel invariant broken: {violation}");
         }
     }
-    Applied { result, events }
+    Applied {
+        result,
+        events,
+        archived: Vec::new(),
+    }
 }
 
 /// Appends a control command, accepted or refused, to the operator audit trail.
@@ -249,6 +267,10 @@ fn dispatch(
             validate_text("reason", reason, false)?;
             Ok(Outcome::OperatorActionRecorded)
         }
+        // `apply` handles it before dispatching, to hand the archived auctions on.
+        Command::Archive { .. } => Err(Rejection::Conflict(
+            "archive commands are applied by apply itself".to_string(),
+        )),
     }
 }
 
@@ -457,4 +479,23 @@ fn purge(state: &mut State, now_ms: u64, request_retention_ms: u64) -> Outcome {
         sessions: (sessions_before - state.sessions.len()) as u64,
         requests,
     }
+}
+
+/// Takes the auctions that closed at least `closed_linger_ms` before `now_ms` out of the
+/// state, oldest close first (ties by id), at most `MAX_ARCHIVED_PER_COMMAND`.
+fn archive(state: &mut State, now_ms: u64, closed_linger_ms: u64) -> Vec<Auction> {
+    let mut due: Vec<(u64, String)> = state
+        .auctions
+        .values()
+        .filter_map(|auction| {
+            let closed_at_ms = auction.closed_at_ms?;
+            (auction.phase.is_closed() && closed_at_ms.saturating_add(closed_linger_ms) <= now_ms)
+                .then(|| (closed_at_ms, auction.spec.id.clone()))
+        })
+        .collect();
+    due.sort();
+    due.truncate(MAX_ARCHIVED_PER_COMMAND);
+    due.into_iter()
+        .filter_map(|(_, auction_id)| state.auctions.remove(&auction_id))
+        .collect()
 }

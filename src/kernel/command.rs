@@ -92,7 +92,17 @@ pub enum Command {
         target: String,
         reason: String,
     },
+    /// Proposed by the leader's janitor: closed auctions that closed at least
+    /// `closed_linger_ms` before the command's time leave the replicated state (at most
+    /// `MAX_ARCHIVED_PER_COMMAND` of them, oldest close first). The state machine shell
+    /// writes what left to the node's on-disk archive.
+    Archive {
+        closed_linger_ms: u64,
+    },
 }
+
+/// Most auctions one `Command::Archive` moves out, so one log entry stays small.
+pub const MAX_ARCHIVED_PER_COMMAND: usize = 1000;
 
 impl Command {
     /// The auction a command is about, if any.
@@ -200,4 +210,8 @@ pub enum Outcome {
         requests: u64,
     },
     OperatorActionRecorded,
+    /// How many closed auctions left the replicated state for the archive.
+    Archived {
+        auctions: u64,
+    },
 }

@@ -35,9 +35,18 @@ impl Durable {
     /// Opens (or creates) the sled database in `dir` and makes its creation durable:
     /// sled's files, the directory entries and any blob left by an earlier run are synced.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Durable::open_with_cache(dir, None)
+    }
+
+    /// `open`, with sled's page cache bounded to `cache_bytes` (sled's default, 1 GiB,
+    /// when `None`).
+    pub fn open_with_cache(dir: &Path, cache_bytes: Option<u64>) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
-        let db = sled::Config::new()
-            .path(dir)
+        let mut config = sled::Config::new().path(dir);
+        if let Some(bytes) = cache_bytes {
+            config = config.cache_capacity(bytes);
+        }
+        let db = config
             .open()
             .map_err(StoreError::sled("open the raft database"))?;
         let segment_path = dir.join("db");

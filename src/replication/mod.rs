@@ -6,8 +6,10 @@
 //! running Raft node on one data directory. A node restarted on its data directory loads
 //! its latest snapshot and re-applies the committed log entries after it before `open`
 //! returns, so its `SharedState` is whole from the start; `restore_offline` does the same
-//! for a stopped node's directory without starting Raft.
+//! for a stopped node's directory without starting Raft. Closed auctions that the
+//! janitor archived live on disk in `data_dir/archive` (see `archive`).
 
+pub mod archive;
 mod codec;
 mod durable;
 mod error;
@@ -31,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kernel::{Event, Outcome, Rejection, State};
 
+pub use archive::ArchiveStore;
 pub use durable::Durable;
 pub use error::{ReplicationError, StoreError};
 pub use log_store::LogStore;
@@ -125,7 +128,8 @@ pub struct AppliedEvents {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicationOptions {
     pub node_id: u64,
-    /// The node's data directory; the Raft log and snapshots live in `data_dir/raft`.
+    /// The node's data directory; the Raft log and snapshots live in `data_dir/raft`, the
+    /// archive of closed auctions in `data_dir/archive`.
     pub data_dir: PathBuf,
     pub heartbeat_interval_ms: u64,
     pub election_timeout_min_ms: u64,
@@ -179,6 +183,12 @@ impl ReplicationOptions {
 /// Log entries kept after a snapshot, so a briefly lagging follower catches up from the log.
 pub const MAX_IN_SNAPSHOT_LOG_TO_KEEP: u64 = 1000;
 
+/// sled's page cache for the Raft database (log, snapshot): its default, 1 GiB, would let
+/// the node's memory grow with every entry ever written (sled counts cached pages at their
+/// size on disk, and they take several times that in memory). The log is purged behind
+/// snapshots, so what is read back is recent.
+pub const RAFT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
 /// How long `shutdown` waits for openraft's tasks to release the storage.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
@@ -189,6 +199,8 @@ pub struct Replication {
     pub state: SharedState,
     pub events: tokio::sync::broadcast::Sender<Arc<AppliedEvents>>,
     pub db: sled::Db,
+    /// Closed auctions that left the state (see `archive`).
+    pub archive: ArchiveStore,
     durable: Arc<Durable>,
 }
 
@@ -212,12 +224,17 @@ where
 {
     let config = Arc::new(options.raft_config()?);
     let dir = options.data_dir.join("raft");
-    let durable = Arc::new(error::blocking(move || Durable::open(&dir)).await?);
+    let durable = Arc::new(
+        error::blocking(move || Durable::open_with_cache(&dir, Some(RAFT_CACHE_BYTES))).await?,
+    );
 
     let log_store = LogStore::open(durable.clone())?;
     log_store.claim_node_id(options.node_id).await?;
+    let archive_dir = options.data_dir.join("archive");
+    let archive = error::blocking(move || ArchiveStore::open(&archive_dir)).await?;
     let (events, _) = tokio::sync::broadcast::channel(options.event_buffer);
-    let (state_machine, state) = StateMachineStore::open(durable.clone(), events.clone())?;
+    let (state_machine, state) =
+        StateMachineStore::open(durable.clone(), archive.clone(), events.clone())?;
 
     let raft =
         openraft::Raft::new(options.node_id, config, network, log_store, state_machine).await?;
@@ -226,6 +243,7 @@ where
         raft,
         state,
         events,
+        archive,
         db: durable.db().clone(),
         durable,
     })
@@ -264,12 +282,18 @@ impl Replication {
     /// elsewhere answer `Fatal::Stopped` afterwards.
     pub async fn shutdown(self) -> Result<(), ReplicationError> {
         let Replication {
-            raft, db, durable, ..
+            raft,
+            db,
+            durable,
+            archive,
+            ..
         } = self;
         raft.shutdown()
             .await
             .map_err(|join| StoreError::Task(join.to_string()))?;
         drop(db);
+        archive.make_durable().await?;
+        drop(archive);
         // The state machine worker and any snapshot build end shortly after the core.
         let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
         while Arc::strong_count(&durable) > 1 {

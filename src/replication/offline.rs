@@ -12,6 +12,7 @@ use std::sync::Arc;
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::RaftLogReader;
 
+use super::archive::ArchiveStore;
 use super::durable::Durable;
 use super::error::{blocking, ReplicationError, StoreError};
 use super::{AppliedState, LogStore, StateMachineStore};
@@ -41,10 +42,20 @@ pub async fn restore_offline(data_dir: &Path) -> Result<AppliedState, Replicatio
     let durable = Arc::new(durable);
     let mut log_store = LogStore::open(durable.clone())?;
     let (events, _) = tokio::sync::broadcast::channel(1);
-    let (mut state_machine, state) = StateMachineStore::open(durable.clone(), events)?;
+    // Replaying archive commands writes the auctions they take out to an archive: a
+    // scratch one, so that the node's directory is only read.
+    let scratch = std::env::temp_dir().join(format!(
+        "gavel-offline-archive-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let scratch_dir = scratch.clone();
+    let archive = blocking(move || ArchiveStore::open(&scratch_dir)).await?;
+    let (mut state_machine, state) = StateMachineStore::open(durable.clone(), archive, events)?;
     let restored = replay_committed(&mut log_store, &mut state_machine, &state).await;
     drop(state_machine);
     drop(log_store);
+    let _ = std::fs::remove_dir_all(&scratch);
     restored?;
     let applied = state.read().clone();
     Ok(applied)

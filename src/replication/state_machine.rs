@@ -7,6 +7,9 @@
 //! applied log id and membership, stored in the sled tree `snapshot` and made durable before
 //! it is reported built or installed. `open` loads it, and openraft then re-applies the
 //! committed entries after it (`StorageHelper::get_initial_state`, called by `Raft::new`).
+//! Auctions that a `Command::Archive` entry takes out of the kernel state go to the
+//! node's `ArchiveStore` as the entry is applied; a snapshot also carries the newest
+//! archived records (see `archive` for why, and for the bound).
 
 use std::io::Cursor;
 use std::panic::AssertUnwindSafe;
@@ -21,6 +24,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use super::archive::{ArchiveStore, ArchivedAuction, ARCHIVED_IN_SNAPSHOT};
 use super::codec::{decode, encode};
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
@@ -36,12 +40,14 @@ pub struct StateMachineStore {
     state: SharedState,
     events: broadcast::Sender<Arc<AppliedEvents>>,
     snapshots: SnapshotStore,
+    archive: ArchiveStore,
 }
 
 /// Builds a snapshot of the shared state; openraft runs it beside `apply`.
 pub struct SnapshotBuilder {
     state: SharedState,
     snapshots: SnapshotStore,
+    archive: ArchiveStore,
 }
 
 /// The durable home of the current snapshot.
@@ -64,6 +70,16 @@ struct SnapshotPayload {
     kernel: State,
     last_applied: Option<LogId<u64>>,
     last_membership: StoredMembership<u64, NodeInfo>,
+    /// The newest archived auctions (see `archive::ARCHIVED_IN_SNAPSHOT`).
+    archived: Vec<ArchivedAuction>,
+}
+
+/// A snapshot's data as written before archived auctions were carried in it; still read.
+#[derive(Deserialize)]
+struct SnapshotPayloadWithoutArchive {
+    kernel: State,
+    last_applied: Option<LogId<u64>>,
+    last_membership: StoredMembership<u64, NodeInfo>,
 }
 
 /// A snapshot's data, as encoded from borrowed state (same encoding as `SnapshotPayload`).
@@ -72,6 +88,7 @@ struct SnapshotPayloadRef<'a> {
     kernel: &'a State,
     last_applied: &'a Option<LogId<u64>>,
     last_membership: &'a StoredMembership<u64, NodeInfo>,
+    archived: &'a [ArchivedAuction],
 }
 
 fn snapshot_error(
@@ -147,7 +164,18 @@ fn payload_for(
     data: &[u8],
 ) -> Result<SnapshotPayload, StoreError> {
     let what = format!("snapshot {}", meta.snapshot_id);
-    let payload: SnapshotPayload = decode(&what, data)?;
+    let payload: SnapshotPayload = match decode(&what, data) {
+        Ok(payload) => payload,
+        Err(error) => match decode::<SnapshotPayloadWithoutArchive>(&what, data) {
+            Ok(older) => SnapshotPayload {
+                kernel: older.kernel,
+                last_applied: older.last_applied,
+                last_membership: older.last_membership,
+                archived: Vec::new(),
+            },
+            Err(_) => return Err(error),
+        },
+    };
     if payload.last_applied != meta.last_log_id {
         return Err(StoreError::corrupt(
             what,
@@ -181,6 +209,7 @@ impl StateMachineStore {
     /// snapshot if there is one, and the shared handle readers use.
     pub fn open(
         durable: Arc<Durable>,
+        archive: ArchiveStore,
         events: broadcast::Sender<Arc<AppliedEvents>>,
     ) -> Result<(Self, SharedState), StoreError> {
         let tree = durable
@@ -197,6 +226,7 @@ impl StateMachineStore {
             state: state.clone(),
             events,
             snapshots,
+            archive,
         };
         Ok((store, state))
     }
@@ -205,13 +235,20 @@ impl StateMachineStore {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
         let (data, last_log_id, last_membership) = {
+            // Nothing is applied while the read lock is held, so the archive holds exactly
+            // what the entries up to `last_applied` archived.
             let state = self.state.read();
+            let archived = self
+                .archive
+                .newest(state.last_applied_index, ARCHIVED_IN_SNAPSHOT)
+                .map_err(snapshot_error(None, ErrorVerb::Read))?;
             let data = encode(
                 "snapshot",
                 &SnapshotPayloadRef {
                     kernel: &state.kernel,
                     last_applied: &state.last_applied,
                     last_membership: &state.membership,
+                    archived: &archived,
                 },
             )
             .map_err(snapshot_error(None, ErrorVerb::Write))?;
@@ -232,6 +269,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             },
             data,
         };
+        // The auctions this snapshot no longer holds are durable in the archive first.
+        self.archive
+            .make_durable()
+            .await
+            .map_err(snapshot_error(Some(&stored.meta), ErrorVerb::Write))?;
         let saved = self
             .snapshots
             .save(&stored)
@@ -304,6 +346,19 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                             }
                             .into_storage(ErrorSubject::Apply(log_id), ErrorVerb::Write)
                         })?;
+                        if !applied.archived.is_empty() {
+                            let archived: Vec<ArchivedAuction> = applied
+                                .archived
+                                .into_iter()
+                                .map(|auction| ArchivedAuction {
+                                    archived_at_index: index,
+                                    auction,
+                                })
+                                .collect();
+                            self.archive.put(&archived).map_err(|error| {
+                                error.into_storage(ErrorSubject::Apply(log_id), ErrorVerb::Write)
+                            })?;
+                        }
                         if !applied.events.is_empty() {
                             published.push(Arc::new(AppliedEvents {
                                 log_index: index,
@@ -335,6 +390,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         SnapshotBuilder {
             state: self.state.clone(),
             snapshots: self.snapshots.clone(),
+            archive: self.archive.clone(),
         }
     }
 
@@ -353,8 +409,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta: meta.clone(),
             data: snapshot.into_inner(),
         };
-        let payload =
+        let mut payload =
             payload_for(meta, &stored.data).map_err(snapshot_error(Some(meta), ErrorVerb::Read))?;
+        // The archived records are durable before the snapshot that no longer holds those
+        // auctions is stored.
+        self.archive
+            .put(&std::mem::take(&mut payload.archived))
+            .map_err(snapshot_error(Some(meta), ErrorVerb::Write))?;
+        self.archive
+            .make_durable()
+            .await
+            .map_err(snapshot_error(Some(meta), ErrorVerb::Write))?;
         let saved = self
             .snapshots
             .save(&stored)

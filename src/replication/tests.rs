@@ -209,8 +209,9 @@ async fn snapshot_then_restart_restores_the_state() {
     {
         let durable = Arc::new(Durable::open(&dir.path().join("raft")).expect("reopen sled"));
         let (events, _) = tokio::sync::broadcast::channel(1);
+        let archive = ArchiveStore::open(&dir.path().join("archive")).expect("the archive");
         let (_machine, state) =
-            StateMachineStore::open(durable, events).expect("load the snapshot");
+            StateMachineStore::open(durable, archive, events).expect("load the snapshot");
         let state = state.read();
         assert_eq!(state.last_applied, Some(before_snapshot));
         assert_eq!(state.kernel.auctions.len(), 10);
@@ -293,8 +294,10 @@ async fn corrupt_records_are_typed_errors() {
         .insert(b"meta", vec![1, 0, 0])
         .expect("insert garbage");
     let (events, _) = tokio::sync::broadcast::channel(1);
+    let archive_dir = tempfile::tempdir().expect("a temp dir");
+    let archive = ArchiveStore::open(archive_dir.path()).expect("the archive");
     assert!(matches!(
-        StateMachineStore::open(durable.clone(), events.clone()),
+        StateMachineStore::open(durable.clone(), archive.clone(), events.clone()),
         Err(StoreError::Corrupt { .. })
     ));
     // Well-formed metadata whose data is missing, then garbage.
@@ -302,14 +305,14 @@ async fn corrupt_records_are_typed_errors() {
     let record = codec::encode("meta", &meta).expect("encode");
     snapshots.insert(b"meta", record).expect("insert metadata");
     assert!(matches!(
-        StateMachineStore::open(durable.clone(), events.clone()),
+        StateMachineStore::open(durable.clone(), archive.clone(), events.clone()),
         Err(StoreError::Corrupt { .. })
     ));
     snapshots
         .insert(b"data", vec![1, 7])
         .expect("insert garbage");
     assert!(matches!(
-        StateMachineStore::open(durable.clone(), events),
+        StateMachineStore::open(durable.clone(), archive, events),
         Err(StoreError::Corrupt { .. })
     ));
 }
@@ -340,4 +343,82 @@ async fn durability_workload() {
     assert_eq!(node.state.read().kernel.bidders.len(), 200);
     let node = Arc::try_unwrap(node).unwrap_or_else(|_| panic!("writers hold no node"));
     node.shutdown().await.expect("shutdown");
+}
+
+/// Auctions a `Command::Archive` takes out of the state are on the node's archive, stay
+/// there across a restart from the snapshot, and reach a node that installs the snapshot.
+#[tokio::test]
+async fn archived_auctions_reach_the_archive_and_travel_in_snapshots() {
+    use openraft::storage::RaftStateMachine;
+
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let node = start(dir.path()).await;
+    for index in 0..3u64 {
+        write(&node, index, create_auction(&format!("lot-{index}"), 10)).await;
+    }
+    let terminate = |id: &str| Command::Terminate {
+        auction_id: id.to_string(),
+        reason: "withdrawn".to_string(),
+    };
+    write(&node, 10, terminate("lot-0")).await;
+    write(&node, 11, terminate("lot-1")).await;
+    let archived = write(
+        &node,
+        20,
+        Command::Archive {
+            closed_linger_ms: 5,
+        },
+    )
+    .await;
+    assert_eq!(
+        archived.data.result,
+        Ok(Outcome::Archived { auctions: 2 }),
+        "lot-2 is still open"
+    );
+    {
+        let state = node.state.read();
+        assert_eq!(
+            state.kernel.auctions.keys().collect::<Vec<_>>(),
+            vec!["lot-2"]
+        );
+    }
+    let archived_lot = node.archive.get("lot-0").expect("read the archive");
+    assert_eq!(
+        archived_lot.map(|auction| auction.phase),
+        Some(crate::kernel::Phase::Terminated)
+    );
+    node.raft.trigger().snapshot().await.expect("trigger");
+    node.raft
+        .wait(WAIT)
+        .snapshot(archived.log_id, "snapshot built")
+        .await
+        .expect("the snapshot");
+    let snapshot = node
+        .raft
+        .get_snapshot()
+        .await
+        .expect("get the snapshot")
+        .expect("a snapshot");
+    node.shutdown().await.expect("shutdown");
+
+    // Restarted: the state from the snapshot has no archived auction, the archive has both.
+    let node = open(options(dir.path())).await.expect("reopen");
+    assert!(!node.state.read().kernel.auctions.contains_key("lot-1"));
+    assert!(node.archive.contains("lot-1").expect("read the archive"));
+    node.shutdown().await.expect("shutdown");
+
+    // Another node that installs the snapshot gets the archived records with it.
+    let other = tempfile::tempdir().expect("a temp dir");
+    let durable = Arc::new(Durable::open(&other.path().join("raft")).expect("open sled"));
+    let (events, _) = tokio::sync::broadcast::channel(1);
+    let archive = ArchiveStore::open(&other.path().join("archive")).expect("the archive");
+    let (mut machine, state) =
+        StateMachineStore::open(durable, archive.clone(), events).expect("open the state machine");
+    machine
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .expect("install the snapshot");
+    assert_eq!(state.read().kernel.auctions.len(), 1);
+    assert_eq!(archive.len(), 2);
+    assert!(archive.get("lot-1").expect("read").is_some());
 }
