@@ -413,6 +413,11 @@ impl Harness {
         sleep(Duration::from_millis(rng.gen_range(1200..=1800)))?;
         let leader = self.leader()?;
         let hold = faults::hold(&mut rng);
+        let crashed_before = if kind == FaultKind::Panic {
+            Some(self.crashed_counts())
+        } else {
+            None
+        };
         let mut target = Target {
             cluster: &mut self.cluster,
             network: &self.network,
@@ -466,7 +471,10 @@ impl Harness {
             ));
         }
         let replicas = self.replica_reports(&auction_id)?;
-        let findings = check_round(&log.history, &after_close, &replicas, healed_at_ms);
+        let mut findings = check_round(&log.history, &after_close, &replicas, healed_at_ms);
+        if let Some(before) = crashed_before {
+            findings.extend(self.unrestarted_actors(&before)?);
+        }
         let count = |matches: fn(&BidOutcome) -> bool| {
             log.history.iter().filter(|op| matches(&op.outcome)).count()
         };
@@ -495,6 +503,53 @@ impl Harness {
             }
         }
         Ok(())
+    }
+
+    /// Each node's count of crashed actors its janitor restarted (`None`: no answer).
+    fn crashed_counts(&self) -> Vec<(u64, Option<u64>)> {
+        self.cluster
+            .ids()
+            .into_iter()
+            .map(|id| {
+                let count = match self.cluster.control(id, "GET", "/control/v1/janitor", None) {
+                    Ok((200, report)) => report["actors_crashed"].as_u64(),
+                    _ => None,
+                };
+                (id, count)
+            })
+            .collect()
+    }
+
+    /// After a `panic` round: every node whose actor was made to panic must report, within
+    /// `WAIT_LIMIT`, that its janitor restarted a crashed actor.
+    fn unrestarted_actors(&self, before: &[(u64, Option<u64>)]) -> anyhow::Result<Vec<Finding>> {
+        let started = Instant::now();
+        loop {
+            check_interrupt()?;
+            let now = self.crashed_counts();
+            let missing: Vec<u64> = before
+                .iter()
+                .zip(&now)
+                .filter(|((_, was), (_, is))| match (was, is) {
+                    (Some(was), Some(is)) => is <= was,
+                    _ => true,
+                })
+                .map(|((id, _), _)| *id)
+                .collect();
+            if missing.is_empty() {
+                return Ok(Vec::new());
+            }
+            if started.elapsed() > WAIT_LIMIT {
+                return Ok(missing
+                    .into_iter()
+                    .map(|node_id| Finding::NotRecovered {
+                        node_id,
+                        detail: "its janitor did not restart the crashed auction actor".to_string(),
+                    })
+                    .collect());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Waits until the leader sees every node up; `None` if not within `WAIT_LIMIT`.
