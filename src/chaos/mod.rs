@@ -431,7 +431,9 @@ impl Harness {
         let healed = Instant::now();
         let healed_at_ms = local::now_ms();
         self.restart_exited(&mut notes)?;
-        let recovery = self.wait_all_up()?.map(|at| at.duration_since(healed));
+        let recovery = self
+            .wait_all_up(&mut notes)?
+            .map(|at| at.duration_since(healed));
         if recovery.is_none() {
             notes.push(format!(
                 "not every node up within {} s of healing",
@@ -464,7 +466,7 @@ impl Harness {
         self.wait_closed(&auction_id)?;
         let after_close = self.bid_after_close(&auction_id, &bidders, &log.history)?;
         self.restart_exited(&mut notes)?;
-        if self.wait_converged()?.is_none() {
+        if self.wait_converged(&mut notes)?.is_none() {
             notes.push(format!(
                 "replicas did not agree within {} s",
                 WAIT_LIMIT.as_secs()
@@ -553,11 +555,14 @@ impl Harness {
     }
 
     /// Waits until the leader sees every node up; `None` if not within `WAIT_LIMIT`.
-    fn wait_all_up(&self) -> anyhow::Result<Option<Instant>> {
+    fn wait_all_up(&mut self, notes: &mut Vec<String>) -> anyhow::Result<Option<Instant>> {
         let started = Instant::now();
         let count = self.cluster.ids().len();
         while started.elapsed() < WAIT_LIMIT {
             check_interrupt()?;
+            // A node may exit late (a storage call stalls before it fails): restart
+            // it as its service manager would.
+            self.restart_exited(notes)?;
             if let Some((_, view)) = self.cluster.leader() {
                 if view.nodes.len() == count && view.nodes.iter().all(|node| node.health == "up") {
                     return Ok(Some(Instant::now()));
@@ -638,10 +643,13 @@ impl Harness {
 
     /// Waits until every node answers with the same log index and digest; `None` if that
     /// did not happen within `WAIT_LIMIT` (the checker then names who disagrees).
-    fn wait_converged(&self) -> anyhow::Result<Option<Instant>> {
+    fn wait_converged(&mut self, notes: &mut Vec<String>) -> anyhow::Result<Option<Instant>> {
         let started = Instant::now();
         while started.elapsed() < WAIT_LIMIT {
             check_interrupt()?;
+            // A node may exit late (a storage call stalls before it fails): restart
+            // it as its service manager would.
+            self.restart_exited(notes)?;
             let states: Vec<Option<(u64, String)>> = self
                 .cluster
                 .ids()
