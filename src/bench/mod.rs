@@ -11,13 +11,17 @@
 //! - `load`: bidder threads that bid through random nodes with request_id retries and
 //!   log when each receipt arrived.
 //! - `report`: the per-kill table, the summary figures and the history check.
+//! - `takeover_batches`: the kills grouped in batches, as the old system's table.
+//! - `results`: summary tables, their Markdown and SVG plots in the results folder.
 
 pub mod fanout;
 pub(crate) mod load;
 pub(crate) mod local;
 mod report;
 pub mod requests;
+mod results;
 pub mod takeover;
+mod takeover_batches;
 mod wire;
 
 pub use takeover::{run_takeover, TakeoverArgs};
