@@ -182,6 +182,7 @@ impl Plot {
             .configure_mesh()
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
+            .light_line_style(TRANSPARENT)
             .x_label_formatter(&|x| short_number(*x))
             .y_label_formatter(&|y| short_number(*y))
             .draw()
