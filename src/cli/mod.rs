@@ -54,6 +54,8 @@ pub enum BenchCommand {
     Requests(crate::bench::requests::RequestsArgs),
     /// Live-event fan-out: N watchers on one node, bid-to-watcher latency and memory.
     Fanout(crate::bench::fanout::FanoutArgs),
+    /// Committed bids/s and latency at 1-256 connections, beside etcd and the floor.
+    Bids(crate::bench::bids::BidsArgs),
 }
 
 fn bench(command: BenchCommand) -> Result<(), Failure> {
@@ -61,6 +63,7 @@ fn bench(command: BenchCommand) -> Result<(), Failure> {
         BenchCommand::Takeover(args) => crate::bench::run_takeover(args),
         BenchCommand::Requests(args) => crate::bench::requests::run_requests(args),
         BenchCommand::Fanout(args) => crate::bench::fanout::run_fanout(args),
+        BenchCommand::Bids(args) => crate::bench::bids::run_bids(args),
     };
     result.map_err(|error| Failure::failed(format!("{error:#}")))
 }
