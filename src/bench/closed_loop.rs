@@ -230,6 +230,98 @@ mod tests {
         assert_eq!(quantile(&[], 0.5), None);
     }
 
+    /// Answers every request on every connection with `201 {"ok":true}`.
+    async fn answering_server() -> SocketAddr {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut socket = BufReader::new(socket);
+                    loop {
+                        let mut length = 0;
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if socket.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if let Some(value) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                length = value.trim().parse().unwrap_or(0);
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if socket.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        let answer =
+                            "HTTP/1.1 201 Created\r\ncontent-length: 11\r\n\r\n{\"ok\":true}";
+                        if socket.get_mut().write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        address
+    }
+
+    struct Counting;
+
+    impl Stream for Counting {
+        fn request(&self, sequence: u64) -> WriteRequest {
+            WriteRequest {
+                path: "/write".to_string(),
+                token: None,
+                body: format!("{{\"sequence\":{sequence}}}"),
+            }
+        }
+
+        fn judge(&self, status: u16, body: &[u8]) -> Answer {
+            match (status, body) {
+                (201, b"{\"ok\":true}") => Answer::Acknowledged,
+                _ => Answer::Failed(format!("{status}")),
+            }
+        }
+    }
+
+    #[test]
+    fn a_level_stops_at_its_request_cap_long_before_its_deadline() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = runtime.block_on(async {
+            let plan = LevelPlan {
+                address: answering_server().await,
+                warmup: Duration::ZERO,
+                measure: Duration::from_secs(30),
+                max_requests: 200,
+            };
+            run_level(plan, (0..4).map(|_| Counting).collect::<Vec<_>>()).await
+        });
+        assert!(outcome.capped);
+        assert_eq!(
+            outcome.latencies_us.len(),
+            200,
+            "every request below the cap acknowledged"
+        );
+        assert_eq!(outcome.failed, 0, "{:?}", outcome.first_problem);
+        assert!(
+            outcome.window < Duration::from_secs(10),
+            "window {:?}",
+            outcome.window
+        );
+        assert!(outcome.per_second() > 0.0);
+    }
+
     #[test]
     fn throughput_is_counted_acknowledgements_over_the_window() {
         let outcome = LevelOutcome {
