@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 
 use super::load::{Bidder, Load, LoadPlan};
 use super::local::{check_interrupt, now_ms, Interrupt, LocalCluster};
-use super::report::{self, KillRecord};
+use super::report::{self, HistoryCheck, KillRecord};
 use super::results::{self, Machine};
 use super::takeover_batches::{self, BatchRow};
 
@@ -35,6 +35,9 @@ const WAIT_LIMIT: Duration = Duration::from_secs(15);
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// A cap on the load's requests per kill, so that a run cannot go on without end.
 const MAX_REQUESTS_PER_KILL: usize = 20_000;
+/// Longest wait for, and largest accepted, final result of the auction.
+const RESULT_TIMEOUT: Duration = Duration::from_secs(60);
+const RESULT_LIMIT_BYTES: u64 = 1 << 30;
 const AUCTION_START_PRICE: u64 = 1_000_000;
 const AUCTION_INCREMENT: u64 = 10_000;
 
@@ -115,10 +118,17 @@ pub fn run_takeover(args: TakeoverArgs) -> anyhow::Result<()> {
     sleep_checked(settle)?;
     let kills = kill_repeatedly(&mut cluster, &load, &args)?;
     let log = load.stop();
-    let history = converged_result(&cluster, &auction_id)?;
-    let check = report::check_history(&log, &history);
+    // The figures are printed and written even when the final history cannot be read.
+    let history = converged_result(&cluster, &auction_id);
+    let check = match &history {
+        Ok(history) => report::check_history(&log, history),
+        Err(_) => HistoryCheck::default(),
+    };
     println!("\n{}", report::kill_table(&kills));
-    let summary = report::summary(&kills, &log, &check);
+    let mut summary = report::summary(&kills, &log, &check);
+    if let Err(error) = &history {
+        summary.push_str(&format!("the final history could not be read: {error:#}\n"));
+    }
     print!("{summary}");
     let rows = takeover_batches::batch_rows(&kills, args.kills);
     if args.batches > 1 {
@@ -138,6 +148,7 @@ pub fn run_takeover(args: TakeoverArgs) -> anyhow::Result<()> {
             directory.display()
         );
     }
+    history?;
     if !check.passed() {
         bail!("the final bid history does not match the receipts the bidders got");
     }
@@ -395,6 +406,27 @@ fn rejoin_as_standby(cluster: &mut LocalCluster, killed: u64) -> anyhow::Result<
     Ok(None)
 }
 
+/// Node `id`'s answer to the control GET `path` as JSON, read in full: after hundreds of
+/// kills an auction's result holds tens of thousands of bids, past the 10 MB that
+/// `ureq`'s `into_string` (and so `LocalCluster::control`) accepts.
+fn read_result(cluster: &LocalCluster, id: u64, path: &str) -> Option<Value> {
+    let url = format!("{}{path}", cluster.node(id).ok()?.control_url);
+    let agent = ureq::AgentBuilder::new().timeout(RESULT_TIMEOUT).build();
+    let response = agent
+        .get(&url)
+        .set("Authorization", &format!("Bearer {}", cluster.admin_token))
+        .call()
+        .ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    serde_json::from_reader(std::io::Read::take(
+        response.into_reader(),
+        RESULT_LIMIT_BYTES,
+    ))
+    .ok()
+}
+
 /// The auction's result once every running node reports the same number of bids.
 fn converged_result(cluster: &LocalCluster, auction_id: &str) -> anyhow::Result<Value> {
     let path = format!("/control/v1/auctions/{auction_id}/result");
@@ -405,10 +437,7 @@ fn converged_result(cluster: &LocalCluster, auction_id: &str) -> anyhow::Result<
             .ids()
             .into_iter()
             .filter(|id| cluster.is_running(*id))
-            .filter_map(|id| match cluster.control(id, "GET", &path, None) {
-                Ok((200, result)) => Some(result),
-                _ => None,
-            })
+            .filter_map(|id| read_result(cluster, id, &path))
             .collect();
         let counts: Vec<usize> = results
             .iter()
