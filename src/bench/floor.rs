@@ -44,6 +44,38 @@ impl Floor {
         2 * self.fdatasync_us + 2 * self.round_trip_us
     }
 
+    /// The lower median of each measurement, from two runs of `measure`.
+    pub fn lower(&self, other: &Floor) -> Floor {
+        let pick = |mine: (u64, usize), theirs: (u64, usize)| match mine.0 <= theirs.0 {
+            true => mine,
+            false => theirs,
+        };
+        let (fdatasync_us, fdatasync_samples) = pick(
+            (self.fdatasync_us, self.fdatasync_samples),
+            (other.fdatasync_us, other.fdatasync_samples),
+        );
+        let (round_trip_us, round_trip_samples) = pick(
+            (self.round_trip_us, self.round_trip_samples),
+            (other.round_trip_us, other.round_trip_samples),
+        );
+        Floor {
+            fdatasync_us,
+            fdatasync_samples,
+            round_trip_us,
+            round_trip_samples,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "fdatasync p50 {:.2} ms ({} samples), loopback round trip p50 {:.3} ms ({} samples)",
+            self.fdatasync_us as f64 / 1000.0,
+            self.fdatasync_samples,
+            self.round_trip_us as f64 / 1000.0,
+            self.round_trip_samples
+        )
+    }
+
     /// How many times the floor `p50_us` is (`None` with a zero floor).
     pub fn distance(&self, p50_us: u64) -> Option<f64> {
         match self.write_floor_us() {
@@ -157,6 +189,26 @@ mod tests {
             ..floor
         };
         assert_eq!(nothing.distance(10), None);
+    }
+
+    #[test]
+    fn the_lower_floor_takes_each_measurements_lower_median() {
+        let noisy = Floor {
+            fdatasync_us: 4_000,
+            fdatasync_samples: 200,
+            round_trip_us: 40,
+            round_trip_samples: 5_000,
+        };
+        let quiet = Floor {
+            fdatasync_us: 700,
+            fdatasync_samples: 150,
+            round_trip_us: 60,
+            round_trip_samples: 4_000,
+        };
+        let lower = noisy.lower(&quiet);
+        assert_eq!((lower.fdatasync_us, lower.fdatasync_samples), (700, 150));
+        assert_eq!((lower.round_trip_us, lower.round_trip_samples), (40, 5_000));
+        assert_eq!(quiet.lower(&noisy), lower);
     }
 
     #[test]
