@@ -25,7 +25,9 @@ use serde_json::{json, Value};
 
 use super::load::{Bidder, Load, LoadPlan};
 use super::local::{check_interrupt, now_ms, Interrupt, LocalCluster};
-use super::report::{self, KillRecord};
+use super::report::{self, HistoryCheck, KillRecord};
+use super::results::{self, Machine};
+use super::takeover_batches::{self, BatchRow};
 
 /// Longest wait for any one thing (a leader, a committed bid, full strength, a rejoin).
 const WAIT_LIMIT: Duration = Duration::from_secs(15);
@@ -33,15 +35,22 @@ const WAIT_LIMIT: Duration = Duration::from_secs(15);
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// A cap on the load's requests per kill, so that a run cannot go on without end.
 const MAX_REQUESTS_PER_KILL: usize = 20_000;
+/// Longest wait for, and largest accepted, final result of the auction.
+const RESULT_TIMEOUT: Duration = Duration::from_secs(60);
+const RESULT_LIMIT_BYTES: u64 = 1 << 30;
 const AUCTION_START_PRICE: u64 = 1_000_000;
 const AUCTION_INCREMENT: u64 = 10_000;
 
 /// `gavel bench takeover`: kill the leader of a local cluster again and again.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TakeoverArgs {
-    /// How many times to SIGKILL the leader.
+    /// How many times to SIGKILL the leader (per batch).
     #[arg(long, default_value_t = 20)]
     pub kills: usize,
+    /// Batches of `--kills` kills each, on the same cluster and load, reported per
+    /// batch as the old system's table (5 batches of 100).
+    #[arg(long, default_value_t = 1)]
+    pub batches: usize,
     /// Voters of the local cluster (3 or more: one must be able to die).
     #[arg(long, default_value_t = 3)]
     pub voters: u64,
@@ -61,6 +70,16 @@ pub struct TakeoverArgs {
     /// How long the bidders bid between a rejoin and the next kill.
     #[arg(long, default_value_t = 1500)]
     pub settle_ms: u64,
+    /// Where the Markdown table and the SVG plot of the run go.
+    #[arg(long, value_name = "DIR", default_value = results::DEFAULT_RESULTS_DIR)]
+    pub results_dir: PathBuf,
+}
+
+impl TakeoverArgs {
+    /// Every kill of the run, all batches together.
+    fn total_kills(&self) -> usize {
+        self.kills.saturating_mul(self.batches)
+    }
 }
 
 fn this_executable() -> PathBuf {
@@ -74,28 +93,51 @@ pub fn run_takeover(args: TakeoverArgs) -> anyhow::Result<()> {
     check_args(&args)?;
     let _interrupt = Interrupt::install();
     let (directory, temporary) = run_directory(&args)?;
+    let batches = match args.batches {
+        1 => String::new(),
+        batches => format!(" in {batches} batches ({} kills)", args.total_kills()),
+    };
+    let machine = Machine::here();
     println!(
-        "gavel bench takeover: {} kills of the leader; {} voters and {} standby(s) running {}; {} bidders; files in {}",
+        "gavel bench takeover: {} kills of the leader{batches}; {} voters and {} standby(s) running {}; {} bidders; files in {}",
         args.kills, args.voters, args.standbys, args.binary.display(), args.bidders, directory.display()
     );
+    let started_ms = now_ms();
     let mut cluster = LocalCluster::start(&args.binary, &directory, args.voters, args.standbys)?;
     let settle = Duration::from_millis(args.settle_ms);
-    let budget = settle + (WAIT_LIMIT * 3 + settle) * args.kills as u32 + Duration::from_secs(60);
+    let total_kills = u32::try_from(args.total_kills()).context("too many kills")?;
+    let budget = settle + (WAIT_LIMIT * 3 + settle) * total_kills + Duration::from_secs(60);
     let (auction_id, bidders) = set_up_auction(&cluster, args.bidders, budget)?;
     let load = Load::start(LoadPlan {
         auction_id: auction_id.clone(),
         public_urls: cluster.public_urls(),
         bidders,
         deadline: Instant::now() + budget,
-        max_requests: MAX_REQUESTS_PER_KILL * (args.kills + 1),
+        max_requests: MAX_REQUESTS_PER_KILL * (args.total_kills() + 1),
     });
     sleep_checked(settle)?;
     let kills = kill_repeatedly(&mut cluster, &load, &args)?;
     let log = load.stop();
-    let history = converged_result(&cluster, &auction_id)?;
-    let check = report::check_history(&log, &history);
+    // The figures are printed and written even when the final history cannot be read.
+    let history = converged_result(&cluster, &auction_id);
+    let check = match &history {
+        Ok(history) => report::check_history(&log, history),
+        Err(_) => HistoryCheck::default(),
+    };
     println!("\n{}", report::kill_table(&kills));
-    print!("{}", report::summary(&kills, &log, &check));
+    let mut summary = report::summary(&kills, &log, &check);
+    if let Err(error) = &history {
+        summary.push_str(&format!("the final history could not be read: {error:#}\n"));
+    }
+    print!("{summary}");
+    let rows = takeover_batches::batch_rows(&kills, args.kills);
+    if args.batches > 1 {
+        println!("\n{}", takeover_batches::batch_table(&rows).text());
+    }
+    match write_takeover_results(&args, &machine, started_ms, &kills, &rows, &summary) {
+        Ok(written) => println!("results written: {}", written.join(", ")),
+        Err(error) => println!("warning: results not written: {error:#}"),
+    }
     drop(cluster);
     let clean = check.passed() && kills.iter().all(KillRecord::succeeded);
     if temporary && clean {
@@ -106,6 +148,7 @@ pub fn run_takeover(args: TakeoverArgs) -> anyhow::Result<()> {
             directory.display()
         );
     }
+    history?;
     if !check.passed() {
         bail!("the final bid history does not match the receipts the bidders got");
     }
@@ -119,8 +162,8 @@ fn check_args(args: &TakeoverArgs) -> anyhow::Result<()> {
     if args.standbys < 1 {
         bail!("--standbys must be 1 or more: a standby replaces the dead voter");
     }
-    if args.kills == 0 || args.bidders == 0 {
-        bail!("--kills and --bidders must be 1 or more");
+    if args.kills == 0 || args.bidders == 0 || args.batches == 0 {
+        bail!("--kills, --batches and --bidders must be 1 or more");
     }
     Ok(())
 }
@@ -216,15 +259,15 @@ fn kill_repeatedly(
     load: &Load,
     args: &TakeoverArgs,
 ) -> anyhow::Result<Vec<KillRecord>> {
-    let progress = ProgressBar::new(args.kills as u64);
+    let progress = ProgressBar::new(args.total_kills() as u64);
     if let Ok(style) =
         ProgressStyle::with_template("{spinner} takeover {pos}/{len} [{bar:30}] {elapsed} {msg}")
     {
         progress.set_style(style.progress_chars("=> "));
     }
     progress.enable_steady_tick(Duration::from_millis(200));
-    let mut kills = Vec::with_capacity(args.kills);
-    for number in 1..=args.kills {
+    let mut kills = Vec::with_capacity(args.total_kills());
+    for number in 1..=args.total_kills() {
         if load.finished() {
             progress.println("the bidders stopped (see the summary): no more kills");
             break;
@@ -363,6 +406,27 @@ fn rejoin_as_standby(cluster: &mut LocalCluster, killed: u64) -> anyhow::Result<
     Ok(None)
 }
 
+/// Node `id`'s answer to the control GET `path` as JSON, read in full: after hundreds of
+/// kills an auction's result holds tens of thousands of bids, past the 10 MB that
+/// `ureq`'s `into_string` (and so `LocalCluster::control`) accepts.
+fn read_result(cluster: &LocalCluster, id: u64, path: &str) -> Option<Value> {
+    let url = format!("{}{path}", cluster.node(id).ok()?.control_url);
+    let agent = ureq::AgentBuilder::new().timeout(RESULT_TIMEOUT).build();
+    let response = agent
+        .get(&url)
+        .set("Authorization", &format!("Bearer {}", cluster.admin_token))
+        .call()
+        .ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    serde_json::from_reader(std::io::Read::take(
+        response.into_reader(),
+        RESULT_LIMIT_BYTES,
+    ))
+    .ok()
+}
+
 /// The auction's result once every running node reports the same number of bids.
 fn converged_result(cluster: &LocalCluster, auction_id: &str) -> anyhow::Result<Value> {
     let path = format!("/control/v1/auctions/{auction_id}/result");
@@ -373,10 +437,7 @@ fn converged_result(cluster: &LocalCluster, auction_id: &str) -> anyhow::Result<
             .ids()
             .into_iter()
             .filter(|id| cluster.is_running(*id))
-            .filter_map(|id| match cluster.control(id, "GET", &path, None) {
-                Ok((200, result)) => Some(result),
-                _ => None,
-            })
+            .filter_map(|id| read_result(cluster, id, &path))
             .collect();
         let counts: Vec<usize> = results
             .iter()
@@ -394,4 +455,36 @@ fn converged_result(cluster: &LocalCluster, auction_id: &str) -> anyhow::Result<
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The run as Markdown (command, machine, batch table, summary, per-kill table) and the
+/// per-kill plot, in `--results-dir`; the paths written.
+fn write_takeover_results(
+    args: &TakeoverArgs,
+    machine: &Machine,
+    started_ms: u64,
+    kills: &[KillRecord],
+    rows: &[BatchRow],
+    summary: &str,
+) -> anyhow::Result<Vec<String>> {
+    let command: Vec<String> = std::env::args().collect();
+    let goal = match rows.last().is_some_and(takeover_batches::meets_goal) {
+        true => "met",
+        false => "not met",
+    };
+    let markdown = format!(
+        "# gavel bench takeover, {}\n\n`{}`\n\nMachine: {}.\n\n{}\nGoal (100% of kills, kill → first committed bid p99 < 1 s, overall): {goal}.\n\n```\n{summary}```\n\n{}",
+        results::stamp(started_ms),
+        command.join(" "),
+        machine.describe(),
+        takeover_batches::batch_table(rows).markdown(),
+        takeover_batches::kill_rows(kills, args.kills).markdown(),
+    );
+    let plot = takeover_batches::kill_plot(kills);
+    let stem = format!("takeover-{}", results::stamp(started_ms));
+    let written = results::write_results(&args.results_dir, &stem, &markdown, &[("kills", &plot)])?;
+    Ok(written
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect())
 }

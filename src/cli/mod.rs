@@ -59,6 +59,8 @@ pub enum BenchCommand {
     Fanout(crate::bench::fanout::FanoutArgs),
     /// Auction lifecycles against one node: memory, actors and disk stay flat?
     Soak(crate::bench::soak::SoakArgs),
+    /// Committed bids/s and latency at 1-256 connections, beside etcd and the floor.
+    Bids(crate::bench::bids::BidsArgs),
 }
 
 fn bench(command: BenchCommand) -> Result<(), Failure> {
@@ -67,6 +69,7 @@ fn bench(command: BenchCommand) -> Result<(), Failure> {
         BenchCommand::Requests(args) => crate::bench::requests::run_requests(args),
         BenchCommand::Fanout(args) => crate::bench::fanout::run_fanout(args),
         BenchCommand::Soak(args) => crate::bench::soak::run_soak(args),
+        BenchCommand::Bids(args) => crate::bench::bids::run_bids(args),
     };
     result.map_err(|error| Failure::failed(format!("{error:#}")))
 }
