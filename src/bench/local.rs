@@ -72,6 +72,18 @@ pub fn check_interrupt() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sleeps `duration` in short steps, stopping early with an error when interrupted.
+pub fn sleep_checked(duration: Duration) -> anyhow::Result<()> {
+    let until = Instant::now() + duration;
+    while Instant::now() < until {
+        check_interrupt()?;
+        std::thread::sleep(
+            Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())),
+        );
+    }
+    Ok(())
+}
+
 /// How a node sees the cluster: the parts of API.md's ClusterView the benchmark reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ClusterView {

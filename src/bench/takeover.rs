@@ -24,7 +24,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 use super::load::{Bidder, Load, LoadPlan};
-use super::local::{check_interrupt, now_ms, Interrupt, LocalCluster};
+use super::local::{check_interrupt, now_ms, sleep_checked, Interrupt, LocalCluster};
 use super::report::{self, HistoryCheck, KillRecord};
 use super::results::{self, Machine};
 use super::takeover_batches::{self, BatchRow};
@@ -177,17 +177,6 @@ fn run_directory(args: &TakeoverArgs) -> anyhow::Result<(PathBuf, bool)> {
     std::fs::create_dir_all(&directory)
         .with_context(|| format!("cannot create {}", directory.display()))?;
     Ok((directory, args.data_dir.is_none()))
-}
-
-fn sleep_checked(duration: Duration) -> anyhow::Result<()> {
-    let until = Instant::now() + duration;
-    while Instant::now() < until {
-        check_interrupt()?;
-        std::thread::sleep(
-            Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())),
-        );
-    }
-    Ok(())
 }
 
 /// Registers and qualifies the bidders, opens one auction whose listing outlasts

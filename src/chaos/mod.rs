@@ -20,9 +20,8 @@ pub mod checker;
 mod disk;
 mod faults;
 mod net;
+mod report;
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -33,13 +32,16 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::bench::load::{BidOp, BidOutcome, Bidder, Load, LoadPlan};
-use crate::bench::local::{self, check_interrupt, Interrupt, LocalCluster, NodePlacement};
+use crate::bench::local::{
+    self, check_interrupt, sleep_checked, Interrupt, LocalCluster, NodePlacement,
+};
 use crate::kernel::Auction;
 use checker::{check_round, Finding, ReplicaReport};
 use disk::DataDisk;
 pub use faults::FaultKind;
 use faults::{heal, inject, Target};
 use net::Network;
+use report::{failure_text, report, RoundRecord};
 
 const VOTERS: u64 = 3;
 const STANDBYS: u64 = 1;
@@ -84,41 +86,6 @@ pub struct ChaosArgs {
     /// The gavel executable that runs the nodes; default this one.
     #[arg(long, value_name = "FILE")]
     pub binary: Option<PathBuf>,
-}
-
-/// One round's outcome.
-struct RoundRecord {
-    kind: FaultKind,
-    seed: u64,
-    fault: String,
-    findings: Vec<Finding>,
-    acknowledged: usize,
-    refused: usize,
-    unknown: usize,
-    /// Nodes that exited on their own during the round (restarted on healing).
-    restarts: usize,
-    /// From healing to the leader seeing every node up.
-    recovery: Option<Duration>,
-    notes: Vec<String>,
-}
-
-impl RoundRecord {
-    fn aborted(kind: FaultKind, seed: u64, error: &anyhow::Error) -> RoundRecord {
-        RoundRecord {
-            kind,
-            seed,
-            fault: "round not completed".to_string(),
-            findings: vec![Finding::RoundAborted {
-                detail: format!("{error:#}"),
-            }],
-            acknowledged: 0,
-            refused: 0,
-            unknown: 0,
-            restarts: 0,
-            recovery: None,
-            notes: Vec::new(),
-        }
-    }
 }
 
 /// Everything a run owns. Field order is drop order: nodes stop before their disks are
@@ -193,7 +160,13 @@ pub fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
             Err(error) => RoundRecord::aborted(kind, round_seed, &error),
         };
         if !record.findings.is_empty() {
-            let text = failure_text(number + 1, &record, &harness);
+            let logs: Vec<PathBuf> = harness
+                .cluster
+                .ids()
+                .into_iter()
+                .filter_map(|id| harness.cluster.log_path(id).ok().map(PathBuf::from))
+                .collect();
+            let text = failure_text(number + 1, &record, &logs);
             progress.suspend(|| println!("{text}"));
         }
         if progress.is_hidden() {
@@ -410,7 +383,7 @@ impl Harness {
             deadline: Instant::now() + Duration::from_secs(60),
             max_requests: 20_000,
         });
-        sleep(Duration::from_millis(rng.gen_range(1200..=1800)))?;
+        sleep_checked(Duration::from_millis(rng.gen_range(1200..=1800)))?;
         let leader = self.leader()?;
         let hold = faults::hold(&mut rng);
         let crashed_before = if kind == FaultKind::Panic {
@@ -426,7 +399,7 @@ impl Harness {
             auction_id: &auction_id,
         };
         let (injected, fault) = inject(kind, &mut target, &mut rng)?;
-        sleep(hold)?;
+        sleep_checked(hold)?;
         heal(&injected, &mut target)?;
         let healed = Instant::now();
         let healed_at_ms = local::now_ms();
@@ -440,7 +413,7 @@ impl Harness {
                 WAIT_LIMIT.as_secs()
             ));
         }
-        sleep(Duration::from_millis(1000))?;
+        sleep_checked(Duration::from_millis(1000))?;
         let reason = json!({"reason": "chaos: operator check"});
         let suspended = self.control(
             "POST",
@@ -451,7 +424,7 @@ impl Harness {
         if let Err(error) = &suspended {
             notes.push(format!("suspend not done: {error:#}"));
         }
-        sleep(Duration::from_millis(300))?;
+        sleep_checked(Duration::from_millis(300))?;
         if suspended.is_ok() {
             self.control(
                 "POST",
@@ -460,7 +433,7 @@ impl Harness {
                 &[200],
             )?;
         }
-        sleep(Duration::from_millis(500))?;
+        sleep_checked(Duration::from_millis(500))?;
         let log = load.stop();
         notes.push(format!("refused by code: {:?}", log.refused));
         self.wait_closed(&auction_id)?;
@@ -715,78 +688,4 @@ impl Harness {
             })
             .collect()
     }
-}
-
-fn sleep(duration: Duration) -> anyhow::Result<()> {
-    let until = Instant::now() + duration;
-    while Instant::now() < until {
-        check_interrupt()?;
-        std::thread::sleep(
-            Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())),
-        );
-    }
-    Ok(())
-}
-
-fn failure_text(number: usize, record: &RoundRecord, harness: &Harness) -> String {
-    let mut text = format!(
-        "round {number} ({}) FAILED — {}; replay: gavel chaos --kinds {} --replay {}\n",
-        record.kind.name(),
-        record.fault,
-        record.kind.name(),
-        record.seed
-    );
-    for finding in &record.findings {
-        let _ = writeln!(text, "  - {finding}");
-    }
-    for note in &record.notes {
-        let _ = writeln!(text, "  note: {note}");
-    }
-    for id in harness.cluster.ids() {
-        if let Ok(path) = harness.cluster.log_path(id) {
-            let _ = writeln!(text, "  node {id} log: {}", path.display());
-        }
-    }
-    text
-}
-
-/// The table per fault kind and the last line, `N passed, M failed`.
-fn report(records: &[RoundRecord]) -> String {
-    let mut by_kind: BTreeMap<FaultKind, Vec<&RoundRecord>> = BTreeMap::new();
-    for record in records {
-        by_kind.entry(record.kind).or_default().push(record);
-    }
-    let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "\n| fault | rounds | passed | failed | bids acknowledged | refused | unknown | nodes restarted | recovery p50 ms | recovery max ms |"
-    );
-    let _ = writeln!(text, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (kind, rounds) in &by_kind {
-        let passed = rounds.iter().filter(|r| r.findings.is_empty()).count();
-        let mut recoveries: Vec<u128> = rounds
-            .iter()
-            .filter_map(|r| r.recovery)
-            .map(|d| d.as_millis())
-            .collect();
-        recoveries.sort_unstable();
-        let p50 = recoveries
-            .get(recoveries.len().saturating_sub(1) / 2)
-            .map_or("-".to_string(), u128::to_string);
-        let max = recoveries.last().map_or("-".to_string(), u128::to_string);
-        let _ = writeln!(
-            text,
-            "| {} | {} | {passed} | {} | {} | {} | {} | {} | {p50} | {max} |",
-            kind.name(),
-            rounds.len(),
-            rounds.len() - passed,
-            rounds.iter().map(|r| r.acknowledged).sum::<usize>(),
-            rounds.iter().map(|r| r.refused).sum::<usize>(),
-            rounds.iter().map(|r| r.unknown).sum::<usize>(),
-            rounds.iter().map(|r| r.restarts).sum::<usize>(),
-        );
-    }
-    let passed = records.iter().filter(|r| r.findings.is_empty()).count();
-    let _ = writeln!(text, "\n{passed} passed, {} failed", records.len() - passed);
-    text
 }

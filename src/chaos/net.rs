@@ -260,20 +260,10 @@ fn sweep_leftovers() {
 
 /// Runs a command to completion; an error carries its stderr.
 pub(crate) fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
-    let finished = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot run {program}"))?;
-    if !finished.status.success() {
-        bail!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&finished.stderr).trim()
-        );
-    }
-    Ok(())
+    output(program, args).map(drop)
 }
 
+/// Runs a command to completion and answers its stdout; an error carries its stderr.
 fn output(program: &str, args: &[&str]) -> anyhow::Result<String> {
     let finished = Command::new(program)
         .args(args)
