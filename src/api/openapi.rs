@@ -76,6 +76,35 @@ impl Modify for ProblemResponses {
     }
 }
 
+/// The public listener's rate limits apply to every request it takes: every public
+/// operation may answer 429.
+struct RateLimitedResponses;
+
+impl Modify for RateLimitedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_string())
+                    .or_insert_with(|| {
+                        RefOr::T(problem_response(
+                            "rate_limited: over the per-address or per-session rate limit; retry after Retry-After (seconds)",
+                        ))
+                    });
+            }
+        }
+    }
+}
+
 /// The errors an operation answers by its shape, each added unless the handler's own
 /// annotation already documents that status.
 fn add_shared_errors(operation: &mut Operation, writes: bool) {
@@ -155,7 +184,7 @@ fn serve_errors_as_problems(operation: &mut Operation) {
     info(title = "Gavel public API", description = "Bidding: sessions, auctions, bids, live events. Any request over the per-address or per-session rate limit is answered 429 rate_limited with Retry-After (seconds)."),
     paths(public::server_time, public::create_session, public::delete_session, public::list_auctions,
         public::get_auction, public::list_bids, public::place_bid, public::confirm, events::auction_events, events::all_events),
-    modifiers(&SessionAuth, &ProblemResponses)
+    modifiers(&SessionAuth, &RateLimitedResponses, &ProblemResponses)
 )]
 pub struct PublicApi;
 
