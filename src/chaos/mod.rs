@@ -96,6 +96,8 @@ struct Harness {
     network: Network,
     bidders: Vec<(String, String)>,
     bidder_count: usize,
+    /// Nodes restarted during the current round (their counters started again).
+    restarted: std::collections::BTreeSet<u64>,
 }
 
 pub fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
@@ -274,6 +276,7 @@ impl Harness {
             network,
             bidders: Vec::new(),
             bidder_count: args.bidders,
+            restarted: Default::default(),
         };
         harness.register_bidders()?;
         Ok(harness)
@@ -361,6 +364,7 @@ impl Harness {
     fn round(&mut self, number: usize, kind: FaultKind, seed: u64) -> anyhow::Result<RoundRecord> {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut notes = Vec::new();
+        self.restarted.clear();
         let now = local::now_ms();
         let auction_id = format!("chaos-{number:04}-{}", kind.name());
         let spec = json!({
@@ -472,6 +476,7 @@ impl Harness {
         for id in self.cluster.ids() {
             if let Some(status) = self.cluster.reap_exited(id)? {
                 notes.push(format!("node {id} exited ({status}); restarted"));
+                self.restarted.insert(id);
             }
             if !self.cluster.is_running(id) {
                 self.cluster.spawn(id)?;
@@ -502,9 +507,11 @@ impl Harness {
         loop {
             check_interrupt()?;
             let now = self.crashed_counts();
+            // A node restarted meanwhile started every actor afresh, its counters too.
             let missing: Vec<u64> = before
                 .iter()
                 .zip(&now)
+                .filter(|((id, _), _)| !self.restarted.contains(id))
                 .filter(|((_, was), (_, is))| match (was, is) {
                     (Some(was), Some(is)) => is <= was,
                     _ => true,
