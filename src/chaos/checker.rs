@@ -130,7 +130,18 @@ pub fn check_round(
             });
         }
     }
-    match copies.first() {
+    // The history is judged against the copy of a node that applied the most (a node
+    // still lagging is reported by `check_replicas`, not as lost bids).
+    let newest = replicas
+        .iter()
+        .filter_map(|replica| {
+            let index = replica.state.as_ref().ok()?.0;
+            Some((index, replica.node_id, replica.auction.as_ref()?))
+        })
+        .max_by_key(|(index, node_id, _)| (*index, std::cmp::Reverse(*node_id)))
+        .map(|(_, node_id, auction)| (node_id, auction))
+        .or_else(|| copies.first().copied());
+    match newest {
         Some((_, auction)) => {
             check_history(history, auction, &mut findings);
             check_progress(history, auction, healed_at_ms, &mut findings);

@@ -47,8 +47,9 @@ const VOTERS: u64 = 3;
 const STANDBYS: u64 = 1;
 const START_PRICE: u64 = 100_000;
 const INCREMENT: u64 = 1_000;
-/// Each node's data filesystem (sparse: only what is written takes disk).
-const DISK_MIB: u64 = 256;
+/// Each node's data filesystem (sparse: only what is written takes disk). Room for the
+/// archive of a long run: a 256 MiB image filled up after about 180 rounds.
+const DISK_MIB: u64 = 1024;
 /// The longest wait for a leader, a restarted node, or replicas to agree.
 const WAIT_LIMIT: Duration = Duration::from_secs(30);
 const COUNTDOWN_MS: u64 = 1_500;
