@@ -72,6 +72,17 @@ pub fn check_interrupt() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A ticking progress bar `label pos/len [bar] elapsed msg` for `len` steps.
+pub fn progress_bar(label: &str, len: u64) -> indicatif::ProgressBar {
+    let progress = indicatif::ProgressBar::new(len);
+    let template = format!("{{spinner}} {label} {{pos}}/{{len}} [{{bar:30}}] {{elapsed}} {{msg}}");
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        progress.set_style(style.progress_chars("=> "));
+    }
+    progress.enable_steady_tick(Duration::from_millis(200));
+    progress
+}
+
 /// Sleeps `duration` in short steps, stopping early with an error when interrupted.
 pub fn sleep_checked(duration: Duration) -> anyhow::Result<()> {
     let until = Instant::now() + duration;

@@ -20,11 +20,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 use super::load::{Bidder, Load, LoadPlan};
-use super::local::{check_interrupt, now_ms, sleep_checked, Interrupt, LocalCluster};
+use super::local::{self, check_interrupt, now_ms, sleep_checked, Interrupt, LocalCluster};
 use super::report::{self, HistoryCheck, KillRecord};
 use super::results::{self, Machine};
 use super::takeover_batches::{self, BatchRow};
@@ -248,13 +247,7 @@ fn kill_repeatedly(
     load: &Load,
     args: &TakeoverArgs,
 ) -> anyhow::Result<Vec<KillRecord>> {
-    let progress = ProgressBar::new(args.total_kills() as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} takeover {pos}/{len} [{bar:30}] {elapsed} {msg}")
-    {
-        progress.set_style(style.progress_chars("=> "));
-    }
-    progress.enable_steady_tick(Duration::from_millis(200));
+    let progress = local::progress_bar("takeover", args.total_kills() as u64);
     let mut kills = Vec::with_capacity(args.total_kills());
     for number in 1..=args.total_kills() {
         if load.finished() {

@@ -27,7 +27,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -144,13 +143,7 @@ pub fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
     if !harness.network.has_netem() {
         println!("note: this kernel has no tc netem; `degrade` delays with a token bucket's queue instead");
     }
-    let progress = ProgressBar::new(plan.len() as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} chaos {pos}/{len} [{bar:30}] {elapsed} {msg}")
-    {
-        progress.set_style(style.progress_chars("=> "));
-    }
-    progress.enable_steady_tick(Duration::from_millis(200));
+    let progress = local::progress_bar("chaos", plan.len() as u64);
     let mut records = Vec::with_capacity(plan.len());
     for (number, &(kind, round_seed)) in plan.iter().enumerate() {
         check_interrupt()?;
