@@ -12,6 +12,8 @@ pub struct Metrics {
     pub commands_total: IntCounterVec,
     /// From proposal to applied answer, as the Supervisor sees it.
     pub commit_latency_seconds: Histogram,
+    /// Commands per log entry the leader proposed (group commit).
+    pub proposal_commands: Histogram,
     pub raft_term: IntGauge,
     pub raft_last_applied_index: IntGauge,
     pub raft_is_leader: IntGauge,
@@ -41,6 +43,13 @@ impl Metrics {
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
             ]),
         )?;
+        let proposal_commands = Histogram::with_opts(
+            HistogramOpts::new(
+                "proposal_commands",
+                "Commands the leader put into one Raft log entry",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
+        )?;
         let raft_term = IntGauge::new("raft_term", "Current Raft term")?;
         let raft_last_applied_index =
             IntGauge::new("raft_last_applied_index", "Last applied log index")?;
@@ -51,6 +60,7 @@ impl Metrics {
         registry.register(Box::new(bids_rejected_total.clone()))?;
         registry.register(Box::new(commands_total.clone()))?;
         registry.register(Box::new(commit_latency_seconds.clone()))?;
+        registry.register(Box::new(proposal_commands.clone()))?;
         registry.register(Box::new(raft_term.clone()))?;
         registry.register(Box::new(raft_last_applied_index.clone()))?;
         registry.register(Box::new(raft_is_leader.clone()))?;
@@ -62,6 +72,7 @@ impl Metrics {
             bids_rejected_total,
             commands_total,
             commit_latency_seconds,
+            proposal_commands,
             raft_term,
             raft_last_applied_index,
             raft_is_leader,

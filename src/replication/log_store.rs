@@ -6,6 +6,8 @@
 //! it is done. The committed log id is written without a sync: losing its latest value only
 //! means fewer entries are re-applied at startup until the leader commits them again.
 //! Every record read back is checked (its format, and an entry's index against its key).
+//! Entries are written in format 2 (a `Proposal` per entry); entries of format 1, written
+//! when an entry carried a single `Envelope`, are still read, as a proposal of one.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -13,16 +15,34 @@ use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
-    Entry, ErrorSubject, ErrorVerb, LogId, LogState, OptionalSend, RaftLogReader, StorageError,
-    Vote,
+    Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, LogState, OptionalSend, RaftLogReader,
+    StorageError, Vote,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::codec::{decode, encode};
+use super::codec::{decode, decode_body, decode_versioned, encode, encode_as};
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
-use super::TypeConfig;
+use super::{NodeInfo, TypeConfig};
+use crate::kernel::Envelope;
+
+/// The format byte of log entries that carry a `Proposal`.
+const LOG_ENTRY_FORMAT: u8 = 2;
+/// The format byte of log entries written when an entry carried one `Envelope`.
+const LOG_ENTRY_FORMAT_SINGLE: u8 = 1;
+
+openraft::declare_raft_types!(
+    /// The types of format-1 log entries, read back only: one `Envelope` per entry.
+    SingleEnvelopeTypes:
+        D = Envelope,
+        R = super::ApplyResponse,
+        NodeId = u64,
+        Node = NodeInfo,
+        Entry = openraft::Entry<SingleEnvelopeTypes>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
 
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
@@ -173,7 +193,14 @@ impl LogStore {
 
 fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
     let index = key_index(key)?;
-    let entry: Entry<TypeConfig> = decode(&format!("log entry {index}"), bytes)?;
+    let entry = decode_versioned(
+        &format!("log entry {index}"),
+        bytes,
+        &[
+            (LOG_ENTRY_FORMAT, decode_body::<Entry<TypeConfig>>),
+            (LOG_ENTRY_FORMAT_SINGLE, decode_single_envelope_entry),
+        ],
+    )?;
     if entry.log_id.index != index {
         return Err(StoreError::corrupt(
             format!("log entry {index}"),
@@ -181,6 +208,25 @@ fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<Entry<TypeConfig>, StoreErro
         ));
     }
     Ok(entry)
+}
+
+/// A format-1 entry as the proposal of its one envelope.
+fn decode_single_envelope_entry(what: &str, body: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
+    let entry: Entry<SingleEnvelopeTypes> = decode_body(what, body)?;
+    let payload = match entry.payload {
+        EntryPayload::Blank => EntryPayload::Blank,
+        EntryPayload::Normal(envelope) => EntryPayload::Normal(envelope.into()),
+        EntryPayload::Membership(membership) => EntryPayload::Membership(membership),
+    };
+    Ok(Entry {
+        log_id: entry.log_id,
+        payload,
+    })
+}
+
+/// Encodes a log entry as it is stored.
+fn encode_entry(entry: &Entry<TypeConfig>) -> Result<Vec<u8>, StoreError> {
+    encode_as(LOG_ENTRY_FORMAT, "log entry", entry)
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -266,7 +312,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = sled::Batch::default();
         for entry in entries {
             let index = entry.log_id.index;
-            let record = encode(&format!("log entry {index}"), &entry).map_err(write_failed)?;
+            let record = encode_entry(&entry).map_err(write_failed)?;
             batch.insert(&index_key(index), record);
         }
         let log = self.log.clone();

@@ -31,7 +31,7 @@ use openraft::network::RaftNetworkFactory;
 use openraft::{Config, LogId, SnapshotPolicy, StoredMembership};
 use serde::{Deserialize, Serialize};
 
-use crate::kernel::{Event, Outcome, Rejection, State};
+use crate::kernel::{Envelope, Event, Outcome, Rejection, State};
 
 pub use archive::ArchiveStore;
 pub use durable::Durable;
@@ -44,9 +44,10 @@ pub use offline::restore_offline;
 pub use state_machine::{SnapshotBuilder, StateMachineStore};
 
 openraft::declare_raft_types!(
-    /// Openraft's types for Gavel: log entries carry one kernel `Envelope` each.
+    /// Openraft's types for Gavel: a log entry carries a `Proposal`, the kernel
+    /// `Envelope`s the leader proposed together.
     pub TypeConfig:
-        D = crate::kernel::Envelope,
+        D = Proposal,
         R = ApplyResponse,
         NodeId = u64,
         Node = NodeInfo,
@@ -70,22 +71,45 @@ pub struct NodeInfo {
     pub peer_addr: String,
 }
 
-/// What applying one committed log entry answered. Entries that carry no kernel command
-/// (the blank entry of a new leader, membership changes) answer
-/// `Err(Rejection::Conflict(..))` naming the entry; nobody proposes those through
-/// `client_write`, and `change_membership` callers read the response's `membership`.
+/// The payload of one Raft log entry: commands proposed together (group commit), applied
+/// in their order as if each had an entry of its own. Batching them costs one log append
+/// and one fdatasync per batch on every voter instead of one per command; each command
+/// still gets its own answer (`ApplyResponse::results`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    pub envelopes: Vec<Envelope>,
+}
+
+impl From<Envelope> for Proposal {
+    fn from(envelope: Envelope) -> Self {
+        Proposal {
+            envelopes: vec![envelope],
+        }
+    }
+}
+
+/// What applying one committed log entry answered: one result per envelope of its
+/// `Proposal`, in order. Entries that carry no kernel command (the blank entry of a new
+/// leader, membership changes) answer one `Err(Rejection::Conflict(..))` naming the entry;
+/// nobody proposes those through `client_write`, and `change_membership` callers read the
+/// response's `membership`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ApplyResponse {
-    pub result: Result<Outcome, Rejection>,
+    pub results: Vec<Result<Outcome, Rejection>>,
 }
 
 impl ApplyResponse {
     fn no_command(index: u64, kind: &str) -> Self {
         ApplyResponse {
-            result: Err(Rejection::Conflict(format!(
+            results: vec![Err(Rejection::Conflict(format!(
                 "log entry {index} is a {kind} entry and carries no command"
-            ))),
+            )))],
         }
+    }
+
+    /// The answer to the first (for a single-command proposal: the only) command.
+    pub fn first(&self) -> Option<&Result<Outcome, Rejection>> {
+        self.results.first()
     }
 }
 
@@ -117,7 +141,8 @@ impl AppliedState {
     }
 }
 
-/// The events one committed log entry produced, published after its batch was applied.
+/// The events one committed log entry (every command of its `Proposal`) produced,
+/// published after its batch was applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppliedEvents {
     pub log_index: u64,

@@ -29,7 +29,7 @@ use super::codec::{decode, encode};
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
 use super::{AppliedEvents, AppliedState, ApplyResponse, NodeInfo, SharedState, TypeConfig};
-use crate::kernel::State;
+use crate::kernel::{Applied, Envelope, State};
 
 /// The current snapshot's metadata and its data, written together in one sled batch.
 const KEY_META: &[u8] = b"meta";
@@ -292,6 +292,29 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     }
 }
 
+/// Applies one command of a committed entry. A broken kernel invariant panics; it stops
+/// Raft with a storage error rather than leave it waiting on a dead state machine task.
+fn apply_envelope(
+    kernel: &mut State,
+    envelope: &Envelope,
+    log_id: LogId<u64>,
+) -> Result<Applied, StorageError<u64>> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| crate::kernel::apply(kernel, envelope))).map_err(
+        |panic| {
+            let detail = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("kernel panic");
+            StoreError::KernelPanic {
+                index: log_id.index,
+                detail: detail.to_string(),
+            }
+            .into_storage(ErrorSubject::Apply(log_id), ErrorVerb::Write)
+        },
+    )
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = SnapshotBuilder;
 
@@ -327,47 +350,35 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
                 let response = match entry.payload {
                     EntryPayload::Blank => ApplyResponse::no_command(index, "blank"),
-                    EntryPayload::Normal(envelope) => {
-                        // A broken kernel invariant panics; stop Raft with a storage error
-                        // rather than leave it waiting on a dead state machine task.
-                        let kernel = &mut state.kernel;
-                        let applied = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                            crate::kernel::apply(kernel, &envelope)
-                        }))
-                        .map_err(|panic| {
-                            let detail = panic
-                                .downcast_ref::<String>()
-                                .map(String::as_str)
-                                .or_else(|| panic.downcast_ref::<&str>().copied())
-                                .unwrap_or("kernel panic");
-                            StoreError::KernelPanic {
-                                index,
-                                detail: detail.to_string(),
+                    EntryPayload::Normal(proposal) => {
+                        let mut results = Vec::with_capacity(proposal.envelopes.len());
+                        let mut events = Vec::new();
+                        for envelope in &proposal.envelopes {
+                            let applied = apply_envelope(&mut state.kernel, envelope, log_id)?;
+                            if !applied.archived.is_empty() {
+                                let archived: Vec<ArchivedAuction> = applied
+                                    .archived
+                                    .into_iter()
+                                    .map(|auction| ArchivedAuction {
+                                        archived_at_index: index,
+                                        auction,
+                                    })
+                                    .collect();
+                                self.archive.put(&archived).map_err(|error| {
+                                    error
+                                        .into_storage(ErrorSubject::Apply(log_id), ErrorVerb::Write)
+                                })?;
                             }
-                            .into_storage(ErrorSubject::Apply(log_id), ErrorVerb::Write)
-                        })?;
-                        if !applied.archived.is_empty() {
-                            let archived: Vec<ArchivedAuction> = applied
-                                .archived
-                                .into_iter()
-                                .map(|auction| ArchivedAuction {
-                                    archived_at_index: index,
-                                    auction,
-                                })
-                                .collect();
-                            self.archive.put(&archived).map_err(|error| {
-                                error.into_storage(ErrorSubject::Apply(log_id), ErrorVerb::Write)
-                            })?;
+                            events.extend(applied.events);
+                            results.push(applied.result);
                         }
-                        if !applied.events.is_empty() {
+                        if !events.is_empty() {
                             published.push(Arc::new(AppliedEvents {
                                 log_index: index,
-                                events: applied.events,
+                                events,
                             }));
                         }
-                        ApplyResponse {
-                            result: applied.result,
-                        }
+                        ApplyResponse { results }
                     }
                     EntryPayload::Membership(membership) => {
                         state.membership = StoredMembership::new(Some(log_id), membership);

@@ -91,7 +91,7 @@ async fn write(
     command: Command,
 ) -> ClientWriteResponse<TypeConfig> {
     node.raft
-        .client_write(envelope(offset_ms, command))
+        .client_write(envelope(offset_ms, command).into())
         .await
         .expect("the write commits")
 }
@@ -104,13 +104,13 @@ async fn single_voter_commits_publishes_and_survives_restart() {
 
     for (offset, bidder) in ["alice", "bob"].into_iter().enumerate() {
         let written = write(&node, offset as u64, register(bidder)).await;
-        assert_eq!(written.data.result, Ok(Outcome::BidderRegistered));
+        assert_eq!(written.data.results[0], Ok(Outcome::BidderRegistered));
     }
     let again = write(&node, 5, register("alice")).await;
-    assert_eq!(again.data.result, Err(Rejection::BidderExists));
+    assert_eq!(again.data.results[0], Err(Rejection::BidderExists));
     let created = write(&node, 10, create_auction("lot-1", 100)).await;
     assert_eq!(
-        created.data.result,
+        created.data.results[0],
         Ok(Outcome::AuctionCreated { created: true })
     );
 
@@ -149,7 +149,7 @@ async fn single_voter_commits_publishes_and_survives_restart() {
         .await
         .expect("a leader");
     let later = write(&node, 20, register("carol")).await;
-    assert_eq!(later.data.result, Ok(Outcome::BidderRegistered));
+    assert_eq!(later.data.results[0], Ok(Outcome::BidderRegistered));
     assert!(later.log_id.index > last_applied);
     node.shutdown().await.expect("shutdown");
 }
@@ -169,7 +169,7 @@ async fn snapshot_then_restart_restores_the_state() {
         )
         .await;
         assert_eq!(
-            written.data.result,
+            written.data.results[0],
             Ok(Outcome::AuctionCreated { created: true })
         );
     }
@@ -371,7 +371,7 @@ async fn archived_auctions_reach_the_archive_and_travel_in_snapshots() {
     )
     .await;
     assert_eq!(
-        archived.data.result,
+        archived.data.results[0],
         Ok(Outcome::Archived { auctions: 2 }),
         "lot-2 is still open"
     );

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use openraft::error::{ClientWriteError, RaftError};
 use openraft::ServerState;
 
 use super::membership::{repaired_voters, PeerHealth};
@@ -88,6 +87,8 @@ pub struct Supervisor {
     /// While a manual switchover runs, this leader takes no new commands: it forwards
     /// them to whoever leads next, so its log stops growing and the successor can win.
     switching_to: Option<u64>,
+    /// Batches this leader's commands into log entries (see `proposer`).
+    proposer: Option<Proposer>,
 }
 
 impl Supervisor {
@@ -108,6 +109,7 @@ impl Supervisor {
             peers: BTreeMap::new(),
             reconfiguring: false,
             switching_to: None,
+            proposer: None,
         }
     }
 
@@ -121,35 +123,22 @@ impl Supervisor {
         }
     }
 
-    /// Stamps the command now, in proposal order, and returns the future that
-    /// replicates it and answers once it is committed and applied here.
+    /// Stamps the command now, in proposal order, queues it for the next proposal and
+    /// returns the future that answers once it is committed and applied here.
     fn replicate(
         &mut self,
         command: Command,
         actor: String,
     ) -> impl std::future::Future<Output = Result<Committed, ProposeError>> + 'static {
         let envelope = self.stamp(command, actor);
-        let raft = self.raft.clone();
-        let metrics = self.metrics.clone();
-        async move {
-            let started = Instant::now();
-            let response = raft.client_write(envelope).await;
-            metrics
-                .commit_latency_seconds
-                .observe(started.elapsed().as_secs_f64());
-            match response {
-                Ok(written) => Ok(Committed {
-                    outcome: written.data.result,
-                    log_index: written.log_id.index,
-                }),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                    Err(ProposeError::NotLeader {
-                        leader_id: forward.leader_id,
-                    })
-                }
-                Err(other) => Err(ProposeError::Fatal(other.to_string())),
-            }
-        }
+        self.proposer().propose(envelope)
+    }
+
+    /// The group-commit queue, started on first use (it needs the actor's runtime).
+    fn proposer(&mut self) -> &Proposer {
+        let (raft, metrics) = (&self.raft, &self.metrics);
+        self.proposer
+            .get_or_insert_with(|| Proposer::start(raft.clone(), metrics.clone()))
     }
 
     fn is_leader(&self) -> bool {
@@ -502,7 +491,9 @@ impl Handler<PeerReport> for Supervisor {
 }
 
 mod cluster_view;
+mod proposer;
 mod switchover;
 
 pub use cluster_view::{ClusterView, GetClusterView, NodeView};
+use proposer::Proposer;
 pub use switchover::Switchover;

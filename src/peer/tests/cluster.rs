@@ -40,10 +40,10 @@ async fn write(node: &TestNode, command: Command) -> u64 {
     let written = node
         .replication
         .raft
-        .client_write(envelope)
+        .client_write(envelope.into())
         .await
         .expect("the leader commits");
-    assert_eq!(written.data.result, Ok(Outcome::BidderRegistered));
+    assert_eq!(written.data.results[0], Ok(Outcome::BidderRegistered));
     written.log_id.index
 }
 

@@ -47,7 +47,7 @@ fn valid_requests() -> Vec<PeerRequest> {
             entries: vec![
                 Entry {
                     log_id,
-                    payload: EntryPayload::Normal(envelope.clone()),
+                    payload: EntryPayload::Normal(envelope.clone().into()),
                 },
                 Entry {
                     log_id,

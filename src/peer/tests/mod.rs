@@ -66,9 +66,13 @@ impl CommandSink for RaftSink {
                 actor,
                 command,
             };
-            match raft.client_write(envelope).await {
+            match raft.client_write(envelope.into()).await {
                 Ok(written) => Ok(ForwardedCommit {
-                    outcome: written.data.result,
+                    outcome: written
+                        .data
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| panic!("one result")),
                     log_index: written.log_id.index,
                 }),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
