@@ -366,3 +366,82 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(delete_failed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, LogId};
+
+    use super::*;
+    use crate::kernel::Command;
+    use crate::replication::Proposal;
+
+    fn envelope() -> Envelope {
+        Envelope {
+            now_ms: 1_700_000_000_000,
+            seed: 9,
+            actor: "operator".to_string(),
+            command: Command::RegisterBidder {
+                bidder_id: "alice".to_string(),
+                name: "Alice Ltd".to_string(),
+                secret_salt: "00".repeat(16),
+                secret_hash: "ab".repeat(32),
+            },
+        }
+    }
+
+    fn open_store(dir: &std::path::Path) -> LogStore {
+        let durable = Durable::open(dir).expect("open sled");
+        LogStore::open(Arc::new(durable)).expect("open the log")
+    }
+
+    #[test]
+    fn entries_written_with_one_envelope_each_are_read_as_proposals_of_one() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = open_store(dir.path());
+        let log_id = LogId::new(CommittedLeaderId::new(2, 1), 5);
+        let old: Entry<SingleEnvelopeTypes> = Entry {
+            log_id,
+            payload: EntryPayload::Normal(envelope()),
+        };
+        let record = encode_as(LOG_ENTRY_FORMAT_SINGLE, "old entry", &old).expect("encode");
+        store
+            .log
+            .insert(index_key(5), record)
+            .expect("write the old entry");
+
+        let read = store.entries(5..=5).expect("the old entry decodes");
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].log_id, log_id);
+        match &read[0].payload {
+            EntryPayload::Normal(proposal) => {
+                assert_eq!(*proposal, Proposal::from(envelope()))
+            }
+            other => panic!("expected a normal entry, read {other:?}"),
+        }
+    }
+
+    #[test]
+    fn entries_of_an_unknown_format_are_corrupt_not_a_panic() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = open_store(dir.path());
+        let new: Entry<TypeConfig> = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(2, 1), 6),
+            payload: EntryPayload::Normal(Proposal {
+                envelopes: vec![envelope(), envelope()],
+            }),
+        };
+        let mut record = encode_entry(&new).expect("encode");
+        store
+            .log
+            .insert(index_key(6), record.clone())
+            .expect("write");
+        assert_eq!(store.entries(6..=6).expect("reads back"), vec![new]);
+
+        record[0] = 9;
+        store.log.insert(index_key(6), record).expect("write");
+        match store.entries(6..=6) {
+            Err(StoreError::Corrupt { .. }) => {}
+            other => panic!("expected a corrupt-record error, got {other:?}"),
+        }
+    }
+}

@@ -422,3 +422,51 @@ async fn archived_auctions_reach_the_archive_and_travel_in_snapshots() {
     assert_eq!(archive.len(), 2);
     assert!(archive.get("lot-1").expect("read").is_some());
 }
+
+#[tokio::test]
+async fn a_proposal_of_several_commands_answers_each_in_order_and_survives_restart() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let node = start(dir.path()).await;
+    let mut events = node.subscribe();
+    let proposal = Proposal {
+        envelopes: vec![
+            envelope(1, register("alice")),
+            envelope(2, register("alice")),
+            envelope(3, register("bob")),
+            envelope(4, create_auction("lot-1", 10)),
+        ],
+    };
+    let written = node
+        .raft
+        .client_write(proposal)
+        .await
+        .expect("the proposal commits");
+    assert_eq!(
+        written.data.results,
+        vec![
+            Ok(Outcome::BidderRegistered),
+            Err(Rejection::BidderExists),
+            Ok(Outcome::BidderRegistered),
+            Ok(Outcome::AuctionCreated { created: true }),
+        ]
+    );
+    // The entry's events are published once, under the entry's index.
+    let published = events.recv().await.expect("an event batch");
+    assert_eq!(published.log_index, written.log_id.index);
+    assert!(published
+        .events
+        .iter()
+        .any(|event| event.auction_id == "lot-1"));
+    node.shutdown().await.expect("shut down");
+
+    // Restarted on its directory, the node re-applies the entry: every command of it.
+    let node = open(options(dir.path())).await.expect("reopen");
+    {
+        let state = node.state.read();
+        assert!(state.kernel.bidders.contains_key("alice"));
+        assert!(state.kernel.bidders.contains_key("bob"));
+        assert!(state.kernel.auctions.contains_key("lot-1"));
+        assert_eq!(state.last_applied_index, written.log_id.index);
+    }
+    node.shutdown().await.expect("shut down");
+}

@@ -484,13 +484,45 @@ impl Handler<PeerReport> for Supervisor {
                 last_applied_index,
             },
         );
+        if report.health != Health::Up && previous == Some(Health::Up) {
+            self.campaign_if_leader_died(report.node_id);
+        }
         if report.health == Health::Down {
             self.repair_membership(ctx);
         }
     }
 }
 
+impl Supervisor {
+    /// The leader `node_id` missed a check: if this node is one of the voters that could
+    /// replace it, campaign in turn once the lease has run out (see `election`).
+    fn campaign_if_leader_died(&self, node_id: u64) {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.state != ServerState::Follower || metrics.current_leader != Some(node_id) {
+            return;
+        }
+        let successors: Vec<u64> = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|voter| *voter != node_id)
+            .collect();
+        let Some(turn) = successors
+            .iter()
+            .position(|voter| *voter == self.settings.node_id)
+        else {
+            return;
+        };
+        actix::spawn(election::campaign_when_lease_expires(
+            self.raft.clone(),
+            node_id,
+            turn as u32,
+        ));
+    }
+}
+
 mod cluster_view;
+mod election;
 mod proposer;
 mod switchover;
 
