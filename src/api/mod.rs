@@ -111,13 +111,18 @@ impl AppState {
                 return Err(error.into());
             }
         };
-        // Read your writes: views built after this see the command, on any node.
-        let wait = self.raft.wait(Some(APPLY_WAIT));
-        if let Err(error) = wait
-            .applied_index_at_least(Some(committed.log_index), "read your writes")
-            .await
-        {
-            tracing::debug!(%error, log_index = committed.log_index, "local state still behind the commit");
+        // Read your writes: views built after this see the command, on any node. The
+        // leader answers only after applying, so there the state is already there; a node
+        // that forwarded the command waits for its own state machine.
+        let applied_here = self.state.read().last_applied_index >= committed.log_index;
+        if !applied_here {
+            let wait = self.raft.wait(Some(APPLY_WAIT));
+            if let Err(error) = wait
+                .applied_index_at_least(Some(committed.log_index), "read your writes")
+                .await
+            {
+                tracing::debug!(%error, log_index = committed.log_index, "local state still behind the commit");
+            }
         }
         let result = if committed.outcome.is_ok() {
             "ok"
