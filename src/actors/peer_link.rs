@@ -2,7 +2,8 @@
 //! (the shared `PeerClient` every caller on this node uses for it), runs the health check
 //! — a ping every `check_interval_ms` — and reports the peer to the Supervisor as `up`,
 //! `suspect` (one or more checks missed) or `down` (`down_after_misses` checks missed in a
-//! row), with the time of the last answer.
+//! row), with the time of the last answer, and whether the last miss says the peer's
+//! process is gone (connection refused, closed or reset) rather than slow.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,16 +83,16 @@ impl PeerLink {
             .into_actor(self)
             .map(|answer, link, _ctx| {
                 link.checking = false;
-                let status: Option<PeerStatus> = match answer {
+                let (status, process_gone) = match answer {
                     Ok(status) => {
                         link.consecutive_misses = 0;
                         link.last_heartbeat_ms = Some(wall_clock_ms());
-                        Some(status)
+                        (Some(status), false)
                     }
                     Err(error) => {
                         link.consecutive_misses = link.consecutive_misses.saturating_add(1);
                         tracing::debug!(peer = link.client.target(), %error, misses = link.consecutive_misses, "health check missed");
-                        None
+                        (None, error.peer_process_gone())
                     }
                 };
                 link.supervisor.do_send(PeerReport {
@@ -100,6 +101,7 @@ impl PeerLink {
                     consecutive_misses: link.consecutive_misses,
                     last_heartbeat_ms: link.last_heartbeat_ms,
                     status,
+                    process_gone,
                 });
             })
             .spawn(ctx);

@@ -14,14 +14,16 @@ use crate::actors::wall_clock_ms;
 use crate::kernel::{Command, Outcome};
 
 pub fn configure(config: &mut web::ServiceConfig) {
+    // actix tries the routes in order, matching each pattern with a `{id}` against the
+    // path: the bid route, by far the busiest, goes first.
     config
+        .service(place_bid)
         .service(server_time)
         .service(create_session)
         .service(delete_session)
         .service(list_auctions)
         .service(get_auction)
         .service(list_bids)
-        .service(place_bid)
         .service(confirm)
         .service(super::events::auction_events)
         .service(super::events::all_events)

@@ -78,6 +78,38 @@ pub enum PeerError {
     Remote(String),
 }
 
+impl PeerError {
+    /// Whether the failure says the peer's process is gone: its port refused the
+    /// connection, or it closed or reset one. A peer that is alive but slow (paused,
+    /// overloaded, behind a lossy link) times out instead.
+    pub fn peer_process_gone(&self) -> bool {
+        use std::io::ErrorKind;
+        let gone = |kind: ErrorKind| {
+            matches!(
+                kind,
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::BrokenPipe
+                    | ErrorKind::UnexpectedEof
+            )
+        };
+        match self {
+            PeerError::Connect { source, .. } => source.kind() == ErrorKind::ConnectionRefused,
+            PeerError::Io(source) => gone(source.kind()),
+            PeerError::Handshake {
+                source: HandshakeError::Frame(frame),
+                ..
+            } => match frame {
+                FrameError::Closed => true,
+                FrameError::Io(source) => gone(source.kind()),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 impl From<FrameError> for PeerError {
     fn from(error: FrameError) -> Self {
         match error {

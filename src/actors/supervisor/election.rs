@@ -3,14 +3,16 @@
 //! have passed without a word from the leader, and voters refuse any candidate while
 //! their own lease runs; with the defaults that is 450–600 ms of a leaderless cluster
 //! after every leader death, more when the first candidate's log is behind. When this
-//! node's PeerLink finds the leader unreachable (a check missed), the Supervisor runs
+//! node's PeerLink finds the leader's process gone (its port refuses connections, or it
+//! closed or reset one: a killed or crashed node, not a slow one), the Supervisor runs
 //! `campaign_when_lease_expires`: once the lease has run out here (so the other voters'
 //! leases have too, give or take the spread of one heartbeat), and no leader has been
 //! heard from meanwhile, the voters ask for votes in turn, the first
 //! `FIRST_CAMPAIGN_AFTER_LEASE` after the lease and each next one `CAMPAIGN_STAGGER`
-//! later, so they do not split the vote. A leader that is alive keeps refreshing the
-//! lease (its heartbeats) and answering checks, so it is never challenged by this; Raft's
-//! own timer stays in place for everything else.
+//! later, so they do not split the vote. A leader that is alive keeps its port and its
+//! connections open, and refreshes the lease with its heartbeats, so it is never
+//! challenged by this, however loaded or paused; Raft's own timer stays in place for
+//! everything else (a paused or partitioned leader, a lost host).
 
 use std::time::Duration;
 
@@ -59,7 +61,7 @@ pub async fn campaign_when_lease_expires(raft: GavelRaft, dead_leader: u64, turn
         tracing::info!(
             dead_leader,
             turn,
-            "leader unreachable and its lease expired: starting an election"
+            "leader process gone and its lease expired: starting an election"
         );
         if let Err(error) = raft.trigger().elect().await {
             tracing::warn!(%error, "could not start an election");

@@ -448,6 +448,9 @@ pub struct PeerReport {
     pub consecutive_misses: u32,
     pub last_heartbeat_ms: Option<u64>,
     pub status: Option<PeerStatus>,
+    /// The missed check found the peer's process gone (refused, closed or reset), not
+    /// merely slow.
+    pub process_gone: bool,
 }
 
 impl Message for PeerReport {
@@ -484,7 +487,9 @@ impl Handler<PeerReport> for Supervisor {
                 last_applied_index,
             },
         );
-        if report.health != Health::Up && previous == Some(Health::Up) {
+        // Only a leader whose process is gone: a slow one (paused, overloaded, a lossy
+        // link) is left to Raft's own timer, so load alone never brings an election early.
+        if report.process_gone && report.consecutive_misses <= 2 {
             self.campaign_if_leader_died(report.node_id);
         }
         if report.health == Health::Down {
@@ -494,8 +499,8 @@ impl Handler<PeerReport> for Supervisor {
 }
 
 impl Supervisor {
-    /// The leader `node_id` missed a check: if this node is one of the voters that could
-    /// replace it, campaign in turn once the lease has run out (see `election`).
+    /// The leader `node_id`'s process is gone: if this node is one of the voters that
+    /// could replace it, campaign in turn once the lease has run out (see `election`).
     fn campaign_if_leader_died(&self, node_id: u64) {
         let metrics = self.raft.metrics().borrow().clone();
         if metrics.state != ServerState::Follower || metrics.current_leader != Some(node_id) {

@@ -7,6 +7,7 @@
 //! cleanly. This file holds what they share: test nodes and command sinks.
 
 mod cluster;
+mod gone;
 mod hostile_bytes;
 mod server;
 
