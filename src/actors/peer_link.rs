@@ -12,7 +12,7 @@ use actix::prelude::*;
 
 use super::supervisor::{PeerReport, Supervisor};
 use super::wall_clock_ms;
-use crate::peer::{PeerClient, PeerStatus};
+use crate::peer::PeerClient;
 
 /// How a peer looks from here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

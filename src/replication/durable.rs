@@ -77,6 +77,11 @@ impl Durable {
         &self.db
     }
 
+    /// The sled directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Makes every write made to the database so far durable: new blobs synced, sled
     /// flushed, then one `fdatasync` of the segment file.
     pub fn make_durable(&self) -> Result<(), StoreError> {

@@ -16,6 +16,7 @@ mod error;
 mod log_store;
 mod network;
 mod offline;
+mod snapshot_file;
 mod state_machine;
 #[cfg(test)]
 mod tests;

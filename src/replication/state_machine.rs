@@ -4,8 +4,9 @@
 //! and once the batch is applied publishes one `AppliedEvents` per entry that produced
 //! events; the broadcast is bounded and never blocks the kernel. The state itself is not
 //! written on apply: snapshots are. A snapshot is the encoded kernel state with the last
-//! applied log id and membership, stored in the sled tree `snapshot` and made durable before
-//! it is reported built or installed. `open` loads it, and openraft then re-applies the
+//! applied log id and membership, stored in a file of its own (`snapshot_file`) and made
+//! durable before it is reported built or installed; it is encoded on a blocking thread
+//! while `apply` waits for the lock without blocking the node's runtime. `open` loads it, and openraft then re-applies the
 //! committed entries after it (`StorageHelper::get_initial_state`, called by `Raft::new`).
 //! Auctions that a `Command::Archive` entry takes out of the kernel state go to the
 //! node's `ArchiveStore` as the entry is applied; a snapshot also carries the newest
@@ -13,6 +14,7 @@
 
 use std::io::Cursor;
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,6 +23,7 @@ use openraft::{
     Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, RaftSnapshotBuilder, Snapshot,
     SnapshotMeta, StorageError, StoredMembership,
 };
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -28,6 +31,7 @@ use super::archive::{ArchiveStore, ArchivedAuction, ARCHIVED_IN_SNAPSHOT};
 use super::codec::{decode, encode};
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
+use super::snapshot_file;
 use super::{AppliedEvents, AppliedState, ApplyResponse, NodeInfo, SharedState, TypeConfig};
 use crate::kernel::{Applied, Envelope, State};
 
@@ -50,11 +54,15 @@ pub struct SnapshotBuilder {
     archive: ArchiveStore,
 }
 
-/// The durable home of the current snapshot.
+/// The durable home of the current snapshot: its file (see `snapshot_file`). Directories
+/// written before snapshots had a file hold theirs in the sled tree `snapshot`, still read
+/// until the first file is written (which empties the tree).
 #[derive(Clone)]
 struct SnapshotStore {
-    durable: Arc<Durable>,
     tree: sled::Tree,
+    file: PathBuf,
+    /// The metadata of the snapshot stored now; held while a snapshot is written.
+    current: Arc<Mutex<Option<SnapshotMeta<u64, NodeInfo>>>>,
 }
 
 /// What the tree `snapshot` holds: the metadata, and the data (an encoded
@@ -100,18 +108,41 @@ fn snapshot_error(
 }
 
 impl SnapshotStore {
-    fn load_meta(&self) -> Result<Option<SnapshotMeta<u64, NodeInfo>>, StoreError> {
-        self.tree
-            .get(KEY_META)
-            .map_err(StoreError::sled("read the snapshot metadata"))?
-            .map(|bytes| decode("snapshot metadata", &bytes))
-            .transpose()
+    fn open(durable: &Durable) -> Result<Self, StoreError> {
+        let tree = durable
+            .db()
+            .open_tree("snapshot")
+            .map_err(StoreError::sled("open the snapshot tree"))?;
+        let store = SnapshotStore {
+            tree,
+            file: snapshot_file::snapshot_path(durable.dir()),
+            current: Arc::new(Mutex::new(None)),
+        };
+        Ok(store)
     }
 
-    /// The stored snapshot. Its data is checked by whoever decodes it: `open` here,
-    /// `install_snapshot` on a follower that receives it.
+    /// The stored snapshot, from its file or else from the tree. Its data is checked by
+    /// whoever decodes it: `open` here, `install_snapshot` on a follower that receives it.
     fn load(&self) -> Result<Option<StoredSnapshot>, StoreError> {
-        let Some(meta) = self.load_meta()? else {
+        let stored = match snapshot_file::read(&self.file)? {
+            Some((meta, data)) => Some(StoredSnapshot {
+                meta: decode("snapshot metadata", &meta)?,
+                data,
+            }),
+            None => self.load_from_tree()?,
+        };
+        *self.current.lock() = stored.as_ref().map(|stored| stored.meta.clone());
+        Ok(stored)
+    }
+
+    fn load_from_tree(&self) -> Result<Option<StoredSnapshot>, StoreError> {
+        let Some(meta) = self
+            .tree
+            .get(KEY_META)
+            .map_err(StoreError::sled("read the snapshot metadata"))?
+            .map(|bytes| decode::<SnapshotMeta<u64, NodeInfo>>("snapshot metadata", &bytes))
+            .transpose()?
+        else {
             return Ok(None);
         };
         let data = self
@@ -132,27 +163,29 @@ impl SnapshotStore {
 
     /// Stores `stored` durably as the current snapshot, unless the one stored already covers
     /// more of the log (a build that finished after a newer snapshot was installed).
-    /// Answers whether it was stored.
-    async fn save(&self, stored: &StoredSnapshot) -> Result<bool, StoreError> {
-        let meta = encode("snapshot metadata", &stored.meta)?;
-        let last_log_id = stored.meta.last_log_id;
-        let data = stored.data.clone();
+    /// Answers whether it was stored, and hands the snapshot back.
+    async fn save(&self, stored: StoredSnapshot) -> Result<(bool, StoredSnapshot), StoreError> {
+        let meta_record = encode("snapshot metadata", &stored.meta)?;
         let store = self.clone();
         blocking(move || {
-            store.durable.clone().write_durably(|_| {
-                let current = store.load_meta()?;
-                if current.is_some_and(|current| current.last_log_id > last_log_id) {
-                    return Ok(false);
-                }
-                let mut batch = sled::Batch::default();
-                batch.insert(KEY_META, meta);
-                batch.insert(KEY_DATA, data);
+            let mut current = store.current.lock();
+            if current
+                .as_ref()
+                .is_some_and(|current| current.last_log_id > stored.meta.last_log_id)
+            {
+                return Ok((false, stored));
+            }
+            snapshot_file::write(&store.file, &meta_record, &stored.data)?;
+            *current = Some(stored.meta.clone());
+            drop(current);
+            // The file is durable: the tree's older copy is no longer read.
+            if !store.tree.is_empty() {
                 store
                     .tree
-                    .apply_batch(batch)
-                    .map_err(StoreError::sled("write the snapshot"))?;
-                Ok(true)
-            })
+                    .clear()
+                    .map_err(StoreError::sled("clear the snapshot tree"))?;
+            }
+            Ok((true, stored))
         })
         .await
     }
@@ -212,11 +245,7 @@ impl StateMachineStore {
         archive: ArchiveStore,
         events: broadcast::Sender<Arc<AppliedEvents>>,
     ) -> Result<(Self, SharedState), StoreError> {
-        let tree = durable
-            .db()
-            .open_tree("snapshot")
-            .map_err(StoreError::sled("open the snapshot tree"))?;
-        let snapshots = SnapshotStore { durable, tree };
+        let snapshots = SnapshotStore::open(&durable)?;
         let applied = match snapshots.load()? {
             Some(stored) => applied_state_from(payload_for(&stored.meta, &stored.data)?),
             None => AppliedState::default(),
@@ -234,14 +263,16 @@ impl StateMachineStore {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
-        let (data, last_log_id, last_membership) = {
+        // Encoding a large state takes a while: it runs on a blocking thread, so the node's
+        // runtime (Raft's core, heartbeats, the peer listener) carries on meanwhile, and
+        // `apply` waits for the read lock without blocking that runtime (`write_state`).
+        let state = self.state.clone();
+        let archive = self.archive.clone();
+        let (data, last_log_id, last_membership) = blocking(move || {
             // Nothing is applied while the read lock is held, so the archive holds exactly
             // what the entries up to `last_applied` archived.
-            let state = self.state.read();
-            let archived = self
-                .archive
-                .newest(state.last_applied_index, ARCHIVED_IN_SNAPSHOT)
-                .map_err(snapshot_error(None, ErrorVerb::Read))?;
+            let state = state.read();
+            let archived = archive.newest(state.last_applied_index, ARCHIVED_IN_SNAPSHOT)?;
             let data = encode(
                 "snapshot",
                 &SnapshotPayloadRef {
@@ -250,10 +281,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                     last_membership: &state.membership,
                     archived: &archived,
                 },
-            )
-            .map_err(snapshot_error(None, ErrorVerb::Write))?;
-            (data, state.last_applied, state.membership.clone())
-        };
+            )?;
+            Ok((data, state.last_applied, state.membership.clone()))
+        })
+        .await
+        .map_err(snapshot_error(None, ErrorVerb::Read))?;
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_nanos());
@@ -274,11 +306,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .make_durable()
             .await
             .map_err(snapshot_error(Some(&stored.meta), ErrorVerb::Write))?;
-        let saved = self
-            .snapshots
-            .save(&stored)
-            .await
-            .map_err(snapshot_error(Some(&stored.meta), ErrorVerb::Write))?;
+        let failed = snapshot_error(Some(&stored.meta), ErrorVerb::Write);
+        let (saved, stored) = self.snapshots.save(stored).await.map_err(failed)?;
         tracing::info!(
             snapshot = %stored.meta,
             bytes = stored.data.len(),
@@ -289,6 +318,25 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
         })
+    }
+}
+
+/// The write lock on the shared state, waited for without blocking the runtime's thread:
+/// a snapshot being encoded holds the read lock for a while (see `build_snapshot`), and
+/// everything else on this thread (Raft's core and heartbeats, the peer listener) must go
+/// on meanwhile. Readers hold the lock only briefly, so the wait is the snapshot's.
+async fn write_state(state: &SharedState) -> parking_lot::RwLockWriteGuard<'_, AppliedState> {
+    let mut polls: u32 = 0;
+    loop {
+        if let Some(guard) = state.try_write() {
+            return guard;
+        }
+        polls = polls.saturating_add(1);
+        if polls < 8 {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
 }
 
@@ -333,7 +381,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut responses = Vec::new();
         let mut published = Vec::new();
         {
-            let mut state = self.state.write();
+            let mut state = write_state(&self.state).await;
             for entry in entries {
                 let log_id = entry.log_id;
                 let index = log_id.index;
@@ -431,16 +479,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .make_durable()
             .await
             .map_err(snapshot_error(Some(meta), ErrorVerb::Write))?;
-        let saved = self
+        let (saved, _) = self
             .snapshots
-            .save(&stored)
+            .save(stored)
             .await
             .map_err(snapshot_error(Some(meta), ErrorVerb::Write))?;
         if !saved {
             // Openraft installs only snapshots ahead of what this node applied.
             tracing::warn!(snapshot = %meta, "a newer snapshot was already stored");
         }
-        *self.state.write() = applied_state_from(payload);
+        *write_state(&self.state).await = applied_state_from(payload);
         tracing::info!(snapshot = %meta, "snapshot installed");
         Ok(())
     }

@@ -1,0 +1,110 @@
+//! The current snapshot as a file of its own, `<raft dir>/gavel-snapshot`, beside sled's
+//! files (sled only looks at its own names there). A snapshot is as large as the kernel
+//! state (tens of MB under a heavy bidding load); written into sled it became a blob that
+//! had to be written and synced under the lock every log append takes
+//! (`Durable::write_durably`), which held Raft's appends and heartbeats back for as long.
+//! As a file it is written beside the log: to `gavel-snapshot.tmp`, fdatasync'ed, renamed
+//! over the previous one and the directory fsync'ed, so a crash leaves the old snapshot or
+//! the new one, never a mix. Layout: the metadata record's length (u64, little-endian),
+//! the metadata record, then the data. Reading checks the length against the file, and the
+//! records are checked by whoever decodes them.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::error::StoreError;
+
+/// The file's name in the raft directory.
+pub const SNAPSHOT_FILE: &str = "gavel-snapshot";
+const TEMPORARY_SUFFIX: &str = ".tmp";
+const LENGTH_BYTES: usize = 8;
+
+/// Where the snapshot of the sled database in `raft_dir` lives.
+pub fn snapshot_path(raft_dir: &Path) -> PathBuf {
+    raft_dir.join(SNAPSHOT_FILE)
+}
+
+/// Writes the snapshot durably in place of the previous one.
+pub fn write(path: &Path, meta_record: &[u8], data: &[u8]) -> Result<(), StoreError> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(TEMPORARY_SUFFIX);
+    let temporary = PathBuf::from(temporary);
+    let file = File::create(&temporary).map_err(StoreError::io(&temporary))?;
+    let mut writer = BufWriter::new(file);
+    let length = meta_record.len() as u64;
+    writer
+        .write_all(&length.to_le_bytes())
+        .and_then(|()| writer.write_all(meta_record))
+        .and_then(|()| writer.write_all(data))
+        .map_err(StoreError::io(&temporary))?;
+    let file = writer
+        .into_inner()
+        .map_err(|error| StoreError::io(&temporary)(error.into_error()))?;
+    file.sync_data().map_err(StoreError::io(&temporary))?;
+    drop(file);
+    std::fs::rename(&temporary, path).map_err(StoreError::io(path))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|dir_file| dir_file.sync_all())
+            .map_err(StoreError::io(dir))?;
+    }
+    Ok(())
+}
+
+/// The metadata record and the data of the snapshot at `path`, if there is one.
+pub fn read(path: &Path) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(StoreError::io(path)(error)),
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(StoreError::io(path))?;
+    let what = || format!("snapshot file {}", path.display());
+    let Some(length) = bytes.get(..LENGTH_BYTES) else {
+        return Err(StoreError::corrupt(what(), "shorter than its header"));
+    };
+    let mut length_bytes = [0u8; LENGTH_BYTES];
+    length_bytes.copy_from_slice(length);
+    let meta_end = usize::try_from(u64::from_le_bytes(length_bytes))
+        .ok()
+        .and_then(|length| length.checked_add(LENGTH_BYTES))
+        .filter(|end| *end <= bytes.len())
+        .ok_or_else(|| StoreError::corrupt(what(), "its metadata length exceeds the file"))?;
+    let meta_record = bytes[LENGTH_BYTES..meta_end].to_vec();
+    bytes.drain(..meta_end);
+    Ok(Some((meta_record, bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_file_reads_back_and_replaces_the_previous_one() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = snapshot_path(dir.path());
+        assert!(read(&path).expect("no file yet").is_none());
+        write(&path, b"meta one", b"data one").expect("write");
+        write(&path, b"meta two", b"the second data").expect("write again");
+        let (meta, data) = read(&path).expect("read").expect("a snapshot");
+        assert_eq!(meta, b"meta two");
+        assert_eq!(data, b"the second data");
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(TEMPORARY_SUFFIX);
+        assert!(!PathBuf::from(temporary).exists());
+    }
+
+    #[test]
+    fn a_truncated_snapshot_file_is_corrupt_not_a_panic() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = snapshot_path(dir.path());
+        std::fs::write(&path, [1u8, 2, 3]).expect("write");
+        assert!(matches!(read(&path), Err(StoreError::Corrupt { .. })));
+        let mut claims_too_much = 1000u64.to_le_bytes().to_vec();
+        claims_too_much.extend_from_slice(b"short");
+        std::fs::write(&path, claims_too_much).expect("write");
+        assert!(matches!(read(&path), Err(StoreError::Corrupt { .. })));
+    }
+}
