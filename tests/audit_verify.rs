@@ -119,9 +119,14 @@ fn alter_snapshot_bid(data_dir: &Path, auction_id: &str, index: usize, raise: u6
             .with_little_endian()
             .reject_trailing_bytes()
     };
-    let db = sled::open(data_dir.join("raft")).expect("open the stopped node's sled");
-    let tree = db.open_tree("snapshot").expect("snapshot tree");
-    let stored = tree.get(b"data").expect("read").expect("a stored snapshot");
+    // The snapshot file (`replication::snapshot_file`): the metadata record's length (u64,
+    // little-endian), the metadata record, then the data.
+    let path = data_dir.join("raft").join("gavel-snapshot");
+    let file = std::fs::read(&path).expect("a stored snapshot file");
+    let mut length = [0u8; 8];
+    length.copy_from_slice(&file[..8]);
+    let data_start = 8 + u64::from_le_bytes(length) as usize;
+    let stored = &file[data_start..];
     assert_eq!(stored[0], 1, "snapshot format byte");
     let mut payload: SnapshotPayload = options()
         .deserialize(&stored[1..])
@@ -135,11 +140,11 @@ fn alter_snapshot_bid(data_dir: &Path, auction_id: &str, index: usize, raise: u6
     assert!(bids.len() > index, "the snapshot holds {} bids", bids.len());
     bids[index].amount += raise;
     let seq = bids[index].seq;
-    let mut bytes = vec![1u8];
+    let mut bytes = file[..data_start].to_vec();
+    bytes.push(1u8);
     options()
         .serialize_into(&mut bytes, &payload)
         .expect("encode snapshot");
-    tree.insert(b"data", bytes).expect("write");
-    db.flush().expect("flush");
+    std::fs::write(&path, bytes).expect("write the altered snapshot");
     seq
 }

@@ -195,10 +195,13 @@ pub struct RaftSection {
     /// How often the leader sends heartbeats.
     pub heartbeat_interval_ms: u64,
     /// A follower that hears no leader for a random time between min and max starts an
-    /// election; min must exceed the heartbeat interval, max must exceed min.
+    /// election (after the leader lease, = max); min must exceed the heartbeat interval,
+    /// max must exceed min. A leader whose process is gone is replaced as soon as the lease
+    /// has run out (`actors::supervisor::election`).
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
-    /// Take a snapshot (and purge the log before it) every this many applied entries.
+    /// Take a snapshot (and purge the log before it) every this many applied entries; an
+    /// entry holds up to 128 commands the leader proposed together.
     pub snapshot_every_entries: u64,
 }
 

@@ -159,8 +159,8 @@ async fn snapshot_then_restart_restores_the_state() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let node = start(dir.path()).await;
 
-    // Auctions with large parcels make the snapshot larger than a sled segment can hold
-    // inline, so it is stored as a blob file (which `Durable` syncs).
+    // Auctions with large parcels make a snapshot of several hundred KB, stored as a
+    // file of its own beside sled's.
     for index in 0..10u64 {
         let written = write(
             &node,
@@ -194,9 +194,12 @@ async fn snapshot_then_restart_restores_the_state() {
         .purged(Some(before_snapshot), "log purged")
         .await
         .expect("the purge");
-    let blob_dir = dir.path().join("raft").join("blobs");
-    let blobs = std::fs::read_dir(&blob_dir).map_or(0, |listing| listing.count());
-    assert!(blobs > 0, "the snapshot should be a sled blob");
+    let snapshot_file = dir.path().join("raft").join("gavel-snapshot");
+    let snapshot_bytes = std::fs::metadata(&snapshot_file).map_or(0, |file| file.len());
+    assert!(
+        snapshot_bytes > 150_000,
+        "the snapshot should be a file of its own holding the parcels, not {snapshot_bytes} bytes"
+    );
 
     write(&node, 30, register("bob")).await;
     let last = write(&node, 31, create_auction("lot-late", 10))
@@ -311,6 +314,24 @@ async fn corrupt_records_are_typed_errors() {
     snapshots
         .insert(b"data", vec![1, 7])
         .expect("insert garbage");
+    assert!(matches!(
+        StateMachineStore::open(durable.clone(), archive.clone(), events.clone()),
+        Err(StoreError::Corrupt { .. })
+    ));
+    // A snapshot file, which is read before the tree: garbage metadata, then data.
+    let snapshot_file = dir.path().join("gavel-snapshot");
+    let mut file = 3u64.to_le_bytes().to_vec();
+    file.extend_from_slice(&[1, 0, 0]);
+    std::fs::write(&snapshot_file, &file).expect("write a snapshot file");
+    assert!(matches!(
+        StateMachineStore::open(durable.clone(), archive.clone(), events.clone()),
+        Err(StoreError::Corrupt { .. })
+    ));
+    let meta_record = codec::encode("meta", &meta).expect("encode");
+    let mut file = (meta_record.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(&meta_record);
+    file.extend_from_slice(&[1, 7]);
+    std::fs::write(&snapshot_file, &file).expect("write a snapshot file");
     assert!(matches!(
         StateMachineStore::open(durable.clone(), archive, events),
         Err(StoreError::Corrupt { .. })
