@@ -60,13 +60,16 @@ pub(crate) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T,
     }
 }
 
+/// Decodes the body of a record of one format; `what` names the record in errors.
+pub(crate) type BodyDecoder<T> = fn(&str, &[u8]) -> Result<T, StoreError>;
+
 /// Decodes a record written by `encode_as` under any of the formats `decoders` names: the
 /// record's format byte picks the decoder, which gets the body. An unknown format is
 /// `Corrupt`.
 pub(crate) fn decode_versioned<T>(
     what: &str,
     bytes: &[u8],
-    decoders: &[(u8, fn(&str, &[u8]) -> Result<T, StoreError>)],
+    decoders: &[(u8, BodyDecoder<T>)],
 ) -> Result<T, StoreError> {
     let Some((&format, body)) = bytes.split_first() else {
         return Err(StoreError::corrupt(what, "empty record"));

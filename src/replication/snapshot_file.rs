@@ -52,8 +52,14 @@ pub fn write(path: &Path, meta_record: &[u8], data: &[u8]) -> Result<(), StoreEr
     Ok(())
 }
 
+/// A snapshot file's two parts, as stored.
+pub struct SnapshotFile {
+    pub meta_record: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
 /// The metadata record and the data of the snapshot at `path`, if there is one.
-pub fn read(path: &Path) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+pub fn read(path: &Path) -> Result<Option<SnapshotFile>, StoreError> {
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -74,7 +80,10 @@ pub fn read(path: &Path) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
         .ok_or_else(|| StoreError::corrupt(what(), "its metadata length exceeds the file"))?;
     let meta_record = bytes[LENGTH_BYTES..meta_end].to_vec();
     bytes.drain(..meta_end);
-    Ok(Some((meta_record, bytes)))
+    Ok(Some(SnapshotFile {
+        meta_record,
+        data: bytes,
+    }))
 }
 
 #[cfg(test)]
@@ -88,9 +97,9 @@ mod tests {
         assert!(read(&path).expect("no file yet").is_none());
         write(&path, b"meta one", b"data one").expect("write");
         write(&path, b"meta two", b"the second data").expect("write again");
-        let (meta, data) = read(&path).expect("read").expect("a snapshot");
-        assert_eq!(meta, b"meta two");
-        assert_eq!(data, b"the second data");
+        let stored = read(&path).expect("read").expect("a snapshot");
+        assert_eq!(stored.meta_record, b"meta two");
+        assert_eq!(stored.data, b"the second data");
         let mut temporary = path.as_os_str().to_owned();
         temporary.push(TEMPORARY_SUFFIX);
         assert!(!PathBuf::from(temporary).exists());

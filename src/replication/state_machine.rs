@@ -125,9 +125,9 @@ impl SnapshotStore {
     /// whoever decodes it: `open` here, `install_snapshot` on a follower that receives it.
     fn load(&self) -> Result<Option<StoredSnapshot>, StoreError> {
         let stored = match snapshot_file::read(&self.file)? {
-            Some((meta, data)) => Some(StoredSnapshot {
-                meta: decode("snapshot metadata", &meta)?,
-                data,
+            Some(file) => Some(StoredSnapshot {
+                meta: decode("snapshot metadata", &file.meta_record)?,
+                data: file.data,
             }),
             None => self.load_from_tree()?,
         };
@@ -342,6 +342,8 @@ async fn write_state(state: &SharedState) -> parking_lot::RwLockWriteGuard<'_, A
 
 /// Applies one command of a committed entry. A broken kernel invariant panics; it stops
 /// Raft with a storage error rather than leave it waiting on a dead state machine task.
+// The error type is openraft's, as `RaftStateMachine::apply` returns it.
+#[allow(clippy::result_large_err)]
 fn apply_envelope(
     kernel: &mut State,
     envelope: &Envelope,
