@@ -10,7 +10,8 @@ pub struct Metrics {
     pub bids_accepted_total: IntCounter,
     pub bids_rejected_total: IntCounterVec,
     pub commands_total: IntCounterVec,
-    /// From proposal to applied answer, as the Supervisor sees it.
+    /// From proposal to applied answer, as the Supervisor sees it: once per log entry the
+    /// leader proposed (one or more commands, see `proposal_commands`).
     pub commit_latency_seconds: Histogram,
     /// Commands per log entry the leader proposed (group commit).
     pub proposal_commands: Histogram,
