@@ -207,6 +207,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             interval_ms: config.janitor.interval_ms,
             request_retention_ms: config.janitor.request_retention_ms,
             closed_auction_linger_ms: config.janitor.closed_auction_linger_ms,
+            archive_retention_ms: config.janitor.archive_retention_ms,
             snapshot_after_entries: config
                 .raft
                 .snapshot_every_entries

@@ -41,6 +41,9 @@ pub struct JanitorSettings {
     /// How long a closed auction stays in the live state (and its actor) before it is
     /// archived.
     pub closed_auction_linger_ms: u64,
+    /// How long an archived auction stays in the archive after its close; 0 keeps it
+    /// for ever.
+    pub archive_retention_ms: u64,
     /// Build a snapshot once this many entries were applied since the last one.
     pub snapshot_after_entries: u64,
     /// Log entries kept before the snapshot when purging, for followers that lag a little.
@@ -82,6 +85,9 @@ pub struct JanitorReport {
     pub last_archive_error: Option<String>,
     /// Auctions in this node's on-disk archive.
     pub archive_size: u64,
+    /// `Command::PruneArchive` entries this node's sweeps committed (as leader), each
+    /// dropping archived auctions older than `janitor.archive_retention_ms`.
+    pub archive_prunes: u64,
     /// Auctions in the live replicated state.
     pub state_auctions: u64,
     /// Snapshots and log purges the sweeps asked openraft for.
@@ -186,6 +192,22 @@ impl Janitor {
         }
     }
 
+    /// Whether the archive holds an auction that closed more than `retention_ms` ago
+    /// (never when the retention is 0, which keeps everything).
+    fn prune_due(archive: &ArchiveStore, retention_ms: u64) -> bool {
+        if retention_ms == 0 {
+            return false;
+        }
+        let cutoff = wall_clock_ms().saturating_sub(retention_ms);
+        match archive.oldest_closed_at_ms() {
+            Ok(oldest) => oldest.is_some_and(|closed_at| closed_at < cutoff),
+            Err(error) => {
+                tracing::warn!(%error, "could not read the archive's oldest record");
+                false
+            }
+        }
+    }
+
     /// Whether some auction closed long enough ago to be archived.
     fn archive_due(state: &SharedState, linger_ms: u64) -> bool {
         let now_ms = wall_clock_ms();
@@ -216,22 +238,34 @@ impl Janitor {
             command: Command::Archive { closed_linger_ms },
             actor: "janitor".to_string(),
         };
+        let retention_ms = self.settings.archive_retention_ms;
+        let prune = Propose {
+            command: Command::PruneArchive { retention_ms },
+            actor: "janitor".to_string(),
+        };
+        let archive_store = self.handles.archive.clone();
         let previous = std::mem::take(&mut self.suspects);
         async move {
             // Only the leader proposes: a follower's proposal would be forwarded to the
             // leader, which does the same on its own sweep anyway.
-            let (purged, archived): (Proposed, Proposed) = match supervisor.send(IsLeader).await {
-                Ok(true) => {
-                    let purged = Some(supervisor.send(purge).await);
-                    let archived = if Self::archive_due(&state, closed_linger_ms) {
-                        Some(supervisor.send(archive).await)
-                    } else {
-                        None
-                    };
-                    (purged, archived)
-                }
-                _ => (None, None),
-            };
+            let (purged, archived, pruned): (Proposed, Proposed, Proposed) =
+                match supervisor.send(IsLeader).await {
+                    Ok(true) => {
+                        let purged = Some(supervisor.send(purge).await);
+                        let archived = if Self::archive_due(&state, closed_linger_ms) {
+                            Some(supervisor.send(archive).await)
+                        } else {
+                            None
+                        };
+                        let pruned = if Self::prune_due(&archive_store, retention_ms) {
+                            Some(supervisor.send(prune).await)
+                        } else {
+                            None
+                        };
+                        (purged, archived, pruned)
+                    }
+                    _ => (None, None, None),
+                };
             let actors = pool.send(ListActors).await.unwrap_or_default();
             let probes = actors.into_iter().map(|(auction_id, addr)| async move {
                 match tokio::time::timeout(STUCK_AFTER, addr.send(Ping)).await {
@@ -252,13 +286,20 @@ impl Janitor {
                 })
                 .await
                 .unwrap_or_default();
-            (purged, archived, stuck_count, swept, probed.suspects)
+            (
+                purged,
+                archived,
+                pruned,
+                stuck_count,
+                swept,
+                probed.suspects,
+            )
         }
         .into_actor(self)
         .then(
-            |(purged, archived, stuck_count, swept, suspects), janitor, _ctx| {
+            |(purged, archived, pruned, stuck_count, swept, suspects), janitor, _ctx| {
                 janitor.suspects = suspects;
-                janitor.record_proposals(purged, archived);
+                janitor.record_proposals(purged, archived, pruned);
                 let report = &mut janitor.report;
                 report.actors_stuck_replaced += stuck_count;
                 report.actors_started += swept.actors_started;
@@ -291,7 +332,7 @@ impl Janitor {
         .spawn(ctx);
     }
 
-    fn record_proposals(&mut self, purged: Proposed, archived: Proposed) {
+    fn record_proposals(&mut self, purged: Proposed, archived: Proposed, pruned: Proposed) {
         let report = &mut self.report;
         report.last_purge_skipped = None;
         match purged {
@@ -315,6 +356,16 @@ impl Janitor {
                     report.auctions_archived += auctions;
                     report.last_archive_error = None;
                 }
+                Ok(other) => report.last_archive_error = Some(format!("answered {other:?}")),
+                Err(rejection) => report.last_archive_error = Some(rejection.to_string()),
+            },
+            Some(Ok(Err(error))) => report.last_archive_error = Some(error.to_string()),
+            Some(Err(error)) => report.last_archive_error = Some(error.to_string()),
+        }
+        match pruned {
+            None => {}
+            Some(Ok(Ok(committed))) => match committed.outcome {
+                Ok(Outcome::ArchivePruned { .. }) => report.archive_prunes += 1,
                 Ok(other) => report.last_archive_error = Some(format!("answered {other:?}")),
                 Err(rejection) => report.last_archive_error = Some(rejection.to_string()),
             },

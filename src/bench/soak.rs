@@ -69,6 +69,10 @@ pub struct SoakArgs {
     /// The node's `janitor.request_retention_ms`: bids' request_ids are forgotten after it.
     #[arg(long, default_value_t = 30_000)]
     pub request_retention_ms: u64,
+    /// The node's `janitor.archive_retention_ms`: archived auctions are pruned this long
+    /// after their close (0 keeps them all, and the archive grows with every sale).
+    #[arg(long, default_value_t = 60_000)]
+    pub archive_retention_ms: u64,
     /// Stop (and report what ran) after this long.
     #[arg(long, default_value_t = 7_200)]
     pub time_limit_s: u64,
@@ -157,13 +161,13 @@ pub fn run_soak(args: SoakArgs) -> anyhow::Result<()> {
     let _interrupt = Interrupt::install();
     let (directory, temporary) = run_directory(args.data_dir.as_ref(), "soak")?;
     let extra = format!(
-        "[janitor]\ninterval_ms = {}\nclosed_auction_linger_ms = {}\nrequest_retention_ms = {}\n",
-        args.janitor_interval_ms, args.linger_ms, args.request_retention_ms
+        "[janitor]\ninterval_ms = {}\nclosed_auction_linger_ms = {}\nrequest_retention_ms = {}\narchive_retention_ms = {}\n",
+        args.janitor_interval_ms, args.linger_ms, args.request_retention_ms, args.archive_retention_ms
     );
     println!(
-        "gavel bench soak: {} lifecycles ({} at once, listing {} ms, countdown {} ms, 3 bids, 2 of {} bidders each); janitor every {} ms, archive after {} ms; node {}; run directory {}",
+        "gavel bench soak: {} lifecycles ({} at once, listing {} ms, countdown {} ms, 3 bids, 2 of {} bidders each); janitor every {} ms, archive after {} ms, prune the archive {} ms after the close; node {}; run directory {}",
         args.lifecycles, args.concurrency, args.listing_ms, args.countdown_ms, args.bidders,
-        args.janitor_interval_ms, args.linger_ms, args.binary.display(), directory.display()
+        args.janitor_interval_ms, args.linger_ms, args.archive_retention_ms, args.binary.display(), directory.display()
     );
     let cluster = LocalCluster::start_with(&args.binary, &directory, 1, 0, &extra)?;
     let node_directory = directory.join("node-1");

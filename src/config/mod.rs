@@ -242,6 +242,9 @@ pub struct JanitorSection {
     /// How long a closed auction stays in the live state, its actor running for late
     /// readers, before the janitor archives it (its views are then read from the archive).
     pub closed_auction_linger_ms: u64,
+    /// How long an archived auction stays in the node's archive after its close; then
+    /// the janitor prunes it from every node. 0, the default, keeps every one for ever.
+    pub archive_retention_ms: u64,
 }
 
 impl Default for JanitorSection {
@@ -250,6 +253,7 @@ impl Default for JanitorSection {
             interval_ms: 5_000,
             request_retention_ms: 86_400_000,
             closed_auction_linger_ms: 60_000,
+            archive_retention_ms: 0,
         }
     }
 }

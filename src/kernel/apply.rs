@@ -24,6 +24,9 @@ pub struct Applied {
     pub events: Vec<Event>,
     /// The auctions a `Command::Archive` took out of the state, for the shell to store.
     pub archived: Vec<Auction>,
+    /// Set by a `Command::PruneArchive`: archived auctions that closed before this time
+    /// leave the shell's archive.
+    pub prune_closed_before_ms: Option<u64>,
 }
 
 /// Applies one committed command. Deterministic: the same state and envelope give the
@@ -44,6 +47,16 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
             result,
             events,
             archived,
+            prune_closed_before_ms: None,
+        };
+    }
+    if let Command::PruneArchive { retention_ms } = &envelope.command {
+        let closed_before_ms = now_ms.saturating_sub(*retention_ms);
+        return Applied {
+            result: Ok(Outcome::ArchivePruned { closed_before_ms }),
+            events,
+            archived: Vec::new(),
+            prune_closed_before_ms: Some(closed_before_ms),
         };
     }
     let result = dispatch(state, now_ms, last_command_ms, envelope, &mut events);
@@ -68,6 +81,7 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
         result,
         events,
         archived: Vec::new(),
+        prune_closed_before_ms: None,
     }
 }
 
@@ -268,7 +282,7 @@ fn dispatch(
             Ok(Outcome::OperatorActionRecorded)
         }
         // `apply` handles it before dispatching, to hand the archived auctions on.
-        Command::Archive { .. } => Err(Rejection::Conflict(
+        Command::Archive { .. } | Command::PruneArchive { .. } => Err(Rejection::Conflict(
             "archive commands are applied by apply itself".to_string(),
         )),
     }

@@ -99,10 +99,20 @@ pub enum Command {
     Archive {
         closed_linger_ms: u64,
     },
+    /// Proposed by the leader's janitor when `janitor.archive_retention_ms` is set:
+    /// archived auctions that closed more than `retention_ms` before the command's time
+    /// leave every node's on-disk archive (at most `MAX_PRUNED_PER_COMMAND` of them, oldest
+    /// archived first). The kernel state does not change; the state machine shell prunes.
+    PruneArchive {
+        retention_ms: u64,
+    },
 }
 
 /// Most auctions one `Command::Archive` moves out, so one log entry stays small.
 pub const MAX_ARCHIVED_PER_COMMAND: usize = 1000;
+
+/// Most archived auctions one `Command::PruneArchive` removes, so applying it stays short.
+pub const MAX_PRUNED_PER_COMMAND: usize = 1000;
 
 impl Command {
     /// The auction a command is about, if any.
@@ -213,5 +223,9 @@ pub enum Outcome {
     /// How many closed auctions left the replicated state for the archive.
     Archived {
         auctions: u64,
+    },
+    /// Archived auctions that closed before `closed_before_ms` leave the archive.
+    ArchivePruned {
+        closed_before_ms: u64,
     },
 }

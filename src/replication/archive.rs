@@ -132,6 +132,68 @@ impl ArchiveStore {
         self.records.is_empty()
     }
 
+    /// Removes archived auctions that closed before `closed_before_ms`, oldest archived
+    /// first, at most `limit`; stops at the first one that closed later, so a record is
+    /// never removed before one archived ahead of it. Answers how many it removed. Every
+    /// node applies the same `Command::PruneArchive` at the same log index, so every
+    /// archive drops the same records.
+    pub fn prune_closed_before(
+        &self,
+        closed_before_ms: u64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        while removed < limit {
+            let Some((order_key, record)) = self.oldest_record()? else {
+                break;
+            };
+            if record.auction.closed_at_ms.unwrap_or(0) >= closed_before_ms {
+                break;
+            }
+            self.records
+                .remove(record.auction.spec.id.as_bytes())
+                .map_err(StoreError::sled("remove an archived auction"))?;
+            self.order
+                .remove(order_key)
+                .map_err(StoreError::sled("update the archive order"))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// When the oldest archived auction closed, if the archive holds any.
+    pub fn oldest_closed_at_ms(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .oldest_record()?
+            .map(|(_, record)| record.auction.closed_at_ms.unwrap_or(0)))
+    }
+
+    /// The first entry of the archive order and its record.
+    fn oldest_record(&self) -> Result<Option<(sled::IVec, ArchivedAuction)>, StoreError> {
+        let Some(key) = self
+            .order
+            .first()
+            .map_err(StoreError::sled("read the archive order"))?
+            .map(|(key, _)| key)
+        else {
+            return Ok(None);
+        };
+        let Some(id) = key.get(8..) else {
+            return Err(StoreError::corrupt("archive order", "a key is too short"));
+        };
+        let bytes = self
+            .records
+            .get(id)
+            .map_err(StoreError::sled("read an archived auction"))?
+            .ok_or_else(|| {
+                StoreError::corrupt(
+                    "archive",
+                    format!("{} is indexed but missing", String::from_utf8_lossy(id)),
+                )
+            })?;
+        Ok(Some((key, decode("archived auction", &bytes)?)))
+    }
+
     /// The newest `limit` records archived at or before log index `up_to_index`, oldest
     /// first: what a snapshot up to that index carries.
     pub fn newest(

@@ -33,6 +33,7 @@ use super::durable::Durable;
 use super::error::{blocking, StoreError};
 use super::snapshot_file;
 use super::{AppliedEvents, AppliedState, ApplyResponse, NodeInfo, SharedState, TypeConfig};
+use crate::kernel::command::MAX_PRUNED_PER_COMMAND;
 use crate::kernel::{Applied, Envelope, State};
 
 /// The current snapshot's metadata and its data, written together in one sled batch.
@@ -418,6 +419,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                     error
                                         .into_storage(ErrorSubject::Apply(log_id), ErrorVerb::Write)
                                 })?;
+                            }
+                            if let Some(closed_before_ms) = applied.prune_closed_before_ms {
+                                self.archive
+                                    .prune_closed_before(closed_before_ms, MAX_PRUNED_PER_COMMAND)
+                                    .map_err(|error| {
+                                        error.into_storage(
+                                            ErrorSubject::Apply(log_id),
+                                            ErrorVerb::Write,
+                                        )
+                                    })?;
                             }
                             events.extend(applied.events);
                             results.push(applied.result);

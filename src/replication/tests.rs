@@ -444,6 +444,64 @@ async fn archived_auctions_reach_the_archive_and_travel_in_snapshots() {
     assert!(archive.get("lot-1").expect("read").is_some());
 }
 
+/// `Command::PruneArchive` drops archived auctions that closed before the command's time
+/// less the retention, oldest first, and keeps the rest; the pruned ones read as unknown.
+#[tokio::test]
+async fn prune_archive_drops_only_auctions_closed_before_the_retention() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let node = start(dir.path()).await;
+    for index in 0..3u64 {
+        write(&node, index, create_auction(&format!("lot-{index}"), 10)).await;
+    }
+    let terminate = |id: &str| Command::Terminate {
+        auction_id: id.to_string(),
+        reason: "withdrawn".to_string(),
+    };
+    write(&node, 10, terminate("lot-0")).await;
+    write(&node, 11, terminate("lot-1")).await;
+    write(
+        &node,
+        20,
+        Command::Archive {
+            closed_linger_ms: 5,
+        },
+    )
+    .await;
+    assert_eq!(node.archive.len(), 2);
+    assert_eq!(
+        node.archive.oldest_closed_at_ms().expect("read"),
+        Some(NOW_MS + 10)
+    );
+
+    let pruned = write(&node, 111, Command::PruneArchive { retention_ms: 100 }).await;
+    assert_eq!(
+        pruned.data.results[0],
+        Ok(Outcome::ArchivePruned {
+            closed_before_ms: NOW_MS + 11
+        })
+    );
+    assert!(node.archive.get("lot-0").expect("read").is_none());
+    assert!(node.archive.get("lot-1").expect("read").is_some());
+    assert_eq!(
+        node.archive.oldest_closed_at_ms().expect("read"),
+        Some(NOW_MS + 11)
+    );
+    assert!(
+        node.state.read().kernel.auctions.contains_key("lot-2"),
+        "the live state is untouched"
+    );
+
+    write(&node, 1_000, Command::PruneArchive { retention_ms: 100 }).await;
+    assert!(node.archive.is_empty());
+    assert_eq!(node.archive.oldest_closed_at_ms().expect("read"), None);
+    node.shutdown().await.expect("shutdown");
+
+    // Restarted: the pruned auctions stay pruned.
+    let node = open(options(dir.path())).await.expect("reopen");
+    assert!(node.archive.is_empty());
+    node.shutdown().await.expect("shutdown");
+}
+
 #[tokio::test]
 async fn a_proposal_of_several_commands_answers_each_in_order_and_survives_restart() {
     let dir = tempfile::tempdir().expect("a temp dir");
