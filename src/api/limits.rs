@@ -123,11 +123,13 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
 pub struct RateLimiter {
     per_ip: Buckets<IpAddr>,
     per_session: Buckets<[u8; 32]>,
+    trusted_proxies: Vec<IpAddr>,
 }
 
 impl RateLimiter {
     pub fn new(limits: &LimitsSection) -> Self {
         RateLimiter {
+            trusted_proxies: limits.trusted_proxies.clone(),
             per_ip: Buckets::new(
                 limits.per_ip_per_second,
                 limits.per_ip_burst,
@@ -152,6 +154,19 @@ impl RateLimiter {
             self.per_session.take(&key, now)?;
         }
         Ok(())
+    }
+
+    /// The address a request counts against: the peer's, or for a peer that is a trusted
+    /// proxy, the last address of `X-Forwarded-For` (the one the proxy saw) when it parses.
+    pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.trusted_proxies.contains(&peer) {
+            return Some(peer);
+        }
+        forwarded_for
+            .and_then(|header| header.rsplit(',').next())
+            .and_then(|last| last.trim().parse::<IpAddr>().ok())
+            .or(Some(peer))
     }
 
     /// Buckets held: (per IP, per session).
@@ -180,7 +195,13 @@ pub async fn limit_requests(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let verdict = match request.app_data::<web::Data<RateLimiter>>() {
         Some(limiter) => limiter.check(
-            request.peer_addr().map(|address| address.ip()),
+            limiter.client_ip(
+                request.peer_addr().map(|address| address.ip()),
+                request
+                    .headers()
+                    .get("x-forwarded-for")
+                    .and_then(|value| value.to_str().ok()),
+            ),
             bearer_token(request.request()),
             Instant::now(),
         ),
@@ -207,7 +228,41 @@ mod tests {
             per_session_per_second: per_second,
             per_session_burst: burst,
             max_tracked,
+            trusted_proxies: Vec::new(),
         }
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_a_trusted_proxy() {
+        let proxy = IpAddr::from([127, 0, 0, 9]);
+        let mut section = limits(1, 1, 100);
+        section.trusted_proxies = vec![proxy];
+        let limiter = RateLimiter::new(&section);
+        let client = IpAddr::from([203, 0, 113, 5]);
+        // From the proxy: the last address of the header, the one the proxy saw.
+        assert_eq!(
+            limiter.client_ip(Some(proxy), Some("198.51.100.1, 203.0.113.5")),
+            Some(client)
+        );
+        // Junk or no header: the proxy's own address.
+        assert_eq!(
+            limiter.client_ip(Some(proxy), Some("not-an-ip")),
+            Some(proxy)
+        );
+        assert_eq!(limiter.client_ip(Some(proxy), None), Some(proxy));
+        // From anyone else the header is ignored: a client cannot pick its address.
+        let other = IpAddr::from([192, 0, 2, 7]);
+        assert_eq!(
+            limiter.client_ip(Some(other), Some("203.0.113.5")),
+            Some(other)
+        );
+        // Two clients behind the proxy have buckets of their own.
+        let now = Instant::now();
+        let first = limiter.client_ip(Some(proxy), Some("203.0.113.5"));
+        let second = limiter.client_ip(Some(proxy), Some("203.0.113.6"));
+        assert_eq!(limiter.check(first, None, now), Ok(()));
+        assert_eq!(limiter.check(first, None, now), Err(1));
+        assert_eq!(limiter.check(second, None, now), Ok(()));
     }
 
     #[test]

@@ -28,8 +28,8 @@ impl fmt::Debug for OperatorToken {
 
 /// `[limits]`: rate limits of the public listener (`api::limits`), token buckets per
 /// client IP address and per session token. A client over either gets 429 `rate_limited`
-/// with `Retry-After`. Every client of a proxy, or of a benchmark on loopback, shares one
-/// address: raise the per-IP rate for those.
+/// with `Retry-After`. Every client of a benchmark on loopback (or of a proxy not listed in
+/// `trusted_proxies`) shares one address: raise the per-IP rate for those.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsSection {
@@ -44,6 +44,11 @@ pub struct LimitsSection {
     /// Most buckets kept per kind (addresses, sessions); the quiet ones are forgotten
     /// first. Default 100000.
     pub max_tracked: usize,
+    /// Addresses of reverse proxies (nginx) in front of the public listener. For a
+    /// request from one of them, the per-IP limit counts the address the proxy saw: the
+    /// last one in `X-Forwarded-For`. Empty by default: the header is then ignored, so a
+    /// client cannot pick its own address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for LimitsSection {
@@ -54,6 +59,7 @@ impl Default for LimitsSection {
             per_session_per_second: 50,
             per_session_burst: 100,
             max_tracked: 100_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
