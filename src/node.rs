@@ -283,6 +283,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             result.context("a listener stopped")?;
         }
         signal = shutdown_signal() => tracing::info!(signal, "stopping"),
+        fatal = storage_failed(&replication) => {
+            tracing::error!(%fatal, "a storage probe failed; the node exits so that its service manager restarts it from its durable log");
+            eprintln!("gavel: node stopped with an error: a storage probe failed: {fatal}");
+            std::process::exit(FATAL_EXIT_CODE);
+        }
         fatal = raft_stopped(replication.raft.clone()) => {
             tracing::error!(%fatal, "the Raft core stopped; the node exits so that its service manager restarts it from its durable log");
             // No graceful stop: the storage call that failed may still hold a thread
@@ -301,6 +306,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(node_id, "node stopped");
     Ok(())
+}
+
+/// How often `storage_failed` probes the node's databases.
+const STORAGE_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Resolves when a storage probe fails (see `Replication::probe_storage`): a failed or
+/// full disk that Raft's own calls have not run into yet.
+async fn storage_failed(replication: &replication::Replication) -> String {
+    loop {
+        tokio::time::sleep(STORAGE_PROBE_INTERVAL).await;
+        if let Err(error) = replication.probe_storage().await {
+            return error.to_string();
+        }
+    }
 }
 
 /// The exit status of a node whose Raft core stopped (EX_SOFTWARE).

@@ -103,6 +103,22 @@ impl ArchiveStore {
         blocking(move || durable.make_durable()).await
     }
 
+    /// Writes a probe record to the archive database and makes it durable (see
+    /// `Replication::probe_storage`).
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let durable = self.durable.clone();
+        blocking(move || {
+            durable.write_durably(|db| {
+                db.open_tree("storage_probe")
+                    .map_err(StoreError::sled("open the archive's probe tree"))?
+                    .insert("last", &[1u8])
+                    .map_err(StoreError::sled("write the archive's storage probe"))?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     /// The archived auction `auction_id`, if this node holds it.
     pub fn get(&self, auction_id: &str) -> Result<Option<Auction>, StoreError> {
         let Some(bytes) = self

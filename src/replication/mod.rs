@@ -206,6 +206,15 @@ impl ReplicationOptions {
     }
 }
 
+/// What a storage probe writes: the wall clock in milliseconds.
+fn probe_stamp() -> [u8; 8] {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0);
+    now_ms.to_be_bytes()
+}
+
 /// Log entries kept after a snapshot, so a briefly lagging follower catches up from the log.
 pub const MAX_IN_SNAPSHOT_LOG_TO_KEEP: u64 = 1000;
 
@@ -290,6 +299,28 @@ impl Replication {
             }
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// Writes a small probe record to the Raft database and to the archive and makes both
+    /// durable, each within `STORAGE_STALL_LIMIT`. A disk that filled or failed can leave
+    /// sled's background flusher failed while no Raft call has yet failed (a follower
+    /// with nothing to append); this finds it, so the node can exit and be restarted
+    /// instead of staying up with a frozen state.
+    pub async fn probe_storage(&self) -> Result<(), StoreError> {
+        let durable = self.durable.clone();
+        error::blocking(move || {
+            durable.write_durably(|db| {
+                let probes = db
+                    .open_tree("storage_probe")
+                    .map_err(StoreError::sled("open the storage probe tree"))?;
+                probes
+                    .insert("last", &probe_stamp())
+                    .map_err(StoreError::sled("write the storage probe"))?;
+                Ok(())
+            })
+        })
+        .await?;
+        self.archive.probe().await
     }
 
     /// Forms a cluster of this node alone.

@@ -549,3 +549,21 @@ async fn a_proposal_of_several_commands_answers_each_in_order_and_survives_resta
     }
     node.shutdown().await.expect("shut down");
 }
+
+/// The storage probe writes its record durably to both databases of a healthy node.
+#[tokio::test]
+async fn the_storage_probe_writes_both_databases() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let node = start(dir.path()).await;
+    node.probe_storage().await.expect("a healthy node's probe");
+    let stamp = node
+        .db
+        .open_tree("storage_probe")
+        .expect("the probe tree")
+        .get("last")
+        .expect("read the probe")
+        .expect("the probe record");
+    assert_eq!(stamp.len(), 8);
+    assert!(u64::from_be_bytes(stamp.as_ref().try_into().expect("8 bytes")) > NOW_MS);
+    node.shutdown().await.expect("shutdown");
+}
