@@ -96,6 +96,28 @@ async fn write(
         .expect("the write commits")
 }
 
+/// Creates lot-0, lot-1 and lot-2, terminates lot-0 and lot-1 (closed at offsets 10 and
+/// 11) and archives them at offset 20; lot-2 stays open. The archive entry's response.
+async fn archive_two_of_three_lots(node: &Replication) -> ClientWriteResponse<TypeConfig> {
+    for index in 0..3u64 {
+        write(node, index, create_auction(&format!("lot-{index}"), 10)).await;
+    }
+    let terminate = |id: &str| Command::Terminate {
+        auction_id: id.to_string(),
+        reason: "withdrawn".to_string(),
+    };
+    write(node, 10, terminate("lot-0")).await;
+    write(node, 11, terminate("lot-1")).await;
+    write(
+        node,
+        20,
+        Command::Archive {
+            closed_linger_ms: 5,
+        },
+    )
+    .await
+}
+
 #[tokio::test]
 async fn single_voter_commits_publishes_and_survives_restart() {
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -374,23 +396,7 @@ async fn archived_auctions_reach_the_archive_and_travel_in_snapshots() {
 
     let dir = tempfile::tempdir().expect("a temp dir");
     let node = start(dir.path()).await;
-    for index in 0..3u64 {
-        write(&node, index, create_auction(&format!("lot-{index}"), 10)).await;
-    }
-    let terminate = |id: &str| Command::Terminate {
-        auction_id: id.to_string(),
-        reason: "withdrawn".to_string(),
-    };
-    write(&node, 10, terminate("lot-0")).await;
-    write(&node, 11, terminate("lot-1")).await;
-    let archived = write(
-        &node,
-        20,
-        Command::Archive {
-            closed_linger_ms: 5,
-        },
-    )
-    .await;
+    let archived = archive_two_of_three_lots(&node).await;
     assert_eq!(
         archived.data.results[0],
         Ok(Outcome::Archived { auctions: 2 }),
@@ -450,23 +456,7 @@ async fn archived_auctions_reach_the_archive_and_travel_in_snapshots() {
 async fn prune_archive_drops_only_auctions_closed_before_the_retention() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let node = start(dir.path()).await;
-    for index in 0..3u64 {
-        write(&node, index, create_auction(&format!("lot-{index}"), 10)).await;
-    }
-    let terminate = |id: &str| Command::Terminate {
-        auction_id: id.to_string(),
-        reason: "withdrawn".to_string(),
-    };
-    write(&node, 10, terminate("lot-0")).await;
-    write(&node, 11, terminate("lot-1")).await;
-    write(
-        &node,
-        20,
-        Command::Archive {
-            closed_linger_ms: 5,
-        },
-    )
-    .await;
+    archive_two_of_three_lots(&node).await;
     assert_eq!(node.archive.len(), 2);
     assert_eq!(
         node.archive.oldest_closed_at_ms().expect("read"),
