@@ -282,29 +282,3 @@ fn faults_are_off_unless_enabled_and_the_section_is_checked() {
         .to_string();
     assert!(message.contains("panic_rate"), "{message}");
 }
-
-#[test]
-fn the_multi_host_example_loads_and_every_host_lists_the_same_members() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/three-hosts");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 4, "three voters and a standby: {files:?}");
-    let mut members = None;
-    for (index, path) in files.iter().enumerate() {
-        let mut config = Config::load(path).unwrap_or_else(|error| panic!("{error}"));
-        // The example leaves the admin token to the environment.
-        config.apply_admin_token_override(Some("an-admin-token-long-enough-to-pass".into()));
-        config
-            .validate_for_serving()
-            .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-        assert_eq!(config.node.id, index as u64 + 1, "{}", path.display());
-        match &members {
-            None => members = Some(config.cluster.members.clone()),
-            Some(first) => assert_eq!(&config.cluster.members, first, "{}", path.display()),
-        }
-    }
-}

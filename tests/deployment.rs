@@ -1,0 +1,146 @@
+//! The deployment files of cluster/: every node configuration loads and validates with the
+//! real loader, the nginx upstream lists every member's public listener, and nginx accepts
+//! the file (when nginx is installed).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gavel::config::Config;
+
+fn node_configs(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read cluster dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            node_configs(&path, found);
+        } else if path.extension().is_some_and(|ext| ext == "toml") {
+            let text = std::fs::read_to_string(&path).expect("read toml");
+            // A node configuration has a [node] table; local.toml is a cluster definition.
+            if text.lines().any(|line| line.trim() == "[node]") {
+                found.push(path);
+            }
+        }
+    }
+}
+
+fn three_hosts() -> Vec<Config> {
+    let mut paths = Vec::new();
+    node_configs(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster"),
+        &mut paths,
+    );
+    paths.sort();
+    assert!(paths.len() >= 4, "node configs under cluster/: {paths:?}");
+    paths
+        .iter()
+        .map(|path| {
+            let mut config = Config::load(path).unwrap_or_else(|error| panic!("{error}"));
+            config.apply_admin_token_override(Some("deployment-test-admin-token-0123".into()));
+            config
+                .validate_for_serving()
+                .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+            config
+        })
+        .collect()
+}
+
+#[test]
+fn every_node_config_under_cluster_loads_and_lists_the_same_members() {
+    let configs = three_hosts();
+    let first = &configs[0].cluster.members;
+    for config in &configs {
+        assert_eq!(&config.cluster.members, first, "node {}", config.node.id);
+        let me = config.this_member().expect("this node is a member");
+        assert_eq!(me.id, config.node.id);
+        assert_eq!(me.peer, config.listen.peer, "node {}", config.node.id);
+    }
+    let mut ids: Vec<u64> = configs.iter().map(|config| config.node.id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), configs.len(), "one file per node id");
+}
+
+fn nginx_conf() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/nginx/gavel.conf"))
+        .expect("cluster/nginx/gavel.conf")
+}
+
+#[test]
+fn the_nginx_upstream_lists_every_public_listener_and_no_control_listener() {
+    let configs = three_hosts();
+    let conf = nginx_conf();
+    for member in &configs[0].cluster.members {
+        let address = member.public_url.trim_start_matches("http://");
+        assert!(
+            conf.contains(&format!("server {address} ")),
+            "{address} missing from the upstream"
+        );
+        let control = member.control_url.trim_start_matches("http://");
+        assert!(!conf.contains(control), "{control} must not be proxied");
+    }
+}
+
+#[test]
+fn nginx_accepts_the_configuration() {
+    if Command::new("nginx").arg("-v").output().is_err() {
+        println!("SKIPPED: nginx is not on PATH (.ci/run installs nginx-light)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let main = dir.path().join("nginx.conf");
+    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/nginx/gavel.conf");
+    let prefix = dir.path().display();
+    std::fs::write(
+        &main,
+        format!(
+            "pid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\nevents {{}}\nhttp {{\n access_log off;\n client_body_temp_path {prefix}/body;\n proxy_temp_path {prefix}/proxy;\n fastcgi_temp_path {prefix}/fastcgi;\n uwsgi_temp_path {prefix}/uwsgi;\n scgi_temp_path {prefix}/scgi;\n include {};\n}}\n",
+            include.display()
+        ),
+    )
+    .expect("write nginx.conf");
+    let output = Command::new("nginx")
+        .arg("-t")
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&main)
+        .output()
+        .expect("run nginx -t");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "nginx -t failed:\n{stderr}");
+    println!("{stderr}");
+}
+
+#[test]
+fn systemd_accepts_the_unit_template() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("SKIPPED: systemd-analyze is not on PATH");
+        return;
+    }
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/systemd/gavel@.service"),
+    )
+    .expect("cluster/systemd/gavel@.service");
+    assert!(unit.contains("ExecStart=/usr/local/bin/gavel serve --config /etc/gavel/%i.toml"));
+    assert!(unit.contains("Restart=on-failure"));
+    // The installed binary's path, replaced by the one just built so verify finds it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let instance = dir.path().join("gavel@node-1.service");
+    std::fs::write(
+        &instance,
+        unit.replace("/usr/local/bin/gavel", env!("CARGO_BIN_EXE_gavel")),
+    )
+    .expect("write unit");
+    let output = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&instance)
+        .output()
+        .expect("run systemd-analyze");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
+}
