@@ -1,7 +1,8 @@
 //! The Janitor's purification (DESIGN.md decision 7) on one real `gavel serve` process:
 //! an Auction actor that panics (fault injected over the control API) ends alone, the node
 //! keeps serving, and the next sweep restarts the actor so live events flow again; closed
-//! auctions leave the live state for the archive and still answer, also after a restart.
+//! auctions leave the live state for the archive and still answer, also after a restart;
+//! with `janitor.archive_retention_ms` set, archived auctions are pruned and answer 404.
 
 mod common;
 
@@ -216,4 +217,36 @@ fn closed_auctions_are_archived_and_still_answer_after_a_restart() {
     node.kill();
     node.spawn();
     check_archived(&node);
+}
+
+#[test]
+fn with_a_retention_archived_auctions_are_pruned_and_answer_404() {
+    // Archived 1 s after the close (tests/common), pruned once closed 1.5 s ago.
+    let (_dir, mut node) = node_with("prune", "archive_retention_ms = 1500\n");
+    node.create_auction(auction_spec("lot-p", 800, 500));
+    let alice = register_qualify_login(&node, "lot-p", "alice");
+    assert_eq!(node.bid(&alice, "lot-p", 1_000_000, "p-1").0, 201);
+    let sold = node.wait_for_phase("lot-p", "sold", Duration::from_secs(10));
+    assert_eq!(sold["phase"], "sold", "{sold}");
+
+    let report = wait_for_report(&node, Duration::from_secs(10), |report| {
+        report["archive_prunes"].as_u64() >= Some(1) && report["archive_size"] == 0
+    });
+    assert!(report["auctions_archived"].as_u64() >= Some(1), "{report}");
+    let gone = |node: &Node| {
+        for path in ["/api/v1/auctions/lot-p", "/api/v1/auctions/lot-p/bids"] {
+            let (status, problem) = node.public("GET", path, None, None);
+            assert_eq!(
+                (status, problem["code"].as_str()),
+                (404, Some("auction_not_found")),
+                "{path}"
+            );
+        }
+        let (status, _) = node.control("GET", "/control/v1/auctions/lot-p/result", None);
+        assert_eq!(status, 404);
+    };
+    gone(&node);
+    node.kill();
+    node.spawn();
+    gone(&node);
 }
