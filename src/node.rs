@@ -41,8 +41,10 @@ const MALLOC_ARENAS: i32 = 2;
 
 /// Bounds glibc's malloc arenas (8 per core by default). Every thread that allocates
 /// while the others hold their arenas gets one of its own, and each keeps what was freed
-/// in it: in the 100k soak (BENCHMARKS.md) two arenas held the resident set 5–10 MiB
-/// lower and flatter than the default. `MALLOC_ARENA_MAX` in the environment still wins.
+/// in it: in the 100k soak (BENCHMARKS.md, runs 3 and 4) two arenas kept the resident set
+/// within 78–84 MiB from 20k lifecycles on, where the default rose to 100 MiB, at about
+/// 8% of the bid throughput at 64 connections. `MALLOC_ARENA_MAX` in the environment
+/// still wins.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
