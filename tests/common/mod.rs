@@ -13,12 +13,35 @@ use serde_json::{json, Value};
 pub const ADMIN_TOKEN: &str = "integration-admin-token-0123456789";
 pub const CLUSTER_SECRET: &str = "integration-cluster-secret-0123456789";
 
-/// A free TCP port on loopback (bound, then released for the node to take).
+/// Ports `free_port` hands out: below Linux's ephemeral range (32768–60999 by default),
+/// so no outgoing connection of a test or a node can take one between `free_port`
+/// releasing it and the node binding it.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A free TCP port on loopback (bound, then released for the node to take), never one
+/// this test process handed out before.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free loopback port")
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let handed_out = handed_out.get_or_insert_with(HashSet::new);
+    // Start at a place that differs between test processes, then walk the range.
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let start = (std::process::id() as u64 ^ now_ms()) % span as u64;
+    for step in 0..span as u64 {
+        let port = TEST_PORTS.start + ((start + step * 7919) % span as u64) as u16;
+        if handed_out.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.insert(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in {TEST_PORTS:?}");
 }
 
 pub fn now_ms() -> u64 {
@@ -128,6 +151,27 @@ closed_auction_linger_ms = 1000
         self.child = Some(child);
     }
 
+    /// The last lines of the node's newest log file, for a failure message (the test's
+    /// temporary directory is gone once the test has failed).
+    pub fn log_tail(&self) -> String {
+        let newest = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with("node-") && name.ends_with(".log"))
+            })
+            .max();
+        let text = newest
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
     pub fn pid(&self) -> Option<i32> {
         self.child.as_ref().map(|child| child.id() as i32)
     }
@@ -138,8 +182,9 @@ closed_auction_linger_ms = 1000
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     panic!(
-                        "gavel exited before it was ready: {status}; logs in {}",
-                        self.dir.display()
+                        "gavel exited before it was ready: {status}; logs in {}:\n{}",
+                        self.dir.display(),
+                        self.log_tail()
                     );
                 }
             }
