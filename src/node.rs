@@ -11,7 +11,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 
 use crate::actors::janitor::{Janitor, JanitorHandles, JanitorSettings};
-use crate::actors::peer_link::{PeerLink, PeerLinkSettings};
+use crate::actors::peer_link::PeerLinkSettings;
 use crate::actors::resource_pool::{PoolSettings, ResourcePool};
 use crate::actors::supervisor::{
     AttachPool, ConfiguredMember, Propose, ProposeError, Supervisor, SupervisorSettings,
@@ -75,8 +75,12 @@ fn configured_members(config: &Config) -> Vec<ConfiguredMember> {
         .collect()
 }
 
-/// Hands commands forwarded by other nodes to this node's Supervisor.
-struct SupervisorSink(actix::Addr<Supervisor>);
+/// Hands commands forwarded by other nodes to this node's Supervisor, and notifies
+/// `retired` when the leader takes this node out of the cluster.
+struct SupervisorSink {
+    supervisor: actix::Addr<Supervisor>,
+    retired: Arc<tokio::sync::Notify>,
+}
 
 impl CommandSink for SupervisorSink {
     fn propose(
@@ -84,7 +88,7 @@ impl CommandSink for SupervisorSink {
         command: Command,
         actor: String,
     ) -> futures::future::BoxFuture<'static, Result<ForwardedCommit, ForwardError>> {
-        let supervisor = self.0.clone();
+        let supervisor = self.supervisor.clone();
         Box::pin(async move {
             match supervisor.send(Propose { command, actor }).await {
                 Ok(Ok(committed)) => Ok(ForwardedCommit {
@@ -98,6 +102,10 @@ impl CommandSink for SupervisorSink {
                 Err(mailbox) => Err(ForwardError::Unavailable(mailbox.to_string())),
             }
         })
+    }
+
+    fn retire(&self) {
+        self.retired.notify_one();
     }
 }
 
@@ -178,27 +186,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                     .saturating_mul(4)
                     .max(2_000),
             ),
+            peer_links: PeerLinkSettings {
+                check_interval_ms: config.cluster.check_interval_ms,
+                down_after_misses: config.cluster.down_after_misses,
+            },
         },
         clients.clone(),
         metrics.clone(),
     )
     .start();
-    for member in members.iter().filter(|member| member.node_id != node_id) {
-        PeerLink::new(
-            clients.get(member.node_id, &member.info.peer_addr),
-            supervisor.clone(),
-            PeerLinkSettings {
-                check_interval_ms: config.cluster.check_interval_ms,
-                down_after_misses: config.cluster.down_after_misses,
-            },
-        )
-        .start();
-    }
+    let retired = Arc::new(tokio::sync::Notify::new());
     let (stop_peer, peer_stopped) = tokio::sync::watch::channel(false);
     let peer_server = tokio::spawn(
         PeerServer::new(
             replication.raft.clone(),
-            Arc::new(SupervisorSink(supervisor.clone())),
+            Arc::new(SupervisorSink {
+                supervisor: supervisor.clone(),
+                retired: retired.clone(),
+            }),
             secret,
         )
         .with_tls(peer_tls.map(|tls| tls.acceptor))
@@ -304,6 +309,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             result.context("a listener stopped")?;
         }
         signal = shutdown_signal() => tracing::info!(signal, "stopping"),
+        () = retired.notified() => {
+            tracing::warn!(node_id, "removed from the cluster by an operator; stopping");
+        }
         fatal = storage_failed(&replication) => {
             tracing::error!(%fatal, "a storage probe failed; the node exits so that its service manager restarts it from its durable log");
             eprintln!("gavel: node stopped with an error: a storage probe failed: {fatal}");

@@ -511,3 +511,181 @@ fn manual_switchover_hands_leadership_to_the_named_voter() {
     assert_eq!(records[0]["operator"], "test-operator");
     assert_eq!(records[0]["target"], format!("node {target}"));
 }
+
+/// Waits up to `limit` for the node's process to exit on its own; its exit status.
+fn wait_for_exit(node: &mut common::Node, limit: Duration) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = node
+            .child
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten())
+        {
+            node.child = None;
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn standbys_are_added_and_removed_while_bidding_goes_on() {
+    let (dir, mut cluster) = cluster("nodes", 3, 1);
+    let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    cluster
+        .node(1)
+        .create_auction(auction_spec("lot-n", 120_000, 60_000));
+    let bidders = setup_bidders(&cluster, "lot-n", 3);
+    // Bidders use the voters only: node 4 leaves during the run.
+    let mut plans = plans(&cluster, "lot-n", &bidders, Duration::from_secs(12));
+    for plan in &mut plans {
+        plan.public_urls.truncate(3);
+    }
+    let load = std::thread::spawn(move || common::bidders::run(plans));
+
+    // A node no configuration of the cluster names joins through `node add`.
+    let (mut joiner, joiner_peer) = cluster.configure_joiner(&dir.path().join("node-5"), 5);
+    joiner.spawn_without_waiting();
+    let add = json!({
+        "node_id": 5, "name": "node-5", "peer": joiner_peer,
+        "public_url": joiner.public_url, "control_url": joiner.control_url,
+    });
+    tracing_note(&format!("node add 5 through follower {follower}"));
+    let mut added = (0, Value::Null);
+    // The joiner may still be starting: the precheck refuses until it answers.
+    wait_until(Duration::from_secs(15), || {
+        added =
+            cluster
+                .node(follower)
+                .control("POST", "/control/v1/cluster/nodes", Some(add.clone()));
+        added.0 == 201
+    });
+    assert_eq!(added.0, 201, "node add relayed to the leader: {}", added.1);
+    assert_eq!(
+        roles(&cluster, leader).get(&5).map(String::as_str),
+        Some("standby")
+    );
+    let (status, again) =
+        cluster
+            .node(leader)
+            .control("POST", "/control/v1/cluster/nodes", Some(add.clone()));
+    assert_eq!(status, 200, "the same node again is no change: {again}");
+    let bids_so_far = converged_result(&cluster, "lot-n")["bids"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let caught_up = wait_until(Duration::from_secs(10), || {
+        try_control(&joiner, "/control/v1/auctions/lot-n/result")
+            .is_some_and(|r| r["bids"].as_array().map_or(0, Vec::len) >= bids_so_far)
+    });
+    assert!(caught_up, "the new standby holds the auction and its bids");
+
+    // Refusals change nothing.
+    let (status, body) = cluster.node(follower).control(
+        "DELETE",
+        &format!("/control/v1/cluster/nodes/{leader}"),
+        None,
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("conflict")),
+        "a voter is not removed: {body}"
+    );
+    let (status, body) =
+        cluster
+            .node(leader)
+            .control("DELETE", "/control/v1/cluster/nodes/99", None);
+    assert_eq!(status, 404, "{body}");
+    let (status, body) =
+        cluster
+            .node(leader)
+            .control("DELETE", "/control/v1/cluster/nodes/zero", None);
+    assert_eq!(status, 422, "{body}");
+    let unreachable = json!({
+        "node_id": 6, "name": "node-6", "peer": format!("127.0.0.1:{}", common::free_port()),
+        "public_url": "http://127.0.0.1:1", "control_url": "http://127.0.0.1:2",
+    });
+    let (status, body) =
+        cluster
+            .node(leader)
+            .control("POST", "/control/v1/cluster/nodes", Some(unreachable));
+    assert_eq!(
+        status, 409,
+        "a node that does not answer fails the precheck: {body}"
+    );
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("precheck"),
+        "{body}"
+    );
+    let (status, body) = cluster.node(leader).control("POST", "/control/v1/cluster/nodes", Some(json!({
+        "node_id": 7, "name": "n", "peer": "not-an-address", "public_url": "http://x", "control_url": "http://y"
+    })));
+    assert_eq!(status, 422, "{body}");
+    assert!(roles(&cluster, leader).get(&6).is_none() && roles(&cluster, leader).get(&7).is_none());
+
+    // The configured standby leaves: it stops, and is not added back while the leader runs.
+    let configured_standby = wait_until(Duration::from_secs(10), || {
+        roles(&cluster, leader)
+            .get(&4)
+            .is_some_and(|role| role == "standby")
+    });
+    assert!(configured_standby, "{:?}", roles(&cluster, leader));
+    tracing_note("node remove 4");
+    let (status, body) =
+        cluster
+            .node(follower)
+            .control("DELETE", "/control/v1/cluster/nodes/4", None);
+    assert_eq!(status, 200, "{body}");
+    let exit = wait_for_exit(cluster.node_mut(4), Duration::from_secs(10));
+    assert!(
+        exit.is_some_and(|status| status.success()),
+        "the removed node stops cleanly: {exit:?}"
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        roles(&cluster, leader).get(&4).map(String::as_str),
+        Some("removed")
+    );
+
+    // The added standby is watched like a configured one: a dead voter is replaced by it.
+    let victim = (1..=3).find(|id| *id != leader && *id != follower).unwrap();
+    tracing_note(&format!(
+        "SIGKILL follower {victim}; node 5 should take its vote"
+    ));
+    cluster.node_mut(victim).kill();
+    let promoted = wait_until(Duration::from_secs(15), || {
+        roles(&cluster, leader)
+            .get(&5)
+            .is_some_and(|role| role == "follower")
+    });
+    assert!(
+        promoted,
+        "the added standby became a voter: {:?}",
+        roles(&cluster, leader)
+    );
+
+    let history = load.join().expect("bidders");
+    let result = converged_result(&cluster, "lot-n");
+    check_history(&history, &result);
+    let unknown: Vec<&Record> = history
+        .iter()
+        .filter(|record| matches!(record.outcome, Outcome::Unknown))
+        .collect();
+    assert!(unknown.is_empty(), "every bid was answered: {unknown:?}");
+    let audit = cluster
+        .node(leader)
+        .control("GET", "/control/v1/audit", None)
+        .1;
+    let actions: Vec<&str> = audit["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|record| record["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"node add") && actions.contains(&"node remove"),
+        "both changes are on the audit trail: {actions:?}"
+    );
+    joiner.kill();
+}

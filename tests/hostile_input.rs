@@ -642,6 +642,24 @@ fn control_catalogue() -> Vec<Entry> {
             .json(&br#"{"to_node_id": -1}"#[..]),
         entry("switchover to node 2^64", Control, "POST", "/control/v1/cluster/switchover", Token::Admin, 422, "invalid_request")
             .json(&br#"{"to_node_id": 18446744073709551616}"#[..]),
+        entry("node add with node id 0", Control, "POST", "/control/v1/cluster/nodes", Token::Admin, 422, "invalid_request")
+            .json(&br#"{"node_id": 0, "name": "n", "peer": "127.0.0.1:7999", "public_url": "http://127.0.0.1:1", "control_url": "http://127.0.0.1:2"}"#[..]),
+        entry("node add with a host name for peer", Control, "POST", "/control/v1/cluster/nodes", Token::Admin, 422, "invalid_request")
+            .json(&br#"{"node_id": 9, "name": "n", "peer": "example.com:7081", "public_url": "http://127.0.0.1:1", "control_url": "http://127.0.0.1:2"}"#[..]),
+        entry("node add with port 0", Control, "POST", "/control/v1/cluster/nodes", Token::Admin, 422, "invalid_request")
+            .json(&br#"{"node_id": 9, "name": "n", "peer": "127.0.0.1:0", "public_url": "http://127.0.0.1:1", "control_url": "http://127.0.0.1:2"}"#[..]),
+        entry("node add with an ftp URL", Control, "POST", "/control/v1/cluster/nodes", Token::Admin, 422, "invalid_request")
+            .json(&br#"{"node_id": 9, "name": "n", "peer": "127.0.0.1:7999", "public_url": "ftp://x", "control_url": "http://127.0.0.1:2"}"#[..]),
+        entry("node add with a control character in the name", Control, "POST", "/control/v1/cluster/nodes", Token::Admin, 422, "invalid_request")
+            .json(&br#"{"node_id": 9, "name": "n\u0000", "peer": "127.0.0.1:7999", "public_url": "http://127.0.0.1:1", "control_url": "http://127.0.0.1:2"}"#[..]),
+        entry("node add with an unknown field", Control, "POST", "/control/v1/cluster/nodes", Token::Admin, 422, "invalid_request")
+            .json(&br#"{"node_id": 9, "name": "n", "peer": "127.0.0.1:7999", "public_url": "http://127.0.0.1:1", "control_url": "http://127.0.0.1:2", "role": "voter"}"#[..]),
+        entry("node add with a bidder token", Control, "POST", "/control/v1/cluster/nodes", Token::Bidder, 401, "unauthorized")
+            .json(&br#"{"node_id": 9, "name": "n", "peer": "127.0.0.1:7999", "public_url": "http://127.0.0.1:1", "control_url": "http://127.0.0.1:2"}"#[..]),
+        entry("node remove of node -1", Control, "DELETE", "/control/v1/cluster/nodes/-1", Token::Admin, 422, "invalid_request"),
+        entry("node remove of node 2^64", Control, "DELETE", "/control/v1/cluster/nodes/18446744073709551616", Token::Admin, 422, "invalid_request"),
+        entry("node remove of a node that is not a member", Control, "DELETE", "/control/v1/cluster/nodes/42", Token::Admin, 404, "not_found"),
+        entry("node remove of the node asked", Control, "DELETE", "/control/v1/cluster/nodes/1", Token::Admin, 409, "conflict"),
         entry("a public path on the control listener", Control, "GET", "/api/v1/auctions", Token::Admin, 404, "not_found"),
         entry("DELETE the auctions", Control, "DELETE", AUCTIONS, Token::Admin, 405, "method_not_allowed"),
         entry("GET the bidders", Control, "GET", "/control/v1/bidders", Token::Admin, 405, "method_not_allowed"),

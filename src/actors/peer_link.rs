@@ -33,6 +33,7 @@ impl Health {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
 pub struct PeerLinkSettings {
     pub check_interval_ms: u64,
     pub down_after_misses: u32,

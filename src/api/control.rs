@@ -34,6 +34,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(result)
         .service(cluster)
         .service(switchover)
+        .configure(super::cluster_nodes::configure)
         .service(janitor)
         .configure(super::replica::configure)
         .service(super::audit::audit_trail)
@@ -308,16 +309,15 @@ async fn switchover(
     let view = app.supervisor.send(GetClusterView).await?;
     let leader = view.leader_id.ok_or(ApiError::NoLeader)?;
     if leader != app.node_id {
-        let leader_url = view
-            .nodes
-            .iter()
-            .find(|node| node.node_id == leader)
-            .map(|node| node.control_url.clone())
-            .ok_or(ApiError::NoLeader)?;
-        let token = super::auth::bearer_token(&request)
-            .unwrap_or_default()
-            .to_string();
-        return pass_to_leader(leader_url, token, to_node_id).await;
+        let body = serde_json::json!({ "to_node_id": to_node_id });
+        return super::cluster_nodes::relay_to_leader(
+            &app,
+            &request,
+            actix_web::http::Method::POST,
+            "/control/v1/cluster/switchover",
+            Some(body),
+        )
+        .await;
     }
     tracing::info!(operator = %operator.0, to_node_id, "switchover requested");
     app.supervisor
@@ -334,41 +334,6 @@ async fn switchover(
         tracing::warn!(%error, to_node_id, "switchover done but not recorded in the audit trail");
     }
     Ok(HttpResponse::Ok().json(app.supervisor.send(GetClusterView).await?))
-}
-
-/// Sends the switchover to the leader's control listener and relays its answer.
-async fn pass_to_leader(
-    leader_url: String,
-    token: String,
-    to_node_id: u64,
-) -> Result<HttpResponse, ApiError> {
-    let answer = web::block(move || {
-        let sent = ureq::post(&format!("{leader_url}/control/v1/cluster/switchover"))
-            .timeout(std::time::Duration::from_secs(15))
-            .set("Authorization", &format!("Bearer {token}"))
-            .send_json(serde_json::json!({ "to_node_id": to_node_id }));
-        match sent {
-            Ok(response) | Err(ureq::Error::Status(_, response)) => {
-                let status = response.status();
-                let content_type = response.content_type().to_string();
-                Ok((
-                    status,
-                    content_type,
-                    response.into_string().unwrap_or_default(),
-                ))
-            }
-            Err(error) => Err(error.to_string()),
-        }
-    })
-    .await
-    .map_err(|error| ApiError::Unavailable(error.to_string()))?
-    .map_err(ApiError::Unavailable)?;
-    let (status, content_type, text) = answer;
-    let status = actix_web::http::StatusCode::from_u16(status)
-        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
-    Ok(HttpResponse::build(status)
-        .content_type(content_type)
-        .body(text))
 }
 
 #[utoipa::path(tag = "control", responses((status = 200, body = JanitorReport),

@@ -245,3 +245,61 @@ impl IncrementRequest {
 pub struct SwitchoverRequest {
     pub to_node_id: u64,
 }
+
+/// `POST /control/v1/cluster/nodes`: a running node to add as a standby, with the
+/// addresses the other nodes and clients reach it at (as in `[[cluster.members]]`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRequest {
+    /// 1 or more, unique in the cluster.
+    #[schema(minimum = 1)]
+    pub node_id: u64,
+    #[schema(max_length = 512)]
+    pub name: String,
+    /// The node's peer listener, `host:port` with an IP address.
+    pub peer: String,
+    /// `http://` or `https://`.
+    #[schema(max_length = 512)]
+    pub public_url: String,
+    /// `http://` or `https://`.
+    #[schema(max_length = 512)]
+    pub control_url: String,
+}
+
+impl NodeRequest {
+    /// The node's id and addresses, checked.
+    pub fn into_info(self) -> Result<(u64, crate::replication::NodeInfo), ApiError> {
+        if self.node_id == 0 {
+            return Err(ApiError::invalid("node_id must be 1 or more".to_string()));
+        }
+        validate_text("name", &self.name, true)?;
+        let peer: std::net::SocketAddr = self.peer.parse().map_err(|_| {
+            ApiError::invalid("peer must be an IP address and port, like 10.0.0.5:7081".to_string())
+        })?;
+        if peer.port() == 0 {
+            return Err(ApiError::invalid(
+                "peer must name a port other than 0".to_string(),
+            ));
+        }
+        for (field, url) in [
+            ("public_url", &self.public_url),
+            ("control_url", &self.control_url),
+        ] {
+            validate_text(field, url, true)?;
+            if !crate::config::is_http_url(url) || url.contains(char::is_whitespace) {
+                return Err(ApiError::invalid(format!(
+                    "{field} must start with http:// or https:// and hold no spaces"
+                )));
+            }
+        }
+        Ok((
+            self.node_id,
+            crate::replication::NodeInfo {
+                name: self.name,
+                public_url: self.public_url,
+                control_url: self.control_url,
+                peer_addr: peer.to_string(),
+            },
+        ))
+    }
+}

@@ -11,8 +11,9 @@ use super::Failure;
 use crate::config::ADMIN_TOKEN_ENV;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Long enough for a switchover, which answers once the new leader leads.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Long enough for a switchover, which answers once the new leader leads, and for a new
+/// standby to catch up (`node add` answers then; the leader waits up to 120 s).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Where a node's control listener is, and the token it wants.
 #[derive(Debug, Clone, clap::Args)]
@@ -74,6 +75,9 @@ pub enum CtlCommand {
         #[arg(long, value_name = "NODE_ID")]
         to: u64,
     },
+    /// Add or remove standby nodes while the cluster runs.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// The janitor's last purification report.
     Janitor,
     /// The audit: verify every bid hash chain, list the operator audit trail.
@@ -91,6 +95,33 @@ pub enum BidderCommand {
         name: String,
         #[arg(long)]
         secret: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NodeCommand {
+    /// Add a running node as a standby; answers once it has caught up. Start it first
+    /// with a configuration that lists it as a standby, with this cluster's secret.
+    Add {
+        #[arg(long, value_name = "NODE_ID")]
+        id: u64,
+        /// Shown in the cluster view. Default `node-<id>`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Its peer listener, as the other nodes reach it (`IP:PORT`).
+        #[arg(long, value_name = "IP:PORT")]
+        peer: String,
+        /// Its public listener's URL.
+        #[arg(long, value_name = "URL")]
+        public_url: String,
+        /// Its control listener's URL.
+        #[arg(long, value_name = "URL")]
+        control_url: String,
+    },
+    /// Take a standby out of the cluster; it stops. Voters are refused.
+    Remove {
+        #[arg(long, value_name = "NODE_ID")]
+        id: u64,
     },
 }
 
@@ -218,6 +249,28 @@ fn request_for(command: &CtlCommand) -> Result<ApiRequest, Failure> {
         CtlCommand::Switchover { to } => {
             ApiRequest::post_control("/control/v1/cluster/switchover", json!({"to_node_id": to}))
         }
+        CtlCommand::Node(NodeCommand::Add {
+            id,
+            name,
+            peer,
+            public_url,
+            control_url,
+        }) => ApiRequest::post_control(
+            "/control/v1/cluster/nodes",
+            json!({
+                "node_id": id,
+                "name": name.clone().unwrap_or_else(|| format!("node-{id}")),
+                "peer": peer,
+                "public_url": public_url,
+                "control_url": control_url,
+            }),
+        ),
+        CtlCommand::Node(NodeCommand::Remove { id }) => ApiRequest {
+            listener: Listener::Control,
+            method: "DELETE",
+            path: format!("/control/v1/cluster/nodes/{id}"),
+            body: None,
+        },
         CtlCommand::Janitor => ApiRequest::get_control("/control/v1/janitor"),
         CtlCommand::Audit(_) => {
             return Err(Failure::unusable("audit commands send several requests"))

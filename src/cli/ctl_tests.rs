@@ -182,3 +182,33 @@ fn unreachable_node_is_named_in_the_message() {
         failure.message
     );
 }
+
+#[test]
+fn node_add_and_remove_send_the_cluster_node_requests() {
+    let add = request_of(&[
+        "node",
+        "add",
+        "--id",
+        "5",
+        "--peer",
+        "10.0.0.5:7085",
+        "--public-url",
+        "http://10.0.0.5:8085",
+        "--control-url",
+        "http://10.0.0.5:9085",
+    ]);
+    assert_eq!(
+        add,
+        ApiRequest::post_control(
+            "/control/v1/cluster/nodes",
+            json!({"node_id": 5, "name": "node-5", "peer": "10.0.0.5:7085",
+                "public_url": "http://10.0.0.5:8085", "control_url": "http://10.0.0.5:9085"}),
+        )
+    );
+    let remove = request_of(&["node", "remove", "--id", "5"]);
+    assert_eq!(
+        (remove.method, remove.path.as_str(), remove.body),
+        ("DELETE", "/control/v1/cluster/nodes/5", None)
+    );
+    assert!(Cli::try_parse_from(["gavel", "ctl", "node", "remove", "--id", "x"]).is_err());
+}

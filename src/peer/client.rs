@@ -343,6 +343,15 @@ impl PeerClient {
         }
     }
 
+    /// Tells node `node_id` (this client's target) that it left the cluster and stops.
+    pub async fn retire(&self, node_id: u64, timeout: Duration) -> Result<(), PeerError> {
+        match self.call(PeerRequest::Retire { node_id }, timeout).await? {
+            PeerResponse::Done => Ok(()),
+            PeerResponse::Refused(reason) => Err(PeerError::Remote(reason)),
+            other => Err(unexpected("retire", &other)),
+        }
+    }
+
     pub async fn ping(&self, timeout: Duration) -> Result<PeerStatus, PeerError> {
         let request = PeerRequest::Ping {
             from_node_id: self.self_node_id,

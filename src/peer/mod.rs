@@ -46,4 +46,8 @@ pub trait CommandSink: Send + Sync + 'static {
         command: Command,
         actor: String,
     ) -> BoxFuture<'static, Result<ForwardedCommit, ForwardError>>;
+
+    /// The leader took this node out of the cluster: stop it. The default (a node that
+    /// cannot be stopped this way) does nothing.
+    fn retire(&self) {}
 }

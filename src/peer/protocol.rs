@@ -46,6 +46,11 @@ pub enum PeerRequest {
     AllowElection {
         enabled: bool,
     },
+    /// Sent by the leader to a standby it has taken out of the cluster (`node remove`):
+    /// the node named stops. A node that is a voter in its own view refuses.
+    Retire {
+        node_id: u64,
+    },
 }
 
 impl PeerRequest {
@@ -58,6 +63,7 @@ impl PeerRequest {
             PeerRequest::Forward { .. } => "forward",
             PeerRequest::Ping { .. } => "ping",
             PeerRequest::AllowElection { .. } => "allow_election",
+            PeerRequest::Retire { .. } => "retire",
         }
     }
 
@@ -79,6 +85,8 @@ pub enum PeerResponse {
     Pong(PeerStatus),
     /// The request was carried out.
     Done,
+    /// The request was understood and refused, for the reason given.
+    Refused(String),
 }
 
 impl PeerResponse {
@@ -91,6 +99,7 @@ impl PeerResponse {
             PeerResponse::Forward(_) => "forward",
             PeerResponse::Pong(_) => "pong",
             PeerResponse::Done => "done",
+            PeerResponse::Refused(_) => "refused",
         }
     }
 }

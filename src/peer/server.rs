@@ -225,7 +225,32 @@ impl PeerServer {
                 self.raft.runtime_config().elect(enabled);
                 PeerResponse::Done
             }
+            PeerRequest::Retire { node_id } => self.retire(node_id),
         }
+    }
+
+    /// Stops this node if it is the one named and not a voter in its own view.
+    fn retire(&self, node_id: u64) -> PeerResponse {
+        if node_id != self.node_id {
+            return PeerResponse::Refused(format!(
+                "this is node {}, not node {node_id}",
+                self.node_id
+            ));
+        }
+        let is_voter = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|voter| voter == node_id);
+        if is_voter {
+            return PeerResponse::Refused(format!("node {node_id} is a voter"));
+        }
+        tracing::warn!(node_id, "taken out of the cluster by the leader; stopping");
+        self.sink.retire();
+        PeerResponse::Done
     }
 
     /// This node's view of the cluster, from Raft's metrics.

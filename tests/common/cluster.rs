@@ -9,6 +9,8 @@ use super::{free_port, Node};
 
 pub struct Cluster {
     pub nodes: Vec<Node>,
+    /// The TOML every node's configuration ends with (raft, cluster and its members).
+    shared_config: String,
     /// One cluster at a time per test binary: four nodes per test on a small CI machine
     /// are enough load; more would test the scheduler, not Gavel.
     _one_at_a_time: std::sync::MutexGuard<'static, ()>,
@@ -59,6 +61,7 @@ impl Cluster {
         }
         Cluster {
             nodes,
+            shared_config: extra,
             _one_at_a_time: guard,
         }
     }
@@ -83,6 +86,19 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// Configures node `id` under `dir` as a standby that is not in the other nodes'
+    /// configurations (its own lists every member and itself), for `node add`; returns
+    /// the node and its peer address.
+    pub fn configure_joiner(&self, dir: &Path, id: u64) -> (Node, String) {
+        let (public, control, peer) = (free_port(), free_port(), free_port());
+        let extra = format!(
+            "{}\n[[cluster.members]]\nid = {id}\nname = \"node-{id}\"\npeer = \"127.0.0.1:{peer}\"\npublic_url = \"http://127.0.0.1:{public}\"\ncontrol_url = \"http://127.0.0.1:{control}\"\nrole = \"standby\"\n",
+            self.shared_config
+        );
+        let node = Node::configure(dir, id, (public, control, peer), &extra);
+        (node, format!("127.0.0.1:{peer}"))
     }
 
     pub fn node(&self, id: u64) -> &Node {

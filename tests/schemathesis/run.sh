@@ -90,7 +90,10 @@ echo "--- schemathesis: public document, $MAX_EXAMPLES examples per operation, s
 run_schemathesis "$PUBLIC_URL" "$SESSION_TOKEN" --exclude-path-regex '(/events|/sessions/current)$' || status=1
 run_schemathesis "$PUBLIC_URL" "$SESSION_TOKEN" --include-path /api/v1/sessions/current || status=1
 echo "--- schemathesis: control document, $MAX_EXAMPLES examples per operation, seed $SEED"
-run_schemathesis "$CONTROL_URL" "$ADMIN_TOKEN" || status=1
+# POST /control/v1/cluster/nodes reaches out to the peer address in its body (the
+# precheck); generated bodies could name any host, so it is left out here and its bad
+# inputs are in tests/hostile_input.rs.
+run_schemathesis "$CONTROL_URL" "$ADMIN_TOKEN" --exclude-path-regex '/cluster/nodes$' || status=1
 
 if ! kill -0 "$NODE_PID" 2>/dev/null; then
     echo "gavel exited during the run:" >&2; cat "$WORK_DIR/node.log" >&2; status=1

@@ -20,7 +20,7 @@ use actix::prelude::*;
 use openraft::ServerState;
 
 use super::membership::{repaired_voters, PeerHealth};
-use super::peer_link::Health;
+use super::peer_link::{Health, PeerLinkSettings};
 use super::resource_pool::{LeadershipChanged, ResourcePool};
 use super::wall_clock_ms;
 use crate::api::metrics::Metrics;
@@ -68,6 +68,8 @@ pub struct SupervisorSettings {
     pub members: Vec<ConfiguredMember>,
     /// How long a forwarded command may wait for a leader and its commit.
     pub forward_timeout: Duration,
+    /// How the PeerLinks check the other nodes.
+    pub peer_links: PeerLinkSettings,
 }
 
 /// How often the leader checks that every configured standby is a learner.
@@ -89,6 +91,10 @@ pub struct Supervisor {
     switching_to: Option<u64>,
     /// Batches this leader's commands into log entries (see `proposer`).
     proposer: Option<Proposer>,
+    /// The PeerLink of every other configured or member node (see `nodes`).
+    links: BTreeMap<u64, nodes::WatchedPeer>,
+    /// Standbys an operator removed that still run: not added back as learners.
+    retired: BTreeSet<u64>,
 }
 
 impl Supervisor {
@@ -110,6 +116,8 @@ impl Supervisor {
             reconfiguring: false,
             switching_to: None,
             proposer: None,
+            links: BTreeMap::new(),
+            retired: BTreeSet::new(),
         }
     }
 
@@ -236,7 +244,9 @@ impl Actor for Supervisor {
                 }
             }
         });
+        self.watch_peers(ctx);
         ctx.run_interval(STANDBY_CHECK, |supervisor, ctx| {
+            supervisor.watch_peers(ctx);
             supervisor.ensure_standbys(ctx)
         });
     }
@@ -320,6 +330,7 @@ impl Handler<RaftChanged> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, changed: RaftChanged, ctx: &mut Self::Context) {
+        self.watch_peers(ctx);
         if !changed.is_leader {
             if self.led_term.take().is_some() {
                 tracing::warn!(node_id = self.settings.node_id, "lost leadership");
@@ -386,6 +397,13 @@ impl Supervisor {
             .members
             .iter()
             .filter(|member| member.standby && !known.contains(&member.node_id))
+            // Only a running standby, and not one an operator just removed.
+            .filter(|member| !self.retired.contains(&member.node_id))
+            .filter(|member| {
+                self.peers
+                    .get(&member.node_id)
+                    .is_some_and(|peer| peer.health == Health::Up)
+            })
             .cloned()
             .collect();
         if missing.is_empty() {
@@ -492,7 +510,12 @@ impl Handler<PeerReport> for Supervisor {
         if report.process_gone && report.consecutive_misses <= 2 {
             self.campaign_if_leader_died(report.node_id);
         }
+        // A standby that comes up is added as a learner at once, not at the next check.
+        if report.health == Health::Up && previous != Some(Health::Up) {
+            self.ensure_standbys(ctx);
+        }
         if report.health == Health::Down {
+            self.forget_stopped_retirees();
             self.repair_membership(ctx);
         }
     }
@@ -528,9 +551,11 @@ impl Supervisor {
 
 mod cluster_view;
 mod election;
+mod nodes;
 mod proposer;
 mod switchover;
 
 pub use cluster_view::{ClusterView, GetClusterView, NodeView};
+pub use nodes::{AddStandby, NodeChangeError, RemoveStandby};
 use proposer::Proposer;
 pub use switchover::Switchover;

@@ -1,0 +1,284 @@
+//! Elastic capacity: the PeerLinks the Supervisor keeps, and the operator's `node add` and
+//! `node remove` of standbys while the cluster runs.
+//!
+//! The Supervisor watches every node it knows of: the configured members and every node
+//! of Raft's membership (a standby added by an operator is in the membership only). A
+//! PeerLink starts for each such node and stops once a node is neither configured nor a
+//! member, so a standby added at run time is health-checked and promoted when a voter
+//! dies, like a configured one.
+//!
+//! Adding a standby (`AddStandby`, on the leader): the precheck pings the new node on its
+//! peer address — that proves it runs, speaks the peer protocol, holds the cluster
+//! secret and has the node id asked for — then it becomes a Raft learner and the answer
+//! comes once it has caught up with the log (or a snapshot). Removing one
+//! (`RemoveStandby`): only a learner can be removed (a voter is handed over first, by a
+//! switchover or by stopping it so a standby replaces it); it leaves the membership and
+//! is told to stop. The leader does not add it back while it is still running; started
+//! again on a configuration that lists it as a standby, it joins again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use actix::prelude::*;
+use openraft::{ChangeMembers, ServerState};
+
+use super::Supervisor;
+use crate::actors::peer_link::{Health, PeerLink, StopLink};
+use crate::replication::NodeInfo;
+
+/// How long the precheck waits for the new node's answer.
+const PRECHECK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a new standby may take to catch up before `node add` gives up waiting (it
+/// stays a learner and goes on catching up).
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(120);
+
+/// A PeerLink the Supervisor runs, and the address it checks.
+pub(super) struct WatchedPeer {
+    peer_addr: String,
+    link: Addr<PeerLink>,
+}
+
+/// Why a membership change asked by an operator was not made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeChangeError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// This node does not lead; the request belongs to the leader.
+    #[error("this node does not lead")]
+    NotLeader,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Makes `node_id` (reachable at `info`) a standby: a Raft learner holding all state.
+/// Answers once it has caught up; `Ok(false)` when it already was one with this address.
+pub struct AddStandby {
+    pub node_id: u64,
+    pub info: NodeInfo,
+}
+
+impl Message for AddStandby {
+    type Result = Result<bool, NodeChangeError>;
+}
+
+/// Takes the standby `node_id` out of the cluster and tells it to stop.
+pub struct RemoveStandby {
+    pub node_id: u64,
+}
+
+impl Message for RemoveStandby {
+    type Result = Result<(), NodeChangeError>;
+}
+
+impl Supervisor {
+    /// Starts a PeerLink for every configured or member node without one, and stops the
+    /// links of nodes that are neither any more.
+    pub(super) fn watch_peers(&mut self, ctx: &mut Context<Self>) {
+        let self_id = self.settings.node_id;
+        let mut wanted: BTreeMap<u64, String> = self
+            .settings
+            .members
+            .iter()
+            .map(|member| (member.node_id, member.info.peer_addr.clone()))
+            .collect();
+        let metrics = self.raft.metrics().borrow().clone();
+        for (node_id, info) in metrics.membership_config.membership().nodes() {
+            wanted.insert(*node_id, info.peer_addr.clone());
+        }
+        wanted.remove(&self_id);
+        let gone: Vec<u64> = self
+            .links
+            .iter()
+            .filter(|(node_id, watched)| wanted.get(node_id) != Some(&watched.peer_addr))
+            .map(|(node_id, _)| *node_id)
+            .collect();
+        for node_id in gone {
+            if let Some(watched) = self.links.remove(&node_id) {
+                watched.link.do_send(StopLink);
+            }
+            if !wanted.contains_key(&node_id) {
+                self.peers.remove(&node_id);
+                self.clients.remove(node_id);
+                tracing::info!(peer = node_id, "no longer watching a node that left");
+            }
+        }
+        for (node_id, peer_addr) in wanted {
+            if self.links.contains_key(&node_id) {
+                continue;
+            }
+            let link = PeerLink::new(
+                self.clients.get(node_id, &peer_addr),
+                ctx.address(),
+                self.settings.peer_links,
+            )
+            .start();
+            self.links.insert(node_id, WatchedPeer { peer_addr, link });
+        }
+    }
+
+    /// A retired standby that is seen down has stopped: if it is started again on a
+    /// configuration naming it a standby, it may join again.
+    pub(super) fn forget_stopped_retirees(&mut self) {
+        let peers = &self.peers;
+        self.retired.retain(|node_id| {
+            peers
+                .get(node_id)
+                .is_some_and(|peer| peer.health != Health::Down)
+        });
+    }
+}
+
+impl Handler<AddStandby> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<bool, NodeChangeError>>;
+
+    fn handle(&mut self, add: AddStandby, _ctx: &mut Self::Context) -> Self::Result {
+        let refuse =
+            |error: NodeChangeError| -> Self::Result { Box::pin(actix::fut::ready(Err(error))) };
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.state != ServerState::Leader {
+            return refuse(NodeChangeError::NotLeader);
+        }
+        let membership = metrics.membership_config.membership().clone();
+        if let Some(known) = membership.get_node(&add.node_id) {
+            let is_voter = membership.voter_ids().any(|id| id == add.node_id);
+            if known == &add.info && !is_voter {
+                return Box::pin(actix::fut::ready(Ok(false)));
+            }
+            return refuse(NodeChangeError::Conflict(format!(
+                "node {} is already a {} of the cluster{}",
+                add.node_id,
+                if is_voter { "voter" } else { "standby" },
+                if known == &add.info {
+                    ""
+                } else {
+                    " with other addresses"
+                }
+            )));
+        }
+        if let Some((other, _)) = membership
+            .nodes()
+            .find(|(_, info)| info.peer_addr == add.info.peer_addr)
+        {
+            return refuse(NodeChangeError::Conflict(format!(
+                "peer address {} already belongs to node {other}",
+                add.info.peer_addr
+            )));
+        }
+        if self.reconfiguring || self.switching_to.is_some() {
+            return refuse(NodeChangeError::Conflict(
+                "a membership change or switchover is already under way".to_string(),
+            ));
+        }
+        self.reconfiguring = true;
+        self.retired.remove(&add.node_id);
+        let (raft, client) = (
+            self.raft.clone(),
+            self.clients.get(add.node_id, &add.info.peer_addr),
+        );
+        let AddStandby { node_id, info } = add;
+        Box::pin(
+            async move {
+                // Precheck: the node runs, is authenticated by the cluster secret and is
+                // the node asked for.
+                let status = client.ping(PRECHECK_TIMEOUT).await.map_err(|error| {
+                    NodeChangeError::Conflict(format!(
+                        "precheck failed: node {node_id} does not answer on {} with this cluster's secret: {error}",
+                        info.peer_addr
+                    ))
+                })?;
+                if status.node_id != node_id {
+                    return Err(NodeChangeError::Conflict(format!(
+                        "precheck failed: {} is node {}, not node {node_id}",
+                        info.peer_addr, status.node_id
+                    )));
+                }
+                tracing::info!(node_id, peer = %info.peer_addr, "adding a standby; waiting for it to catch up");
+                let added = tokio::time::timeout(
+                    CATCH_UP_LIMIT,
+                    raft.add_learner(node_id, info, true),
+                )
+                .await;
+                match added {
+                    Ok(Ok(_)) => Ok(true),
+                    Ok(Err(error)) => Err(NodeChangeError::Failed(format!(
+                        "could not add node {node_id}: {error}"
+                    ))),
+                    Err(_) => Err(NodeChangeError::Failed(format!(
+                        "node {node_id} is a standby now but did not catch up within {} s; it goes on catching up",
+                        CATCH_UP_LIMIT.as_secs()
+                    ))),
+                }
+            }
+            .into_actor(self)
+            .map(|result, supervisor, ctx| {
+                supervisor.reconfiguring = false;
+                supervisor.watch_peers(ctx);
+                result
+            }),
+        )
+    }
+}
+
+impl Handler<RemoveStandby> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<(), NodeChangeError>>;
+
+    fn handle(&mut self, remove: RemoveStandby, _ctx: &mut Self::Context) -> Self::Result {
+        let refuse =
+            |error: NodeChangeError| -> Self::Result { Box::pin(actix::fut::ready(Err(error))) };
+        let node_id = remove.node_id;
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.state != ServerState::Leader {
+            return refuse(NodeChangeError::NotLeader);
+        }
+        let membership = metrics.membership_config.membership().clone();
+        let Some(info) = membership.get_node(&node_id).cloned() else {
+            return refuse(NodeChangeError::NotFound(format!(
+                "node {node_id} is not a member of the cluster"
+            )));
+        };
+        if membership.voter_ids().any(|id| id == node_id) {
+            return refuse(NodeChangeError::Conflict(format!(
+                "node {node_id} is a voter; only standbys are removed (hand its vote to a standby first: stop it, or switch leadership away and stop it)"
+            )));
+        }
+        if self.reconfiguring || self.switching_to.is_some() {
+            return refuse(NodeChangeError::Conflict(
+                "a membership change or switchover is already under way".to_string(),
+            ));
+        }
+        self.reconfiguring = true;
+        self.retired.insert(node_id);
+        let (raft, client) = (
+            self.raft.clone(),
+            self.clients.get(node_id, &info.peer_addr),
+        );
+        Box::pin(
+            async move {
+                let removed: BTreeSet<u64> = BTreeSet::from([node_id]);
+                raft.change_membership(ChangeMembers::RemoveNodes(removed), false)
+                    .await
+                    .map_err(|error| {
+                        NodeChangeError::Failed(format!("could not remove node {node_id}: {error}"))
+                    })?;
+                // Out of the membership: tell it to stop (it may be down already).
+                if let Err(error) = client.retire(node_id, PRECHECK_TIMEOUT).await {
+                    tracing::info!(node_id, %error, "removed node not told to stop (it may be down)");
+                }
+                Ok(())
+            }
+            .into_actor(self)
+            .map(move |result, supervisor, ctx| {
+                supervisor.reconfiguring = false;
+                if result.is_err() {
+                    supervisor.retired.remove(&node_id);
+                }
+                supervisor.watch_peers(ctx);
+                result
+            }),
+        )
+    }
+}
