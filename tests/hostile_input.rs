@@ -660,6 +660,9 @@ fn control_catalogue() -> Vec<Entry> {
         entry("node remove of node 2^64", Control, "DELETE", "/control/v1/cluster/nodes/18446744073709551616", Token::Admin, 422, "invalid_request"),
         entry("node remove of a node that is not a member", Control, "DELETE", "/control/v1/cluster/nodes/42", Token::Admin, 404, "not_found"),
         entry("node remove of the node asked", Control, "DELETE", "/control/v1/cluster/nodes/1", Token::Admin, 409, "conflict"),
+        entry("backup with a bidder token", Control, "GET", "/control/v1/backup", Token::Bidder, 401, "unauthorized"),
+        entry("POST a backup", Control, "POST", "/control/v1/backup", Token::Admin, 405, "method_not_allowed")
+            .json(&b"{}"[..]),
         entry("a public path on the control listener", Control, "GET", "/api/v1/auctions", Token::Admin, 404, "not_found"),
         entry("DELETE the auctions", Control, "DELETE", AUCTIONS, Token::Admin, 405, "method_not_allowed"),
         entry("GET the bidders", Control, "GET", "/control/v1/bidders", Token::Admin, 405, "method_not_allowed"),

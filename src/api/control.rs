@@ -35,6 +35,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(cluster)
         .service(switchover)
         .configure(super::cluster_nodes::configure)
+        .configure(super::backup::configure)
         .service(janitor)
         .configure(super::replica::configure)
         .service(super::audit::audit_trail)

@@ -18,6 +18,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod cluster_nodes;
 pub mod control;
 pub mod dashboard;

@@ -26,6 +26,9 @@ pub enum ClusterCommand {
     Up(UpArgs),
     /// Show a cluster's nodes, roles and health.
     Status(StatusArgs),
+    /// Build a new local cluster in --data-dir from a backup (`gavel ctl backup`); then
+    /// start it with `gavel cluster up --data-dir DIR`.
+    Restore(super::backup::RestoreArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,6 +62,7 @@ pub fn run(command: ClusterCommand) -> Result<(), Failure> {
     match command {
         ClusterCommand::Up(args) => up(args),
         ClusterCommand::Status(args) => status(args),
+        ClusterCommand::Restore(args) => super::backup::restore(args),
     }
 }
 

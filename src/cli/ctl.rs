@@ -33,6 +33,11 @@ pub struct ControlArgs {
 }
 
 impl ControlArgs {
+    /// The operator token given, if any.
+    pub(super) fn token(&self) -> Option<String> {
+        self.token.clone().filter(|token| !token.is_empty())
+    }
+
     /// Sends a request to the control listener, with the admin token.
     pub(super) fn send(&self, request: &ApiRequest) -> Result<Option<Value>, Failure> {
         let token = self.token.as_deref().filter(|token| !token.is_empty()).ok_or_else(|| {
@@ -80,6 +85,11 @@ pub enum CtlCommand {
     Node(NodeCommand),
     /// The janitor's last purification report.
     Janitor,
+    /// Write a checksummed backup of the running cluster (taken on its leader) to FILE.
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// The audit: verify every bid hash chain, list the operator audit trail.
     #[command(subcommand)]
     Audit(super::audit::AuditCommand),
@@ -221,6 +231,9 @@ pub fn run(args: CtlArgs) -> Result<(), Failure> {
     if let CtlCommand::Audit(command) = &args.command {
         return super::audit::run(command, &args.control);
     }
+    if let CtlCommand::Backup { out } = &args.command {
+        return super::backup::backup(&args.control, out);
+    }
     let request = request_for(&args.command)?;
     let reply = match request.listener {
         Listener::Control => args.control.send(&request)?,
@@ -272,8 +285,10 @@ fn request_for(command: &CtlCommand) -> Result<ApiRequest, Failure> {
             body: None,
         },
         CtlCommand::Janitor => ApiRequest::get_control("/control/v1/janitor"),
-        CtlCommand::Audit(_) => {
-            return Err(Failure::unusable("audit commands send several requests"))
+        CtlCommand::Audit(_) | CtlCommand::Backup { .. } => {
+            return Err(Failure::unusable(
+                "audit and backup commands send several requests",
+            ))
         }
     })
 }

@@ -10,6 +10,7 @@
 //! an error), 2 unusable input (bad arguments or configuration).
 
 mod audit;
+mod backup;
 mod cluster;
 mod ctl;
 mod local_cluster;

@@ -10,6 +10,7 @@
 //! janitor archived live on disk in `data_dir/archive` (see `archive`).
 
 pub mod archive;
+pub mod backup;
 mod codec;
 mod durable;
 mod error;

@@ -100,6 +100,25 @@ struct SnapshotPayloadRef<'a> {
     archived: &'a [ArchivedAuction],
 }
 
+/// The data of a snapshot of `kernel` at `last_applied`, as `build_snapshot` encodes it
+/// (a restore seeds new nodes with one).
+pub(super) fn snapshot_data(
+    kernel: &State,
+    last_applied: &Option<LogId<u64>>,
+    last_membership: &StoredMembership<u64, NodeInfo>,
+    archived: &[ArchivedAuction],
+) -> Result<Vec<u8>, StoreError> {
+    encode(
+        "snapshot",
+        &SnapshotPayloadRef {
+            kernel,
+            last_applied,
+            last_membership,
+            archived,
+        },
+    )
+}
+
 fn snapshot_error(
     meta: Option<&SnapshotMeta<u64, NodeInfo>>,
     verb: ErrorVerb,

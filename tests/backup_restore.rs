@@ -1,0 +1,317 @@
+//! Backup and restore with real processes: `gavel ctl backup` against a running 3-voter
+//! cluster (once while bidders bid, once after), `gavel cluster restore` into a new
+//! directory, `gavel cluster up` on it; the new cluster must show every auction — live,
+//! closed and archived — with the same result and bid history, take bids from the old
+//! sessions where they left off, and refuse altered backup files.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use common::bidders::{BidderPlan, Outcome};
+use common::cluster::{try_control, Cluster};
+use common::{auction_spec, request, ADMIN_TOKEN};
+use serde_json::{json, Value};
+
+fn gavel(arguments: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gavel"))
+        .args(arguments)
+        .env_remove("GAVEL_ADMIN_TOKEN")
+        .output()
+        .expect("run gavel")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn backup(control_url: &str, out: &Path) -> Output {
+    gavel(&[
+        "ctl",
+        "--control",
+        control_url,
+        "--token",
+        ADMIN_TOKEN,
+        "backup",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    condition()
+}
+
+/// Port bases whose ports base+1..=base+count are all free, for a local cluster
+/// definition; below the ephemeral range and away from `free_port`'s.
+fn free_port_bases(count: u16) -> (u16, u16, u16) {
+    let free = |base: u16| {
+        (1..=count).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).is_ok())
+    };
+    let seed = (std::process::id() as u64 ^ common::now_ms()) % 50;
+    let mut bases = Vec::new();
+    for step in 0..50u64 {
+        let base = 32_100 + (((seed + step * 7) % 50) as u16) * 10;
+        if free(base) {
+            bases.push(base);
+            if bases.len() == 3 {
+                return (bases[0], bases[1], bases[2]);
+            }
+        }
+    }
+    panic!("no free port bases in 32100-32600");
+}
+
+/// The restored cluster, run by `gavel cluster up`; stopped (with its nodes) on drop.
+struct UpProcess(Child);
+
+impl Drop for UpProcess {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn result(control_url: &str, auction_id: &str) -> Value {
+    let (status, body) = request(
+        "GET",
+        &format!("{control_url}/control/v1/auctions/{auction_id}/result"),
+        Some(ADMIN_TOKEN),
+        None,
+    );
+    assert_eq!(status, 200, "{auction_id}: {body}");
+    body
+}
+
+/// What must be identical: phase, winner, price and every bid with its hash chain link.
+fn comparable(result: &Value) -> Value {
+    json!({
+        "phase": result["phase"],
+        "winner_bidder_id": result["winner_bidder_id"],
+        "final_price": result["final_price"],
+        "closed_at_ms": result["closed_at_ms"],
+        "bids": result["bids"],
+        "chain_verified": result["chain_verified"],
+    })
+}
+
+#[test]
+fn a_backup_restores_into_a_new_cluster_with_identical_results_and_histories() {
+    let dir = tempfile::Builder::new()
+        .prefix("backup")
+        .tempdir()
+        .expect("temp dir");
+    let cluster = Cluster::start(dir.path(), 3, 0);
+    let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let node = cluster.node(leader);
+    for bidder in ["ada", "bo", "cy"] {
+        node.register_bidder(bidder);
+    }
+    // lot-a: sold within seconds, then archived by the janitor; lot-b: open, bid on
+    // during the first backup; lot-c: terminated.
+    node.create_auction(auction_spec("lot-a", 1_500, 1_000));
+    node.create_auction(auction_spec("lot-b", 120_000, 60_000));
+    node.create_auction(auction_spec("lot-c", 120_000, 60_000));
+    for bidder in ["ada", "bo", "cy"] {
+        node.qualify("lot-a", bidder);
+        node.qualify("lot-b", bidder);
+    }
+    let ada = node.login("ada");
+    let bo = node.login("bo");
+    assert_eq!(node.bid(&ada, "lot-a", 1_000_000, "a-1").0, 201);
+    assert_eq!(node.bid(&bo, "lot-a", 1_010_000, "a-2").0, 201);
+    let (status, body) = node.control(
+        "POST",
+        "/control/v1/auctions/lot-c/terminate",
+        Some(json!({"reason": "withdrawn by the seller"})),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // Backup while bidders bid on lot-b.
+    let cy = node.login("cy");
+    let plans: Vec<BidderPlan> = [("ada", &ada), ("cy", &cy)]
+        .iter()
+        .map(|(bidder_id, token)| BidderPlan {
+            bidder_id: bidder_id.to_string(),
+            token: token.to_string(),
+            auction_id: "lot-b".to_string(),
+            public_urls: cluster.nodes.iter().map(|n| n.public_url.clone()).collect(),
+            max_bids: 200,
+            run_for: Duration::from_secs(4),
+        })
+        .collect();
+    let load = std::thread::spawn(move || common::bidders::run(plans));
+    std::thread::sleep(Duration::from_millis(1_500));
+    let during = dir.path().join("during.backup");
+    let output = backup(&cluster.node(follower).control_url, &during);
+    assert!(
+        output.status.success(),
+        "backup under load: {}",
+        text(&output)
+    );
+    assert!(text(&output).contains("log index"), "{}", text(&output));
+    let history = load.join().expect("bidders");
+    assert!(history
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Ok { .. })));
+    let again = backup(&cluster.node(follower).control_url, &during);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "no overwrite: {}",
+        text(&again)
+    );
+
+    // lot-a closes and is archived; then the backup the new cluster is built from.
+    let archived = wait_until(Duration::from_secs(20), || {
+        try_control(node, "/control/v1/janitor")
+            .is_some_and(|report| report["auctions_archived"].as_u64().unwrap_or(0) >= 1)
+            && !node
+                .control("GET", "/control/v1/auctions", None)
+                .1
+                .as_array()
+                .is_some_and(|all| all.iter().any(|auction| auction["id"] == "lot-a"))
+    });
+    assert!(
+        archived,
+        "lot-a was archived: {}",
+        node.control("GET", "/control/v1/janitor", None).1
+    );
+    let file = dir.path().join("final.backup");
+    let output = backup(&cluster.node(follower).control_url, &file);
+    assert!(output.status.success(), "{}", text(&output));
+    let originals: Vec<(String, Value)> = ["lot-a", "lot-b", "lot-c"]
+        .iter()
+        .map(|id| (id.to_string(), result(&node.control_url, id)))
+        .collect();
+    assert_eq!(originals[0].1["phase"], "sold");
+    assert!(originals[1].1["bids"].as_array().unwrap().len() >= 2);
+
+    // A damaged copy is refused and creates nothing.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 10;
+    bytes[last] ^= 0x01;
+    let damaged = dir.path().join("damaged.backup");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let refused_dir = dir.path().join("never");
+    let output = gavel(&[
+        "cluster",
+        "restore",
+        "--from",
+        damaged.to_str().unwrap(),
+        "--data-dir",
+        refused_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("altered or damaged"),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        !refused_dir.exists(),
+        "nothing written for a damaged backup"
+    );
+
+    // Restore into a new directory and start it.
+    let (public, control, peer) = free_port_bases(3);
+    let definition = dir.path().join("restored-definition.toml");
+    std::fs::write(
+        &definition,
+        format!(
+            "voters = 3\nstandbys = 0\ndata_dir = \"unused\"\npublic_port_base = {public}\ncontrol_port_base = {control}\npeer_port_base = {peer}\n"
+        ),
+    )
+    .unwrap();
+    let restored: PathBuf = dir.path().join("restored");
+    let restore_args = [
+        "cluster",
+        "restore",
+        "--from",
+        file.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+        "--definition",
+        definition.to_str().unwrap(),
+        "--admin-token",
+        ADMIN_TOKEN,
+    ];
+    let output = gavel(&restore_args);
+    assert!(output.status.success(), "{}", text(&output));
+    let output = gavel(&restore_args);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a second restore into it is refused: {}",
+        text(&output)
+    );
+    drop(cluster);
+
+    let up = UpProcess(
+        Command::new(env!("CARGO_BIN_EXE_gavel"))
+            .args(["cluster", "up", "--data-dir", restored.to_str().unwrap()])
+            .arg("--definition")
+            .arg(&definition)
+            .env_remove("GAVEL_ADMIN_TOKEN")
+            .stdout(std::fs::File::create(dir.path().join("up.log")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("up.err")).unwrap())
+            .spawn()
+            .expect("cluster up"),
+    );
+    let control_url = format!("http://127.0.0.1:{}", control + 2);
+    let public_url = format!("http://127.0.0.1:{}", public + 3);
+    let ready = wait_until(Duration::from_secs(30), || {
+        ureq::get(&format!("{control_url}/readyz")).call().is_ok()
+    });
+    assert!(
+        ready,
+        "the restored cluster came up: {}",
+        std::fs::read_to_string(dir.path().join("up.err")).unwrap_or_default()
+    );
+    for (auction_id, original) in &originals {
+        let same = wait_until(Duration::from_secs(10), || {
+            comparable(&result(&control_url, auction_id)) == comparable(original)
+        });
+        assert!(
+            same,
+            "{auction_id}: restored {} against original {}",
+            comparable(&result(&control_url, auction_id)),
+            comparable(original)
+        );
+    }
+    // The bidders' sessions came along: bidding goes on where it left off.
+    let top = originals[1].1["bids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|bid| bid["amount"].as_u64())
+        .max()
+        .unwrap();
+    let (status, receipt) = request(
+        "POST",
+        &format!("{public_url}/api/v1/auctions/lot-b/bids"),
+        Some(&bo),
+        Some(json!({"amount": top + 10_000, "request_id": "after-restore"})),
+    );
+    assert_eq!(status, 201, "{receipt}");
+    let count = originals[1].1["bids"].as_array().unwrap().len() as u64;
+    assert_eq!(receipt["seq"].as_u64(), Some(count + 1), "{receipt}");
+    drop(up);
+}
