@@ -31,6 +31,7 @@ pub mod bench;
 pub mod chaos;
 pub mod cli;
 pub mod config;
+pub mod disk;
 pub mod kernel;
 pub mod node;
 pub mod peer;

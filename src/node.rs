@@ -246,6 +246,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let operators = operator_credentials(&config)?;
     let app_state = web::Data::new(AppState {
         node_id,
+        node_name: config.node.name.clone(),
+        data_dir: config.node.data_dir.clone(),
         supervisor,
         pool,
         janitor,

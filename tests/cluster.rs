@@ -689,3 +689,166 @@ fn standbys_are_added_and_removed_while_bidding_goes_on() {
     );
     joiner.kill();
 }
+
+/// `gavel ctl migrate …` through `control_url`; its output.
+fn migrate(control_url: &str, arguments: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
+        .args([
+            "ctl",
+            "--control",
+            control_url,
+            "--token",
+            common::ADMIN_TOKEN,
+            "migrate",
+        ])
+        .args(arguments)
+        .env_remove("GAVEL_ADMIN_TOKEN")
+        .output()
+        .expect("run gavel ctl migrate")
+}
+
+fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn a_voter_migrates_to_a_new_node_while_bidding_goes_on_and_a_failed_migration_rolls_back() {
+    let (dir, mut cluster) = cluster("migrate", 3, 0);
+    let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    cluster
+        .node(1)
+        .create_auction(auction_spec("lot-m", 120_000, 60_000));
+    let bidders = setup_bidders(&cluster, "lot-m", 3);
+    let plans = plans(&cluster, "lot-m", &bidders, Duration::from_secs(10));
+    let load = std::thread::spawn(move || common::bidders::run(plans));
+    std::thread::sleep(Duration::from_millis(1_000));
+
+    // The leader's place moves to node 4, a new node no configuration names.
+    let (mut target, target_peer) = cluster.configure_joiner(&dir.path().join("node-4"), 4);
+    target.spawn_without_waiting();
+    let answers = wait_until(Duration::from_secs(15), || {
+        ureq::get(&format!("{}/healthz", target.control_url))
+            .call()
+            .is_ok()
+    });
+    assert!(answers, "the target node started");
+    let from = leader.to_string();
+    let target_args = |to: &str, node: &common::Node, peer: &str| -> Vec<String> {
+        vec![
+            "--to".into(),
+            to.into(),
+            "--peer".into(),
+            peer.into(),
+            "--public-url".into(),
+            node.public_url.clone(),
+            "--control-url".into(),
+            node.control_url.clone(),
+        ]
+    };
+    let mut arguments = vec!["--from".to_string(), from.clone()];
+    arguments.extend(target_args("4", &target, &target_peer));
+    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    tracing_note(&format!("migrate node {leader} (the leader) to node 4"));
+    let output = migrate(&cluster.node(follower).control_url, &arguments);
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    for step in [
+        "step 1/5: precheck",
+        "step 2/5",
+        "step 3/5",
+        "step 4/5",
+        "step 5/5",
+        "same state",
+    ] {
+        assert!(text.contains(step), "{step}: {text}");
+    }
+    let exit = wait_for_exit(cluster.node_mut(leader), Duration::from_secs(10));
+    assert!(
+        exit.is_some_and(|status| status.success()),
+        "the old node stops: {exit:?}"
+    );
+    let new_leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
+    let roles_now = roles(&cluster, new_leader);
+    assert!(
+        roles_now
+            .get(&4)
+            .is_some_and(|role| role == "follower" || role == "leader")
+            && roles_now.get(&leader).is_some_and(|role| role == "removed"),
+        "{roles_now:?}"
+    );
+
+    let history = load.join().expect("bidders");
+    let result = converged_result(&cluster, "lot-m");
+    check_history(&history, &result);
+    let unknown: Vec<&Record> = history
+        .iter()
+        .filter(|record| matches!(record.outcome, Outcome::Unknown))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "no bid failed during the migration: {unknown:?}"
+    );
+    let on_target =
+        try_control(&target, "/control/v1/auctions/lot-m/result").expect("target answers");
+    assert_eq!(
+        on_target["bids"], result["bids"],
+        "the new voter holds every bid"
+    );
+
+    // A wrong target fails the precheck and changes nothing.
+    let survivor = (1..=3)
+        .find(|id| *id != leader && *id != new_leader)
+        .unwrap_or(new_leader);
+    let (mut spare, spare_peer) = cluster.configure_joiner(&dir.path().join("node-5"), 5);
+    spare.spawn_without_waiting();
+    assert!(wait_until(Duration::from_secs(15), || {
+        ureq::get(&format!("{}/healthz", spare.control_url))
+            .call()
+            .is_ok()
+    }));
+    let mut wrong = vec!["--from".to_string(), survivor.to_string()];
+    wrong.extend(target_args("6", &spare, &spare_peer));
+    let wrong: Vec<&str> = wrong.iter().map(String::as_str).collect();
+    let output = migrate(&cluster.node(new_leader).control_url, &wrong);
+    let text = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("is node 5, not node 6"), "{text}");
+
+    // Sync and verify only, then the target dies: the cutover run rolls back.
+    let mut staged = vec!["--from".to_string(), survivor.to_string()];
+    staged.extend(target_args("5", &spare, &spare_peer));
+    staged.push("--no-cutover".to_string());
+    let staged: Vec<&str> = staged.iter().map(String::as_str).collect();
+    let output = migrate(&cluster.node(new_leader).control_url, &staged);
+    assert!(output.status.success(), "{}", output_text(&output));
+    assert_eq!(
+        roles(&cluster, new_leader).get(&5).map(String::as_str),
+        Some("standby")
+    );
+    spare.kill();
+    let output = migrate(
+        &cluster.node(new_leader).control_url,
+        &staged[..staged.len() - 1],
+    );
+    let text = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("rolled back"), "{text}");
+    let roles_now = roles(&cluster, new_leader);
+    assert!(
+        roles_now.get(&5).is_none(),
+        "the target left again: {roles_now:?}"
+    );
+    assert!(
+        roles_now
+            .get(&survivor)
+            .is_some_and(|role| role == "follower" || role == "leader"),
+        "node {survivor} still votes: {roles_now:?}"
+    );
+    target.kill();
+}

@@ -114,7 +114,9 @@ impl Actor for PeerLink {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(16);
+        tracing::debug!(peer = self.client.target(), "peer link started");
         let interval = Duration::from_millis(self.settings.check_interval_ms);
+        self.check(ctx);
         ctx.run_interval(interval, |link, ctx| link.check(ctx));
     }
 }
@@ -130,6 +132,7 @@ impl Handler<StopLink> for PeerLink {
     type Result = ();
 
     fn handle(&mut self, _: StopLink, ctx: &mut Self::Context) {
+        tracing::debug!(peer = self.client.target(), "peer link stopped");
         ctx.stop();
     }
 }

@@ -13,7 +13,7 @@ use super::problem::{ApiError, Problem};
 use super::requests::{JsonObject, NodeRequest};
 use super::AppState;
 use crate::actors::supervisor::{
-    AddStandby, ClusterView, GetClusterView, NodeChangeError, RemoveStandby,
+    AddStandby, Added, ClusterView, GetClusterView, NodeChangeError, RemoveStandby,
 };
 use crate::kernel::{Command, Rejection};
 
@@ -29,7 +29,7 @@ const RELAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(150);
 /// cluster secret; the answer comes once the node has caught up.
 #[utoipa::path(tag = "control", request_body = NodeRequest, responses(
     (status = 201, description = "added; the cluster as it is now", body = ClusterView),
-    (status = 200, description = "already a standby with these addresses", body = ClusterView),
+    (status = 200, description = "already a standby with these addresses, or dry_run and the precheck passed", body = ClusterView),
     (status = 409, description = "conflict: already a member, the precheck failed, or a change under way", body = Problem),
     (status = 422, description = "invalid_request", body = Problem),
     (status = 503, description = "no_leader, or the change failed", body = Problem)),
@@ -42,6 +42,7 @@ async fn add_node(
     body: web::Json<JsonObject<NodeRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner().into_inner();
+    let dry_run = body.dry_run;
     let (node_id, info) = body.into_info()?;
     let relayed = serde_json::json!({
         "node_id": node_id,
@@ -49,9 +50,17 @@ async fn add_node(
         "peer": info.peer_addr,
         "public_url": info.public_url,
         "control_url": info.control_url,
+        "dry_run": dry_run,
     });
     let target = format!("node {node_id} at {}", info.peer_addr);
-    let answer = app.supervisor.send(AddStandby { node_id, info }).await?;
+    let answer = app
+        .supervisor
+        .send(AddStandby {
+            node_id,
+            info,
+            dry_run,
+        })
+        .await?;
     let added = match answer {
         Err(NodeChangeError::NotLeader) => {
             return relay_to_leader(
@@ -65,12 +74,12 @@ async fn add_node(
         }
         other => other.map_err(node_change_error)?,
     };
-    if added {
+    if added == Added::Added {
         tracing::info!(operator = %operator.0, node_id, "standby added");
         record(&app, &operator, "node add", target).await;
     }
     let view = app.supervisor.send(GetClusterView).await?;
-    Ok(if added {
+    Ok(if added == Added::Added {
         HttpResponse::Created().json(view)
     } else {
         HttpResponse::Ok().json(view)
@@ -113,7 +122,7 @@ async fn remove_node(
     Ok(HttpResponse::Ok().json(app.supervisor.send(GetClusterView).await?))
 }
 
-fn node_change_error(error: NodeChangeError) -> ApiError {
+pub(super) fn node_change_error(error: NodeChangeError) -> ApiError {
     match error {
         NodeChangeError::Invalid(detail) => ApiError::invalid(detail),
         NodeChangeError::NotFound(detail) => ApiError::NotFound(detail),
@@ -124,7 +133,7 @@ fn node_change_error(error: NodeChangeError) -> ApiError {
 }
 
 /// Puts a cluster change on the operator audit trail once it is made.
-async fn record(app: &AppState, operator: &Operator, action: &str, target: String) {
+pub(super) async fn record(app: &AppState, operator: &Operator, action: &str, target: String) {
     let command = Command::RecordOperatorAction {
         action: action.to_string(),
         target,

@@ -36,6 +36,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(switchover)
         .configure(super::cluster_nodes::configure)
         .configure(super::backup::configure)
+        .configure(super::migration::configure)
         .service(janitor)
         .configure(super::replica::configure)
         .service(super::audit::audit_trail)

@@ -25,6 +25,7 @@ pub mod dashboard;
 pub mod events;
 pub mod limits;
 pub mod metrics;
+pub mod migration;
 pub mod openapi;
 pub mod pages;
 pub mod problem;
@@ -55,6 +56,9 @@ const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// What every handler of a node shares.
 pub struct AppState {
     pub node_id: u64,
+    /// `node.name` and `node.data_dir`, for `GET /control/v1/node`.
+    pub node_name: String,
+    pub data_dir: std::path::PathBuf,
     pub supervisor: Addr<Supervisor>,
     pub pool: Addr<ResourcePool>,
     pub janitor: Addr<Janitor>,

@@ -264,6 +264,22 @@ pub struct NodeRequest {
     /// `http://` or `https://`.
     #[schema(max_length = 512)]
     pub control_url: String,
+    /// Run the precheck only (the node answers on its peer address with the cluster's
+    /// secret, as this node id); change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `POST /control/v1/cluster/replace`: the cutover of a migration.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceRequest {
+    /// The voter that leaves (it is told to stop).
+    #[schema(minimum = 1)]
+    pub from_node_id: u64,
+    /// The standby that takes its vote.
+    #[schema(minimum = 1)]
+    pub to_node_id: u64,
 }
 
 impl NodeRequest {

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::disk::disk_usage;
 use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 
@@ -395,34 +396,13 @@ fn sample(
         live_actors: report["live_actors"].as_u64().unwrap_or(0),
         state_auctions: report["state_auctions"].as_u64().unwrap_or(0),
         archived: report["archive_size"].as_u64().unwrap_or(0),
-        data_dir_bytes: disk_usage(data_dir)?,
-        archive_bytes: disk_usage(&data_dir.join("archive"))?,
+        data_dir_bytes: disk_usage(data_dir)
+            .with_context(|| format!("cannot measure {}", data_dir.display()))?,
+        archive_bytes: disk_usage(&data_dir.join("archive"))
+            .with_context(|| format!("cannot measure {}/archive", data_dir.display()))?,
         snapshot_index: report["last_snapshot_index"].as_u64(),
         purged_index: report["last_purged_index"].as_u64(),
     })
-}
-
-/// Bytes the files under `path` occupy on disk (allocated blocks, as `du` counts).
-fn disk_usage(path: &Path) -> anyhow::Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut pending = vec![path.to_path_buf()];
-    while let Some(directory) = pending.pop() {
-        let listing = std::fs::read_dir(&directory)
-            .with_context(|| format!("cannot list {}", directory.display()))?;
-        for entry in listing.flatten() {
-            // A file sled removed meanwhile is simply not counted.
-            let Ok(metadata) = entry.metadata() else {
-                continue;
-            };
-            if metadata.is_dir() {
-                pending.push(entry.path());
-            } else {
-                total += metadata.blocks() * 512;
-            }
-        }
-    }
-    Ok(total)
 }
 
 const HEADER: &str = "lifecycles  elapsed s  RSS MiB  live actors  live-state auctions  archived  data dir MiB  of it archive MiB  snapshot at  purged to";

@@ -85,6 +85,9 @@ pub enum CtlCommand {
     Node(NodeCommand),
     /// The janitor's last purification report.
     Janitor,
+    /// Move a voter's place to a new node while bidding goes on: precheck, full sync,
+    /// catch-up, verification, cutover; rolls back on failure.
+    Migrate(super::migrate::MigrateArgs),
     /// Write a checksummed backup of the running cluster (taken on its leader) to FILE.
     Backup {
         #[arg(long, value_name = "FILE")]
@@ -208,7 +211,7 @@ impl ApiRequest {
         }
     }
 
-    fn post_control(path: impl Into<String>, body: Value) -> Self {
+    pub fn post_control(path: impl Into<String>, body: Value) -> Self {
         ApiRequest {
             listener: Listener::Control,
             method: "POST",
@@ -230,6 +233,9 @@ impl ApiRequest {
 pub fn run(args: CtlArgs) -> Result<(), Failure> {
     if let CtlCommand::Audit(command) = &args.command {
         return super::audit::run(command, &args.control);
+    }
+    if let CtlCommand::Migrate(migrate) = &args.command {
+        return super::migrate::migrate(&args.control, migrate);
     }
     if let CtlCommand::Backup { out } = &args.command {
         return super::backup::backup(&args.control, out);
@@ -285,9 +291,9 @@ fn request_for(command: &CtlCommand) -> Result<ApiRequest, Failure> {
             body: None,
         },
         CtlCommand::Janitor => ApiRequest::get_control("/control/v1/janitor"),
-        CtlCommand::Audit(_) | CtlCommand::Backup { .. } => {
+        CtlCommand::Audit(_) | CtlCommand::Backup { .. } | CtlCommand::Migrate(_) => {
             return Err(Failure::unusable(
-                "audit and backup commands send several requests",
+                "audit, backup and migrate commands send several requests",
             ))
         }
     })

@@ -14,6 +14,7 @@ mod backup;
 mod cluster;
 mod ctl;
 mod local_cluster;
+mod migrate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -281,6 +281,10 @@ fn dispatch(
             validate_text("reason", reason, false)?;
             Ok(Outcome::OperatorActionRecorded)
         }
+        Command::Checkpoint { label } => {
+            validate_id("label", label)?;
+            Ok(Outcome::CheckpointTaken)
+        }
         // `apply` handles it before dispatching, to hand the archived auctions on.
         Command::Archive { .. } | Command::PruneArchive { .. } => Err(Rejection::Conflict(
             "archive commands are applied by apply itself".to_string(),

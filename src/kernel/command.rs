@@ -106,6 +106,12 @@ pub enum Command {
     PruneArchive {
         retention_ms: u64,
     },
+    /// Asked by an operator's migration to compare replicas: the state does not change,
+    /// and every node notes the digest of its state right after applying it, under
+    /// `label` (an id), so digests taken at exactly the same place in the log compare.
+    Checkpoint {
+        label: String,
+    },
 }
 
 /// Most auctions one `Command::Archive` moves out, so one log entry stays small.
@@ -228,4 +234,6 @@ pub enum Outcome {
     ArchivePruned {
         closed_before_ms: u64,
     },
+    /// Every node noted its state's digest under the checkpoint's label.
+    CheckpointTaken,
 }

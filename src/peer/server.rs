@@ -196,7 +196,7 @@ impl PeerServer {
                     return;
                 }
             };
-            let response = self.dispatch(request).await;
+            let response = self.dispatch(request, peer).await;
             if let Err(error) = channel.send("peer response", &response).await {
                 tracing::warn!(%remote, peer, %error, "cannot answer peer; closing");
                 return;
@@ -204,7 +204,7 @@ impl PeerServer {
         }
     }
 
-    async fn dispatch(&self, request: PeerRequest) -> PeerResponse {
+    async fn dispatch(&self, request: PeerRequest, peer: u64) -> PeerResponse {
         match request {
             PeerRequest::AppendEntries(rpc) => {
                 PeerResponse::AppendEntries(self.raft.append_entries(rpc).await)
@@ -225,28 +225,30 @@ impl PeerServer {
                 self.raft.runtime_config().elect(enabled);
                 PeerResponse::Done
             }
-            PeerRequest::Retire { node_id } => self.retire(node_id),
+            PeerRequest::Retire { node_id } => self.retire(node_id, peer),
         }
     }
 
-    /// Stops this node if it is the one named and not a voter in its own view.
-    fn retire(&self, node_id: u64) -> PeerResponse {
+    /// Stops this node if it is the one named, and the request comes from the leader it
+    /// follows or it is not a voter in its own view (a node taken out of the membership
+    /// may never receive the entry that took it out: the leader stops replicating to it).
+    fn retire(&self, node_id: u64, from_peer: u64) -> PeerResponse {
         if node_id != self.node_id {
             return PeerResponse::Refused(format!(
                 "this is node {}, not node {node_id}",
                 self.node_id
             ));
         }
-        let is_voter = self
-            .raft
-            .metrics()
-            .borrow()
+        let metrics = self.raft.metrics().borrow().clone();
+        let is_voter = metrics
             .membership_config
             .membership()
             .voter_ids()
             .any(|voter| voter == node_id);
-        if is_voter {
-            return PeerResponse::Refused(format!("node {node_id} is a voter"));
+        if is_voter && metrics.current_leader != Some(from_peer) {
+            return PeerResponse::Refused(format!(
+                "node {node_id} is a voter and node {from_peer} is not its leader"
+            ));
         }
         tracing::warn!(node_id, "taken out of the cluster by the leader; stopping");
         self.sink.retire();

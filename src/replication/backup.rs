@@ -303,6 +303,7 @@ mod tests {
             last_applied: None,
             membership: StoredMembership::default(),
             digest_cache: None,
+            checkpoints: Default::default(),
         }));
         take_backup(&state, &archive, 1, 1_000).expect("backup")
     }

@@ -127,9 +127,36 @@ pub struct AppliedState {
     pub membership: StoredMembership<u64, NodeInfo>,
     /// `(last_applied_index, digest)` of the last digest computed by `digest`.
     pub digest_cache: Option<(u64, String)>,
+    /// The newest `Command::Checkpoint`s this node applied, oldest first (at most
+    /// `CHECKPOINTS_KEPT`); not replicated, not in snapshots.
+    pub checkpoints: std::collections::VecDeque<CheckpointDigest>,
+}
+
+/// How many checkpoint digests a node keeps.
+pub const CHECKPOINTS_KEPT: usize = 32;
+
+/// The digest of the kernel state right after a `Command::Checkpoint` was applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CheckpointDigest {
+    pub label: String,
+    pub log_index: u64,
+    pub digest: String,
 }
 
 impl AppliedState {
+    /// Notes the state's digest now under `label` (a checkpoint applied at `log_index`).
+    pub fn note_checkpoint(&mut self, label: &str, log_index: u64) {
+        if self.checkpoints.len() >= CHECKPOINTS_KEPT {
+            self.checkpoints.pop_front();
+        }
+        let digest = self.kernel.digest();
+        self.checkpoints.push_back(CheckpointDigest {
+            label: label.to_string(),
+            log_index,
+            digest,
+        });
+    }
+
     /// `State::digest` of the kernel state, recomputed only when entries were applied since.
     pub fn digest(&mut self) -> String {
         match &self.digest_cache {

@@ -34,7 +34,7 @@ use super::error::{blocking, StoreError};
 use super::snapshot_file;
 use super::{AppliedEvents, AppliedState, ApplyResponse, NodeInfo, SharedState, TypeConfig};
 use crate::kernel::command::MAX_PRUNED_PER_COMMAND;
-use crate::kernel::{Applied, Envelope, State};
+use crate::kernel::{Applied, Command, Envelope, State};
 
 /// The current snapshot's metadata and its data, written together in one sled batch.
 const KEY_META: &[u8] = b"meta";
@@ -254,6 +254,7 @@ fn applied_state_from(payload: SnapshotPayload) -> AppliedState {
         last_applied: payload.last_applied,
         membership: payload.last_membership,
         digest_cache: None,
+        checkpoints: Default::default(),
     }
 }
 
@@ -425,6 +426,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         let mut events = Vec::new();
                         for envelope in &proposal.envelopes {
                             let applied = apply_envelope(&mut state.kernel, envelope, log_id)?;
+                            if let (Command::Checkpoint { label }, Ok(_)) =
+                                (&envelope.command, &applied.result)
+                            {
+                                state.note_checkpoint(label, index);
+                            }
                             if !applied.archived.is_empty() {
                                 let archived: Vec<ArchivedAuction> = applied
                                     .archived

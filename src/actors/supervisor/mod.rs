@@ -72,8 +72,9 @@ pub struct SupervisorSettings {
     pub peer_links: PeerLinkSettings,
 }
 
-/// How often the leader checks that every configured standby is a learner.
-const STANDBY_CHECK: Duration = Duration::from_secs(2);
+/// How often the leader checks that every running configured standby is a learner (and
+/// the Supervisor that it watches every node).
+const STANDBY_CHECK: Duration = Duration::from_millis(500);
 
 pub struct Supervisor {
     raft: GavelRaft,
@@ -397,12 +398,13 @@ impl Supervisor {
             .members
             .iter()
             .filter(|member| member.standby && !known.contains(&member.node_id))
-            // Only a running standby, and not one an operator just removed.
+            // Not one an operator removed that still runs, nor one seen down or failing
+            // its checks (one not checked yet, as at start, is added).
             .filter(|member| !self.retired.contains(&member.node_id))
             .filter(|member| {
                 self.peers
                     .get(&member.node_id)
-                    .is_some_and(|peer| peer.health == Health::Up)
+                    .is_none_or(|peer| peer.health == Health::Up)
             })
             .cloned()
             .collect();
@@ -556,6 +558,6 @@ mod proposer;
 mod switchover;
 
 pub use cluster_view::{ClusterView, GetClusterView, NodeView};
-pub use nodes::{AddStandby, NodeChangeError, RemoveStandby};
+pub use nodes::{AddStandby, Added, NodeChangeError, RemoveStandby, ReplaceVoter};
 use proposer::Proposer;
 pub use switchover::Switchover;

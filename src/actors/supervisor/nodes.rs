@@ -55,15 +55,40 @@ pub enum NodeChangeError {
 }
 
 /// Makes `node_id` (reachable at `info`) a standby: a Raft learner holding all state.
-/// Answers once it has caught up; `Ok(false)` when it already was one with this address.
+/// Answers once it has caught up. With `dry_run`, only the precheck runs.
 pub struct AddStandby {
     pub node_id: u64,
     pub info: NodeInfo,
+    pub dry_run: bool,
+}
+
+/// What `AddStandby` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    Added,
+    /// It already was a standby with these addresses.
+    AlreadyStandby,
+    /// `dry_run`: the precheck passed, nothing changed.
+    Checked,
 }
 
 impl Message for AddStandby {
-    type Result = Result<bool, NodeChangeError>;
+    type Result = Result<Added, NodeChangeError>;
 }
+
+/// Cutover of a migration: the standby `to` takes the vote of the voter `from`, which
+/// leaves the cluster and is told to stop. `from` must not be this (leading) node.
+pub struct ReplaceVoter {
+    pub from: u64,
+    pub to: u64,
+}
+
+impl Message for ReplaceVoter {
+    type Result = Result<(), NodeChangeError>;
+}
+
+/// How far behind the leader's log a standby may be to take a vote in a cutover.
+const CUTOVER_MAX_LAG: u64 = 1_000;
 
 /// Takes the standby `node_id` out of the cluster and tells it to stop.
 pub struct RemoveStandby {
@@ -110,6 +135,7 @@ impl Supervisor {
             if self.links.contains_key(&node_id) {
                 continue;
             }
+            tracing::debug!(peer = node_id, %peer_addr, "watching a node");
             let link = PeerLink::new(
                 self.clients.get(node_id, &peer_addr),
                 ctx.address(),
@@ -133,7 +159,7 @@ impl Supervisor {
 }
 
 impl Handler<AddStandby> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<bool, NodeChangeError>>;
+    type Result = ResponseActFuture<Self, Result<Added, NodeChangeError>>;
 
     fn handle(&mut self, add: AddStandby, _ctx: &mut Self::Context) -> Self::Result {
         let refuse =
@@ -146,7 +172,7 @@ impl Handler<AddStandby> for Supervisor {
         if let Some(known) = membership.get_node(&add.node_id) {
             let is_voter = membership.voter_ids().any(|id| id == add.node_id);
             if known == &add.info && !is_voter {
-                return Box::pin(actix::fut::ready(Ok(false)));
+                return Box::pin(actix::fut::ready(Ok(Added::AlreadyStandby)));
             }
             return refuse(NodeChangeError::Conflict(format!(
                 "node {} is already a {} of the cluster{}",
@@ -173,13 +199,16 @@ impl Handler<AddStandby> for Supervisor {
                 "a membership change or switchover is already under way".to_string(),
             ));
         }
-        self.reconfiguring = true;
-        self.retired.remove(&add.node_id);
+        let dry_run = add.dry_run;
+        if !dry_run {
+            self.reconfiguring = true;
+            self.retired.remove(&add.node_id);
+        }
         let (raft, client) = (
             self.raft.clone(),
             self.clients.get(add.node_id, &add.info.peer_addr),
         );
-        let AddStandby { node_id, info } = add;
+        let AddStandby { node_id, info, .. } = add;
         Box::pin(
             async move {
                 // Precheck: the node runs, is authenticated by the cluster secret and is
@@ -196,6 +225,9 @@ impl Handler<AddStandby> for Supervisor {
                         info.peer_addr, status.node_id
                     )));
                 }
+                if dry_run {
+                    return Ok(Added::Checked);
+                }
                 tracing::info!(node_id, peer = %info.peer_addr, "adding a standby; waiting for it to catch up");
                 let added = tokio::time::timeout(
                     CATCH_UP_LIMIT,
@@ -203,7 +235,7 @@ impl Handler<AddStandby> for Supervisor {
                 )
                 .await;
                 match added {
-                    Ok(Ok(_)) => Ok(true),
+                    Ok(Ok(_)) => Ok(Added::Added),
                     Ok(Err(error)) => Err(NodeChangeError::Failed(format!(
                         "could not add node {node_id}: {error}"
                     ))),
@@ -214,8 +246,93 @@ impl Handler<AddStandby> for Supervisor {
                 }
             }
             .into_actor(self)
-            .map(|result, supervisor, ctx| {
+            .map(move |result, supervisor, ctx| {
+                if !dry_run {
+                    supervisor.reconfiguring = false;
+                    supervisor.watch_peers(ctx);
+                }
+                result
+            }),
+        )
+    }
+}
+
+impl Handler<ReplaceVoter> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<(), NodeChangeError>>;
+
+    fn handle(&mut self, replace: ReplaceVoter, _ctx: &mut Self::Context) -> Self::Result {
+        let refuse =
+            |error: NodeChangeError| -> Self::Result { Box::pin(actix::fut::ready(Err(error))) };
+        let ReplaceVoter { from, to } = replace;
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.state != ServerState::Leader {
+            return refuse(NodeChangeError::NotLeader);
+        }
+        if from == self.settings.node_id {
+            return refuse(NodeChangeError::Conflict(format!(
+                "node {from} leads; hand leadership to another voter first (switchover)"
+            )));
+        }
+        let membership = metrics.membership_config.membership().clone();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        if !voters.contains(&from) {
+            return refuse(NodeChangeError::Conflict(format!(
+                "node {from} is not a voter"
+            )));
+        }
+        let Some(info) = membership.get_node(&from).cloned() else {
+            return refuse(NodeChangeError::Conflict(format!(
+                "node {from} is not a member"
+            )));
+        };
+        if voters.contains(&to) || membership.get_node(&to).is_none() {
+            return refuse(NodeChangeError::Conflict(format!(
+                "node {to} is not a standby of the cluster; add it first"
+            )));
+        }
+        if self.peers.get(&to).map(|peer| peer.health) != Some(Health::Up) {
+            return refuse(NodeChangeError::Conflict(format!("node {to} is not up")));
+        }
+        let last_log = metrics.last_log_index.unwrap_or(0);
+        let matched = metrics
+            .replication
+            .as_ref()
+            .and_then(|replication| replication.get(&to).cloned().flatten())
+            .map_or(0, |log_id| log_id.index);
+        if last_log.saturating_sub(matched) > CUTOVER_MAX_LAG {
+            return refuse(NodeChangeError::Conflict(format!(
+                "node {to} is {} entries behind; let it catch up first",
+                last_log.saturating_sub(matched)
+            )));
+        }
+        if self.reconfiguring || self.switching_to.is_some() {
+            return refuse(NodeChangeError::Conflict(
+                "a membership change or switchover is already under way".to_string(),
+            ));
+        }
+        self.reconfiguring = true;
+        self.retired.insert(from);
+        let mut next = voters;
+        next.remove(&from);
+        next.insert(to);
+        tracing::warn!(from, to, ?next, "cutover: a standby takes a voter's place");
+        let (raft, client) = (self.raft.clone(), self.clients.get(from, &info.peer_addr));
+        Box::pin(
+            async move {
+                raft.change_membership(next, false).await.map_err(|error| {
+                    NodeChangeError::Failed(format!("the cutover did not happen: {error}"))
+                })?;
+                if let Err(error) = client.retire(from, PRECHECK_TIMEOUT).await {
+                    tracing::info!(node_id = from, %error, "replaced node not told to stop (it may be down)");
+                }
+                Ok(())
+            }
+            .into_actor(self)
+            .map(move |result, supervisor, ctx| {
                 supervisor.reconfiguring = false;
+                if result.is_err() {
+                    supervisor.retired.remove(&from);
+                }
                 supervisor.watch_peers(ctx);
                 result
             }),
