@@ -92,6 +92,7 @@ async fn add_node(
     (status = 200, description = "removed; the cluster as it is now", body = ClusterView),
     (status = 404, description = "not_found: not a member", body = Problem),
     (status = 409, description = "conflict: a voter, or a change under way", body = Problem),
+    (status = 422, description = "invalid_request: not a node id", body = Problem),
     (status = 503, description = "no_leader, or the change failed", body = Problem)),
     security(("admin" = [])))]
 #[delete("/control/v1/cluster/nodes/{id}")]
