@@ -243,6 +243,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .start();
 
+    let exchange = config.exchange.dir.clone().map(|dir| {
+        crate::actors::exchange::Exchange::new(
+            crate::actors::exchange::ExchangeSettings {
+                dir,
+                interval_ms: config.exchange.interval_ms,
+                half_duplex: config.exchange.half_duplex,
+            },
+            supervisor.clone(),
+            replication.state.clone(),
+        )
+        .start()
+    });
     let operators = operator_credentials(&config)?;
     let app_state = web::Data::new(AppState {
         node_id,
@@ -251,6 +263,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         supervisor,
         pool,
         janitor,
+        exchange,
         state: replication.state.clone(),
         archive: replication.archive.clone(),
         faults_enabled: config.faults.enabled,

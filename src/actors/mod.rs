@@ -12,6 +12,7 @@
 //!   decisions about replacing dead voters.
 
 pub mod auction;
+pub mod exchange;
 pub mod janitor;
 pub mod membership;
 pub mod peer_link;

@@ -15,6 +15,7 @@ use super::views::{
 };
 use super::AppState;
 use crate::actors::auction::InjectPanic;
+use crate::actors::exchange::{ExchangeReport, GetExchangeReport};
 use crate::actors::janitor::{GetReport, JanitorReport};
 use crate::actors::resource_pool::RunningActor;
 use crate::actors::supervisor::{ClusterView, GetClusterView, Switchover};
@@ -38,6 +39,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(super::backup::configure)
         .configure(super::migration::configure)
         .service(janitor)
+        .service(exchange)
         .configure(super::replica::configure)
         .service(super::audit::audit_trail)
         .service(inject_panic)
@@ -346,6 +348,21 @@ async fn janitor(
     _operator: Operator,
 ) -> Result<web::Json<JanitorReport>, ApiError> {
     Ok(web::Json(app.janitor.send(GetReport).await?))
+}
+
+/// What the Exchange actor did (the intranet–internet spool); `enabled: false` when
+/// `[exchange] dir` is not set.
+#[utoipa::path(tag = "control", responses((status = 200, body = ExchangeReport),
+    (status = 503, description = "unavailable", body = Problem)), security(("admin" = [])))]
+#[get("/control/v1/exchange")]
+async fn exchange(
+    app: web::Data<AppState>,
+    _operator: Operator,
+) -> Result<web::Json<ExchangeReport>, ApiError> {
+    Ok(web::Json(match &app.exchange {
+        Some(exchange) => exchange.send(GetExchangeReport).await?,
+        None => ExchangeReport::default(),
+    }))
 }
 
 /// Fault injection for chaos tests: makes the auction's Auction actor panic inside a

@@ -62,6 +62,8 @@ pub struct AppState {
     pub supervisor: Addr<Supervisor>,
     pub pool: Addr<ResourcePool>,
     pub janitor: Addr<Janitor>,
+    /// The Exchange actor, when `[exchange] dir` is set.
+    pub exchange: Option<Addr<crate::actors::exchange::Exchange>>,
     pub state: SharedState,
     /// Closed auctions that left the state; their views are read from here.
     pub archive: ArchiveStore,

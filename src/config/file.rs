@@ -32,6 +32,8 @@ pub(super) struct ConfigFile {
     pub(super) tls: TlsSection,
     #[serde(default)]
     pub(super) faults: FaultsSection,
+    #[serde(default)]
+    pub(super) exchange: ExchangeSection,
 }
 
 #[derive(Default, Deserialize)]
@@ -110,6 +112,7 @@ impl TryFrom<ConfigFile> for Config {
             limits: file.limits,
             tls: file.tls,
             faults: file.faults,
+            exchange: file.exchange,
         })
     }
 }

@@ -76,6 +76,7 @@ pub struct Config {
     pub limits: LimitsSection,
     pub tls: TlsSection,
     pub faults: FaultsSection,
+    pub exchange: ExchangeSection,
 }
 
 /// `[node]`: who this node is and where it keeps its state.
@@ -307,6 +308,33 @@ pub struct FaultsSection {
     pub enabled: bool,
 }
 
+/// `[exchange]`: the intranet–internet spool (DESIGN.md decision 6). Off unless `dir`
+/// is set; every node of the cluster must see the same directory (the leader's Exchange
+/// actor reads and writes it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExchangeSection {
+    /// The spool: `inbound/` (files from the intranet), `outbound/` (results and bids for
+    /// it), `quarantine/` (what could not be applied, with the reason), `processed/`.
+    pub dir: Option<PathBuf>,
+    /// Time between two looks at the spool. Default 1000 ms (10 to 600000).
+    pub interval_ms: u64,
+    /// One direction at a time, as an isolation gateway that ferries files one way at
+    /// a time: each look either reads the inbound spool or writes the outbound one, in
+    /// turn. Default false (both each time).
+    pub half_duplex: bool,
+}
+
+impl Default for ExchangeSection {
+    fn default() -> Self {
+        ExchangeSection {
+            dir: None,
+            interval_ms: 1_000,
+            half_duplex: false,
+        }
+    }
+}
+
 impl Config {
     /// Reads and parses `path`. Call `apply_environment` and `validate` before use.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -529,6 +557,19 @@ impl Config {
                 "must be between 1 and 1000",
             ),
             ("http.workers", http.workers >= 1, AT_LEAST_ONE),
+            (
+                "exchange.interval_ms",
+                (10..=600_000).contains(&self.exchange.interval_ms),
+                "must be between 10 and 600000",
+            ),
+            (
+                "exchange.dir",
+                self.exchange
+                    .dir
+                    .as_ref()
+                    .is_none_or(|dir| !dir.as_os_str().is_empty()),
+                NOT_EMPTY,
+            ),
             (
                 "http.max_connections",
                 http.max_connections >= 1,

@@ -289,6 +289,10 @@ fn dispatch(
         Command::Archive { .. } | Command::PruneArchive { .. } => Err(Rejection::Conflict(
             "archive commands are applied by apply itself".to_string(),
         )),
+        // The state machine keeps the exchange ledger and hands the inner command here.
+        Command::Exchange { .. } | Command::ExchangeExported { .. } => Err(Rejection::Conflict(
+            "exchange commands are applied by the state machine".to_string(),
+        )),
     }
 }
 

@@ -112,6 +112,18 @@ pub enum Command {
     Checkpoint {
         label: String,
     },
+    /// A control record from the intranet's inbound spool (the Exchange actor): `command`
+    /// is applied once per `key`, whatever the number of times the record is proposed;
+    /// the state machine keeps the keys (`replication::exchange`).
+    Exchange {
+        key: String,
+        command: Box<Command>,
+    },
+    /// The leader's Exchange actor wrote the outbound records up to `through` (their
+    /// sequence number) to the outbound spool: they leave every node's outbox.
+    ExchangeExported {
+        through: u64,
+    },
 }
 
 /// Most auctions one `Command::Archive` moves out, so one log entry stays small.
@@ -236,4 +248,14 @@ pub enum Outcome {
     },
     /// Every node noted its state's digest under the checkpoint's label.
     CheckpointTaken,
+    /// An exchange record: `duplicate` when its key was applied before (nothing changed),
+    /// else what its command came to (`rejected` holds the kernel's code).
+    ExchangeApplied {
+        duplicate: bool,
+        rejected: Option<String>,
+    },
+    /// Outbound records up to this sequence number left the outbox.
+    ExchangeExported {
+        through: u64,
+    },
 }

@@ -37,6 +37,7 @@ use super::archive::{ArchiveStore, ArchivedAuction, ARCHIVED_IN_SNAPSHOT};
 use super::codec::{decode, encode};
 use super::durable::Durable;
 use super::error::{blocking, ReplicationError, StoreError};
+use super::exchange::ExchangeLedger;
 use super::state_machine::snapshot_data;
 use super::{LogStore, NodeInfo, SharedState, StateMachineStore};
 use crate::kernel::State;
@@ -68,12 +69,14 @@ pub struct BackupHeader {
 struct PayloadRef<'a> {
     kernel: &'a State,
     archived: &'a [ArchivedAuction],
+    exchange: &'a ExchangeLedger,
 }
 
 #[derive(Debug, Deserialize)]
 struct Payload {
     kernel: State,
     archived: Vec<ArchivedAuction>,
+    exchange: ExchangeLedger,
 }
 
 /// A backup, read and checked.
@@ -82,6 +85,8 @@ pub struct Backup {
     pub header: BackupHeader,
     pub kernel: State,
     pub archived: Vec<ArchivedAuction>,
+    /// The exchange keys applied and the records still waiting for the outbound spool.
+    pub exchange: ExchangeLedger,
 }
 
 /// Why a backup file cannot be used.
@@ -103,6 +108,7 @@ pub fn take_backup(
         &PayloadRef {
             kernel: &state.kernel,
             archived: &archived,
+            exchange: &state.exchange,
         },
     )?;
     let header = BackupHeader {
@@ -191,6 +197,7 @@ pub fn read_backup(bytes: &[u8]) -> Result<Backup, BackupError> {
         header,
         kernel: decoded.kernel,
         archived: decoded.archived,
+        exchange: decoded.exchange,
     })
 }
 
@@ -249,7 +256,13 @@ pub async fn seed_data_dir(
         .rev()
         .cloned()
         .collect();
-    let data = snapshot_data(&backup.kernel, &Some(log_id), &membership, &newest_archived)?;
+    let data = snapshot_data(
+        &backup.kernel,
+        &Some(log_id),
+        &membership,
+        &newest_archived,
+        &backup.exchange,
+    )?;
     let meta = SnapshotMeta {
         last_log_id: Some(log_id),
         last_membership: membership,
@@ -304,6 +317,7 @@ mod tests {
             membership: StoredMembership::default(),
             digest_cache: None,
             checkpoints: Default::default(),
+            exchange: Default::default(),
         }));
         take_backup(&state, &archive, 1, 1_000).expect("backup")
     }

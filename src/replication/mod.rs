@@ -14,6 +14,7 @@ pub mod backup;
 mod codec;
 mod durable;
 mod error;
+pub mod exchange;
 mod log_store;
 mod network;
 mod offline;
@@ -130,6 +131,8 @@ pub struct AppliedState {
     /// The newest `Command::Checkpoint`s this node applied, oldest first (at most
     /// `CHECKPOINTS_KEPT`); not replicated, not in snapshots.
     pub checkpoints: std::collections::VecDeque<CheckpointDigest>,
+    /// Exchange keys applied and records waiting for the outbound spool (`exchange`).
+    pub exchange: exchange::ExchangeLedger,
 }
 
 /// How many checkpoint digests a node keeps.

@@ -31,6 +31,7 @@ use super::archive::{ArchiveStore, ArchivedAuction, ARCHIVED_IN_SNAPSHOT};
 use super::codec::{decode, encode};
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
+use super::exchange::{apply_with_ledger, ExchangeLedger};
 use super::snapshot_file;
 use super::{AppliedEvents, AppliedState, ApplyResponse, NodeInfo, SharedState, TypeConfig};
 use crate::kernel::command::MAX_PRUNED_PER_COMMAND;
@@ -81,6 +82,16 @@ struct SnapshotPayload {
     last_membership: StoredMembership<u64, NodeInfo>,
     /// The newest archived auctions (see `archive::ARCHIVED_IN_SNAPSHOT`).
     archived: Vec<ArchivedAuction>,
+    exchange: ExchangeLedger,
+}
+
+/// A snapshot's data as written before the exchange ledger was carried in it; still read.
+#[derive(Deserialize)]
+struct SnapshotPayloadWithoutExchange {
+    kernel: State,
+    last_applied: Option<LogId<u64>>,
+    last_membership: StoredMembership<u64, NodeInfo>,
+    archived: Vec<ArchivedAuction>,
 }
 
 /// A snapshot's data as written before archived auctions were carried in it; still read.
@@ -98,6 +109,7 @@ struct SnapshotPayloadRef<'a> {
     last_applied: &'a Option<LogId<u64>>,
     last_membership: &'a StoredMembership<u64, NodeInfo>,
     archived: &'a [ArchivedAuction],
+    exchange: &'a ExchangeLedger,
 }
 
 /// The data of a snapshot of `kernel` at `last_applied`, as `build_snapshot` encodes it
@@ -107,6 +119,7 @@ pub(super) fn snapshot_data(
     last_applied: &Option<LogId<u64>>,
     last_membership: &StoredMembership<u64, NodeInfo>,
     archived: &[ArchivedAuction],
+    exchange: &ExchangeLedger,
 ) -> Result<Vec<u8>, StoreError> {
     encode(
         "snapshot",
@@ -115,6 +128,7 @@ pub(super) fn snapshot_data(
             last_applied,
             last_membership,
             archived,
+            exchange,
         },
     )
 }
@@ -219,15 +233,27 @@ fn payload_for(
     let what = format!("snapshot {}", meta.snapshot_id);
     let payload: SnapshotPayload = match decode(&what, data) {
         Ok(payload) => payload,
-        Err(error) => match decode::<SnapshotPayloadWithoutArchive>(&what, data) {
-            Ok(older) => SnapshotPayload {
-                kernel: older.kernel,
-                last_applied: older.last_applied,
-                last_membership: older.last_membership,
-                archived: Vec::new(),
-            },
-            Err(_) => return Err(error),
-        },
+        Err(error) => {
+            if let Ok(older) = decode::<SnapshotPayloadWithoutExchange>(&what, data) {
+                SnapshotPayload {
+                    kernel: older.kernel,
+                    last_applied: older.last_applied,
+                    last_membership: older.last_membership,
+                    archived: older.archived,
+                    exchange: ExchangeLedger::default(),
+                }
+            } else if let Ok(oldest) = decode::<SnapshotPayloadWithoutArchive>(&what, data) {
+                SnapshotPayload {
+                    kernel: oldest.kernel,
+                    last_applied: oldest.last_applied,
+                    last_membership: oldest.last_membership,
+                    archived: Vec::new(),
+                    exchange: ExchangeLedger::default(),
+                }
+            } else {
+                return Err(error);
+            }
+        }
     };
     if payload.last_applied != meta.last_log_id {
         return Err(StoreError::corrupt(
@@ -255,6 +281,7 @@ fn applied_state_from(payload: SnapshotPayload) -> AppliedState {
         membership: payload.last_membership,
         digest_cache: None,
         checkpoints: Default::default(),
+        exchange: payload.exchange,
     }
 }
 
@@ -301,6 +328,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                     last_applied: &state.last_applied,
                     last_membership: &state.membership,
                     archived: &archived,
+                    exchange: &state.exchange,
                 },
             )?;
             Ok((data, state.last_applied, state.membership.clone()))
@@ -425,7 +453,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         let mut results = Vec::with_capacity(proposal.envelopes.len());
                         let mut events = Vec::new();
                         for envelope in &proposal.envelopes {
-                            let applied = apply_envelope(&mut state.kernel, envelope, log_id)?;
+                            let state = &mut *state;
+                            let applied = apply_with_ledger(
+                                &mut state.kernel,
+                                &mut state.exchange,
+                                envelope,
+                                index,
+                                |kernel, envelope| apply_envelope(kernel, envelope, log_id),
+                            )?;
                             if let (Command::Checkpoint { label }, Ok(_)) =
                                 (&envelope.command, &applied.result)
                             {

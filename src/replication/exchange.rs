@@ -1,0 +1,174 @@
+//! The exchange ledger: what the state machine keeps so that every intranet record is
+//! applied once and every result goes out once (DESIGN.md decision 6; the Exchange actor
+//! in `actors::exchange` reads and writes the spool files).
+//!
+//! - `applied`: every key of a `Command::Exchange` applied, with what its command came to.
+//!   A record proposed again (a retry, a new leader re-reading a file it did not finish)
+//!   finds its key and changes nothing.
+//! - `outbox`: the records waiting for the outbound spool, by sequence number: the result
+//!   of each exchange record (status `applied` or `rejected`), and each auction's result
+//!   with every bid once it closes (status `closed`, key `result/<auction id>`). The
+//!   leader's Exchange actor writes them to a file, then proposes
+//!   `Command::ExchangeExported`, which takes them out.
+//!
+//! It changes only as entries are applied, so every replica holds the same ledger; it
+//! travels in snapshots beside the kernel state.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::kernel::{Applied, Command, Envelope, EventKind, Outcome, State};
+
+/// Most records one outbound file holds.
+pub const MAX_OUTBOUND_PER_FILE: usize = 1_000;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeLedger {
+    pub applied: BTreeMap<String, LedgerEntry>,
+    pub outbox: BTreeMap<u64, OutboundRecord>,
+    /// The sequence number the next outbound record gets.
+    pub next_seq: u64,
+}
+
+/// One applied exchange record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub log_index: u64,
+    pub applied_at_ms: u64,
+    /// `applied`, or `rejected` with the kernel's code in `detail`.
+    pub status: String,
+    pub detail: String,
+}
+
+/// One record for the management side: `{key, status, data}` with `data` as JSON text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundRecord {
+    pub key: String,
+    pub status: String,
+    pub data: String,
+}
+
+/// Whether an exchange record may carry this command: the control data of the intranet.
+pub fn allowed_in_exchange(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::RegisterBidder { .. }
+            | Command::Qualify { .. }
+            | Command::CreateAuction { .. }
+            | Command::Suspend { .. }
+            | Command::Resume { .. }
+            | Command::Terminate { .. }
+    )
+}
+
+impl ExchangeLedger {
+    fn push(&mut self, key: String, status: &str, data: serde_json::Value) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.outbox.insert(
+            seq,
+            OutboundRecord {
+                key,
+                status: status.to_string(),
+                data: data.to_string(),
+            },
+        );
+    }
+}
+
+/// Applies one envelope with the ledger: exchange commands here, the rest by `apply`
+/// (the kernel); then a closed auction's result goes to the outbox.
+pub fn apply_with_ledger<E>(
+    kernel: &mut State,
+    ledger: &mut ExchangeLedger,
+    envelope: &Envelope,
+    log_index: u64,
+    apply: impl Fn(&mut State, &Envelope) -> Result<Applied, E>,
+) -> Result<Applied, E> {
+    let unchanged = |outcome: Outcome| Applied {
+        result: Ok(outcome),
+        events: Vec::new(),
+        archived: Vec::new(),
+        prune_closed_before_ms: None,
+    };
+    let applied = match &envelope.command {
+        Command::Exchange { key, .. } if ledger.applied.contains_key(key) => {
+            unchanged(Outcome::ExchangeApplied {
+                duplicate: true,
+                rejected: None,
+            })
+        }
+        Command::Exchange { key, command } => {
+            let mut applied = if allowed_in_exchange(command) {
+                let inner = Envelope {
+                    now_ms: envelope.now_ms,
+                    seed: envelope.seed,
+                    actor: envelope.actor.clone(),
+                    command: (**command).clone(),
+                };
+                apply(kernel, &inner)?
+            } else {
+                Applied {
+                    result: Err(crate::kernel::Rejection::InvalidRequest(
+                        "this command cannot come through the exchange".to_string(),
+                    )),
+                    ..unchanged(Outcome::OperatorActionRecorded)
+                }
+            };
+            let rejected = applied
+                .result
+                .as_ref()
+                .err()
+                .map(|rejection| rejection.code().to_string());
+            let detail = match &applied.result {
+                Ok(_) => String::new(),
+                Err(rejection) => rejection.to_string(),
+            };
+            let status = if rejected.is_some() {
+                "rejected"
+            } else {
+                "applied"
+            };
+            ledger.applied.insert(
+                key.clone(),
+                LedgerEntry {
+                    log_index,
+                    applied_at_ms: kernel.clock_ms,
+                    status: status.to_string(),
+                    detail: detail.clone(),
+                },
+            );
+            ledger.push(
+                key.clone(),
+                status,
+                serde_json::json!({
+                    "log_index": log_index,
+                    "applied_at_ms": kernel.clock_ms,
+                    "code": rejected,
+                    "detail": detail,
+                }),
+            );
+            applied.result = Ok(Outcome::ExchangeApplied {
+                duplicate: false,
+                rejected,
+            });
+            applied
+        }
+        Command::ExchangeExported { through } => {
+            ledger.outbox.retain(|seq, _| seq > through);
+            unchanged(Outcome::ExchangeExported { through: *through })
+        }
+        _ => apply(kernel, envelope)?,
+    };
+    for event in &applied.events {
+        if event.kind == EventKind::Closed {
+            if let Some(auction) = kernel.auctions.get(&event.auction_id) {
+                let result = crate::api::views::ResultView::new(auction);
+                let data = serde_json::to_value(&result).unwrap_or_default();
+                ledger.push(format!("result/{}", event.auction_id), "closed", data);
+            }
+        }
+    }
+    Ok(applied)
+}
