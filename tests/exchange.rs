@@ -280,3 +280,34 @@ fn spool_records_apply_once_results_go_out_once_and_a_leader_killed_mid_file_dou
         login.1
     );
 }
+
+#[test]
+fn half_duplex_takes_one_direction_per_look_and_still_gets_both_done() {
+    let dir = tempfile::Builder::new()
+        .prefix("exchange-half")
+        .tempdir()
+        .expect("temp dir");
+    let spool = dir.path().join("spool");
+    let extra = format!(
+        "[exchange]\ndir = \"{}\"\ninterval_ms = 200\nhalf_duplex = true\n",
+        spool.display()
+    );
+    let cluster = Cluster::start_with(dir.path(), 1, 0, &extra);
+    let node = cluster.node(1);
+    assert!(wait_until(Duration::from_secs(5), || spool
+        .join("inbound")
+        .is_dir()));
+    deliver(&spool, "001.jsonl", &[register("reg-dee", "dee")]);
+    assert!(wait_until(Duration::from_secs(10), || in_dir(
+        &spool,
+        "processed",
+        "001.jsonl"
+    )));
+    assert!(wait_until(Duration::from_secs(10), || outbound(&spool)
+        .contains_key("reg-dee")));
+    let report = node.control("GET", "/control/v1/exchange", None).1;
+    assert_eq!(report["half_duplex"], true, "{report}");
+    assert_eq!(report["inbound_files_taken"], 1, "{report}");
+    assert_eq!(report["outbound_files"], 1, "{report}");
+    node.login("dee");
+}

@@ -579,3 +579,50 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }))
     }
 }
+
+#[cfg(test)]
+mod snapshot_format_tests {
+    use super::*;
+
+    /// The shape snapshots had before the exchange ledger was carried in them.
+    #[derive(Serialize)]
+    struct WithoutExchange<'a> {
+        kernel: &'a State,
+        last_applied: &'a Option<LogId<u64>>,
+        last_membership: &'a StoredMembership<u64, NodeInfo>,
+        archived: &'a [ArchivedAuction],
+    }
+
+    #[test]
+    fn snapshots_written_before_the_exchange_ledger_still_load() {
+        let kernel = State {
+            clock_ms: 7,
+            ..State::default()
+        };
+        let last_applied = Some(LogId::new(openraft::CommittedLeaderId::new(1, 1), 9));
+        let membership = StoredMembership::default();
+        let data = encode(
+            "snapshot",
+            &WithoutExchange {
+                kernel: &kernel,
+                last_applied: &last_applied,
+                last_membership: &membership,
+                archived: &[],
+            },
+        )
+        .unwrap();
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership.clone(),
+            snapshot_id: "old".to_string(),
+        };
+        let payload = payload_for(&meta, &data).expect("an older snapshot loads");
+        assert_eq!(payload.kernel.clock_ms, 7);
+        assert_eq!(payload.exchange, ExchangeLedger::default());
+
+        let mut ledger = ExchangeLedger::default();
+        ledger.next_seq = 3;
+        let current = snapshot_data(&kernel, &last_applied, &membership, &[], &ledger).unwrap();
+        assert_eq!(payload_for(&meta, &current).unwrap().exchange.next_seq, 3);
+    }
+}
