@@ -9,12 +9,17 @@
 //! - `actors`: one actix actor per file. The `Supervisor` owns the node's Raft handle and
 //!   proposes every command; the `ResourcePool` starts an `Auction` actor per live
 //!   auction (deadline timers, live events); the `Janitor` purifies on a timer (restarts
-//!   crashed or stuck actors, archives closed auctions, has Raft snapshot and purge).
+//!   crashed or stuck actors, archives closed auctions, has Raft snapshot and purge); the
+//!   `Exchange` works the intranet–internet spool on the leader. The Supervisor also
+//!   makes the operators' membership changes (standbys added and removed, a migration's
+//!   cutover).
 //! - `peer`: the peer listener and client: Raft RPCs and request forwarding between nodes,
 //!   authenticated by the cluster secret.
 //! - `replication`: openraft's type configuration, the sled-backed log (made durable with
-//!   fdatasync), the state machine that feeds committed entries to the kernel, and the
-//!   on-disk archive of closed auctions that left the replicated state.
+//!   fdatasync), the state machine that feeds committed entries to the kernel, the
+//!   on-disk archive of closed auctions that left the replicated state, the exchange
+//!   ledger (spool keys applied, records waiting to go out), and backups and the seeding
+//!   of a restored cluster.
 //! - `kernel`: the pure, deterministic auction rules. Nothing else changes state.
 //! - `config`: node configuration, validated before use; `tls` loads the optional
 //!   certificates of the public and peer listeners.
@@ -22,8 +27,9 @@
 //! - `bench`: benchmark commands that drive a real local cluster and print their figures.
 //! - `chaos`: fault injection against nodes in network namespaces, and the checker that
 //!   judges the bidders' histories and every replica against the kernel's invariants.
-//! - `cli`: the `gavel` command line (`serve`, `cluster`, `ctl`, `bench`, `chaos`); `main.rs` only
-//!   calls it.
+//! - `cli`: the `gavel` command line (`serve`, `cluster` with `restore`, `ctl` with
+//!   `node`, `migrate` and `backup`, `bench`, `chaos`); `main.rs` only calls it.
+//! - `disk`: what a data directory occupies and what its file system has left.
 
 pub mod actors;
 pub mod api;

@@ -107,6 +107,7 @@ struct SnapshotPayload {
     last_applied: Option<openraft::LogId<u64>>,
     last_membership: openraft::StoredMembership<u64, gavel::replication::NodeInfo>,
     archived: Vec<gavel::replication::archive::ArchivedAuction>,
+    exchange: gavel::replication::exchange::ExchangeLedger,
 }
 
 /// Adds `raise` to the amount of bid `index` of `auction_id` in the stored snapshot, and

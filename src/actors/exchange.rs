@@ -74,6 +74,8 @@ pub struct ExchangeReport {
     pub outbound_records: u64,
     /// Records waiting in the replicated outbox.
     pub outbox_pending: u64,
+    /// Records dropped unwritten because the outbox was full (`MAX_OUTBOX`).
+    pub outbox_dropped: u64,
     /// The inbound file being worked through, and how far: records done of all.
     pub current_file: Option<String>,
     pub current_file_done: u64,
@@ -184,7 +186,9 @@ impl Handler<GetExchangeReport> for Exchange {
 
     fn handle(&mut self, _: GetExchangeReport, _ctx: &mut Self::Context) -> Self::Result {
         let mut report = self.report.lock().clone();
-        report.outbox_pending = self.state.read().exchange.outbox.len() as u64;
+        let state = self.state.read();
+        report.outbox_pending = state.exchange.outbox.len() as u64;
+        report.outbox_dropped = state.exchange.dropped;
         MessageResult(report)
     }
 }

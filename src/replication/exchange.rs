@@ -23,12 +23,21 @@ use crate::kernel::{Applied, Command, Envelope, EventKind, Outcome, State};
 /// Most records one outbound file holds.
 pub const MAX_OUTBOUND_PER_FILE: usize = 1_000;
 
+/// Most records the outbox holds; beyond it the oldest are dropped and counted (a spool
+/// nobody drains must not grow the state for ever).
+pub const MAX_OUTBOX: usize = 100_000;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExchangeLedger {
     pub applied: BTreeMap<String, LedgerEntry>,
     pub outbox: BTreeMap<u64, OutboundRecord>,
     /// The sequence number the next outbound record gets.
     pub next_seq: u64,
+    /// Set by the first exchange record: from then on closed auctions' results are
+    /// spooled out too. A cluster that never uses the spool keeps an empty outbox.
+    pub active: bool,
+    /// Outbound records dropped unwritten because the outbox was full.
+    pub dropped: u64,
 }
 
 /// One applied exchange record.
@@ -64,6 +73,10 @@ pub fn allowed_in_exchange(command: &Command) -> bool {
 
 impl ExchangeLedger {
     fn push(&mut self, key: String, status: &str, data: serde_json::Value) {
+        while self.outbox.len() >= MAX_OUTBOX {
+            self.outbox.pop_first();
+            self.dropped += 1;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.outbox.insert(
@@ -100,6 +113,7 @@ pub fn apply_with_ledger<E>(
             })
         }
         Command::Exchange { key, command } => {
+            ledger.active = true;
             let mut applied = if allowed_in_exchange(command) {
                 let inner = Envelope {
                     now_ms: envelope.now_ms,
@@ -161,7 +175,8 @@ pub fn apply_with_ledger<E>(
         }
         _ => apply(kernel, envelope)?,
     };
-    for event in &applied.events {
+    let spooling = ledger.active;
+    for event in applied.events.iter().filter(|_| spooling) {
         if event.kind == EventKind::Closed {
             if let Some(auction) = kernel.auctions.get(&event.auction_id) {
                 let result = crate::api::views::ResultView::new(auction);
