@@ -249,6 +249,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 dir,
                 interval_ms: config.exchange.interval_ms,
                 half_duplex: config.exchange.half_duplex,
+                key_retention_ms: config.exchange.key_retention_ms,
             },
             supervisor.clone(),
             replication.state.clone(),

@@ -54,6 +54,8 @@ pub struct ExchangeSettings {
     pub dir: PathBuf,
     pub interval_ms: u64,
     pub half_duplex: bool,
+    /// Keys applied longer ago than this are forgotten (`Command::ExchangePrune`).
+    pub key_retention_ms: u64,
 }
 
 /// What the Exchange actor did since the node started (`GET /control/v1/exchange`).
@@ -76,6 +78,9 @@ pub struct ExchangeReport {
     pub outbox_pending: u64,
     /// Records dropped unwritten because the outbox was full (`MAX_OUTBOX`).
     pub outbox_dropped: u64,
+    /// Keys of applied records kept in the replicated ledger, and forgotten so far.
+    pub keys_kept: u64,
+    pub keys_pruned: u64,
     /// The inbound file being worked through, and how far: records done of all.
     pub current_file: Option<String>,
     pub current_file_done: u64,
@@ -131,6 +136,7 @@ impl Exchange {
             supervisor: self.supervisor.clone(),
             state: self.state.clone(),
             report: self.report.clone(),
+            key_retention_ms: self.settings.key_retention_ms,
         };
         async move {
             let leads = work.supervisor.send(IsLeader).await.unwrap_or(false);
@@ -143,7 +149,7 @@ impl Exchange {
             if outbound {
                 work.outbound().await?;
             }
-            Ok(())
+            work.prune_keys().await
         }
         .into_actor(self)
         .map(|outcome: Result<(), String>, exchange, _ctx| {
@@ -189,6 +195,7 @@ impl Handler<GetExchangeReport> for Exchange {
         let state = self.state.read();
         report.outbox_pending = state.exchange.outbox.len() as u64;
         report.outbox_dropped = state.exchange.dropped;
+        report.keys_kept = state.exchange.applied.len() as u64;
         MessageResult(report)
     }
 }
@@ -199,6 +206,7 @@ struct Work {
     supervisor: Addr<Supervisor>,
     state: SharedState,
     report: Arc<Mutex<ExchangeReport>>,
+    key_retention_ms: u64,
 }
 
 impl Work {
@@ -213,6 +221,24 @@ impl Work {
             .map_err(|error| error.to_string())?
             .map_err(|error| error.to_string())?;
         committed.outcome.map_err(|rejection| rejection.to_string())
+    }
+
+    /// Has the keys older than the retention forgotten, when there are any.
+    async fn prune_keys(&self) -> Result<(), String> {
+        let oldest = self.state.read().exchange.oldest_applied_ms();
+        let cutoff = crate::actors::wall_clock_ms().saturating_sub(self.key_retention_ms);
+        if !oldest.is_some_and(|oldest| oldest < cutoff) {
+            return Ok(());
+        }
+        let outcome = self
+            .propose(Command::ExchangePrune {
+                retention_ms: self.key_retention_ms,
+            })
+            .await?;
+        if let Outcome::ExchangePruned { keys } = outcome {
+            self.report.lock().keys_pruned += keys;
+        }
+        Ok(())
     }
 
     /// Takes the oldest complete inbound file, if any.

@@ -323,6 +323,10 @@ pub struct ExchangeSection {
     /// a time: each look either reads the inbound spool or writes the outbound one, in
     /// turn. Default false (both each time).
     pub half_duplex: bool,
+    /// How long the key of an applied record is kept: a record sent again within it
+    /// changes nothing; after it, the key is forgotten (so the ledger stays bounded) and
+    /// the same record would apply again. Default 30 days (60000 or more).
+    pub key_retention_ms: u64,
 }
 
 impl Default for ExchangeSection {
@@ -331,6 +335,7 @@ impl Default for ExchangeSection {
             dir: None,
             interval_ms: 1_000,
             half_duplex: false,
+            key_retention_ms: 30 * 24 * 3_600_000,
         }
     }
 }
@@ -561,6 +566,11 @@ impl Config {
                 "exchange.interval_ms",
                 (10..=600_000).contains(&self.exchange.interval_ms),
                 "must be between 10 and 600000",
+            ),
+            (
+                "exchange.key_retention_ms",
+                self.exchange.key_retention_ms >= 60_000,
+                "must be 60000 or more",
             ),
             (
                 "exchange.dir",

@@ -290,7 +290,9 @@ fn dispatch(
             "archive commands are applied by apply itself".to_string(),
         )),
         // The state machine keeps the exchange ledger and hands the inner command here.
-        Command::Exchange { .. } | Command::ExchangeExported { .. } => Err(Rejection::Conflict(
+        Command::Exchange { .. }
+        | Command::ExchangeExported { .. }
+        | Command::ExchangePrune { .. } => Err(Rejection::Conflict(
             "exchange commands are applied by the state machine".to_string(),
         )),
     }

@@ -124,6 +124,12 @@ pub enum Command {
     ExchangeExported {
         through: u64,
     },
+    /// Proposed by the leader's Exchange actor: exchange keys applied more than
+    /// `retention_ms` before the command's time are forgotten (at most
+    /// `MAX_PRUNED_PER_COMMAND`, oldest first), so the ledger stays bounded.
+    ExchangePrune {
+        retention_ms: u64,
+    },
 }
 
 /// Most auctions one `Command::Archive` moves out, so one log entry stays small.
@@ -257,5 +263,9 @@ pub enum Outcome {
     /// Outbound records up to this sequence number left the outbox.
     ExchangeExported {
         through: u64,
+    },
+    /// How many exchange keys were forgotten.
+    ExchangePruned {
+        keys: u64,
     },
 }

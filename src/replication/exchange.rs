@@ -72,6 +72,28 @@ pub fn allowed_in_exchange(command: &Command) -> bool {
 }
 
 impl ExchangeLedger {
+    /// Forgets the keys applied before `before_ms`, oldest first, at most
+    /// `MAX_PRUNED_PER_COMMAND`; answers how many.
+    fn prune_applied_before(&mut self, before_ms: u64) -> u64 {
+        let mut old: Vec<(u64, String)> = self
+            .applied
+            .iter()
+            .filter(|(_, entry)| entry.applied_at_ms < before_ms)
+            .map(|(key, entry)| (entry.applied_at_ms, key.clone()))
+            .collect();
+        old.sort();
+        old.truncate(crate::kernel::command::MAX_PRUNED_PER_COMMAND);
+        for (_, key) in &old {
+            self.applied.remove(key);
+        }
+        old.len() as u64
+    }
+
+    /// When the oldest key kept was applied.
+    pub fn oldest_applied_ms(&self) -> Option<u64> {
+        self.applied.values().map(|entry| entry.applied_at_ms).min()
+    }
+
     fn push(&mut self, key: String, status: &str, data: serde_json::Value) {
         while self.outbox.len() >= MAX_OUTBOX {
             self.outbox.pop_first();
@@ -169,6 +191,14 @@ pub fn apply_with_ledger<E>(
             });
             applied
         }
+        Command::ExchangePrune { retention_ms } => {
+            let before_ms = envelope
+                .now_ms
+                .max(kernel.clock_ms)
+                .saturating_sub(*retention_ms);
+            let keys = ledger.prune_applied_before(before_ms);
+            unchanged(Outcome::ExchangePruned { keys })
+        }
         Command::ExchangeExported { through } => {
             ledger.outbox.retain(|seq, _| seq > through);
             unchanged(Outcome::ExchangeExported { through: *through })
@@ -186,4 +216,113 @@ pub fn apply_with_ledger<E>(
         }
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(now_ms: u64, command: Command) -> Envelope {
+        Envelope {
+            now_ms,
+            seed: 1,
+            actor: "exchange".to_string(),
+            command,
+        }
+    }
+
+    fn register(key: &str, bidder_id: &str) -> Command {
+        let salt = crate::api::auth::new_salt();
+        Command::Exchange {
+            key: key.to_string(),
+            command: Box::new(Command::RegisterBidder {
+                bidder_id: bidder_id.to_string(),
+                name: bidder_id.to_string(),
+                secret_hash: crate::api::auth::secret_hash(&salt, "a-long-secret"),
+                secret_salt: salt,
+            }),
+        }
+    }
+
+    fn run(
+        kernel: &mut State,
+        ledger: &mut ExchangeLedger,
+        now_ms: u64,
+        command: Command,
+    ) -> Outcome {
+        let applied = apply_with_ledger(
+            kernel,
+            ledger,
+            &envelope(now_ms, command),
+            now_ms,
+            |kernel, envelope| Ok::<_, ()>(crate::kernel::apply(kernel, envelope)),
+        )
+        .expect("applied");
+        applied.result.expect("an outcome")
+    }
+
+    #[test]
+    fn a_key_applies_once_until_it_is_pruned_and_only_control_commands_pass() {
+        let (mut kernel, mut ledger) = (State::default(), ExchangeLedger::default());
+        let applied = |duplicate, rejected: Option<&str>| Outcome::ExchangeApplied {
+            duplicate,
+            rejected: rejected.map(str::to_string),
+        };
+        assert_eq!(
+            run(&mut kernel, &mut ledger, 1_000, register("k1", "ada")),
+            applied(false, None)
+        );
+        assert_eq!(
+            run(&mut kernel, &mut ledger, 2_000, register("k1", "ada")),
+            applied(true, None)
+        );
+        assert_eq!(
+            run(&mut kernel, &mut ledger, 5_000, register("k2", "bo")),
+            applied(false, None)
+        );
+        assert_eq!(
+            ledger.outbox.len(),
+            2,
+            "one result per key, none for the duplicate"
+        );
+        assert_eq!(
+            run(
+                &mut kernel,
+                &mut ledger,
+                5_500,
+                Command::ExchangePrune {
+                    retention_ms: 2_000
+                }
+            ),
+            Outcome::ExchangePruned { keys: 1 }
+        );
+        assert!(!ledger.applied.contains_key("k1") && ledger.applied.contains_key("k2"));
+        // Forgotten, the same record applies again: the kernel refuses the second bidder.
+        assert_eq!(
+            run(&mut kernel, &mut ledger, 6_000, register("k1", "ada")),
+            applied(false, Some("bidder_exists"))
+        );
+        let bid = Command::Exchange {
+            key: "k3".to_string(),
+            command: Box::new(Command::ExchangePrune { retention_ms: 0 }),
+        };
+        assert_eq!(
+            run(&mut kernel, &mut ledger, 7_000, bid),
+            applied(false, Some("invalid_request"))
+        );
+        assert_eq!(ledger.applied.len(), 3);
+        assert_eq!(
+            run(
+                &mut kernel,
+                &mut ledger,
+                8_000,
+                Command::ExchangeExported { through: 1 }
+            ),
+            Outcome::ExchangeExported { through: 1 }
+        );
+        assert_eq!(
+            ledger.outbox.keys().copied().collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+    }
 }
