@@ -602,6 +602,36 @@ fn standbys_are_added_and_removed_while_bidding_goes_on() {
             .node(leader)
             .control("DELETE", "/control/v1/cluster/nodes/zero", None);
     assert_eq!(status, 422, "{body}");
+    // A node of another cluster (another secret) fails the precheck.
+    let (mut stranger, stranger_peer) = cluster.configure_joiner(&dir.path().join("node-6"), 6);
+    let config = std::fs::read_to_string(&stranger.config_path)
+        .unwrap()
+        .replace(common::CLUSTER_SECRET, "a-different-cluster-secret-000000");
+    std::fs::write(&stranger.config_path, config).unwrap();
+    stranger.spawn_without_waiting();
+    let stranger_up = wait_until(Duration::from_secs(15), || {
+        ureq::get(&format!("{}/healthz", stranger.control_url))
+            .call()
+            .is_ok()
+    });
+    assert!(stranger_up, "the stranger started");
+    let (status, body) = cluster.node(leader).control(
+        "POST",
+        "/control/v1/cluster/nodes",
+        Some(json!({
+            "node_id": 6, "name": "node-6", "peer": stranger_peer,
+            "public_url": stranger.public_url, "control_url": stranger.control_url,
+        })),
+    );
+    assert_eq!(
+        status, 409,
+        "a node with another secret fails the precheck: {body}"
+    );
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("secret"),
+        "{body}"
+    );
+    stranger.kill();
     let unreachable = json!({
         "node_id": 6, "name": "node-6", "peer": format!("127.0.0.1:{}", common::free_port()),
         "public_url": "http://127.0.0.1:1", "control_url": "http://127.0.0.1:2",
