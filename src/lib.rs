@@ -29,7 +29,8 @@
 //!   judges the bidders' histories and every replica against the kernel's invariants.
 //! - `cli`: the `gavel` command line (`serve`, `cluster` with `restore`, `ctl` with
 //!   `node`, `migrate` and `backup`, `bench`, `chaos`); `main.rs` only calls it.
-//! - `disk`: what a data directory occupies and what its file system has left.
+//! - `disk`: what a data directory occupies and what its file system has left;
+//!   `exchange`: the spool's file format (records, checksum line).
 
 pub mod actors;
 pub mod api;
@@ -38,6 +39,7 @@ pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod disk;
+pub mod exchange;
 pub mod kernel;
 pub mod node;
 pub mod peer;

@@ -8,10 +8,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::bidders::{BidderPlan, Outcome};
 use common::cluster::{try_control, Cluster};
+use common::wait_until;
 use common::{auction_spec, request, ADMIN_TOKEN};
 use serde_json::{json, Value};
 
@@ -43,17 +44,6 @@ fn backup(control_url: &str, out: &Path) -> Output {
         "--out",
         out.to_str().unwrap(),
     ])
-}
-
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    condition()
 }
 
 /// Port bases whose ports base+1..=base+count are all free, for a local cluster

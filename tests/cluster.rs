@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::auction_spec;
 use common::bidders::{BidderPlan, Outcome, Record};
 use common::cluster::{try_control, Cluster};
+use common::wait_until;
 use serde_json::{json, Value};
 
 fn cluster(name: &str, voters: u64, standbys: u64) -> (tempfile::TempDir, Cluster) {
@@ -77,17 +78,6 @@ fn every_node_answers_and_forwards_writes_to_the_leader() {
 }
 
 /// Polls `condition` every 50 ms until it holds or `limit` passes.
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    condition()
-}
-
 /// Registers and qualifies `count` bidders through node 1 and opens their sessions.
 fn setup_bidders(cluster: &Cluster, auction_id: &str, count: usize) -> Vec<(String, String)> {
     let node = cluster.node(1);

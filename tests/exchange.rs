@@ -7,23 +7,13 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::cluster::{try_control, Cluster};
+use common::wait_until;
 use common::{auction_spec, request};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    condition()
-}
 
 fn body_of(records: &[Value]) -> String {
     records.iter().map(|record| format!("{record}\n")).collect()

@@ -44,6 +44,18 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port in {TEST_PORTS:?}");
 }
 
+/// Polls `condition` every 50 ms for up to `limit`; whether it came true.
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    condition()
+}
+
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
