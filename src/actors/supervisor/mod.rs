@@ -96,6 +96,8 @@ pub struct Supervisor {
     links: BTreeMap<u64, nodes::WatchedPeer>,
     /// Standbys an operator removed that still run: not added back as learners.
     retired: BTreeSet<u64>,
+    /// The membership (by its log index) the links were last matched against.
+    watched_membership: Option<u64>,
 }
 
 impl Supervisor {
@@ -119,6 +121,7 @@ impl Supervisor {
             proposer: None,
             links: BTreeMap::new(),
             retired: BTreeSet::new(),
+            watched_membership: None,
         }
     }
 
@@ -236,6 +239,7 @@ impl Actor for Supervisor {
                 let changed = RaftChanged {
                     is_leader: snapshot.state == ServerState::Leader,
                     term: snapshot.current_term,
+                    membership_index: membership_index(&snapshot),
                 };
                 if me.try_send(changed).is_err() && !me.connected() {
                     return;
@@ -321,6 +325,16 @@ impl Handler<AttachPool> for Supervisor {
 struct RaftChanged {
     is_leader: bool,
     term: u64,
+    /// Where the membership Raft reports was set, to see when it changes.
+    membership_index: Option<u64>,
+}
+
+fn membership_index(metrics: &openraft::RaftMetrics<u64, NodeInfo>) -> Option<u64> {
+    metrics
+        .membership_config
+        .log_id()
+        .as_ref()
+        .map(|log_id| log_id.index)
 }
 
 impl Message for RaftChanged {
@@ -331,7 +345,11 @@ impl Handler<RaftChanged> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, changed: RaftChanged, ctx: &mut Self::Context) {
-        self.watch_peers(ctx);
+        // Raft's metrics change with every commit; the links only with the membership.
+        if changed.membership_index != self.watched_membership {
+            self.watched_membership = changed.membership_index;
+            self.watch_peers(ctx);
+        }
         if !changed.is_leader {
             if self.led_term.take().is_some() {
                 tracing::warn!(node_id = self.settings.node_id, "lost leadership");
@@ -375,6 +393,7 @@ impl Handler<RaftChanged> for Supervisor {
                         ctx.notify(RaftChanged {
                             is_leader: metrics.state == ServerState::Leader,
                             term: metrics.current_term,
+                            membership_index: membership_index(&metrics),
                         });
                     });
                 }
