@@ -15,8 +15,8 @@
 //!   cutover).
 //! - `peer`: the peer listener and client: Raft RPCs and request forwarding between nodes,
 //!   authenticated by the cluster secret.
-//! - `replication`: openraft's type configuration, the sled-backed log (made durable with
-//!   fdatasync), the state machine that feeds committed entries to the kernel, the
+//! - `replication`: openraft's type configuration, the Raft log in segment files of its
+//!   own (made durable with fdatasync), Raft's metadata in sled, the state machine that feeds committed entries to the kernel, the
 //!   on-disk archive of closed auctions that left the replicated state, the exchange
 //!   ledger (spool keys applied, records waiting to go out), and backups and the seeding
 //!   of a restored cluster.

@@ -73,11 +73,6 @@ impl StoreError {
             source: StorageIOError::new(subject, verb, AnyError::new(&self)),
         }
     }
-
-    /// This error as the `io::Error` openraft's `LogFlushed` callback takes.
-    pub(crate) fn to_io(&self) -> std::io::Error {
-        std::io::Error::other(self.to_string())
-    }
 }
 
 /// Runs blocking storage work off the async executor and flattens a failed task into a

@@ -1,17 +1,26 @@
-//! The Raft log on sled: openraft's `RaftLogStorage` and `RaftLogReader`. Entries live in
-//! the tree `log`, keyed by their index as a big-endian u64 so sled's order is the log's
-//! order; the vote, the committed log id, the last purged log id and the node id this
-//! directory belongs to live in the tree `meta`. Every append batch, vote and truncation is
-//! made durable (`Durable::write_durably`: flush plus one fdatasync) before openraft is told
-//! it is done. The committed log id is written without a sync: losing its latest value only
-//! means fewer entries are re-applied at startup until the leader commits them again.
-//! Every record read back is checked (its format, and an entry's index against its key).
-//! Entries are written in format 2 (a `Proposal` per entry); entries of format 1, written
-//! when an entry carried a single `Envelope`, are still read, as a proposal of one.
+//! The Raft log: openraft's `RaftLogStorage` and `RaftLogReader`. Entries live in
+//! segment files of their own (`segments`, under `raft/wal/`); the vote, the committed log
+//! id, the last purged log id and the node id this directory belongs to live in sled's tree
+//! `meta`. An append writes its entries to the page cache and returns; the log's sync
+//! thread (`Syncer`) then makes them durable with one `fdatasync` for every append waiting
+//! at that moment and only then tells openraft they are persisted, so the core can send
+//! them to the followers while the leader's own disk write is under way. Votes and
+//! truncations are durable before the call returns; the purge mark is durable before any
+//! segment is deleted. The committed log id is written without a sync: losing its latest
+//! value only means fewer entries are re-applied at startup until the leader commits them
+//! again. Every record read back is checked (its checksum, its format, and an entry's
+//! index). Entries are written in format 2 (a `Proposal` per entry); entries of format 1,
+//! written when an entry carried a single `Envelope`, are still read, as a proposal of
+//! one. A directory whose entries are still in sled's tree `log` (the layout before the
+//! segment files) has them moved to the files when it is opened.
 
 use std::fmt::Debug;
+use std::fs::File;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+
+use parking_lot::Mutex;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
@@ -24,6 +33,7 @@ use serde::Serialize;
 use super::codec::{decode, decode_body, decode_versioned, encode, encode_as};
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
+use super::segments::{sync_files, SegmentLog};
 use super::{NodeInfo, TypeConfig};
 use crate::kernel::Envelope;
 
@@ -49,17 +59,89 @@ const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
 const KEY_NODE_ID: &[u8] = b"node_id";
 
-/// The Raft log of one node. Cheap to clone: clones share the database (a clone is the
-/// log reader openraft's replication tasks use).
+/// The Raft log of one node. Cheap to clone: clones share the files, the database and
+/// the sync thread (a clone is the log reader openraft's replication tasks use).
 #[derive(Clone)]
 pub struct LogStore {
     durable: Arc<Durable>,
-    log: sled::Tree,
     meta: sled::Tree,
+    files: Arc<Mutex<SegmentLog>>,
+    syncer: Arc<Syncer>,
 }
 
-fn index_key(index: u64) -> [u8; 8] {
-    index.to_be_bytes()
+/// What the sync thread does when the files it synced are durable (or failed to be).
+type SyncDone = Box<dyn FnOnce(std::io::Result<()>) + Send>;
+
+/// Files to make durable, and what to do then. A job with no files is a barrier: it runs
+/// once every job queued before it is done.
+struct SyncJob {
+    files: Vec<Arc<File>>,
+    done: SyncDone,
+}
+
+/// The log's sync thread: it takes every job queued, syncs each file they name once, then
+/// runs their `done` in queue order. After a failed sync every later job fails too: what
+/// the kernel dropped from its cache after a failed `fdatasync` cannot be synced again.
+struct Syncer {
+    jobs: mpsc::Sender<SyncJob>,
+    failed: Arc<AtomicBool>,
+}
+
+impl Syncer {
+    fn start() -> Result<Syncer, StoreError> {
+        let (jobs, queue) = mpsc::channel::<SyncJob>();
+        let failed = Arc::new(AtomicBool::new(false));
+        let thread_failed = failed.clone();
+        std::thread::Builder::new()
+            .name("gavel-log-sync".to_string())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(queue.try_iter());
+                    let mut files: Vec<Arc<File>> = Vec::new();
+                    for file in batch.iter().flat_map(|job| job.files.iter()) {
+                        if !files.iter().any(|known| Arc::ptr_eq(known, file)) {
+                            files.push(file.clone());
+                        }
+                    }
+                    let result = if thread_failed.load(Ordering::SeqCst) {
+                        Err("an earlier sync of the raft log failed".to_string())
+                    } else {
+                        sync_files(&files).map_err(|error| {
+                            thread_failed.store(true, Ordering::SeqCst);
+                            format!("syncing the raft log: {error}")
+                        })
+                    };
+                    for job in batch {
+                        (job.done)(result.clone().map_err(std::io::Error::other));
+                    }
+                }
+            })
+            .map_err(|error| {
+                StoreError::Task(format!("cannot start the log's sync thread: {error}"))
+            })?;
+        Ok(Syncer { jobs, failed })
+    }
+
+    fn submit(&self, files: Vec<Arc<File>>, done: SyncDone) -> Result<(), StoreError> {
+        self.jobs
+            .send(SyncJob { files, done })
+            .map_err(|_| StoreError::Task("the log's sync thread has stopped".to_string()))
+    }
+
+    /// Waits until every sync queued before it is done.
+    async fn barrier(&self) -> Result<(), StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(
+            Vec::new(),
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        )?;
+        rx.await
+            .map_err(|_| StoreError::Task("the log's sync thread has stopped".to_string()))?
+            .map_err(|error| StoreError::Task(error.to_string()))
+    }
 }
 
 fn key_index(key: &[u8]) -> Result<u64, StoreError> {
@@ -74,21 +156,30 @@ fn read_failed(error: StoreError) -> StorageError<u64> {
 }
 
 impl LogStore {
+    /// Opens the log of the node whose sled database `durable` is: the meta tree, and the
+    /// segment files in `<sled dir>/wal` (created if missing, a torn tail cut off). Entries
+    /// still in the tree `log` are moved to the files first.
     pub fn open(durable: Arc<Durable>) -> Result<Self, StoreError> {
         let db = durable.db();
-        let log = db
-            .open_tree("log")
-            .map_err(StoreError::sled("open the log tree"))?;
         let meta = db
             .open_tree("meta")
             .map_err(StoreError::sled("open the meta tree"))?;
-        Ok(LogStore { durable, log, meta })
+        let purged: Option<LogId<u64>> = read_meta(&meta, KEY_LAST_PURGED, "last purged log id")?;
+        let purged_index = purged.map(|log_id| log_id.index);
+        let mut files = SegmentLog::open(&durable.dir().join("wal"), purged_index)?;
+        move_sled_log(&durable, &mut files, purged_index)?;
+        Ok(LogStore {
+            durable,
+            meta,
+            files: Arc::new(Mutex::new(files)),
+            syncer: Arc::new(Syncer::start()?),
+        })
     }
 
     /// Records that this directory belongs to `node_id`, or checks that it already does:
     /// a node must never run under another node's log and vote.
     pub async fn claim_node_id(&self, node_id: u64) -> Result<(), StoreError> {
-        match self.read_meta::<u64>(KEY_NODE_ID, "node id")? {
+        match read_meta::<u64>(&self.meta, KEY_NODE_ID, "node id")? {
             Some(stored) if stored == node_id => Ok(()),
             Some(stored) => Err(StoreError::NodeIdMismatch {
                 stored,
@@ -110,18 +201,6 @@ impl LogStore {
         }
     }
 
-    fn read_meta<T: DeserializeOwned>(
-        &self,
-        key: &[u8],
-        what: &str,
-    ) -> Result<Option<T>, StoreError> {
-        self.meta
-            .get(key)
-            .map_err(StoreError::sled("read the meta tree"))?
-            .map(|bytes| decode(what, &bytes))
-            .transpose()
-    }
-
     fn write_meta<T: Serialize>(
         &self,
         key: &[u8],
@@ -135,7 +214,7 @@ impl LogStore {
         Ok(())
     }
 
-    /// The entries whose indexes fall in `range`, each checked against its key.
+    /// The entries whose indexes fall in `range`, each checked against its record.
     pub fn entries<R: RangeBounds<u64>>(
         &self,
         range: R,
@@ -149,50 +228,87 @@ impl LogStore {
             Bound::Unbounded => 0,
         };
         let end = match range.end_bound() {
-            Bound::Included(&index) => Bound::Included(index_key(index)),
-            Bound::Excluded(&index) => Bound::Excluded(index_key(index)),
-            Bound::Unbounded => Bound::Unbounded,
+            Bound::Included(&index) => index.saturating_add(1),
+            Bound::Excluded(&index) => index,
+            Bound::Unbounded => u64::MAX,
         };
-        if let Bound::Excluded(end) | Bound::Included(end) = &end {
-            if u64::from_be_bytes(*end) < start {
-                return Ok(Vec::new());
-            }
+        if end <= start {
+            return Ok(Vec::new());
         }
-        let mut entries = Vec::new();
-        for item in self.log.range((Bound::Included(index_key(start)), end)) {
-            let (key, bytes) = item.map_err(StoreError::sled("read the log"))?;
-            entries.push(decode_entry(&key, &bytes)?);
-        }
-        Ok(entries)
+        let plan = self.files.lock().plan_read(start, end);
+        plan.read()?
+            .into_iter()
+            .map(|(index, bytes)| decode_entry(index, &bytes))
+            .collect()
     }
 
     fn last_log_id(&self) -> Result<Option<LogId<u64>>, StoreError> {
-        match self.log.last().map_err(StoreError::sled("read the log"))? {
-            Some((key, bytes)) => Ok(Some(decode_entry(&key, &bytes)?.log_id)),
+        let last = self.files.lock().last_index();
+        match last {
+            Some(index) => Ok(self.entries(index..=index)?.pop().map(|entry| entry.log_id)),
             None => Ok(None),
         }
     }
+}
 
-    /// Removes the entries at `from` and after, durably.
-    async fn remove_from(&self, from: u64) -> Result<(), StoreError> {
-        let log = self.log.clone();
-        let durable = self.durable.clone();
-        blocking(move || {
-            durable.write_durably(|_| {
-                let mut batch = sled::Batch::default();
-                for key in log.range(index_key(from)..).keys() {
-                    batch.remove(key.map_err(StoreError::sled("read the log"))?);
-                }
-                log.apply_batch(batch)
-                    .map_err(StoreError::sled("truncate the log"))
-            })
-        })
-        .await
+#[cfg(test)]
+impl LogStore {
+    /// Writes raw records (index, stored bytes) after the log's end, for tests that need
+    /// records `append` would never write.
+    pub(crate) fn append_raw(&self, records: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+        let written = self.files.lock().append(records)?;
+        sync_files(&written).map_err(StoreError::io(self.durable.dir().join("wal")))
     }
 }
 
-fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
-    let index = key_index(key)?;
+fn read_meta<T: DeserializeOwned>(
+    meta: &sled::Tree,
+    key: &[u8],
+    what: &str,
+) -> Result<Option<T>, StoreError> {
+    meta.get(key)
+        .map_err(StoreError::sled("read the meta tree"))?
+        .map(|bytes| decode(what, &bytes))
+        .transpose()
+}
+
+/// Moves the entries of a directory written before the segment files (sled's tree `log`)
+/// to the files, durably, then empties the tree. A crash in between leaves both; the next
+/// open copies only what the files lack.
+fn move_sled_log(
+    durable: &Durable,
+    files: &mut SegmentLog,
+    purged: Option<u64>,
+) -> Result<(), StoreError> {
+    let tree = durable
+        .db()
+        .open_tree("log")
+        .map_err(StoreError::sled("open the log tree"))?;
+    if tree.is_empty() {
+        return Ok(());
+    }
+    let mut records = Vec::new();
+    for item in tree.iter() {
+        let (key, bytes) = item.map_err(StoreError::sled("read the log"))?;
+        let index = key_index(&key)?;
+        if files.next_index().is_some_and(|next| index < next) {
+            continue;
+        }
+        records.push((index, bytes.to_vec()));
+    }
+    tracing::info!(
+        entries = records.len(),
+        "moving the raft log from sled to its segment files"
+    );
+    let written = files.append(&records)?;
+    sync_files(&written).map_err(StoreError::io(durable.dir().join("wal")))?;
+    if let Some(purged) = purged {
+        files.purge_through(purged)?;
+    }
+    durable.write_durably(|_| tree.clear().map_err(StoreError::sled("empty the log tree")))
+}
+
+fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
     let entry = decode_versioned(
         &format!("log entry {index}"),
         bytes,
@@ -242,9 +358,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<u64>> {
-        let last_purged_log_id: Option<LogId<u64>> = self
-            .read_meta(KEY_LAST_PURGED, "last purged log id")
-            .map_err(read_failed)?;
+        let last_purged_log_id: Option<LogId<u64>> =
+            read_meta(&self.meta, KEY_LAST_PURGED, "last purged log id").map_err(read_failed)?;
         // Entries at or below the purge mark may outlive a crash in the middle of `purge`;
         // they do not count.
         let last_log_id = self
@@ -279,7 +394,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
-        self.read_meta(KEY_VOTE, "vote")
+        read_meta(&self.meta, KEY_VOTE, "vote")
             .map_err(|error| error.into_storage(ErrorSubject::Vote, ErrorVerb::Read))
     }
 
@@ -292,9 +407,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
-        let committed: Option<Option<LogId<u64>>> = self
-            .read_meta(KEY_COMMITTED, "committed log id")
-            .map_err(|error| error.into_storage(ErrorSubject::Store, ErrorVerb::Read))?;
+        let committed: Option<Option<LogId<u64>>> =
+            read_meta(&self.meta, KEY_COMMITTED, "committed log id")
+                .map_err(|error| error.into_storage(ErrorSubject::Store, ErrorVerb::Read))?;
         Ok(committed.flatten())
     }
 
@@ -309,61 +424,60 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let write_failed =
             |error: StoreError| error.into_storage(ErrorSubject::Logs, ErrorVerb::Write);
-        let mut batch = sled::Batch::default();
-        for entry in entries {
-            let index = entry.log_id.index;
-            let record = encode_entry(&entry).map_err(write_failed)?;
-            batch.insert(&index_key(index), record);
-        }
-        let log = self.log.clone();
-        let durable = self.durable.clone();
-        // The core waits for `callback` before its next write, so appending and syncing
-        // here, then reporting, costs nothing in concurrency and keeps the order obvious.
-        let result = blocking(move || {
-            durable.write_durably(|_| {
-                log.apply_batch(batch)
-                    .map_err(StoreError::sled("append to the log"))
-            })
-        })
-        .await;
-        match result {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(error) => {
-                callback.log_io_completed(Err(error.to_io()));
-                Err(write_failed(error))
-            }
-        }
+        let written = entries
+            .into_iter()
+            .map(|entry| Ok((entry.log_id.index, encode_entry(&entry)?)))
+            .collect::<Result<Vec<_>, StoreError>>()
+            .and_then(|records| {
+                if self.syncer.failed.load(Ordering::SeqCst) {
+                    return Err(StoreError::Task(
+                        "an earlier sync of the raft log failed".to_string(),
+                    ));
+                }
+                self.files.lock().append(&records)
+            });
+        // Written to the page cache and readable now; durable when the sync thread says.
+        let submitted = written.and_then(|files| {
+            self.syncer.submit(
+                files,
+                Box::new(move |result| callback.log_io_completed(result)),
+            )
+        });
+        submitted.map_err(write_failed)
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        let delete_failed =
+            |error: StoreError| error.into_storage(ErrorSubject::Logs, ErrorVerb::Delete);
         tracing::debug!(%log_id, "truncating the raft log");
-        self.remove_from(log_id.index)
+        self.syncer.barrier().await.map_err(delete_failed)?;
+        let files = self.files.clone();
+        blocking(move || files.lock().truncate_from(log_id.index))
             .await
-            .map_err(|error| error.into_storage(ErrorSubject::Logs, ErrorVerb::Delete))
+            .map_err(delete_failed)
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
         let delete_failed =
             |error: StoreError| error.into_storage(ErrorSubject::Logs, ErrorVerb::Delete);
         tracing::debug!(%log_id, "purging the raft log");
-        // The purge mark first: sled recovers a prefix of its writes, so a crash can leave
-        // entries below the mark (ignored) but never a mark above missing entries' hole.
-        self.write_meta(KEY_LAST_PURGED, "last purged log id", &log_id)
-            .map_err(delete_failed)?;
-        let mut batch = sled::Batch::default();
-        for key in self.log.range(..=index_key(log_id.index)).keys() {
-            batch.remove(
-                key.map_err(StoreError::sled("read the log"))
-                    .map_err(delete_failed)?,
-            );
-        }
-        self.log
-            .apply_batch(batch)
-            .map_err(StoreError::sled("purge the log"))
-            .map_err(delete_failed)
+        // The purge mark is durable before any segment goes: a crash in between leaves
+        // entries below the mark, which do not count, never a mark above a hole.
+        let record = encode("last purged log id", &log_id).map_err(delete_failed)?;
+        self.syncer.barrier().await.map_err(delete_failed)?;
+        let meta = self.meta.clone();
+        let durable = self.durable.clone();
+        let files = self.files.clone();
+        blocking(move || {
+            durable.write_durably(|_| {
+                meta.insert(KEY_LAST_PURGED, record)
+                    .map_err(StoreError::sled("write the purge mark"))
+                    .map(drop)
+            })?;
+            files.lock().purge_through(log_id.index)
+        })
+        .await
+        .map_err(delete_failed)
     }
 }
 
@@ -395,28 +509,43 @@ mod tests {
     }
 
     #[test]
-    fn entries_written_with_one_envelope_each_are_read_as_proposals_of_one() {
+    fn entries_left_in_sled_move_to_the_files_and_format_1_reads_as_a_proposal_of_one() {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let store = open_store(dir.path());
-        let log_id = LogId::new(CommittedLeaderId::new(2, 1), 5);
+        let old_id = LogId::new(CommittedLeaderId::new(2, 1), 5);
         let old: Entry<SingleEnvelopeTypes> = Entry {
-            log_id,
+            log_id: old_id,
             payload: EntryPayload::Normal(envelope()),
         };
-        let record = encode_as(LOG_ENTRY_FORMAT_SINGLE, "old entry", &old).expect("encode");
-        store
-            .log
-            .insert(index_key(5), record)
-            .expect("write the old entry");
-
-        let read = store.entries(5..=5).expect("the old entry decodes");
-        assert_eq!(read.len(), 1);
-        assert_eq!(read[0].log_id, log_id);
-        match &read[0].payload {
-            EntryPayload::Normal(proposal) => {
-                assert_eq!(*proposal, Proposal::from(envelope()))
+        let new: Entry<TypeConfig> = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(2, 1), 6),
+            payload: EntryPayload::Normal(Proposal {
+                envelopes: vec![envelope(), envelope()],
+            }),
+        };
+        {
+            let durable = Durable::open(dir.path()).expect("open sled");
+            let tree = durable.db().open_tree("log").expect("the log tree");
+            let record = encode_as(LOG_ENTRY_FORMAT_SINGLE, "old entry", &old).expect("encode");
+            tree.insert(5u64.to_be_bytes(), record).expect("write");
+            tree.insert(6u64.to_be_bytes(), encode_entry(&new).expect("encode"))
+                .expect("write");
+            durable.make_durable().expect("durable");
+        }
+        for _ in 0..2 {
+            let store = open_store(dir.path());
+            let read = store.entries(5..=6).expect("the moved entries decode");
+            assert_eq!(read.len(), 2);
+            assert_eq!(read[0].log_id, old_id);
+            match &read[0].payload {
+                EntryPayload::Normal(proposal) => {
+                    assert_eq!(*proposal, Proposal::from(envelope()))
+                }
+                other => panic!("expected a normal entry, read {other:?}"),
             }
-            other => panic!("expected a normal entry, read {other:?}"),
+            assert_eq!(read[1], new);
+            assert_eq!(store.last_log_id().expect("last"), Some(new.log_id));
+            let tree = store.durable.db().open_tree("log").expect("the log tree");
+            assert!(tree.is_empty(), "the sled tree is emptied");
         }
     }
 
@@ -431,15 +560,12 @@ mod tests {
             }),
         };
         let mut record = encode_entry(&new).expect("encode");
-        store
-            .log
-            .insert(index_key(6), record.clone())
-            .expect("write");
+        store.append_raw(&[(6, record.clone())]).expect("write");
         assert_eq!(store.entries(6..=6).expect("reads back"), vec![new]);
 
         record[0] = 9;
-        store.log.insert(index_key(6), record).expect("write");
-        match store.entries(6..=6) {
+        store.append_raw(&[(7, record)]).expect("write");
+        match store.entries(7..=7) {
             Err(StoreError::Corrupt { .. }) => {}
             other => panic!("expected a corrupt-record error, got {other:?}"),
         }

@@ -1,5 +1,6 @@
-//! Gavel's replication layer: openraft's type configuration for Gavel, the sled-backed
-//! Raft log made durable with fdatasync (`log_store`, `durable`), the state machine that
+//! Gavel's replication layer: openraft's type configuration for Gavel, the Raft log in
+//! segment files of its own made durable with fdatasync (`log_store`, `segments`), Raft's
+//! metadata in sled (`durable`: sled with fdatasync), the state machine that
 //! feeds every committed entry to `kernel::apply` and publishes the events it produced
 //! (`state_machine`), the Raft network over the peer transport (`network`), and
 //! `open_with_network` (`open` for a node without peers), which assembles them into a
@@ -18,6 +19,7 @@ pub mod exchange;
 mod log_store;
 mod network;
 mod offline;
+mod segments;
 mod snapshot_file;
 mod state_machine;
 #[cfg(test)]

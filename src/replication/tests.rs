@@ -284,31 +284,27 @@ async fn corrupt_records_are_typed_errors() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let durable = Arc::new(Durable::open(dir.path()).expect("open sled"));
     let mut log = LogStore::open(durable.clone()).expect("open the log");
-    let tree = durable.db().open_tree("log").expect("the log tree");
 
-    tree.insert(5u64.to_be_bytes(), vec![1, 2, 3])
-        .expect("insert garbage");
-    tree.insert(6u64.to_be_bytes(), Vec::new())
-        .expect("insert nothing");
-    tree.insert(7u64.to_be_bytes(), vec![9, 0])
-        .expect("insert an unknown format");
-    for index in 5..8u64 {
+    log.append_raw(&[(5, vec![1, 2, 3]), (6, vec![9, 0])])
+        .expect("write garbage and an unknown format");
+    for index in 5..7u64 {
         assert!(matches!(
             log.entries(index..index + 1),
             Err(StoreError::Corrupt { .. })
         ));
         assert!(log.try_get_log_entries(index..index + 1).await.is_err());
     }
+    // An empty record cannot be written: a zero length ends a segment's records.
+    assert!(log.append_raw(&[(7, Vec::new())]).is_err());
 
-    // A well-formed entry under another index's key.
+    // A well-formed entry under another index.
     let entry = openraft::Entry::<TypeConfig> {
         log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 9),
         payload: openraft::EntryPayload::Blank,
     };
     let record = codec::encode("entry", &entry).expect("encode");
-    tree.insert(8u64.to_be_bytes(), record)
-        .expect("insert misplaced");
-    assert!(matches!(log.entries(8..9), Err(StoreError::Corrupt { .. })));
+    log.append_raw(&[(7, record)]).expect("write misplaced");
+    assert!(matches!(log.entries(7..8), Err(StoreError::Corrupt { .. })));
 
     // A corrupt snapshot stops the state machine from opening.
     let snapshots = durable

@@ -1,6 +1,6 @@
-//! Group commit on the leader. openraft 0.9 appends each `client_write` to the log on its
-//! own and waits for that append (a sled flush and an fdatasync) before it takes the next,
-//! so one command per log entry caps the leader at one fdatasync per command. The
+//! Group commit on the leader. openraft 0.9 makes each `client_write` a log entry of its
+//! own, replicated and acknowledged entry by entry, so one command per log entry costs
+//! every voter an append, a message and a sync per command. The
 //! Supervisor therefore hands stamped commands to the `Proposer`, whose task puts every
 //! command that arrived while earlier entries were being written into one `Proposal`
 //! (one log entry, one append and one fdatasync on every voter), at most
