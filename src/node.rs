@@ -228,6 +228,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             raft: replication.raft.clone(),
             state: replication.state.clone(),
             archive: replication.archive.clone(),
+            sizes: replication.sizes.clone(),
         },
         JanitorSettings {
             interval_ms: config.janitor.interval_ms,

@@ -11,8 +11,9 @@
 //!   actors of live auctions that stopped and releases those of auctions closed long
 //!   enough ago or archived;
 //! - on every node, it has openraft build a snapshot once `snapshot_after_entries` entries
-//!   were applied since the last one, and purge the log up to `log_entries_kept` entries
-//!   before the snapshot.
+//!   were applied since the last one and the log written since takes at least as many
+//!   bytes as that snapshot (so rewriting a large state never costs more than the log it
+//!   replaces), and purge the log up to `log_entries_kept` entries before the snapshot.
 //!
 //! - it hands the heap's free pages back to the operating system (`malloc_trim`).
 //!
@@ -30,7 +31,7 @@ use super::resource_pool::{ListActors, ResourcePool, Sweep};
 use super::supervisor::{IsLeader, Propose, ProposeError, Supervisor};
 use super::wall_clock_ms;
 use crate::kernel::{Command, Outcome};
-use crate::replication::{ArchiveStore, GavelRaft, SharedState};
+use crate::replication::{ArchiveStore, GavelRaft, SharedState, StorageSizes};
 
 /// An Auction actor whose mailbox is not drained within this bound is replaced.
 const STUCK_AFTER: Duration = Duration::from_secs(2);
@@ -57,6 +58,7 @@ pub struct JanitorHandles {
     pub raft: GavelRaft,
     pub state: SharedState,
     pub archive: ArchiveStore,
+    pub sizes: StorageSizes,
 }
 
 /// What the last sweep did, and totals since the node started.
@@ -96,6 +98,10 @@ pub struct JanitorReport {
     /// Last log index in this node's latest snapshot, and the last purged one.
     pub last_snapshot_index: Option<u64>,
     pub last_purged_index: Option<u64>,
+    /// Bytes of log written after the latest snapshot, and that snapshot's size: a
+    /// snapshot is built only once the first reaches the second.
+    pub log_bytes_since_snapshot: u64,
+    pub last_snapshot_bytes: u64,
     pub last_applied_index: Option<u64>,
 }
 
@@ -310,11 +316,12 @@ impl Janitor {
                 report.archive_size = janitor.handles.archive.len() as u64;
                 report.state_auctions = janitor.handles.state.read().kernel.auctions.len() as u64;
                 let raft = janitor.handles.raft.clone();
+                let sizes = janitor.handles.sizes.clone();
                 let settings = (
                     janitor.settings.snapshot_after_entries,
                     janitor.settings.log_entries_kept,
                 );
-                compact_log(raft, settings.0, settings.1).into_actor(janitor)
+                compact_log(raft, sizes, settings.0, settings.1).into_actor(janitor)
             },
         )
         .map(|compacted, janitor, _ctx| {
@@ -323,6 +330,8 @@ impl Janitor {
             report.log_purges_triggered += u64::from(compacted.purge_triggered);
             report.last_snapshot_index = compacted.snapshot_index;
             report.last_purged_index = compacted.purged_index;
+            report.log_bytes_since_snapshot = compacted.log_bytes_since_snapshot;
+            report.last_snapshot_bytes = compacted.snapshot_bytes;
             report.last_applied_index = compacted.applied_index;
             report.sweeps += 1;
             report.last_sweep_at_ms = Some(wall_clock_ms());
@@ -382,12 +391,26 @@ struct Compacted {
     snapshot_index: Option<u64>,
     purged_index: Option<u64>,
     applied_index: Option<u64>,
+    log_bytes_since_snapshot: u64,
+    snapshot_bytes: u64,
 }
 
-/// Asks openraft for a snapshot once `snapshot_after_entries` entries were applied since
-/// the last one, and for a purge of the log up to `log_entries_kept` entries before it.
+/// Whether to build a snapshot: enough entries since the last one, and at least as many
+/// bytes of log since it as it takes itself.
+fn snapshot_due(
+    entries_since: u64,
+    after_entries: u64,
+    log_bytes_since: u64,
+    snapshot_bytes: u64,
+) -> bool {
+    entries_since >= after_entries.max(1) && log_bytes_since >= snapshot_bytes
+}
+
+/// Asks openraft for a snapshot when `snapshot_due`, and for a purge of the log up to
+/// `log_entries_kept` entries before the latest snapshot.
 async fn compact_log(
     raft: GavelRaft,
+    sizes: StorageSizes,
     snapshot_after_entries: u64,
     log_entries_kept: u64,
 ) -> Compacted {
@@ -398,14 +421,24 @@ async fn compact_log(
     let since_snapshot = applied_index
         .unwrap_or(0)
         .saturating_sub(snapshot_index.unwrap_or(0));
+    let log_bytes_since_snapshot = sizes.log_bytes_after(snapshot_index);
+    let snapshot_bytes = sizes.snapshot_bytes();
     let mut compacted = Compacted {
         snapshot_triggered: false,
         purge_triggered: false,
         snapshot_index,
         purged_index,
         applied_index,
+        log_bytes_since_snapshot,
+        snapshot_bytes,
     };
-    if applied_index.is_some() && since_snapshot >= snapshot_after_entries.max(1) {
+    let due = snapshot_due(
+        since_snapshot,
+        snapshot_after_entries,
+        log_bytes_since_snapshot,
+        snapshot_bytes,
+    );
+    if applied_index.is_some() && due {
         match raft.trigger().snapshot().await {
             Ok(()) => compacted.snapshot_triggered = true,
             Err(error) => tracing::warn!(%error, "janitor could not trigger a snapshot"),
@@ -468,6 +501,16 @@ mod tests {
             deadline_ms,
             bid_count,
         }
+    }
+
+    #[test]
+    fn a_snapshot_waits_for_enough_entries_and_as_much_log_as_it_takes() {
+        // Entries counted first.
+        assert!(!snapshot_due(1_999, 2_000, 10 << 20, 0));
+        assert!(snapshot_due(2_000, 2_000, 1, 0));
+        // A 50 MB snapshot is rewritten only once 50 MB of log were written after it.
+        assert!(!snapshot_due(9_000, 2_000, 49 << 20, 50 << 20));
+        assert!(snapshot_due(9_000, 2_000, 50 << 20, 50 << 20));
     }
 
     #[test]

@@ -201,8 +201,10 @@ pub struct RaftSection {
     /// has run out (`actors::supervisor::election`).
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
-    /// Take a snapshot (and purge the log before it) every this many applied entries; an
-    /// entry holds up to 128 commands the leader proposed together.
+    /// openraft takes a snapshot (and the log before it is purged) at the latest every
+    /// this many applied entries; an entry holds up to 128 commands the leader proposed
+    /// together. Sooner, the Janitor asks for one every 2000 entries (or this many, if
+    /// fewer) once the log written since the last snapshot is as large as that snapshot.
     pub snapshot_every_entries: u64,
 }
 
@@ -212,7 +214,7 @@ impl Default for RaftSection {
             heartbeat_interval_ms: 50,
             election_timeout_min_ms: 150,
             election_timeout_max_ms: 300,
-            snapshot_every_entries: 5000,
+            snapshot_every_entries: 50_000,
         }
     }
 }

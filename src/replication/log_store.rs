@@ -69,6 +69,17 @@ pub struct LogStore {
     syncer: Arc<Syncer>,
 }
 
+/// The size of a node's log on disk (see `LogStore::size`).
+#[derive(Clone)]
+pub struct LogSize(Arc<Mutex<SegmentLog>>);
+
+impl LogSize {
+    /// The bytes the entries after `index` take on disk (all entries when `None`).
+    pub fn bytes_after(&self, index: Option<u64>) -> u64 {
+        self.0.lock().bytes_after(index)
+    }
+}
+
 /// What the sync thread does when the files it synced are durable (or failed to be).
 type SyncDone = Box<dyn FnOnce(std::io::Result<()>) + Send>;
 
@@ -240,6 +251,12 @@ impl LogStore {
             .into_iter()
             .map(|(index, bytes)| decode_entry(index, &bytes))
             .collect()
+    }
+
+    /// A view of the log's size on disk that keeps neither the database nor the sync
+    /// thread alive.
+    pub fn size(&self) -> LogSize {
+        LogSize(self.files.clone())
     }
 
     fn last_log_id(&self) -> Result<Option<LogId<u64>>, StoreError> {

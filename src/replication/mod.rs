@@ -269,7 +269,31 @@ pub struct Replication {
     pub db: sled::Db,
     /// Closed auctions that left the state (see `archive`).
     pub archive: ArchiveStore,
+    /// The sizes the Janitor weighs before it asks for a snapshot.
+    pub sizes: StorageSizes,
     durable: Arc<Durable>,
+}
+
+/// How large the log and the latest snapshot are on disk. A snapshot rewrites the whole
+/// state; the log after it only grows with what was written since. The Janitor asks for a
+/// snapshot once the log since the last one is at least as large as that snapshot, so the
+/// snapshots never write more than the log does, whatever the size of the state.
+#[derive(Clone)]
+pub struct StorageSizes {
+    log: log_store::LogSize,
+    snapshot_file: PathBuf,
+}
+
+impl StorageSizes {
+    /// The bytes the log entries after `index` take (all of them when `None`).
+    pub fn log_bytes_after(&self, index: Option<u64>) -> u64 {
+        self.log.bytes_after(index)
+    }
+
+    /// The size of the latest snapshot's file; 0 when there is none.
+    pub fn snapshot_bytes(&self) -> u64 {
+        std::fs::metadata(&self.snapshot_file).map_or(0, |metadata| metadata.len())
+    }
 }
 
 /// Opens a node that cannot reach any peer (`UnreachableNetworkFactory`): a single voter,
@@ -298,6 +322,10 @@ where
 
     let log_store = LogStore::open(durable.clone())?;
     log_store.claim_node_id(options.node_id).await?;
+    let sizes = StorageSizes {
+        log: log_store.size(),
+        snapshot_file: snapshot_file::snapshot_path(durable.dir()),
+    };
     let archive_dir = options.data_dir.join("archive");
     let archive = error::blocking(move || ArchiveStore::open(&archive_dir)).await?;
     let (events, _) = tokio::sync::broadcast::channel(options.event_buffer);
@@ -312,6 +340,7 @@ where
         state,
         events,
         archive,
+        sizes,
         db: durable.db().clone(),
         durable,
     })

@@ -365,6 +365,25 @@ impl SegmentLog {
         Ok(())
     }
 
+    /// The bytes the records after `index` take in the segment files (all of them when
+    /// `index` is `None`).
+    pub(crate) fn bytes_after(&self, index: Option<u64>) -> u64 {
+        let from = index.map_or(0, |index| index.saturating_add(1));
+        let mut bytes = 0;
+        for segment in &self.segments {
+            if segment.next_index() <= from {
+                continue;
+            }
+            let skip = from.saturating_sub(segment.first) as usize;
+            let start = segment
+                .records
+                .get(skip)
+                .map_or(segment.end, |&(offset, _)| offset);
+            bytes += segment.end - start;
+        }
+        bytes
+    }
+
     /// Where the records with indexes in `start..end` are, for reading outside the lock.
     /// Indexes the log does not hold are left out.
     pub(crate) fn plan_read(&self, start: u64, end: u64) -> ReadPlan {
@@ -557,6 +576,10 @@ mod tests {
         assert_eq!(log.last_index(), Some(20));
         assert_eq!(read(&log, 7, 10), records(7..10, 1 << 20));
         assert_eq!(read(&log, 19, u64::MAX), records(19..21, 1 << 20));
+        let record = HEADER_BYTES + (1 << 20);
+        assert_eq!(log.bytes_after(None), 20 * record);
+        assert_eq!(log.bytes_after(Some(7)), 13 * record);
+        assert_eq!(log.bytes_after(Some(20)), 0);
     }
 
     #[test]

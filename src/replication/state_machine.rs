@@ -316,6 +316,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         // `apply` waits for the read lock without blocking that runtime (`write_state`).
         let state = self.state.clone();
         let archive = self.archive.clone();
+        let started = std::time::Instant::now();
         let (data, last_log_id, last_membership) = blocking(move || {
             // Nothing is applied while the read lock is held, so the archive holds exactly
             // what the entries up to `last_applied` archived.
@@ -335,6 +336,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         })
         .await
         .map_err(snapshot_error(None, ErrorVerb::Read))?;
+        let encoded_ms = started.elapsed().as_millis() as u64;
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_nanos());
@@ -361,6 +363,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             snapshot = %stored.meta,
             bytes = stored.data.len(),
             saved,
+            encoded_ms,
+            total_ms = started.elapsed().as_millis() as u64,
             "snapshot built (not saved if a newer one was stored meanwhile)"
         );
         Ok(Snapshot {
