@@ -50,7 +50,7 @@ pub struct BidsArgs {
     #[arg(long, default_value_t = 1000)]
     pub warmup_ms: u64,
     /// Most requests per level and system (warm-up and retries included).
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 500_000)]
     pub max_requests: u64,
     /// The etcd executable (Debian: `apt-get install -y etcd-server`).
     #[arg(long, value_name = "FILE", default_value = "etcd")]
