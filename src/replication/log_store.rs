@@ -198,14 +198,9 @@ impl LogStore {
             }),
             None => {
                 let record = encode("node id", &node_id)?;
-                let meta = self.meta.clone();
-                let durable = self.durable.clone();
+                let (meta, durable) = (self.meta.clone(), self.durable.clone());
                 blocking(move || {
-                    durable.write_durably(|_| {
-                        meta.insert(KEY_NODE_ID, record)
-                            .map_err(StoreError::sled("write the node id"))
-                            .map(drop)
-                    })
+                    put_meta_durably(&durable, &meta, KEY_NODE_ID, record, "write the node id")
                 })
                 .await
             }
@@ -276,6 +271,22 @@ impl LogStore {
         let written = self.files.lock().append(records)?;
         sync_files(&written).map_err(StoreError::io(self.durable.dir().join("wal")))
     }
+}
+
+/// Writes one record of the meta tree and makes it durable; blocks (call it through
+/// `blocking`).
+fn put_meta_durably(
+    durable: &Durable,
+    meta: &sled::Tree,
+    key: &'static [u8],
+    record: Vec<u8>,
+    action: &'static str,
+) -> Result<(), StoreError> {
+    durable.write_durably(|_| {
+        meta.insert(key, record)
+            .map_err(StoreError::sled(action))
+            .map(drop)
+    })
 }
 
 fn read_meta<T: DeserializeOwned>(
@@ -397,17 +408,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let write_failed =
             |error: StoreError| error.into_storage(ErrorSubject::Vote, ErrorVerb::Write);
         let record = encode("vote", vote).map_err(write_failed)?;
-        let meta = self.meta.clone();
-        let durable = self.durable.clone();
-        blocking(move || {
-            durable.write_durably(|_| {
-                meta.insert(KEY_VOTE, record)
-                    .map_err(StoreError::sled("write the vote"))
-                    .map(drop)
-            })
-        })
-        .await
-        .map_err(write_failed)
+        let (meta, durable) = (self.meta.clone(), self.durable.clone());
+        blocking(move || put_meta_durably(&durable, &meta, KEY_VOTE, record, "write the vote"))
+            .await
+            .map_err(write_failed)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
@@ -482,15 +486,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // entries below the mark, which do not count, never a mark above a hole.
         let record = encode("last purged log id", &log_id).map_err(delete_failed)?;
         self.syncer.barrier().await.map_err(delete_failed)?;
-        let meta = self.meta.clone();
-        let durable = self.durable.clone();
+        let (meta, durable) = (self.meta.clone(), self.durable.clone());
         let files = self.files.clone();
         blocking(move || {
-            durable.write_durably(|_| {
-                meta.insert(KEY_LAST_PURGED, record)
-                    .map_err(StoreError::sled("write the purge mark"))
-                    .map(drop)
-            })?;
+            let action = "write the purge mark";
+            put_meta_durably(&durable, &meta, KEY_LAST_PURGED, record, action)?;
             files.lock().purge_through(log_id.index)
         })
         .await
