@@ -55,7 +55,7 @@ pub struct BidsArgs {
     /// The etcd executable (Debian: `apt-get install -y etcd-server`).
     #[arg(long, value_name = "FILE", default_value = "etcd")]
     pub etcd: PathBuf,
-    /// Run Gavel alone when etcd is not installed.
+    /// Run Gavel alone (etcd is not started even when it is installed).
     #[arg(long)]
     pub gavel_only: bool,
     /// Where the run's directory (configs, data, logs of both clusters) goes; default
@@ -80,9 +80,7 @@ pub fn run_bids(args: BidsArgs) -> anyhow::Result<()> {
     if etcd_version.is_none() && !args.gavel_only {
         bail!("{}", etcd::INSTALL_HINT);
     }
-    if etcd_version.is_none() {
-        println!("{}: running Gavel alone", etcd::INSTALL_HINT);
-    }
+    let etcd_version = if args.gavel_only { None } else { etcd_version };
     raise_open_files(most as u64 * 4 + 1024)?;
     let _interrupt = Interrupt::install();
     let machine = Machine::here();

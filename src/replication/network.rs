@@ -98,6 +98,15 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetworkFactory {
     }
 }
 
+/// Times an empty append (a heartbeat, or openraft telling followers the new commit
+/// index) lets the node's other tasks run before it is sent. openraft sends the commit
+/// index the moment an entry commits, before the entry is applied and its writer
+/// answered; on one thread those sends (a wake-up of each follower) would come first.
+/// Four rounds of the scheduler take the answer from the state machine through the
+/// Proposer and the Supervisor to the HTTP worker. The next entry for that follower
+/// waits behind the heartbeat's round trip either way.
+const YIELDS_BEFORE_HEARTBEAT: usize = 4;
+
 impl RaftNetwork<TypeConfig> for PeerNetwork {
     /// After an unreachable peer: retry soon (a restarted node is caught up quickly and
     /// does not time out into an election), then back off to one attempt every 500 ms.
@@ -115,6 +124,11 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, NodeInfo, RaftError<u64>>> {
         let entries = rpc.entries.len();
+        if entries == 0 {
+            for _ in 0..YIELDS_BEFORE_HEARTBEAT {
+                tokio::task::yield_now().await;
+            }
+        }
         let result = self.client.append_entries(rpc, option.hard_ttl()).await;
         self.answer(result, Some(entries))
     }
