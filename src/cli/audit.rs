@@ -44,19 +44,23 @@ pub struct Finding {
 
 /// Checks one auction's bid records: the chain first (it names the broken record), then
 /// that prices strictly increase.
-pub fn check_bids(auction_id: &str, bids: &[BidRecord]) -> Result<(), Finding> {
+pub fn check_bids<'a, I>(auction_id: &str, bids: I) -> Result<(), Finding>
+where
+    I: IntoIterator<Item = &'a BidRecord> + Copy,
+{
     let finding = |problem: String| Finding {
         auction_id: auction_id.to_string(),
         problem,
     };
     verify_chain(auction_id, bids).map_err(|broken| finding(broken.to_string()))?;
-    if let Some(pair) = bids
-        .windows(2)
-        .find(|pair| pair[0].amount >= pair[1].amount)
+    if let Some((earlier, later)) = bids
+        .into_iter()
+        .zip(bids.into_iter().skip(1))
+        .find(|(earlier, later)| earlier.amount >= later.amount)
     {
         return Err(finding(format!(
             "bid record {} is not above bid record {}",
-            pair[1].seq, pair[0].seq
+            later.seq, earlier.seq
         )));
     }
     Ok(())

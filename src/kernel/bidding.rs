@@ -123,7 +123,7 @@ pub fn place_bid(
         },
     );
     let bid_id = bid_id_from_hash(&hash);
-    auction.bids.push(BidRecord {
+    auction.bids.push_back(BidRecord {
         seq,
         bid_id: bid_id.clone(),
         bidder_id: bidder_id.clone(),

@@ -57,9 +57,12 @@ pub struct ChainBreak {
 }
 
 /// Recomputes every hash of an auction's bid records.
-pub fn verify_chain(auction_id: &str, bids: &[BidRecord]) -> Result<(), ChainBreak> {
+pub fn verify_chain<'a>(
+    auction_id: &str,
+    bids: impl IntoIterator<Item = &'a BidRecord>,
+) -> Result<(), ChainBreak> {
     let mut prev = GENESIS_HASH.to_string();
-    for (index, bid) in bids.iter().enumerate() {
+    for (index, bid) in bids.into_iter().enumerate() {
         let broken = |reason| ChainBreak {
             auction_id: auction_id.to_string(),
             seq: bid.seq,

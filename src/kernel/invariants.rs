@@ -28,8 +28,9 @@ pub enum Violation {
 pub fn prices_strictly_increase(auction: &Auction) -> Result<(), Violation> {
     let increasing = auction
         .bids
-        .windows(2)
-        .all(|pair| pair[0].amount < pair[1].amount);
+        .iter()
+        .zip(auction.bids.iter().skip(1))
+        .all(|(earlier, later)| earlier.amount < later.amount);
     if increasing {
         Ok(())
     } else {

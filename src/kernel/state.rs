@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use imbl::{OrdMap, Vector};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -17,8 +18,10 @@ pub struct State {
     /// Sessions by the SHA-256 hash of their token.
     pub sessions: BTreeMap<String, Session>,
     pub auctions: BTreeMap<String, Auction>,
-    /// Idempotency records: bidder id, then request_id.
-    pub requests: BTreeMap<String, BTreeMap<String, RequestRecord>>,
+    /// Idempotency records: bidder id, then request_id. Persistent maps, like an
+    /// auction's bids: a bidder's records grow with every bid, and a clone of the state
+    /// (a snapshot's) shares them instead of copying them.
+    pub requests: BTreeMap<String, OrdMap<String, RequestRecord>>,
     /// When each leader took over, oldest first (bounded by `MAX_TAKEOVERS_KEPT`).
     pub takeovers: Vec<TakeoverRecord>,
     /// Every control action, oldest first, with the operator who gave it (bounded by
@@ -177,14 +180,16 @@ pub struct Auction {
     pub suspension: Option<Suspension>,
     /// Bidder id to bidder number.
     pub qualified: BTreeMap<String, BidderNumber>,
-    pub bids: Vec<BidRecord>,
+    /// Oldest first. A persistent vector: cloning an auction (a snapshot does, under the
+    /// state's lock) shares its bids, and the next bid copies one chunk, not all of them.
+    pub bids: Vector<BidRecord>,
     /// Bidders who confirmed in `capped`.
     pub confirmations: BTreeSet<String>,
     pub winner: Option<Winner>,
     pub closed_at_ms: Option<u64>,
     /// Count of refused commands by rejection code.
     pub rejections: BTreeMap<String, u64>,
-    pub audit: Vec<AuditRecord>,
+    pub audit: Vector<AuditRecord>,
 }
 
 impl Auction {
@@ -196,12 +201,12 @@ impl Auction {
             spec,
             suspension: None,
             qualified: BTreeMap::new(),
-            bids: Vec::new(),
+            bids: Vector::new(),
             confirmations: BTreeSet::new(),
             winner: None,
             closed_at_ms: None,
             rejections: BTreeMap::new(),
-            audit: Vec::new(),
+            audit: Vector::new(),
         }
     }
 
@@ -228,9 +233,9 @@ impl Auction {
 
     pub(crate) fn record(&mut self, at_ms: u64, actor: &str, action: &str, detail: String) {
         if self.audit.len() >= MAX_AUDIT_RECORDS {
-            self.audit.remove(0);
+            self.audit.pop_front();
         }
-        self.audit.push(AuditRecord {
+        self.audit.push_back(AuditRecord {
             at_ms,
             actor: actor.to_string(),
             action: action.to_string(),

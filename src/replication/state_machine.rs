@@ -5,8 +5,9 @@
 //! events; the broadcast is bounded and never blocks the kernel. The state itself is not
 //! written on apply: snapshots are. A snapshot is the encoded kernel state with the last
 //! applied log id and membership, stored in a file of its own (`snapshot_file`) and made
-//! durable before it is reported built or installed; it is encoded on a blocking thread
-//! while `apply` waits for the lock without blocking the node's runtime. `open` loads it, and openraft then re-applies the
+//! durable before it is reported built or installed; the state is copied under the read
+//! lock (cheaply: bids and request records are persistent structures) and encoded on a
+//! blocking thread after it. `open` loads it, and openraft then re-applies the
 //! committed entries after it (`StorageHelper::get_initial_state`, called by `Raft::new`).
 //! Auctions that a `Command::Archive` entry takes out of the kernel state go to the
 //! node's `ArchiveStore` as the entry is applied; a snapshot also carries the newest
@@ -317,22 +318,35 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let state = self.state.clone();
         let archive = self.archive.clone();
         let started = std::time::Instant::now();
-        let (data, last_log_id, last_membership) = blocking(move || {
+        let (data, last_log_id, last_membership, locked_ms) = blocking(move || {
+            // The state is copied under the read lock and encoded after it: an auction's
+            // bids and a bidder's request records are persistent structures, so the copy
+            // shares them and takes little time, however many bids the state holds.
             // Nothing is applied while the read lock is held, so the archive holds exactly
             // what the entries up to `last_applied` archived.
-            let state = state.read();
-            let archived = archive.newest(state.last_applied_index, ARCHIVED_IN_SNAPSHOT)?;
+            let (kernel, applied, membership, exchange, archived) = {
+                let state = state.read();
+                let archived = archive.newest(state.last_applied_index, ARCHIVED_IN_SNAPSHOT)?;
+                (
+                    state.kernel.clone(),
+                    state.last_applied,
+                    state.membership.clone(),
+                    state.exchange.clone(),
+                    archived,
+                )
+            };
+            let locked_ms = started.elapsed().as_millis() as u64;
             let data = encode(
                 "snapshot",
                 &SnapshotPayloadRef {
-                    kernel: &state.kernel,
-                    last_applied: &state.last_applied,
-                    last_membership: &state.membership,
+                    kernel: &kernel,
+                    last_applied: &applied,
+                    last_membership: &membership,
                     archived: &archived,
-                    exchange: &state.exchange,
+                    exchange: &exchange,
                 },
             )?;
-            Ok((data, state.last_applied, state.membership.clone()))
+            Ok((data, applied, membership, locked_ms))
         })
         .await
         .map_err(snapshot_error(None, ErrorVerb::Read))?;
@@ -363,6 +377,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             snapshot = %stored.meta,
             bytes = stored.data.len(),
             saved,
+            locked_ms,
             encoded_ms,
             total_ms = started.elapsed().as_millis() as u64,
             "snapshot built (not saved if a newer one was stored meanwhile)"
@@ -375,7 +390,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 }
 
 /// The write lock on the shared state, waited for without blocking the runtime's thread:
-/// a snapshot being encoded holds the read lock for a while (see `build_snapshot`), and
+/// a snapshot being copied holds the read lock for a moment (see `build_snapshot`), and
 /// everything else on this thread (Raft's core and heartbeats, the peer listener) must go
 /// on meanwhile. Readers hold the lock only briefly, so the wait is the snapshot's.
 async fn write_state(state: &SharedState) -> parking_lot::RwLockWriteGuard<'_, AppliedState> {

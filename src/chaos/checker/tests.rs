@@ -149,7 +149,7 @@ fn a_right_history_passes() {
 fn a_missing_acknowledged_bid_is_lost() {
     let (mut state, receipts) = sale();
     let auction = state.auctions.get_mut(AUCTION).unwrap();
-    auction.bids.pop();
+    auction.bids.pop_back();
     let findings = check_round(&history(&receipts), &[], &replicas(&state, 3), 0);
     assert!(findings.iter().any(
         |finding| matches!(finding, Finding::Lost { request_id, .. } if request_id == "alice-1200")
@@ -163,7 +163,7 @@ fn a_bid_committed_twice_is_doubled() {
     let mut copy = auction.bids[2].clone();
     copy.seq = 4;
     copy.bid_id = "another-id".to_string();
-    auction.bids.push(copy);
+    auction.bids.push_back(copy);
     let findings = check_round(&history(&receipts), &[], &replicas(&state, 3), 0);
     assert!(findings.contains(&Finding::Doubled {
         bidder_id: "alice".to_string(),
