@@ -516,7 +516,8 @@ fn hash_chain_detects_altered_record() {
     harness.accept(21_000, "bob", 1100);
     harness.accept(22_000, "alice", 1200);
     let auction = harness.a1().clone();
-    let broken_at = |bids: &[_]| verify_chain(AUCTION, bids).err().map(|broken| broken.seq);
+    let broken_at =
+        |bids: &imbl::Vector<_>| verify_chain(AUCTION, bids).err().map(|broken| broken.seq);
     assert_eq!(broken_at(&auction.bids), None);
     let mut altered = auction.clone();
     altered.bids[1].amount = 1150;

@@ -8,7 +8,8 @@
 //!
 //! Writes and syncs are separate steps: `append` writes the records to the page cache and
 //! says which files hold them; the caller makes them durable (`sync_files`, on the log's
-//! sync thread) before it reports them persisted. Opening a directory checks every
+//! sync thread or, when the log was idle, on the caller's) before it reports them
+//! persisted. Opening a directory checks every
 //! record: indexes run on without a gap from one segment to the next (entries at or below
 //! the purge mark excepted), and a record that fails its check ends the log there. That
 //! is a write torn by a crash: its records were never synced, so never reported
