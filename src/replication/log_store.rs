@@ -103,10 +103,12 @@ struct Syncer {
     last_append: Mutex<Option<Instant>>,
 }
 
-/// An append that comes this long after the previous one, with the sync thread idle, is
-/// synced on the caller's thread: a lightly loaded node (one bidder at a time) saves the
-/// two thread hand-offs of the sync thread, and a busy one, whose appends come closer
-/// together, keeps its Raft thread free while the disk works.
+/// An append of a single command that comes this long after the previous one, with the
+/// sync thread idle, is synced on the caller's thread: a lightly loaded node (one bidder
+/// at a time) saves the two thread hand-offs of the sync thread. A busy node keeps its
+/// Raft thread free while the disk works: under load the leader puts many commands in
+/// one entry (group commit), so its appends are few and far apart but each one's sync
+/// would hold up the replies and answers of the rest.
 const IDLE_LOG_GAP: Duration = Duration::from_micros(400);
 
 impl Syncer {
@@ -163,13 +165,19 @@ impl Syncer {
     }
 
     /// Makes an append's files durable and then runs `done`: here and now when the log
-    /// was idle (nothing queued on the sync thread, the previous append `IDLE_LOG_GAP` or
-    /// more ago), else on the sync thread. Either way `done` runs after every earlier
-    /// append's, and never before its files are synced.
-    fn sync_append(&self, files: Vec<Arc<File>>, done: SyncDone) -> Result<(), StoreError> {
+    /// was idle (an append of a single command, nothing queued on the sync thread, the
+    /// previous append `IDLE_LOG_GAP` or more ago), else on the sync thread. Either way
+    /// `done` runs after every earlier append's, and never before its files are synced.
+    fn sync_append(
+        &self,
+        files: Vec<Arc<File>>,
+        single_command: bool,
+        done: SyncDone,
+    ) -> Result<(), StoreError> {
         let now = Instant::now();
         let previous = self.last_append.lock().replace(now);
-        let idle = previous.is_some_and(|at| now.duration_since(at) >= IDLE_LOG_GAP)
+        let idle = single_command
+            && previous.is_some_and(|at| now.duration_since(at) >= IDLE_LOG_GAP)
             && self.queued.load(Ordering::SeqCst) == 0;
         if !idle {
             return self.submit(files, done);
@@ -492,9 +500,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let write_failed =
             |error: StoreError| error.into_storage(ErrorSubject::Logs, ErrorVerb::Write);
+        let mut commands = 0usize;
         let written = entries
             .into_iter()
-            .map(|entry| Ok((entry.log_id.index, encode_entry(&entry)?)))
+            .map(|entry| {
+                commands += match &entry.payload {
+                    EntryPayload::Normal(proposal) => proposal.envelopes.len(),
+                    _ => 1,
+                };
+                Ok((entry.log_id.index, encode_entry(&entry)?))
+            })
             .collect::<Result<Vec<_>, StoreError>>()
             .and_then(|records| {
                 if self.syncer.failed.load(Ordering::SeqCst) {
@@ -508,6 +523,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let submitted = written.and_then(|files| {
             self.syncer.sync_append(
                 files,
+                commands <= 1,
                 Box::new(move |result| callback.log_io_completed(result)),
             )
         });
@@ -654,7 +670,7 @@ mod tests {
         // Back to back: the first has no previous append, the rest come too soon.
         for number in 0..3 {
             syncer
-                .sync_append(vec![file.clone()], recorder(&log, number))
+                .sync_append(vec![file.clone()], true, recorder(&log, number))
                 .expect("queued");
         }
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -662,9 +678,18 @@ mod tests {
             assert!(Instant::now() < deadline, "the sync thread never finished");
             std::thread::sleep(Duration::from_millis(1));
         }
+        // Many commands in one append: the sync thread, however idle the log.
         std::thread::sleep(IDLE_LOG_GAP * 2);
         syncer
-            .sync_append(vec![file.clone()], recorder(&log, 3))
+            .sync_append(vec![file.clone()], false, recorder(&log, 3))
+            .expect("queued");
+        while syncer.queued.load(Ordering::SeqCst) > 0 {
+            assert!(Instant::now() < deadline, "the sync thread never finished");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(IDLE_LOG_GAP * 2);
+        syncer
+            .sync_append(vec![file.clone()], true, recorder(&log, 4))
             .expect("synced");
         // Done before `sync_append` returned, on this thread.
         assert_eq!(
@@ -673,7 +698,8 @@ mod tests {
                 (0, false, true),
                 (1, false, true),
                 (2, false, true),
-                (3, true, true)
+                (3, false, true),
+                (4, true, true)
             ]
         );
 
@@ -681,8 +707,8 @@ mod tests {
         syncer.failed.store(true, Ordering::SeqCst);
         std::thread::sleep(IDLE_LOG_GAP * 2);
         syncer
-            .sync_append(vec![file], recorder(&log, 4))
+            .sync_append(vec![file], true, recorder(&log, 5))
             .expect("answered");
-        assert_eq!(log.lock().last(), Some(&(4, true, false)));
+        assert_eq!(log.lock().last(), Some(&(5, true, false)));
     }
 }
