@@ -17,7 +17,7 @@
 use std::fmt::Debug;
 use std::fs::File;
 use std::ops::{Bound, RangeBounds};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,9 @@ pub struct LogStore {
     meta: sled::Tree,
     files: Arc<Mutex<SegmentLog>>,
     syncer: Arc<Syncer>,
+    /// The index after the last committed entry openraft told this log of
+    /// (`save_committed`); 0 before it told any.
+    committed_next: Arc<AtomicU64>,
 }
 
 /// The size of a node's log on disk (see `LogStore::size`).
@@ -103,11 +106,12 @@ struct Syncer {
     last_append: Mutex<Option<Instant>>,
 }
 
-/// An append of a single command that comes this long after the previous one, with the
-/// sync thread idle, is synced on the caller's thread: a lightly loaded node (one bidder
-/// at a time) saves the two thread hand-offs of the sync thread. A busy node keeps its
-/// Raft thread free while the disk works: under load the leader puts many commands in
-/// one entry (group commit), so its appends are few and far apart but each one's sync
+/// An append of a single command right after the last committed entry (nothing else in
+/// flight) that comes this long after the previous one, with the sync thread idle, is
+/// synced on the caller's thread: a lightly loaded node (one bidder at a time) saves the
+/// two thread hand-offs of the sync thread. A busy node keeps its Raft thread free while
+/// the disk works: under load the leader puts many commands in one entry (group commit)
+/// and has two entries in flight, so its appends can be far apart, yet each one's sync
 /// would hold up the replies and answers of the rest.
 const IDLE_LOG_GAP: Duration = Duration::from_micros(400);
 
@@ -165,18 +169,19 @@ impl Syncer {
     }
 
     /// Makes an append's files durable and then runs `done`: here and now when the log
-    /// was idle (an append of a single command, nothing queued on the sync thread, the
-    /// previous append `IDLE_LOG_GAP` or more ago), else on the sync thread. Either way
+    /// was idle (`alone`: a single command with nothing else in flight; nothing queued on
+    /// the sync thread; the previous append `IDLE_LOG_GAP` or more ago), else on the sync
+    /// thread. Either way
     /// `done` runs after every earlier append's, and never before its files are synced.
     fn sync_append(
         &self,
         files: Vec<Arc<File>>,
-        single_command: bool,
+        alone: bool,
         done: SyncDone,
     ) -> Result<(), StoreError> {
         let now = Instant::now();
         let previous = self.last_append.lock().replace(now);
-        let idle = single_command
+        let idle = alone
             && previous.is_some_and(|at| now.duration_since(at) >= IDLE_LOG_GAP)
             && self.queued.load(Ordering::SeqCst) == 0;
         if !idle {
@@ -239,6 +244,7 @@ impl LogStore {
             meta,
             files: Arc::new(Mutex::new(files)),
             syncer: Arc::new(Syncer::start()?),
+            committed_next: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -478,6 +484,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<u64>>,
     ) -> Result<(), StorageError<u64>> {
+        let next = committed.map_or(0, |log_id| log_id.index.saturating_add(1));
+        self.committed_next.fetch_max(next, Ordering::SeqCst);
         self.write_meta(KEY_COMMITTED, "committed log id", &committed)
             .map_err(|error| error.into_storage(ErrorSubject::Store, ErrorVerb::Write))
     }
@@ -501,9 +509,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let write_failed =
             |error: StoreError| error.into_storage(ErrorSubject::Logs, ErrorVerb::Write);
         let mut commands = 0usize;
+        let mut first_index = None;
         let written = entries
             .into_iter()
             .map(|entry| {
+                first_index.get_or_insert(entry.log_id.index);
                 commands += match &entry.payload {
                     EntryPayload::Normal(proposal) => proposal.envelopes.len(),
                     _ => 1,
@@ -523,7 +533,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let submitted = written.and_then(|files| {
             self.syncer.sync_append(
                 files,
-                commands <= 1,
+                // One command, and nothing before it waiting to commit: this append is
+                // all the node has in flight.
+                commands <= 1 && first_index == Some(self.committed_next.load(Ordering::SeqCst)),
                 Box::new(move |result| callback.log_io_completed(result)),
             )
         });
