@@ -1,0 +1,150 @@
+use openraft::{CommittedLeaderId, LogId};
+
+use super::*;
+use crate::kernel::Command;
+use crate::replication::Proposal;
+
+fn envelope() -> Envelope {
+    Envelope {
+        now_ms: 1_700_000_000_000,
+        seed: 9,
+        actor: "operator".to_string(),
+        command: Command::RegisterBidder {
+            bidder_id: "alice".to_string(),
+            name: "Alice Ltd".to_string(),
+            secret_salt: "00".repeat(16),
+            secret_hash: "ab".repeat(32),
+        },
+    }
+}
+
+fn open_store(dir: &std::path::Path) -> LogStore {
+    let durable = Durable::open(dir).expect("open sled");
+    LogStore::open(Arc::new(durable)).expect("open the log")
+}
+
+#[test]
+fn entries_left_in_sled_move_to_the_files_and_format_1_reads_as_a_proposal_of_one() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let old_id = LogId::new(CommittedLeaderId::new(2, 1), 5);
+    let old: Entry<SingleEnvelopeTypes> = Entry {
+        log_id: old_id,
+        payload: EntryPayload::Normal(envelope()),
+    };
+    let new: Entry<TypeConfig> = Entry {
+        log_id: LogId::new(CommittedLeaderId::new(2, 1), 6),
+        payload: EntryPayload::Normal(Proposal {
+            envelopes: vec![envelope(), envelope()],
+        }),
+    };
+    {
+        let durable = Durable::open(dir.path()).expect("open sled");
+        let tree = durable.db().open_tree("log").expect("the log tree");
+        let record = encode_as(LOG_ENTRY_FORMAT_SINGLE, "old entry", &old).expect("encode");
+        tree.insert(5u64.to_be_bytes(), record).expect("write");
+        tree.insert(6u64.to_be_bytes(), encode_entry(&new).expect("encode"))
+            .expect("write");
+        durable.make_durable().expect("durable");
+    }
+    for _ in 0..2 {
+        let store = open_store(dir.path());
+        let read = store.entries(5..=6).expect("the moved entries decode");
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].log_id, old_id);
+        match &read[0].payload {
+            EntryPayload::Normal(proposal) => {
+                assert_eq!(*proposal, Proposal::from(envelope()))
+            }
+            other => panic!("expected a normal entry, read {other:?}"),
+        }
+        assert_eq!(read[1], new);
+        assert_eq!(store.last_log_id().expect("last"), Some(new.log_id));
+        let tree = store.durable.db().open_tree("log").expect("the log tree");
+        assert!(tree.is_empty(), "the sled tree is emptied");
+    }
+}
+
+#[test]
+fn entries_of_an_unknown_format_are_corrupt_not_a_panic() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store = open_store(dir.path());
+    let new: Entry<TypeConfig> = Entry {
+        log_id: LogId::new(CommittedLeaderId::new(2, 1), 6),
+        payload: EntryPayload::Normal(Proposal {
+            envelopes: vec![envelope(), envelope()],
+        }),
+    };
+    let mut record = encode_entry(&new).expect("encode");
+    store.append_raw(&[(6, record.clone())]).expect("write");
+    assert_eq!(store.entries(6..=6).expect("reads back"), vec![new]);
+
+    record[0] = 9;
+    store.append_raw(&[(7, record)]).expect("write");
+    match store.entries(7..=7) {
+        Err(StoreError::Corrupt { .. }) => {}
+        other => panic!("expected a corrupt-record error, got {other:?}"),
+    }
+}
+
+/// Waits (at most 10 s) until the sync thread has done every job handed to it.
+fn wait_until_idle(syncer: &Syncer) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while syncer.queued.load(Ordering::SeqCst) > 0 {
+        assert!(Instant::now() < deadline, "the sync thread never finished");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Records the order in which `done` ran and on which thread.
+fn recorder(log: &Arc<Mutex<Vec<(u32, bool, bool)>>>, number: u32) -> SyncDone {
+    let log = log.clone();
+    let caller = std::thread::current().id();
+    Box::new(move |result| {
+        let here = std::thread::current().id() == caller;
+        log.lock().push((number, here, result.is_ok()));
+    })
+}
+
+#[test]
+fn an_append_after_an_idle_gap_is_synced_on_the_callers_thread_and_in_order() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = Arc::new(File::create(dir.path().join("segment")).expect("a file"));
+    let syncer = Syncer::start().expect("the sync thread");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    // Back to back: the first has no previous append, the rest come too soon.
+    for number in 0..3 {
+        syncer
+            .sync_append(vec![file.clone()], true, recorder(&log, number))
+            .expect("queued");
+    }
+    wait_until_idle(&syncer);
+    // Many commands in one append: the sync thread, however idle the log.
+    std::thread::sleep(IDLE_LOG_GAP * 2);
+    syncer
+        .sync_append(vec![file.clone()], false, recorder(&log, 3))
+        .expect("queued");
+    wait_until_idle(&syncer);
+    std::thread::sleep(IDLE_LOG_GAP * 2);
+    syncer
+        .sync_append(vec![file.clone()], true, recorder(&log, 4))
+        .expect("synced");
+    // Done before `sync_append` returned, on this thread.
+    assert_eq!(
+        *log.lock(),
+        vec![
+            (0, false, true),
+            (1, false, true),
+            (2, false, true),
+            (3, false, true),
+            (4, true, true)
+        ]
+    );
+
+    // After a failed sync nothing is reported durable again, here or there.
+    syncer.failed.store(true, Ordering::SeqCst);
+    std::thread::sleep(IDLE_LOG_GAP * 2);
+    syncer
+        .sync_append(vec![file], true, recorder(&log, 5))
+        .expect("answered");
+    assert_eq!(log.lock().last(), Some(&(5, true, false)));
+}
