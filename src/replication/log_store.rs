@@ -102,7 +102,7 @@ struct Syncer {
     failed: Arc<AtomicBool>,
     /// Jobs handed to the thread and not yet done.
     queued: Arc<AtomicUsize>,
-    /// When the last append was synced or handed over (for `sync_now_or_hand_over`).
+    /// When the last append was synced or handed over (for `sync_append`).
     last_append: Mutex<Option<Instant>>,
 }
 
@@ -171,8 +171,8 @@ impl Syncer {
     /// Makes an append's files durable and then runs `done`: here and now when the log
     /// was idle (`alone`: a single command with nothing else in flight; nothing queued on
     /// the sync thread; the previous append `IDLE_LOG_GAP` or more ago), else on the sync
-    /// thread. Either way
-    /// `done` runs after every earlier append's, and never before its files are synced.
+    /// thread. Either way `done` runs after every earlier append's, and never before its
+    /// files are synced; its errors read as the sync thread's.
     fn sync_append(
         &self,
         files: Vec<Arc<File>>,
@@ -188,15 +188,14 @@ impl Syncer {
             return self.submit(files, done);
         }
         let result = if self.failed.load(Ordering::SeqCst) {
-            Err(std::io::Error::other(
-                "an earlier sync of the raft log failed",
-            ))
+            Err("an earlier sync of the raft log failed".to_string())
         } else {
-            sync_files(&files).inspect_err(|_| self.failed.store(true, Ordering::SeqCst))
+            sync_files(&files).map_err(|error| {
+                self.failed.store(true, Ordering::SeqCst);
+                format!("syncing the raft log: {error}")
+            })
         };
-        done(
-            result.map_err(|error| std::io::Error::other(format!("syncing the raft log: {error}"))),
-        );
+        done(result.map_err(std::io::Error::other));
         Ok(())
     }
 
