@@ -3,17 +3,21 @@
 //! id, the last purged log id and the node id this directory belongs to live in sled's tree
 //! `meta`. An append writes its entries to the page cache and returns; the log's sync
 //! thread (`Syncer`) then makes them durable with one `fdatasync` for every append waiting
-//! at that moment and only then tells openraft they are persisted, so the core can send
-//! them to the followers while the leader's own disk write is under way. Votes and
+//! at that moment and only then tells openraft they are persisted. (openraft 0.9's core
+//! waits for that before it sends the leader's new entries to the followers; the sync
+//! thread keeps the node's thread free for its other tasks meanwhile.) Votes and
 //! truncations are durable before the call returns; the purge mark is durable before any
 //! segment is deleted. The committed log id is written without a sync: losing its latest
 //! value only means fewer entries are re-applied at startup until the leader commits them
 //! again. Every record read back is checked (its checksum, its format, and an entry's
-//! index). Entries are written in format 2 (a `Proposal` per entry); entries of format 1,
-//! written when an entry carried a single `Envelope`, are still read, as a proposal of
-//! one. A directory whose entries are still in sled's tree `log` (the layout before the
-//! segment files) has them moved to the files when it is opened.
+//! index); the entries appended last are also kept in memory (`Recent`), so sending a new
+//! entry to the followers and applying it read no file. Entries are written in format 2
+//! (a `Proposal` per entry); entries of format 1, written when an entry carried a single
+//! `Envelope`, are still read, as a proposal of one. A directory whose entries are still
+//! in sled's tree `log` (the layout before the segment files) has them moved to the files
+//! when it is opened.
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::fs::File;
 use std::ops::{Bound, RangeBounds};
@@ -67,6 +71,8 @@ pub struct LogStore {
     durable: Arc<Durable>,
     meta: sled::Tree,
     files: Arc<Mutex<SegmentLog>>,
+    /// The entries appended last; locked only while `files` is, after it.
+    recent: Arc<Mutex<Recent>>,
     syncer: Arc<Syncer>,
     /// The index after the last committed entry openraft told this log of
     /// (`save_committed`); 0 before it told any.
@@ -81,6 +87,94 @@ impl LogSize {
     /// The bytes the entries after `index` take on disk (all entries when `None`).
     pub fn bytes_after(&self, index: Option<u64>) -> u64 {
         self.0.lock().bytes_after(index)
+    }
+}
+
+/// Most entries `Recent` keeps.
+const RECENT_ENTRIES: usize = 256;
+/// Most bytes (as stored) of the entries `Recent` keeps.
+const RECENT_BYTES: usize = 8 << 20;
+
+/// The entries appended last, in index order with no gap, each with its stored size:
+/// the leader sends a new entry to every follower and applies it once committed, and a
+/// follower applies what it appended, so these reads take a copy from memory instead of
+/// reading, checking and decoding the record again. Kept equal to the files' tail:
+/// changed only under the `files` lock, cut with every truncation and purge, emptied
+/// when an append does not follow on.
+#[derive(Default)]
+struct Recent {
+    entries: VecDeque<(Entry<TypeConfig>, usize)>,
+    bytes: usize,
+}
+
+impl Recent {
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|(entry, _)| entry.log_id.index)
+    }
+
+    /// Adds entries just written after the files' previous end.
+    fn extend(&mut self, appended: Vec<(Entry<TypeConfig>, usize)>) {
+        let follows = match (self.entries.back(), appended.first()) {
+            (Some((last, _)), Some((first, _))) => {
+                last.log_id.index.checked_add(1) == Some(first.log_id.index)
+            }
+            _ => true,
+        };
+        if !follows {
+            self.clear();
+        }
+        for (entry, bytes) in appended {
+            self.bytes += bytes;
+            self.entries.push_back((entry, bytes));
+        }
+        while self.entries.len() > RECENT_ENTRIES || self.bytes > RECENT_BYTES {
+            match self.entries.pop_front() {
+                Some((_, bytes)) => self.bytes -= bytes,
+                None => break,
+            }
+        }
+    }
+
+    /// Copies of the entries `start..end`, if it holds every one of them.
+    fn get(&self, start: u64, end: u64) -> Option<Vec<Entry<TypeConfig>>> {
+        let first = self.first_index()?;
+        let next = first + self.entries.len() as u64;
+        if start < first || end > next || end <= start {
+            return None;
+        }
+        let range = (start - first) as usize..(end - first) as usize;
+        Some(
+            self.entries
+                .range(range)
+                .map(|(entry, _)| entry.clone())
+                .collect(),
+        )
+    }
+
+    /// Drops the entries from index `from` on.
+    fn truncate_from(&mut self, from: u64) {
+        while let Some((last, _)) = self.entries.back() {
+            if last.log_id.index < from {
+                break;
+            }
+            if let Some((_, bytes)) = self.entries.pop_back() {
+                self.bytes -= bytes;
+            }
+        }
+    }
+
+    /// Drops the entries up to and including index `upto`.
+    fn purge_through(&mut self, upto: u64) {
+        while self.first_index().is_some_and(|first| first <= upto) {
+            if let Some((_, bytes)) = self.entries.pop_front() {
+                self.bytes -= bytes;
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
     }
 }
 
@@ -242,6 +336,7 @@ impl LogStore {
             durable,
             meta,
             files: Arc::new(Mutex::new(files)),
+            recent: Arc::new(Mutex::new(Recent::default())),
             syncer: Arc::new(Syncer::start()?),
             committed_next: Arc::new(AtomicU64::new(0)),
         })
@@ -301,7 +396,15 @@ impl LogStore {
         if end <= start {
             return Ok(Vec::new());
         }
-        let plan = self.files.lock().plan_read(start, end);
+        let plan = {
+            let files = self.files.lock();
+            // Entries after the last one do not exist; the rest may all be in memory.
+            let existing_end = files.last_index().map_or(0, |last| last.saturating_add(1));
+            if let Some(entries) = self.recent.lock().get(start, end.min(existing_end)) {
+                return Ok(entries);
+            }
+            files.plan_read(start, end)
+        };
         plan.read()?
             .into_iter()
             .map(|(index, bytes)| decode_entry(index, &bytes))
@@ -328,7 +431,11 @@ impl LogStore {
     /// Writes raw records (index, stored bytes) after the log's end, for tests that need
     /// records `append` would never write.
     pub(crate) fn append_raw(&self, records: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
-        let written = self.files.lock().append(records)?;
+        let written = {
+            let mut files = self.files.lock();
+            self.recent.lock().clear();
+            files.append(records)?
+        };
         sync_files(&written).map_err(StoreError::io(self.durable.dir().join("wal")))
     }
 }
@@ -507,18 +614,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let write_failed =
             |error: StoreError| error.into_storage(ErrorSubject::Logs, ErrorVerb::Write);
-        let mut commands = 0usize;
-        let mut first_index = None;
-        let written = entries
-            .into_iter()
-            .map(|entry| {
-                first_index.get_or_insert(entry.log_id.index);
-                commands += match &entry.payload {
-                    EntryPayload::Normal(proposal) => proposal.envelopes.len(),
-                    _ => 1,
-                };
-                Ok((entry.log_id.index, encode_entry(&entry)?))
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let first_index = entries.first().map(|entry| entry.log_id.index);
+        let commands: usize = entries
+            .iter()
+            .map(|entry| match &entry.payload {
+                EntryPayload::Normal(proposal) => proposal.envelopes.len(),
+                _ => 1,
             })
+            .sum();
+        let written = entries
+            .iter()
+            .map(|entry| Ok((entry.log_id.index, encode_entry(entry)?)))
             .collect::<Result<Vec<_>, StoreError>>()
             .and_then(|records| {
                 if self.syncer.failed.load(Ordering::SeqCst) {
@@ -526,7 +633,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                         "an earlier sync of the raft log failed".to_string(),
                     ));
                 }
-                self.files.lock().append(&records)
+                let sizes = records.iter().map(|(_, record)| record.len());
+                let appended: Vec<_> = entries.into_iter().zip(sizes).collect();
+                let mut files = self.files.lock();
+                let written = files.append(&records);
+                let mut recent = self.recent.lock();
+                match &written {
+                    Ok(_) => recent.extend(appended),
+                    // Part of it may be in the files: what they hold is read from them.
+                    Err(_) => recent.clear(),
+                }
+                written
             });
         // Written to the page cache and readable now; durable when the sync thread says.
         let submitted = written.and_then(|files| {
@@ -546,10 +663,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             |error: StoreError| error.into_storage(ErrorSubject::Logs, ErrorVerb::Delete);
         tracing::debug!(%log_id, "truncating the raft log");
         self.syncer.barrier().await.map_err(delete_failed)?;
-        let files = self.files.clone();
-        blocking(move || files.lock().truncate_from(log_id.index))
-            .await
-            .map_err(delete_failed)
+        let (files, recent) = (self.files.clone(), self.recent.clone());
+        blocking(move || {
+            let mut files = files.lock();
+            recent.lock().truncate_from(log_id.index);
+            files.truncate_from(log_id.index)
+        })
+        .await
+        .map_err(delete_failed)
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
@@ -561,11 +682,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let record = encode("last purged log id", &log_id).map_err(delete_failed)?;
         self.syncer.barrier().await.map_err(delete_failed)?;
         let (meta, durable) = (self.meta.clone(), self.durable.clone());
-        let files = self.files.clone();
+        let (files, recent) = (self.files.clone(), self.recent.clone());
         blocking(move || {
             let action = "write the purge mark";
             put_meta_durably(&durable, &meta, KEY_LAST_PURGED, record, action)?;
-            files.lock().purge_through(log_id.index)
+            let mut files = files.lock();
+            recent.lock().purge_through(log_id.index);
+            files.purge_through(log_id.index)
         })
         .await
         .map_err(delete_failed)

@@ -79,16 +79,18 @@ pub struct NodeInfo {
 /// The payload of one Raft log entry: commands proposed together (group commit), applied
 /// in their order as if each had an entry of its own. Batching them costs one log append
 /// and one fdatasync per batch on every voter instead of one per command; each command
-/// still gets its own answer (`ApplyResponse::results`).
+/// still gets its own answer (`ApplyResponse::results`). The commands are shared, not
+/// copied, by the copies of an entry that go to the followers and to the state machine;
+/// they are encoded as a sequence, as when they were a `Vec`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Proposal {
-    pub envelopes: Vec<Envelope>,
+    pub envelopes: std::sync::Arc<[Envelope]>,
 }
 
 impl From<Envelope> for Proposal {
     fn from(envelope: Envelope) -> Self {
         Proposal {
-            envelopes: vec![envelope],
+            envelopes: std::sync::Arc::new([envelope]),
         }
     }
 }

@@ -471,7 +471,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Normal(proposal) => {
                         let mut results = Vec::with_capacity(proposal.envelopes.len());
                         let mut events = Vec::new();
-                        for envelope in &proposal.envelopes {
+                        for envelope in proposal.envelopes.iter() {
                             let state = &mut *state;
                             let applied = apply_with_ledger(
                                 &mut state.kernel,

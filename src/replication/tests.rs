@@ -494,12 +494,12 @@ async fn a_proposal_of_several_commands_answers_each_in_order_and_survives_resta
     let node = start(dir.path()).await;
     let mut events = node.subscribe();
     let proposal = Proposal {
-        envelopes: vec![
+        envelopes: std::sync::Arc::from(vec![
             envelope(1, register("alice")),
             envelope(2, register("alice")),
             envelope(3, register("bob")),
             envelope(4, create_auction("lot-1", 10)),
-        ],
+        ]),
     };
     let written = node
         .raft

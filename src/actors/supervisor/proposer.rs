@@ -112,7 +112,12 @@ async fn run(
         }
         metrics.proposal_commands.observe(envelopes.len() as f64);
         let started = Instant::now();
-        let written = match raft.client_write_ff(Proposal { envelopes }).await {
+        let written = match raft
+            .client_write_ff(Proposal {
+                envelopes: envelopes.into(),
+            })
+            .await
+        {
             Ok(written) => written,
             Err(fatal) => {
                 answer_all(answers, Err(ProposeError::Fatal(fatal.to_string())));

@@ -34,7 +34,7 @@ fn entries_left_in_sled_move_to_the_files_and_format_1_reads_as_a_proposal_of_on
     let new: Entry<TypeConfig> = Entry {
         log_id: LogId::new(CommittedLeaderId::new(2, 1), 6),
         payload: EntryPayload::Normal(Proposal {
-            envelopes: vec![envelope(), envelope()],
+            envelopes: vec![envelope(), envelope()].into(),
         }),
     };
     {
@@ -71,7 +71,7 @@ fn entries_of_an_unknown_format_are_corrupt_not_a_panic() {
     let new: Entry<TypeConfig> = Entry {
         log_id: LogId::new(CommittedLeaderId::new(2, 1), 6),
         payload: EntryPayload::Normal(Proposal {
-            envelopes: vec![envelope(), envelope()],
+            envelopes: vec![envelope(), envelope()].into(),
         }),
     };
     let mut record = encode_entry(&new).expect("encode");
@@ -147,4 +147,79 @@ fn an_append_after_an_idle_gap_is_synced_on_the_callers_thread_and_in_order() {
         .sync_append(vec![file], true, recorder(&log, 5))
         .expect("answered");
     assert_eq!(log.lock().last(), Some(&(5, true, false)));
+}
+
+fn entry_at(index: u64) -> Entry<TypeConfig> {
+    Entry {
+        log_id: LogId::new(CommittedLeaderId::new(3, 1), index),
+        payload: EntryPayload::Normal(Proposal::from(envelope())),
+    }
+}
+
+fn indexes(entries: &[Entry<TypeConfig>]) -> Vec<u64> {
+    entries.iter().map(|entry| entry.log_id.index).collect()
+}
+
+#[test]
+fn recent_entries_hold_the_tail_without_gaps_and_follow_truncation_and_purge() {
+    let mut recent = Recent::default();
+    assert_eq!(recent.get(1, 2), None, "nothing kept yet");
+    recent.extend((1..=5).map(|index| (entry_at(index), 100)).collect());
+    assert_eq!(indexes(&recent.get(2, 5).expect("kept")), vec![2, 3, 4]);
+    assert_eq!(recent.get(2, 5).expect("kept")[0], entry_at(2));
+    // Only a range it holds whole.
+    assert_eq!(recent.get(0, 3), None);
+    assert_eq!(recent.get(4, 7), None);
+    assert_eq!(recent.get(3, 3), None);
+
+    recent.truncate_from(4);
+    assert_eq!(recent.get(4, 5), None, "truncated entries are gone");
+    assert_eq!(recent.bytes, 300);
+    recent.extend(vec![(entry_at(4), 100)]);
+    assert_eq!(indexes(&recent.get(1, 5).expect("kept")), vec![1, 2, 3, 4]);
+
+    recent.purge_through(2);
+    assert_eq!(recent.get(2, 3), None, "purged entries are gone");
+    assert_eq!(indexes(&recent.get(3, 5).expect("kept")), vec![3, 4]);
+
+    // An append that does not follow on replaces what was kept.
+    recent.extend(vec![(entry_at(9), 100)]);
+    assert_eq!(recent.get(3, 5), None);
+    assert_eq!(indexes(&recent.get(9, 10).expect("kept")), vec![9]);
+    assert_eq!(recent.bytes, 100);
+
+    // Bounded in count and in bytes, dropping the oldest.
+    let many = RECENT_ENTRIES as u64 + 10;
+    recent.extend((10..10 + many).map(|index| (entry_at(index), 10)).collect());
+    assert_eq!(recent.entries.len(), RECENT_ENTRIES);
+    assert_eq!(
+        recent.first_index(),
+        Some(10 + many - RECENT_ENTRIES as u64)
+    );
+    recent.extend(vec![(entry_at(10 + many), RECENT_BYTES)]);
+    assert_eq!(recent.first_index(), Some(10 + many));
+    assert_eq!(recent.bytes, RECENT_BYTES);
+}
+
+#[test]
+fn raw_records_written_after_the_kept_entries_are_read_from_the_files() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store = open_store(dir.path());
+    let records: Vec<(u64, Vec<u8>)> = (1..=3)
+        .map(|index| (index, encode_entry(&entry_at(index)).expect("encode")))
+        .collect();
+    store.append_raw(&records).expect("write");
+    store
+        .recent
+        .lock()
+        .extend((1..=3).map(|index| (entry_at(index), 10)).collect());
+    // Kept entries are served up to the files' end, never past it.
+    assert_eq!(indexes(&store.entries(2..).expect("read")), vec![2, 3]);
+    let fourth = encode_entry(&entry_at(4)).expect("encode");
+    store.append_raw(&[(4, fourth)]).expect("write");
+    assert!(
+        store.recent.lock().entries.is_empty(),
+        "a raw write empties them"
+    );
+    assert_eq!(indexes(&store.entries(2..).expect("read")), vec![2, 3, 4]);
 }
