@@ -1,5 +1,6 @@
 use openraft::{CommittedLeaderId, LogId};
 
+use super::recent::{RECENT_BYTES, RECENT_ENTRIES};
 use super::*;
 use crate::kernel::Command;
 use crate::replication::Proposal;
