@@ -492,17 +492,9 @@ fn purge(state: &mut State, now_ms: u64, request_retention_ms: u64) -> Outcome {
         .retain(|_, session| session.expires_at_ms > now_ms);
     let mut requests = 0u64;
     state.requests.retain(|_, records| {
-        let expired: Vec<String> = records
-            .iter()
-            .filter(|(_, record)| {
-                record.recorded_at_ms.saturating_add(request_retention_ms) <= now_ms
-            })
-            .map(|(request_id, _)| request_id.clone())
-            .collect();
-        for request_id in &expired {
-            records.remove(request_id);
-        }
-        requests += expired.len() as u64;
+        requests += records.remove_where(|record| {
+            record.recorded_at_ms.saturating_add(request_retention_ms) <= now_ms
+        });
         !records.is_empty()
     });
     Outcome::Purged {

@@ -7,6 +7,7 @@ use super::command::{Outcome, Receipt};
 use super::event::{Event, EventKind};
 use super::phases::{advance, not_open};
 use super::rejection::Rejection;
+use super::requests::RequestKey;
 use super::state::{Auction, BidRecord, Phase, RequestRecord, State};
 use super::types::{validate_id, IncrementRule, Money};
 
@@ -75,12 +76,18 @@ pub fn place_bid(
         .session_bidder(request.token_hash, now_ms)
         .ok_or(Rejection::Unauthenticated)?
         .to_string();
-    if let Some(previous) = state
+    let request_key = RequestKey::of(request.request_id);
+    if let Some((recorded_id, previous)) = state
         .requests
         .get(&bidder_id)
-        .and_then(|records| records.get(request.request_id))
+        .and_then(|records| records.get(request_key))
     {
-        return if previous.auction_id == request.auction_id && previous.amount == request.amount {
+        // A different id under the same key (a SHA-256 collision) is refused, never
+        // answered with another request's receipt nor recorded over it.
+        return if recorded_id == request.request_id
+            && previous.auction_id == request.auction_id
+            && previous.amount == request.amount
+        {
             Ok(Outcome::BidAccepted {
                 receipt: previous.receipt.clone(),
                 replayed: true,
@@ -152,6 +159,7 @@ pub fn place_bid(
         accepted_at_ms: now_ms,
     };
     state.requests.entry(bidder_id).or_default().insert(
+        request_key,
         request.request_id.to_string(),
         RequestRecord {
             auction_id: request.auction_id.to_string(),

@@ -25,6 +25,7 @@ pub mod event;
 pub mod invariants;
 mod phases;
 pub mod rejection;
+pub mod requests;
 pub mod state;
 pub mod types;
 

@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use imbl::{OrdMap, Vector};
+use imbl::Vector;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::requests::RequestRecords;
 use super::types::{AuctionSpec, BidderNumber, Money};
 
 /// The whole kernel state.
@@ -18,10 +19,10 @@ pub struct State {
     /// Sessions by the SHA-256 hash of their token.
     pub sessions: BTreeMap<String, Session>,
     pub auctions: BTreeMap<String, Auction>,
-    /// Idempotency records: bidder id, then request_id. Persistent maps, like an
-    /// auction's bids: a bidder's records grow with every bid, and a clone of the state
-    /// (a snapshot's) shares them instead of copying them.
-    pub requests: BTreeMap<String, OrdMap<String, RequestRecord>>,
+    /// Idempotency records: bidder id, then request_id (`RequestRecords`, persistent
+    /// maps: a bidder's records grow with every bid, and a clone of the state (a
+    /// snapshot's) shares them instead of copying them).
+    pub requests: BTreeMap<String, RequestRecords>,
     /// When each leader took over, oldest first (bounded by `MAX_TAKEOVERS_KEPT`).
     pub takeovers: Vec<TakeoverRecord>,
     /// Every control action, oldest first, with the operator who gave it (bounded by

@@ -1,0 +1,180 @@
+//! A bidder's idempotency records (`State::requests`): what each request_id was used for.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use imbl::OrdMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+use super::state::RequestRecord;
+
+/// Where a request_id's record is filed: the first 16 bytes of the id's SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RequestKey(u128);
+
+impl RequestKey {
+    pub fn of(request_id: &str) -> Self {
+        let digest = Sha256::digest(request_id.as_bytes());
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&digest[..16]);
+        RequestKey(u128::from_be_bytes(first))
+    }
+}
+
+/// One bidder's request records, by request_id. A record is filed under its id's
+/// `RequestKey`, so a look-up compares integers held in the map's nodes instead of
+/// following a pointer to every id it passes (a heavy bidder has hundreds of thousands of
+/// records, and ids often share long prefixes); each record keeps its id, which a
+/// look-up returns for the caller to check. A persistent map of shared records, like an
+/// auction's bids: a clone (a snapshot's) shares it, and the first write to a part of it
+/// after that copies only that part's keys and pointers. Encoded as a map from request_id
+/// to record in request_id order, exactly as when the ids were the keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestRecords(OrdMap<RequestKey, Arc<(String, RequestRecord)>>);
+
+impl RequestRecords {
+    /// The record filed under `key`, with the request_id it was recorded for (the id
+    /// `key` was made of, unless two ids share a key).
+    pub fn get(&self, key: RequestKey) -> Option<(&str, &RequestRecord)> {
+        self.0
+            .get(&key)
+            .map(|record| (record.0.as_str(), &record.1))
+    }
+
+    /// Files `record` under `key`, which must be `RequestKey::of(&request_id)`.
+    pub fn insert(&mut self, key: RequestKey, request_id: String, record: RequestRecord) {
+        self.0.insert(key, Arc::new((request_id, record)));
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every (request_id, record), in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &RequestRecord)> {
+        self.0.values().map(|record| (record.0.as_str(), &record.1))
+    }
+
+    /// Removes the records `expired` picks; returns how many.
+    pub fn remove_where(&mut self, expired: impl Fn(&RequestRecord) -> bool) -> u64 {
+        let keys: Vec<RequestKey> = self
+            .0
+            .iter()
+            .filter(|(_, record)| expired(&record.1))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in &keys {
+            self.0.remove(key);
+        }
+        keys.len() as u64
+    }
+}
+
+impl FromIterator<(String, RequestRecord)> for RequestRecords {
+    fn from_iter<I: IntoIterator<Item = (String, RequestRecord)>>(records: I) -> Self {
+        let mut map = RequestRecords::default();
+        for (request_id, record) in records {
+            map.insert(RequestKey::of(&request_id), request_id, record);
+        }
+        map
+    }
+}
+
+impl Serialize for RequestRecords {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut sorted: Vec<(&str, &RequestRecord)> = self.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        serializer.collect_map(sorted)
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestRecords {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let records = BTreeMap::<String, RequestRecord>::deserialize(deserializer)?;
+        Ok(records.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::command::Receipt;
+
+    fn record(amount: u64) -> RequestRecord {
+        RequestRecord {
+            auction_id: "lot-1".to_string(),
+            amount,
+            receipt: Receipt {
+                bid_id: format!("bid-{amount}"),
+                seq: amount,
+                auction_id: "lot-1".to_string(),
+                amount,
+                accepted_at_ms: 5,
+            },
+            recorded_at_ms: amount,
+        }
+    }
+
+    #[test]
+    fn records_are_found_by_id_and_encode_as_a_map_in_id_order() {
+        let ids = ["r-3", "r-1", "a-22", "r-10"];
+        let records: RequestRecords = ids
+            .iter()
+            .zip(1..)
+            .map(|(id, amount)| (id.to_string(), record(amount)))
+            .collect();
+        assert_eq!(records.len(), 4);
+        assert_eq!(
+            records.get(RequestKey::of("r-1")),
+            Some(("r-1", &record(2)))
+        );
+        assert_eq!(records.get(RequestKey::of("r-2")), None);
+
+        let as_map: BTreeMap<String, RequestRecord> = ids
+            .iter()
+            .zip(1..)
+            .map(|(id, amount)| (id.to_string(), record(amount)))
+            .collect();
+        let json = serde_json::to_string(&records).expect("encode");
+        assert_eq!(json, serde_json::to_string(&as_map).expect("encode"));
+        let binary = bincode::serialize(&records).expect("encode");
+        assert_eq!(binary, bincode::serialize(&as_map).expect("encode"));
+        let back: RequestRecords = bincode::deserialize(&binary).expect("decode");
+        assert_eq!(back, records);
+    }
+
+    #[test]
+    fn a_clone_keeps_its_records_when_the_original_changes() {
+        let mut records: RequestRecords = (1..=200)
+            .map(|amount| (format!("r-{amount}"), record(amount)))
+            .collect();
+        let snapshot = records.clone();
+        records.insert(RequestKey::of("r-new"), "r-new".to_string(), record(999));
+        records.remove_where(|record| record.amount <= 10);
+        assert_eq!(snapshot.len(), 200);
+        assert_eq!(
+            snapshot.get(RequestKey::of("r-5")),
+            Some(("r-5", &record(5)))
+        );
+        assert_eq!(snapshot.get(RequestKey::of("r-new")), None);
+        assert_eq!(records.len(), 191);
+    }
+
+    #[test]
+    fn remove_where_drops_only_what_it_picks() {
+        let mut records: RequestRecords = (1..=6)
+            .map(|amount| (format!("r-{amount}"), record(amount)))
+            .collect();
+        assert_eq!(records.remove_where(|record| record.recorded_at_ms <= 4), 4);
+        let mut left: Vec<&str> = records.iter().map(|(id, _)| id).collect();
+        left.sort();
+        assert_eq!(left, vec!["r-5", "r-6"]);
+        assert_eq!(records.remove_where(|_| true), 2);
+        assert!(records.is_empty());
+    }
+}
