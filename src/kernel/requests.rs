@@ -50,6 +50,12 @@ impl RequestRecords {
         self.0.insert(key, Arc::new((request_id, record)));
     }
 
+    /// Whether `request_id` has a record.
+    pub fn contains_key(&self, request_id: &str) -> bool {
+        self.get(RequestKey::of(request_id))
+            .is_some_and(|(recorded_id, _)| recorded_id == request_id)
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -140,6 +146,7 @@ mod tests {
             Some(("r-1", &record(2)))
         );
         assert_eq!(records.get(RequestKey::of("r-2")), None);
+        assert!(records.contains_key("a-22") && !records.contains_key("a-2"));
 
         let as_map: BTreeMap<String, RequestRecord> = ids
             .iter()

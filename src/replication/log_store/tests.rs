@@ -1,6 +1,10 @@
+use std::fs::File;
+use std::time::{Duration, Instant};
+
 use openraft::{CommittedLeaderId, LogId};
 
 use super::recent::{RECENT_BYTES, RECENT_ENTRIES};
+use super::syncer::{SyncDone, Syncer, IDLE_LOG_GAP};
 use super::*;
 use crate::kernel::Command;
 use crate::replication::Proposal;
