@@ -1,9 +1,11 @@
 //! A bidder's idempotency records (`State::requests`): what each request_id was used for.
 
 use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use imbl::OrdMap;
+use imbl::shared_ptr::DefaultSharedPtr;
+use imbl::GenericHashMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
@@ -12,6 +14,46 @@ use super::state::RequestRecord;
 /// Where a request_id's record is filed: the first 16 bytes of the id's SHA-256.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RequestKey(u128);
+
+impl Hash for RequestKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0 as u64);
+    }
+}
+
+/// Hashes a `RequestKey` to its own low bits: they are already a digest's, evenly
+/// spread, and the same on every node.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyBits;
+
+impl BuildHasher for KeyBits {
+    type Hasher = KeyBitsHasher;
+
+    fn build_hasher(&self) -> KeyBitsHasher {
+        KeyBitsHasher(0)
+    }
+}
+
+#[derive(Debug)]
+pub struct KeyBitsHasher(u64);
+
+impl Hasher for KeyBitsHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, bits: u64) {
+        self.0 ^= bits;
+    }
+}
+
+type Records = GenericHashMap<RequestKey, Arc<(String, RequestRecord)>, KeyBits, DefaultSharedPtr>;
 
 impl RequestKey {
     pub fn of(request_id: &str) -> Self {
@@ -23,18 +65,19 @@ impl RequestKey {
 }
 
 /// One bidder's request records, by request_id. A record is filed under its id's
-/// `RequestKey`, so a look-up compares integers held in the map's nodes instead of
-/// following a pointer to every id it passes (a heavy bidder has hundreds of thousands of
-/// records, and ids often share long prefixes); each record keeps its id, which a
-/// look-up returns for the caller to check. A persistent map of shared records, like an
+/// `RequestKey` in a hash trie, so a look-up goes down a few nodes by the key's bits
+/// instead of comparing its way down a search tree (a heavy bidder has hundreds of
+/// thousands of records; keys are digests, so a search tree's look-ups land anywhere
+/// and miss the cache at every comparison); each record keeps its id, which a look-up
+/// returns for the caller to check. A persistent map of shared records, like an
 /// auction's bids: a clone (a snapshot's) shares it, and the first write to a part of it
 /// after that copies only that part's keys and pointers. Encoded as a map from request_id
 /// to record, as when the ids were the keys: in request_id order in JSON (so
-/// `State::digest` is what it was), in key order in the binary encoding of snapshots,
-/// which every reader decodes into a map alike and which sorting would make several
-/// times slower to write.
+/// `State::digest` is what it was), in the trie's order in the binary encoding of
+/// snapshots, which every reader decodes into a map alike and which sorting would make
+/// several times slower to write.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestRecords(OrdMap<RequestKey, Arc<(String, RequestRecord)>>);
+pub struct RequestRecords(Records);
 
 impl RequestRecords {
     /// The record filed under `key`, with the request_id it was recorded for (the id
