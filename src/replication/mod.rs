@@ -11,6 +11,7 @@
 //! janitor archived live on disk in `data_dir/archive` (see `archive`).
 
 pub mod archive;
+mod background;
 pub mod backup;
 mod codec;
 mod durable;

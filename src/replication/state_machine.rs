@@ -6,9 +6,10 @@
 //! written on apply: snapshots are. A snapshot is the encoded kernel state with the last
 //! applied log id and membership, stored in a file of its own (`snapshot_file`) and made
 //! durable before it is reported built or installed; the state is copied under the read
-//! lock (cheaply: bids and request records are persistent structures) and encoded on a
-//! blocking thread after it. `open` loads it, and openraft then re-applies the
-//! committed entries after it (`StorageHelper::get_initial_state`, called by `Raft::new`).
+//! lock (cheaply: bids and request records are persistent structures) and encoded after
+//! it on a thread of its own at a lower priority (`background`). `open` loads it, and
+//! openraft then re-applies the committed entries after it
+//! (`StorageHelper::get_initial_state`, called by `Raft::new`).
 //! Auctions that a `Command::Archive` entry takes out of the kernel state go to the
 //! node's `ArchiveStore` as the entry is applied; a snapshot also carries the newest
 //! archived records (see `archive` for why, and for the bound).
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::archive::{ArchiveStore, ArchivedAuction, ARCHIVED_IN_SNAPSHOT};
+use super::background::at_low_priority;
 use super::codec::{decode, encode};
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
@@ -312,30 +314,33 @@ impl StateMachineStore {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
-        // Encoding a large state takes a while: it runs on a blocking thread, so the node's
-        // runtime (Raft's core, heartbeats, the peer listener) carries on meanwhile, and
-        // `apply` waits for the read lock without blocking that runtime (`write_state`).
+        // Encoding a large state takes a while: it runs on a thread of its own at a lower
+        // priority (`at_low_priority`), so the node's runtime (Raft's core, heartbeats,
+        // the peer listener) and its bidders come first, and `apply` goes on meanwhile.
         let state = self.state.clone();
         let archive = self.archive.clone();
         let started = std::time::Instant::now();
-        let (data, last_log_id, last_membership, locked_ms) = blocking(move || {
-            // The state is copied under the read lock and encoded after it: an auction's
-            // bids and a bidder's request records are persistent structures, so the copy
-            // shares them and takes little time, however many bids the state holds.
-            // Nothing is applied while the read lock is held, so the archive holds exactly
-            // what the entries up to `last_applied` archived.
-            let (kernel, applied, membership, exchange, archived) = {
-                let state = state.read();
-                let archived = archive.newest(state.last_applied_index, ARCHIVED_IN_SNAPSHOT)?;
-                (
-                    state.kernel.clone(),
-                    state.last_applied,
-                    state.membership.clone(),
-                    state.exchange.clone(),
-                    archived,
-                )
-            };
-            let locked_ms = started.elapsed().as_millis() as u64;
+        // The state is copied under the read lock, at the usual priority (`apply` waits
+        // for that lock): an auction's bids and a bidder's request records are
+        // persistent structures, so the copy shares them and takes little time, however
+        // many bids the state holds. Nothing is applied while the read lock is held, so
+        // the archive holds exactly what the entries up to `last_applied` archived.
+        let copied = blocking(move || {
+            let state = state.read();
+            let archived = archive.newest(state.last_applied_index, ARCHIVED_IN_SNAPSHOT)?;
+            Ok((
+                state.kernel.clone(),
+                state.last_applied,
+                state.membership.clone(),
+                state.exchange.clone(),
+                archived,
+            ))
+        })
+        .await
+        .map_err(snapshot_error(None, ErrorVerb::Read))?;
+        let locked_ms = started.elapsed().as_millis() as u64;
+        let (kernel, applied, membership, exchange, archived) = copied;
+        let (data, last_log_id, last_membership) = at_low_priority("gavel-snapshot", move || {
             let data = encode(
                 "snapshot",
                 &SnapshotPayloadRef {
@@ -346,7 +351,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                     exchange: &exchange,
                 },
             )?;
-            Ok((data, applied, membership, locked_ms))
+            Ok((data, applied, membership))
         })
         .await
         .map_err(snapshot_error(None, ErrorVerb::Read))?;
