@@ -9,7 +9,7 @@
 //! the thread that started it dies.
 
 use std::fs::OpenOptions;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -54,7 +54,7 @@ impl EtcdCluster {
         std::fs::create_dir_all(&directory)
             .with_context(|| format!("cannot create {}", directory.display()))?;
         let ports: Vec<(u16, u16)> = (0..MEMBERS)
-            .map(|_| Ok((free_port()?, free_port()?)))
+            .map(|_| Ok((local::free_port()?, local::free_port()?)))
             .collect::<anyhow::Result<_>>()?;
         let initial_cluster: Vec<String> = ports
             .iter()
@@ -184,11 +184,6 @@ fn leads(status: &Value) -> bool {
         (Some(member), Some(leader)) => member == leader && member != "0",
         _ => false,
     }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// One connection's writes to etcd: key `bids/{run}/{connection}`, the value the bid

@@ -526,10 +526,30 @@ pub fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new().timeout(HTTP_TIMEOUT).build()
 }
 
-/// A free TCP port on loopback (bound, then released for a node to take).
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
-    Ok(listener.local_addr()?.port())
+/// Ports `free_port` hands out: below Linux's ephemeral range (32768–60999 by default).
+/// A port the kernel picked for `bind(0)` is an ephemeral one, and between its release and
+/// a node binding it an outgoing connection (a peer link, a bidder, a readiness probe)
+/// could take it and leave the node unable to start.
+const BENCH_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A free TCP port on loopback (bound, then released for a node to take), never one this
+/// run handed out before.
+pub(super) fn free_port() -> anyhow::Result<u16> {
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let span = u64::from(BENCH_PORTS.end - BENCH_PORTS.start);
+    // Start at a place that differs between runs, then walk the range.
+    let start = (u64::from(std::process::id()) ^ now_ms()) % span;
+    for step in 0..span {
+        let port = BENCH_PORTS.start + ((start + step * 7919) % span) as u16;
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.push(port);
+            return Ok(port);
+        }
+    }
+    bail!("no free loopback port in {BENCH_PORTS:?}")
 }
 
 /// A fresh secret for one run: `prefix` and 32 random hex digits.
