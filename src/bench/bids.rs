@@ -92,8 +92,13 @@ pub fn run_bids(args: BidsArgs) -> anyhow::Result<()> {
         etcd_version.as_deref().unwrap_or("not run"), directory.display(), machine.describe()
     );
     let outcome = measure_all(&args, &directory, etcd_version.is_some());
-    if temporary {
+    if temporary && outcome.is_ok() {
         let _ = std::fs::remove_dir_all(&directory);
+    } else if outcome.is_err() {
+        println!(
+            "node configs, data and logs kept in {}",
+            directory.display()
+        );
     }
     let (levels, floor) = outcome?;
     let ratios = figures::ratios(&levels);
