@@ -492,9 +492,7 @@ fn purge(state: &mut State, now_ms: u64, request_retention_ms: u64) -> Outcome {
         .retain(|_, session| session.expires_at_ms > now_ms);
     let mut requests = 0u64;
     state.requests.retain(|_, records| {
-        requests += records.remove_where(|record| {
-            record.recorded_at_ms.saturating_add(request_retention_ms) <= now_ms
-        });
+        requests += records.remove_expired(now_ms, request_retention_ms);
         !records.is_empty()
     });
     Outcome::Purged {
