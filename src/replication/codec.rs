@@ -30,19 +30,51 @@ pub(crate) fn encode<T: Serialize + ?Sized>(what: &str, value: &T) -> Result<Vec
     encode_as(FORMAT, what, value)
 }
 
-/// Encodes `value` under the format byte `format`; `what` names it in the error.
+/// Encodes `value` under the format byte `format`; `what` names it in the error. The
+/// size is counted first (refused over the limit decoding has) and the record written
+/// into a buffer of that size.
 pub(crate) fn encode_as<T: Serialize + ?Sized>(
     format: u8,
     what: &str,
     value: &T,
 ) -> Result<Vec<u8>, StoreError> {
-    let mut bytes = vec![format];
+    let failed = |source| StoreError::Encode {
+        what: what.to_string(),
+        source,
+    };
+    let size = options().serialized_size(value).map_err(failed)?;
+    let mut bytes = Vec::with_capacity(1 + size as usize);
+    bytes.push(format);
     options()
+        .with_no_limit()
+        .serialize_into(&mut bytes, value)
+        .map_err(failed)?;
+    Ok(bytes)
+}
+
+/// Encodes a large `value` (a snapshot) in one pass, into a buffer of `capacity` bytes
+/// to begin with (the size of the previous one, say): counting a large state's size first
+/// costs nearly as much as writing it. The limit decoding has is checked afterwards.
+pub(crate) fn encode_large<T: Serialize + ?Sized>(
+    what: &str,
+    value: &T,
+    capacity: usize,
+) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = Vec::with_capacity(capacity.max(1));
+    bytes.push(FORMAT);
+    options()
+        .with_no_limit()
         .serialize_into(&mut bytes, value)
         .map_err(|source| StoreError::Encode {
             what: what.to_string(),
             source,
         })?;
+    if bytes.len() as u64 - 1 > MAX_RECORD_BYTES {
+        return Err(StoreError::Encode {
+            what: what.to_string(),
+            source: Box::new(bincode::ErrorKind::SizeLimit),
+        });
+    }
     Ok(bytes)
 }
 
@@ -88,4 +120,24 @@ pub(crate) fn decode_body<T: DeserializeOwned>(what: &str, body: &[u8]) -> Resul
     options()
         .deserialize(body)
         .map_err(|error| StoreError::corrupt(what, error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_encoders_write_the_same_record() {
+        let value: Vec<(String, u64)> = (0..1000).map(|n| (format!("bid-{n}"), n)).collect();
+        let counted = encode("bids", &value).expect("encode");
+        assert_eq!(counted.capacity(), counted.len(), "sized exactly");
+        for capacity in [0, 10, counted.len(), 1 << 20] {
+            assert_eq!(
+                encode_large("bids", &value, capacity).expect("encode"),
+                counted
+            );
+        }
+        let back: Vec<(String, u64)> = decode("bids", &counted).expect("decode");
+        assert_eq!(back, value);
+    }
 }

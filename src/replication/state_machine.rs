@@ -31,7 +31,7 @@ use tokio::sync::broadcast;
 
 use super::archive::{ArchiveStore, ArchivedAuction, ARCHIVED_IN_SNAPSHOT};
 use super::background::at_low_priority;
-use super::codec::{decode, encode};
+use super::codec::{decode, encode, encode_large};
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
 use super::exchange::{apply_with_ledger, ExchangeLedger};
@@ -340,8 +340,12 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         .map_err(snapshot_error(None, ErrorVerb::Read))?;
         let locked_ms = started.elapsed().as_millis() as u64;
         let (kernel, applied, membership, exchange, archived) = copied;
+        // Room for as much as the previous snapshot took and a quarter more: the state
+        // rarely shrinks by much between two snapshots.
+        let previous = std::fs::metadata(&self.snapshots.file).map_or(0, |file| file.len());
+        let capacity = (previous + previous / 4) as usize;
         let (data, last_log_id, last_membership) = at_low_priority("gavel-snapshot", move || {
-            let data = encode(
+            let data = encode_large(
                 "snapshot",
                 &SnapshotPayloadRef {
                     kernel: &kernel,
@@ -350,6 +354,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                     archived: &archived,
                     exchange: &exchange,
                 },
+                capacity,
             )?;
             Ok((data, applied, membership))
         })
