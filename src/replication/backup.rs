@@ -38,7 +38,7 @@ use super::codec::{decode, encode};
 use super::durable::Durable;
 use super::error::{blocking, ReplicationError, StoreError};
 use super::exchange::ExchangeLedger;
-use super::state_machine::snapshot_data;
+use super::snapshots::snapshot_data;
 use super::{LogStore, NodeInfo, SharedState, StateMachineStore};
 use crate::kernel::State;
 

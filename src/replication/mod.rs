@@ -22,6 +22,7 @@ mod network;
 mod offline;
 mod segments;
 mod snapshot_file;
+mod snapshots;
 mod state_machine;
 #[cfg(test)]
 mod tests;
@@ -47,7 +48,8 @@ pub use network::{
     NoPeerTransport, PeerNetwork, PeerNetworkFactory, UnreachableNetwork, UnreachableNetworkFactory,
 };
 pub use offline::restore_offline;
-pub use state_machine::{SnapshotBuilder, StateMachineStore};
+pub use snapshots::SnapshotBuilder;
+pub use state_machine::StateMachineStore;
 
 openraft::declare_raft_types!(
     /// Openraft's types for Gavel: a log entry carries a `Proposal`, the kernel
