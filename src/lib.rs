@@ -30,7 +30,8 @@
 //! - `cli`: the `gavel` command line (`serve`, `cluster` with `restore`, `ctl` with
 //!   `node`, `migrate` and `backup`, `bench`, `chaos`); `main.rs` only calls it.
 //! - `disk`: what a data directory occupies and what its file system has left;
-//!   `exchange`: the spool's file format (records, checksum line).
+//!   `exchange`: the spool's file format (records, checksum line); `host`: what a node
+//!   asks of the machine (idle CPUs that poll).
 
 pub mod actors;
 pub mod api;
@@ -40,6 +41,7 @@ pub mod cli;
 pub mod config;
 pub mod disk;
 pub mod exchange;
+pub mod host;
 pub mod kernel;
 pub mod node;
 pub mod peer;

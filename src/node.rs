@@ -56,6 +56,28 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// `[host] cpu_idle_poll`: a node that cannot make the request says why and runs on; it
+/// is only slower.
+fn request_idle_poll() -> Option<crate::host::IdlePoll> {
+    match crate::host::IdlePoll::request() {
+        Ok(held) => {
+            tracing::info!(
+                file = crate::host::CPU_LATENCY_FILE,
+                "idle CPUs poll while this node runs (host.cpu_idle_poll)"
+            );
+            Some(held)
+        }
+        Err(error) => {
+            tracing::warn!(
+                file = crate::host::CPU_LATENCY_FILE,
+                %error,
+                "host.cpu_idle_poll is set but the CPU-latency request failed; idle CPUs halt as before"
+            );
+            None
+        }
+    }
+}
+
 /// The configured members, with what Raft needs to know of each.
 fn configured_members(config: &Config) -> Vec<ConfiguredMember> {
     config
@@ -111,6 +133,8 @@ impl CommandSink for SupervisorSink {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let node_id = config.node.id;
+    // Held until the node stops.
+    let _idle_poll = config.host.cpu_idle_poll.then(request_idle_poll).flatten();
     // Certificates are checked before anything is bound or opened.
     let public_tls = crate::tls::public_server_config(&config.tls)?;
     let peer_tls = crate::tls::peer_tls(&config.tls)?;

@@ -68,6 +68,11 @@ pub struct BidsArgs {
     /// Where the Markdown tables and SVG plots go.
     #[arg(long, value_name = "DIR", default_value = results::DEFAULT_RESULTS_DIR)]
     pub results_dir: PathBuf,
+    /// Idle CPUs poll instead of halting for the whole run: the nodes run with
+    /// `[host] cpu_idle_poll = true`, and the bench holds the same machine-wide request
+    /// itself, so etcd and the floor are measured on the machine as Gavel is (needs root).
+    #[arg(long)]
+    pub cpu_idle_poll: bool,
 }
 
 /// Runs the benchmark, prints its tables, writes its results, stops both clusters.
@@ -82,12 +87,22 @@ pub fn run_bids(args: BidsArgs) -> anyhow::Result<()> {
     }
     let etcd_version = if args.gavel_only { None } else { etcd_version };
     raise_open_files(most as u64 * 4 + 1024)?;
+    let _idle_poll = match args.cpu_idle_poll {
+        true => Some(crate::host::IdlePoll::request().with_context(|| {
+            format!(
+                "--cpu-idle-poll: cannot make the CPU-latency request on {} (it needs root)",
+                crate::host::CPU_LATENCY_FILE
+            )
+        })?),
+        false => None,
+    };
     let _interrupt = Interrupt::install();
     let machine = Machine::here();
+    let idle = crate::host::idle_policy(args.cpu_idle_poll);
     let started_ms = now_ms();
     let (directory, temporary) = run_directory(args.data_dir.as_ref(), "bids")?;
     println!(
-        "gavel bench bids: connections {:?}, {} s per level (after {} ms warm-up), at most {} requests per level; Gavel: 3 voters running {}; etcd: {}; files in {}\nmachine: {}",
+        "gavel bench bids: connections {:?}, {} s per level (after {} ms warm-up), at most {} requests per level; Gavel: 3 voters running {}; etcd: {}; files in {}\nmachine: {}; {idle}",
         args.connections, args.seconds, args.warmup_ms, args.max_requests, args.binary.display(),
         etcd_version.as_deref().unwrap_or("not run"), directory.display(), machine.describe()
     );
@@ -119,7 +134,7 @@ pub fn run_bids(args: BidsArgs) -> anyhow::Result<()> {
     print!("{}", figures::problems_text(&levels));
     let command: Vec<String> = std::env::args().collect();
     let markdown = format!(
-        "# gavel bench bids, {}\n\n`{}`\n\nMachine: {}. etcd: {}.\n\n{}\n{}\nFloor: fdatasync median of {} samples, loopback round trip median of {} samples.\n\n{}\n{}\n{}",
+        "# gavel bench bids, {}\n\n`{}`\n\nMachine: {}; {idle}. etcd: {}.\n\n{}\n{}\nFloor: fdatasync median of {} samples, loopback round trip median of {} samples.\n\n{}\n{}\n{}",
         results::stamp(started_ms),
         command.join(" "),
         machine.describe(),
@@ -152,7 +167,11 @@ fn measure_all(
     directory: &std::path::Path,
     with_etcd: bool,
 ) -> anyhow::Result<(Vec<LevelFigures>, floor::Floor)> {
-    let cluster = LocalCluster::start(&args.binary, directory, 3, 0)?;
+    let host = match args.cpu_idle_poll {
+        true => "[host]\ncpu_idle_poll = true\n",
+        false => "",
+    };
+    let cluster = LocalCluster::start_with(&args.binary, directory, 3, 0, host)?;
     let tokens = log_in_bidders(&cluster)?;
     let floor_before = floor::measure(directory)?;
     println!("floor before the levels: {}", floor_before.describe());

@@ -34,6 +34,8 @@ pub(super) struct ConfigFile {
     pub(super) faults: FaultsSection,
     #[serde(default)]
     pub(super) exchange: ExchangeSection,
+    #[serde(default)]
+    pub(super) host: HostSection,
 }
 
 #[derive(Default, Deserialize)]
@@ -113,6 +115,7 @@ impl TryFrom<ConfigFile> for Config {
             tls: file.tls,
             faults: file.faults,
             exchange: file.exchange,
+            host: file.host,
         })
     }
 }

@@ -77,6 +77,7 @@ pub struct Config {
     pub tls: TlsSection,
     pub faults: FaultsSection,
     pub exchange: ExchangeSection,
+    pub host: HostSection,
 }
 
 /// `[node]`: who this node is and where it keeps its state.
@@ -308,6 +309,19 @@ impl Default for HttpSection {
 #[serde(deny_unknown_fields, default)]
 pub struct FaultsSection {
     pub enabled: bool,
+}
+
+/// `[host]`: what the node asks of the machine it runs on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostSection {
+    /// Keep idle CPUs polling instead of halting, for as long as the node runs (a PM QoS
+    /// request of 0 µs on `/dev/cpu_dma_latency`, which needs root). A halted CPU takes
+    /// tens of microseconds to wake on a virtual machine, and a bid waits for several
+    /// wake-ups (its request, each peer message, the log's sync); polling removes them
+    /// at the cost of idle CPUs running at full power. The request is machine-wide and
+    /// ends with the process. Default false.
+    pub cpu_idle_poll: bool,
 }
 
 /// `[exchange]`: the intranet–internet spool (DESIGN.md decision 6). Off unless `dir`

@@ -282,3 +282,18 @@ fn faults_are_off_unless_enabled_and_the_section_is_checked() {
         .to_string();
     assert!(message.contains("panic_rate"), "{message}");
 }
+
+#[test]
+fn cpu_idle_poll_is_off_unless_asked_for_and_the_section_is_checked() {
+    assert!(!node_one().host.cpu_idle_poll);
+    let on = parse("[node]\nid = 1\n[host]\ncpu_idle_poll = true\n").unwrap();
+    assert!(on.host.cpu_idle_poll);
+    let message = parse("[node]\nid = 1\n[host]\ncpu_idle_poll = 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("line 4"), "{message}");
+    let message = parse("[node]\nid = 1\n[host]\nidle = true\n")
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("idle"), "{message}");
+}
