@@ -34,6 +34,8 @@ pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
     if unsafe { libc::statvfs(path.as_ptr(), &mut stats) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // The field types differ between targets (32 bits on some).
+    #[allow(clippy::useless_conversion)]
     Ok(u64::from(stats.f_bavail).saturating_mul(u64::from(stats.f_frsize)))
 }
 

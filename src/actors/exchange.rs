@@ -223,7 +223,7 @@ impl Work {
     async fn prune_keys(&self) -> Result<(), String> {
         let oldest = self.state.read().exchange.oldest_applied_ms();
         let cutoff = crate::actors::wall_clock_ms().saturating_sub(self.key_retention_ms);
-        if !oldest.is_some_and(|oldest| oldest < cutoff) {
+        if oldest.is_none_or(|oldest| oldest >= cutoff) {
             return Ok(());
         }
         let outcome = self
@@ -367,9 +367,12 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// An inbound file and its lines, or why the whole file is refused.
+type InboundFile = (PathBuf, Result<Vec<Line>, String>);
+
 /// The oldest complete inbound file and its lines (or why the whole file is refused);
 /// incomplete files are passed over, and quarantined once old.
-fn next_inbound(dir: &Path) -> Result<Option<(PathBuf, Result<Vec<Line>, String>)>, String> {
+fn next_inbound(dir: &Path) -> Result<Option<InboundFile>, String> {
     let inbound = dir.join("inbound");
     let mut names: Vec<PathBuf> = std::fs::read_dir(&inbound)
         .map_err(|error| format!("cannot list {}: {error}", inbound.display()))?

@@ -247,7 +247,7 @@ mod tests {
             (4, "secret"),
             (5, "not a record"),
         ] {
-            let reason = lines[index].record.as_ref().err().expect("refused");
+            let reason = lines[index].record.as_ref().expect_err("refused");
             assert!(reason.contains(why), "line {}: {reason}", index + 1);
         }
         assert_eq!(lines[1].key.as_deref(), Some("k-2"));

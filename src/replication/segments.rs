@@ -61,8 +61,11 @@ pub(crate) struct SegmentLog {
 /// A contiguous piece of one segment to read: the file, the byte range, and the records
 /// (index, offset, length) in it.
 pub(crate) struct ReadPlan {
-    pieces: Vec<(Arc<File>, u64, u64, Vec<(u64, u64, u32)>)>,
+    pieces: Vec<ReadPiece>,
 }
+
+/// The file, the byte range `[begin, finish)` and the records (index, offset, length).
+type ReadPiece = (Arc<File>, u64, u64, Vec<(u64, u64, u32)>);
 
 fn segment_name(first: u64) -> String {
     format!("{first:020}{SEGMENT_SUFFIX}")
@@ -111,10 +114,14 @@ fn zero(file: &File, path: &Path, from: u64, to: u64) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// A segment's records (index, payload length), the offset after the last good one, and
+/// whether a bad record ended the scan.
+type Scanned = (Vec<(u64, u32)>, u64, bool);
+
 /// Reads the records of one segment file from its start, as far as they check out.
 /// Returns them and whether the scan stopped at a bad record (rather than at the end
 /// marker or the end of the file).
-fn scan(file: &File, path: &Path, first: u64) -> Result<(Vec<(u64, u32)>, u64, bool), StoreError> {
+fn scan(file: &File, path: &Path, first: u64) -> Result<Scanned, StoreError> {
     let len = file.metadata().map_err(StoreError::io(path))?.len();
     let mut records = Vec::new();
     let mut at = 0u64;

@@ -399,8 +399,10 @@ mod snapshot_format_tests {
         assert_eq!(payload.kernel.clock_ms, 7);
         assert_eq!(payload.exchange, ExchangeLedger::default());
 
-        let mut ledger = ExchangeLedger::default();
-        ledger.next_seq = 3;
+        let ledger = ExchangeLedger {
+            next_seq: 3,
+            ..ExchangeLedger::default()
+        };
         let current = snapshot_data(&kernel, &last_applied, &membership, &[], &ledger).unwrap();
         assert_eq!(payload_for(&meta, &current).unwrap().exchange.next_seq, 3);
     }

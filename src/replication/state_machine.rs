@@ -118,6 +118,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok((state.last_applied, state.membership.clone()))
     }
 
+    // openraft's `StorageError` is the error type of the whole storage API.
+    #[allow(clippy::result_large_err)]
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<ApplyResponse>, StorageError<u64>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + openraft::OptionalSend,

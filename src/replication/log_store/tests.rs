@@ -100,8 +100,11 @@ fn wait_until_idle(syncer: &Syncer) {
     }
 }
 
+/// Each `done` that ran: its number, whether on the caller's thread, whether it succeeded.
+type DoneLog = Arc<Mutex<Vec<(u32, bool, bool)>>>;
+
 /// Records the order in which `done` ran and on which thread.
-fn recorder(log: &Arc<Mutex<Vec<(u32, bool, bool)>>>, number: u32) -> SyncDone {
+fn recorder(log: &DoneLog, number: u32) -> SyncDone {
     let log = log.clone();
     let caller = std::thread::current().id();
     Box::new(move |result| {
