@@ -558,3 +558,37 @@ fn event_streams_push_bids_and_resume_from_last_event_id() {
     assert_eq!(replay[0].2["amount"], 1_010_000);
     assert_eq!(replay[1].1, "auction");
 }
+
+/// `[host] cpu_idle_poll`: a node that may make the CPU-latency request holds it open for
+/// as long as it runs; one that may not says why in its log and serves all the same.
+#[test]
+fn cpu_idle_poll_is_held_while_the_node_runs_or_the_log_says_why_not() {
+    let request_file = std::path::Path::new("/dev/cpu_dma_latency");
+    let dir = common::temp_dir("idle-poll");
+    let mut node = common::start_with(dir.path(), "[host]\ncpu_idle_poll = true\n");
+    let pid = node.pid().expect("running");
+    let held = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the node's open files")
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == request_file));
+    // Opening the file without writing to it asks for nothing.
+    let allowed = std::fs::OpenOptions::new()
+        .write(true)
+        .open(request_file)
+        .is_ok();
+    let log: String = std::fs::read_dir(dir.path())
+        .expect("test dir")
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .collect();
+    if allowed {
+        assert!(held, "the request file is not open in the node: {log}");
+        assert!(log.contains("idle CPUs poll"), "{log}");
+    } else {
+        assert!(!held);
+        assert!(log.contains("the CPU-latency request failed"), "{log}");
+    }
+    assert_eq!(node.public("GET", "/readyz", None, None).0, 200);
+    node.stop_with(libc::SIGTERM);
+}
