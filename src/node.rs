@@ -71,7 +71,7 @@ fn request_idle_poll() -> Option<crate::host::IdlePoll> {
             tracing::warn!(
                 file = crate::host::CPU_LATENCY_FILE,
                 %error,
-                "host.cpu_idle_poll is set but the CPU-latency request failed; idle CPUs halt as before"
+                "host.cpu_idle_poll is set but the CPU-latency request failed; idle CPUs are left to halt"
             );
             None
         }
