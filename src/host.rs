@@ -22,7 +22,7 @@ pub struct IdlePoll {
 
 impl IdlePoll {
     /// Asks for idle CPUs to poll. Fails with the reason when the request file is missing
-    /// or not writable (it needs root or `CAP_SYS_ADMIN`-equivalent access to the file).
+    /// or not writable (it is root's, mode 0600, unless the machine gives it to a group).
     pub fn request() -> std::io::Result<IdlePoll> {
         IdlePoll::request_at(Path::new(CPU_LATENCY_FILE))
     }
