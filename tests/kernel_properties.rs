@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common_kernel::model::{bidder_id, takes_bids, ModelAuction, ModelWinner};
 use common_kernel::model::{OperatorAction, View};
-use common_kernel::{spec, Harness};
+use common_kernel::{apply_logged, spec, Harness};
 use gavel::kernel::invariants::check_auction;
 use gavel::kernel::{apply, Auction, AuctionSpec, Command, Envelope, IncrementRule};
 use gavel::kernel::{Outcome, Receipt, Rejection, State};
@@ -431,13 +431,14 @@ impl Run {
             let moved = model.take_over(now_ms);
             moved.then(|| model.spec.id.clone())
         });
-        let recorded = Ok(Outcome::TakeoverRecorded {
-            extended: extended.collect(),
+        let extended: Vec<String> = extended.collect();
+        self.harness.new_leader();
+        let takeover = Command::Takeover { leader_node_id: 9 };
+        let nothing_more = Ok(Outcome::TakeoverRecorded {
+            extended: Vec::new(),
         });
-        assert_eq!(
-            self.apply(Command::Takeover { leader_node_id: 9 }),
-            recorded
-        );
+        assert_eq!(self.apply(takeover), nothing_more);
+        assert_eq!(self.harness.takeover_outcome().0, extended);
     }
 
     fn check_against_model(&self) {
@@ -504,13 +505,13 @@ fn run_scenario(scenario: &Scenario) {
     }
     let mut replica = State::default();
     let setup_commands = run.harness.log.len() - run.results.len();
-    for (index, envelope) in run.harness.log.iter().enumerate() {
-        let answer = apply(&mut replica, envelope).result;
+    for (index, logged) in run.harness.log.iter().enumerate() {
+        let answer = apply_logged(&mut replica, logged).1.result;
         if let Some(original) = index.checked_sub(setup_commands).map(|i| &run.results[i]) {
             assert_eq!(
                 &answer, original,
                 "replayed answer to {:?}",
-                envelope.command
+                logged.envelope.command
             );
         }
     }

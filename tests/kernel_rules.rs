@@ -9,12 +9,12 @@ mod common_kernel;
 use std::collections::BTreeSet;
 
 use common_kernel::{below, capped_sale, not_open, off_grid, sale, spec, timed_sale};
+use common_kernel::{replay, Harness, AUCTION, DEFAULT_SEED};
 use common_kernel::{token_hash, with, with_cap, with_reserve};
-use common_kernel::{Harness, AUCTION, DEFAULT_SEED};
 use gavel::kernel::chain::verify_chain;
 use gavel::kernel::invariants::{check_auction, no_bid_while_suspended, Violation};
-use gavel::kernel::{apply, AuctionSpec, Command, EventKind, IncrementRule};
-use gavel::kernel::{Outcome, Rejection, State};
+use gavel::kernel::{AuctionSpec, Command, EventKind, IncrementRule};
+use gavel::kernel::{Outcome, Rejection};
 
 // Prices: "First valid bid ≥ start_price".
 #[test]
@@ -379,6 +379,31 @@ fn takeover_extends_deadlines_inside_grace() {
     assert_eq!(harness.state.takeovers.len(), 2);
 }
 
+// Suspension and takeover: the new leader's *first* command records the takeover, even
+// when that command is a bid. The deadline (340 000) passed in the leaderless gap; the
+// bid at 400 000 finds it extended to 640 000 and is accepted, and restarts the countdown.
+#[test]
+fn a_bid_that_is_a_new_leaders_first_command_finds_the_grace_applied() {
+    let mut harness = timed_sale(spec(AUCTION));
+    harness.new_leader();
+    harness.accept(400_000, "alice", 1200);
+    let (extended, events) = harness.takeover_outcome();
+    assert_eq!(extended, vec![AUCTION.to_string()]);
+    let extension = EventKind::Extended {
+        deadline_ms: 640_000,
+    };
+    assert_eq!(events, vec![extension]);
+    assert_eq!(harness.summary(), "timed_bidding until 640000");
+    assert_eq!(
+        harness.state.takeovers.last().map(|t| t.at_ms),
+        Some(400_000)
+    );
+    // Later commands of the same term are not takeovers.
+    harness.accept(401_000, "bob", 1300);
+    assert!(harness.last_takeover.is_none());
+    assert_eq!(harness.state.takeovers.len(), 1);
+}
+
 // Suspension and takeover: deadlines at least failover_grace_ms away are left alone.
 #[test]
 fn takeover_leaves_far_deadlines_alone() {
@@ -680,10 +705,7 @@ fn replaying_the_log_gives_the_same_state() {
     harness.confirm(40_000, "alice").unwrap();
     harness.confirm(41_000, "bob").unwrap();
     harness.advance(100_000);
-    let mut replica = State::default();
-    for envelope in &harness.log {
-        apply(&mut replica, envelope);
-    }
+    let replica = replay(&harness.log);
     assert_eq!(replica.digest(), harness.state.digest());
     assert!(replica == harness.state);
 }

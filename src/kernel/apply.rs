@@ -9,10 +9,7 @@ use super::event::{Event, EventKind};
 use super::invariants;
 use super::phases::{self, advance, not_open};
 use super::rejection::Rejection;
-use super::state::{
-    Auction, Bidder, OperatorRecord, Phase, Session, State, TakeoverRecord, MAX_OPERATOR_RECORDS,
-    MAX_TAKEOVERS_KEPT,
-};
+use super::state::{Auction, Bidder, OperatorRecord, Phase, Session, State, MAX_OPERATOR_RECORDS};
 use super::types::{validate_id, validate_text, AuctionSpec, BidderNumber, Money};
 
 /// What applying one command produced: its answer, and the events to publish. A refused
@@ -33,7 +30,6 @@ pub struct Applied {
 /// same result on every replica.
 pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
     // Command times never go backwards, whatever a new leader's clock says.
-    let last_command_ms = state.clock_ms;
     let now_ms = envelope.now_ms.max(state.clock_ms);
     state.clock_ms = now_ms;
     let mut events = Vec::new();
@@ -59,7 +55,7 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
             prune_closed_before_ms: Some(closed_before_ms),
         };
     }
-    let result = dispatch(state, now_ms, last_command_ms, envelope, &mut events);
+    let result = dispatch(state, now_ms, envelope, &mut events);
     record_operator_action(state, now_ms, envelope, &result);
 
     if let Some(auction) = envelope
@@ -145,7 +141,6 @@ fn check_latest(auction: &Auction) -> Result<(), invariants::Violation> {
 fn dispatch(
     state: &mut State,
     now_ms: u64,
-    last_command_ms: u64,
     envelope: &Envelope,
     events: &mut Vec<Event>,
 ) -> Result<Outcome, Rejection> {
@@ -243,31 +238,12 @@ fn dispatch(
             advanced(state, auction_id, now_ms, seed, events)?;
             Ok(Outcome::AuctionUpdated)
         }
-        Command::Takeover { leader_node_id } => {
-            let mut extended = Vec::new();
-            for auction in state.auctions.values_mut() {
-                // The leaderless gap began after the last applied command: a deadline that
-                // passed before it had closed its auction already (closes are applied
-                // lazily), and the grace rule must not reopen it. A listing that opened
-                // during the gap is open at the takeover: its close falls under the rule.
-                advance(auction, last_command_ms, seed, events);
-                if auction.phase == Phase::Scheduled {
-                    let opened_by_ms = now_ms.min(auction.spec.listing_closes_at_ms);
-                    advance(auction, opened_by_ms, seed, events);
-                }
-                if phases::apply_takeover_grace(auction, now_ms, *leader_node_id, events) {
-                    extended.push(auction.spec.id.clone());
-                }
-            }
-            if state.takeovers.len() >= MAX_TAKEOVERS_KEPT {
-                state.takeovers.remove(0);
-            }
-            state.takeovers.push(TakeoverRecord {
-                leader_node_id: *leader_node_id,
-                at_ms: now_ms,
-            });
-            Ok(Outcome::TakeoverRecorded { extended })
-        }
+        // The takeover itself was applied before the first command of this leader's term
+        // (`takeover::begin_term`); the command only puts a stamped entry in the log as
+        // soon as the leader is elected.
+        Command::Takeover { .. } => Ok(Outcome::TakeoverRecorded {
+            extended: Vec::new(),
+        }),
         Command::Purge {
             request_retention_ms,
         } => Ok(purge(state, now_ms, *request_retention_ms)),

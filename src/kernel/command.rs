@@ -75,8 +75,9 @@ pub enum Command {
     Advance {
         auction_id: String,
     },
-    /// The first command of a new leader: records the takeover and applies the failover
-    /// grace rule to every open auction.
+    /// Proposed by a new leader as soon as it is elected, so its term has a stamped entry
+    /// at once. Changes nothing itself: the takeover is recorded, and the failover grace
+    /// rule applied, before the first command of every term (`takeover::begin_term`).
     Takeover {
         leader_node_id: u64,
     },

@@ -14,6 +14,7 @@
 //! - `event`: what changed, for the live event streams.
 //! - `apply`: dispatch of commands; `phases`, `bidding`, `cap` hold the rules themselves.
 //! - `chain`: the per-auction hash chain of accepted bids.
+//! - `takeover`: the takeover rule, applied before the first command of each leader term.
 //! - `invariants`: the named invariants, asserted after every command and reused by tests.
 
 pub mod apply;
@@ -27,6 +28,7 @@ mod phases;
 pub mod rejection;
 pub mod requests;
 pub mod state;
+pub mod takeover;
 pub mod types;
 
 pub use apply::{apply, Applied};
@@ -34,4 +36,5 @@ pub use command::{Command, Envelope, Outcome, Receipt};
 pub use event::{Event, EventKind};
 pub use rejection::Rejection;
 pub use state::{Auction, BidRecord, OperatorRecord, Phase, State};
+pub use takeover::begin_term;
 pub use types::{AuctionSpec, IncrementRule, Money};

@@ -15,6 +15,12 @@ use super::types::{AuctionSpec, BidderNumber, Money};
 pub struct State {
     /// The latest command time applied; command times never go backwards past it.
     pub clock_ms: u64,
+    /// The Raft term whose takeover was applied last (`takeover::begin_term`). Not in the
+    /// state's encoding, so not in its digest: two clusters that applied the same commands
+    /// (a migration's source and target) differ in terms only. Snapshots carry it beside
+    /// the state; a backup does not, and a restored cluster's first term is a takeover.
+    #[serde(skip)]
+    pub leader_term: u64,
     pub bidders: BTreeMap<String, Bidder>,
     /// Sessions by the SHA-256 hash of their token.
     pub sessions: BTreeMap<String, Session>,

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::kernel::{Applied, Command, Envelope, EventKind, Outcome, State};
+use crate::kernel::{Applied, Command, Envelope, Event, EventKind, Outcome, State};
 
 /// Most records one outbound file holds.
 pub const MAX_OUTBOUND_PER_FILE: usize = 1_000;
@@ -92,6 +92,23 @@ impl ExchangeLedger {
     /// When the oldest key kept was applied.
     pub fn oldest_applied_ms(&self) -> Option<u64> {
         self.applied.values().map(|entry| entry.applied_at_ms).min()
+    }
+
+    /// Once the spool is in use, puts the result of every auction that `events` closed in
+    /// the outbox. Called for every change the kernel applies, the takeover rule's too.
+    pub fn note_closes(&mut self, kernel: &State, events: &[Event]) {
+        if !self.active {
+            return;
+        }
+        for event in events {
+            if event.kind == EventKind::Closed {
+                if let Some(auction) = kernel.auctions.get(&event.auction_id) {
+                    let result = crate::api::views::ResultView::new(auction);
+                    let data = serde_json::to_value(&result).unwrap_or_default();
+                    self.push(format!("result/{}", event.auction_id), "closed", data);
+                }
+            }
+        }
     }
 
     fn push(&mut self, key: String, status: &str, data: serde_json::Value) {
@@ -205,16 +222,7 @@ pub fn apply_with_ledger<E>(
         }
         _ => apply(kernel, envelope)?,
     };
-    let spooling = ledger.active;
-    for event in applied.events.iter().filter(|_| spooling) {
-        if event.kind == EventKind::Closed {
-            if let Some(auction) = kernel.auctions.get(&event.auction_id) {
-                let result = crate::api::views::ResultView::new(auction);
-                let data = serde_json::to_value(&result).unwrap_or_default();
-                ledger.push(format!("result/{}", event.auction_id), "closed", data);
-            }
-        }
-    }
+    ledger.note_closes(kernel, &applied.events);
     Ok(applied)
 }
 

@@ -25,6 +25,8 @@ mod snapshot_file;
 mod snapshots;
 mod state_machine;
 #[cfg(test)]
+mod takeover_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

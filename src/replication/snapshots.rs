@@ -67,6 +67,18 @@ pub(super) struct SnapshotPayload {
     /// The newest archived auctions (see `archive::ARCHIVED_IN_SNAPSHOT`).
     pub(super) archived: Vec<ArchivedAuction>,
     pub(super) exchange: ExchangeLedger,
+    /// `State::leader_term`, which the state's own encoding leaves out.
+    pub(super) leader_term: u64,
+}
+
+/// A snapshot's data as written before the takeover's term was carried in it; still read.
+#[derive(Deserialize)]
+struct SnapshotPayloadWithoutLeaderTerm {
+    kernel: State,
+    last_applied: Option<LogId<u64>>,
+    last_membership: StoredMembership<u64, NodeInfo>,
+    archived: Vec<ArchivedAuction>,
+    exchange: ExchangeLedger,
 }
 
 /// A snapshot's data as written before the exchange ledger was carried in it; still read.
@@ -94,6 +106,7 @@ struct SnapshotPayloadRef<'a> {
     last_membership: &'a StoredMembership<u64, NodeInfo>,
     archived: &'a [ArchivedAuction],
     exchange: &'a ExchangeLedger,
+    leader_term: u64,
 }
 
 /// The data of a snapshot of `kernel` at `last_applied`, as `build_snapshot` encodes it
@@ -113,6 +126,7 @@ pub(super) fn snapshot_data(
             last_membership,
             archived,
             exchange,
+            leader_term: kernel.leader_term,
         },
     )
 }
@@ -221,13 +235,29 @@ pub(super) fn payload_for(
     let payload: SnapshotPayload = match decode(&what, data) {
         Ok(payload) => payload,
         Err(error) => {
-            if let Ok(older) = decode::<SnapshotPayloadWithoutExchange>(&what, data) {
+            // Written before the term was carried: the state's term is the snapshot's, a
+            // term whose takeover the leader of the time had proposed.
+            let leader_term = meta
+                .last_log_id
+                .as_ref()
+                .map_or(0, |log_id| log_id.leader_id.term);
+            if let Ok(newer) = decode::<SnapshotPayloadWithoutLeaderTerm>(&what, data) {
+                SnapshotPayload {
+                    kernel: newer.kernel,
+                    last_applied: newer.last_applied,
+                    last_membership: newer.last_membership,
+                    archived: newer.archived,
+                    exchange: newer.exchange,
+                    leader_term,
+                }
+            } else if let Ok(older) = decode::<SnapshotPayloadWithoutExchange>(&what, data) {
                 SnapshotPayload {
                     kernel: older.kernel,
                     last_applied: older.last_applied,
                     last_membership: older.last_membership,
                     archived: older.archived,
                     exchange: ExchangeLedger::default(),
+                    leader_term,
                 }
             } else if let Ok(oldest) = decode::<SnapshotPayloadWithoutArchive>(&what, data) {
                 SnapshotPayload {
@@ -236,6 +266,7 @@ pub(super) fn payload_for(
                     last_membership: oldest.last_membership,
                     archived: Vec::new(),
                     exchange: ExchangeLedger::default(),
+                    leader_term,
                 }
             } else {
                 return Err(error);
@@ -258,8 +289,10 @@ pub(super) fn payload_for(
 }
 
 pub(super) fn applied_state_from(payload: SnapshotPayload) -> AppliedState {
+    let mut kernel = payload.kernel;
+    kernel.leader_term = payload.leader_term;
     AppliedState {
-        kernel: payload.kernel,
+        kernel,
         last_applied_index: payload
             .last_applied
             .as_ref()
@@ -313,6 +346,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                     last_membership: &membership,
                     archived: &archived,
                     exchange: &exchange,
+                    leader_term: kernel.leader_term,
                 },
                 capacity,
             )?;
@@ -398,6 +432,8 @@ mod snapshot_format_tests {
         let payload = payload_for(&meta, &data).expect("an older snapshot loads");
         assert_eq!(payload.kernel.clock_ms, 7);
         assert_eq!(payload.exchange, ExchangeLedger::default());
+        // Its takeover term is the snapshot's own term.
+        assert_eq!(payload.leader_term, 1);
 
         let ledger = ExchangeLedger {
             next_seq: 3,
@@ -405,5 +441,26 @@ mod snapshot_format_tests {
         };
         let current = snapshot_data(&kernel, &last_applied, &membership, &[], &ledger).unwrap();
         assert_eq!(payload_for(&meta, &current).unwrap().exchange.next_seq, 3);
+    }
+
+    #[test]
+    fn the_takeover_term_travels_in_snapshots_beside_the_state() {
+        let kernel = State {
+            leader_term: 4,
+            ..State::default()
+        };
+        let last_applied = Some(LogId::new(openraft::CommittedLeaderId::new(5, 2), 9));
+        let membership = StoredMembership::default();
+        let ledger = ExchangeLedger::default();
+        let data = snapshot_data(&kernel, &last_applied, &membership, &[], &ledger).unwrap();
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+            snapshot_id: "now".to_string(),
+        };
+        let applied = applied_state_from(payload_for(&meta, &data).unwrap());
+        assert_eq!(applied.kernel.leader_term, 4);
+        // Not in the state's digest: clusters that applied the same commands agree.
+        assert_eq!(applied.kernel.digest(), State::default().digest());
     }
 }

@@ -1,6 +1,8 @@
 //! The Raft state machine: openraft's `RaftStateMachine` over the in-memory `SharedState`.
 //! `apply` hands each committed command to `kernel::apply` (blank and membership entries
-//! only move `last_applied` and the membership), answers an `ApplyResponse` per entry,
+//! only move `last_applied` and the membership); before the commands of the first command
+//! entry of each leader term it applies the takeover rule (`kernel::begin_term`, with the
+//! term and leader of the entry's log id). It answers an `ApplyResponse` per entry,
 //! and once the batch is applied publishes one `AppliedEvents` per entry that produced
 //! events; the broadcast is bounded and never blocks the kernel. The state itself is not
 //! written on apply: snapshots are (`snapshots`). `open` loads the current one, and
@@ -92,20 +94,55 @@ fn apply_envelope(
     envelope: &Envelope,
     log_id: LogId<u64>,
 ) -> Result<Applied, StorageError<u64>> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| crate::kernel::apply(kernel, envelope))).map_err(
-        |panic| {
-            let detail = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("kernel panic");
-            StoreError::KernelPanic {
-                index: log_id.index,
-                detail: detail.to_string(),
-            }
-            .into_storage(ErrorSubject::Apply(log_id), ErrorVerb::Write)
-        },
-    )
+    guarded(log_id, || crate::kernel::apply(kernel, envelope))
+}
+
+/// Before the first command of a leader's term: the takeover rule (`kernel::begin_term`),
+/// at the stamp of the entry's first command; its closes go to the exchange outbox too.
+#[allow(clippy::result_large_err)]
+fn begin_term(
+    state: &mut AppliedState,
+    first: &Envelope,
+    log_id: LogId<u64>,
+) -> Result<Option<Applied>, StorageError<u64>> {
+    let leader = log_id.leader_id;
+    let takeover = guarded(log_id, || {
+        crate::kernel::begin_term(
+            &mut state.kernel,
+            leader.term,
+            leader.node_id,
+            first.now_ms,
+            first.seed,
+        )
+    })?;
+    if let Some(takeover) = &takeover {
+        tracing::info!(
+            term = leader.term,
+            leader = leader.node_id,
+            log_index = log_id.index,
+            extended = ?takeover.result,
+            "takeover applied"
+        );
+        state.exchange.note_closes(&state.kernel, &takeover.events);
+    }
+    Ok(takeover)
+}
+
+/// Runs a kernel step, turning a panic (a broken invariant) into a storage error.
+#[allow(clippy::result_large_err)]
+fn guarded<T>(log_id: LogId<u64>, step: impl FnOnce() -> T) -> Result<T, StorageError<u64>> {
+    std::panic::catch_unwind(AssertUnwindSafe(step)).map_err(|panic| {
+        let detail = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("kernel panic");
+        StoreError::KernelPanic {
+            index: log_id.index,
+            detail: detail.to_string(),
+        }
+        .into_storage(ErrorSubject::Apply(log_id), ErrorVerb::Write)
+    })
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
@@ -148,6 +185,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Normal(proposal) => {
                         let mut results = Vec::with_capacity(proposal.envelopes.len());
                         let mut events = Vec::new();
+                        if let Some(first) = proposal.envelopes.first() {
+                            if let Some(takeover) = begin_term(&mut state, first, log_id)? {
+                                events.extend(takeover.events);
+                            }
+                        }
                         for envelope in proposal.envelopes.iter() {
                             let state = &mut *state;
                             let applied = apply_with_ledger(

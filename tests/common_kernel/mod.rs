@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use gavel::kernel::{
-    apply, Applied, Auction, AuctionSpec, Command, Envelope, EventKind, IncrementRule, Outcome,
-    Receipt, Rejection, State,
+    apply, begin_term, Applied, Auction, AuctionSpec, Command, Envelope, EventKind, IncrementRule,
+    Outcome, Receipt, Rejection, State,
 };
 
 /// The seed every envelope carries unless a test says otherwise.
@@ -73,27 +73,74 @@ pub fn with_reserve(reserve: u64) -> AuctionSpec {
     with(spec(AUCTION), |s| s.reserve_price = Some(reserve))
 }
 
-/// A state plus the envelopes applied to it, in order.
+/// The node id the harness's leaders have; only the takeover records show it.
+pub const LEADER_NODE_ID: u64 = 2;
+
+/// One command entry of the log: the leader term it was proposed in, and the envelope.
+#[derive(Debug, Clone)]
+pub struct LoggedCommand {
+    pub term: u64,
+    pub envelope: Envelope,
+}
+
+/// Applies a command as the state machine does: the takeover rule first when the
+/// command is the first of its term, then the command. Answers both.
+pub fn apply_logged(state: &mut State, logged: &LoggedCommand) -> (Option<Applied>, Applied) {
+    let envelope = &logged.envelope;
+    let takeover = begin_term(
+        state,
+        logged.term,
+        LEADER_NODE_ID,
+        envelope.now_ms,
+        envelope.seed,
+    );
+    (takeover, apply(state, envelope))
+}
+
+/// The state a replica holds after applying `log` from the start.
+pub fn replay(log: &[LoggedCommand]) -> State {
+    let mut replica = State::default();
+    for logged in log {
+        apply_logged(&mut replica, logged);
+    }
+    replica
+}
+
+/// A state plus the commands applied to it, in order, each in its leader's term.
 #[derive(Default)]
 pub struct Harness {
     pub state: State,
-    pub log: Vec<Envelope>,
+    pub log: Vec<LoggedCommand>,
+    /// The term of the leader stamping commands now; `new_leader` moves to the next.
+    pub term: u64,
+    /// What the takeover rule did before the last command, if it was the first of a term.
+    pub last_takeover: Option<Applied>,
     /// Session token hash by bidder id.
     pub tokens: BTreeMap<String, String>,
 }
 
 impl Harness {
-    /// Applies `command` at `now_ms` as `actor` with `seed`, and logs the envelope.
+    /// Applies `command` at `now_ms` as `actor` with `seed` in the current term (after the
+    /// takeover rule, if it is the term's first command), and logs it.
     pub fn run_with(&mut self, now_ms: u64, seed: u64, actor: &str, command: Command) -> Applied {
-        let envelope = Envelope {
-            now_ms,
-            seed,
-            actor: actor.to_string(),
-            command,
+        let logged = LoggedCommand {
+            term: self.term,
+            envelope: Envelope {
+                now_ms,
+                seed,
+                actor: actor.to_string(),
+                command,
+            },
         };
-        let applied = apply(&mut self.state, &envelope);
-        self.log.push(envelope);
+        let (takeover, applied) = apply_logged(&mut self.state, &logged);
+        self.last_takeover = takeover;
+        self.log.push(logged);
         applied
+    }
+
+    /// A new leader is elected: the commands from now on are of the next term.
+    pub fn new_leader(&mut self) {
+        self.term += 1;
     }
 
     /// Applies `command` at `now_ms` as the operator `operator-li`, with the default seed.
@@ -232,12 +279,26 @@ impl Harness {
         self.run_with(now_ms, DEFAULT_SEED, "operator-li", command)
     }
 
-    /// A new leader's first command; returns the extended auctions and the events.
+    /// A new leader's first command at `now_ms` (the `Takeover` a leader proposes once
+    /// elected); returns the auctions the takeover rule extended and its events.
     pub fn takeover(&mut self, now_ms: u64) -> (Vec<String>, Vec<EventKind>) {
-        let command = Command::Takeover { leader_node_id: 2 };
-        let applied = self.run_with(now_ms, 5, "system", command);
-        let kinds = applied.events.into_iter().map(|event| event.kind);
-        match applied.result {
+        self.new_leader();
+        let command = Command::Takeover {
+            leader_node_id: LEADER_NODE_ID,
+        };
+        self.run_with(now_ms, 5, "system", command);
+        self.takeover_outcome()
+    }
+
+    /// What the takeover rule did before the last command: the extended auctions and the
+    /// events. Panics if that command was not the first of its term.
+    pub fn takeover_outcome(&self) -> (Vec<String>, Vec<EventKind>) {
+        let takeover = self
+            .last_takeover
+            .clone()
+            .expect("the last command was the first of a new term");
+        let kinds = takeover.events.into_iter().map(|event| event.kind);
+        match takeover.result {
             Ok(Outcome::TakeoverRecorded { extended }) => (extended, kinds.collect()),
             other => panic!("takeover: {other:?}"),
         }

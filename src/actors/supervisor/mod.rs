@@ -7,8 +7,10 @@
 //! (commands forwarded by other nodes) send it commands.
 //!
 //! It watches the cluster: Raft's metrics, and the PeerLink actors' health reports. When
-//! this node becomes leader it proposes the takeover command (the failover grace rule of
-//! RULES.md), then lets the ResourcePool's Auction actors propose closes, and makes sure
+//! this node becomes leader it proposes `Command::Takeover`, so that its term has a
+//! stamped entry at once: the state machine applies the failover grace rule before the
+//! first command of every term (`kernel::takeover`), whichever command that is. Once the
+//! entry is committed it lets the ResourcePool's Auction actors propose closes, and makes sure
 //! every configured standby is a Raft learner. While it leads, a voter that misses
 //! `down_after_misses` checks is replaced by a healthy standby (see `membership`).
 
@@ -83,7 +85,7 @@ pub struct Supervisor {
     last_stamped_ms: u64,
     pool: Option<Addr<ResourcePool>>,
     metrics: Arc<Metrics>,
-    /// The term in which this node last became leader and proposed its takeover.
+    /// The term in which this node last became leader and proposed its takeover entry.
     led_term: Option<u64>,
     peers: BTreeMap<u64, PeerHealth>,
     reconfiguring: bool,
@@ -366,7 +368,7 @@ impl Handler<RaftChanged> for Supervisor {
         tracing::info!(
             node_id = self.settings.node_id,
             term = changed.term,
-            "became leader; proposing takeover"
+            "became leader; proposing its takeover entry"
         );
         let takeover = self.replicate(
             Command::Takeover {
