@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use crate::actors::janitor::{Janitor, JanitorHandles, JanitorSettings};
 use crate::actors::peer_link::PeerLinkSettings;
 use crate::actors::resource_pool::{PoolSettings, ResourcePool};
+use crate::actors::supervision::{singleton_stopped, Singleton};
 use crate::actors::supervisor::{
     AttachPool, ConfiguredMember, Propose, ProposeError, Supervisor, SupervisorSettings,
 };
@@ -281,6 +282,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         )
         .start()
     });
+    let mut singletons = vec![
+        Singleton::new("Supervisor", supervisor.clone()),
+        Singleton::new("ResourcePool", pool.clone()),
+        Singleton::new("Janitor", janitor.clone()),
+    ];
+    if let Some(exchange) = &exchange {
+        singletons.push(Singleton::new("Exchange", exchange.clone()));
+    }
     let operators = operator_credentials(&config)?;
     let app_state = web::Data::new(AppState {
         node_id,
@@ -350,6 +359,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             result.context("a listener stopped")?;
         }
         signal = shutdown_signal() => tracing::info!(signal, "stopping"),
+        stopped = singleton_stopped(singletons) => {
+            // See `actors::supervision`: without this actor the node cannot serve, and
+            // while it runs on, its Raft core may go on leading a cluster it cannot serve.
+            tracing::error!(actor = stopped, "a node-wide actor stopped; the node exits so that another leads and its service manager restarts it");
+            eprintln!("gavel: node stopped with an error: the {stopped} actor stopped");
+            std::process::exit(FATAL_EXIT_CODE);
+        }
         () = retired.notified() => {
             tracing::warn!(node_id, "removed from the cluster by an operator; stopping");
         }
@@ -392,7 +408,8 @@ async fn storage_failed(replication: &replication::Replication) -> String {
     }
 }
 
-/// The exit status of a node whose Raft core stopped (EX_SOFTWARE).
+/// The exit status of a node whose Raft core stopped, or one of whose node-wide actors
+/// stopped (EX_SOFTWARE).
 pub const FATAL_EXIT_CODE: i32 = 70;
 
 /// Resolves once the Raft core has stopped on a fatal error (a log write failed, say on

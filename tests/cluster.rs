@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::auction_spec;
 use common::bidders::{BidderPlan, Outcome, Record};
@@ -502,23 +502,6 @@ fn manual_switchover_hands_leadership_to_the_named_voter() {
     assert_eq!(records[0]["target"], format!("node {target}"));
 }
 
-/// Waits up to `limit` for the node's process to exit on its own; its exit status.
-fn wait_for_exit(node: &mut common::Node, limit: Duration) -> Option<std::process::ExitStatus> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if let Some(status) = node
-            .child
-            .as_mut()
-            .and_then(|child| child.try_wait().ok().flatten())
-        {
-            node.child = None;
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
 #[test]
 fn standbys_are_added_and_removed_while_bidding_goes_on() {
     let (dir, mut cluster) = cluster("nodes", 3, 1);
@@ -657,7 +640,7 @@ fn standbys_are_added_and_removed_while_bidding_goes_on() {
             .node(follower)
             .control("DELETE", "/control/v1/cluster/nodes/4", None);
     assert_eq!(status, 200, "{body}");
-    let exit = wait_for_exit(cluster.node_mut(4), Duration::from_secs(10));
+    let exit = cluster.node_mut(4).wait_for_exit(Duration::from_secs(10));
     assert!(
         exit.is_some_and(|status| status.success()),
         "the removed node stops cleanly: {exit:?}"
@@ -788,7 +771,9 @@ fn a_voter_migrates_to_a_new_node_while_bidding_goes_on_and_a_failed_migration_r
     ] {
         assert!(text.contains(step), "{step}: {text}");
     }
-    let exit = wait_for_exit(cluster.node_mut(leader), Duration::from_secs(10));
+    let exit = cluster
+        .node_mut(leader)
+        .wait_for_exit(Duration::from_secs(10));
     assert!(
         exit.is_some_and(|status| status.success()),
         "the old node stops: {exit:?}"

@@ -18,6 +18,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::broadcast;
 
+use super::supervision::InjectPanic;
 use super::supervisor::{Propose, Supervisor};
 use super::wall_clock_ms;
 use crate::api::views::{AuctionView, BidView};
@@ -267,14 +268,6 @@ impl Handler<Ping> for AuctionActor {
     fn handle(&mut self, _: Ping, _ctx: &mut Self::Context) -> Self::Result {
         MessageResult(self.seen.clone())
     }
-}
-
-/// Fault injection for chaos tests: the actor panics inside this handler. Sent only by
-/// `POST /control/v1/faults/panic` on a node whose `[faults]` are enabled.
-pub struct InjectPanic;
-
-impl Message for InjectPanic {
-    type Result = ();
 }
 
 impl Handler<InjectPanic> for AuctionActor {

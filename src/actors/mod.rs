@@ -10,6 +10,8 @@
 //! - `peer_link`: one per peer node: owns the link, runs the health checks, reports the
 //!   peer as up, suspect or down to the Supervisor; `membership` holds the Supervisor's
 //!   decisions about replacing dead voters.
+//! - `exchange`: on the leader, moves records between the intranet spool and the log.
+//! - `supervision`: what happens when an actor stops on a panic, kind by kind.
 
 pub mod auction;
 pub mod exchange;
@@ -17,6 +19,7 @@ pub mod janitor;
 pub mod membership;
 pub mod peer_link;
 pub mod resource_pool;
+pub mod supervision;
 pub mod supervisor;
 
 /// The current wall-clock time in milliseconds since the Unix epoch.

@@ -7,18 +7,18 @@ use super::auth::{new_salt, secret_hash, Operator};
 use super::problem::{ApiError, Problem};
 use super::public::unexpected;
 use super::requests::{
-    auction_path_id, AuctionSpecRequest, BidderRequest, FaultRequest, IncrementRequest, JsonObject,
-    QualificationRequest, ReasonRequest, SwitchoverRequest,
+    auction_path_id, AuctionSpecRequest, BidderRequest, FaultRequest, FaultTarget,
+    IncrementRequest, JsonObject, QualificationRequest, ReasonRequest, SwitchoverRequest,
 };
 use super::views::{
     BidderCreated, ControlAuctionView, FaultInjected, QualificationView, ResultView,
 };
 use super::AppState;
-use crate::actors::auction::InjectPanic;
 use crate::actors::exchange::{ExchangeReport, GetExchangeReport};
 use crate::actors::janitor::{GetReport, JanitorReport};
 use crate::actors::resource_pool::RunningActor;
-use crate::actors::supervisor::{ClusterView, GetClusterView, Switchover};
+use crate::actors::supervision::InjectPanic;
+use crate::actors::supervisor::{ClusterView, GetClusterView, PanicPeerLink, Switchover};
 use crate::actors::wall_clock_ms;
 use crate::kernel::{Command, Outcome, Rejection};
 
@@ -365,12 +365,14 @@ async fn exchange(
     }))
 }
 
-/// Fault injection for chaos tests: makes the auction's Auction actor panic inside a
-/// handler. That ends the actor alone; the Janitor's next sweep restarts it. Answers 404
-/// `faults_disabled` unless the node's `[faults] enabled = true`.
+/// Fault injection for chaos tests: makes one actor panic inside a handler. An Auction
+/// actor's panic ends that actor alone (the Janitor's next sweep restarts it), a
+/// PeerLink's is restarted by the Supervisor, and a node-wide actor's stops the node
+/// (see `actors::supervision`). Answers 404 `faults_disabled` unless the node's
+/// `[faults] enabled = true`.
 #[utoipa::path(tag = "control", request_body = FaultRequest, responses(
     (status = 202, body = FaultInjected),
-    (status = 404, description = "faults_disabled, auction_not_found (no live actor)", body = Problem),
+    (status = 404, description = "faults_disabled, auction_not_found (no live actor), not_found (no link to that node, or no Exchange)", body = Problem),
     (status = 422, description = "invalid_request", body = Problem)), security(("admin" = [])))]
 #[post("/control/v1/faults/panic")]
 async fn inject_panic(
@@ -381,19 +383,59 @@ async fn inject_panic(
     if !app.faults_enabled {
         return Err(ApiError::FaultsDisabled);
     }
-    let auction_id = body.into_inner().auction_id;
-    crate::kernel::types::validate_id("auction_id", &auction_id)?;
-    let actor = app
-        .pool
-        .send(RunningActor {
-            auction_id: auction_id.clone(),
-        })
-        .await?
-        .ok_or(Rejection::AuctionNotFound)?;
-    tracing::warn!(operator = %operator.0, %auction_id, "fault injected: auction actor panic");
-    actor.do_send(InjectPanic);
-    Ok(HttpResponse::Accepted().json(FaultInjected {
+    let FaultRequest {
+        actor,
         auction_id,
+        node_id,
+    } = body.into_inner();
+    let needs = |name: &str, given: bool, wanted: bool| {
+        if given == wanted {
+            return Ok(());
+        }
+        let verb = if wanted { "needs" } else { "takes no" };
+        Err(ApiError::invalid(format!(
+            "actor {} {verb} {name}",
+            actor.as_str()
+        )))
+    };
+    needs(
+        "auction_id",
+        auction_id.is_some(),
+        actor == FaultTarget::Auction,
+    )?;
+    needs("node_id", node_id.is_some(), actor == FaultTarget::PeerLink)?;
+    tracing::warn!(operator = %operator.0, actor = actor.as_str(), ?auction_id, ?node_id, "fault injected: actor panic");
+    match actor {
+        FaultTarget::Auction => {
+            let auction_id = auction_id.clone().unwrap_or_default();
+            crate::kernel::types::validate_id("auction_id", &auction_id)?;
+            let running = app.pool.send(RunningActor { auction_id }).await?;
+            running
+                .ok_or(Rejection::AuctionNotFound)?
+                .do_send(InjectPanic);
+        }
+        FaultTarget::PeerLink => {
+            let node_id = node_id.unwrap_or_default();
+            if !app.supervisor.send(PanicPeerLink { node_id }).await? {
+                return Err(ApiError::NotFound(format!("no link to node {node_id}")));
+            }
+        }
+        FaultTarget::Supervisor => app.supervisor.do_send(InjectPanic),
+        FaultTarget::ResourcePool => app.pool.do_send(InjectPanic),
+        FaultTarget::Janitor => app.janitor.do_send(InjectPanic),
+        FaultTarget::Exchange => match &app.exchange {
+            Some(spool) => spool.do_send(InjectPanic),
+            None => {
+                return Err(ApiError::NotFound(
+                    "this node runs no Exchange ([exchange] dir is not set)".to_string(),
+                ))
+            }
+        },
+    }
+    Ok(HttpResponse::Accepted().json(FaultInjected {
+        actor: actor.as_str().to_string(),
+        auction_id,
+        node_id,
         injected: true,
     }))
 }

@@ -197,11 +197,42 @@ impl QualificationRequest {
     }
 }
 
-/// `POST /control/v1/faults/panic`: the auction whose actor is to panic.
+/// `POST /control/v1/faults/panic`: the actor that is to panic. `auction` (the default)
+/// needs `auction_id`, `peer_link` needs `node_id` (the peer's); the node-wide actors
+/// need neither.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRequest {
-    pub auction_id: String,
+    #[serde(default)]
+    pub actor: FaultTarget,
+    pub auction_id: Option<String>,
+    pub node_id: Option<u64>,
+}
+
+/// An actor that fault injection can make panic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultTarget {
+    #[default]
+    Auction,
+    Supervisor,
+    ResourcePool,
+    Janitor,
+    Exchange,
+    PeerLink,
+}
+
+impl FaultTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultTarget::Auction => "auction",
+            FaultTarget::Supervisor => "supervisor",
+            FaultTarget::ResourcePool => "resource_pool",
+            FaultTarget::Janitor => "janitor",
+            FaultTarget::Exchange => "exchange",
+            FaultTarget::PeerLink => "peer_link",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -199,7 +199,14 @@ pub struct QualificationView {
 /// The answer of `POST /control/v1/faults/panic`: the fault was sent to the actor.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FaultInjected {
-    pub auction_id: String,
+    /// `auction`, `supervisor`, `resource_pool`, `janitor`, `exchange` or `peer_link`.
+    pub actor: String,
+    /// The auction whose actor panics, for `auction`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auction_id: Option<String>,
+    /// The peer whose link panics, for `peer_link`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<u64>,
     pub injected: bool,
 }
 

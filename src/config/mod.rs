@@ -304,7 +304,7 @@ impl Default for HttpSection {
 }
 
 /// `[faults]`: fault injection for chaos tests. Off by default; when on, the control
-/// listener accepts `POST /control/v1/faults/panic`, which makes an Auction actor panic.
+/// listener accepts `POST /control/v1/faults/panic`, which makes an actor panic.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FaultsSection {

@@ -146,6 +146,23 @@ closed_auction_linger_ms = 1000
         self.wait_ready(Duration::from_secs(20));
     }
 
+    /// Waits up to `limit` for the process to exit on its own; its exit status.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Starts the process without waiting for it to be ready.
     pub fn spawn_without_waiting(&mut self) {
         let log = std::fs::File::create(self.dir.join(format!("node-{}.log", now_ms())))
@@ -166,6 +183,13 @@ closed_auction_linger_ms = 1000
     /// The last lines of the node's newest log file, for a failure message (the test's
     /// temporary directory is gone once the test has failed).
     pub fn log_tail(&self) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// The whole of the node's newest log file.
+    pub fn log_text(&self) -> String {
         let newest = std::fs::read_dir(&self.dir)
             .into_iter()
             .flatten()
@@ -177,11 +201,9 @@ closed_auction_linger_ms = 1000
                     .is_some_and(|name| name.starts_with("node-") && name.ends_with(".log"))
             })
             .max();
-        let text = newest
+        newest
             .and_then(|path| std::fs::read_to_string(path).ok())
-            .unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+            .unwrap_or_default()
     }
 
     pub fn pid(&self) -> Option<i32> {

@@ -100,6 +100,8 @@ pub struct Supervisor {
     retired: BTreeSet<u64>,
     /// The membership (by its log index) the links were last matched against.
     watched_membership: Option<u64>,
+    /// How many PeerLinks stopped (a panic) and were started again.
+    link_restarts: u64,
 }
 
 impl Supervisor {
@@ -124,6 +126,7 @@ impl Supervisor {
             links: BTreeMap::new(),
             retired: BTreeSet::new(),
             watched_membership: None,
+            link_restarts: 0,
         }
     }
 
@@ -579,6 +582,6 @@ mod proposer;
 mod switchover;
 
 pub use cluster_view::{ClusterView, GetClusterView, NodeView};
-pub use nodes::{AddStandby, Added, NodeChangeError, RemoveStandby, ReplaceVoter};
+pub use nodes::{AddStandby, Added, NodeChangeError, PanicPeerLink, RemoveStandby, ReplaceVoter};
 use proposer::Proposer;
 pub use switchover::Switchover;

@@ -121,6 +121,22 @@ impl Supervisor {
             .filter(|(node_id, watched)| wanted.get(node_id) != Some(&watched.peer_addr))
             .map(|(node_id, _)| *node_id)
             .collect();
+        // A link that stopped on a panic is started again below (see `supervision`).
+        let stopped: Vec<u64> = self
+            .links
+            .iter()
+            .filter(|(_, watched)| !watched.link.connected())
+            .map(|(node_id, _)| *node_id)
+            .collect();
+        for node_id in stopped {
+            self.links.remove(&node_id);
+            self.link_restarts += 1;
+            tracing::warn!(
+                peer = node_id,
+                restarts = self.link_restarts,
+                "the link to a peer stopped; starting it again"
+            );
+        }
         for node_id in gone {
             if let Some(watched) = self.links.remove(&node_id) {
                 watched.link.do_send(StopLink);
@@ -397,5 +413,30 @@ impl Handler<RemoveStandby> for Supervisor {
                 result
             }),
         )
+    }
+}
+
+/// Fault injection: the PeerLink to `node_id` panics. Answers whether there was one.
+pub struct PanicPeerLink {
+    pub node_id: u64,
+}
+
+impl Message for PanicPeerLink {
+    type Result = bool;
+}
+
+impl Handler<PanicPeerLink> for Supervisor {
+    type Result = bool;
+
+    fn handle(&mut self, panic: PanicPeerLink, _ctx: &mut Self::Context) -> bool {
+        match self.links.get(&panic.node_id) {
+            Some(watched) => {
+                watched
+                    .link
+                    .do_send(crate::actors::supervision::InjectPanic);
+                true
+            }
+            None => false,
+        }
     }
 }
