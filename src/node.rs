@@ -298,6 +298,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         metrics,
         operators,
         session_ttl_ms: config.sessions.ttl_ms,
+        max_sessions_per_bidder: config.sessions.max_sessions_per_bidder,
     });
 
     let public_state = app_state.clone();

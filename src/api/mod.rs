@@ -77,6 +77,8 @@ pub struct AppState {
     /// the tokens themselves are not kept.
     pub operators: Vec<auth::OperatorCredential>,
     pub session_ttl_ms: u64,
+    /// `sessions.max_sessions_per_bidder`, carried in every sign-in this node proposes.
+    pub max_sessions_per_bidder: u32,
 }
 
 impl AppState {

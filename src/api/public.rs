@@ -78,6 +78,7 @@ async fn create_session(
         token_hash: sha256_hex(token.as_bytes()),
         bidder_id: request.bidder_id.clone(),
         expires_at_ms,
+        max_sessions_per_bidder: app.max_sessions_per_bidder,
     };
     match app.propose(command, request.bidder_id.clone()).await? {
         Outcome::SessionOpened {

@@ -88,6 +88,12 @@ fn each_bad_value_names_its_key() {
             c.raft.snapshot_every_entries = 0
         }),
         ("sessions.ttl_ms", |c| c.sessions.ttl_ms = 0),
+        ("sessions.max_sessions_per_bidder", |c| {
+            c.sessions.max_sessions_per_bidder = 0
+        }),
+        ("sessions.max_sessions_per_bidder", |c| {
+            c.sessions.max_sessions_per_bidder = 1_001
+        }),
         ("janitor.interval_ms", |c| c.janitor.interval_ms = 0),
         ("janitor.request_retention_ms", |c| {
             c.janitor.request_retention_ms = 0
