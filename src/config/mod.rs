@@ -300,6 +300,10 @@ pub struct HttpSection {
     pub workers: usize,
     /// Concurrent connections per listener; more wait in the accept queue.
     pub max_connections: usize,
+    /// A request body that has not arrived in full this long after the node began to
+    /// read it is answered 408 `request_timeout` and its connection closed, so a client
+    /// sending a byte at a time cannot hold a connection. Default 10000 (100 to 600000).
+    pub body_read_timeout_ms: u64,
 }
 
 impl Default for HttpSection {
@@ -307,6 +311,7 @@ impl Default for HttpSection {
         HttpSection {
             workers: 2,
             max_connections: 25_000,
+            body_read_timeout_ms: 10_000,
         }
     }
 }

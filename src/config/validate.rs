@@ -177,6 +177,11 @@ impl Config {
                 http.max_connections >= 1,
                 AT_LEAST_ONE,
             ),
+            (
+                "http.body_read_timeout_ms",
+                (100..=600_000).contains(&http.body_read_timeout_ms),
+                "must be between 100 and 600000",
+            ),
         ])
     }
 }
