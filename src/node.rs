@@ -18,6 +18,7 @@ use crate::actors::supervisor::{
     AttachPool, ConfiguredMember, Propose, ProposeError, Supervisor, SupervisorSettings,
 };
 use crate::api::auth::OperatorCredential;
+use crate::api::body_timeout::{limit_body_time, BodyReadTimeout};
 use crate::api::limits::{limit_requests, RateLimiter};
 use crate::api::metrics::Metrics;
 use crate::api::{self, AppState};
@@ -307,14 +308,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         metrics,
         operators,
         session_ttl_ms: config.sessions.ttl_ms,
+        max_sessions_per_bidder: config.sessions.max_sessions_per_bidder,
+        sign_in_throttle: api::sign_in::SignInThrottle::new(&config.limits),
+        streams: std::sync::Arc::new(api::stream_slots::StreamSlots::new(&config.limits)),
     });
 
     let public_state = app_state.clone();
     let limiter = web::Data::new(RateLimiter::new(&config.limits));
+    let body_read_timeout = web::Data::new(BodyReadTimeout(std::time::Duration::from_millis(
+        config.http.body_read_timeout_ms,
+    )));
+    let public_body_read_timeout = body_read_timeout.clone();
     let public = HttpServer::new(move || {
         App::new()
             .app_data(public_state.clone())
             .app_data(limiter.clone())
+            .app_data(public_body_read_timeout.clone())
+            .wrap(actix_web::middleware::from_fn(limit_body_time))
             .wrap(actix_web::middleware::from_fn(limit_requests))
             .configure(api::configure_common)
             .configure(api::public::configure)
@@ -333,6 +343,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let control = HttpServer::new(move || {
         App::new()
             .app_data(control_state.clone())
+            .app_data(body_read_timeout.clone())
+            .wrap(actix_web::middleware::from_fn(limit_body_time))
             .configure(api::configure_common)
             .configure(api::control::configure)
             .default_service(web::to(api::not_found))

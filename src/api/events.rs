@@ -4,7 +4,12 @@
 //! then the current `auction` view; then the Auction actor's live events. A `: keep-alive`
 //! comment goes out every 15 s. A consumer too slow to keep up with the actor's bounded
 //! buffer is cut off (it reconnects with `Last-Event-ID` and misses nothing); the kernel
-//! never waits for it. The stream ends after the `closed` event.
+//! never waits for it. The stream ends after the `closed` event. The history is read from
+//! a copy of the auction's persistent bid vector, taken under the state's lock in the
+//! time of one view, and formatted after the lock is released.
+//!
+//! Each stream holds a slot of `stream_slots` while it runs: a client address, or the
+//! node, with as many streams open as it may hold is answered 429 `too_many_streams`.
 //!
 //! `GET /api/v1/events` streams every auction: an `auction` view of each at connect (and
 //! again after a reconnect, so nothing is missed), then one `auction` (or `closed`) view
@@ -18,13 +23,18 @@ use actix_web::web::Bytes;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use tokio::sync::broadcast::{self, error::RecvError};
 
+use futures::StreamExt;
+use imbl::Vector;
+
+use super::limits::RateLimiter;
 use super::problem::{ApiError, Problem};
+use super::stream_slots::StreamPermit;
 use super::views::{AuctionView, BidView};
 use super::AppState;
 use crate::actors::auction::{LiveEvent, Subscribe};
 use crate::actors::resource_pool::SubscribeAuction;
 use crate::actors::wall_clock_ms;
-use crate::kernel::Rejection;
+use crate::kernel::{Auction, BidRecord, Rejection};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -42,6 +52,7 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     responses((status = 200, content_type = "text/event-stream", description = "the event stream"),
     (status = 404, description = "auction_not_found", body = Problem),
     (status = 422, description = "invalid_request: Last-Event-ID is not a bid seq", body = Problem),
+    (status = 429, description = "too_many_streams: this address (limits.max_streams_per_ip) or this node (limits.max_streams) holds as many streams as it may; or rate_limited; with Retry-After (seconds)", body = Problem),
     (status = 503, description = "unavailable", body = Problem)))]
 #[get("/api/v1/auctions/{id}/events")]
 pub async fn auction_events(
@@ -60,6 +71,7 @@ pub async fn auction_events(
                 ApiError::invalid("Last-Event-ID must be a bid sequence number".to_string())
             })?,
     };
+    let permit = stream_slot(&app, &request)?;
     // Subscribe before reading the state, so nothing falls between the two.
     let subscribed = app
         .pool
@@ -69,64 +81,108 @@ pub async fn auction_events(
         .await?;
     let Some(actor) = subscribed else {
         // An archived auction is closed: its bids and the `closed` event, then the end.
-        let (initial, _, _) = app.read_auction(&auction_id, |auction| {
-            initial_frames(auction, last_event_id)
-        })?;
-        let stream = futures::stream::iter(initial.into_iter().map(Ok::<Bytes, actix_web::Error>));
-        return Ok(HttpResponse::Ok()
-            .content_type("text/event-stream")
-            .insert_header(("Cache-Control", "no-cache"))
-            .insert_header(("X-Accel-Buffering", "no"))
-            .streaming(stream));
+        let start = app.read_auction(&auction_id, StreamStart::of)?;
+        let (initial, _, _) = start.frames_after(last_event_id);
+        return Ok(event_stream(initial, permit));
     };
     let receiver = actor.send(Subscribe).await?;
 
-    let (initial, last_sent_seq, closed) = {
+    let start = {
         let state = app.state.read();
         let auction = state
             .kernel
             .auctions
             .get(&auction_id)
             .ok_or(Rejection::AuctionNotFound)?;
-        initial_frames(auction, last_event_id)
+        StreamStart::of(auction)
     };
-
+    let (initial, last_sent_seq, closed) = start.frames_after(last_event_id);
     let live = LiveStream {
         receiver,
         keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
         last_sent_seq,
         done: closed,
     };
-    let stream = futures::stream::iter(initial.into_iter().map(Ok::<Bytes, actix_web::Error>))
-        .chain(live.into_stream());
-    Ok(HttpResponse::Ok()
+    Ok(event_stream(initial.chain(live.into_stream()), permit))
+}
+
+/// A slot for one more stream from the request's client, or 429 `too_many_streams`.
+fn stream_slot(app: &AppState, request: &HttpRequest) -> Result<StreamPermit, ApiError> {
+    let peer = request.peer_addr().map(|address| address.ip());
+    let client = match request.app_data::<web::Data<RateLimiter>>() {
+        Some(limiter) => limiter.client_ip(
+            peer,
+            request
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|value| value.to_str().ok()),
+        ),
+        None => peer,
+    };
+    app.streams.acquire(client)
+}
+
+/// The response of an event stream that holds `permit` for as long as it runs.
+fn event_stream(
+    frames: impl futures::Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
+    permit: StreamPermit,
+) -> HttpResponse {
+    let frames = frames.map(move |frame| {
+        let _held_until_the_stream_ends = &permit;
+        frame
+    });
+    HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream))
+        .streaming(frames)
 }
 
-/// The bids after `last_event_id` and the current `auction` (or `closed`) event; the bid
-/// count, and whether the auction is closed.
-fn initial_frames(auction: &crate::kernel::Auction, last_event_id: u64) -> (Vec<Bytes>, u64, bool) {
-    let mut initial: Vec<Bytes> = auction
-        .bids
-        .iter()
-        .filter(|bid| bid.seq > last_event_id)
-        .map(|bid| frame(bid.seq, "bid", &json(&BidView::from(bid))))
-        .collect();
-    let bid_count = auction.bids.len() as u64;
-    let closed = auction.phase.is_closed();
-    let name = if closed { "closed" } else { "auction" };
-    initial.push(frame(
-        bid_count,
-        name,
-        &json(&AuctionView::new(auction, wall_clock_ms())),
-    ));
-    (initial, bid_count, closed)
+/// What a stream of one auction starts from, copied out under the state's lock: the
+/// bids share the state's persistent vector (the copy is a few pointers, whatever the
+/// history), so the lock is held for one view, and the frames of the history are
+/// formatted after it is released, each as it is sent.
+struct StreamStart {
+    bids: Vector<BidRecord>,
+    view: AuctionView,
+    closed: bool,
 }
 
-use futures::StreamExt;
+impl StreamStart {
+    fn of(auction: &Auction) -> Self {
+        StreamStart {
+            bids: auction.bids.clone(),
+            view: AuctionView::new(auction, wall_clock_ms()),
+            closed: auction.phase.is_closed(),
+        }
+    }
+
+    /// The bids after `last_event_id` (a bid's id is its seq, its place in the vector
+    /// plus one) and the current `auction` (or `closed`) event; the bid count, and whether
+    /// the auction is closed.
+    fn frames_after(
+        self,
+        last_event_id: u64,
+    ) -> (
+        impl futures::Stream<Item = Result<Bytes, actix_web::Error>>,
+        u64,
+        bool,
+    ) {
+        let bid_count = self.bids.len() as u64;
+        let name = if self.closed { "closed" } else { "auction" };
+        let view = frame(bid_count, name, &json(&self.view));
+        let skipped = usize::try_from(last_event_id)
+            .unwrap_or(usize::MAX)
+            .min(self.bids.len());
+        let bids = self
+            .bids
+            .skip(skipped)
+            .into_iter()
+            .map(|bid| frame(bid.seq, "bid", &json(&BidView::from(&bid))));
+        let frames = futures::stream::iter(bids.chain(std::iter::once(view)).map(Ok));
+        (frames, bid_count, self.closed)
+    }
+}
 
 struct LiveStream {
     receiver: broadcast::Receiver<Arc<LiveEvent>>,
@@ -170,9 +226,14 @@ impl LiveStream {
 }
 
 /// Live views of every auction: `auction` and `closed` events.
-#[utoipa::path(tag = "public", responses((status = 200, content_type = "text/event-stream", description = "the event stream")))]
+#[utoipa::path(tag = "public", responses((status = 200, content_type = "text/event-stream", description = "the event stream"),
+    (status = 429, description = "too_many_streams: this address (limits.max_streams_per_ip) or this node (limits.max_streams) holds as many streams as it may; or rate_limited; with Retry-After (seconds)", body = Problem)))]
 #[get("/api/v1/events")]
-pub async fn all_events(app: web::Data<AppState>) -> HttpResponse {
+pub async fn all_events(
+    app: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let permit = stream_slot(&app, &request)?;
     // Subscribe before reading the state, so nothing falls between the two.
     let receiver = app.applied_events.subscribe();
     let initial: Vec<Bytes> = {
@@ -203,11 +264,7 @@ pub async fn all_events(app: web::Data<AppState>) -> HttpResponse {
     };
     let stream = futures::stream::iter(initial.into_iter().map(Ok::<Bytes, actix_web::Error>))
         .chain(live.into_stream());
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header(("Cache-Control", "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream)
+    Ok(event_stream(stream, permit))
 }
 
 struct AllAuctions {

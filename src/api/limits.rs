@@ -177,7 +177,7 @@ impl RateLimiter {
 
 /// The key of a client address: an IPv4 address as is, an IPv6 address by its /64
 /// network, since one IPv6 host usually holds a whole /64 and could rotate through it.
-fn client_network(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_network(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => {
@@ -228,7 +228,7 @@ mod tests {
             per_session_per_second: per_second,
             per_session_burst: burst,
             max_tracked,
-            trusted_proxies: Vec::new(),
+            ..LimitsSection::default()
         }
     }
 

@@ -10,8 +10,12 @@
 //! - `requests` and `views`: what the API accepts and answers; `problem` turns every
 //!   error into problem+json; `auth` handles secrets and tokens; `metrics` and `openapi`
 //!   publish what the node does and what it accepts; `limits` rate-limits the public
-//!   listener per client address and per session; `replica` shows what this replica
-//!   applied (log index, state digest, raw auctions) to checkers comparing replicas.
+//!   listener per client address and per session, `sign_in` throttles wrong secrets per
+//!   bidder, `stream_slots` caps the event streams per address and per node; `replica`
+//!   shows what this replica applied (log index, state digest, raw auctions) to checkers
+//!   comparing replicas.
+//!
+//! `body_timeout` bounds the time a request's body may take to arrive, on both listeners.
 //!
 //! Handlers read views from the node's own applied state and send every change to the
 //! Supervisor as a command.
@@ -19,6 +23,7 @@
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod body_timeout;
 pub mod cluster_nodes;
 pub mod control;
 pub mod dashboard;
@@ -32,6 +37,8 @@ pub mod problem;
 pub mod public;
 pub mod replica;
 pub mod requests;
+pub mod sign_in;
+pub mod stream_slots;
 pub mod views;
 
 use std::sync::Arc;
@@ -77,6 +84,12 @@ pub struct AppState {
     /// the tokens themselves are not kept.
     pub operators: Vec<auth::OperatorCredential>,
     pub session_ttl_ms: u64,
+    /// `sessions.max_sessions_per_bidder`, carried in every sign-in this node proposes.
+    pub max_sessions_per_bidder: u32,
+    /// Wrong secrets per bidder, and the lockouts they started.
+    pub sign_in_throttle: sign_in::SignInThrottle,
+    /// The event streams open on this node, per client address and in all.
+    pub streams: std::sync::Arc<stream_slots::StreamSlots>,
 }
 
 impl AppState {

@@ -3,9 +3,9 @@
 //!
 //! The handlers document what they answer themselves; `ProblemResponses` then adds the
 //! errors every operation of a kind shares (a body that is not JSON, too large or of the
-//! wrong type; a missing token; a path that names nothing; no leader) and gives every
-//! error its real media type, `application/problem+json`. `tests/schemathesis/run.sh`
-//! checks the documents against what a running node answers.
+//! wrong type, or too slow to arrive; a missing token; a path that names nothing; no
+//! leader) and gives every error its real media type, `application/problem+json`.
+//! `tests/schemathesis/run.sh` checks the documents against what a running node answers.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -114,6 +114,10 @@ fn add_shared_errors(operation: &mut Operation, writes: bool) {
             ("400", "invalid_json: the body is not well-formed JSON"),
             ("413", "payload_too_large: the body is over 64 KiB"),
             (
+                "408",
+                "request_timeout: the body did not arrive in full within http.body_read_timeout_ms",
+            ),
+            (
                 "415",
                 "unsupported_media_type: the body is not application/json",
             ),
@@ -181,7 +185,7 @@ fn serve_errors_as_problems(operation: &mut Operation) {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Gavel public API", description = "Bidding: sessions, auctions, bids, live events. Any request over the per-address or per-session rate limit is answered 429 rate_limited with Retry-After (seconds)."),
+    info(title = "Gavel public API", description = "Bidding: sessions, auctions, bids, live events. Any request over the per-address or per-session rate limit is answered 429 rate_limited with Retry-After (seconds). A bidder holds at most sessions.max_sessions_per_bidder sessions (a new sign-in ends the oldest); wrong secrets in a row lock the bidder's sign-ins out (429 sign_in_locked); event streams are capped per address and per node (429 too_many_streams); a request body must arrive within http.body_read_timeout_ms (408 request_timeout)."),
     paths(public::server_time, public::create_session, public::delete_session, public::list_auctions,
         public::get_auction, public::list_bids, public::place_bid, public::confirm, events::auction_events, events::all_events),
     modifiers(&SessionAuth, &RateLimitedResponses, &ProblemResponses)

@@ -8,6 +8,10 @@ use serde::Serialize;
 use crate::actors::supervisor::ProposeError;
 use crate::kernel::Rejection;
 
+/// The `Retry-After` of a stream refused for the stream caps: streams end when their
+/// clients go, so a slot is likely free again within seconds.
+const STREAM_RETRY_AFTER_S: u64 = 5;
+
 /// Every error an HTTP handler can answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -25,6 +29,8 @@ pub enum ApiError {
     Unavailable(String),
     #[error("the request body is larger than 64 KiB")]
     PayloadTooLarge,
+    #[error("the request body did not arrive within the body read timeout")]
+    BodyTimeout,
     #[error("the request body is not valid JSON: {0}")]
     InvalidJson(String),
     #[error("the request body must be application/json")]
@@ -33,6 +39,11 @@ pub enum ApiError {
     NotFound(String),
     #[error("too many requests from this client; retry in {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
+    #[error("too many wrong secrets for this bidder; sign-ins are refused for {retry_after_s} s")]
+    SignInLocked { retry_after_s: u64 },
+    /// `scope` says whose cap was reached: this client address's, or the node's.
+    #[error("too many event streams open from {scope}; close one or retry later")]
+    TooManyStreams { scope: &'static str },
     /// The path exists, not with this method; `allow` lists the methods it has.
     #[error("this endpoint answers {allow} only")]
     MethodNotAllowed { allow: String },
@@ -54,10 +65,13 @@ impl ApiError {
             ApiError::NoLeader => "no_leader",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::BodyTimeout => "request_timeout",
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::NotFound(_) => "not_found",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::SignInLocked { .. } => "sign_in_locked",
+            ApiError::TooManyStreams { .. } => "too_many_streams",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::FaultsDisabled => "faults_disabled",
         }
@@ -71,9 +85,12 @@ impl ApiError {
             }
             ApiError::NoLeader | ApiError::Unavailable(_) => "Service unavailable",
             ApiError::PayloadTooLarge => "Payload too large",
+            ApiError::BodyTimeout => "Request timeout",
             ApiError::InvalidJson(_) => "Malformed request body",
             ApiError::UnsupportedMediaType => "Unsupported media type",
-            ApiError::RateLimited { .. } => "Too many requests",
+            ApiError::RateLimited { .. }
+            | ApiError::SignInLocked { .. }
+            | ApiError::TooManyStreams { .. } => "Too many requests",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::NotFound(_) | ApiError::FaultsDisabled => "Not found",
         }
@@ -114,9 +131,12 @@ impl ResponseError for ApiError {
             }
             ApiError::NoLeader | ApiError::Unavailable(_) => 503,
             ApiError::PayloadTooLarge => 413,
+            ApiError::BodyTimeout => 408,
             ApiError::InvalidJson(_) => 400,
             ApiError::UnsupportedMediaType => 415,
-            ApiError::RateLimited { .. } => 429,
+            ApiError::RateLimited { .. }
+            | ApiError::SignInLocked { .. }
+            | ApiError::TooManyStreams { .. } => 429,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::NotFound(_) | ApiError::FaultsDisabled => 404,
         };
@@ -138,8 +158,11 @@ impl ResponseError for ApiError {
             ApiError::NoLeader | ApiError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
-            ApiError::RateLimited { retry_after_s } => {
+            ApiError::RateLimited { retry_after_s } | ApiError::SignInLocked { retry_after_s } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
+            }
+            ApiError::TooManyStreams { .. } => {
+                response.insert_header((header::RETRY_AFTER, STREAM_RETRY_AFTER_S.to_string()));
             }
             _ => {}
         }
@@ -156,8 +179,9 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Turns actix's body errors into problems: too large (413), not JSON (415), malformed
-/// (400), or well-formed but wrong fields (422 `invalid_request`).
+/// Turns actix's body errors into problems: too large (413), not JSON (415), too slow
+/// to arrive (408 `request_timeout`), malformed (400), or well-formed but wrong fields
+/// (422 `invalid_request`).
 pub fn json_error(
     error: actix_web::error::JsonPayloadError,
     _request: &actix_web::HttpRequest,
@@ -168,6 +192,9 @@ pub fn json_error(
             ApiError::PayloadTooLarge
         }
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Payload(payload) if super::body_timeout::is_body_timeout(payload) => {
+            ApiError::BodyTimeout
+        }
         JsonPayloadError::Deserialize(inner) if inner.is_data() => {
             ApiError::invalid(inner.to_string())
         }

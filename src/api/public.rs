@@ -4,7 +4,7 @@ use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 
 use super::auth::{hashes_equal, new_token, secret_hash, session_token_hash, sha256_hex};
 use super::problem::{ApiError, Problem};
-use super::requests::{auction_path_id, BidRequest, JsonObject, SessionRequest};
+use super::requests::{auction_path_id, BidRequest, BidsQuery, JsonObject, SessionRequest};
 use super::views::{
     AuctionList, AuctionView, BidList, BidReceipt, BidView, ConfirmationView, SessionCreated,
     TimeView,
@@ -44,33 +44,40 @@ async fn server_time(app: web::Data<AppState>) -> web::Json<TimeView> {
     })
 }
 
-/// Opens a session with a bidder's id and secret.
+/// Opens a session with a bidder's id and secret. A bidder holds at most
+/// `sessions.max_sessions_per_bidder` sessions: this one ends the oldest when they hold
+/// that many. Wrong secrets in a row lock the bidder's sign-ins out for a while.
 #[utoipa::path(tag = "public", request_body = SessionRequest, responses(
     (status = 201, body = SessionCreated),
     (status = 401, description = "bad_credentials", body = Problem),
     (status = 422, description = "invalid_request", body = Problem),
-    (status = 429, description = "rate_limited, with Retry-After (seconds)", body = Problem)))]
+    (status = 429, description = "rate_limited, or sign_in_locked after too many wrong secrets for the bidder; with Retry-After (seconds)", body = Problem)))]
 #[post("/api/v1/sessions")]
 async fn create_session(
     app: web::Data<AppState>,
     body: web::Json<JsonObject<SessionRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner().into_inner();
-    let credentials_match = {
+    let now = std::time::Instant::now();
+    app.sign_in_throttle
+        .check(&request.bidder_id, now)
+        .map_err(|retry_after_s| ApiError::SignInLocked { retry_after_s })?;
+    let credentials = {
         let state = app.state.read();
-        state
-            .kernel
-            .bidders
-            .get(&request.bidder_id)
-            .is_some_and(|bidder| {
-                hashes_equal(
-                    &bidder.secret_hash,
-                    &secret_hash(&bidder.secret_salt, &request.secret),
-                )
-            })
+        state.kernel.bidders.get(&request.bidder_id).map(|bidder| {
+            hashes_equal(
+                &bidder.secret_hash,
+                &secret_hash(&bidder.secret_salt, &request.secret),
+            )
+        })
     };
-    if !credentials_match {
-        return Err(ApiError::BadCredentials);
+    match credentials {
+        Some(true) => app.sign_in_throttle.succeeded(&request.bidder_id),
+        Some(false) => {
+            app.sign_in_throttle.failed(&request.bidder_id, now);
+            return Err(ApiError::BadCredentials);
+        }
+        None => return Err(ApiError::BadCredentials),
     }
     let token = new_token();
     let expires_at_ms = wall_clock_ms().saturating_add(app.session_ttl_ms);
@@ -78,6 +85,7 @@ async fn create_session(
         token_hash: sha256_hex(token.as_bytes()),
         bidder_id: request.bidder_id.clone(),
         expires_at_ms,
+        max_sessions_per_bidder: app.max_sessions_per_bidder,
     };
     match app.propose(command, request.bidder_id.clone()).await? {
         Outcome::SessionOpened {
@@ -133,19 +141,40 @@ async fn get_auction(
     Ok(web::Json(view))
 }
 
-/// Accepted bids, oldest first, by bidder number only.
-#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), responses(
+/// Accepted bids, oldest first, by bidder number only: every bid, or with `after_seq`
+/// or `limit`, one page of them.
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id"), BidsQuery), responses(
     (status = 200, body = BidList),
-    (status = 404, description = "auction_not_found", body = Problem)))]
+    (status = 404, description = "auction_not_found", body = Problem),
+    (status = 422, description = "invalid_request: limit out of range, or a parameter that is not a number", body = Problem)))]
 #[get("/api/v1/auctions/{id}/bids")]
 async fn list_bids(
     app: web::Data<AppState>,
     path: web::Path<String>,
+    query: web::Query<BidsQuery>,
 ) -> Result<web::Json<BidList>, ApiError> {
-    let bids = app.read_auction(path.as_str(), |auction| {
-        auction.bids.iter().map(BidView::from).collect()
-    })?;
-    Ok(web::Json(BidList { bids }))
+    let (after_seq, limit) = query.page()?;
+    // A copy of the persistent vector is a few pointers: the views are built after the
+    // state's lock is released, however long the history.
+    let bids = app.read_auction(path.as_str(), |auction| auction.bids.clone())?;
+    // A bid's seq is its place in the vector plus one.
+    let skipped = usize::try_from(after_seq)
+        .unwrap_or(usize::MAX)
+        .min(bids.len());
+    let page: Vec<BidView> = bids
+        .skip(skipped)
+        .iter()
+        .take(limit)
+        .map(BidView::from)
+        .collect();
+    let next_after_seq = match page.last() {
+        Some(last) if (last.seq as usize) < bids.len() => Some(last.seq),
+        _ => None,
+    };
+    Ok(web::Json(BidList {
+        bids: page,
+        next_after_seq,
+    }))
 }
 
 /// Places a bid. The receipt is sent only once the bid is committed; the same

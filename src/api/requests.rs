@@ -350,3 +350,35 @@ impl NodeRequest {
         ))
     }
 }
+
+/// Most bids one page of `GET /api/v1/auctions/{id}/bids` holds, and the default once
+/// either parameter is given.
+pub const MAX_BIDS_PER_PAGE: usize = 10_000;
+pub const DEFAULT_BIDS_PER_PAGE: usize = 1_000;
+
+/// A page of an auction's bids. Without either parameter the answer is every bid, as it
+/// always was; with one, at most `limit` bids after `after_seq`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BidsQuery {
+    /// Only bids with a greater seq (bids are numbered from 1); default 0.
+    pub after_seq: Option<u64>,
+    /// At most this many bids, 1 to 10000; default 1000 once a parameter is given.
+    pub limit: Option<usize>,
+}
+
+impl BidsQuery {
+    /// `(after_seq, limit)` of the page asked for; every bid when neither was given.
+    pub fn page(&self) -> Result<(u64, usize), ApiError> {
+        if self.after_seq.is_none() && self.limit.is_none() {
+            return Ok((0, usize::MAX));
+        }
+        let limit = self.limit.unwrap_or(DEFAULT_BIDS_PER_PAGE);
+        if !(1..=MAX_BIDS_PER_PAGE).contains(&limit) {
+            return Err(ApiError::invalid(format!(
+                "limit must be between 1 and {MAX_BIDS_PER_PAGE}"
+            )));
+        }
+        Ok((self.after_seq.unwrap_or(0), limit))
+    }
+}

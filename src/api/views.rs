@@ -123,6 +123,9 @@ impl From<&BidRecord> for BidView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BidList {
     pub bids: Vec<BidView>,
+    /// When more bids follow the last one listed (a page cut at `limit`), the
+    /// `after_seq` that asks for the next page; null when the list reaches the newest bid.
+    pub next_after_seq: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -226,11 +226,19 @@ impl Default for RaftSection {
 pub struct SessionsSection {
     /// How long a session token stays valid after login. Default 12 hours.
     pub ttl_ms: u64,
+    /// Most sessions one bidder holds; a sign-in over it ends the bidder's oldest. It
+    /// bounds what sign-ins add to every replica's state (each is a replicated entry kept
+    /// until it expires). The node that takes a sign-in puts its own value into the
+    /// command, so keep it equal on every node. Default 8 (1 to 1000).
+    pub max_sessions_per_bidder: u32,
 }
 
 impl Default for SessionsSection {
     fn default() -> Self {
-        SessionsSection { ttl_ms: 43_200_000 }
+        SessionsSection {
+            ttl_ms: 43_200_000,
+            max_sessions_per_bidder: 8,
+        }
     }
 }
 
@@ -292,6 +300,10 @@ pub struct HttpSection {
     pub workers: usize,
     /// Concurrent connections per listener; more wait in the accept queue.
     pub max_connections: usize,
+    /// A request body that has not arrived in full this long after the node began to
+    /// read it is answered 408 `request_timeout` and its connection closed, so a client
+    /// sending a byte at a time cannot hold a connection. Default 10000 (100 to 600000).
+    pub body_read_timeout_ms: u64,
 }
 
 impl Default for HttpSection {
@@ -299,6 +311,7 @@ impl Default for HttpSection {
         HttpSection {
             workers: 2,
             max_connections: 25_000,
+            body_read_timeout_ms: 10_000,
         }
     }
 }

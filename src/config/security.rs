@@ -49,6 +49,18 @@ pub struct LimitsSection {
     /// last one in `X-Forwarded-For`. Empty by default: the header is then ignored, so a
     /// client cannot pick its own address.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Wrong secrets in a row after which a bidder's sign-ins are refused for
+    /// `sign_in_lockout_ms` (429 `sign_in_locked` with `Retry-After`). Default 5 (1 to 1000).
+    pub sign_in_failures: u32,
+    /// How long such a lockout lasts, and how far apart two failures may be to count as
+    /// in a row. Default 60000 (1000 to 86400000).
+    pub sign_in_lockout_ms: u64,
+    /// Event streams one client address (an IPv6 address by its /64) may hold open on
+    /// this node; one more is answered 429 `too_many_streams`. Default 100.
+    pub max_streams_per_ip: usize,
+    /// Event streams this node holds open for all clients together; one more is
+    /// answered 429 `too_many_streams`. Default 10000 (at most `http.max_connections`).
+    pub max_streams: usize,
 }
 
 impl Default for LimitsSection {
@@ -60,6 +72,10 @@ impl Default for LimitsSection {
             per_session_burst: 100,
             max_tracked: 100_000,
             trusted_proxies: Vec::new(),
+            sign_in_failures: 5,
+            sign_in_lockout_ms: 60_000,
+            max_streams_per_ip: 100,
+            max_streams: 10_000,
         }
     }
 }
@@ -112,6 +128,26 @@ impl Config {
                 "limits.max_tracked",
                 limits.max_tracked >= 2,
                 "must be 2 or more",
+            ),
+            (
+                "limits.sign_in_failures",
+                (1..=1_000).contains(&limits.sign_in_failures),
+                "must be between 1 and 1000",
+            ),
+            (
+                "limits.sign_in_lockout_ms",
+                (1_000..=86_400_000).contains(&limits.sign_in_lockout_ms),
+                "must be between 1000 and 86400000",
+            ),
+            (
+                "limits.max_streams_per_ip",
+                limits.max_streams_per_ip >= 1,
+                AT_LEAST_ONE,
+            ),
+            (
+                "limits.max_streams",
+                (1..=self.http.max_connections).contains(&limits.max_streams),
+                "must be between 1 and http.max_connections",
             ),
         ])
     }

@@ -88,6 +88,12 @@ fn each_bad_value_names_its_key() {
             c.raft.snapshot_every_entries = 0
         }),
         ("sessions.ttl_ms", |c| c.sessions.ttl_ms = 0),
+        ("sessions.max_sessions_per_bidder", |c| {
+            c.sessions.max_sessions_per_bidder = 0
+        }),
+        ("sessions.max_sessions_per_bidder", |c| {
+            c.sessions.max_sessions_per_bidder = 1_001
+        }),
         ("janitor.interval_ms", |c| c.janitor.interval_ms = 0),
         ("janitor.request_retention_ms", |c| {
             c.janitor.request_retention_ms = 0
@@ -96,6 +102,9 @@ fn each_bad_value_names_its_key() {
         ("pool.event_buffer", |c| c.pool.event_buffer = 0),
         ("http.workers", |c| c.http.workers = 0),
         ("http.max_connections", |c| c.http.max_connections = 0),
+        ("http.body_read_timeout_ms", |c| {
+            c.http.body_read_timeout_ms = 99
+        }),
         ("limits.per_ip_per_second", |c| {
             c.limits.per_ip_per_second = 0
         }),
@@ -103,6 +112,16 @@ fn each_bad_value_names_its_key() {
             c.limits.per_session_burst = 0
         }),
         ("limits.max_tracked", |c| c.limits.max_tracked = 1),
+        ("limits.sign_in_failures", |c| c.limits.sign_in_failures = 0),
+        ("limits.sign_in_lockout_ms", |c| {
+            c.limits.sign_in_lockout_ms = 999
+        }),
+        ("limits.max_streams_per_ip", |c| {
+            c.limits.max_streams_per_ip = 0
+        }),
+        ("limits.max_streams", |c| {
+            c.limits.max_streams = c.http.max_connections + 1
+        }),
         ("tls", |c| c.tls.public_cert = Some("cert.pem".into())),
         ("tls", |c| c.tls.peer_key = Some("key.pem".into())),
         ("tls.peer_ca", |c| {

@@ -2,6 +2,7 @@
 //! first key whose value does not hold and why.
 
 use super::*;
+use crate::kernel::sessions::MAX_SESSIONS_PER_BIDDER_LIMIT;
 
 impl Config {
     pub(super) fn validate_node_and_listen(&self) -> Result<(), ConfigError> {
@@ -121,6 +122,12 @@ impl Config {
         all_hold(&[
             ("sessions.ttl_ms", self.sessions.ttl_ms >= 1, AT_LEAST_ONE),
             (
+                "sessions.max_sessions_per_bidder",
+                (1..=MAX_SESSIONS_PER_BIDDER_LIMIT)
+                    .contains(&self.sessions.max_sessions_per_bidder),
+                "must be between 1 and 1000",
+            ),
+            (
                 "janitor.interval_ms",
                 janitor.interval_ms >= 1,
                 AT_LEAST_ONE,
@@ -170,6 +177,11 @@ impl Config {
                 http.max_connections >= 1,
                 AT_LEAST_ONE,
             ),
+            (
+                "http.body_read_timeout_ms",
+                (100..=600_000).contains(&http.body_read_timeout_ms),
+                "must be between 100 and 600000",
+            ),
         ])
     }
 }
@@ -181,6 +193,10 @@ pub(super) const FIXED_PORT: &str =
 pub(super) const HTTP_URL: &str = "must start with http:// or https://";
 pub(super) const TOO_SHORT: &str = "must be 16 characters or more";
 const _: () = assert!(MIN_SECRET_CHARS == 16, "TOO_SHORT names MIN_SECRET_CHARS");
+const _: () = assert!(
+    MAX_SESSIONS_PER_BIDDER_LIMIT == 1_000,
+    "the sessions.max_sessions_per_bidder message names the kernel's limit"
+);
 
 /// The first rule that does not hold, as `(key, holds, problem)`.
 pub(super) fn all_hold(rules: &[(&str, bool, &str)]) -> Result<(), ConfigError> {

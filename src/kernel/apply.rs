@@ -9,7 +9,8 @@ use super::event::{Event, EventKind};
 use super::invariants;
 use super::phases::{self, advance, not_open};
 use super::rejection::Rejection;
-use super::state::{Auction, Bidder, OperatorRecord, Phase, Session, State, MAX_OPERATOR_RECORDS};
+use super::sessions;
+use super::state::{Auction, Bidder, OperatorRecord, Phase, State, MAX_OPERATOR_RECORDS};
 use super::types::{validate_id, validate_text, AuctionSpec, BidderNumber, Money};
 
 /// What applying one command produced: its answer, and the events to publish. A refused
@@ -157,29 +158,20 @@ fn dispatch(
             token_hash,
             bidder_id,
             expires_at_ms,
-        } => {
-            validate_hash("token_hash", token_hash)?;
-            if !state.bidders.contains_key(bidder_id) {
-                return Err(Rejection::BidderNotFound);
-            }
-            if *expires_at_ms <= now_ms {
-                return Err(Rejection::InvalidRequest(
-                    "the session would already be expired".to_string(),
-                ));
-            }
-            state.sessions.insert(
-                token_hash.clone(),
-                Session {
-                    bidder_id: bidder_id.clone(),
-                    opened_at_ms: now_ms,
-                    expires_at_ms: *expires_at_ms,
-                },
-            );
-            Ok(Outcome::SessionOpened {
-                bidder_id: bidder_id.clone(),
-                expires_at_ms: *expires_at_ms,
-            })
-        }
+            max_sessions_per_bidder,
+        } => sessions::open(
+            state,
+            now_ms,
+            token_hash,
+            bidder_id,
+            *expires_at_ms,
+            Some(*max_sessions_per_bidder),
+        ),
+        Command::OpenSessionUncapped {
+            token_hash,
+            bidder_id,
+            expires_at_ms,
+        } => sessions::open(state, now_ms, token_hash, bidder_id, *expires_at_ms, None),
         Command::CloseSession { token_hash } => match state.sessions.remove(token_hash) {
             Some(session) if session.expires_at_ms > now_ms => Ok(Outcome::SessionClosed),
             _ => Err(Rejection::Unauthenticated),
@@ -290,7 +282,7 @@ fn advanced<'a>(
     Ok(auction)
 }
 
-fn validate_hash(field: &str, value: &str) -> Result<(), Rejection> {
+pub(super) fn validate_hash(field: &str, value: &str) -> Result<(), Rejection> {
     if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
     } else {
@@ -462,19 +454,13 @@ fn change_increment(
 }
 
 fn purge(state: &mut State, now_ms: u64, request_retention_ms: u64) -> Outcome {
-    let sessions_before = state.sessions.len();
-    state
-        .sessions
-        .retain(|_, session| session.expires_at_ms > now_ms);
+    let sessions = state.sessions.remove_expired(now_ms);
     let mut requests = 0u64;
     state.requests.retain(|_, records| {
         requests += records.remove_expired(now_ms, request_retention_ms);
         !records.is_empty()
     });
-    Outcome::Purged {
-        sessions: (sessions_before - state.sessions.len()) as u64,
-        requests,
-    }
+    Outcome::Purged { sessions, requests }
 }
 
 /// Takes the auctions that closed at least `closed_linger_ms` before `now_ms` out of the

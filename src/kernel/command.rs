@@ -25,9 +25,10 @@ pub enum Command {
         secret_salt: String,
         secret_hash: String,
     },
-    /// Opens a session whose token is known only by its SHA-256 hash. The proposer has
-    /// checked the bidder's secret; the kernel checks that the bidder exists.
-    OpenSession {
+    /// A session opened before sessions had a per-bidder cap. No node proposes it any
+    /// more; log entries written then still decode (the binary encoding names a variant
+    /// by its place) and apply as they did, without the cap.
+    OpenSessionUncapped {
         token_hash: String,
         bidder_id: String,
         expires_at_ms: u64,
@@ -130,6 +131,17 @@ pub enum Command {
     /// `MAX_PRUNED_PER_COMMAND`, oldest first), so the ledger stays bounded.
     ExchangePrune {
         retention_ms: u64,
+    },
+    /// Opens a session whose token is known only by its SHA-256 hash. The proposer has
+    /// checked the bidder's secret; the kernel checks that the bidder exists. A bidder
+    /// keeps at most `max_sessions_per_bidder` sessions (the proposing node's
+    /// `sessions.max_sessions_per_bidder`, 1 to `MAX_SESSIONS_PER_BIDDER_LIMIT`): this
+    /// one ends the bidder's oldest when they hold that many (`kernel::sessions`).
+    OpenSession {
+        token_hash: String,
+        bidder_id: String,
+        expires_at_ms: u64,
+        max_sessions_per_bidder: u32,
     },
 }
 
@@ -269,4 +281,40 @@ pub enum Outcome {
     ExchangePruned {
         keys: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first two commands as the log wrote them before sessions had a cap.
+    #[derive(Serialize)]
+    enum CommandBeforeTheCap {
+        #[allow(dead_code)]
+        RegisterBidder,
+        OpenSession {
+            token_hash: String,
+            bidder_id: String,
+            expires_at_ms: u64,
+        },
+    }
+
+    #[test]
+    fn a_sign_in_logged_before_the_cap_decodes_as_an_uncapped_one() {
+        let old = CommandBeforeTheCap::OpenSession {
+            token_hash: "ab".repeat(32),
+            bidder_id: "alice".to_string(),
+            expires_at_ms: 42,
+        };
+        let bytes = bincode::serialize(&old).expect("encode");
+        let read: Command = bincode::deserialize(&bytes).expect("decode");
+        assert_eq!(
+            read,
+            Command::OpenSessionUncapped {
+                token_hash: "ab".repeat(32),
+                bidder_id: "alice".to_string(),
+                expires_at_ms: 42,
+            }
+        );
+    }
 }

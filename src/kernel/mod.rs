@@ -9,7 +9,8 @@
 //!
 //! - `types`: identifiers, money and the auction specification, with their validation.
 //! - `command`: the commands and the envelope they travel in.
-//! - `state`: the replicated state (bidders, sessions, auctions, idempotency records).
+//! - `state`: the replicated state (bidders, sessions, auctions, idempotency records);
+//!   `sessions` keeps the sessions and their per-bidder cap.
 //! - `rejection`: why a command was refused; the variants are the API's error codes.
 //! - `event`: what changed, for the live event streams.
 //! - `apply`: dispatch of commands; `phases`, `bidding`, `cap` hold the rules themselves.
@@ -27,6 +28,7 @@ pub mod invariants;
 mod phases;
 pub mod rejection;
 pub mod requests;
+pub mod sessions;
 pub mod state;
 pub mod takeover;
 pub mod types;

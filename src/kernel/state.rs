@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::requests::RequestRecords;
+use super::sessions::Sessions;
 use super::types::{AuctionSpec, BidderNumber, Money};
 
 /// The whole kernel state.
@@ -22,8 +23,8 @@ pub struct State {
     #[serde(skip)]
     pub leader_term: u64,
     pub bidders: BTreeMap<String, Bidder>,
-    /// Sessions by the SHA-256 hash of their token.
-    pub sessions: BTreeMap<String, Session>,
+    /// Sessions by the SHA-256 hash of their token, with each bidder's oldest first.
+    pub sessions: Sessions,
     pub auctions: BTreeMap<String, Auction>,
     /// Idempotency records: bidder id, then request_id (`RequestRecords`, persistent
     /// maps: a bidder's records grow with every bid, and a clone of the state (a

@@ -163,6 +163,7 @@ impl Harness {
             token_hash: token_hash(number),
             bidder_id: bidder_id.to_string(),
             expires_at_ms,
+            max_sessions_per_bidder: 8,
         };
         assert!(self.run(0, open).is_ok());
         self.tokens

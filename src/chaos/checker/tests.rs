@@ -57,6 +57,7 @@ fn sale() -> (State, Vec<(String, u64)>) {
                 token_hash: token(bidder),
                 bidder_id: bidder.to_string(),
                 expires_at_ms: 1_000_000,
+                max_sessions_per_bidder: 8,
             },
         );
         run(
