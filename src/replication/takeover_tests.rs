@@ -84,6 +84,7 @@ fn first_term() -> Vec<Entry<TypeConfig>> {
             token_hash: token(bidder),
             bidder_id: bidder.to_string(),
             expires_at_ms: START_MS + 3_600_000,
+            max_sessions_per_bidder: 8,
         };
         let qualify = Command::Qualify {
             auction_id: "lot".to_string(),
