@@ -57,6 +57,7 @@ use mark::{SyncMark, RECORDS_START};
 
 mod mark;
 mod open;
+mod read;
 
 /// The space each segment file is given when it is created. A record larger than what is
 /// left starts a new segment; one larger than a whole segment gets a segment of its own
@@ -130,15 +131,6 @@ pub(crate) struct SegmentLog {
     segments: Vec<Segment>,
     synced: SyncPoint,
 }
-
-/// A contiguous piece of one segment to read: the file, the byte range, and the records
-/// (index, offset, length) in it.
-pub(crate) struct ReadPlan {
-    pieces: Vec<ReadPiece>,
-}
-
-/// The file, the byte range `[begin, finish)` and the records (index, offset, length).
-type ReadPiece = (Arc<File>, u64, u64, Vec<(u64, u64, u32)>);
 
 /// The file name of the segment starting at `first`: marked (`.wal`) or not (`.log`).
 fn segment_name(first: u64, marked: bool) -> String {
@@ -369,33 +361,6 @@ impl SegmentLog {
         bytes
     }
 
-    /// Where the records with indexes in `start..end` are, for reading outside the lock.
-    /// Indexes the log does not hold are left out.
-    pub(crate) fn plan_read(&self, start: u64, end: u64) -> ReadPlan {
-        let mut pieces = Vec::new();
-        for segment in &self.segments {
-            let from = start.max(segment.first);
-            let to = end.min(segment.next_index());
-            if from >= to {
-                continue;
-            }
-            let records: Vec<(u64, u64, u32)> = (from..to)
-                .map(|index| {
-                    let (offset, len) = segment.records[(index - segment.first) as usize];
-                    (index, offset, len)
-                })
-                .collect();
-            let begin = records[0].1;
-            let (last_offset, last_len) = {
-                let last = records[records.len() - 1];
-                (last.1, last.2)
-            };
-            let finish = last_offset + HEADER_BYTES + last_len as u64;
-            pieces.push((segment.file.clone(), begin, finish, records));
-        }
-        ReadPlan { pieces }
-    }
-
     /// Removes the records at `from` and after, durably: the sync mark of the segment
     /// holding `from` is lowered to it first (synced), then later segments are deleted and
     /// the rest of that segment is zeroed and synced. A crash at any point leaves no mark
@@ -470,35 +435,6 @@ impl SegmentLog {
             }
         }
         sync_dir(&self.dir)
-    }
-}
-
-impl ReadPlan {
-    /// Reads the planned records: (index, payload) in index order, each checked against
-    /// its header.
-    pub(crate) fn read(self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let mut out = Vec::new();
-        for (file, begin, finish, records) in self.pieces {
-            let mut bytes = vec![0u8; (finish - begin) as usize];
-            file.read_exact_at(&mut bytes, begin)
-                .map_err(|error| StoreError::corrupt("the raft log", error.to_string()))?;
-            for (index, offset, len) in records {
-                let at = (offset - begin) as usize;
-                let head = &bytes[at..at + HEADER_BYTES as usize];
-                let payload =
-                    &bytes[at + HEADER_BYTES as usize..at + HEADER_BYTES as usize + len as usize];
-                let sum = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
-                let stored = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
-                if stored != index || checksum(index, payload) != sum {
-                    return Err(StoreError::corrupt(
-                        format!("log entry {index}"),
-                        "its record fails its checksum",
-                    ));
-                }
-                out.push((index, payload.to_vec()));
-            }
-        }
-        Ok(out)
     }
 }
 
