@@ -125,6 +125,13 @@ pub enum ReplicationError {
     ShutdownTimeout(Duration),
 }
 
+impl ReplicationError {
+    /// Whether this is a Raft log that lost records it had made durable.
+    pub fn is_damaged_log(&self) -> bool {
+        matches!(self, ReplicationError::Store(StoreError::DamagedLog { .. }))
+    }
+}
+
 impl From<RaftError<u64, InitializeError<u64, NodeInfo>>> for ReplicationError {
     fn from(error: RaftError<u64, InitializeError<u64, NodeInfo>>) -> Self {
         ReplicationError::Initialize(Box::new(error))
