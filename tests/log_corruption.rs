@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::Node;
 
-/// The exit status of a node whose Raft log is damaged (README, "Exit statuses").
+/// The exit status of a node whose Raft log is damaged (README, "A damaged Raft log").
 const DAMAGED_LOG_EXIT_CODE: i32 = 65;
 /// Where a segment's first record starts: after the segment's head.
 const FIRST_RECORD_OFFSET: u64 = 4096;
