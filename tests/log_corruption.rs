@@ -10,12 +10,29 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::cluster::{try_control, Cluster};
 use common::Node;
 
 /// The exit status of a node whose Raft log is damaged (README, "A damaged Raft log").
 const DAMAGED_LOG_EXIT_CODE: i32 = 65;
 /// Where a segment's first record starts: after the segment's head.
 const FIRST_RECORD_OFFSET: u64 = 4096;
+
+/// Flips one byte of the payload of the first record in the node's first log segment.
+fn flip_a_byte_of_the_first_record(data_dir: &Path) -> PathBuf {
+    let segment = first_segment(data_dir);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&segment)
+        .expect("open the segment");
+    let mut byte = [0u8; 1];
+    let at = FIRST_RECORD_OFFSET + 16 + 3;
+    file.read_exact_at(&mut byte, at).expect("read");
+    file.write_all_at(&[byte[0] ^ 0x20], at).expect("flip");
+    file.sync_all().expect("sync");
+    segment
+}
 
 /// The node's first Raft log segment file.
 fn first_segment(data_dir: &Path) -> PathBuf {
@@ -69,17 +86,7 @@ fn a_flipped_byte_in_a_synced_record_stops_the_node_until_it_is_reset() {
     node.stop_with(libc::SIGTERM);
 
     eprintln!("log_corruption: fault: one byte of the first log record's payload flipped");
-    let segment = first_segment(&data_dir);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&segment)
-        .expect("open the segment");
-    let mut byte = [0u8; 1];
-    let at = FIRST_RECORD_OFFSET + 16 + 3;
-    file.read_exact_at(&mut byte, at).expect("read");
-    file.write_all_at(&[byte[0] ^ 0x20], at).expect("flip");
-    file.sync_all().expect("sync");
+    let segment = flip_a_byte_of_the_first_record(&data_dir);
 
     node.spawn_without_waiting();
     let code = exit_code_within(&mut node, Duration::from_secs(20));
@@ -134,4 +141,89 @@ fn a_flipped_byte_in_a_synced_record_stops_the_node_until_it_is_reset() {
     let log = node.log_tail();
     assert!(log.contains("this node was reset"), "{log}");
     node.stop_with(libc::SIGTERM);
+}
+
+/// Each node's role as the cluster view of node `ask` says.
+fn roles(cluster: &Cluster, ask: u64) -> Vec<(u64, String)> {
+    let view = try_control(cluster.node(ask), "/control/v1/cluster").unwrap_or_default();
+    view["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|node| {
+            let id = node["node_id"].as_u64().unwrap_or(0);
+            (id, node["role"].as_str().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+/// A voter shows as the leader or a follower.
+fn is_voter(roles: &[(u64, String)], id: u64) -> bool {
+    has_role(roles, id, "leader") || has_role(roles, id, "follower")
+}
+
+fn has_role(roles: &[(u64, String)], id: u64, role: &str) -> bool {
+    roles
+        .iter()
+        .any(|(node, named)| *node == id && named == role)
+}
+
+#[test]
+fn a_reset_voter_rejoins_its_cluster_as_a_standby() {
+    let dir = common::temp_dir("log-damage-cluster");
+    let mut cluster = Cluster::start(dir.path(), 3, 1);
+    let leader = cluster.leader(Duration::from_secs(20)).expect("a leader");
+    let victim = (1..=3).find(|&id| id != leader).expect("a follower");
+    for number in 0..10 {
+        cluster
+            .node(leader)
+            .register_bidder(&format!("bidder-{number}"));
+    }
+    let applied = |node: &Node| {
+        try_control(node, "/control/v1/node")
+            .and_then(|status| status["last_applied_index"].as_u64())
+            .unwrap_or(0)
+    };
+    let registered_at = applied(cluster.node(leader));
+    eprintln!(
+        "log_corruption: fault: node {victim}'s first log record damaged while it is stopped"
+    );
+    cluster.node_mut(victim).stop_with(libc::SIGTERM);
+    let data_dir = cluster.node(victim).dir.join("data");
+    flip_a_byte_of_the_first_record(&data_dir);
+    cluster.node_mut(victim).spawn_without_waiting();
+    let code = exit_code_within(cluster.node_mut(victim), Duration::from_secs(20));
+    assert_eq!(
+        code,
+        Some(DAMAGED_LOG_EXIT_CODE),
+        "{}",
+        cluster.node(victim).log_tail()
+    );
+    // Down, it is replaced as a voter by the standby and kept as a learner.
+    let replaced = common::wait_until(Duration::from_secs(30), || {
+        let seen = roles(&cluster, leader);
+        is_voter(&seen, 4) && has_role(&seen, victim, "standby")
+    });
+    assert!(replaced, "{:?}", roles(&cluster, leader));
+
+    let (ok, said) = gavel_node_reset(&data_dir, true);
+    assert!(ok, "{said}");
+    cluster.node_mut(victim).spawn_without_waiting();
+    let rejoined = common::wait_until(Duration::from_secs(40), || {
+        !data_dir.join("rejoin-as-standby").exists()
+    });
+    let log = cluster.node(victim).log_tail();
+    assert!(rejoined, "{log}");
+    assert!(log.contains("rejoined the cluster as a standby"), "{log}");
+    let standby = common::wait_until(Duration::from_secs(10), || {
+        has_role(&roles(&cluster, leader), victim, "standby")
+    });
+    let views: Vec<_> = (1..=4).map(|ask| (ask, roles(&cluster, ask))).collect();
+    let tails: Vec<String> = (1..=4).map(|id| cluster.node(id).log_tail()).collect();
+    assert!(standby, "{views:?}\n{}", tails.join("\n-----\n"));
+    // It caught up past the bidders registered before the damage.
+    let caught_up = common::wait_until(Duration::from_secs(20), || {
+        applied(cluster.node(victim)) >= registered_at
+    });
+    assert!(caught_up, "{}", cluster.node(victim).log_tail());
 }
