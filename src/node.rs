@@ -185,13 +185,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await
     .context("cannot open the replicated log and state machine")?;
-    // Voters start the cluster; standbys wait for the leader to add them as learners.
+    // Voters start the cluster; standbys wait for the leader to add them as learners, and
+    // so does a node cleared by `gavel node reset`, whatever its configuration says.
     let voters: BTreeMap<u64, NodeInfo> = members
         .iter()
         .filter(|member| !member.standby)
         .map(|member| (member.node_id, member.info.clone()))
         .collect();
-    if voters.contains_key(&node_id) {
+    let votes_withheld = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if replication::reset::rejoining(&config.node.data_dir) {
+        tokio::spawn(replication::reset::rejoin_as_standby(
+            replication.raft.clone(),
+            node_id,
+            config.node.data_dir.clone(),
+            votes_withheld.clone(),
+        ));
+    } else if voters.contains_key(&node_id) {
         replication
             .initialize(voters)
             .await
@@ -233,6 +242,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             secret,
         )
         .with_tls(peer_tls.map(|tls| tls.acceptor))
+        .withholding_votes(votes_withheld)
         .run(peer_listener, peer_stopped),
     );
     let pool = ResourcePool::new(
@@ -423,6 +433,19 @@ async fn storage_failed(replication: &replication::Replication) -> String {
 /// The exit status of a node whose Raft core stopped, or one of whose node-wide actors
 /// stopped (EX_SOFTWARE).
 pub const FATAL_EXIT_CODE: i32 = 70;
+
+/// The exit status of a node that will not start because its Raft log lost records it
+/// had made durable (EX_DATAERR): restarting cannot help; `gavel node reset` clears it.
+pub const DAMAGED_LOG_EXIT_CODE: u8 = 65;
+
+/// Whether a node stopped because its Raft log is damaged (`DAMAGED_LOG_EXIT_CODE`).
+pub fn is_damaged_log(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<replication::ReplicationError>()
+            .is_some_and(replication::ReplicationError::is_damaged_log)
+    })
+}
 
 /// Resolves once the Raft core has stopped on a fatal error (a log write failed, say on
 /// a full disk), naming it. Such a node can neither vote nor apply: it must restart.

@@ -4,10 +4,13 @@
 //!   cluster's state (`cluster status`); `local_cluster` plans the files it writes;
 //! - `ctl`: operator commands over the control API of API.md; `audit` holds
 //!   `gavel ctl audit verify` (every bid hash chain, online or on a stopped node's data
-//!   directory) and `gavel ctl audit list`.
+//!   directory) and `gavel ctl audit list`;
+//! - `node`: commands on a stopped node's own files (`node reset`).
 //!
 //! Exit codes: 0 success, 1 the command failed (an HTTP error, a node that stopped with
-//! an error), 2 unusable input (bad arguments or configuration).
+//! an error), 2 unusable input (bad arguments or configuration), 65 a node that will not
+//! start because its Raft log is damaged (`crate::node::DAMAGED_LOG_EXIT_CODE`), 70 a
+//! running node whose Raft core or storage failed (`crate::node::FATAL_EXIT_CODE`).
 
 mod audit;
 mod backup;
@@ -15,6 +18,7 @@ mod cluster;
 mod ctl;
 mod local_cluster;
 mod migrate;
+mod node;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +48,9 @@ pub enum Command {
     Cluster(ClusterCommand),
     /// Operator commands over a node's control API.
     Ctl(CtlArgs),
+    /// Commands on a stopped node's data directory.
+    #[command(subcommand)]
+    Node(node::NodeCommand),
     /// Benchmarks that drive a real local cluster and print their figures.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -120,6 +127,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Cluster(command) => cluster::run(command),
         Command::Ctl(args) => ctl::run(args),
+        Command::Node(command) => node::run(command),
         Command::Bench(command) => bench(command),
         Command::Chaos(args) => {
             crate::chaos::run_chaos(args).map_err(|error| Failure::failed(format!("{error:#}")))
@@ -140,8 +148,16 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         .map_err(|error| Failure::unusable(error.to_string()))?;
     init_tracing();
     tracing::info!(node_id = config.node.id, name = %config.node.name, config = %args.config.display(), "starting node");
-    crate::node::run(config)
-        .map_err(|error| Failure::failed(format!("node stopped with an error: {error:#}")))
+    crate::node::run(config).map_err(|error| {
+        let message = format!("node stopped with an error: {error:#}");
+        match crate::node::is_damaged_log(&error) {
+            true => Failure {
+                exit_code: crate::node::DAMAGED_LOG_EXIT_CODE,
+                message,
+            },
+            false => Failure::failed(message),
+        }
+    })
 }
 
 /// The file, then the environment (`GAVEL_ADMIN_TOKEN` wins), then every check.
@@ -183,5 +199,21 @@ mod tests {
             matches!(cli.command, Command::Serve(ServeArgs { config }) if config.as_path() == std::path::Path::new("node.toml"))
         );
         assert!(Cli::try_parse_from(["gavel", "serve"]).is_err());
+    }
+
+    #[test]
+    fn node_reset_takes_a_data_dir_and_acts_only_with_yes() {
+        let cli = Cli::try_parse_from(["gavel", "node", "reset", "--data-dir", "d"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Node(node::NodeCommand::Reset { yes: false, .. })
+        ));
+        let cli =
+            Cli::try_parse_from(["gavel", "node", "reset", "--data-dir", "d", "--yes"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Node(node::NodeCommand::Reset { yes: true, .. })
+        ));
+        assert!(Cli::try_parse_from(["gavel", "node", "reset"]).is_err());
     }
 }

@@ -57,6 +57,9 @@ pub struct PeerServer {
     limits: PeerServerLimits,
     /// TLS first on every connection, when the cluster uses it.
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Set while this node rejoins after `gavel node reset`: it grants no vote and is
+    /// not let campaign (`replication::reset`).
+    votes_withheld: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PeerServer {
@@ -70,7 +73,19 @@ impl PeerServer {
             secret,
             limits: PeerServerLimits::default(),
             tls: None,
+            votes_withheld: Arc::default(),
         }
+    }
+
+    /// Grants no vote and refuses to allow elections while `withheld` is set.
+    pub fn withholding_votes(mut self, withheld: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.votes_withheld = withheld;
+        self
+    }
+
+    fn withholding_votes_now(&self) -> bool {
+        self.votes_withheld
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Accepts only TLS connections, through `acceptor`, before the handshake.
@@ -209,7 +224,15 @@ impl PeerServer {
             PeerRequest::AppendEntries(rpc) => {
                 PeerResponse::AppendEntries(self.raft.append_entries(rpc).await)
             }
-            PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
+            PeerRequest::Vote(rpc) => {
+                let mut answer = self.raft.vote(rpc).await;
+                if let (Ok(response), true) = (&mut answer, self.withholding_votes_now()) {
+                    // Raft keeps track of the term; the candidate gets no vote from a
+                    // node that may have forgotten entries it acknowledged.
+                    response.vote_granted = false;
+                }
+                PeerResponse::Vote(answer)
+            }
             PeerRequest::InstallSnapshot(rpc) => {
                 PeerResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await)
             }
@@ -219,6 +242,10 @@ impl PeerServer {
             PeerRequest::Ping { from_node_id } => {
                 tracing::trace!(from_node_id, "ping");
                 PeerResponse::Pong(self.status())
+            }
+            PeerRequest::AllowElection { enabled: true } if self.withholding_votes_now() => {
+                tracing::info!("elections stay off while this node rejoins as a standby");
+                PeerResponse::Done
             }
             PeerRequest::AllowElection { enabled } => {
                 tracing::info!(enabled, "elections allowed by the leader's switchover");

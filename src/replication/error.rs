@@ -37,6 +37,17 @@ pub enum StoreError {
     /// A record read back from disk (or received as a snapshot) is not what was written.
     #[error("corrupt {what}: {detail}")]
     Corrupt { what: String, detail: String },
+    /// A record of the Raft log that was durable reads back wrong: the node must not run
+    /// on this log, which has lost entries it may have acknowledged.
+    #[error(
+        "the raft log is damaged in {} at byte {offset}: {detail}; entries this node made durable are lost, so it will not start (see `gavel node reset`)",
+        path.display()
+    )]
+    DamagedLog {
+        path: PathBuf,
+        offset: u64,
+        detail: String,
+    },
     /// Applying a committed command broke a kernel invariant: this replica cannot go on.
     #[error("the kernel panicked applying log entry {index}: {detail}")]
     KernelPanic { index: u64, detail: String },
@@ -112,6 +123,13 @@ pub enum ReplicationError {
     Initialize(Box<RaftError<u64, InitializeError<u64, NodeInfo>>>),
     #[error("raft's tasks still held the storage {0:?} after shutdown")]
     ShutdownTimeout(Duration),
+}
+
+impl ReplicationError {
+    /// Whether this is a Raft log that lost records it had made durable.
+    pub fn is_damaged_log(&self) -> bool {
+        matches!(self, ReplicationError::Store(StoreError::DamagedLog { .. }))
+    }
 }
 
 impl From<RaftError<u64, InitializeError<u64, NodeInfo>>> for ReplicationError {

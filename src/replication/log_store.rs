@@ -116,12 +116,13 @@ impl LogStore {
         let purged_index = purged.map(|log_id| log_id.index);
         let mut files = SegmentLog::open(&durable.dir().join("wal"), purged_index)?;
         move_sled_log(&durable, &mut files, purged_index)?;
+        let syncer = Arc::new(Syncer::start(files.sync_point())?);
         Ok(LogStore {
             durable,
             meta,
             files: Arc::new(Mutex::new(files)),
             recent: Arc::new(Mutex::new(Recent::default())),
-            syncer: Arc::new(Syncer::start()?),
+            syncer,
             committed_next: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -215,12 +216,14 @@ impl LogStore {
     /// Writes raw records (index, stored bytes) after the log's end, for tests that need
     /// records `append` would never write.
     pub(crate) fn append_raw(&self, records: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
-        let written = {
-            let mut files = self.files.lock();
-            self.recent.lock().clear();
-            files.append(records)?
-        };
-        sync_files(&written).map_err(StoreError::io(self.durable.dir().join("wal")))
+        let mut files = self.files.lock();
+        self.recent.lock().clear();
+        let written = files.append(records)?;
+        sync_files(&written).map_err(StoreError::io(self.durable.dir().join("wal")))?;
+        if let Some(next) = files.next_index() {
+            files.sync_point().advance(next);
+        }
+        Ok(())
     }
 }
 
@@ -281,6 +284,9 @@ fn move_sled_log(
     );
     let written = files.append(&records)?;
     sync_files(&written).map_err(StoreError::io(durable.dir().join("wal")))?;
+    if let Some(next) = files.next_index() {
+        files.sync_point().advance(next);
+    }
     if let Some(purged) = purged {
         files.purge_through(purged)?;
     }
@@ -400,6 +406,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             |error: StoreError| error.into_storage(ErrorSubject::Logs, ErrorVerb::Write);
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
         let first_index = entries.first().map(|entry| entry.log_id.index);
+        let through = entries
+            .last()
+            .map_or(0, |entry| entry.log_id.index.saturating_add(1));
         let commands: usize = entries
             .iter()
             .map(|entry| match &entry.payload {
@@ -433,6 +442,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let submitted = written.and_then(|files| {
             self.syncer.sync_append(
                 files,
+                through,
                 // One command, and nothing before it waiting to commit: this append is
                 // all the node has in flight.
                 commands <= 1 && first_index == Some(self.committed_next.load(Ordering::SeqCst)),

@@ -8,7 +8,8 @@
 //! its latest snapshot and re-applies the committed log entries after it before `open`
 //! returns, so its `SharedState` is whole from the start; `restore_offline` does the same
 //! for a stopped node's directory without starting Raft. Closed auctions that the
-//! janitor archived live on disk in `data_dir/archive` (see `archive`).
+//! janitor archived live on disk in `data_dir/archive` (see `archive`). A node whose log
+//! is damaged is cleared by `reset` and rejoins as a standby.
 
 pub mod archive;
 mod background;
@@ -20,6 +21,7 @@ pub mod exchange;
 mod log_store;
 mod network;
 mod offline;
+pub mod reset;
 mod segments;
 mod snapshot_file;
 mod snapshots;

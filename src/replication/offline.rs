@@ -4,9 +4,10 @@
 //! entries after it are read from the `LogStore` and handed to the same state machine's
 //! `apply` (what openraft's startup re-apply does). Nothing is proposed, voted or
 //! snapshotted, so the data directory is read, not changed, beyond the repairs any
-//! opening of the log makes (a torn last record zeroed, entries in sled's older layout
-//! moved to the log's files): a node started on it would make them too. The directory is locked by
-//! sled while a node runs on it: a running node's directory cannot be opened here.
+//! opening of the log makes (a torn last record zeroed, the sync mark brought up to
+//! date, entries in sled's older layout moved to the log's files): a node started on it
+//! would make them too. The directory is locked by sled while a node runs on it: a
+//! running node's directory cannot be opened here.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,29 +1,63 @@
 //! The Raft log's own files: an append-only log of records in segment files under
-//! `raft/wal/`, each named by the index of its first record (`00000000000000000042.log`)
+//! `raft/wal/`, each named by the index of its first record (`00000000000000000042.wal`)
 //! and preallocated to `SEGMENT_BYTES`, so that an append overwrites allocated space and
-//! its `fdatasync` has no file size to commit. A record is a 16-byte header — payload
-//! length (u32), CRC-32 of the index and payload (u32), index (u64), all little-endian —
-//! then the payload; a zero length marks the end of a segment's records (the
-//! preallocated space reads as zeros).
+//! its `fdatasync` has no file size to commit. A segment starts with a head (`mark`): a
+//! magic, a format number and its sync mark; the records follow. A record is a 16-byte
+//! header — payload length (u32), CRC-32 of the index and payload (u32), index (u64), all
+//! little-endian — then the payload; a zero length marks the end of a segment's records
+//! (the preallocated space reads as zeros). Segments written before sync marks existed
+//! (`.log`, records from byte 0) are still read; appends never go to them.
 //!
 //! Writes and syncs are separate steps: `append` writes the records to the page cache and
 //! says which files hold them; the caller makes them durable (`sync_files`, on the log's
 //! sync thread or, when the log was idle, on the caller's) before it reports them
-//! persisted. Opening a directory checks every
-//! record: indexes run on without a gap from one segment to the next (entries at or below
-//! the purge mark excepted), and a record that fails its check ends the log there. That
-//! is a write torn by a crash: its records were never synced, so never reported
-//! persisted, and neither was anything written after them. The space after the last good
-//! record is zeroed (and synced), so bytes of a torn or truncated record are never read
-//! as a record after a later crash. Truncation zeroes the same way.
+//! persisted, and then advances the log's `SyncPoint`: the index below which every record
+//! is durable.
+//!
+//! # What a bad record means
+//!
+//! A crash can leave any part of what was written since the last sync on disk or not:
+//! the kernel writes dirty pages back in no promised order, so a later record may be
+//! whole where an earlier one is zeros or half written. Such a tail was never reported
+//! persisted and may be cut. A record that was synced is another matter: this node told
+//! its leader it holds it, and a voter that forgets an entry it acknowledged can let a
+//! leader be elected without a committed entry. So a bad record is cut only if it lies
+//! past the durable point, and the durable point must be known after a crash. Whether a
+//! valid record follows the bad one cannot tell (the write-back order above makes a
+//! valid later record possible in a torn tail, and a bad length hides where the next
+//! record starts); a separate marker file would cost a second `fdatasync` per sync. So
+//! each segment's head carries a sync mark, rewritten with the latest `SyncPoint`
+//! whenever records are written to that segment: the `fdatasync` that makes the new
+//! records durable carries the mark too, at no extra sync. The mark lags by at most the
+//! records written since the previous sync; it is brought up to date when the log is
+//! dropped and when it is opened, after opening syncs every segment it keeps. Before a
+//! new segment is created the previous one is synced, so a new segment's first mark
+//! covers everything before it.
+//!
+//! Opening a directory checks every record: indexes run on without a gap from one
+//! segment to the next (entries at or below the purge mark excepted). A record that fails
+//! its check at an index the marks say was durable, or in a segment that a later
+//! segment follows, is damage: opening fails with `StoreError::DamagedLog`, naming the
+//! file and the byte offset, and the node does not start (`gavel node reset` clears such
+//! a node so it rejoins as a standby). So does a log that ends before the marks say it
+//! may. A bad record past the durable point ends the log there, as a write torn by a
+//! crash: the space after the last good record is zeroed (and synced), so bytes of a torn
+//! or truncated record are never read as a record after a later crash. Truncation lowers
+//! the mark first, then zeroes the same way.
 
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::error::StoreError;
+use mark::{SyncMark, RECORDS_START};
+
+mod mark;
+mod open;
+mod read;
 
 /// The space each segment file is given when it is created. A record larger than what is
 /// left starts a new segment; one larger than a whole segment gets a segment of its own
@@ -33,7 +67,10 @@ pub(crate) const SEGMENT_BYTES: u64 = 8 << 20;
 const HEADER_BYTES: u64 = 16;
 /// The largest payload accepted when reading (the codec's limit for any record).
 const MAX_PAYLOAD_BYTES: u64 = 1 << 30;
-const SEGMENT_SUFFIX: &str = ".log";
+/// Segments with a head and a sync mark.
+const SEGMENT_SUFFIX: &str = ".wal";
+/// Segments written before sync marks: records from byte 0, read but never appended to.
+const UNMARKED_SUFFIX: &str = ".log";
 
 /// One segment file and where its records are.
 struct Segment {
@@ -44,11 +81,47 @@ struct Segment {
     records: Vec<(u64, u32)>,
     /// Where the next record goes.
     end: u64,
+    /// The sync mark last written to the segment's head; `None` for a segment written
+    /// before sync marks (`.log`).
+    mark: Option<SyncMark>,
 }
 
 impl Segment {
     fn next_index(&self) -> u64 {
         self.first + self.records.len() as u64
+    }
+
+    /// Writes `synced_next` to the head's sync mark if it says more than the mark does.
+    /// Not synced here: the next sync of the file carries it.
+    fn advance_mark(&mut self, synced_next: u64) -> Result<bool, StoreError> {
+        let synced_next = synced_next.min(self.next_index());
+        match self.mark {
+            Some(mark) if mark.synced_next < synced_next => {
+                self.mark = Some(mark::write_mark(&self.file, &self.path, mark, synced_next)?);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// The index below which every record of the log is known to be durable, shared by the
+/// log and whoever syncs its files (the log's sync thread). 0 before any.
+#[derive(Clone, Default)]
+pub(crate) struct SyncPoint(Arc<AtomicU64>);
+
+impl SyncPoint {
+    /// Every record below `next` is durable now.
+    pub(crate) fn advance(&self, next: u64) {
+        self.0.fetch_max(next, Ordering::SeqCst);
+    }
+
+    fn lower_to(&self, next: u64) {
+        self.0.fetch_min(next, Ordering::SeqCst);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
     }
 }
 
@@ -56,27 +129,29 @@ impl Segment {
 pub(crate) struct SegmentLog {
     dir: PathBuf,
     segments: Vec<Segment>,
+    synced: SyncPoint,
 }
 
-/// A contiguous piece of one segment to read: the file, the byte range, and the records
-/// (index, offset, length) in it.
-pub(crate) struct ReadPlan {
-    pieces: Vec<ReadPiece>,
+/// The file name of the segment starting at `first`: marked (`.wal`) or not (`.log`).
+fn segment_name(first: u64, marked: bool) -> String {
+    let suffix = if marked {
+        SEGMENT_SUFFIX
+    } else {
+        UNMARKED_SUFFIX
+    };
+    format!("{first:020}{suffix}")
 }
 
-/// The file, the byte range `[begin, finish)` and the records (index, offset, length).
-type ReadPiece = (Arc<File>, u64, u64, Vec<(u64, u64, u32)>);
-
-fn segment_name(first: u64) -> String {
-    format!("{first:020}{SEGMENT_SUFFIX}")
-}
-
-fn parse_segment_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
+/// The first index of a segment file's name and whether it is marked.
+fn parse_segment_name(name: &str) -> Option<(u64, bool)> {
+    let (digits, marked) = match name.strip_suffix(SEGMENT_SUFFIX) {
+        Some(digits) => (digits, true),
+        None => (name.strip_suffix(UNMARKED_SUFFIX)?, false),
+    };
     if digits.len() != 20 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    Some((digits.parse().ok()?, marked))
 }
 
 fn checksum(index: u64, payload: &[u8]) -> u32 {
@@ -114,148 +189,10 @@ fn zero(file: &File, path: &Path, from: u64, to: u64) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// A segment's records (index, payload length), the offset after the last good one, and
-/// whether a bad record ended the scan.
-type Scanned = (Vec<(u64, u32)>, u64, bool);
-
-/// Reads the records of one segment file from its start, as far as they check out.
-/// Returns them and whether the scan stopped at a bad record (rather than at the end
-/// marker or the end of the file).
-fn scan(file: &File, path: &Path, first: u64) -> Result<Scanned, StoreError> {
-    let len = file.metadata().map_err(StoreError::io(path))?.len();
-    let mut records = Vec::new();
-    let mut at = 0u64;
-    let mut header = [0u8; HEADER_BYTES as usize];
-    let mut payload = Vec::new();
-    loop {
-        if at + HEADER_BYTES > len {
-            return Ok((records, at, false));
-        }
-        file.read_exact_at(&mut header, at)
-            .map_err(StoreError::io(path))?;
-        let size = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as u64;
-        let sum = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
-        let index = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
-        if size == 0 {
-            let torn = sum != 0 || index != 0;
-            return Ok((records, at, torn));
-        }
-        let expected = first + records.len() as u64;
-        if size > MAX_PAYLOAD_BYTES || at + HEADER_BYTES + size > len || index != expected {
-            return Ok((records, at, true));
-        }
-        payload.resize(size as usize, 0);
-        file.read_exact_at(&mut payload, at + HEADER_BYTES)
-            .map_err(StoreError::io(path))?;
-        if checksum(index, &payload) != sum {
-            return Ok((records, at, true));
-        }
-        records.push((at, size as u32));
-        at += HEADER_BYTES + size;
-    }
-}
-
 impl SegmentLog {
-    /// Opens (or creates) the log in `dir`. Segments whose records all lie at or below
-    /// `purged` are removed; the rest must continue each other without a gap.
-    pub(crate) fn open(dir: &Path, purged: Option<u64>) -> Result<Self, StoreError> {
-        let created = !dir.is_dir();
-        std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
-        if created {
-            sync_dir(dir)?;
-            if let Some(parent) = dir.parent() {
-                sync_dir(parent)?;
-            }
-        }
-        let mut firsts = Vec::new();
-        for item in std::fs::read_dir(dir).map_err(StoreError::io(dir))? {
-            let item = item.map_err(StoreError::io(dir))?;
-            let name = item.file_name();
-            match name.to_str().and_then(parse_segment_name) {
-                Some(first) => firsts.push(first),
-                None => {
-                    tracing::warn!(file = ?name, dir = %dir.display(), "not a log segment; left alone")
-                }
-            }
-        }
-        firsts.sort_unstable();
-        let mut log = SegmentLog {
-            dir: dir.to_path_buf(),
-            segments: Vec::new(),
-        };
-        let mut removed = false;
-        let mut torn_at: Option<u64> = None;
-        for (position, &first) in firsts.iter().enumerate() {
-            let path = dir.join(segment_name(first));
-            if torn_at.is_some() {
-                // Written after a torn record: never synced before it, never reported.
-                tracing::warn!(segment = %path.display(), "removing a log segment written after a torn record");
-                std::fs::remove_file(&path).map_err(StoreError::io(&path))?;
-                removed = true;
-                continue;
-            }
-            let next_first = firsts.get(position + 1).copied();
-            if let (Some(purged), Some(next)) = (purged, next_first) {
-                if next <= purged.saturating_add(1) {
-                    std::fs::remove_file(&path).map_err(StoreError::io(&path))?;
-                    removed = true;
-                    continue;
-                }
-            }
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(StoreError::io(&path))?;
-            let (records, end, torn) = scan(&file, &path, first)?;
-            if let Some(previous) = log.segments.last() {
-                let continues = previous.next_index() == first;
-                let below_purge = purged.is_some_and(|purged| previous.next_index() <= purged + 1);
-                if !continues && !below_purge {
-                    return Err(StoreError::corrupt(
-                        "the raft log",
-                        format!(
-                            "segment {} starts at index {first}, the one before ends before index {}",
-                            path.display(),
-                            previous.next_index()
-                        ),
-                    ));
-                }
-                if !continues {
-                    // A snapshot was installed past the log's end: what is before lies
-                    // wholly below the purge mark.
-                    log.remove_segments_through(log.segments.len())?;
-                }
-            }
-            if torn {
-                let len = file.metadata().map_err(StoreError::io(&path))?.len();
-                tracing::warn!(segment = %path.display(), offset = end, records = records.len(), "the raft log ends in a torn record; its space is zeroed");
-                zero(&file, &path, end, len)?;
-                file.sync_data().map_err(StoreError::io(&path))?;
-                torn_at = Some(end);
-            }
-            log.segments.push(Segment {
-                first,
-                path,
-                file: Arc::new(file),
-                records,
-                end,
-            });
-        }
-        if removed {
-            sync_dir(dir)?;
-        }
-        // Segments that lie wholly at or below the purge mark are not part of the log.
-        if let Some(purged) = purged {
-            if log
-                .segments
-                .last()
-                .is_some_and(|last| last.next_index() <= purged + 1)
-            {
-                log.remove_segments_through(log.segments.len())?;
-            }
-        }
-        Ok(log)
+    /// The log's durable point, for whoever syncs the files `append` returns.
+    pub(crate) fn sync_point(&self) -> SyncPoint {
+        self.synced.clone()
     }
 
     /// The index the next record must have, if the log holds a segment.
@@ -311,13 +248,16 @@ impl SegmentLog {
             let size = HEADER_BYTES + payload.len() as u64;
             let needs_segment = match self.segments.last() {
                 None => true,
+                // Written before sync marks: closed, the log goes on in a marked segment.
+                Some(last) if last.mark.is_none() => true,
                 Some(last) => {
                     let at = last.end + buffer.len() as u64;
-                    at + size > SEGMENT_BYTES && at > 0
+                    at + size > SEGMENT_BYTES && at > RECORDS_START
                 }
             };
             if needs_segment {
                 self.flush_buffer(&mut buffer, &mut pending, &mut written)?;
+                self.close_last_segment()?;
                 self.create_segment(*index)?;
             }
             let last = self.segments.last().expect("a segment exists");
@@ -339,10 +279,12 @@ impl SegmentLog {
         if buffer.is_empty() {
             return Ok(());
         }
+        let synced_next = self.synced.get();
         let last = self
             .segments
             .last_mut()
             .expect("records are buffered for a segment");
+        last.advance_mark(synced_next)?;
         last.file
             .write_all_at(buffer, last.end)
             .map_err(StoreError::io(&last.path))?;
@@ -355,9 +297,29 @@ impl SegmentLog {
         Ok(())
     }
 
-    /// Creates the segment whose first record is `first`: allocated, synced, named durably.
+    /// Makes the last segment durable before another is created, so that the new one's
+    /// first sync mark can cover every record before it. An empty segment written before
+    /// sync marks is removed instead (the new one takes its first index).
+    fn close_last_segment(&mut self) -> Result<(), StoreError> {
+        let Some(last) = self.segments.last() else {
+            return Ok(());
+        };
+        if last.mark.is_none() && last.records.is_empty() {
+            std::fs::remove_file(&last.path).map_err(StoreError::io(&last.path))?;
+            self.segments.pop();
+            return Ok(());
+        }
+        last.file.sync_data().map_err(StoreError::io(&last.path))?;
+        let next = last.next_index();
+        self.synced.advance(next);
+        Ok(())
+    }
+
+    /// Creates the segment whose first record is `first`: allocated, its head written,
+    /// synced, named durably. Every record before `first` is durable (`close_last_segment`),
+    /// which its first sync mark says.
     fn create_segment(&mut self, first: u64) -> Result<(), StoreError> {
-        let path = self.dir.join(segment_name(first));
+        let path = self.dir.join(segment_name(first, true));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -366,6 +328,7 @@ impl SegmentLog {
             .open(&path)
             .map_err(StoreError::io(&path))?;
         allocate(&file, &path)?;
+        let mark = mark::write_head(&file, &path, first)?;
         file.sync_all().map_err(StoreError::io(&path))?;
         sync_dir(&self.dir)?;
         self.segments.push(Segment {
@@ -373,7 +336,8 @@ impl SegmentLog {
             path,
             file: Arc::new(file),
             records: Vec::new(),
-            end: 0,
+            end: RECORDS_START,
+            mark: Some(mark),
         });
         Ok(())
     }
@@ -397,36 +361,21 @@ impl SegmentLog {
         bytes
     }
 
-    /// Where the records with indexes in `start..end` are, for reading outside the lock.
-    /// Indexes the log does not hold are left out.
-    pub(crate) fn plan_read(&self, start: u64, end: u64) -> ReadPlan {
-        let mut pieces = Vec::new();
-        for segment in &self.segments {
-            let from = start.max(segment.first);
-            let to = end.min(segment.next_index());
-            if from >= to {
-                continue;
-            }
-            let records: Vec<(u64, u64, u32)> = (from..to)
-                .map(|index| {
-                    let (offset, len) = segment.records[(index - segment.first) as usize];
-                    (index, offset, len)
-                })
-                .collect();
-            let begin = records[0].1;
-            let (last_offset, last_len) = {
-                let last = records[records.len() - 1];
-                (last.1, last.2)
-            };
-            let finish = last_offset + HEADER_BYTES + last_len as u64;
-            pieces.push((segment.file.clone(), begin, finish, records));
-        }
-        ReadPlan { pieces }
-    }
-
-    /// Removes the records at `from` and after, durably: later segments are deleted, the
-    /// rest of the segment holding `from` is zeroed and synced.
+    /// Removes the records at `from` and after, durably: the sync mark of the segment
+    /// holding `from` is lowered to it first (synced), then later segments are deleted and
+    /// the rest of that segment is zeroed and synced. A crash at any point leaves no mark
+    /// claiming a record that is gone. The caller has let every pending sync finish.
     pub(crate) fn truncate_from(&mut self, from: u64) -> Result<(), StoreError> {
+        self.synced.lower_to(from);
+        for segment in &mut self.segments {
+            if let Some(mark) = segment.mark.filter(|mark| mark.synced_next > from) {
+                segment.mark = Some(mark::write_mark(&segment.file, &segment.path, mark, from)?);
+                segment
+                    .file
+                    .sync_data()
+                    .map_err(StoreError::io(&segment.path))?;
+            }
+        }
         let mut removed = false;
         while let Some(last) = self.segments.last() {
             if last.first < from || (last.first == from && self.segments.len() == 1) {
@@ -489,35 +438,6 @@ impl SegmentLog {
     }
 }
 
-impl ReadPlan {
-    /// Reads the planned records: (index, payload) in index order, each checked against
-    /// its header.
-    pub(crate) fn read(self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let mut out = Vec::new();
-        for (file, begin, finish, records) in self.pieces {
-            let mut bytes = vec![0u8; (finish - begin) as usize];
-            file.read_exact_at(&mut bytes, begin)
-                .map_err(|error| StoreError::corrupt("the raft log", error.to_string()))?;
-            for (index, offset, len) in records {
-                let at = (offset - begin) as usize;
-                let head = &bytes[at..at + HEADER_BYTES as usize];
-                let payload =
-                    &bytes[at + HEADER_BYTES as usize..at + HEADER_BYTES as usize + len as usize];
-                let sum = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
-                let stored = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
-                if stored != index || checksum(index, payload) != sum {
-                    return Err(StoreError::corrupt(
-                        format!("log entry {index}"),
-                        "its record fails its checksum",
-                    ));
-                }
-                out.push((index, payload.to_vec()));
-            }
-        }
-        Ok(out)
-    }
-}
-
 /// Gives a new segment its space, so appends overwrite allocated blocks.
 fn allocate(file: &File, path: &Path) -> Result<(), StoreError> {
     use std::os::fd::AsRawFd;
@@ -531,6 +451,26 @@ fn allocate(file: &File, path: &Path) -> Result<(), StoreError> {
         code => Err(StoreError::io(path)(std::io::Error::from_raw_os_error(
             code,
         ))),
+    }
+}
+
+impl Drop for SegmentLog {
+    /// Brings the last segment's sync mark up to the durable point, so that after a clean
+    /// stop the records synced last are known durable too.
+    fn drop(&mut self) {
+        let synced_next = self.synced.get();
+        let Some(last) = self.segments.last_mut() else {
+            return;
+        };
+        let result = last
+            .advance_mark(synced_next)
+            .and_then(|written| match written {
+                true => last.file.sync_data().map_err(StoreError::io(&last.path)),
+                false => Ok(()),
+            });
+        if let Err(error) = result {
+            tracing::warn!(%error, "cannot bring the raft log's sync mark up to date");
+        }
     }
 }
 

@@ -8,21 +8,25 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::replication::error::StoreError;
-use crate::replication::segments::sync_files;
+use crate::replication::segments::{sync_files, SyncPoint};
 
 /// What the sync thread does when the files it synced are durable (or failed to be).
 pub(super) type SyncDone = Box<dyn FnOnce(std::io::Result<()>) + Send>;
 
-/// Files to make durable, and what to do then. A job with no files is a barrier: it runs
-/// once every job queued before it is done.
+/// Files to make durable, the index after the last record written to them (0 for none),
+/// and what to do then. A job with no files is a barrier: it runs once every job queued
+/// before it is done.
 struct SyncJob {
     files: Vec<Arc<File>>,
+    through: u64,
     done: SyncDone,
 }
 
 /// The log's sync thread: it takes every job queued, syncs each file they name once, then
-/// runs their `done` in queue order. After a failed sync every later job fails too: what
-/// the kernel dropped from its cache after a failed `fdatasync` cannot be synced again.
+/// runs their `done` in queue order, after advancing the log's `SyncPoint` past their
+/// records (each job's records were written after every earlier job's, which an earlier
+/// batch or this one synced). After a failed sync every later job fails too: what the
+/// kernel dropped from its cache after a failed `fdatasync` cannot be synced again.
 pub(super) struct Syncer {
     jobs: mpsc::Sender<SyncJob>,
     pub(super) failed: Arc<AtomicBool>,
@@ -30,6 +34,7 @@ pub(super) struct Syncer {
     pub(super) queued: Arc<AtomicUsize>,
     /// When the last append was synced or handed over (for `sync_append`).
     pub(super) last_append: Mutex<Option<Instant>>,
+    synced: SyncPoint,
 }
 
 /// An append of a single command right after the last committed entry (nothing else in
@@ -42,12 +47,13 @@ pub(super) struct Syncer {
 pub(super) const IDLE_LOG_GAP: Duration = Duration::from_micros(400);
 
 impl Syncer {
-    pub(super) fn start() -> Result<Syncer, StoreError> {
+    pub(super) fn start(synced: SyncPoint) -> Result<Syncer, StoreError> {
         let (jobs, queue) = mpsc::channel::<SyncJob>();
         let failed = Arc::new(AtomicBool::new(false));
         let thread_failed = failed.clone();
         let queued = Arc::new(AtomicUsize::new(0));
         let thread_queued = queued.clone();
+        let thread_synced = synced.clone();
         std::thread::Builder::new()
             .name("gavel-log-sync".to_string())
             .spawn(move || {
@@ -68,6 +74,10 @@ impl Syncer {
                             format!("syncing the raft log: {error}")
                         })
                     };
+                    if result.is_ok() {
+                        let through = batch.iter().map(|job| job.through).max();
+                        thread_synced.advance(through.unwrap_or(0));
+                    }
                     let jobs = batch.len();
                     for job in batch {
                         (job.done)(result.clone().map_err(std::io::Error::other));
@@ -83,12 +93,23 @@ impl Syncer {
             failed,
             queued,
             last_append: Mutex::new(None),
+            synced,
         })
     }
 
-    pub(super) fn submit(&self, files: Vec<Arc<File>>, done: SyncDone) -> Result<(), StoreError> {
+    pub(super) fn submit(
+        &self,
+        files: Vec<Arc<File>>,
+        through: u64,
+        done: SyncDone,
+    ) -> Result<(), StoreError> {
         self.queued.fetch_add(1, Ordering::SeqCst);
-        self.jobs.send(SyncJob { files, done }).map_err(|_| {
+        let job = SyncJob {
+            files,
+            through,
+            done,
+        };
+        self.jobs.send(job).map_err(|_| {
             self.queued.fetch_sub(1, Ordering::SeqCst);
             StoreError::Task("the log's sync thread has stopped".to_string())
         })
@@ -98,10 +119,12 @@ impl Syncer {
     /// was idle (`alone`: a single command with nothing else in flight; nothing queued on
     /// the sync thread; the previous append `IDLE_LOG_GAP` or more ago), else on the sync
     /// thread. Either way `done` runs after every earlier append's, and never before its
-    /// files are synced; its errors read as the sync thread's.
+    /// files are synced and the `SyncPoint` is past `through` (the index after the
+    /// append's last record); its errors read as the sync thread's.
     pub(super) fn sync_append(
         &self,
         files: Vec<Arc<File>>,
+        through: u64,
         alone: bool,
         done: SyncDone,
     ) -> Result<(), StoreError> {
@@ -111,7 +134,7 @@ impl Syncer {
             && previous.is_some_and(|at| now.duration_since(at) >= IDLE_LOG_GAP)
             && self.queued.load(Ordering::SeqCst) == 0;
         if !idle {
-            return self.submit(files, done);
+            return self.submit(files, through, done);
         }
         let result = if self.failed.load(Ordering::SeqCst) {
             Err("an earlier sync of the raft log failed".to_string())
@@ -121,6 +144,9 @@ impl Syncer {
                 format!("syncing the raft log: {error}")
             })
         };
+        if result.is_ok() {
+            self.synced.advance(through);
+        }
         done(result.map_err(std::io::Error::other));
         Ok(())
     }
@@ -130,6 +156,7 @@ impl Syncer {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(
             Vec::new(),
+            0,
             Box::new(move |result| {
                 let _ = tx.send(result);
             }),

@@ -7,6 +7,7 @@ use super::recent::{RECENT_BYTES, RECENT_ENTRIES};
 use super::syncer::{SyncDone, Syncer, IDLE_LOG_GAP};
 use super::*;
 use crate::kernel::Command;
+use crate::replication::segments::SyncPoint;
 use crate::replication::Proposal;
 
 fn envelope() -> Envelope {
@@ -117,24 +118,30 @@ fn recorder(log: &DoneLog, number: u32) -> SyncDone {
 fn an_append_after_an_idle_gap_is_synced_on_the_callers_thread_and_in_order() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let file = Arc::new(File::create(dir.path().join("segment")).expect("a file"));
-    let syncer = Syncer::start().expect("the sync thread");
+    let synced = SyncPoint::default();
+    let syncer = Syncer::start(synced.clone()).expect("the sync thread");
     let log = Arc::new(Mutex::new(Vec::new()));
     // Back to back: the first has no previous append, the rest come too soon.
     for number in 0..3 {
         syncer
-            .sync_append(vec![file.clone()], true, recorder(&log, number))
+            .sync_append(
+                vec![file.clone()],
+                u64::from(number) + 1,
+                true,
+                recorder(&log, number),
+            )
             .expect("queued");
     }
     wait_until_idle(&syncer);
     // Many commands in one append: the sync thread, however idle the log.
     std::thread::sleep(IDLE_LOG_GAP * 2);
     syncer
-        .sync_append(vec![file.clone()], false, recorder(&log, 3))
+        .sync_append(vec![file.clone()], 4, false, recorder(&log, 3))
         .expect("queued");
     wait_until_idle(&syncer);
     std::thread::sleep(IDLE_LOG_GAP * 2);
     syncer
-        .sync_append(vec![file.clone()], true, recorder(&log, 4))
+        .sync_append(vec![file.clone()], 5, true, recorder(&log, 4))
         .expect("synced");
     // Done before `sync_append` returned, on this thread.
     assert_eq!(
@@ -147,14 +154,16 @@ fn an_append_after_an_idle_gap_is_synced_on_the_callers_thread_and_in_order() {
             (4, true, true)
         ]
     );
+    assert_eq!(synced.get(), 5, "the durable point follows the syncs");
 
     // After a failed sync nothing is reported durable again, here or there.
     syncer.failed.store(true, Ordering::SeqCst);
     std::thread::sleep(IDLE_LOG_GAP * 2);
     syncer
-        .sync_append(vec![file], true, recorder(&log, 5))
+        .sync_append(vec![file], 6, true, recorder(&log, 5))
         .expect("answered");
     assert_eq!(log.lock().last(), Some(&(5, true, false)));
+    assert_eq!(synced.get(), 5, "a failed sync makes nothing durable");
 }
 
 fn entry_at(index: u64) -> Entry<TypeConfig> {

@@ -1,5 +1,5 @@
-//! Tests of the segment files: spanning segments, torn and corrupt records, truncation,
-//! purging and gaps, each checked again after a reopen.
+//! Tests of the segment files: spanning segments, torn tails and damaged records,
+//! truncation, purging and gaps, each checked again after a reopen, on real files.
 
 use super::*;
 
@@ -13,9 +13,50 @@ fn records(range: std::ops::Range<u64>, len: usize) -> Vec<(u64, Vec<u8>)> {
     range.map(|index| (index, payload(index, len))).collect()
 }
 
+/// Appends and syncs, as the log's sync thread does: the records are durable.
 fn write(log: &mut SegmentLog, range: std::ops::Range<u64>, len: usize) {
+    let next = range.end;
     let files = log.append(&records(range, len)).expect("append");
     sync_files(&files).expect("sync");
+    log.sync_point().advance(next);
+}
+
+/// Appends without a sync: the records a crash may tear.
+fn write_unsynced(log: &mut SegmentLog, range: std::ops::Range<u64>, len: usize) {
+    log.append(&records(range, len)).expect("append");
+}
+
+/// Where record `index` is: its file and offset.
+fn record_at(log: &SegmentLog, index: u64) -> (Arc<File>, PathBuf, u64) {
+    let segment = log
+        .segments
+        .iter()
+        .rfind(|segment| segment.first <= index)
+        .expect("a segment holds it");
+    let (offset, _) = segment.records[(index - segment.first) as usize];
+    (segment.file.clone(), segment.path.clone(), offset)
+}
+
+/// Opening fails with `DamagedLog` naming this file and offset.
+fn assert_damaged_at(wal: &Path, path: &Path, offset: u64) {
+    match SegmentLog::open(wal, None) {
+        Err(StoreError::DamagedLog {
+            path: named,
+            offset: at,
+            detail,
+        }) => {
+            assert_eq!((named.as_path(), at), (path, offset), "{detail}");
+            let message = StoreError::DamagedLog {
+                path: named,
+                offset: at,
+                detail,
+            }
+            .to_string();
+            assert!(message.contains(&format!("at byte {offset}")), "{message}");
+        }
+        Err(other) => panic!("not DamagedLog: {other}"),
+        Ok(log) => panic!("opened, ending at {:?}", log.last_index()),
+    }
 }
 
 fn read(log: &SegmentLog, start: u64, end: u64) -> Vec<(u64, Vec<u8>)> {
@@ -26,6 +67,7 @@ fn segment_files(dir: &Path) -> Vec<u64> {
     let mut firsts: Vec<u64> = std::fs::read_dir(dir)
         .expect("list")
         .filter_map(|item| parse_segment_name(item.ok()?.file_name().to_str()?))
+        .map(|(first, _)| first)
         .collect();
     firsts.sort_unstable();
     firsts
@@ -53,13 +95,13 @@ fn records_span_segments_and_read_back_after_a_reopen() {
 }
 
 #[test]
-fn a_torn_last_record_ends_the_log_and_its_space_is_zeroed() {
+fn a_torn_record_written_after_the_last_sync_ends_the_log_and_its_space_is_zeroed() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let wal = dir.path().join("wal");
     let mut log = SegmentLog::open(&wal, None).expect("open");
-    write(&mut log, 1..11, 100);
-    let (offset, _) = log.segments[0].records[9];
-    let file = log.segments[0].file.clone();
+    write(&mut log, 1..10, 100);
+    write_unsynced(&mut log, 10..11, 100);
+    let (file, _, offset) = record_at(&log, 10);
     drop(log);
     // A crash that wrote the last record's header but only part of its payload.
     file.write_all_at(&[0xAA; 20], offset + HEADER_BYTES + 50)
@@ -81,19 +123,108 @@ fn a_torn_last_record_ends_the_log_and_its_space_is_zeroed() {
 }
 
 #[test]
-fn a_corrupt_record_drops_it_and_every_later_segment() {
+fn a_tail_cut_mid_record_after_the_last_sync_is_dropped_and_every_earlier_record_kept() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let wal = dir.path().join("wal");
+    let mut log = SegmentLog::open(&wal, None).expect("open");
+    write(&mut log, 1..10, 300);
+    write_unsynced(&mut log, 10..13, 300);
+    let (file, _, offset) = record_at(&log, 12);
+    drop(log);
+    // A crash that left the file ending inside record 12's payload.
+    file.set_len(offset + HEADER_BYTES + 100).expect("cut");
+    let mut log = SegmentLog::open(&wal, None).expect("reopen");
+    assert_eq!(log.last_index(), Some(11));
+    assert_eq!(read(&log, 1, 12), records(1..12, 300));
+    write(&mut log, 12..14, 50);
+    drop(log);
+    let log = SegmentLog::open(&wal, None).expect("reopen");
+    assert_eq!(read(&log, 12, 14), records(12..14, 50));
+}
+
+#[test]
+fn a_flipped_byte_in_a_synced_record_stops_the_open_naming_the_file_and_offset() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let wal = dir.path().join("wal");
     let mut log = SegmentLog::open(&wal, None).expect("open");
     write(&mut log, 1..13, 1 << 20);
-    let (offset, _) = log.segments[0].records[5];
-    let file = log.segments[0].file.clone();
+    let (file, path, offset) = record_at(&log, 6);
     drop(log);
     file.write_all_at(&[0x55], offset + HEADER_BYTES + 9)
         .expect("flip a byte");
+    assert_damaged_at(&wal, &path, offset);
+    // Nothing was cut: every file is still there, and the open still refuses.
+    assert_eq!(segment_files(&wal), vec![1, 8]);
+    assert_damaged_at(&wal, &path, offset);
+}
+
+#[test]
+fn damage_to_the_last_synced_record_is_found_once_the_log_was_closed() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let wal = dir.path().join("wal");
+    let mut log = SegmentLog::open(&wal, None).expect("open");
+    write(&mut log, 1..6, 100);
+    // Nothing follows record 5, but it was synced before the log was closed.
+    let (file, path, offset) = record_at(&log, 5);
+    drop(log);
+    file.write_all_at(&[0xFF, 0xFF], offset)
+        .expect("flip its length");
+    assert_damaged_at(&wal, &path, offset);
+}
+
+#[test]
+fn damage_found_by_the_sync_mark_written_with_later_records() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let wal = dir.path().join("wal");
+    let mut log = SegmentLog::open(&wal, None).expect("open");
+    write(&mut log, 1..6, 100);
+    // A later append carries the mark "below 6 is durable"; it is never synced itself,
+    // and the log is never closed (a crash), yet the mark may reach the disk.
+    write_unsynced(&mut log, 6..8, 100);
+    let (file, path, offset) = record_at(&log, 3);
+    std::mem::forget(log);
+    // Zeros over a synced record's header: the log would seem to end at record 3.
+    file.write_all_at(&[0u8; 16], offset).expect("zero it");
+    assert_damaged_at(&wal, &path, offset);
+}
+
+#[test]
+fn a_segment_that_a_later_one_follows_was_durable() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let wal = dir.path().join("wal");
+    let mut log = SegmentLog::open(&wal, None).expect("open");
+    write(&mut log, 1..8, 1 << 20);
+    // Record 8 starts a new segment; the one before was synced before it was created.
+    write_unsynced(&mut log, 8..9, 1 << 20);
+    let (file, path, offset) = record_at(&log, 7);
+    std::mem::forget(log);
+    file.write_all_at(&[0x01], offset + HEADER_BYTES + 500)
+        .expect("flip a byte");
+    assert_damaged_at(&wal, &path, offset);
+}
+
+#[test]
+fn a_segment_written_before_sync_marks_is_read_and_the_log_goes_on_in_a_marked_one() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let wal = dir.path().join("wal");
+    std::fs::create_dir_all(&wal).expect("dir");
+    let old = wal.join(segment_name(1, false));
+    let mut bytes = Vec::new();
+    for (index, payload) in records(1..5, 40) {
+        bytes.extend_from_slice(&header(index, &payload));
+        bytes.extend_from_slice(&payload);
+    }
+    // A torn fifth record: such a segment keeps the rule it was written under.
+    bytes.extend_from_slice(&[7u8; 30]);
+    std::fs::write(&old, &bytes).expect("write an unmarked segment");
+    let mut log = SegmentLog::open(&wal, None).expect("open");
+    assert_eq!(read(&log, 1, 10), records(1..5, 40));
+    write(&mut log, 5..7, 40);
+    assert_eq!(segment_files(&wal), vec![1, 5]);
+    assert!(wal.join(segment_name(5, true)).is_file());
+    drop(log);
     let log = SegmentLog::open(&wal, None).expect("reopen");
-    assert_eq!(log.last_index(), Some(5));
-    assert_eq!(segment_files(&wal), vec![1]);
+    assert_eq!(read(&log, 1, 10), records(1..7, 40));
 }
 
 #[test]
@@ -105,6 +236,14 @@ fn truncation_removes_records_and_later_segments_for_good() {
     log.truncate_from(6).expect("truncate");
     assert_eq!(log.last_index(), Some(5));
     assert_eq!(segment_files(&wal), vec![1]);
+    // The sync mark came down with the records: a new record torn at 6 is a torn tail.
+    write_unsynced(&mut log, 6..7, 30);
+    let (file, _, offset) = record_at(&log, 6);
+    std::mem::forget(log);
+    file.write_all_at(&[9u8; 8], offset + HEADER_BYTES)
+        .expect("tear it");
+    let mut log = SegmentLog::open(&wal, None).expect("reopen");
+    assert_eq!(log.last_index(), Some(5));
     write(&mut log, 6..8, 30);
     assert!(
         log.append(&records(5..6, 30)).is_err(),
@@ -154,7 +293,11 @@ fn a_gap_between_segments_is_corrupt_unless_below_the_purge_mark() {
         10..12,
         10,
     );
-    std::fs::copy(other.join(segment_name(10)), wal.join(segment_name(10))).expect("copy");
+    std::fs::copy(
+        other.join(segment_name(10, true)),
+        wal.join(segment_name(10, true)),
+    )
+    .expect("copy");
     assert!(matches!(
         SegmentLog::open(&wal, None),
         Err(StoreError::Corrupt { .. })
