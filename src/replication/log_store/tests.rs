@@ -24,8 +24,21 @@ fn envelope() -> Envelope {
     }
 }
 
+/// Opens the log in `dir`. A store of the same directory dropped just before may still
+/// hold sled's file lock for a moment (sled releases it from a thread of its own), so a
+/// busy lock is waited out, up to 5 s.
 fn open_store(dir: &std::path::Path) -> LogStore {
-    let durable = Durable::open(dir).expect("open sled");
+    let started = Instant::now();
+    let durable = loop {
+        match Durable::open(dir) {
+            Ok(durable) => break durable,
+            Err(error) if started.elapsed() < Duration::from_secs(5) => {
+                assert!(format!("{error:?}").contains("lock"), "open sled: {error}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) => panic!("open sled: {error}"),
+        }
+    };
     LogStore::open(Arc::new(durable)).expect("open the log")
 }
 
