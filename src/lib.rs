@@ -29,6 +29,8 @@
 //!   judges the bidders' histories and every replica against the kernel's invariants.
 //! - `cli`: the `gavel` command line (`serve`, `cluster` with `restore`, `ctl` with
 //!   `node`, `migrate` and `backup`, `bench`, `chaos`); `main.rs` only calls it.
+//! - `clock`: the node's wall clock, and its offset to the voters' median, measured on
+//!   the PeerLinks' health checks; a node too far off refuses to lead.
 //! - `disk`: what a data directory occupies and what its file system has left;
 //!   `exchange`: the spool's file format (records, checksum line); `host`: what a node
 //!   asks of the machine (idle CPUs that poll).
@@ -38,6 +40,7 @@ pub mod api;
 pub mod bench;
 pub mod chaos;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod disk;
 pub mod exchange;

@@ -208,6 +208,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
+    let clock_status = Arc::new(crate::clock::ClockStatus::default());
     let supervisor = Supervisor::new(
         replication.raft.clone(),
         SupervisorSettings {
@@ -225,6 +226,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 check_interval_ms: config.cluster.check_interval_ms,
                 down_after_misses: config.cluster.down_after_misses,
             },
+            max_clock_skew_ms: config.cluster.max_clock_skew_ms,
+            clock_status: clock_status.clone(),
         },
         clients.clone(),
         metrics.clone(),
@@ -243,6 +246,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         )
         .with_tls(peer_tls.map(|tls| tls.acceptor))
         .withholding_votes(votes_withheld)
+        .with_clock_status(clock_status.clone())
         .run(peer_listener, peer_stopped),
     );
     let pool = ResourcePool::new(
@@ -321,6 +325,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_sessions_per_bidder: config.sessions.max_sessions_per_bidder,
         sign_in_throttle: api::sign_in::SignInThrottle::new(&config.limits),
         streams: std::sync::Arc::new(api::stream_slots::StreamSlots::new(&config.limits)),
+        clock: clock_status,
     });
 
     let public_state = app_state.clone();

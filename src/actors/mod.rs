@@ -22,10 +22,5 @@ pub mod resource_pool;
 pub mod supervision;
 pub mod supervisor;
 
-/// The current wall-clock time in milliseconds since the Unix epoch.
-pub fn wall_clock_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as u64)
-        .unwrap_or(0)
-}
+/// The node's wall clock (see `clock`).
+pub use crate::clock::wall_clock_ms;

@@ -3,7 +3,8 @@
 //! — a ping every `check_interval_ms` — and reports the peer to the Supervisor as `up`,
 //! `suspect` (one or more checks missed) or `down` (`down_after_misses` checks missed in a
 //! row), with the time of the last answer, and whether the last miss says the peer's
-//! process is gone (connection refused, closed or reset) rather than slow.
+//! process is gone (connection refused, closed or reset) rather than slow. Each answered
+//! check is also a measurement of the peer's clock against this node's (`clock`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use actix::prelude::*;
 
 use super::supervisor::{PeerReport, Supervisor};
 use super::wall_clock_ms;
+use crate::clock::ClockSample;
 use crate::peer::PeerClient;
 
 /// How a peer looks from here.
@@ -80,14 +82,18 @@ impl PeerLink {
         let client = self.client.clone();
         // A check that takes longer than the interval counts as missed.
         let timeout = Duration::from_millis(self.settings.check_interval_ms.max(50));
+        let sent_ms = wall_clock_ms();
         async move { client.ping(timeout).await }
             .into_actor(self)
-            .map(|answer, link, _ctx| {
+            .map(move |answer, link, _ctx| {
                 link.checking = false;
+                let mut clock = None;
                 let (status, process_gone) = match answer {
                     Ok(status) => {
+                        let received_ms = wall_clock_ms();
                         link.consecutive_misses = 0;
-                        link.last_heartbeat_ms = Some(wall_clock_ms());
+                        link.last_heartbeat_ms = Some(received_ms);
+                        clock = Some(ClockSample::of(sent_ms, received_ms, status.server_time_ms));
                         (Some(status), false)
                     }
                     Err(error) => {
@@ -103,6 +109,7 @@ impl PeerLink {
                     last_heartbeat_ms: link.last_heartbeat_ms,
                     status,
                     process_gone,
+                    clock,
                 });
             })
             .spawn(ctx);

@@ -7,11 +7,13 @@ use super::auth::{new_salt, secret_hash, Operator};
 use super::problem::{ApiError, Problem};
 use super::public::unexpected;
 use super::requests::{
-    auction_path_id, AuctionSpecRequest, BidderRequest, FaultRequest, FaultTarget,
-    IncrementRequest, JsonObject, QualificationRequest, ReasonRequest, SwitchoverRequest,
+    auction_path_id, AuctionSpecRequest, BidderRequest, ClockFaultRequest, FaultRequest,
+    FaultTarget, IncrementRequest, JsonObject, QualificationRequest, ReasonRequest,
+    SwitchoverRequest,
 };
 use super::views::{
-    BidderCreated, ControlAuctionView, FaultInjected, QualificationView, ResultView,
+    BidderCreated, ClockFaultInjected, ControlAuctionView, FaultInjected, QualificationView,
+    ResultView,
 };
 use super::AppState;
 use crate::actors::exchange::{ExchangeReport, GetExchangeReport};
@@ -43,6 +45,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(super::replica::configure)
         .service(super::audit::audit_trail)
         .service(inject_panic)
+        .service(inject_clock_offset)
         .configure(super::dashboard::control_pages)
         .route(
             "/openapi.json",
@@ -436,6 +439,39 @@ async fn inject_panic(
         actor: actor.as_str().to_string(),
         auction_id,
         node_id,
+        injected: true,
+    }))
+}
+
+/// Fault injection for chaos tests: offsets this node's wall clock by `offset_ms` (0 puts
+/// it back), as a clock that runs fast or slow would. Every stamp, health check and time
+/// this node answers uses it; the other nodes measure it and, past
+/// `cluster.max_clock_skew_ms`, this node refuses to lead. Answers 404 `faults_disabled`
+/// unless the node's `[faults] enabled = true`.
+#[utoipa::path(tag = "control", request_body = ClockFaultRequest, responses(
+    (status = 202, body = ClockFaultInjected),
+    (status = 404, description = "faults_disabled", body = Problem),
+    (status = 422, description = "invalid_request", body = Problem)), security(("admin" = [])))]
+#[post("/control/v1/faults/clock")]
+async fn inject_clock_offset(
+    app: web::Data<AppState>,
+    operator: Operator,
+    body: web::Json<ClockFaultRequest>,
+) -> Result<HttpResponse, ApiError> {
+    if !app.faults_enabled {
+        return Err(ApiError::FaultsDisabled);
+    }
+    let offset_ms = body.into_inner().offset_ms;
+    let limit = crate::clock::MAX_FAULT_OFFSET_MS;
+    if offset_ms.unsigned_abs() > limit.unsigned_abs() {
+        return Err(ApiError::invalid(format!(
+            "offset_ms must be between -{limit} and {limit}"
+        )));
+    }
+    tracing::warn!(operator = %operator.0, offset_ms, "fault injected: clock offset");
+    crate::clock::set_fault_offset_ms(offset_ms);
+    Ok(HttpResponse::Accepted().json(ClockFaultInjected {
+        offset_ms,
         injected: true,
     }))
 }

@@ -20,6 +20,10 @@ pub struct Metrics {
     pub raft_is_leader: IntGauge,
     pub auctions_open: IntGauge,
     pub sessions_live: IntGauge,
+    /// This node's clock minus the voters' median, as last measured (0 until measured).
+    pub clock_offset_ms: IntGauge,
+    /// 1 while this node's clock is too far off the voters' median for it to lead.
+    pub clock_refuses_to_lead: IntGauge,
 }
 
 impl Metrics {
@@ -57,6 +61,14 @@ impl Metrics {
         let raft_is_leader = IntGauge::new("raft_is_leader", "1 when this node leads")?;
         let auctions_open = IntGauge::new("auctions_open", "Auctions not yet closed")?;
         let sessions_live = IntGauge::new("sessions_live", "Sessions in the replicated state")?;
+        let clock_offset_ms = IntGauge::new(
+            "clock_offset_ms",
+            "This node's clock minus the voters' median clock, in milliseconds",
+        )?;
+        let clock_refuses_to_lead = IntGauge::new(
+            "clock_refuses_to_lead",
+            "1 while this node's clock is more than cluster.max_clock_skew_ms off the voters' median",
+        )?;
         registry.register(Box::new(bids_accepted_total.clone()))?;
         registry.register(Box::new(bids_rejected_total.clone()))?;
         registry.register(Box::new(commands_total.clone()))?;
@@ -67,6 +79,8 @@ impl Metrics {
         registry.register(Box::new(raft_is_leader.clone()))?;
         registry.register(Box::new(auctions_open.clone()))?;
         registry.register(Box::new(sessions_live.clone()))?;
+        registry.register(Box::new(clock_offset_ms.clone()))?;
+        registry.register(Box::new(clock_refuses_to_lead.clone()))?;
         Ok(Metrics {
             registry,
             bids_accepted_total,
@@ -79,6 +93,8 @@ impl Metrics {
             raft_is_leader,
             auctions_open,
             sessions_live,
+            clock_offset_ms,
+            clock_refuses_to_lead,
         })
     }
 

@@ -90,6 +90,8 @@ pub struct AppState {
     pub sign_in_throttle: sign_in::SignInThrottle,
     /// The event streams open on this node, per client address and in all.
     pub streams: std::sync::Arc<stream_slots::StreamSlots>,
+    /// This node's clock against the voters' median (the Supervisor keeps it).
+    pub clock: Arc<crate::clock::ClockStatus>,
 }
 
 impl AppState {

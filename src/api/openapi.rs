@@ -197,7 +197,7 @@ pub struct PublicApi;
     info(title = "Gavel control API", description = "Operations: bidders, auctions, qualifications, phase actions, cluster, janitor, the operator audit trail."),
     paths(control::register_bidder, control::create_auction, control::list_auctions, control::qualify,
         control::suspend, control::resume, control::terminate, control::change_increment, control::result,
-        control::cluster, control::switchover, cluster_nodes::add_node, cluster_nodes::remove_node, backup::backup, migration::node_status, migration::take_checkpoint, migration::checkpoint, migration::replace, control::janitor, control::exchange, dashboard::stats, audit::audit_trail, control::inject_panic,
+        control::cluster, control::switchover, cluster_nodes::add_node, cluster_nodes::remove_node, backup::backup, migration::node_status, migration::take_checkpoint, migration::checkpoint, migration::replace, control::janitor, control::exchange, dashboard::stats, audit::audit_trail, control::inject_panic, control::inject_clock_offset,
         replica::replica_state, replica::replica_auction),
     modifiers(&AdminAuth, &ProblemResponses)
 )]

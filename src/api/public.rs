@@ -34,13 +34,15 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(super::pages::public_pages);
 }
 
-/// The server clock bidders sync to.
+/// The cluster's clock bidders sync to: this node's, corrected by its measured offset to
+/// the voters' median, so every node answers the same time within the round trip.
 #[utoipa::path(tag = "public", responses((status = 200, body = TimeView)))]
 #[get("/api/v1/time")]
 async fn server_time(app: web::Data<AppState>) -> web::Json<TimeView> {
     web::Json(TimeView {
-        server_time_ms: wall_clock_ms(),
+        server_time_ms: app.clock.cluster_time_ms(),
         node_id: app.node_id,
+        clock_offset_ms: app.clock.offset_to_median_ms(),
     })
 }
 

@@ -209,6 +209,14 @@ pub struct FaultRequest {
     pub node_id: Option<u64>,
 }
 
+/// `POST /control/v1/faults/clock`: the offset to give this node's wall clock.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClockFaultRequest {
+    /// Milliseconds, at most a day either way; 0 puts the clock back.
+    pub offset_ms: i64,
+}
+
 /// An actor that fault injection can make panic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

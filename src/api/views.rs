@@ -159,8 +159,13 @@ pub struct ConfirmationView {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TimeView {
+    /// The cluster's time: this node's clock corrected by its offset to the voters'
+    /// median clock.
     pub server_time_ms: u64,
     pub node_id: u64,
+    /// This node's own clock minus the voters' median, as last measured (null until
+    /// measured, or on a cluster of one).
+    pub clock_offset_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -210,6 +215,13 @@ pub struct FaultInjected {
     /// The peer whose link panics, for `peer_link`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_id: Option<u64>,
+    pub injected: bool,
+}
+
+/// The answer of `POST /control/v1/faults/clock`: the node's clock now runs this far off.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClockFaultInjected {
+    pub offset_ms: i64,
     pub injected: bool,
 }
 

@@ -60,6 +60,7 @@ pub(super) struct ClusterFile {
     pub(super) members: Option<Vec<Member>>,
     pub(super) check_interval_ms: Option<u64>,
     pub(super) down_after_misses: Option<u32>,
+    pub(super) max_clock_skew_ms: Option<u64>,
 }
 
 impl TryFrom<ConfigFile> for Config {
@@ -105,6 +106,10 @@ impl TryFrom<ConfigFile> for Config {
                     .cluster
                     .down_after_misses
                     .unwrap_or(DEFAULT_DOWN_AFTER_MISSES),
+                max_clock_skew_ms: file
+                    .cluster
+                    .max_clock_skew_ms
+                    .unwrap_or(DEFAULT_MAX_CLOCK_SKEW_MS),
             },
             raft: file.raft,
             sessions: file.sessions,

@@ -159,7 +159,13 @@ pub struct ClusterSection {
     /// A peer that misses this many checks in a row is `down`; the leader then replaces a
     /// down voter by a healthy standby. Default 3 (about 300 ms on the default interval).
     pub down_after_misses: u32,
+    /// A node whose clock is further than this from the voters' median refuses to lead
+    /// (`clock`). Default 50 ms.
+    pub max_clock_skew_ms: u64,
 }
+
+/// Default `cluster.max_clock_skew_ms`.
+pub const DEFAULT_MAX_CLOCK_SKEW_MS: u64 = 50;
 
 /// Default `cluster.check_interval_ms`, tuned for a LAN.
 pub const DEFAULT_CHECK_INTERVAL_MS: u64 = 100;

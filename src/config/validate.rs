@@ -153,6 +153,11 @@ impl Config {
                 (1..=1_000).contains(&self.cluster.down_after_misses),
                 "must be between 1 and 1000",
             ),
+            (
+                "cluster.max_clock_skew_ms",
+                (1..=60_000).contains(&self.cluster.max_clock_skew_ms),
+                "must be between 1 and 60000",
+            ),
             ("http.workers", http.workers >= 1, AT_LEAST_ONE),
             (
                 "exchange.interval_ms",

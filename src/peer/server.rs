@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -60,6 +60,8 @@ pub struct PeerServer {
     /// Set while this node rejoins after `gavel node reset`: it grants no vote and is
     /// not let campaign (`replication::reset`).
     votes_withheld: Arc<std::sync::atomic::AtomicBool>,
+    /// This node's clock check: a node whose clock is off keeps its elections off.
+    clock: Arc<crate::clock::ClockStatus>,
 }
 
 impl PeerServer {
@@ -74,7 +76,14 @@ impl PeerServer {
             limits: PeerServerLimits::default(),
             tls: None,
             votes_withheld: Arc::default(),
+            clock: Arc::default(),
         }
+    }
+
+    /// Keeps elections off while `clock` says this node's clock is off.
+    pub fn with_clock_status(mut self, clock: Arc<crate::clock::ClockStatus>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Grants no vote and refuses to allow elections while `withheld` is set.
@@ -247,6 +256,12 @@ impl PeerServer {
                 tracing::info!("elections stay off while this node rejoins as a standby");
                 PeerResponse::Done
             }
+            PeerRequest::AllowElection { enabled: true } if self.clock.refuses_to_lead() => {
+                tracing::info!(
+                    "elections stay off while this node's clock is off the voters' median"
+                );
+                PeerResponse::Done
+            }
             PeerRequest::AllowElection { enabled } => {
                 tracing::info!(enabled, "elections allowed by the leader's switchover");
                 self.raft.runtime_config().elect(enabled);
@@ -291,9 +306,7 @@ impl PeerServer {
             term: metrics.current_term,
             leader_id: metrics.current_leader,
             last_applied_index: metrics.last_applied.map(|log_id| log_id.index),
-            server_time_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |since| since.as_millis() as u64),
+            server_time_ms: crate::clock::wall_clock_ms(),
         }
     }
 }

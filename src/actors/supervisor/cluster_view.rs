@@ -17,6 +17,8 @@ pub struct ClusterView {
     pub term: u64,
     pub leader_id: Option<u64>,
     pub nodes: Vec<NodeView>,
+    /// This node's clock against the voters' median, and whether it refuses to lead.
+    pub clock: crate::clock::ClockCheck,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -31,6 +33,9 @@ pub struct NodeView {
     pub control_url: String,
     pub last_applied_index: Option<u64>,
     pub last_heartbeat_ms: Option<u64>,
+    /// The node's clock minus this node's, as last measured (null for this node itself
+    /// and for nodes not measured).
+    pub clock_offset_ms: Option<i64>,
 }
 
 pub struct GetClusterView;
@@ -70,6 +75,7 @@ impl Handler<GetClusterView> for Supervisor {
             term: metrics.current_term,
             leader_id: metrics.current_leader,
             nodes,
+            clock: self.clock_check.clone(),
         })
     }
 }
@@ -111,6 +117,9 @@ impl Supervisor {
             control_url: info.control_url.clone(),
             last_applied_index,
             last_heartbeat_ms,
+            clock_offset_ms: (!is_self)
+                .then(|| self.clock_samples.offset_ms(node_id))
+                .flatten(),
         }
     }
 }

@@ -26,6 +26,7 @@ use super::peer_link::{Health, PeerLinkSettings};
 use super::resource_pool::{LeadershipChanged, ResourcePool};
 use super::wall_clock_ms;
 use crate::api::metrics::Metrics;
+use crate::clock::{ClockCheck, ClockSample, ClockSamples, ClockStatus, StepGuard};
 use crate::kernel::{Command, Envelope, Outcome, Rejection};
 use crate::peer::{ForwardError, PeerClients, PeerStatus};
 use crate::replication::{GavelRaft, NodeInfo};
@@ -72,6 +73,11 @@ pub struct SupervisorSettings {
     pub forward_timeout: Duration,
     /// How the PeerLinks check the other nodes.
     pub peer_links: PeerLinkSettings,
+    /// How far this node's clock may be off the voters' median for it to lead.
+    pub max_clock_skew_ms: u64,
+    /// Where the clock decisions are published for the HTTP handlers and the peer
+    /// listener.
+    pub clock_status: Arc<ClockStatus>,
 }
 
 /// How often the leader checks that every running configured standby is a learner (and
@@ -102,6 +108,11 @@ pub struct Supervisor {
     watched_membership: Option<u64>,
     /// How many PeerLinks stopped (a panic) and were started again.
     link_restarts: u64,
+    /// The peers' clocks as measured, this node's conclusion, and the stamp guard (see
+    /// `clock_watch`).
+    clock_samples: ClockSamples,
+    clock_check: ClockCheck,
+    step_guard: StepGuard,
 }
 
 impl Supervisor {
@@ -111,6 +122,7 @@ impl Supervisor {
         clients: Arc<PeerClients>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let settings_max_clock_skew_ms = settings.max_clock_skew_ms;
         Supervisor {
             raft,
             settings,
@@ -127,6 +139,9 @@ impl Supervisor {
             retired: BTreeSet::new(),
             watched_membership: None,
             link_restarts: 0,
+            clock_samples: ClockSamples::default(),
+            clock_check: ClockCheck::decide(&[], true, 0),
+            step_guard: StepGuard::new(settings_max_clock_skew_ms),
         }
     }
 
@@ -146,9 +161,17 @@ impl Supervisor {
         &mut self,
         command: Command,
         actor: String,
-    ) -> impl std::future::Future<Output = Result<Committed, ProposeError>> + 'static {
+    ) -> futures::future::Either<
+        impl std::future::Future<Output = Result<Committed, ProposeError>> + 'static,
+        futures::future::Ready<Result<Committed, ProposeError>>,
+    > {
+        // A clock that is off, or stepped since it was last measured, stamps nothing.
+        if !self.clock_may_stamp() {
+            let refused = Err(ProposeError::NotLeader { leader_id: None });
+            return futures::future::Either::Right(futures::future::ready(refused));
+        }
         let envelope = self.stamp(command, actor);
-        self.proposer().propose(envelope)
+        futures::future::Either::Left(self.proposer().propose(envelope))
     }
 
     /// The group-commit queue, started on first use (it needs the actor's runtime).
@@ -272,7 +295,7 @@ impl Handler<Propose> for Supervisor {
             self.settings.node_id,
             self.settings.forward_timeout,
         );
-        if !self.is_leader() || self.switching_to.is_some() {
+        if !self.is_leader() || self.switching_to.is_some() || !self.clock_may_stamp() {
             return Box::pin(forward_to_leader(
                 raft,
                 clients,
@@ -495,6 +518,8 @@ pub struct PeerReport {
     /// The missed check found the peer's process gone (refused, closed or reset), not
     /// merely slow.
     pub process_gone: bool,
+    /// The answered check's measurement of the peer's clock.
+    pub clock: Option<ClockSample>,
 }
 
 impl Message for PeerReport {
@@ -536,6 +561,7 @@ impl Handler<PeerReport> for Supervisor {
         if report.process_gone && report.consecutive_misses <= 2 {
             self.campaign_if_leader_died(report.node_id);
         }
+        self.note_clock(report.node_id, report.clock, ctx);
         // A standby that comes up is added as a learner at once, not at the next check.
         if report.health == Health::Up && previous != Some(Health::Up) {
             self.ensure_standbys(ctx);
@@ -551,6 +577,9 @@ impl Supervisor {
     /// The leader `node_id`'s process is gone: if this node is one of the voters that
     /// could replace it, campaign in turn once the lease has run out (see `election`).
     fn campaign_if_leader_died(&self, node_id: u64) {
+        if self.clock_check.refuses_to_lead.is_some() {
+            return;
+        }
         let metrics = self.raft.metrics().borrow().clone();
         if metrics.state != ServerState::Follower || metrics.current_leader != Some(node_id) {
             return;
@@ -575,6 +604,7 @@ impl Supervisor {
     }
 }
 
+mod clock_watch;
 mod cluster_view;
 mod election;
 mod nodes;

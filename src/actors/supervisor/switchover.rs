@@ -92,6 +92,10 @@ impl Handler<Switchover> for Supervisor {
             .into_actor(self)
             .map(|result, supervisor, _ctx| {
                 supervisor.switching_to = None;
+                // The switchover turned elections back on: not for a clock that is off.
+                if supervisor.clock_check.refuses_to_lead.is_some() {
+                    supervisor.raft.runtime_config().elect(false);
+                }
                 result
             }),
         )
