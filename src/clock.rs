@@ -218,14 +218,20 @@ impl StepGuard {
     }
 
     /// How far `now_ms` (the wall clock) is from where the monotonic clock puts it, if
-    /// more than the bound; `None` when the wall clock may stamp.
-    pub fn stepped_ms(&self, now_ms: u64) -> Option<i64> {
+    /// more than the bound; `None` when the wall clock may stamp, and then the anchor
+    /// moves to now, so that the slow drift between the two clocks never adds up to a
+    /// step. A step keeps the anchor where it was: no stamp until `anchor_now`.
+    pub fn stepped_ms(&mut self, now_ms: u64) -> Option<i64> {
         let Some((anchor_ms, anchor_instant)) = self.anchor else {
             return Some(i64::MAX);
         };
         let expected = anchor_ms.saturating_add(anchor_instant.elapsed().as_millis() as u64);
         let step = now_ms as i64 - expected as i64;
-        (step.unsigned_abs() > self.max_skew_ms).then_some(step)
+        if step.unsigned_abs() > self.max_skew_ms {
+            return Some(step);
+        }
+        self.anchor = Some((now_ms, Instant::now()));
+        None
     }
 }
 
@@ -334,6 +340,8 @@ mod tests {
         assert!(guard
             .stepped_ms(now - 2_000)
             .is_some_and(|step| step <= -1_950));
+        // Stepped: no stamp, however often asked, until the peers measure again.
+        assert!(guard.stepped_ms(now + 2_000).is_some());
         guard.drop_anchor();
         assert!(guard.stepped_ms(now).is_some(), "no anchor: no stamp");
         guard.anchor_now();

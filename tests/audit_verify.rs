@@ -108,6 +108,8 @@ struct SnapshotPayload {
     last_membership: openraft::StoredMembership<u64, gavel::replication::NodeInfo>,
     archived: Vec<gavel::replication::archive::ArchivedAuction>,
     exchange: gavel::replication::exchange::ExchangeLedger,
+    /// The term of the last takeover applied (`State::leader_term`).
+    leader_term: u64,
 }
 
 /// Adds `raise` to the amount of bid `index` of `auction_id` in the stored snapshot, and

@@ -154,13 +154,24 @@ fn the_leader_killed_just_before_a_deadline_never_closes_the_sale_in_the_gap() {
     node.wait_for_phase(AUCTION, "timed_bidding", Duration::from_secs(10));
 
     let mut rounds = 0;
+    let mut acknowledged = bidders.len() as u64;
     for attempt in 0..MAX_ATTEMPTS {
         if rounds == ROUNDS {
             break;
         }
         let leader = healthy_leader(&cluster);
         let leader_url = cluster.node(leader).public_url.clone();
-        let view = auction_view(&leader_url).expect("the auction");
+        // A node restarted a moment ago may still answer from before the last round: wait
+        // for the leader's view to hold every bid acknowledged so far.
+        let mut view = Value::Null;
+        let current = wait_until(Duration::from_secs(10), || {
+            view = auction_view(&leader_url).unwrap_or(Value::Null);
+            view["bid_count"].as_u64().unwrap_or(0) >= acknowledged
+        });
+        assert!(
+            current,
+            "round {attempt}: the leader's view is behind: {view}"
+        );
         assert_eq!(view["phase"], "timed_bidding", "round {attempt}: {view}");
         let deadline_ms = view["deadline_ms"].as_u64().expect("a deadline");
         let bidder = challenger(&bidders, &view);
@@ -173,6 +184,7 @@ fn the_leader_killed_just_before_a_deadline_never_closes_the_sale_in_the_gap() {
                 answers.iter().all(|(status, _)| *status == 201),
                 "{answers:?}"
             );
+            acknowledged += 1;
             continue;
         }
         std::thread::sleep(Duration::from_millis(
@@ -200,6 +212,7 @@ fn the_leader_killed_just_before_a_deadline_never_closes_the_sale_in_the_gap() {
             );
         }
         let accepted_at_ms = answers[0].1["accepted_at_ms"].as_u64().expect("a receipt");
+        acknowledged += 1;
         if killed_at_ms >= deadline_ms {
             // The process was late to kill: the old leader may have closed the sale at
             // its deadline, rightly. Such a round tests nothing; not counted.

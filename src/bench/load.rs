@@ -81,6 +81,8 @@ pub struct BidOp {
     pub request_id: String,
     pub amount: u64,
     pub outcome: BidOutcome,
+    /// When the bid was first sent (ms since the Unix epoch).
+    pub started_ms: u64,
     /// When the outcome was known (ms since the Unix epoch).
     pub ended_ms: u64,
 }
@@ -283,11 +285,13 @@ fn bid_with_retries(
     amount: u64,
 ) {
     let body = json!({"amount": amount, "request_id": request_id});
+    let started_ms = local::now_ms();
     let record = |outcome: BidOutcome| BidOp {
         bidder_id: bidder.bidder_id.clone(),
         request_id: request_id.to_string(),
         amount,
         outcome,
+        started_ms,
         ended_ms: local::now_ms(),
     };
     let started = Instant::now();

@@ -61,6 +61,13 @@ pub enum Finding {
     NoProgress {
         detail: String,
     },
+    /// An acknowledged bid stamped further from the time it was sent and answered than
+    /// `cluster.max_clock_skew_ms`: a clock that was off stamped it (and would bend the
+    /// auction's deadlines by as much).
+    Mistimed {
+        request_id: String,
+        detail: String,
+    },
     /// The harness could not carry the round out (no leader, a refused setup call).
     RoundAborted {
         detail: String,
@@ -94,6 +101,9 @@ impl std::fmt::Display for Finding {
                 write!(f, "bid {request_id} acknowledged after the close")
             }
             Finding::NoProgress { detail } => write!(f, "no progress after healing: {detail}"),
+            Finding::Mistimed { request_id, detail } => {
+                write!(f, "bid {request_id} mistimed: {detail}")
+            }
             Finding::RoundAborted { detail } => write!(f, "round aborted: {detail}"),
         }
     }
@@ -145,6 +155,7 @@ pub fn check_round(
         Some((_, auction)) => {
             check_history(history, auction, &mut findings);
             check_progress(history, auction, healed_at_ms, &mut findings);
+            check_stamps(history, auction, &mut findings);
         }
         None => findings.push(Finding::Diverged {
             detail: "no node holds the auction".to_string(),
@@ -275,6 +286,37 @@ fn check_history(history: &[BidOp], auction: &Auction, findings: &mut Vec<Findin
             findings.push(Finding::Lost {
                 request_id: op.request_id.clone(),
                 detail,
+            });
+        }
+    }
+}
+
+/// How far a bid's stamp may lie outside the time between its first send and its
+/// answer: the bound within which a node's clock may lead (`cluster.max_clock_skew_ms`'s
+/// default). The chaos nodes share the machine's clock, so only an injected offset that a
+/// node stamped with can exceed it.
+pub const STAMP_TOLERANCE_MS: u64 = crate::config::DEFAULT_MAX_CLOCK_SKEW_MS;
+
+/// Every acknowledged bid was stamped within `STAMP_TOLERANCE_MS` of the time it was in
+/// flight: deadlines (and closes) follow the stamps, so a sale closes neither early nor
+/// late by more than the bound.
+fn check_stamps(history: &[BidOp], auction: &Auction, findings: &mut Vec<Finding>) {
+    for op in history {
+        let BidOutcome::Acknowledged { bid_id, .. } = &op.outcome else {
+            continue;
+        };
+        let Some(bid) = auction.bids.iter().find(|bid| &bid.bid_id == bid_id) else {
+            continue;
+        };
+        let earliest = op.started_ms.saturating_sub(STAMP_TOLERANCE_MS);
+        let latest = op.ended_ms.saturating_add(STAMP_TOLERANCE_MS);
+        if !(earliest..=latest).contains(&bid.accepted_at_ms) {
+            findings.push(Finding::Mistimed {
+                request_id: op.request_id.clone(),
+                detail: format!(
+                    "stamped {} while in flight {}..{}",
+                    bid.accepted_at_ms, op.started_ms, op.ended_ms
+                ),
             });
         }
     }

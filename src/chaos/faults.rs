@@ -33,10 +33,13 @@ pub enum FaultKind {
     DiskFull,
     /// A panic inside the round auction's actor on every node.
     Panic,
+    /// The leader's clock set 2 s fast or slow (fault injection); healed by setting it
+    /// back. It must hand leadership over and stamp nothing meanwhile.
+    ClockSkew,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::KillLeader,
         FaultKind::KillFollower,
         FaultKind::Pause,
@@ -46,6 +49,7 @@ impl FaultKind {
         FaultKind::Degrade,
         FaultKind::DiskFull,
         FaultKind::Panic,
+        FaultKind::ClockSkew,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +63,7 @@ impl FaultKind {
             FaultKind::Degrade => "degrade",
             FaultKind::DiskFull => "disk-full",
             FaultKind::Panic => "panic",
+            FaultKind::ClockSkew => "clock-skew",
         }
     }
 }
@@ -69,6 +74,7 @@ pub enum Injected {
     Paused(u64),
     Cut(Vec<u64>),
     Filled(u64),
+    Skewed(u64),
     Nothing,
 }
 
@@ -200,7 +206,35 @@ pub fn inject(
                 format!("panic in the auction actor on nodes {injected:?}"),
             ))
         }
+        FaultKind::ClockSkew => {
+            let offset_ms = if rng.gen_bool(0.5) {
+                CLOCK_SKEW_MS
+            } else {
+                -CLOCK_SKEW_MS
+            };
+            set_clock_offset(target, leader, offset_ms)?;
+            Ok((
+                Injected::Skewed(leader),
+                format!("node {leader} (leader) clock offset {offset_ms:+} ms"),
+            ))
+        }
     }
+}
+
+/// How far `clock-skew` moves the leader's clock, either way.
+const CLOCK_SKEW_MS: i64 = 2_000;
+
+/// Sets node `id`'s clock offset through its fault-injection endpoint.
+fn set_clock_offset(target: &mut Target<'_>, id: u64, offset_ms: i64) -> anyhow::Result<()> {
+    let body = json!({"offset_ms": offset_ms});
+    let (status, answer) =
+        target
+            .cluster
+            .control(id, "POST", "/control/v1/faults/clock", Some(body))?;
+    if status != 202 {
+        bail!("node {id} refused the clock offset: {status} {answer}");
+    }
+    Ok(())
 }
 
 /// Undoes what `inject` did. A node that exited meanwhile is restarted by the caller.
@@ -218,6 +252,7 @@ pub fn heal(injected: &Injected, target: &mut Target<'_>) -> anyhow::Result<()> 
             Some(disk) => disk.free(),
             None => Ok(()),
         },
+        Injected::Skewed(id) => set_clock_offset(target, *id, 0),
         Injected::Nothing => Ok(()),
     }
 }

@@ -134,6 +134,7 @@ impl Harness {
                 urls[index % urls.len()]
             );
             let body = json!({"amount": amount, "request_id": request_id});
+            let started_ms = local::now_ms();
             let outcome =
                 match local::request(&agent, "POST", &url, Some(&bidder.token), Some(body)) {
                     Ok((200 | 201, receipt)) => BidOutcome::Acknowledged {
@@ -150,6 +151,7 @@ impl Harness {
                 request_id,
                 amount,
                 outcome,
+                started_ms,
                 ended_ms: local::now_ms(),
             });
         }

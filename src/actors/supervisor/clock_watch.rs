@@ -82,21 +82,28 @@ impl Supervisor {
     }
 
     /// Whether this node's clock may stamp a command now: within the bound of the voters'
-    /// median as last measured, and not stepped since.
-    pub(super) fn clock_may_stamp(&self) -> bool {
+    /// median as last measured, and not stepped since. A node with no voter to measure
+    /// against (a cluster of one) takes a step as it comes, and says so.
+    pub(super) fn clock_may_stamp(&mut self) -> bool {
         if self.clock_check.refuses_to_lead.is_some() {
             return false;
         }
-        match self.step_guard.stepped_ms(wall_clock_ms()) {
-            None => true,
-            Some(step) => {
-                tracing::warn!(
-                    step_ms = step,
-                    "this node's wall clock stepped since the peers last measured it; no command is stamped until they measure it again"
-                );
-                false
-            }
+        let Some(step) = self.step_guard.stepped_ms(wall_clock_ms()) else {
+            return true;
+        };
+        if self.clock_check.offset_to_median_ms.is_none() {
+            tracing::warn!(
+                step_ms = step,
+                "this node's wall clock stepped; no other voter to check it against"
+            );
+            self.step_guard.anchor_now();
+            return true;
         }
+        tracing::warn!(
+            step_ms = step,
+            "this node's wall clock stepped since the peers last measured it; no command is stamped until they measure it again"
+        );
+        false
     }
 
     /// Leading with a clock that is off: switches leadership over to the healthy voter

@@ -101,6 +101,7 @@ fn op(bidder: &str, amount: u64, outcome: BidOutcome) -> BidOp {
         request_id: format!("{bidder}-{amount}"),
         amount,
         outcome,
+        started_ms: 0,
         ended_ms: 40,
     }
 }
