@@ -247,6 +247,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_tls(peer_tls.map(|tls| tls.acceptor))
         .withholding_votes(votes_withheld)
         .with_clock_status(clock_status.clone())
+        .with_member_addresses(
+            config
+                .cluster
+                .members
+                .iter()
+                .map(|member| member.peer.ip())
+                .collect(),
+        )
         .run(peer_listener, peer_stopped),
     );
     let pool = ResourcePool::new(

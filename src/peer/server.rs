@@ -6,7 +6,7 @@
 //! and nothing else. It runs until `shutdown` turns true (or its sender is dropped), then
 //! closes every connection.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,8 +24,12 @@ use crate::replication::GavelRaft;
 pub struct PeerServerLimits {
     /// A connection that has not finished its handshake by then is closed.
     pub handshake_timeout: Duration,
-    /// Connections still in their handshake; more are closed at once.
+    /// Connections from a member's address still in their handshake; more are closed at
+    /// once.
     pub max_handshaking: usize,
+    /// Connections from any other address still in their handshake, counted apart: a
+    /// stranger's idle sockets cannot take the members' slots.
+    pub max_stranger_handshaking: usize,
     /// Connections in all; more are closed at once.
     pub max_connections: usize,
     /// An authenticated connection that sends no request for this long is closed (clients
@@ -34,11 +38,13 @@ pub struct PeerServerLimits {
 }
 
 impl Default for PeerServerLimits {
-    /// 2 s handshakes, 32 of them at once, 256 connections, 120 s idle.
+    /// 2 s handshakes, 32 of them at once from members and 8 from other addresses, 256
+    /// connections, 120 s idle.
     fn default() -> Self {
         PeerServerLimits {
             handshake_timeout: Duration::from_secs(2),
             max_handshaking: 32,
+            max_stranger_handshaking: 8,
             max_connections: 256,
             idle_timeout: Duration::from_secs(120),
         }
@@ -62,6 +68,9 @@ pub struct PeerServer {
     votes_withheld: Arc<std::sync::atomic::AtomicBool>,
     /// This node's clock check: a node whose clock is off keeps its elections off.
     clock: Arc<crate::clock::ClockStatus>,
+    /// The addresses of the configured members; with those of the Raft membership, the
+    /// addresses whose connections get the members' handshake slots.
+    member_addresses: Vec<IpAddr>,
 }
 
 impl PeerServer {
@@ -77,7 +86,32 @@ impl PeerServer {
             tls: None,
             votes_withheld: Arc::default(),
             clock: Arc::default(),
+            member_addresses: Vec::new(),
         }
+    }
+
+    /// Gives the configured members' addresses the members' handshake slots.
+    pub fn with_member_addresses(mut self, addresses: Vec<IpAddr>) -> Self {
+        self.member_addresses = addresses.into_iter().map(|ip| ip.to_canonical()).collect();
+        self
+    }
+
+    /// Whether `remote` is the address of a configured member or of a node in the Raft
+    /// membership (a standby added while the cluster ran included).
+    fn from_member(&self, remote: IpAddr) -> bool {
+        let remote = remote.to_canonical();
+        if self.member_addresses.contains(&remote) {
+            return true;
+        }
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        let found = membership.nodes().any(|(_, info)| {
+            info.peer_addr
+                .parse::<SocketAddr>()
+                .is_ok_and(|address| address.ip().to_canonical() == remote)
+        });
+        found
     }
 
     /// Keeps elections off while `clock` says this node's clock is off.
@@ -126,6 +160,7 @@ impl PeerServer {
     pub async fn run(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let server = Arc::new(self);
         let handshaking = Arc::new(Semaphore::new(server.limits.max_handshaking));
+        let strangers = Arc::new(Semaphore::new(server.limits.max_stranger_handshaking));
         let connections = Arc::new(Semaphore::new(server.limits.max_connections));
         let mut tasks = JoinSet::new();
         tracing::info!(node_id = server.node_id, address = ?listener.local_addr().ok(), "peer listener started");
@@ -143,12 +178,19 @@ impl PeerServer {
                 }
                 accepted = listener.accept() => match accepted {
                     Ok((stream, remote)) => {
+                        let member = server.from_member(remote.ip());
+                        let slots = if member { &handshaking } else { &strangers };
                         let permits = connections
                             .clone()
                             .try_acquire_owned()
-                            .and_then(|connection| Ok((connection, handshaking.clone().try_acquire_owned()?)));
+                            .and_then(|connection| Ok((connection, slots.clone().try_acquire_owned()?)));
                         let Ok((connection, handshake)) = permits else {
-                            tracing::warn!(%remote, "too many peer connections; closing this one");
+                            // A stranger's flood is not worth a warning per socket.
+                            if member {
+                                tracing::warn!(%remote, "too many peer connections; closing this one");
+                            } else {
+                                tracing::debug!(%remote, "too many connections from addresses that are not members; closing this one");
+                            }
                             continue;
                         };
                         tasks.spawn(server.clone().connection(stream, remote, handshake, connection));

@@ -118,3 +118,48 @@ async fn a_forwarded_command_reaches_the_sink_and_its_answer_returns() {
     assert_eq!(seen[2], (register("alice"), "operator-2".to_string()));
     node.stop().await;
 }
+
+// Idle sockets from an address that is no member's fill only the strangers' handshake
+// slots: a member still gets in.
+#[tokio::test]
+async fn a_strangers_idle_sockets_cannot_lock_a_member_out() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("local address");
+    let options = ReplicationOptions::with_defaults(1, dir.path().to_path_buf());
+    let replication = replication::open(options).await.expect("open the node");
+    let raft = replication.raft.clone();
+    let sink = Arc::new(RaftSink { raft: raft.clone() });
+    let (shutdown, stop) = watch::channel(false);
+    let limits = PeerServerLimits {
+        handshake_timeout: Duration::from_secs(30),
+        ..PeerServerLimits::default()
+    };
+    let server = PeerServer::new(raft, sink, secret())
+        .with_limits(limits.clone())
+        .with_member_addresses(vec!["127.0.0.1".parse().expect("an address")]);
+    let served = tokio::spawn(server.run(listener, stop));
+
+    // More idle sockets than there are handshake slots in all, from 127.0.0.2.
+    let mut idle = Vec::new();
+    for _ in 0..(limits.max_handshaking + limits.max_stranger_handshaking + 8) {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind("127.0.0.2:0".parse().expect("an address"))
+            .expect("bind 127.0.0.2");
+        idle.push(socket.connect(address).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let member = PeerClient::new(1, address.to_string(), 9, secret());
+    let vote = VoteRequest::new(Vote::new(5, 9), None);
+    let answered = member.vote(vote, CALL).await;
+    assert!(
+        matches!(answered, Ok(Ok(_))),
+        "a member's request went unanswered: {answered:?}"
+    );
+    drop(idle);
+    shutdown.send_replace(true);
+    let _ = served.await;
+    replication.raft.shutdown().await.expect("shutdown");
+}
