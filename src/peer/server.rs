@@ -98,7 +98,7 @@ impl PeerServer {
 
     /// Whether `remote` is the address of a configured member or of a node in the Raft
     /// membership (a standby added while the cluster ran included).
-    fn from_member(&self, remote: IpAddr) -> bool {
+    fn is_member_address(&self, remote: IpAddr) -> bool {
         let remote = remote.to_canonical();
         if self.member_addresses.contains(&remote) {
             return true;
@@ -178,7 +178,7 @@ impl PeerServer {
                 }
                 accepted = listener.accept() => match accepted {
                     Ok((stream, remote)) => {
-                        let member = server.from_member(remote.ip());
+                        let member = server.is_member_address(remote.ip());
                         let slots = if member { &handshaking } else { &strangers };
                         let permits = connections
                             .clone()
