@@ -10,10 +10,12 @@ mod common_kernel;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common_kernel::model::{bidder_id, takes_bids, ModelAuction, ModelWinner};
+use common_kernel::model::{bidder_id, nonce_is_valid, takes_bids, ModelAuction, ModelWinner};
+use common_kernel::model::{rules_commitment, rules_draw};
 use common_kernel::model::{OperatorAction, View};
 use common_kernel::{apply_logged, spec, Harness};
 use gavel::kernel::invariants::check_auction;
+use gavel::kernel::lottery::Lottery;
 use gavel::kernel::{apply, Auction, AuctionSpec, Command, Envelope, IncrementRule};
 use gavel::kernel::{Outcome, Receipt, Rejection, State};
 use proptest::prelude::*;
@@ -49,7 +51,8 @@ enum Action {
     Bid(Bid),
     /// The previous bid command again, unchanged: a client's retry.
     RetryLastBid,
-    Confirm(usize, usize),
+    /// (auction, bidder, nonce); `Confirm` without a nonce when it is empty.
+    Confirm(usize, usize, &'static str),
     Advance(usize),
     Operator(usize, OperatorAction),
     /// A leader change after a leaderless gap of this many milliseconds.
@@ -111,6 +114,11 @@ fn operator_action() -> impl Strategy<Value = OperatorAction> {
     ]
 }
 
+/// No nonce, one of two, or one the rules refuse.
+fn nonce() -> impl Strategy<Value = &'static str> {
+    prop_oneof![4 => Just(""), 3 => Just("n1"), 2 => Just("n-2_x"), 1 => Just("not a nonce")]
+}
+
 fn action() -> impl Strategy<Value = Action> {
     let amount = prop_oneof![
         6 => (0..=3u64).prop_map(Amount::Steps),
@@ -126,7 +134,7 @@ fn action() -> impl Strategy<Value = Action> {
             Action::Bid(Bid { auction, bidder, amount, reused_request })
         }),
         4 => Just(Action::RetryLastBid),
-        6 => (auction.clone(), bidder).prop_map(|(auction, bidder)| Action::Confirm(auction, bidder)),
+        6 => (auction.clone(), bidder, nonce()).prop_map(|(auction, bidder, nonce)| Action::Confirm(auction, bidder, nonce)),
         3 => auction.clone().prop_map(Action::Advance),
         8 => (auction.clone(), operator_action()).prop_map(|(auction, action)| Action::Operator(auction, action)),
         2 => (0..=600u64).prop_map(Action::Takeover),
@@ -172,6 +180,9 @@ struct Run {
     requests: BTreeMap<(usize, String), (usize, u64, Receipt)>,
     /// Bidder numbers per auction, as the kernel handed them out.
     numbers: Vec<BTreeMap<usize, u32>>,
+    /// Per auction, the lottery commitment the kernel published at cap entry: it must
+    /// never change, and the draw must reveal its seed.
+    commitments: Vec<Option<[u8; 32]>>,
 }
 
 impl Run {
@@ -198,6 +209,7 @@ impl Run {
             session_expiry_ms: expiry_ms.map(Some),
             requests: BTreeMap::new(),
             numbers: Vec::new(),
+            commitments: Vec::new(),
         };
         for (bidder, expires_at_ms) in expiry_ms.into_iter().enumerate() {
             run.harness
@@ -225,6 +237,7 @@ impl Run {
         let distinct: BTreeSet<&u32> = numbers.values().collect();
         assert_eq!(distinct.len(), numbers.len(), "bidder numbers are unique");
         self.numbers.push(numbers);
+        self.commitments.push(None);
         let mut model = ModelAuction::new(spec, qualified);
         model.catch_up(0);
         self.model.push(model);
@@ -241,7 +254,9 @@ impl Run {
         let command = Command::Advance {
             auction_id: auction_id.clone(),
         };
-        let (now_ms, seed, actor) = (self.now_ms, self.seed, "observer".to_string());
+        // Another seed than the log's: a draw depends only on the seed committed at cap
+        // entry, never on the entry that closes the confirm window.
+        let (now_ms, seed, actor) = (self.now_ms, !self.seed, "observer".to_string());
         apply(
             &mut copy,
             &Envelope {
@@ -273,7 +288,9 @@ impl Run {
                 // Every step applies a command: the model has caught up to its time.
                 None => self.step(0, &Action::Advance(0)),
             },
-            Action::Confirm(auction, bidder) => self.confirm(auction % count, *bidder),
+            Action::Confirm(auction, bidder, nonce) => {
+                self.confirm(auction % count, *bidder, nonce)
+            }
             Action::Advance(auction) => {
                 let auction_id = self.id(auction % count);
                 assert_eq!(self.apply(Command::Advance { auction_id }), UPDATED);
@@ -384,21 +401,29 @@ impl Run {
         }
     }
 
-    fn confirm(&mut self, auction: usize, bidder: usize) {
+    fn confirm(&mut self, auction: usize, bidder: usize, nonce: &str) {
         let (auction_id, token_hash) = (self.id(auction), self.harness.token(&bidder_id(bidder)));
-        let result = self.apply(Command::Confirm {
-            auction_id,
-            token_hash,
+        let result = self.apply(match nonce {
+            "" => Command::Confirm {
+                auction_id,
+                token_hash,
+            },
+            nonce => Command::ConfirmWithNonce {
+                auction_id,
+                token_hash,
+                nonce: nonce.to_string(),
+            },
         });
+        if !nonce_is_valid(nonce) {
+            return assert!(matches!(result, Err(Rejection::InvalidRequest(_))));
+        }
         if !self.session_valid(bidder) {
             return assert_eq!(result, UNAUTHENTICATED);
         }
         let model = &mut self.model[auction];
-        let refusals = model.confirm_refusals(bidder);
+        let refusals = model.confirm_refusals(bidder, nonce);
         match result {
-            Ok(Outcome::Confirmed) if refusals.is_empty() => {
-                model.confirmers.insert(bidder);
-            }
+            Ok(Outcome::Confirmed) if refusals.is_empty() => model.confirm(bidder, nonce),
             Err(rejection) if refusals.contains(&rejection.code()) => {}
             other => panic!("confirm answered {other:?}; the model expects {refusals:?}"),
         }
@@ -441,7 +466,14 @@ impl Run {
         assert_eq!(self.harness.takeover_outcome().0, extended);
     }
 
-    fn check_against_model(&self) {
+    fn check_against_model(&mut self) {
+        for auction in 0..self.model.len() {
+            let now = self.harness.state.auctions[&self.id(auction)].lottery_commitment;
+            match self.commitments[auction] {
+                Some(first) => assert_eq!(now, Some(first), "the commitment never changes"),
+                None => self.commitments[auction] = now,
+            }
+        }
         for (auction, model) in self.model.iter().enumerate() {
             let observed = self.observe(auction);
             let real = &self.harness.state.auctions[&self.id(auction)];
@@ -472,23 +504,35 @@ impl Run {
                     expected
                 );
             }
-            Some(ModelWinner::DrawAmong(confirmers)) => {
-                let lottery = winner
-                    .lottery
-                    .as_ref()
-                    .expect("a drawn winner shows the draw");
-                let numbers = &self.numbers[auction];
-                let entrants: BTreeSet<u32> = confirmers.iter().map(|b| numbers[b]).collect();
-                let entrants: Vec<u32> = entrants.into_iter().collect();
-                assert_eq!((lottery.seed, &lottery.entrants), (self.seed, &entrants));
-                let drawn = entrants.get(lottery.drawn_index as usize);
-                assert_eq!(drawn, Some(&winner.bidder_number), "the draw is verifiable");
-                let confirmed = confirmers.iter().any(|b| bidder_id(*b) == winner.bidder_id);
-                assert!(
-                    confirmed,
-                    "the lottery winner {} did not confirm",
-                    winner.bidder_id
+            Some(ModelWinner::Lottery(confirmations)) => {
+                let Some(Lottery::CommitReveal(draw)) = &winner.lottery else {
+                    panic!("a drawn winner shows a commit-reveal draw: {winner:?}");
+                };
+                let committed = self.commitments[auction].expect("committed at cap entry");
+                assert_eq!(
+                    rules_commitment(&draw.seed),
+                    committed,
+                    "the seed is the committed one"
                 );
+                let numbers = &self.numbers[auction];
+                let entrants: Vec<(u32, String)> = confirmations
+                    .iter()
+                    .map(|(bidder, nonce)| (numbers[bidder], nonce.clone()))
+                    .collect();
+                let published: Vec<(u32, String)> = draw
+                    .entrants
+                    .iter()
+                    .map(|e| (e.bidder_number, e.nonce.clone()))
+                    .collect();
+                assert_eq!(
+                    published, entrants,
+                    "entrants in log order with their nonces"
+                );
+                let index = rules_draw(&self.id(auction), &draw.seed, &entrants);
+                assert_eq!(draw.drawn_index, index as u64, "the draw follows the rules");
+                let (drawn_bidder, _) = &confirmations[index];
+                assert_eq!(winner.bidder_id, bidder_id(*drawn_bidder));
+                assert_eq!(winner.bidder_number, entrants[index].0);
                 assert_eq!(Some(winner.price), model.price());
             }
             None => panic!("the kernel sold to {winner:?}; the model expects no winner"),

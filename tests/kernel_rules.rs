@@ -8,11 +8,14 @@ mod common_kernel;
 
 use std::collections::BTreeSet;
 
+use common_kernel::model::{rules_commitment, rules_draw};
 use common_kernel::{below, capped_sale, not_open, off_grid, sale, spec, timed_sale};
 use common_kernel::{replay, Harness, AUCTION, DEFAULT_SEED};
 use common_kernel::{token_hash, with, with_cap, with_reserve};
+use gavel::api::views::{AuctionView, ControlAuctionView};
 use gavel::kernel::chain::verify_chain;
 use gavel::kernel::invariants::{check_auction, no_bid_while_suspended, Violation};
+use gavel::kernel::lottery::{CommitReveal, Lottery};
 use gavel::kernel::{AuctionSpec, Command, EventKind, IncrementRule};
 use gavel::kernel::{Outcome, Rejection};
 
@@ -226,39 +229,231 @@ fn cap_without_confirmations_goes_to_cap_bidder() {
     assert_eq!(harness.a1().winner.as_ref().unwrap().lottery, None);
 }
 
-// Price cap: the winner is drawn among those who confirmed, deterministically on the seed
-// stored in the log, and the draw is published with the result.
-#[test]
-fn cap_lottery_is_deterministic_for_the_seed_and_drawn_among_confirmers() {
-    let mut harness = capped_sale();
-    for (at, bidder) in [(40_000, "alice"), (41_000, "bob"), (42_000, "bob")] {
-        assert_eq!(harness.confirm(at, bidder), Ok(Outcome::Confirmed));
+/// `capped_sale`, but Carol's bid that reaches the cap carries `seed`: the seed of the
+/// entry that enters `capped`.
+fn capped_with_seed(seed: u64) -> Harness {
+    let mut harness = sale(with_cap(1500));
+    harness.accept(20_000, "alice", 1000);
+    harness.accept(25_000, "bob", 1100);
+    let reach_cap = Command::PlaceBid {
+        auction_id: AUCTION.to_string(),
+        token_hash: harness.token("carol"),
+        amount: 1500,
+        request_id: "carol-cap".to_string(),
+    };
+    let applied = harness.run_with(30_000, seed, "carol", reach_cap);
+    assert!(applied.result.is_ok(), "{applied:?}");
+    assert_eq!(harness.summary(), "capped until 90000");
+    harness
+}
+
+/// The auction's commit-reveal draw, once drawn.
+fn commit_reveal(harness: &Harness) -> (gavel::kernel::state::Winner, CommitReveal) {
+    let winner = harness.a1().winner.clone().expect("sold");
+    match winner.lottery.clone() {
+        Some(Lottery::CommitReveal(draw)) => (winner, draw),
+        other => panic!("not a commit-reveal draw: {other:?}"),
     }
-    let number = |bidder| harness.a1().bidder_number_of(bidder).unwrap();
-    let entrants: BTreeSet<u32> = [number("alice"), number("bob")].into();
-    let entrants: Vec<u32> = entrants.into_iter().collect();
-    let draw = |seed: u64| {
-        let state = harness.state.clone();
-        let mut replica = Harness {
-            state,
+}
+
+/// What a view of the auction shows, as JSON text: bidders', operators', the replica read
+/// and the audit trail.
+fn everything_shown(harness: &Harness) -> String {
+    let auction = harness.a1();
+    let shown = [
+        serde_json::to_string(&AuctionView::new(auction, 0)),
+        serde_json::to_string(&ControlAuctionView::new(auction, 0)),
+        serde_json::to_string(&auction.without_open_secrets()),
+        serde_json::to_string(&auction.audit),
+    ];
+    shown.into_iter().map(|text| text.expect("json")).collect()
+}
+
+// Price cap, `cap_mode` lottery (1.1): "entering `capped` publishes SHA-256(seed)"; the
+// seed itself is shown nowhere until the draw, which publishes it.
+#[test]
+fn entering_capped_publishes_the_commitment_and_hides_the_seed() {
+    let mut harness = capped_sale();
+    let commitment = harness
+        .a1()
+        .lottery_commitment
+        .expect("a commitment at cap entry");
+    let public = serde_json::to_value(AuctionView::new(harness.a1(), 0)).expect("json");
+    assert_eq!(public["lottery_commitment"], hex::encode(commitment));
+    assert_eq!(public["lottery"], serde_json::Value::Null);
+    let capped = harness
+        .a1()
+        .audit
+        .iter()
+        .find(|r| r.action == "capped")
+        .cloned();
+    assert!(capped.unwrap().detail.contains(&hex::encode(commitment)));
+    harness.confirm_with_nonce(40_000, "alice", "a1b2").unwrap();
+    let shown_before_the_draw = everything_shown(&harness);
+
+    harness.advance(90_001);
+    let (_, draw) = commit_reveal(&harness);
+    assert_eq!(rules_commitment(&draw.seed), commitment);
+    assert_eq!(draw.commitment, commitment);
+    let seed_hex = hex::encode(draw.seed);
+    assert!(!shown_before_the_draw.contains(&seed_hex));
+    let seed_bytes = serde_json::to_string(&draw.seed).expect("json");
+    assert!(!shown_before_the_draw.contains(&seed_bytes[1..seed_bytes.len() - 1]));
+    let after = serde_json::to_value(AuctionView::new(harness.a1(), 0)).expect("json");
+    assert_eq!(after["lottery"]["seed"], seed_hex);
+    assert_eq!(after["lottery"]["commitment"], hex::encode(commitment));
+}
+
+// Price cap: the winner is drawn among those who confirmed, from the seed committed at cap
+// entry and the confirmations in log order (1.1); the entry that closes the window
+// changes nothing, and any seed lets each confirmer win.
+#[test]
+fn cap_lottery_draws_from_the_committed_seed_among_confirmers() {
+    let mut winners = BTreeSet::new();
+    for capping_seed in 0..32 {
+        let mut harness = capped_with_seed(capping_seed);
+        for (at, bidder) in [(40_000, "alice"), (41_000, "bob"), (42_000, "bob")] {
+            assert_eq!(harness.confirm(at, bidder), Ok(Outcome::Confirmed));
+        }
+        let number = |bidder| harness.a1().bidder_number_of(bidder).unwrap();
+        let entrants = vec![
+            (number("alice"), String::new()),
+            (number("bob"), String::new()),
+        ];
+        let mut other_close = Harness {
+            state: harness.state.clone(),
             ..Harness::default()
         };
-        replica.advance_with_seed(95_000, seed);
-        replica.a1().winner.clone().expect("sold")
-    };
-    let mut winners = BTreeSet::new();
-    for seed in 0..32 {
-        let winner = draw(seed);
-        assert_eq!(winner, draw(seed), "same seed, same draw");
-        let lottery = winner.lottery.clone().expect("a lottery was drawn");
-        assert_eq!((lottery.seed, &lottery.entrants), (seed, &entrants));
-        let drawn = entrants[lottery.drawn_index as usize];
-        assert_eq!((drawn, winner.price), (winner.bidder_number, 1500));
+        harness.advance_with_seed(95_000, 1);
+        other_close.advance_with_seed(95_000, 2);
+        assert_eq!(harness.a1().winner, other_close.a1().winner);
+        let (winner, draw) = commit_reveal(&harness);
+        let published: Vec<(u32, String)> = (draw.entrants.iter())
+            .map(|e| (e.bidder_number, e.nonce.clone()))
+            .collect();
+        assert_eq!(published, entrants);
+        let index = rules_draw(AUCTION, &draw.seed, &entrants);
+        assert_eq!(draw.drawn_index, index as u64);
+        assert_eq!(
+            (entrants[index].0, winner.price),
+            (winner.bidder_number, 1500)
+        );
         winners.insert(winner.bidder_id);
     }
     let confirmers = BTreeSet::from(["alice".to_string(), "bob".to_string()]);
     // Only confirmers win, and each of them can.
     assert_eq!(winners, confirmers);
+}
+
+// `cap_mode` lottery (1.1): "confirmations may carry a bidder nonce; the draw uses the
+// seed mixed with the confirmations in log order": the same nonces in the same order
+// always draw the same winner, and a bidder's nonce can change it.
+#[test]
+fn nonces_and_their_order_change_the_draw_deterministically() {
+    let capped = capped_sale();
+    let draw = |confirmations: &[(&str, &str)]| {
+        let mut harness = Harness {
+            state: capped.state.clone(),
+            tokens: capped.tokens.clone(),
+            ..Harness::default()
+        };
+        for (offset, (bidder, nonce)) in confirmations.iter().enumerate() {
+            let at = 40_000 + offset as u64;
+            harness.confirm_with_nonce(at, bidder, nonce).unwrap();
+        }
+        harness.advance(90_001);
+        let (winner, draw) = commit_reveal(&harness);
+        let entrants: Vec<(u32, String)> = (draw.entrants.iter())
+            .map(|e| (e.bidder_number, e.nonce.clone()))
+            .collect();
+        assert_eq!(
+            draw.drawn_index as usize,
+            rules_draw(AUCTION, &draw.seed, &entrants)
+        );
+        (winner.bidder_id, entrants)
+    };
+    let mut winners = BTreeSet::new();
+    for nonce in 0..32 {
+        let nonce = format!("n{nonce}");
+        let confirmations = [("alice", "fixed"), ("bob", nonce.as_str())];
+        let (winner, entrants) = draw(&confirmations);
+        assert_eq!(draw(&confirmations).0, winner, "same nonces, same winner");
+        assert_eq!(
+            entrants[1].1, nonce,
+            "entrants in log order with their nonces"
+        );
+        winners.insert(winner);
+    }
+    assert_eq!(winners.len(), 2, "Bob's nonce alone decides between both");
+    // The order of the confirmations is part of the draw.
+    let (_, forward) = draw(&[("alice", "x"), ("bob", "y")]);
+    let (_, backward) = draw(&[("bob", "y"), ("alice", "x")]);
+    assert_eq!(forward, backward.into_iter().rev().collect::<Vec<_>>());
+}
+
+// `cap_mode` lottery (1.1): a bidder's first confirmation stands; a nonce is at most 64
+// characters of A-Z, a-z, 0-9, '_', '-'; a refused confirmation changes nothing.
+#[test]
+fn a_confirmation_keeps_its_first_nonce_and_a_bad_nonce_is_refused() {
+    let mut harness = capped_sale();
+    assert_eq!(
+        harness.confirm_with_nonce(40_000, "alice", "x"),
+        Ok(Outcome::Confirmed)
+    );
+    assert_eq!(
+        harness.confirm_with_nonce(40_001, "alice", "x"),
+        Ok(Outcome::Confirmed)
+    );
+    let conflict = harness
+        .confirm_with_nonce(40_002, "alice", "y")
+        .unwrap_err();
+    assert_eq!(conflict.code(), "conflict");
+    assert_eq!(
+        harness.confirm(40_003, "alice").unwrap_err().code(),
+        "conflict"
+    );
+    for bad in ["a b".to_string(), "x".repeat(65), "x:y".to_string()] {
+        let refused = harness.confirm_with_nonce(40_004, "bob", &bad).unwrap_err();
+        assert_eq!(refused.code(), "invalid_request", "{bad:?}");
+    }
+    let confirmed: Vec<(String, String)> = (harness.a1().confirmations.iter())
+        .map(|c| (c.bidder_id.clone(), c.nonce.clone()))
+        .collect();
+    assert_eq!(confirmed, vec![("alice".to_string(), "x".to_string())]);
+}
+
+// Price cap as first written: an auction already `capped` when its nodes learned to commit
+// to seeds has no committed seed; it is drawn as before, `splitmix64(seed) % entrants`
+// over ascending numbers with the seed of the entry closing the window, and re-draws.
+#[test]
+fn an_auction_capped_without_a_committed_seed_draws_as_before() {
+    let mut harness = capped_sale();
+    harness.confirm(40_000, "bob").unwrap();
+    harness.confirm(41_000, "alice").unwrap();
+    let auction = harness.state.auctions.get_mut(AUCTION).unwrap();
+    auction.lottery_secret = Default::default();
+    auction.lottery_commitment = None;
+    harness.advance_with_seed(95_000, 0x5eed);
+    let winner = harness.a1().winner.clone().expect("sold");
+    let mut numbers: Vec<u32> = ["alice", "bob"]
+        .map(|b| harness.a1().bidder_number_of(b).unwrap())
+        .into();
+    numbers.sort();
+    let splitmix64 = |seed: u64| {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let drawn_index = splitmix64(0x5eed) % 2;
+    let expected = Lottery::SplitMix64 {
+        seed: 0x5eed,
+        entrants: numbers.clone(),
+        drawn_index,
+    };
+    assert_eq!(winner.lottery, Some(expected));
+    assert_eq!(winner.bidder_number, numbers[drawn_index as usize]);
+    check_auction(harness.a1()).expect("a splitmix64 draw re-draws");
 }
 
 // Price cap: "Bidders holding a valid bid may confirm participation within cap_confirm_ms".
@@ -698,16 +893,23 @@ fn increment_change_that_brings_the_cap_within_one_increment_enters_capped() {
     assert_eq!(suspended.summary(), "capped until 100000");
 }
 
-// Phases and Audit: every replica that applies the same log holds the same state.
+// Phases and Audit: every replica that applies the same log holds the same state, and
+// draws the same lottery winner.
 #[test]
 fn replaying_the_log_gives_the_same_state() {
     let mut harness = capped_sale();
-    harness.confirm(40_000, "alice").unwrap();
+    harness.confirm_with_nonce(40_000, "alice", "7f3a").unwrap();
     harness.confirm(41_000, "bob").unwrap();
     harness.advance(100_000);
     let replica = replay(&harness.log);
     assert_eq!(replica.digest(), harness.state.digest());
     assert!(replica == harness.state);
+    assert!(replica.auctions[AUCTION]
+        .winner
+        .as_ref()
+        .unwrap()
+        .lottery
+        .is_some());
 }
 
 // Operator audit trail: every control command, accepted or refused, is recorded with the

@@ -1,10 +1,11 @@
 //! The public listener: what bidders and their browsers call (API.md, Public listener).
 
-use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpMessage, HttpRequest, HttpResponse};
 
 use super::auth::{hashes_equal, new_token, secret_hash, session_token_hash, sha256_hex};
 use super::problem::{ApiError, Problem};
-use super::requests::{auction_path_id, BidRequest, BidsQuery, JsonObject, SessionRequest};
+use super::requests::SessionRequest;
+use super::requests::{auction_path_id, BidRequest, BidsQuery, ConfirmRequest, JsonObject};
 use super::views::{
     AuctionList, AuctionView, BidList, BidReceipt, BidView, ConfirmationView, SessionCreated,
     TimeView,
@@ -232,22 +233,37 @@ async fn place_bid(
     }
 }
 
-/// In `capped`: the caller, holding a valid bid, joins the lottery.
-#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), responses(
+/// In `capped`: the caller, holding a valid bid, joins the lottery, optionally with a
+/// nonce of their own that the draw mixes with the committed seed. The first confirmation
+/// stands: the same again answers 201, another nonce 409 `conflict`.
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")),
+    request_body(content = Option<ConfirmRequest>, description = "optional; no body is no nonce"),
+    responses(
     (status = 201, body = ConfirmationView), (status = 401, description = "unauthenticated", body = Problem),
     (status = 403, description = "not_qualified, not_eligible", body = Problem),
-    (status = 409, description = "auction_not_open", body = Problem)),
+    (status = 409, description = "auction_not_open, or conflict: already confirmed with another nonce", body = Problem),
+    (status = 422, description = "invalid_request: a bad body or nonce", body = Problem)),
     security(("session" = [])))]
 #[post("/api/v1/auctions/{id}/confirmations")]
 async fn confirm(
     app: web::Data<AppState>,
     path: web::Path<String>,
     request: HttpRequest,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let token_hash = session_token_hash(&request)?;
-    let command = Command::Confirm {
-        auction_id: auction_path_id(path.into_inner())?,
-        token_hash,
+    let auction_id = auction_path_id(path.into_inner())?;
+    // Without a nonce, the command every node has always known.
+    let command = match ConfirmRequest::parse(request.content_type(), &body)?.nonce {
+        Some(nonce) if !nonce.is_empty() => Command::ConfirmWithNonce {
+            auction_id,
+            token_hash,
+            nonce,
+        },
+        _ => Command::Confirm {
+            auction_id,
+            token_hash,
+        },
     };
     app.propose(command, "bidder".to_string()).await?;
     Ok(HttpResponse::Created().json(ConfirmationView { confirmed: true }))

@@ -1,6 +1,7 @@
 //! What this replica has applied, for checkers that compare replicas: where it stands in
-//! the log, a digest of its whole kernel state, and an auction exactly as the kernel
-//! holds it (bids with their hash links, audit trail, reserve). Control listener only.
+//! the log, a digest of its whole kernel state, and an auction as the kernel holds it
+//! (bids with their hash links, audit trail, reserve; the lottery's seed only once the
+//! auction closed). Control listener only.
 //!
 //! `gavel chaos` reads these from every node after healing a fault: replicas that applied
 //! the same log must answer the same digest, and each copy of an auction must satisfy the
@@ -43,7 +44,8 @@ async fn replica_state(app: web::Data<AppState>, _operator: Operator) -> web::Js
     })
 }
 
-/// An auction as this replica's kernel holds it.
+/// An auction as this replica's kernel holds it, but for the lottery's secret while the
+/// auction is open (`Auction::without_open_secrets`).
 #[utoipa::path(tag = "control", params(("id" = String, Path)), responses(
     (status = 200, description = "the kernel's auction record, as JSON", body = Object),
     (status = 404, description = "auction_not_found", body = Problem)), security(("admin" = [])))]
@@ -59,5 +61,5 @@ async fn replica_auction(
         .auctions
         .get(path.as_str())
         .ok_or(Rejection::AuctionNotFound)?;
-    Ok(web::Json(auction.clone()))
+    Ok(web::Json(auction.without_open_secrets()))
 }

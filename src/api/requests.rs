@@ -81,6 +81,41 @@ impl BidRequest {
     }
 }
 
+/// The optional body of a confirmation in `capped`: `{"nonce"?}`. No body, or `{}`, is a
+/// confirmation without a nonce.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    /// Mixed into the lottery's draw with the committed seed (README, "Checking a
+    /// lottery"): up to 64 characters of A-Z, a-z, 0-9, '_', '-'. A random one (say 32 hex
+    /// digits) makes the draw unpredictable to anyone who does not learn it.
+    #[schema(pattern = "^[A-Za-z0-9_-]{0,64}$")]
+    pub nonce: Option<String>,
+}
+
+impl ConfirmRequest {
+    /// Reads an optional JSON object body (`content_type`, when there is a body, must be
+    /// JSON) and checks the nonce. Errors as for every JSON body: 415 for another media
+    /// type, 400 `invalid_json` for malformed JSON, 422 for a well-formed wrong one.
+    pub fn parse(content_type: &str, body: &[u8]) -> Result<ConfirmRequest, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(ConfirmRequest::default());
+        }
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        if !(essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let request: JsonObject<ConfirmRequest> =
+            serde_json::from_slice(body).map_err(|error| match error.is_data() {
+                true => ApiError::invalid(error.to_string()),
+                false => ApiError::InvalidJson(error.to_string()),
+            })?;
+        let request = request.into_inner();
+        crate::kernel::lottery::validate_nonce(request.nonce.as_deref().unwrap_or(""))?;
+        Ok(request)
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BidderRequest {

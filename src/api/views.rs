@@ -1,10 +1,10 @@
 //! What the HTTP API answers (API.md). Bidders appear only by their bidder number; the
 //! reserve price appears only in the control listener's views.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::kernel::state::Lottery;
+use crate::kernel::lottery::{Bytes32, CommitReveal, Lottery, LotteryEntrant};
 use crate::kernel::{Auction, BidRecord, Receipt};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -30,6 +30,9 @@ pub struct AuctionView {
     pub deadline_ms: Option<u64>,
     pub countdown_ms: u64,
     pub winner_bidder_number: Option<u32>,
+    /// SHA-256 of the lottery's seed, 64 hex digits, published when the auction entered
+    /// `capped` (the seed itself is published only with the draw, in `lottery`).
+    pub lottery_commitment: Option<String>,
     /// The lottery that picked the winner in `capped`, if one was drawn.
     pub lottery: Option<LotteryView>,
     /// The parcel's descriptive fields as given at creation.
@@ -38,21 +41,115 @@ pub struct AuctionView {
     pub server_time_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// A drawn lottery, as anyone re-draws it (`kernel::lottery` documents the draw).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LotteryView {
-    pub seed: u64,
-    pub entrants: Vec<u32>,
+    /// `commit_reveal`; `splitmix64` for a draw made before seeds were committed.
+    pub rule: String,
+    /// `commit_reveal`: the seed's 32 bytes as 64 hex digits. `splitmix64`: the seed as a
+    /// decimal integer.
+    pub seed: String,
+    /// SHA-256 of the seed's 32 bytes, 64 hex digits, as published when the auction
+    /// entered `capped`; null for `splitmix64`.
+    pub commitment: Option<String>,
+    /// In the order the draw indexes: confirmation (log) order for `commit_reveal`,
+    /// ascending bidder numbers for `splitmix64`.
+    pub entrants: Vec<LotteryEntrantView>,
     pub drawn_index: u64,
 }
 
+/// One entrant of a lottery: a confirmed bidder's number and the nonce they gave
+/// (empty: none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LotteryEntrantView {
+    pub bidder_number: u32,
+    pub nonce: String,
+}
+
+const COMMIT_REVEAL: &str = "commit_reveal";
+const SPLITMIX64: &str = "splitmix64";
+
 impl From<&Lottery> for LotteryView {
     fn from(lottery: &Lottery) -> Self {
-        LotteryView {
-            seed: lottery.seed,
-            entrants: lottery.entrants.clone(),
-            drawn_index: lottery.drawn_index,
+        match lottery {
+            Lottery::SplitMix64 {
+                seed,
+                entrants,
+                drawn_index,
+            } => LotteryView {
+                rule: SPLITMIX64.to_string(),
+                seed: seed.to_string(),
+                commitment: None,
+                entrants: entrants
+                    .iter()
+                    .map(|&bidder_number| LotteryEntrantView {
+                        bidder_number,
+                        nonce: String::new(),
+                    })
+                    .collect(),
+                drawn_index: *drawn_index,
+            },
+            Lottery::CommitReveal(draw) => LotteryView {
+                rule: COMMIT_REVEAL.to_string(),
+                seed: hex::encode(draw.seed),
+                commitment: Some(hex::encode(draw.commitment)),
+                entrants: draw
+                    .entrants
+                    .iter()
+                    .map(|entrant| LotteryEntrantView {
+                        bidder_number: entrant.bidder_number,
+                        nonce: entrant.nonce.clone(),
+                    })
+                    .collect(),
+                drawn_index: draw.drawn_index,
+            },
         }
     }
+}
+
+impl LotteryView {
+    /// The kernel's lottery this view publishes, for a re-draw; what cannot be read is
+    /// named.
+    pub fn to_lottery(&self) -> Result<Lottery, String> {
+        match self.rule.as_str() {
+            SPLITMIX64 => Ok(Lottery::SplitMix64 {
+                seed: self
+                    .seed
+                    .parse()
+                    .map_err(|_| format!("the seed {:?} is not an integer", self.seed))?,
+                entrants: self.entrants.iter().map(|e| e.bidder_number).collect(),
+                drawn_index: self.drawn_index,
+            }),
+            COMMIT_REVEAL => {
+                let commitment = self
+                    .commitment
+                    .as_deref()
+                    .ok_or("the lottery has no commitment")?;
+                Ok(Lottery::CommitReveal(CommitReveal {
+                    seed: hex_32("seed", &self.seed)?,
+                    commitment: hex_32("commitment", commitment)?,
+                    entrants: self
+                        .entrants
+                        .iter()
+                        .map(|entrant| LotteryEntrant {
+                            bidder_number: entrant.bidder_number,
+                            nonce: entrant.nonce.clone(),
+                        })
+                        .collect(),
+                    drawn_index: self.drawn_index,
+                }))
+            }
+            other => Err(format!("unknown lottery rule {other:?}")),
+        }
+    }
+}
+
+/// 32 bytes from 64 hex digits.
+pub fn hex_32(field: &str, text: &str) -> Result<Bytes32, String> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text, &mut bytes)
+        .map_err(|_| format!("the {field} {text:?} is not 64 hex digits"))?;
+    Ok(bytes)
 }
 
 impl AuctionView {
@@ -84,6 +181,7 @@ impl AuctionView {
             deadline_ms: auction.deadline_ms,
             countdown_ms: auction.spec.countdown_ms,
             winner_bidder_number: auction.winner.as_ref().map(|winner| winner.bidder_number),
+            lottery_commitment: auction.lottery_commitment.map(hex::encode),
             lottery: auction
                 .winner
                 .as_ref()
@@ -245,6 +343,8 @@ pub struct ResultView {
     pub winner_bidder_number: Option<u32>,
     pub final_price: Option<u64>,
     pub closed_at_ms: Option<u64>,
+    /// SHA-256 of the lottery's seed, published when the auction entered `capped`.
+    pub lottery_commitment: Option<String>,
     pub lottery: Option<LotteryView>,
     /// Whether the bid records form an intact hash chain.
     pub chain_verified: bool,
@@ -262,6 +362,7 @@ impl ResultView {
             winner_bidder_number: auction.winner.as_ref().map(|winner| winner.bidder_number),
             final_price: auction.winner.as_ref().map(|winner| winner.price),
             closed_at_ms: auction.closed_at_ms,
+            lottery_commitment: auction.lottery_commitment.map(hex::encode),
             lottery: auction
                 .winner
                 .as_ref()

@@ -1,10 +1,13 @@
 //! `gavel ctl audit`: the audit commands. `verify` recomputes every auction's bid hash
-//! chain (`kernel::chain::verify_chain`) and checks the named invariants
+//! chain (`kernel::chain::verify_chain`), re-draws every capped lottery from its
+//! published seed and entrants and checks the seed against the commitment published at
+//! cap entry (`kernel::lottery::redraw`), and checks the named invariants
 //! (`kernel::invariants`), either online, from a running node's control listener (each
-//! auction's result carries its bid records with their hashes), or offline, from a stopped
-//! node's data directory restored the way the node restores it
+//! auction's result carries its bid records with their hashes and its lottery), or
+//! offline, from a stopped node's data directory restored the way the node restores it
 //! (`replication::restore_offline`). It prints one line per auction and fails naming each
-//! auction and bid record that does not hold. `list` prints the operator audit trail.
+//! auction, bid record and lottery that does not hold. `list` prints the operator audit
+//! trail.
 
 use std::path::{Path, PathBuf};
 
@@ -12,12 +15,15 @@ use serde_json::Value;
 
 use super::ctl::{path_segment, ApiRequest, ControlArgs};
 use super::Failure;
+use crate::api::views::{hex_32, LotteryView};
 use crate::kernel::chain::verify_chain;
+use crate::kernel::lottery::redraw;
 use crate::kernel::{invariants, BidRecord};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
-    /// Check every auction's bid hash chain and invariants; exits 1 naming what is broken.
+    /// Check every auction's bid hash chain, lottery and invariants; exits 1 naming what
+    /// is broken.
     Verify {
         /// Check a stopped node's data directory (`node.data_dir`) instead of asking the
         /// control listener.
@@ -122,15 +128,32 @@ fn plain(value: &Value) -> String {
     }
 }
 
-/// One line per auction: `(auction id, bid count, finding)`.
-type Checked = Vec<(String, usize, Option<Finding>)>;
+/// What was checked of one auction, and what was found wrong.
+#[derive(Debug)]
+struct Checked {
+    auction_id: String,
+    bid_count: usize,
+    /// Whether a lottery was re-drawn.
+    lottery: bool,
+    finding: Option<Finding>,
+}
 
-fn report(checked: Checked) -> Result<(), Failure> {
+fn report(checked: Vec<Checked>) -> Result<(), Failure> {
     let mut broken = Vec::new();
-    let mut bid_total = 0;
-    for (auction_id, bid_count, finding) in &checked {
+    let (mut bid_total, mut lottery_total) = (0, 0);
+    for Checked {
+        auction_id,
+        bid_count,
+        lottery,
+        finding,
+    } in &checked
+    {
         bid_total += bid_count;
         match finding {
+            None if *lottery => {
+                lottery_total += 1;
+                println!("auction {auction_id}: {bid_count} bids, hash chain intact, lottery re-drawn and seed matches its commitment");
+            }
             None => println!("auction {auction_id}: {bid_count} bids, hash chain intact"),
             Some(finding) => {
                 println!("auction {auction_id}: BROKEN: {}", finding.problem);
@@ -140,7 +163,7 @@ fn report(checked: Checked) -> Result<(), Failure> {
     }
     if broken.is_empty() {
         println!(
-            "audit verify: {} auctions, {bid_total} bids: every hash chain intact",
+            "audit verify: {} auctions, {bid_total} bids, {lottery_total} lotteries: every hash chain intact, every lottery re-drawn",
             checked.len()
         );
         Ok(())
@@ -154,7 +177,7 @@ fn report(checked: Checked) -> Result<(), Failure> {
     }
 }
 
-fn verify_offline(data_dir: &Path) -> Result<Checked, Failure> {
+fn verify_offline(data_dir: &Path) -> Result<Vec<Checked>, Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -173,6 +196,7 @@ fn verify_offline(data_dir: &Path) -> Result<Checked, Failure> {
         .values()
         .map(|auction| {
             let id = auction.spec.id.clone();
+            // The invariants include the lottery's re-draw (`invariants::lottery_redraws`).
             let finding = check_bids(&id, &auction.bids).err().or_else(|| {
                 invariants::check_auction(auction)
                     .err()
@@ -181,12 +205,21 @@ fn verify_offline(data_dir: &Path) -> Result<Checked, Failure> {
                         problem: violation.to_string(),
                     })
             });
-            (id, auction.bids.len(), finding)
+            let lottery = auction
+                .winner
+                .as_ref()
+                .is_some_and(|winner| winner.lottery.is_some());
+            Checked {
+                auction_id: id,
+                bid_count: auction.bids.len(),
+                lottery,
+                finding,
+            }
         })
         .collect())
 }
 
-fn verify_online(control: &ControlArgs) -> Result<Checked, Failure> {
+fn verify_online(control: &ControlArgs) -> Result<Vec<Checked>, Failure> {
     let listed = control.send(&ApiRequest::get_control("/control/v1/auctions"))?;
     let ids: Vec<String> = listed
         .as_ref()
@@ -207,10 +240,49 @@ fn verify_online(control: &ControlArgs) -> Result<Checked, Failure> {
         let bids: Vec<BidRecord> = serde_json::from_value(bids).map_err(|error| {
             Failure::failed(format!("the bids of auction {id} cannot be read: {error}"))
         })?;
-        let finding = check_bids(&id, &bids).err();
-        checked.push((id, bids.len(), finding));
+        let lottery = result.as_ref().and_then(|result| result.get("lottery"));
+        let lottery = lottery.filter(|lottery| !lottery.is_null());
+        let finding = check_bids(&id, &bids).err().or_else(|| {
+            let problem = check_published_lottery(&id, result.as_ref()?).err()?;
+            Some(Finding {
+                auction_id: id.clone(),
+                problem,
+            })
+        });
+        checked.push(Checked {
+            auction_id: id,
+            bid_count: bids.len(),
+            lottery: lottery.is_some(),
+            finding,
+        });
     }
     Ok(checked)
+}
+
+/// Re-draws the lottery a result publishes, if it has one, against the commitment it
+/// published at cap entry and its winner.
+fn check_published_lottery(auction_id: &str, result: &Value) -> Result<(), String> {
+    let Some(lottery) = result.get("lottery").filter(|lottery| !lottery.is_null()) else {
+        return Ok(());
+    };
+    let view: LotteryView = serde_json::from_value(lottery.clone())
+        .map_err(|error| format!("the lottery cannot be read: {error}"))?;
+    let lottery = view.to_lottery()?;
+    let committed = match result.get("lottery_commitment").and_then(Value::as_str) {
+        Some(text) => Some(hex_32("lottery_commitment", text)?),
+        None if view.rule == "commit_reveal" => {
+            return Err(
+                "a commit-reveal lottery without a commitment published at cap entry".to_string(),
+            )
+        }
+        None => None,
+    };
+    let winner = result
+        .get("winner_bidder_number")
+        .and_then(Value::as_u64)
+        .and_then(|number| u32::try_from(number).ok())
+        .ok_or("a lottery without a winner")?;
+    redraw(auction_id, &lottery, committed.as_ref(), winner)
 }
 
 #[cfg(test)]

@@ -2,11 +2,14 @@
 //! counts refusals per auction, and asserts the named invariants of the auction it
 //! touched.
 
+use super::bidding::ConfirmRequest;
 use super::bidding::{self, BidRequest};
-use super::cap::{self, splitmix64};
-use super::command::{Command, Envelope, Outcome, MAX_ARCHIVED_PER_COMMAND};
+use super::cap;
+use super::command::{Command, Envelope, Outcome};
 use super::event::{Event, EventKind};
+use super::housekeeping;
 use super::invariants;
+use super::lottery::{self, splitmix64};
 use super::phases::{self, advance, not_open};
 use super::rejection::Rejection;
 use super::sessions;
@@ -36,7 +39,7 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
     let mut events = Vec::new();
     if let Command::Archive { closed_linger_ms } = &envelope.command {
         // Touches no single auction: nothing to count or check below.
-        let archived = archive(state, now_ms, *closed_linger_ms);
+        let archived = housekeeping::archive(state, now_ms, *closed_linger_ms);
         let result = Ok(Outcome::Archived {
             auctions: archived.len() as u64,
         });
@@ -136,6 +139,7 @@ fn check_latest(auction: &Auction) -> Result<(), invariants::Violation> {
         }
     }
     invariants::single_winner_holds_highest_bid(auction)?;
+    invariants::lottery_redraws(auction)?;
     invariants::deadline_matches_phase(auction)
 }
 
@@ -201,7 +205,32 @@ fn dispatch(
         Command::Confirm {
             auction_id,
             token_hash,
-        } => bidding::confirm(state, now_ms, seed, auction_id, token_hash, events),
+        } => bidding::confirm(
+            state,
+            now_ms,
+            seed,
+            ConfirmRequest {
+                auction_id,
+                token_hash,
+                nonce: "",
+            },
+            events,
+        ),
+        Command::ConfirmWithNonce {
+            auction_id,
+            token_hash,
+            nonce,
+        } => bidding::confirm(
+            state,
+            now_ms,
+            seed,
+            ConfirmRequest {
+                auction_id,
+                token_hash,
+                nonce,
+            },
+            events,
+        ),
         Command::Suspend { auction_id, reason } => {
             validate_text("reason", reason, false)?;
             let auction = advanced(state, auction_id, now_ms, seed, events)?;
@@ -211,7 +240,8 @@ fn dispatch(
         Command::Resume { auction_id, reason } => {
             validate_text("reason", reason, false)?;
             let auction = advanced(state, auction_id, now_ms, seed, events)?;
-            phases::resume(auction, now_ms, actor, reason, events).map(|()| Outcome::AuctionUpdated)
+            phases::resume(auction, now_ms, seed, actor, reason, events)
+                .map(|()| Outcome::AuctionUpdated)
         }
         Command::Terminate { auction_id, reason } => {
             validate_text("reason", reason, false)?;
@@ -238,7 +268,7 @@ fn dispatch(
         }),
         Command::Purge {
             request_retention_ms,
-        } => Ok(purge(state, now_ms, *request_retention_ms)),
+        } => Ok(housekeeping::purge(state, now_ms, *request_retention_ms)),
         Command::RecordOperatorAction {
             action,
             target,
@@ -346,6 +376,7 @@ fn create_auction(
         ));
     }
     let mut auction = Auction::new(spec.clone());
+    auction.lottery_secret.pool = lottery::initial_pool(&spec.id, seed);
     auction.record(now_ms, actor, "created", String::new());
     events.push(Event {
         auction_id: spec.id.clone(),
@@ -401,6 +432,7 @@ fn qualify(
     auction
         .qualified
         .insert(bidder_id.to_string(), bidder_number);
+    lottery::mix(&mut auction.lottery_secret.pool, seed);
     auction.record(
         now_ms,
         actor,
@@ -448,36 +480,7 @@ fn change_increment(
     });
     // A larger increment can leave the high bid less than one increment below the cap.
     if matches!(auction.phase, Phase::Listing | Phase::TimedBidding) && cap::cap_reached(auction) {
-        cap::enter_capped(auction, now_ms, events);
+        cap::enter_capped(auction, now_ms, seed, events);
     }
     Ok(Outcome::AuctionUpdated)
-}
-
-fn purge(state: &mut State, now_ms: u64, request_retention_ms: u64) -> Outcome {
-    let sessions = state.sessions.remove_expired(now_ms);
-    let mut requests = 0u64;
-    state.requests.retain(|_, records| {
-        requests += records.remove_expired(now_ms, request_retention_ms);
-        !records.is_empty()
-    });
-    Outcome::Purged { sessions, requests }
-}
-
-/// Takes the auctions that closed at least `closed_linger_ms` before `now_ms` out of the
-/// state, oldest close first (ties by id), at most `MAX_ARCHIVED_PER_COMMAND`.
-fn archive(state: &mut State, now_ms: u64, closed_linger_ms: u64) -> Vec<Auction> {
-    let mut due: Vec<(u64, String)> = state
-        .auctions
-        .values()
-        .filter_map(|auction| {
-            let closed_at_ms = auction.closed_at_ms?;
-            (auction.phase.is_closed() && closed_at_ms.saturating_add(closed_linger_ms) <= now_ms)
-                .then(|| (closed_at_ms, auction.spec.id.clone()))
-        })
-        .collect();
-    due.sort();
-    due.truncate(MAX_ARCHIVED_PER_COMMAND);
-    due.into_iter()
-        .filter_map(|(_, auction_id)| state.auctions.remove(&auction_id))
-        .collect()
 }

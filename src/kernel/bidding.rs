@@ -5,6 +5,7 @@ use super::cap;
 use super::chain::{bid_hash, bid_id_from_hash, BidFields, GENESIS_HASH};
 use super::command::{Outcome, Receipt};
 use super::event::{Event, EventKind};
+use super::lottery::{self, Confirmation};
 use super::phases::{advance, not_open};
 use super::rejection::Rejection;
 use super::requests::RequestKey;
@@ -130,6 +131,7 @@ pub fn place_bid(
         },
     );
     let bid_id = bid_id_from_hash(&hash);
+    lottery::mix(&mut auction.lottery_secret.pool, seed);
     auction.bids.push_back(BidRecord {
         seq,
         bid_id: bid_id.clone(),
@@ -148,7 +150,7 @@ pub fn place_bid(
         kind: EventKind::Bid { seq },
     });
     if cap::cap_reached(auction) {
-        cap::enter_capped(auction, now_ms, events);
+        cap::enter_capped(auction, now_ms, seed, events);
     }
 
     let receipt = Receipt {
@@ -174,22 +176,32 @@ pub fn place_bid(
     })
 }
 
-/// In `capped`: a bidder holding a valid bid joins the lottery (repeating is harmless).
+/// What a confirmation asks: the auction, the caller's session, and their nonce (empty:
+/// none).
+pub struct ConfirmRequest<'a> {
+    pub auction_id: &'a str,
+    pub token_hash: &'a str,
+    pub nonce: &'a str,
+}
+
+/// In `capped`: a bidder holding a valid bid joins the lottery with their nonce. The
+/// first confirmation stands: repeating it with the same nonce is harmless, with another
+/// nonce a conflict.
 pub fn confirm(
     state: &mut State,
     now_ms: u64,
     seed: u64,
-    auction_id: &str,
-    token_hash: &str,
+    request: ConfirmRequest<'_>,
     events: &mut Vec<Event>,
 ) -> Result<Outcome, Rejection> {
+    lottery::validate_nonce(request.nonce)?;
     let bidder_id = state
-        .session_bidder(token_hash, now_ms)
+        .session_bidder(request.token_hash, now_ms)
         .ok_or(Rejection::Unauthenticated)?
         .to_string();
     let auction = state
         .auctions
-        .get_mut(auction_id)
+        .get_mut(request.auction_id)
         .ok_or(Rejection::AuctionNotFound)?;
     advance(auction, now_ms, seed, events);
     if auction.bidder_number_of(&bidder_id).is_none() {
@@ -201,11 +213,27 @@ pub fn confirm(
     if !auction.bids.iter().any(|bid| bid.bidder_id == bidder_id) {
         return Err(Rejection::NotEligible);
     }
-    if auction.confirmations.insert(bidder_id) {
-        events.push(Event {
-            auction_id: auction_id.to_string(),
-            kind: EventKind::Confirmation,
-        });
+    let earlier = auction
+        .confirmations
+        .iter()
+        .find(|confirmation| confirmation.bidder_id == bidder_id);
+    match earlier {
+        Some(earlier) if earlier.nonce == request.nonce => {}
+        Some(_) => {
+            return Err(Rejection::Conflict(
+                "already confirmed with another nonce; the first confirmation stands".to_string(),
+            ))
+        }
+        None => {
+            auction.confirmations.push(Confirmation {
+                bidder_id,
+                nonce: request.nonce.to_string(),
+            });
+            events.push(Event {
+                auction_id: request.auction_id.to_string(),
+                kind: EventKind::Confirmation,
+            });
+        }
     }
     Ok(Outcome::Confirmed)
 }

@@ -1,11 +1,13 @@
 //! The price cap: when the high bid reaches `price_cap` (or lies less than one increment
-//! below it) price bidding stops and the auction enters `capped`; bidders holding a
-//! valid bid may confirm within `cap_confirm_ms`; then a deterministic lottery among
-//! those who confirmed picks the winner (no one confirmed: the cap bidder wins).
+//! below it) price bidding stops and the auction enters `capped`, committing to the
+//! lottery's seed; bidders holding a valid bid may confirm within `cap_confirm_ms`; then
+//! the lottery among those who confirmed picks the winner (no one confirmed: the cap
+//! bidder wins). The draw itself, and how anyone checks it, is `lottery`'s.
 
 use super::event::{Event, EventKind};
+use super::lottery::{self, CommitReveal, Lottery, LotteryEntrant};
 use super::phases::close;
-use super::state::{Auction, Lottery, Phase, Winner};
+use super::state::{Auction, Phase, Winner};
 
 /// Whether the high bid has reached the cap.
 pub fn cap_reached(auction: &Auction) -> bool {
@@ -15,16 +17,26 @@ pub fn cap_reached(auction: &Auction) -> bool {
     }
 }
 
-/// Enters `capped` at `now_ms` and opens the confirm window.
-pub fn enter_capped(auction: &mut Auction, now_ms: u64, events: &mut Vec<Event>) {
+/// Enters `capped` at `now_ms`, draws the lottery seed from the auction's pool and the
+/// leader's `seed` of this entry, publishes only its commitment, and opens the confirm
+/// window.
+pub fn enter_capped(auction: &mut Auction, now_ms: u64, seed: u64, events: &mut Vec<Event>) {
     let deadline = now_ms.saturating_add(auction.spec.cap_confirm_ms);
+    lottery::mix(&mut auction.lottery_secret.pool, seed);
+    let lottery_seed = lottery::seed_from_pool(&auction.lottery_secret.pool);
+    let commitment = lottery::commitment(&lottery_seed);
+    auction.lottery_secret.seed = Some(lottery_seed);
+    auction.lottery_commitment = Some(commitment);
     auction.phase = Phase::Capped;
     auction.deadline_ms = Some(deadline);
     auction.record(
         now_ms,
         "system",
         "capped",
-        format!("confirm until {deadline}"),
+        format!(
+            "confirm until {deadline}; lottery commitment {}",
+            hex::encode(commitment)
+        ),
     );
     events.push(Event {
         auction_id: auction.spec.id.clone(),
@@ -32,25 +44,10 @@ pub fn enter_capped(auction: &mut Auction, now_ms: u64, events: &mut Vec<Event>)
     });
 }
 
-/// SplitMix64: a small, well-mixed deterministic generator, the same on every replica.
-pub fn splitmix64(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The index the lottery draws among `entrant_count` entrants for `seed`. Published with
-/// the result so anyone can recompute it.
-pub fn draw_index(seed: u64, entrant_count: usize) -> u64 {
-    if entrant_count == 0 {
-        return 0;
-    }
-    splitmix64(seed) % entrant_count as u64
-}
-
 /// Closes a capped auction at the end of its confirm window. With one entrant the draw
-/// is trivially that entrant; it is still recorded as a lottery.
+/// is trivially that entrant; it is still recorded as a lottery. `seed` (the entry's that
+/// closes the window) is used only by an auction that entered `capped` without a
+/// committed seed (see `lottery`'s module doc).
 pub fn draw(auction: &mut Auction, closed_at_ms: u64, seed: u64, events: &mut Vec<Event>) {
     let Some(price) = auction.current_price() else {
         close(auction, closed_at_ms, None, events);
@@ -64,13 +61,7 @@ pub fn draw(auction: &mut Auction, closed_at_ms: u64, seed: u64, events: &mut Ve
         close(auction, closed_at_ms, None, events);
         return;
     }
-    let mut entrants: Vec<(u32, String)> = auction
-        .confirmations
-        .iter()
-        .filter_map(|bidder_id| Some((auction.bidder_number_of(bidder_id)?, bidder_id.clone())))
-        .collect();
-    entrants.sort();
-    let winner = if entrants.is_empty() {
+    let winner = if auction.confirmations.is_empty() {
         auction.highest_bid().map(|bid| Winner {
             bidder_id: bid.bidder_id.clone(),
             bidder_number: bid.bidder_number,
@@ -78,18 +69,66 @@ pub fn draw(auction: &mut Auction, closed_at_ms: u64, seed: u64, events: &mut Ve
             lottery: None,
         })
     } else {
-        let drawn_index = draw_index(seed, entrants.len());
-        let (bidder_number, bidder_id) = entrants[drawn_index as usize].clone();
-        Some(Winner {
-            bidder_id,
-            bidder_number,
-            price,
-            lottery: Some(Lottery {
-                seed,
-                entrants: entrants.iter().map(|(number, _)| *number).collect(),
-                drawn_index,
-            }),
-        })
+        match auction.lottery_secret.seed {
+            Some(committed_seed) => commit_reveal_winner(auction, committed_seed, price),
+            None => splitmix64_winner(auction, seed, price),
+        }
     };
     close(auction, closed_at_ms, winner, events);
+}
+
+/// The confirmed bidders in log order, with their numbers.
+fn entrants(auction: &Auction) -> Vec<(String, LotteryEntrant)> {
+    auction
+        .confirmations
+        .iter()
+        .filter_map(|confirmation| {
+            let bidder_number = auction.bidder_number_of(&confirmation.bidder_id)?;
+            let entrant = LotteryEntrant {
+                bidder_number,
+                nonce: confirmation.nonce.clone(),
+            };
+            Some((confirmation.bidder_id.clone(), entrant))
+        })
+        .collect()
+}
+
+fn commit_reveal_winner(auction: &Auction, seed: lottery::Bytes32, price: u64) -> Option<Winner> {
+    let (bidder_ids, entrants): (Vec<String>, Vec<LotteryEntrant>) =
+        entrants(auction).into_iter().unzip();
+    let drawn_index = lottery::draw_index(&auction.spec.id, &seed, &entrants);
+    let bidder_id = bidder_ids.get(drawn_index as usize)?.clone();
+    let bidder_number = entrants.get(drawn_index as usize)?.bidder_number;
+    Some(Winner {
+        bidder_id,
+        bidder_number,
+        price,
+        lottery: Some(Lottery::CommitReveal(CommitReveal {
+            seed,
+            commitment: lottery::commitment(&seed),
+            entrants,
+            drawn_index,
+        })),
+    })
+}
+
+/// The draw of an auction that entered `capped` before seeds were committed.
+fn splitmix64_winner(auction: &Auction, seed: u64, price: u64) -> Option<Winner> {
+    let mut entrants: Vec<(u32, String)> = entrants(auction)
+        .into_iter()
+        .map(|(bidder_id, entrant)| (entrant.bidder_number, bidder_id))
+        .collect();
+    entrants.sort();
+    let drawn_index = lottery::splitmix64_draw_index(seed, entrants.len());
+    let (bidder_number, bidder_id) = entrants.get(drawn_index as usize)?.clone();
+    Some(Winner {
+        bidder_id,
+        bidder_number,
+        price,
+        lottery: Some(Lottery::SplitMix64 {
+            seed,
+            entrants: entrants.iter().map(|(number, _)| *number).collect(),
+            drawn_index,
+        }),
+    })
 }

@@ -143,6 +143,13 @@ pub enum Command {
         expires_at_ms: u64,
         max_sessions_per_bidder: u32,
     },
+    /// In `capped`: a bidder holding a valid bid joins the lottery with a nonce of their
+    /// own, mixed into the draw (`kernel::lottery`). `Confirm` is the same with no nonce.
+    ConfirmWithNonce {
+        auction_id: String,
+        token_hash: String,
+        nonce: String,
+    },
 }
 
 /// Most auctions one `Command::Archive` moves out, so one log entry stays small.
@@ -158,6 +165,7 @@ impl Command {
             Command::Qualify { auction_id, .. }
             | Command::PlaceBid { auction_id, .. }
             | Command::Confirm { auction_id, .. }
+            | Command::ConfirmWithNonce { auction_id, .. }
             | Command::Suspend { auction_id, .. }
             | Command::Resume { auction_id, .. }
             | Command::Terminate { auction_id, .. }

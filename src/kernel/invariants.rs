@@ -22,6 +22,8 @@ pub enum Violation {
     UnqualifiedBid(String),
     #[error("auction {0}: a bid accepted while the auction was suspended")]
     BidWhileSuspended(String),
+    #[error("auction {0}: {1}")]
+    LotteryMismatch(String, String),
 }
 
 /// Every accepted bid is higher than the one before it.
@@ -55,11 +57,46 @@ pub fn single_winner_holds_highest_bid(auction: &Auction) -> Result<(), Violatio
             }
             match &winner.lottery {
                 None if winner.bidder_id != highest.bidder_id => wrong(),
-                Some(lottery) if !lottery.entrants.contains(&winner.bidder_number) => wrong(),
+                Some(lottery) if lottery.drawn_number() != Some(winner.bidder_number) => wrong(),
                 _ => Ok(()),
             }
         }
     }
+}
+
+/// A drawn lottery re-draws to its winner from what it publishes, and its seed matches
+/// the commitment published when the auction entered `capped` (`lottery::redraw`); an
+/// auction that entered `capped` shows its commitment from then on.
+pub fn lottery_redraws(auction: &Auction) -> Result<(), Violation> {
+    let mismatch = |problem: String| Violation::LotteryMismatch(auction.spec.id.clone(), problem);
+    if auction.phase == Phase::Capped
+        && auction.lottery_secret.seed.is_some()
+        && auction.lottery_commitment.is_none()
+    {
+        return Err(mismatch(
+            "capped with a seed but no published commitment".to_string(),
+        ));
+    }
+    let Some(winner) = &auction.winner else {
+        return Ok(());
+    };
+    let Some(lottery) = &winner.lottery else {
+        return Ok(());
+    };
+    if matches!(lottery, super::lottery::Lottery::CommitReveal(_))
+        && auction.lottery_commitment.is_none()
+    {
+        return Err(mismatch(
+            "a commit-reveal lottery without a commitment published at cap entry".to_string(),
+        ));
+    }
+    super::lottery::redraw(
+        &auction.spec.id,
+        lottery,
+        auction.lottery_commitment.as_ref(),
+        winner.bidder_number,
+    )
+    .map_err(mismatch)
 }
 
 /// No bid carries a time after the auction's close.
@@ -147,6 +184,7 @@ pub fn hash_chain_intact(auction: &Auction) -> Result<(), Violation> {
 pub fn check_auction(auction: &Auction) -> Result<(), Violation> {
     prices_strictly_increase(auction)?;
     single_winner_holds_highest_bid(auction)?;
+    lottery_redraws(auction)?;
     no_bid_after_close(auction)?;
     no_bid_while_suspended(auction)?;
     bids_from_qualified_bidders(auction)?;

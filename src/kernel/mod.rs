@@ -13,7 +13,9 @@
 //!   `sessions` keeps the sessions and their per-bidder cap.
 //! - `rejection`: why a command was refused; the variants are the API's error codes.
 //! - `event`: what changed, for the live event streams.
-//! - `apply`: dispatch of commands; `phases`, `bidding`, `cap` hold the rules themselves.
+//! - `apply`: dispatch of commands; `phases`, `bidding`, `cap` hold the rules themselves;
+//!   `housekeeping` the janitor's purge and archive.
+//! - `lottery`: the capped lottery's commit–reveal: seed, commitment, draw and re-draw.
 //! - `chain`: the per-auction hash chain of accepted bids.
 //! - `takeover`: the takeover rule, applied before the first command of each leader term.
 //! - `invariants`: the named invariants, asserted after every command and reused by tests.
@@ -24,7 +26,9 @@ mod cap;
 pub mod chain;
 pub mod command;
 pub mod event;
+mod housekeeping;
 pub mod invariants;
+pub mod lottery;
 mod phases;
 pub mod rejection;
 pub mod requests;

@@ -144,6 +144,7 @@ pub fn suspend(
 pub fn resume(
     auction: &mut Auction,
     now_ms: u64,
+    seed: u64,
     actor: &str,
     reason: &str,
     events: &mut Vec<Event>,
@@ -179,7 +180,7 @@ pub fn resume(
     // An increment changed during the freeze can leave the high bid within one increment
     // of the cap: price bidding then stops.
     if matches!(auction.phase, Phase::Listing | Phase::TimedBidding) && cap::cap_reached(auction) {
-        cap::enter_capped(auction, now_ms, events);
+        cap::enter_capped(auction, now_ms, seed, events);
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use imbl::Vector;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use super::lottery::{Confirmation, Lottery, LotterySecret};
 use super::requests::RequestRecords;
 use super::sessions::Sessions;
 use super::types::{AuctionSpec, BidderNumber, Money};
@@ -148,15 +149,6 @@ pub struct Suspension {
     pub reason: String,
 }
 
-/// The outcome of a lottery among confirmed bidders in `capped`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lottery {
-    pub seed: u64,
-    /// The bidder numbers that took part, ascending: the order the draw indexes.
-    pub entrants: Vec<BidderNumber>,
-    pub drawn_index: u64,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Winner {
     pub bidder_id: String,
@@ -191,8 +183,13 @@ pub struct Auction {
     /// Oldest first. A persistent vector: cloning an auction (a snapshot does, under the
     /// state's lock) shares its bids, and the next bid copies one chunk, not all of them.
     pub bids: Vector<BidRecord>,
-    /// Bidders who confirmed in `capped`.
-    pub confirmations: BTreeSet<String>,
+    /// Bidders who confirmed in `capped`, in log order, each with their nonce.
+    pub confirmations: Vec<Confirmation>,
+    /// The lottery's secret pool and seed (`kernel::lottery`): never shown while the
+    /// auction is open; the draw publishes the seed.
+    pub lottery_secret: LotterySecret,
+    /// SHA-256 of the lottery seed: set when the auction enters `capped`, public from then.
+    pub lottery_commitment: Option<super::lottery::Bytes32>,
     pub winner: Option<Winner>,
     pub closed_at_ms: Option<u64>,
     /// Count of refused commands by rejection code.
@@ -210,7 +207,9 @@ impl Auction {
             suspension: None,
             qualified: BTreeMap::new(),
             bids: Vector::new(),
-            confirmations: BTreeSet::new(),
+            confirmations: Vec::new(),
+            lottery_secret: LotterySecret::default(),
+            lottery_commitment: None,
             winner: None,
             closed_at_ms: None,
             rejections: BTreeMap::new(),
@@ -237,6 +236,16 @@ impl Auction {
 
     pub fn bidder_number_of(&self, bidder_id: &str) -> Option<BidderNumber> {
         self.qualified.get(bidder_id).copied()
+    }
+
+    /// The auction without the lottery's secret while it is open: what a read of the
+    /// kernel's record may show. A closed auction has nothing left to hide.
+    pub fn without_open_secrets(&self) -> Auction {
+        let mut copy = self.clone();
+        if !self.phase.is_closed() {
+            copy.lottery_secret = LotterySecret::default();
+        }
+        copy
     }
 
     pub(crate) fn record(&mut self, at_ms: u64, actor: &str, action: &str, detail: String) {

@@ -259,6 +259,21 @@ impl Harness {
         self.run(now_ms, command)
     }
 
+    /// A confirmation in `a1` carrying the bidder's `nonce`.
+    pub fn confirm_with_nonce(
+        &mut self,
+        now_ms: u64,
+        bidder_id: &str,
+        nonce: &str,
+    ) -> Result<Outcome, Rejection> {
+        let command = Command::ConfirmWithNonce {
+            auction_id: AUCTION.to_string(),
+            token_hash: self.token(bidder_id),
+            nonce: nonce.to_string(),
+        };
+        self.run(now_ms, command)
+    }
+
     /// An operator action on `a1`: "suspend", "resume" or "terminate".
     pub fn operator(&mut self, now_ms: u64, action: &str) -> Result<Outcome, Rejection> {
         let (auction_id, reason) = (AUCTION.to_string(), format!("{action} by the board"));
@@ -372,6 +387,36 @@ pub mod model {
     use std::collections::BTreeSet;
 
     use gavel::kernel::{Auction, AuctionSpec, IncrementRule, Outcome, Phase, Rejection};
+    use sha2::{Digest, Sha256};
+
+    /// Price cap, `cap_mode` `lottery`: the commitment published at cap entry is the
+    /// SHA-256 of the seed's bytes.
+    pub fn rules_commitment(seed: &[u8]) -> [u8; 32] {
+        Sha256::digest(seed).into()
+    }
+
+    /// Price cap, `cap_mode` `lottery`: "the draw uses the seed mixed with the
+    /// confirmations in log order", as README's "Checking a lottery" writes it out: the
+    /// SHA-256 of `gavel-lottery`, the auction id, the seed in hex and one
+    /// `number:nonce` line per confirmation; its first 8 bytes, big-endian, modulo the
+    /// number of entrants, index them.
+    pub fn rules_draw(auction_id: &str, seed: &[u8], entrants: &[(u32, String)]) -> usize {
+        let mut text = format!("gavel-lottery\n{auction_id}\n{}\n", hex::encode(seed));
+        for (number, nonce) in entrants {
+            text += &format!("{number}:{nonce}\n");
+        }
+        let digest = Sha256::digest(text.as_bytes());
+        let first: [u8; 8] = digest[..8].try_into().expect("8 bytes");
+        (u64::from_be_bytes(first) % entrants.len() as u64) as usize
+    }
+
+    /// A nonce the rules accept: at most 64 characters of `A-Z a-z 0-9 _ -`.
+    pub fn nonce_is_valid(nonce: &str) -> bool {
+        nonce.len() <= 64
+            && nonce
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    }
 
     pub fn bidder_id(bidder: usize) -> String {
         format!("b{bidder}")
@@ -392,8 +437,9 @@ pub mod model {
     #[derive(Debug, Clone, PartialEq)]
     pub enum ModelWinner {
         Bidder(usize),
-        /// A lottery among these confirmed bidders; the kernel's draw must pick one.
-        DrawAmong(BTreeSet<usize>),
+        /// A lottery among these confirmations (bidder, nonce), in log order; the winner
+        /// is the one `rules_draw` picks with the seed committed at cap entry.
+        Lottery(Vec<(usize, String)>),
     }
 
     #[derive(Debug, Clone, Copy)]
@@ -413,7 +459,10 @@ pub mod model {
         pub increment: u64,
         /// (bidder, amount, accepted at): an acknowledged bid is never lost.
         pub bids: Vec<(String, u64, u64)>,
-        pub confirmations: BTreeSet<String>,
+        /// (bidder, nonce), in log order.
+        pub confirmations: Vec<(String, String)>,
+        /// Whether a lottery commitment is published (from cap entry on).
+        pub committed: bool,
     }
 
     impl View {
@@ -428,7 +477,12 @@ pub mod model {
                 closed_at_ms: auction.closed_at_ms,
                 increment: auction.increment,
                 bids: bids.map(bid).collect(),
-                confirmations: auction.confirmations.clone(),
+                confirmations: auction
+                    .confirmations
+                    .iter()
+                    .map(|c| (c.bidder_id.clone(), c.nonce.clone()))
+                    .collect(),
+                committed: auction.lottery_commitment.is_some(),
             }
         }
     }
@@ -443,7 +497,10 @@ pub mod model {
         pub bids: Vec<(usize, u64, u64)>,
         /// The phase a suspension froze, and the time it had left.
         pub frozen: Option<(Phase, u64)>,
-        pub confirmers: BTreeSet<usize>,
+        /// (bidder, nonce), in log order; a bidder's first confirmation stands.
+        pub confirmers: Vec<(usize, String)>,
+        /// Whether the auction entered `capped`, committing to its lottery seed.
+        pub committed: bool,
         pub winner: Option<ModelWinner>,
         pub closed_at_ms: Option<u64>,
         pub qualified: BTreeSet<usize>,
@@ -459,7 +516,8 @@ pub mod model {
                 spec,
                 bids: Vec::new(),
                 frozen: None,
-                confirmers: BTreeSet::new(),
+                confirmers: Vec::new(),
+                committed: false,
                 winner: None,
                 closed_at_ms: None,
                 qualified,
@@ -489,7 +547,12 @@ pub mod model {
                 closed_at_ms: self.closed_at_ms,
                 increment: self.increment,
                 bids: self.bids.iter().map(bid).collect(),
-                confirmations: self.confirmers.iter().map(|b| bidder_id(*b)).collect(),
+                confirmations: self
+                    .confirmers
+                    .iter()
+                    .map(|(bidder, nonce)| (bidder_id(*bidder), nonce.clone()))
+                    .collect(),
+                committed: self.committed,
             }
         }
 
@@ -506,7 +569,7 @@ pub mod model {
         pub fn catch_up(&mut self, now_ms: u64) {
             while let Some(deadline) = self.deadline_ms {
                 let leader = self.leader().map(ModelWinner::Bidder);
-                let lottery = Some(ModelWinner::DrawAmong(self.confirmers.clone()));
+                let lottery = Some(ModelWinner::Lottery(self.confirmers.clone()));
                 match self.phase {
                     Phase::Scheduled if now_ms >= deadline => {
                         self.phase = Phase::Listing;
@@ -538,6 +601,7 @@ pub mod model {
                 _ => false,
             };
             if takes_bids(self.phase) && reached {
+                self.committed = true;
                 self.phase = Phase::Capped;
                 self.deadline_ms = Some(now_ms + self.spec.cap_confirm_ms);
             }
@@ -565,19 +629,30 @@ pub mod model {
                 .collect()
         }
 
-        /// Every rule a confirmation breaks.
-        pub fn confirm_refusals(&self, bidder: usize) -> Vec<&'static str> {
+        /// Every rule a confirmation with `nonce` breaks (a bidder's first confirmation
+        /// stands: the same nonce again is harmless, another one a conflict).
+        pub fn confirm_refusals(&self, bidder: usize, nonce: &str) -> Vec<&'static str> {
             let has_bid = self.bids.iter().any(|bid| bid.0 == bidder);
+            let earlier = self.confirmers.iter().find(|(b, _)| *b == bidder);
             let broken = [
+                (!nonce_is_valid(nonce), "invalid_request"),
                 (!self.qualified.contains(&bidder), "not_qualified"),
                 (self.phase != Phase::Capped, "auction_not_open"),
                 (!has_bid, "not_eligible"),
+                (earlier.is_some_and(|(_, n)| n != nonce), "conflict"),
             ];
             broken
                 .into_iter()
                 .filter(|rule| rule.0)
                 .map(|rule| rule.1)
                 .collect()
+        }
+
+        /// Records an accepted confirmation (the first of a bidder stands).
+        pub fn confirm(&mut self, bidder: usize, nonce: &str) {
+            if !self.confirmers.iter().any(|(b, _)| *b == bidder) {
+                self.confirmers.push((bidder, nonce.to_string()));
+            }
         }
 
         pub fn accept_bid(&mut self, bidder: usize, amount: u64, now_ms: u64) {
