@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::codec::{decode, encode};
+use super::codec::encode;
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
 use crate::kernel::Auction;
@@ -85,7 +85,7 @@ impl ArchiveStore {
                 .insert(id.as_bytes(), bytes)
                 .map_err(StoreError::sled("write an archived auction"))?;
             if let Some(previous) = previous {
-                let previous: ArchivedAuction = decode("archived auction", &previous)?;
+                let previous = super::legacy::decode_archived(&previous)?;
                 self.order
                     .remove(order_key(previous.archived_at_index, id))
                     .map_err(StoreError::sled("update the archive order"))?;
@@ -128,7 +128,7 @@ impl ArchiveStore {
         else {
             return Ok(None);
         };
-        let record: ArchivedAuction = decode("archived auction", &bytes)?;
+        let record = super::legacy::decode_archived(&bytes)?;
         Ok(Some(record.auction))
     }
 
@@ -207,7 +207,7 @@ impl ArchiveStore {
                     format!("{} is indexed but missing", String::from_utf8_lossy(id)),
                 )
             })?;
-        Ok(Some((key, decode("archived auction", &bytes)?)))
+        Ok(Some((key, super::legacy::decode_archived(&bytes)?)))
     }
 
     /// The newest `limit` records archived at or before log index `up_to_index`, oldest
@@ -235,7 +235,7 @@ impl ArchiveStore {
                 .ok_or_else(|| {
                     StoreError::corrupt("archive", format!("{id} is indexed but missing"))
                 })?;
-            newest.push(decode("archived auction", &bytes)?);
+            newest.push(super::legacy::decode_archived(&bytes)?);
         }
         newest.reverse();
         Ok(newest)

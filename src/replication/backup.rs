@@ -79,6 +79,14 @@ struct Payload {
     exchange: ExchangeLedger,
 }
 
+/// A backup's payload as written before the commit-reveal lottery (`legacy`).
+#[derive(Deserialize)]
+struct PayloadV1 {
+    kernel: super::legacy::StateV1,
+    archived: Vec<super::legacy::ArchivedAuctionV1>,
+    exchange: ExchangeLedger,
+}
+
 /// A backup, read and checked.
 #[derive(Debug)]
 pub struct Backup {
@@ -169,8 +177,25 @@ pub fn read_backup(bytes: &[u8]) -> Result<Backup, BackupError> {
             header.payload_sha256
         )));
     }
-    let decoded: Payload = decode("backup", payload).map_err(|error| bad(error.to_string()))?;
-    let digest = decoded.kernel.digest();
+    let (decoded, digest) = match decode::<Payload>("backup", payload) {
+        Ok(decoded) => {
+            let digest = decoded.kernel.digest();
+            (decoded, digest)
+        }
+        // A backup written before the commit-reveal lottery: its digest is of that shape.
+        Err(error) => match decode::<PayloadV1>("backup", payload) {
+            Ok(old) => {
+                let digest = old.kernel.digest();
+                let decoded = Payload {
+                    kernel: old.kernel.into(),
+                    archived: old.archived.into_iter().map(Into::into).collect(),
+                    exchange: old.exchange,
+                };
+                (decoded, digest)
+            }
+            Err(_) => return Err(bad(error.to_string())),
+        },
+    };
     if digest != header.state_digest {
         return Err(bad(format!(
             "its state's digest is {digest}, its header says {}",

@@ -18,6 +18,7 @@ mod codec;
 mod durable;
 mod error;
 pub mod exchange;
+mod legacy;
 mod log_store;
 mod network;
 mod offline;

@@ -25,6 +25,7 @@ use super::codec::{decode, encode, encode_large};
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
 use super::exchange::ExchangeLedger;
+use super::legacy::{ArchivedAuctionV1, StateV1};
 use super::snapshot_file;
 use super::{AppliedState, NodeInfo, SharedState, TypeConfig};
 use crate::kernel::State;
@@ -71,29 +72,30 @@ pub(super) struct SnapshotPayload {
     pub(super) leader_term: u64,
 }
 
-/// A snapshot's data as written before the takeover's term was carried in it; still read.
+/// A snapshot's data as written before the takeover's term was carried in it, with the
+/// state in its first shape (`legacy`); still read.
 #[derive(Deserialize)]
 struct SnapshotPayloadWithoutLeaderTerm {
-    kernel: State,
+    kernel: StateV1,
     last_applied: Option<LogId<u64>>,
     last_membership: StoredMembership<u64, NodeInfo>,
-    archived: Vec<ArchivedAuction>,
+    archived: Vec<ArchivedAuctionV1>,
     exchange: ExchangeLedger,
 }
 
 /// A snapshot's data as written before the exchange ledger was carried in it; still read.
 #[derive(Deserialize)]
 struct SnapshotPayloadWithoutExchange {
-    kernel: State,
+    kernel: StateV1,
     last_applied: Option<LogId<u64>>,
     last_membership: StoredMembership<u64, NodeInfo>,
-    archived: Vec<ArchivedAuction>,
+    archived: Vec<ArchivedAuctionV1>,
 }
 
 /// A snapshot's data as written before archived auctions were carried in it; still read.
 #[derive(Deserialize)]
 struct SnapshotPayloadWithoutArchive {
-    kernel: State,
+    kernel: StateV1,
     last_applied: Option<LogId<u64>>,
     last_membership: StoredMembership<u64, NodeInfo>,
 }
@@ -243,25 +245,25 @@ pub(super) fn payload_for(
                 .map_or(0, |log_id| log_id.leader_id.term);
             if let Ok(newer) = decode::<SnapshotPayloadWithoutLeaderTerm>(&what, data) {
                 SnapshotPayload {
-                    kernel: newer.kernel,
+                    kernel: newer.kernel.into(),
                     last_applied: newer.last_applied,
                     last_membership: newer.last_membership,
-                    archived: newer.archived,
+                    archived: newer.archived.into_iter().map(Into::into).collect(),
                     exchange: newer.exchange,
                     leader_term,
                 }
             } else if let Ok(older) = decode::<SnapshotPayloadWithoutExchange>(&what, data) {
                 SnapshotPayload {
-                    kernel: older.kernel,
+                    kernel: older.kernel.into(),
                     last_applied: older.last_applied,
                     last_membership: older.last_membership,
-                    archived: older.archived,
+                    archived: older.archived.into_iter().map(Into::into).collect(),
                     exchange: ExchangeLedger::default(),
                     leader_term,
                 }
             } else if let Ok(oldest) = decode::<SnapshotPayloadWithoutArchive>(&what, data) {
                 SnapshotPayload {
-                    kernel: oldest.kernel,
+                    kernel: oldest.kernel.into(),
                     last_applied: oldest.last_applied,
                     last_membership: oldest.last_membership,
                     archived: Vec::new(),
@@ -400,7 +402,7 @@ mod snapshot_format_tests {
     /// The shape snapshots had before the exchange ledger was carried in them.
     #[derive(Serialize)]
     struct WithoutExchange<'a> {
-        kernel: &'a State,
+        kernel: &'a StateV1,
         last_applied: &'a Option<LogId<u64>>,
         last_membership: &'a StoredMembership<u64, NodeInfo>,
         archived: &'a [ArchivedAuction],
@@ -408,6 +410,7 @@ mod snapshot_format_tests {
 
     #[test]
     fn snapshots_written_before_the_exchange_ledger_still_load() {
+        let old_kernel = StateV1::at_clock(7);
         let kernel = State {
             clock_ms: 7,
             ..State::default()
@@ -417,7 +420,7 @@ mod snapshot_format_tests {
         let data = encode(
             "snapshot",
             &WithoutExchange {
-                kernel: &kernel,
+                kernel: &old_kernel,
                 last_applied: &last_applied,
                 last_membership: &membership,
                 archived: &[],
