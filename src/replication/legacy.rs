@@ -104,7 +104,6 @@ impl From<StateV1> for State {
             requests: old.requests,
             takeovers: old.takeovers,
             operator_audit: old.operator_audit,
-            ..State::default()
         }
     }
 }
