@@ -88,9 +88,19 @@ impl ClockSamples {
         samples.push_back(sample);
     }
 
+    /// Forgets every sample: this node's clock stepped, so each was taken against a
+    /// clock that is gone.
+    pub fn clear(&mut self) {
+        self.by_peer.clear();
+    }
+
     /// Forgets a peer (it left, or stopped answering).
     pub fn forget(&mut self, peer: u64) {
         self.by_peer.remove(&peer);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_peer.is_empty()
     }
 
     /// The best offset known for `peer`: that of its sample of the smallest round trip.

@@ -35,6 +35,10 @@ impl Health {
     }
 }
 
+/// How far the wall clock may move apart from the monotonic clock during one health
+/// check for it to count as a measurement of the peer's clock.
+const CLOCK_STEADY_MS: i64 = 5;
+
 #[derive(Debug, Clone, Copy)]
 pub struct PeerLinkSettings {
     pub check_interval_ms: u64,
@@ -83,6 +87,7 @@ impl PeerLink {
         // A check that takes longer than the interval counts as missed.
         let timeout = Duration::from_millis(self.settings.check_interval_ms.max(50));
         let sent_ms = wall_clock_ms();
+        let sent = std::time::Instant::now();
         async move { client.ping(timeout).await }
             .into_actor(self)
             .map(move |answer, link, _ctx| {
@@ -93,7 +98,12 @@ impl PeerLink {
                         let received_ms = wall_clock_ms();
                         link.consecutive_misses = 0;
                         link.last_heartbeat_ms = Some(received_ms);
-                        clock = Some(ClockSample::of(sent_ms, received_ms, status.server_time_ms));
+                        // A clock that stepped during the ping measures nothing.
+                        let round_trip_ms = sent.elapsed().as_millis() as i64;
+                        let wall_ms = received_ms as i64 - sent_ms as i64;
+                        if (wall_ms - round_trip_ms).abs() <= CLOCK_STEADY_MS {
+                            clock = Some(ClockSample::of(sent_ms, received_ms, status.server_time_ms));
+                        }
                         (Some(status), false)
                     }
                     Err(error) => {

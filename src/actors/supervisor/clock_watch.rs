@@ -65,9 +65,11 @@ impl Supervisor {
             }
             _ => {}
         }
-        if check.refuses_to_lead.is_none() {
+        // Stamps are trusted again only on a measurement that found the clock good (with
+        // no voter to measure against, the step guard alone watches it).
+        if check.refuses_to_lead.is_none() && check.offset_to_median_ms.is_some() {
             self.step_guard.anchor_now();
-        } else {
+        } else if check.refuses_to_lead.is_some() {
             self.step_guard.drop_anchor();
         }
         let offset = check.offset_to_median_ms.unwrap_or(0);
@@ -91,7 +93,16 @@ impl Supervisor {
         let Some(step) = self.step_guard.stepped_ms(wall_clock_ms()) else {
             return true;
         };
-        if self.clock_check.offset_to_median_ms.is_none() {
+        let self_id = self.settings.node_id;
+        let others_vote = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|voter| voter != self_id);
+        if !others_vote {
             tracing::warn!(
                 step_ms = step,
                 "this node's wall clock stepped; no other voter to check it against"
@@ -99,10 +110,16 @@ impl Supervisor {
             self.step_guard.anchor_now();
             return true;
         }
-        tracing::warn!(
-            step_ms = step,
-            "this node's wall clock stepped since the peers last measured it; no command is stamped until they measure it again"
-        );
+        if !self.clock_samples.is_empty() {
+            // Every sample was taken against the clock before the step: only new ones
+            // may decide whether this one is good.
+            tracing::warn!(
+                step_ms = step,
+                "this node's wall clock stepped since the peers last measured it; no command is stamped until they measure it again"
+            );
+            self.clock_samples.clear();
+            self.step_guard.drop_anchor();
+        }
         false
     }
 
