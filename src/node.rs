@@ -280,6 +280,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .start();
 
+    let secret_hasher = std::sync::Arc::new(api::bidder_secret::SecretHasher::new(
+        config.limits.secret_hash_concurrency,
+    ));
     let exchange = config.exchange.dir.clone().map(|dir| {
         crate::actors::exchange::Exchange::new(
             crate::actors::exchange::ExchangeSettings {
@@ -290,6 +293,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             },
             supervisor.clone(),
             replication.state.clone(),
+            secret_hasher.clone(),
         )
         .start()
     });
@@ -320,6 +324,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         session_ttl_ms: config.sessions.ttl_ms,
         max_sessions_per_bidder: config.sessions.max_sessions_per_bidder,
         sign_in_throttle: api::sign_in::SignInThrottle::new(&config.limits),
+        secret_hasher,
         streams: std::sync::Arc::new(api::stream_slots::StreamSlots::new(&config.limits)),
     });
 

@@ -33,6 +33,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::supervisor::{IsLeader, Propose, Supervisor};
+use crate::api::bidder_secret::SecretHasher;
 use crate::exchange::{
     parse_file, with_checksum, write_aside_then_rename, FileProblem, Line, MAX_FILE_BYTES,
 };
@@ -93,6 +94,8 @@ pub struct Exchange {
     busy: bool,
     /// Under `half_duplex`: whether the next look is outbound.
     outbound_turn: bool,
+    /// The node's hasher of bidders' secrets (Argon2id, bounded concurrency).
+    hasher: Arc<SecretHasher>,
 }
 
 impl Exchange {
@@ -100,6 +103,7 @@ impl Exchange {
         settings: ExchangeSettings,
         supervisor: Addr<Supervisor>,
         state: SharedState,
+        hasher: Arc<SecretHasher>,
     ) -> Self {
         let report = ExchangeReport {
             enabled: true,
@@ -113,6 +117,7 @@ impl Exchange {
             report: Arc::new(Mutex::new(report)),
             busy: false,
             outbound_turn: false,
+            hasher,
         }
     }
 
@@ -133,6 +138,7 @@ impl Exchange {
             state: self.state.clone(),
             report: self.report.clone(),
             key_retention_ms: self.settings.key_retention_ms,
+            hasher: self.hasher.clone(),
         };
         async move {
             let leads = work.supervisor.send(IsLeader).await.unwrap_or(false);
@@ -203,6 +209,7 @@ struct Work {
     state: SharedState,
     report: Arc<Mutex<ExchangeReport>>,
     key_retention_ms: u64,
+    hasher: Arc<SecretHasher>,
 }
 
 impl Work {
@@ -267,7 +274,17 @@ impl Work {
                 Err(reason) => rejected.push(serde_json::json!({
                     "line": line.number, "key": line.key, "reason": reason, "record": line.text,
                 })),
-                Ok((key, command)) => {
+                Ok((key, inbound)) => {
+                    let secret_hash = match inbound.secret() {
+                        Some(secret) => Some(
+                            self.hasher
+                                .hash(secret.to_string())
+                                .await
+                                .map_err(|error| error.to_string())?,
+                        ),
+                        None => None,
+                    };
+                    let command = inbound.into_command(secret_hash);
                     let outcome = self
                         .propose(Command::Exchange {
                             key,

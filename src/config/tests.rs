@@ -122,6 +122,12 @@ fn each_bad_value_names_its_key() {
         ("limits.max_streams", |c| {
             c.limits.max_streams = c.http.max_connections + 1
         }),
+        ("limits.secret_hash_concurrency", |c| {
+            c.limits.secret_hash_concurrency = 0
+        }),
+        ("limits.secret_hash_concurrency", |c| {
+            c.limits.secret_hash_concurrency = 65
+        }),
         ("tls", |c| c.tls.public_cert = Some("cert.pem".into())),
         ("tls", |c| c.tls.peer_key = Some("key.pem".into())),
         ("tls.peer_ca", |c| {

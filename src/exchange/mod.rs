@@ -35,7 +35,60 @@ pub struct Line {
     pub number: usize,
     pub key: Option<String>,
     pub text: String,
-    pub record: Result<(String, Command), String>,
+    pub record: Result<(String, Inbound), String>,
+}
+
+/// What a good inbound record asks for.
+pub enum Inbound {
+    /// A command, ready to propose.
+    Command(Command),
+    /// A bidder to register: the secret still has to be hashed (Argon2id, slow: the
+    /// Exchange actor hashes it just before proposing, through the node's hasher).
+    RegisterBidder {
+        bidder_id: String,
+        name: String,
+        secret: String,
+    },
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Inbound::Command(command) => formatter.debug_tuple("Command").field(command).finish(),
+            Inbound::RegisterBidder {
+                bidder_id, name, ..
+            } => formatter
+                .debug_struct("RegisterBidder")
+                .field("bidder_id", bidder_id)
+                .field("name", name)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Inbound {
+    /// The command to propose, given the Argon2id record of the secret when there is one.
+    pub fn into_command(self, secret_hash: Option<String>) -> Command {
+        match self {
+            Inbound::Command(command) => command,
+            Inbound::RegisterBidder {
+                bidder_id, name, ..
+            } => Command::RegisterBidder {
+                bidder_id,
+                name,
+                secret_salt: String::new(),
+                secret_hash: secret_hash.unwrap_or_default(),
+            },
+        }
+    }
+
+    /// The secret to hash before proposing, if any.
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            Inbound::RegisterBidder { secret, .. } => Some(secret),
+            Inbound::Command(_) => None,
+        }
+    }
 }
 
 pub enum FileProblem {
@@ -140,7 +193,7 @@ enum RecordData {
     },
 }
 
-fn parse_record(line: &str) -> Result<(String, Command), String> {
+fn parse_record(line: &str) -> Result<(String, Inbound), String> {
     let record: InboundRecord =
         serde_json::from_str(line).map_err(|error| format!("not a record: {error}"))?;
     validate_id("key", &record.key).map_err(|error| error.to_string())?;
@@ -160,13 +213,14 @@ fn parse_record(line: &str) -> Result<(String, Command), String> {
             if !(8..=256).contains(&length) {
                 return Err("secret must be 8 to 256 characters".to_string());
             }
-            let salt = crate::api::auth::new_salt();
-            Command::RegisterBidder {
-                secret_hash: crate::api::auth::secret_hash(&salt, &secret),
-                secret_salt: salt,
-                bidder_id,
-                name,
-            }
+            return Ok((
+                record.key,
+                Inbound::RegisterBidder {
+                    bidder_id,
+                    name,
+                    secret,
+                },
+            ));
         }
         RecordData::Qualify {
             auction_id,
@@ -195,7 +249,7 @@ fn parse_record(line: &str) -> Result<(String, Command), String> {
             Command::Terminate { auction_id, reason }
         }
     };
-    Ok((record.key, command))
+    Ok((record.key, Inbound::Command(command)))
 }
 
 fn phase_command(auction_id: &str, reason: &str) -> Result<(), String> {
@@ -239,7 +293,9 @@ mod tests {
             r#"not json"#,
         ]);
         let lines = parse_file(&bytes).ok().expect("complete");
-        assert!(matches!(&lines[0].record, Ok((key, Command::Qualify { .. })) if key == "k-1"));
+        assert!(
+            matches!(&lines[0].record, Ok((key, Inbound::Command(Command::Qualify { .. }))) if key == "k-1")
+        );
         for (index, why) in [
             (1, "status"),
             (2, "key"),

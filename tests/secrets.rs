@@ -1,0 +1,159 @@
+//! Bidders' secrets with real processes: a node seeded with a bidder record from before
+//! Argon2id (a salted SHA-256) signs the bidder in with the old secret and replaces the
+//! record by an Argon2id one on the way; a wrong secret is refused before and after, and
+//! a backup taken afterwards holds the new record only.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{request, Node, ADMIN_TOKEN};
+use gavel::api::auth::{new_salt, secret_hash};
+use gavel::kernel::state::Bidder;
+use gavel::kernel::State;
+use gavel::replication::backup::{read_backup, seed_data_dir, Backup, BackupHeader};
+use gavel::replication::NodeInfo;
+use serde_json::json;
+
+const OLD_SECRET: &str = "old-secret-from-before";
+
+/// Seeds `node`'s empty data directory with a state holding bidder `ada`, whose record is
+/// a salted SHA-256 of `OLD_SECRET`.
+fn seed_with_sha256_bidder(node: &Node, peer: &str) {
+    let salt = new_salt();
+    let mut kernel = State::default();
+    kernel.bidders.insert(
+        "ada".to_string(),
+        Bidder {
+            bidder_id: "ada".to_string(),
+            name: "Ada".to_string(),
+            secret_hash: secret_hash(&salt, OLD_SECRET),
+            secret_salt: salt,
+            registered_at_ms: 1,
+        },
+    );
+    let backup = Backup {
+        header: BackupHeader {
+            taken_at_ms: 1,
+            node_id: 1,
+            last_applied_index: 5,
+            auctions: 0,
+            archived_auctions: 0,
+            bidders: 1,
+            state_digest: kernel.digest(),
+            payload_bytes: 0,
+            payload_sha256: String::new(),
+        },
+        kernel,
+        archived: Vec::new(),
+        exchange: Default::default(),
+    };
+    let voters = BTreeMap::from([(
+        1,
+        NodeInfo {
+            name: "node-1".to_string(),
+            public_url: node.public_url.clone(),
+            control_url: node.control_url.clone(),
+            peer_addr: peer.to_string(),
+        },
+    )]);
+    let data_dir = node.dir.join("data");
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(seed_data_dir(&data_dir, 1, &voters, &backup))
+        .expect("seeded");
+}
+
+fn sign_in(node: &Node, secret: &str) -> u16 {
+    let body = json!({"bidder_id": "ada", "secret": secret});
+    request(
+        "POST",
+        &format!("{}/api/v1/sessions", node.public_url),
+        None,
+        Some(body),
+    )
+    .0
+}
+
+/// The bidder's stored record, read from a new backup of the running node in `dir`.
+fn stored_record(node: &Node, dir: &Path) -> Bidder {
+    static TAKEN: AtomicUsize = AtomicUsize::new(0);
+    let out = dir.join(format!("{}.backup", TAKEN.fetch_add(1, Ordering::Relaxed)));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
+        .args([
+            "ctl",
+            "--control",
+            &node.control_url,
+            "--token",
+            ADMIN_TOKEN,
+        ])
+        .args(["backup", "--out"])
+        .arg(&out)
+        .env_remove("GAVEL_ADMIN_TOKEN")
+        .output()
+        .expect("run gavel ctl backup");
+    assert!(output.status.success(), "{output:?}");
+    let backup = read_backup(&std::fs::read(&out).expect("read backup")).expect("backup");
+    backup.kernel.bidders["ada"].clone()
+}
+
+#[test]
+fn signing_in_with_a_sha256_record_upgrades_it_to_argon2id() {
+    let dir = common::temp_dir("secret-upgrade");
+    let peer_port = common::free_port();
+    let ports = (common::free_port(), common::free_port(), peer_port);
+    let mut node = Node::configure(dir.path(), 1, ports, "");
+    seed_with_sha256_bidder(&node, &format!("127.0.0.1:{peer_port}"));
+    node.spawn();
+    let before = stored_record(&node, dir.path());
+    assert_eq!(before.secret_hash.len(), 64, "seeded as SHA-256");
+
+    assert_eq!(sign_in(&node, "a-wrong-secret"), 401, "{}", node.log_tail());
+    assert_eq!(
+        stored_record(&node, dir.path()),
+        before,
+        "a wrong secret changes nothing"
+    );
+    assert_eq!(sign_in(&node, OLD_SECRET), 201, "{}", node.log_tail());
+    let upgraded = common::wait_until(Duration::from_secs(5), || {
+        stored_record(&node, dir.path())
+            .secret_hash
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    });
+    assert!(upgraded, "the record is not Argon2id: {}", node.log_tail());
+    let after = stored_record(&node, dir.path());
+    assert_eq!(after.secret_salt, "", "the salt is inside the PHC string");
+    assert!(!after.secret_hash.contains(OLD_SECRET));
+
+    // The upgraded record takes the same secret, and still refuses a wrong one.
+    assert_eq!(sign_in(&node, OLD_SECRET), 201, "{}", node.log_tail());
+    assert_eq!(sign_in(&node, "a-wrong-secret"), 401);
+    assert_eq!(
+        stored_record(&node, dir.path()).secret_hash,
+        after.secret_hash,
+        "an Argon2id record is not hashed again"
+    );
+}
+
+#[test]
+fn a_bidder_registered_now_is_stored_as_argon2id_and_signs_in() {
+    let dir = common::temp_dir("secret-register");
+    let node = Node::start(dir.path());
+    let (status, _) = request(
+        "POST",
+        &format!("{}/control/v1/bidders", node.control_url),
+        Some(ADMIN_TOKEN),
+        Some(json!({"bidder_id": "ada", "name": "Ada", "secret": "a-new-long-secret"})),
+    );
+    assert_eq!(status, 201, "{}", node.log_tail());
+    let record = stored_record(&node, dir.path());
+    assert!(record.secret_hash.starts_with("$argon2id$"), "{record:?}");
+    assert_eq!(sign_in(&node, "a-new-long-secret"), 201);
+    assert_eq!(sign_in(&node, "a-new-long-secreT"), 401);
+}
