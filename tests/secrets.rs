@@ -157,3 +157,37 @@ fn a_bidder_registered_now_is_stored_as_argon2id_and_signs_in() {
     assert_eq!(sign_in(&node, "a-new-long-secret"), 201);
     assert_eq!(sign_in(&node, "a-new-long-secreT"), 401);
 }
+
+#[test]
+fn a_node_refuses_to_start_on_a_placeholder_or_short_cluster_secret() {
+    for (name, secret) in [
+        (
+            "placeholder",
+            "replace-with-the-same-long-random-secret-on-every-node",
+        ),
+        ("short", "0123456789abcdef0123456789abcdef"),
+    ] {
+        let dir = common::temp_dir(name);
+        let ports = (
+            common::free_port(),
+            common::free_port(),
+            common::free_port(),
+        );
+        let mut node = Node::configure(dir.path(), 1, ports, "");
+        let config = std::fs::read_to_string(&node.config_path).expect("config");
+        std::fs::write(
+            &node.config_path,
+            config.replace(common::CLUSTER_SECRET, secret),
+        )
+        .expect("write config");
+        node.spawn_without_waiting();
+        let status = node.wait_for_exit(Duration::from_secs(20)).expect("exits");
+        assert!(!status.success(), "{name}: {status:?}");
+        let log = node.log_text();
+        assert!(
+            log.contains("security.cluster_secret") && log.contains("gavel cluster secret"),
+            "{name}: {log}"
+        );
+        assert!(!dir.path().join("data").exists(), "{name}: nothing written");
+    }
+}

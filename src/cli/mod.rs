@@ -160,12 +160,14 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
     })
 }
 
-/// The file, then the environment (`GAVEL_ADMIN_TOKEN` wins), then every check.
+/// The file, then the environment (`GAVEL_ADMIN_TOKEN` wins), then the cluster secret's
+/// file, then every check.
 pub fn load_config_for_serving(
     path: &std::path::Path,
 ) -> Result<Config, crate::config::ConfigError> {
     let mut config = Config::load(path)?;
     config.apply_environment();
+    config.load_secret_files()?;
     config.validate_for_serving()?;
     Ok(config)
 }
