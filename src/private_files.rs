@@ -65,6 +65,36 @@ pub fn sync_parent(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Takes every permission of group and others off the files and directories under
+/// `root` (a data directory written by an older release, before the umask); symbolic
+/// links are left alone. How many it changed.
+pub fn restrict_tree(root: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut changed = 0;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let metadata = match std::fs::symlink_metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        };
+        if metadata.file_type().is_symlink() {
+            continue;
+        }
+        if metadata.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                pending.push(entry?.path());
+            }
+        }
+        let mode = metadata.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o7700))?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
 /// Sets the process's umask to 0077: every file and directory it creates from now on,
 /// its libraries' included, is its owner's alone. A node calls it first thing.
 pub fn restrict_umask() {
@@ -97,6 +127,26 @@ mod tests {
         assert!(create_new(&link).is_err());
         assert!(open_no_follow(&link).is_err(), "a link is not followed");
         assert!(open_no_follow(&target).is_ok());
+    }
+
+    #[test]
+    fn a_tree_written_before_the_umask_is_made_private() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let inner = dir.path().join("raft");
+        std::fs::create_dir(&inner).expect("dir");
+        std::fs::write(inner.join("db"), b"x").expect("file");
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(inner.join("db"), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        assert!(restrict_tree(dir.path()).expect("restricted") >= 2);
+        for path in [inner.clone(), inner.join("db")] {
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{}", path.display());
+        }
+        assert_eq!(
+            restrict_tree(&dir.path().join("absent")).expect("absent"),
+            0
+        );
     }
 
     #[test]

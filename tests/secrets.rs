@@ -83,6 +83,12 @@ fn sign_in(node: &Node, secret: &str) -> u16 {
 
 /// The bidder's stored record, read from a new backup of the running node in `dir`.
 fn stored_record(node: &Node, dir: &Path) -> Bidder {
+    stored_record_of(node, dir, "ada")
+}
+
+/// Bidder `bidder_id`'s stored record, read from a new backup of the running node in
+/// `dir`.
+fn stored_record_of(node: &Node, dir: &Path, bidder_id: &str) -> Bidder {
     static TAKEN: AtomicUsize = AtomicUsize::new(0);
     let out = dir.join(format!("{}.backup", TAKEN.fetch_add(1, Ordering::Relaxed)));
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
@@ -100,7 +106,7 @@ fn stored_record(node: &Node, dir: &Path) -> Bidder {
         .expect("run gavel ctl backup");
     assert!(output.status.success(), "{output:?}");
     let backup = read_backup(&std::fs::read(&out).expect("read backup")).expect("backup");
-    backup.kernel.bidders["ada"].clone()
+    backup.kernel.bidders[bidder_id].clone()
 }
 
 #[test]
@@ -190,4 +196,58 @@ fn a_node_refuses_to_start_on_a_placeholder_or_short_cluster_secret() {
         );
         assert!(!dir.path().join("data").exists(), "{name}: nothing written");
     }
+}
+
+/// Every file and directory under `root` whose group or others have any permission.
+fn open_to_others(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let metadata = std::fs::symlink_metadata(&path).expect("metadata");
+        if metadata.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("read dir") {
+                pending.push(entry.expect("entry").path());
+            }
+        }
+        let mode = metadata.permissions().mode();
+        if mode & 0o077 != 0 {
+            found.push(format!("{} {:o}", path.display(), mode & 0o777));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_node_writes_its_data_files_snapshot_and_backups_for_its_user_only() {
+    let dir = common::temp_dir("private-files");
+    let node = common::start_with(dir.path(), "[raft]\nsnapshot_every_entries = 5\n");
+    for index in 0..12 {
+        let (status, _) = request(
+            "POST",
+            &format!("{}/control/v1/bidders", node.control_url),
+            Some(ADMIN_TOKEN),
+            Some(
+                json!({"bidder_id": format!("b{index}"), "name": "B", "secret": "a-long-secret-1"}),
+            ),
+        );
+        assert_eq!(status, 201, "{}", node.log_tail());
+    }
+    let data = dir.path().join("data");
+    let snapshot = data.join("raft").join("gavel-snapshot");
+    assert!(
+        common::wait_until(Duration::from_secs(20), || snapshot.exists()),
+        "no snapshot was taken: {}",
+        node.log_tail()
+    );
+    let backup_dir = dir.path().join("backups");
+    std::fs::create_dir(&backup_dir).expect("backup dir");
+    stored_record_of(&node, &backup_dir, "b0");
+    let mut open = open_to_others(&data);
+    open.extend(
+        open_to_others(&backup_dir)
+            .into_iter()
+            .filter(|entry| !entry.starts_with(&format!("{} ", backup_dir.display()))),
+    );
+    assert!(open.is_empty(), "readable by others: {open:#?}");
 }

@@ -257,20 +257,11 @@ fn phase_command(auction_id: &str, reason: &str) -> Result<(), String> {
     validate_text("reason", reason, false).map_err(|error| error.to_string())
 }
 
-/// Writes `bytes` to a hidden file beside `path`, syncs it, renames it to `path`.
+/// Writes `bytes` to a hidden file beside `path` (mode 0600, `O_EXCL`, `O_NOFOLLOW`),
+/// syncs it, renames it to `path` and syncs the directory.
 pub fn write_aside_then_rename(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    let failed = |error: std::io::Error| format!("cannot write {}: {error}", path.display());
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let aside = path.with_file_name(format!(".{name}.partial"));
-    let mut file = std::fs::File::create(&aside).map_err(failed)?;
-    file.write_all(bytes).map_err(failed)?;
-    file.sync_all().map_err(failed)?;
-    drop(file);
-    std::fs::rename(&aside, path).map_err(failed)
+    crate::private_files::write_aside_then_rename(path, bytes)
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))
 }
 
 #[cfg(test)]
