@@ -356,6 +356,12 @@ pub struct ExchangeSection {
     /// The spool: `inbound/` (files from the intranet), `outbound/` (results and bids for
     /// it), `quarantine/` (what could not be applied, with the reason), `processed/`.
     pub dir: Option<PathBuf>,
+    /// The file holding the spool's HMAC key (32 random bytes or more, hex or base64,
+    /// `gavel cluster secret --out FILE`; not readable by every user). Every file, both
+    /// ways, ends with the HMAC-SHA256 of its records under this key; an inbound file
+    /// without a valid one is quarantined. Required when `dir` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hmac_key_file: Option<PathBuf>,
     /// Time between two looks at the spool. Default 1000 ms (10 to 600000).
     pub interval_ms: u64,
     /// One direction at a time, as an isolation gateway that ferries files one way at
@@ -372,6 +378,7 @@ impl Default for ExchangeSection {
     fn default() -> Self {
         ExchangeSection {
             dir: None,
+            hmac_key_file: None,
             interval_ms: 1_000,
             half_duplex: false,
             key_retention_ms: 30 * 24 * 3_600_000,

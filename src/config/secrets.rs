@@ -11,6 +11,9 @@
 //! kept in a file of its own (`security.cluster_secret_file`), so the configuration can
 //! be shared and versioned without it: the file holds the secret alone (surrounding
 //! whitespace is ignored) and must not be readable by every user of the host.
+//!
+//! The spool's HMAC key (`exchange.hmac_key_file`) follows the same rules, in a file of
+//! its own; its key is the bytes the file's hex or base64 writes.
 
 use super::*;
 
@@ -23,6 +26,56 @@ const MIN_DISTINCT_BYTES: usize = 16;
 
 /// Longest cluster secret file read.
 const MAX_SECRET_FILE_BYTES: u64 = 4096;
+
+/// The spool's HMAC key from a key file: the bytes its hex or base64 writes, under the
+/// cluster secret's rules (32 random bytes or more, in a file not every user can read).
+pub fn spool_key(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    const KEY: &str = "exchange.hmac_key_file";
+    let text = read_secret_file(path, KEY)?;
+    decode_secret(&text).ok_or_else(|| {
+        ConfigError::invalid(KEY, format!("{} is not hex or base64", path.display()))
+    })
+}
+
+/// The secret the private file at `path` holds, trimmed and checked; errors name `key`.
+fn read_secret_file(path: &Path, key: &str) -> Result<String, ConfigError> {
+    let unreadable = |error: std::io::Error| {
+        ConfigError::invalid(key, format!("cannot read {}: {error}", path.display()))
+    };
+    let metadata = std::fs::metadata(path).map_err(unreadable)?;
+    require(
+        metadata.len() <= MAX_SECRET_FILE_BYTES,
+        key,
+        format!(
+            "{} is larger than {MAX_SECRET_FILE_BYTES} bytes",
+            path.display()
+        ),
+    )?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = metadata.permissions().mode();
+        require(
+            mode & 0o007 == 0,
+            key,
+            format!(
+                "{} can be read by every user of the host (mode {:o}): chmod 0600 it (or 0640 with the node's group)",
+                path.display(),
+                mode & 0o777
+            ),
+        )?;
+    }
+    let text = std::fs::read_to_string(path).map_err(unreadable)?;
+    let secret = text.trim();
+    require(
+        !secret.is_empty(),
+        key,
+        format!("{} is empty: {HOW_TO_MAKE_ONE}", path.display()),
+    )?;
+    check_cluster_secret(secret).map_err(|problem| {
+        ConfigError::invalid(key, format!("{}: the secret {problem}", path.display()))
+    })?;
+    Ok(secret.to_string())
+}
 
 /// Values shown as examples in Gavel's shipped files and documentation, ever: refused
 /// whatever their length.
@@ -94,7 +147,11 @@ fn decode_secret(secret: &str) -> Option<Vec<u8>> {
 impl Config {
     /// Reads `security.cluster_secret_file`, when set, into `security.cluster_secret`.
     /// A node calls it after loading the file and before `validate_for_serving`.
+    /// The spool's key file, when set, is read and checked too (`spool_key`).
     pub fn load_secret_files(&mut self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.exchange.hmac_key_file {
+            spool_key(path)?;
+        }
         let Some(path) = self.security.cluster_secret_file.clone() else {
             return Ok(());
         };
@@ -104,43 +161,16 @@ impl Config {
             KEY,
             "and security.cluster_secret are both set: keep the secret in one place",
         )?;
-        let unreadable = |error: std::io::Error| {
-            ConfigError::invalid(KEY, format!("cannot read {}: {error}", path.display()))
-        };
-        let metadata = std::fs::metadata(&path).map_err(unreadable)?;
-        require(
-            metadata.len() <= MAX_SECRET_FILE_BYTES,
-            KEY,
-            format!(
-                "{} is larger than {MAX_SECRET_FILE_BYTES} bytes",
-                path.display()
-            ),
-        )?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = metadata.permissions().mode();
-            require(
-                mode & 0o007 == 0,
-                KEY,
-                format!(
-                    "{} can be read by every user of the host (mode {:o}): chmod 0600 it (or 0640 with the node's group)",
-                    path.display(),
-                    mode & 0o777
-                ),
-            )?;
-        }
-        let text = std::fs::read_to_string(&path).map_err(unreadable)?;
-        let secret = text.trim();
-        require(
-            !secret.is_empty(),
-            KEY,
-            format!("{} is empty: {HOW_TO_MAKE_ONE}", path.display()),
-        )?;
-        check_cluster_secret(secret).map_err(|problem| {
-            ConfigError::invalid(KEY, format!("{}: the secret {problem}", path.display()))
-        })?;
-        self.security.cluster_secret = Some(secret.to_string());
+        self.security.cluster_secret = Some(read_secret_file(&path, KEY)?);
         Ok(())
+    }
+    /// The spool's HMAC key (`exchange.hmac_key_file`), when the spool is on.
+    pub fn spool_key(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        self.exchange
+            .hmac_key_file
+            .as_deref()
+            .map(spool_key)
+            .transpose()
     }
 
     /// The cluster secret, when one is written into the configuration, is strong; a
@@ -166,6 +196,15 @@ impl Config {
             security.cluster_secret_file.is_none() || security.cluster_secret.is_some(),
             "security.cluster_secret_file",
             "was not read (Config::load_secret_files)",
+        )
+    }
+
+    /// The spool, when on, has its HMAC key.
+    pub(super) fn validate_spool_key(&self) -> Result<(), ConfigError> {
+        require(
+            self.exchange.dir.is_none() || self.exchange.hmac_key_file.is_some(),
+            "exchange.hmac_key_file",
+            format!("must be set when exchange.dir is: every spool file is authenticated with it (HMAC-SHA256); {HOW_TO_MAKE_ONE}, the same file on the intranet side"),
         )
     }
 }

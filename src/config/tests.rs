@@ -129,6 +129,9 @@ fn each_bad_value_names_its_key() {
         ("limits.secret_hash_concurrency", |c| {
             c.limits.secret_hash_concurrency = 0
         }),
+        ("exchange.hmac_key_file", |c| {
+            c.exchange.dir = Some("spool".into())
+        }),
         ("limits.secret_hash_concurrency", |c| {
             c.limits.secret_hash_concurrency = 65
         }),
