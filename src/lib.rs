@@ -48,5 +48,6 @@ pub mod host;
 pub mod kernel;
 pub mod node;
 pub mod peer;
+pub mod private_files;
 pub mod replication;
 pub mod tls;

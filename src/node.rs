@@ -292,19 +292,33 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .start();
 
-    let exchange = config.exchange.dir.clone().map(|dir| {
-        crate::actors::exchange::Exchange::new(
-            crate::actors::exchange::ExchangeSettings {
-                dir,
-                interval_ms: config.exchange.interval_ms,
-                half_duplex: config.exchange.half_duplex,
-                key_retention_ms: config.exchange.key_retention_ms,
-            },
-            supervisor.clone(),
-            replication.state.clone(),
-        )
-        .start()
-    });
+    let secret_hasher = std::sync::Arc::new(api::bidder_secret::SecretHasher::new(
+        config.limits.secret_hash_concurrency,
+    ));
+    let spool_key = config
+        .spool_key()
+        .context("cannot read exchange.hmac_key_file")?
+        .map(crate::exchange::SpoolKey::new);
+    let exchange = config
+        .exchange
+        .dir
+        .clone()
+        .zip(spool_key)
+        .map(|(dir, hmac_key)| {
+            crate::actors::exchange::Exchange::new(
+                crate::actors::exchange::ExchangeSettings {
+                    dir,
+                    interval_ms: config.exchange.interval_ms,
+                    half_duplex: config.exchange.half_duplex,
+                    key_retention_ms: config.exchange.key_retention_ms,
+                    hmac_key,
+                },
+                supervisor.clone(),
+                replication.state.clone(),
+                secret_hasher.clone(),
+            )
+            .start()
+        });
     let mut singletons = vec![
         Singleton::new("Supervisor", supervisor.clone()),
         Singleton::new("ResourcePool", pool.clone()),
@@ -332,6 +346,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         session_ttl_ms: config.sessions.ttl_ms,
         max_sessions_per_bidder: config.sessions.max_sessions_per_bidder,
         sign_in_throttle: api::sign_in::SignInThrottle::new(&config.limits),
+        secret_hasher,
         streams: std::sync::Arc::new(api::stream_slots::StreamSlots::new(&config.limits)),
         clock: clock_status,
     });

@@ -579,7 +579,10 @@ fn standbys_are_added_and_removed_while_bidding_goes_on() {
     let (mut stranger, stranger_peer) = cluster.configure_joiner(&dir.path().join("node-6"), 6);
     let config = std::fs::read_to_string(&stranger.config_path)
         .unwrap()
-        .replace(common::CLUSTER_SECRET, "a-different-cluster-secret-000000");
+        .replace(
+            common::CLUSTER_SECRET,
+            "64f39c62a9fc518e6e19a71e6b42327f45c056d9f51f199ef4600cce5a209fc7",
+        );
     std::fs::write(&stranger.config_path, config).unwrap();
     stranger.spawn_without_waiting();
     let stranger_up = wait_until(Duration::from_secs(15), || {

@@ -1,5 +1,6 @@
 //! The deployment files of cluster/: every node configuration loads and validates with the
-//! real loader, the nginx upstream lists every member's public listener, and nginx accepts
+//! real loader once the operator has made the cluster secret's file (the files carry no
+//! secret), the nginx upstream lists every member's public listener, and nginx accepts
 //! the file (when nginx is installed).
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,21 @@ fn node_configs(dir: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
+/// The cluster secret's file an operator makes with `gavel cluster secret --out`.
+fn made_secret_file(dir: &Path) -> PathBuf {
+    let path = dir.join("cluster-secret");
+    let output = Command::new(env!("CARGO_BIN_EXE_gavel"))
+        .args(["cluster", "secret", "--out"])
+        .arg(&path)
+        .output()
+        .expect("run gavel cluster secret");
+    assert!(output.status.success(), "{output:?}");
+    path
+}
+
 fn three_hosts() -> Vec<Config> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret_file = made_secret_file(dir.path());
     let mut paths = Vec::new();
     node_configs(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster"),
@@ -34,13 +49,39 @@ fn three_hosts() -> Vec<Config> {
         .iter()
         .map(|path| {
             let mut config = Config::load(path).unwrap_or_else(|error| panic!("{error}"));
+            assert_eq!(config.security.admin_token, None, "{}", path.display());
+            assert_eq!(config.security.cluster_secret, None, "{}", path.display());
+            assert_eq!(
+                config.security.cluster_secret_file.as_deref(),
+                Some(Path::new("/etc/gavel/cluster-secret")),
+                "{}",
+                path.display()
+            );
             config.apply_admin_token_override(Some("deployment-test-admin-token-0123".into()));
+            config.security.cluster_secret_file = Some(secret_file.clone());
+            config
+                .load_secret_files()
+                .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
             config
                 .validate_for_serving()
                 .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
             config
         })
         .collect()
+}
+
+#[test]
+fn the_shipped_configs_carry_no_usable_secret_and_do_not_serve_without_the_file() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/three-hosts/node-1.toml");
+    let mut config = Config::load(&path).expect("loads");
+    config.apply_admin_token_override(Some("deployment-test-admin-token-0123".into()));
+    let dir = tempfile::tempdir().expect("temp dir");
+    config.security.cluster_secret_file = Some(dir.path().join("not-made-yet"));
+    let error = config.load_secret_files().expect_err("no file");
+    assert_eq!(error.key(), Some("security.cluster_secret_file"));
+    assert!(config.validate_for_serving().is_err());
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(!text.contains("cluster_secret ="), "no secret in the file");
 }
 
 #[test]

@@ -12,18 +12,34 @@ use std::time::Duration;
 use common::cluster::{try_control, Cluster};
 use common::wait_until;
 use common::{auction_spec, request};
+use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+
+/// The spool's HMAC key, as hex in the key file both sides hold.
+const SPOOL_KEY_HEX: &str = "9f1c2a7be04d5536a8c1f0e2b79d4a6038e5c7f1a2b4d6e8091a3c5e7f90b2d4";
+
+/// Writes the spool's key file into `dir` (mode 0600); the `[exchange]` lines naming it.
+fn spool_key_config(dir: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("spool.key");
+    std::fs::write(&path, format!("{SPOOL_KEY_HEX}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    format!("hmac_key_file = \"{}\"\n", path.display())
+}
 
 fn body_of(records: &[Value]) -> String {
     records.iter().map(|record| format!("{record}\n")).collect()
 }
 
 fn checksum_line(body: &str, records: usize) -> String {
-    let sum = hex::encode(Sha256::digest(body.as_bytes()));
+    let key = hex::decode(SPOOL_KEY_HEX).unwrap();
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+    mac.update(body.as_bytes());
+    let sum = hex::encode(mac.finalize().into_bytes());
     format!(
         "{}\n",
-        json!({"checksum": format!("sha256:{sum}"), "records": records})
+        json!({"checksum": format!("hmac-sha256:{sum}"), "records": records})
     )
 }
 
@@ -93,8 +109,9 @@ fn spool_records_apply_once_results_go_out_once_and_a_leader_killed_mid_file_dou
         .expect("temp dir");
     let spool = dir.path().join("spool");
     let extra = format!(
-        "[exchange]\ndir = \"{}\"\ninterval_ms = 100\n",
-        spool.display()
+        "[exchange]\ndir = \"{}\"\ninterval_ms = 100\n{}",
+        spool.display(),
+        spool_key_config(dir.path())
     );
     let mut cluster = Cluster::start_with(dir.path(), 3, 0, &extra);
     let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
@@ -279,8 +296,9 @@ fn half_duplex_takes_one_direction_per_look_and_still_gets_both_done() {
         .expect("temp dir");
     let spool = dir.path().join("spool");
     let extra = format!(
-        "[exchange]\ndir = \"{}\"\ninterval_ms = 200\nhalf_duplex = true\n",
-        spool.display()
+        "[exchange]\ndir = \"{}\"\ninterval_ms = 200\nhalf_duplex = true\n{}",
+        spool.display(),
+        spool_key_config(dir.path())
     );
     let cluster = Cluster::start_with(dir.path(), 1, 0, &extra);
     let node = cluster.node(1);

@@ -1,23 +1,30 @@
 //! The Exchange actor: the intranet–internet spool (DESIGN.md decision 6).
 //!
 //! Files cross the air gap as JSON lines, one record `{key, status, data}` per line, and
-//! a last line `{"checksum": "sha256:<hex>", "records": N}` over every byte before it. A
-//! file is taken only when it is complete: its name ends in `.jsonl` (writers write
-//! another name and rename) and its checksum line is there and right. Only the leader's
-//! Exchange actor works the spool, every `interval_ms`:
+//! a last line `{"checksum": "hmac-sha256:<hex>", "records": N}`, the HMAC-SHA256 under
+//! the spool's key of every byte before it (`crate::exchange`). A file is taken only when
+//! it is complete: its name ends in `.jsonl` (writers write another name and rename), it
+//! is a regular file (opened `O_NOFOLLOW`: a symbolic link is quarantined, never
+//! followed) and its checksum line is there. A file whose MAC is wrong, or that has a
+//! plain SHA-256 checksum, is quarantined whole and nothing of it applies. Every file
+//! Gavel writes is mode 0600, created `O_EXCL` beside its place, synced, renamed, and its
+//! directory synced. Only the leader's Exchange actor works the spool, every
+//! `interval_ms`:
 //!
 //! - inbound: the oldest complete file in `inbound/`; each record with a good shape
 //!   (status `new`, a key of 1–64 characters `A-Za-z0-9_.-`, `data` one of the control
 //!   commands: `register_bidder`, `qualify`, `create_auction`, `suspend`, `resume`,
 //!   `terminate`) is proposed as `Command::Exchange`, which the state machine applies once
 //!   per key (`replication::exchange`); a bad record goes to
-//!   `quarantine/<file>.rejected.jsonl` with its line number and reason; then the file
-//!   moves to `processed/`. A file whose checksum is wrong goes to `quarantine/` whole,
+//!   `quarantine/<file>.rejected.jsonl` with its line number and reason; then a copy of
+//!   the file goes to `processed/` and the file leaves `inbound/`. Neither copy holds a
+//!   bidder's secret: every `secret` is replaced by `<redacted>` (the processed copy
+//!   gets a new MAC). A file whose MAC is wrong goes to `quarantine/` whole,
 //!   with a `.reason` file. A leader that dies within a file leaves it in `inbound/`; the
 //!   next leader takes it again and the keys already applied change nothing.
 //! - outbound: the records of the replicated outbox (each exchange record's result, each
 //!   closed auction's result and bids) go to `outbound/gavel-<first>-<last>.jsonl`
-//!   (written aside, synced, renamed, with the checksum line), then
+//!   (written aside, synced, renamed, the directory synced, with the MAC line), then
 //!   `Command::ExchangeExported` takes them out of the outbox. A leader that dies between
 //!   the two leaves them in the outbox, and the next one writes the same file again
 //!   (same name, same records).
@@ -33,8 +40,10 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::supervisor::{IsLeader, Propose, Supervisor};
+use crate::api::bidder_secret::SecretHasher;
 use crate::exchange::{
-    parse_file, with_checksum, write_aside_then_rename, FileProblem, Line, MAX_FILE_BYTES,
+    parse_file, processed_copy, redacted_line, with_mac, write_aside_then_rename, FileProblem,
+    Line, SpoolKey, MAX_FILE_BYTES,
 };
 use crate::kernel::{Command, Outcome};
 use crate::replication::exchange::MAX_OUTBOUND_PER_FILE;
@@ -52,6 +61,8 @@ pub struct ExchangeSettings {
     pub half_duplex: bool,
     /// Keys applied longer ago than this are forgotten (`Command::ExchangePrune`).
     pub key_retention_ms: u64,
+    /// Authenticates every file, both ways (`exchange.hmac_key_file`).
+    pub hmac_key: SpoolKey,
 }
 
 /// What the Exchange actor did since the node started (`GET /control/v1/exchange`).
@@ -93,6 +104,8 @@ pub struct Exchange {
     busy: bool,
     /// Under `half_duplex`: whether the next look is outbound.
     outbound_turn: bool,
+    /// The node's hasher of bidders' secrets (Argon2id, bounded concurrency).
+    hasher: Arc<SecretHasher>,
 }
 
 impl Exchange {
@@ -100,6 +113,7 @@ impl Exchange {
         settings: ExchangeSettings,
         supervisor: Addr<Supervisor>,
         state: SharedState,
+        hasher: Arc<SecretHasher>,
     ) -> Self {
         let report = ExchangeReport {
             enabled: true,
@@ -113,6 +127,7 @@ impl Exchange {
             report: Arc::new(Mutex::new(report)),
             busy: false,
             outbound_turn: false,
+            hasher,
         }
     }
 
@@ -133,6 +148,8 @@ impl Exchange {
             state: self.state.clone(),
             report: self.report.clone(),
             key_retention_ms: self.settings.key_retention_ms,
+            hasher: self.hasher.clone(),
+            key: self.settings.hmac_key.clone(),
         };
         async move {
             let leads = work.supervisor.send(IsLeader).await.unwrap_or(false);
@@ -203,6 +220,8 @@ struct Work {
     state: SharedState,
     report: Arc<Mutex<ExchangeReport>>,
     key_retention_ms: u64,
+    hasher: Arc<SecretHasher>,
+    key: SpoolKey,
 }
 
 impl Work {
@@ -239,8 +258,8 @@ impl Work {
 
     /// Takes the oldest complete inbound file, if any.
     async fn inbound(&self) -> Result<(), String> {
-        let dir = self.dir.clone();
-        let taken = blocking(move || next_inbound(&dir)).await?;
+        let (dir, key) = (self.dir.clone(), self.key.clone());
+        let taken = blocking(move || next_inbound(&dir, &key)).await?;
         let Some((path, parsed)) = taken else {
             return Ok(());
         };
@@ -260,14 +279,26 @@ impl Work {
             report.current_file_done = 0;
             report.current_file_records = lines.len() as u64;
         }
+        let processed = processed_copy(&lines, &self.key);
         let mut rejected = Vec::new();
         for line in lines {
             self.report.lock().current_file_done += 1;
             match line.record {
                 Err(reason) => rejected.push(serde_json::json!({
-                    "line": line.number, "key": line.key, "reason": reason, "record": line.text,
+                    "line": line.number, "key": line.key, "reason": reason,
+                    "record": redacted_line(&line.text),
                 })),
-                Ok((key, command)) => {
+                Ok((key, inbound)) => {
+                    let secret_hash = match inbound.secret() {
+                        Some(secret) => Some(
+                            self.hasher
+                                .hash(secret.to_string())
+                                .await
+                                .map_err(|error| error.to_string())?,
+                        ),
+                        None => None,
+                    };
+                    let command = inbound.into_command(secret_hash);
                     let outcome = self
                         .propose(Command::Exchange {
                             key,
@@ -301,8 +332,10 @@ impl Work {
                     text.as_bytes(),
                 )?;
             }
-            std::fs::rename(&path, dir.join("processed").join(&name))
-                .map_err(|error| format!("cannot move {} to processed/: {error}", path.display()))
+            write_aside_then_rename(&dir.join("processed").join(&name), &processed)?;
+            std::fs::remove_file(&path)
+                .and_then(|()| crate::private_files::sync_parent(&path))
+                .map_err(|error| format!("cannot remove {} from inbound/: {error}", path.display()))
         })
         .await?;
         let mut report = self.report.lock();
@@ -338,7 +371,7 @@ impl Work {
             .iter()
             .map(|(_, record)| format!("{record}\n"))
             .collect();
-        let file = with_checksum(body.as_bytes(), records.len());
+        let file = with_mac(body.as_bytes(), records.len(), &self.key);
         let path = self
             .dir
             .join("outbound")
@@ -372,7 +405,7 @@ type InboundFile = (PathBuf, Result<Vec<Line>, String>);
 
 /// The oldest complete inbound file and its lines (or why the whole file is refused);
 /// incomplete files are passed over, and quarantined once old.
-fn next_inbound(dir: &Path) -> Result<Option<InboundFile>, String> {
+fn next_inbound(dir: &Path, key: &SpoolKey) -> Result<Option<InboundFile>, String> {
     let inbound = dir.join("inbound");
     let mut names: Vec<PathBuf> = std::fs::read_dir(&inbound)
         .map_err(|error| format!("cannot list {}: {error}", inbound.display()))?
@@ -382,21 +415,28 @@ fn next_inbound(dir: &Path) -> Result<Option<InboundFile>, String> {
             path.extension()
                 .is_some_and(|extension| extension == "jsonl")
                 && !file_name(path).starts_with('.')
-                && path.is_file()
         })
         .collect();
     names.sort();
     for path in names {
-        let size = std::fs::metadata(&path).map(|meta| meta.len()).unwrap_or(0);
-        if size > MAX_FILE_BYTES {
+        // The entry itself, not what a link points at.
+        let Ok(metadata) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if metadata.file_type().is_symlink() {
+            return Ok(Some((path, Err("a symbolic link, not a file".to_string()))));
+        }
+        if !metadata.is_file() {
+            continue;
+        }
+        if metadata.len() > MAX_FILE_BYTES {
             return Ok(Some((
                 path,
                 Err(format!("larger than {MAX_FILE_BYTES} bytes")),
             )));
         }
-        let bytes = std::fs::read(&path)
-            .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-        match parse_file(&bytes) {
+        let bytes = read_no_follow(&path)?;
+        match parse_file(&bytes, key) {
             Err(FileProblem::Incomplete(reason)) => {
                 let age = std::fs::metadata(&path)
                     .and_then(|meta| meta.modified())
@@ -417,6 +457,18 @@ fn next_inbound(dir: &Path) -> Result<Option<InboundFile>, String> {
     Ok(None)
 }
 
+/// The bytes of the regular file at `path` (`O_NOFOLLOW`), at most `MAX_FILE_BYTES`.
+fn read_no_follow(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let failed = |error: std::io::Error| format!("cannot read {}: {error}", path.display());
+    let file = crate::private_files::open_no_follow(path).map_err(failed)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
+    Ok(bytes)
+}
+
 /// Moves a refused file to `quarantine/` with a `.reason` file beside it.
 fn quarantine_file(dir: &Path, path: &Path, reason: &str) -> Result<(), String> {
     let name = file_name(path);
@@ -425,7 +477,10 @@ fn quarantine_file(dir: &Path, path: &Path, reason: &str) -> Result<(), String> 
         &quarantine.join(format!("{name}.reason")),
         format!("{reason}\n").as_bytes(),
     )?;
-    std::fs::rename(path, quarantine.join(&name))
+    let moved = quarantine.join(&name);
+    std::fs::rename(path, &moved)
+        .and_then(|()| crate::private_files::sync_parent(&moved))
+        .and_then(|()| crate::private_files::sync_parent(path))
         .map_err(|error| format!("cannot move {} to quarantine/: {error}", path.display()))?;
     tracing::warn!(file = %name, %reason, "exchange file quarantined");
     Ok(())

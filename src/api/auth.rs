@@ -1,5 +1,6 @@
-//! Credentials: bidder secrets and session tokens are kept only as SHA-256 hashes; the
-//! admin token is compared in constant time.
+//! Credentials: session tokens are kept only as SHA-256 hashes; the admin token is
+//! compared in constant time. Bidders' secrets are Argon2id (`bidder_secret`); the salted
+//! SHA-256 here only reads the records of older releases until they are upgraded.
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
@@ -14,7 +15,8 @@ pub fn sha256_hex(value: &[u8]) -> String {
     hex::encode(Sha256::digest(value))
 }
 
-/// The stored form of a bidder's secret: SHA-256 over the salt and the secret.
+/// A bidder's secret record as older releases stored it: SHA-256 over the salt and the
+/// secret. Read at sign-in, then replaced by an Argon2id record.
 pub fn secret_hash(salt_hex: &str, secret: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(salt_hex.as_bytes());

@@ -3,7 +3,7 @@
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 
-use super::auth::{new_salt, secret_hash, Operator};
+use super::auth::Operator;
 use super::problem::{ApiError, Problem};
 use super::public::unexpected;
 use super::requests::{
@@ -62,7 +62,9 @@ fn auction_view(app: &AppState, auction_id: &str) -> Result<ControlAuctionView, 
 
 #[utoipa::path(tag = "control", request_body = BidderRequest, responses(
     (status = 201, body = BidderCreated), (status = 409, description = "bidder_exists", body = Problem),
-    (status = 422, description = "invalid_request", body = Problem)), security(("admin" = [])))]
+    (status = 422, description = "invalid_request", body = Problem),
+    (status = 429, description = "rate_limited: the node's secret hashing stayed busy for 5 s; with Retry-After", body = Problem)),
+    security(("admin" = [])))]
 #[post("/control/v1/bidders")]
 async fn register_bidder(
     app: web::Data<AppState>,
@@ -71,10 +73,10 @@ async fn register_bidder(
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner().into_inner();
     request.validate()?;
-    let secret_salt = new_salt();
+    let secret_hash = app.secret_hasher.hash(request.secret.clone()).await?;
     let command = Command::RegisterBidder {
-        secret_hash: secret_hash(&secret_salt, &request.secret),
-        secret_salt,
+        secret_hash,
+        secret_salt: String::new(),
         bidder_id: request.bidder_id.clone(),
         name: request.name.clone(),
     };

@@ -8,7 +8,8 @@
 //! - `pages` and `dashboard`: the bidder page (public `/`) and the operator dashboard
 //!   (control `/`), with their assets embedded in the binary.
 //! - `requests` and `views`: what the API accepts and answers; `problem` turns every
-//!   error into problem+json; `auth` handles secrets and tokens; `metrics` and `openapi`
+//!   error into problem+json; `auth` handles tokens and `bidder_secret` hashes bidders'
+//!   secrets (Argon2id, off the async workers); `metrics` and `openapi`
 //!   publish what the node does and what it accepts; `limits` rate-limits the public
 //!   listener per client address and per session, `sign_in` throttles wrong secrets per
 //!   bidder, `stream_slots` caps the event streams per address and per node; `replica`
@@ -23,6 +24,7 @@
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod bidder_secret;
 pub mod body_timeout;
 pub mod cluster_nodes;
 pub mod control;
@@ -88,6 +90,9 @@ pub struct AppState {
     pub max_sessions_per_bidder: u32,
     /// Wrong secrets per bidder, and the lockouts they started.
     pub sign_in_throttle: sign_in::SignInThrottle,
+    /// Hashes and checks bidders' secrets off the async workers, a bounded number at once
+    /// (shared with the Exchange actor).
+    pub secret_hasher: std::sync::Arc<bidder_secret::SecretHasher>,
     /// The event streams open on this node, per client address and in all.
     pub streams: std::sync::Arc<stream_slots::StreamSlots>,
     /// This node's clock against the voters' median (the Supervisor keeps it).

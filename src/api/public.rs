@@ -2,7 +2,8 @@
 
 use actix_web::{delete, get, post, web, HttpMessage, HttpRequest, HttpResponse};
 
-use super::auth::{hashes_equal, new_token, secret_hash, session_token_hash, sha256_hex};
+use super::auth::{new_token, session_token_hash, sha256_hex};
+use super::bidder_secret::Verdict;
 use super::problem::{ApiError, Problem};
 use super::requests::SessionRequest;
 use super::requests::{auction_path_id, BidRequest, BidsQuery, ConfirmRequest, JsonObject};
@@ -47,14 +48,16 @@ async fn server_time(app: web::Data<AppState>) -> web::Json<TimeView> {
     })
 }
 
-/// Opens a session with a bidder's id and secret. A bidder holds at most
+/// Opens a session with a bidder's id and secret, checked against the bidder's Argon2id
+/// record off the HTTP workers (a record from an older release, a salted SHA-256, is
+/// replaced by an Argon2id one on the way). A bidder holds at most
 /// `sessions.max_sessions_per_bidder` sessions: this one ends the oldest when they hold
 /// that many. Wrong secrets in a row lock the bidder's sign-ins out for a while.
 #[utoipa::path(tag = "public", request_body = SessionRequest, responses(
     (status = 201, body = SessionCreated),
     (status = 401, description = "bad_credentials", body = Problem),
     (status = 422, description = "invalid_request", body = Problem),
-    (status = 429, description = "rate_limited, or sign_in_locked after too many wrong secrets for the bidder; with Retry-After (seconds)", body = Problem)))]
+    (status = 429, description = "rate_limited (also when the node's secret hashing stays busy for 5 s), or sign_in_locked after too many wrong secrets for the bidder; with Retry-After (seconds)", body = Problem)))]
 #[post("/api/v1/sessions")]
 async fn create_session(
     app: web::Data<AppState>,
@@ -65,22 +68,32 @@ async fn create_session(
     app.sign_in_throttle
         .check(&request.bidder_id, now)
         .map_err(|retry_after_s| ApiError::SignInLocked { retry_after_s })?;
-    let credentials = {
+    let record = {
         let state = app.state.read();
-        state.kernel.bidders.get(&request.bidder_id).map(|bidder| {
-            hashes_equal(
-                &bidder.secret_hash,
-                &secret_hash(&bidder.secret_salt, &request.secret),
-            )
-        })
+        state
+            .kernel
+            .bidders
+            .get(&request.bidder_id)
+            .map(|bidder| (bidder.secret_salt.clone(), bidder.secret_hash.clone()))
     };
-    match credentials {
-        Some(true) => app.sign_in_throttle.succeeded(&request.bidder_id),
-        Some(false) => {
+    let Some((salt, stored_hash)) = record else {
+        return Err(ApiError::BadCredentials);
+    };
+    let verdict = app
+        .secret_hasher
+        .verify(salt, stored_hash.clone(), request.secret)
+        .await?;
+    match verdict {
+        Verdict::Match { upgrade } => {
+            app.sign_in_throttle.succeeded(&request.bidder_id);
+            if let Some(new_secret_hash) = upgrade {
+                upgrade_secret_hash(&app, &request.bidder_id, stored_hash, new_secret_hash).await;
+            }
+        }
+        Verdict::Mismatch => {
             app.sign_in_throttle.failed(&request.bidder_id, now);
             return Err(ApiError::BadCredentials);
         }
-        None => return Err(ApiError::BadCredentials),
     }
     let token = new_token();
     let expires_at_ms = wall_clock_ms().saturating_add(app.session_ttl_ms);
@@ -100,6 +113,26 @@ async fn create_session(
             expires_at_ms,
         })),
         other => Err(unexpected(other)),
+    }
+}
+
+/// Replaces a bidder's SHA-256 record, whose secret was just verified, by its Argon2id
+/// replacement. A refusal (another node upgraded it first) or a failure leaves the old
+/// record, to be upgraded at a later sign-in: the sign-in goes on either way.
+async fn upgrade_secret_hash(
+    app: &AppState,
+    bidder_id: &str,
+    old_secret_hash: String,
+    new_secret_hash: String,
+) {
+    let command = Command::UpgradeSecretHash {
+        bidder_id: bidder_id.to_string(),
+        old_secret_hash,
+        new_secret_hash,
+    };
+    match app.propose(command, bidder_id.to_string()).await {
+        Ok(_) => tracing::info!(bidder_id, "bidder secret record upgraded to Argon2id"),
+        Err(error) => tracing::warn!(bidder_id, %error, "bidder secret record not upgraded"),
     }
 }
 

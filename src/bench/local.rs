@@ -204,7 +204,7 @@ impl LocalCluster {
         extra_config: &str,
     ) -> anyhow::Result<LocalCluster> {
         let admin_token = random_secret("bench-admin");
-        let cluster_secret = random_secret("bench-cluster");
+        let cluster_secret = crate::config::secrets::new_cluster_secret();
         let mut members = String::new();
         for (index, place) in placements.iter().enumerate() {
             let id = index as u64 + 1;

@@ -3,7 +3,7 @@
 //! it). The file format and the seeding are `replication::backup`'s.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -125,27 +125,18 @@ fn download(url: &str, token: &str) -> Result<Vec<u8>, Failure> {
     Ok(bytes)
 }
 
-/// Writes `bytes` to a temporary file beside `out`, syncs it, renames it to `out` and
-/// syncs the directory: `out` is whole or absent.
+/// Writes `bytes` to a temporary file beside `out` (mode 0600: a backup holds every
+/// bidder's record), syncs it, renames it to `out` and syncs the directory: `out` is
+/// whole or absent.
 fn write_durably(out: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    let failed =
-        |error: std::io::Error| Failure::failed(format!("cannot write {}: {error}", out.display()));
-    let directory = match out.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = out
-        .file_name()
-        .ok_or_else(|| Failure::unusable(format!("{} is not a file name", out.display())))?;
-    let temporary = directory.join(format!(".{}.partial", file_name.to_string_lossy()));
-    let mut file = std::fs::File::create(&temporary).map_err(failed)?;
-    file.write_all(bytes).map_err(failed)?;
-    file.sync_all().map_err(failed)?;
-    drop(file);
-    std::fs::rename(&temporary, out).map_err(failed)?;
-    std::fs::File::open(&directory)
-        .and_then(|directory| directory.sync_all())
-        .map_err(failed)
+    if out.file_name().is_none() {
+        return Err(Failure::unusable(format!(
+            "{} is not a file name",
+            out.display()
+        )));
+    }
+    crate::private_files::write_aside_then_rename(out, bytes)
+        .map_err(|error| Failure::failed(format!("cannot write {}: {error}", out.display())))
 }
 
 fn print_summary(title: &str, backup: &Backup, bytes: usize) {

@@ -1,7 +1,8 @@
 //! `gavel cluster up` runs a local cluster in the foreground: it writes the files that
 //! `local_cluster` plans, starts `gavel serve` once per node as a child process, and
 //! stops them all on Ctrl-C or SIGTERM (SIGTERM to each, then SIGKILL after 10 s).
-//! `gavel cluster status` shows a cluster's ClusterView as a table.
+//! `gavel cluster status` shows a cluster's ClusterView as a table. `gavel cluster secret`
+//! makes a new cluster secret (`config::secrets`).
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -29,6 +30,17 @@ pub enum ClusterCommand {
     /// Build a new local cluster in --data-dir from a backup (`gavel ctl backup`); then
     /// start it with `gavel cluster up --data-dir DIR`.
     Restore(super::backup::RestoreArgs),
+    /// Make a new cluster secret (32 random bytes, hex) for `security.cluster_secret_file`
+    /// (or `security.cluster_secret`): printed, or written to a new file of mode 0600.
+    Secret(SecretArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SecretArgs {
+    /// Write the secret to this new file (mode 0600; an existing file is not replaced)
+    /// instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,7 +75,29 @@ pub fn run(command: ClusterCommand) -> Result<(), Failure> {
         ClusterCommand::Up(args) => up(args),
         ClusterCommand::Status(args) => status(args),
         ClusterCommand::Restore(args) => super::backup::restore(args),
+        ClusterCommand::Secret(args) => secret(args),
     }
+}
+
+/// `gavel cluster secret`: a new cluster secret, printed or in a new private file.
+fn secret(args: SecretArgs) -> Result<(), Failure> {
+    let secret = crate::config::secrets::new_cluster_secret();
+    let Some(path) = args.out else {
+        println!("{secret}");
+        return Ok(());
+    };
+    let written = crate::private_files::create_new(&path).and_then(|mut file| {
+        use std::io::Write;
+        file.write_all(format!("{secret}\n").as_bytes())?;
+        file.sync_all()
+    });
+    written
+        .map_err(|error| Failure::failed(format!("cannot create {}: {error}", path.display())))?;
+    eprintln!(
+        "wrote a new cluster secret to {} (mode 0600); copy it to every node and set security.cluster_secret_file",
+        path.display()
+    );
+    Ok(())
 }
 
 fn up(args: UpArgs) -> Result<(), Failure> {

@@ -144,9 +144,20 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// `gavel serve --config FILE`.
 fn serve(args: ServeArgs) -> Result<(), Failure> {
+    // Everything the node creates, sled's files included, is its own alone.
+    crate::private_files::restrict_umask();
     let config = load_config_for_serving(&args.config)
         .map_err(|error| Failure::unusable(error.to_string()))?;
     init_tracing();
+    match crate::private_files::restrict_tree(&config.node.data_dir) {
+        Ok(0) => {}
+        Ok(changed) => tracing::info!(
+            changed,
+            data_dir = %config.node.data_dir.display(),
+            "files of the data directory made private to the node's user"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot make the data directory private"),
+    }
     tracing::info!(node_id = config.node.id, name = %config.node.name, config = %args.config.display(), "starting node");
     crate::node::run(config).map_err(|error| {
         let message = format!("node stopped with an error: {error:#}");
@@ -160,12 +171,14 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
     })
 }
 
-/// The file, then the environment (`GAVEL_ADMIN_TOKEN` wins), then every check.
+/// The file, then the environment (`GAVEL_ADMIN_TOKEN` wins), then the cluster secret's
+/// file, then every check.
 pub fn load_config_for_serving(
     path: &std::path::Path,
 ) -> Result<Config, crate::config::ConfigError> {
     let mut config = Config::load(path)?;
     config.apply_environment();
+    config.load_secret_files()?;
     config.validate_for_serving()?;
     Ok(config)
 }

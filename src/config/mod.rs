@@ -1,5 +1,6 @@
 //! A node's configuration: one TOML file (documented key by key in `config/node.toml`),
-//! then `GAVEL_ADMIN_TOKEN` from the environment, then validation. The node starts only
+//! then `GAVEL_ADMIN_TOKEN` from the environment, then the cluster secret's file
+//! (`secrets`), then validation. The node starts only
 //! from a `Config` that passed `validate`; every error names the key at fault.
 //!
 //! Every key has a default except `node.id`. Defaults that depend on the node (its name,
@@ -17,7 +18,8 @@ use serde::{Deserialize, Serialize};
 /// `security.admin_token`.
 pub const ADMIN_TOKEN_ENV: &str = "GAVEL_ADMIN_TOKEN";
 
-/// Shortest admin token and cluster secret accepted.
+/// Shortest admin token and operator token accepted (the cluster secret has a rule of
+/// its own: `secrets`).
 pub const MIN_SECRET_CHARS: usize = 16;
 
 const PUBLIC_PORT_BASE: u64 = 8080;
@@ -112,10 +114,16 @@ pub struct SecuritySection {
     /// start without one; `GAVEL_ADMIN_TOKEN` replaces it when set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
-    /// Shared by the nodes of one cluster to authenticate peer traffic, 16 characters
-    /// or more. Required when the cluster has more than one member.
+    /// Shared by the nodes of one cluster to authenticate peer traffic: 32 random bytes
+    /// or more, as hex or base64 (`gavel cluster secret` makes one; `config::secrets`).
+    /// Required, here or in `cluster_secret_file`, when the cluster has more than one
+    /// member.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_secret: Option<String>,
+    /// A file holding the cluster secret alone, read when the node starts, instead of
+    /// `cluster_secret`; not readable by every user of the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// The operator name the admin token acts under in the audit trail.
     pub operator_name: String,
     /// More operators, each with a control token of their own (`[[security.operators]]`):
@@ -130,6 +138,7 @@ impl Default for SecuritySection {
         SecuritySection {
             admin_token: None,
             cluster_secret: None,
+            cluster_secret_file: None,
             operator_name: "operator".to_string(),
             operators: Vec::new(),
         }
@@ -143,6 +152,7 @@ impl fmt::Debug for SecuritySection {
             .debug_struct("SecuritySection")
             .field("admin_token", &redact(&self.admin_token))
             .field("cluster_secret", &redact(&self.cluster_secret))
+            .field("cluster_secret_file", &self.cluster_secret_file)
             .field("operator_name", &self.operator_name)
             .field("operators", &self.operators)
             .finish()
@@ -352,6 +362,12 @@ pub struct ExchangeSection {
     /// The spool: `inbound/` (files from the intranet), `outbound/` (results and bids for
     /// it), `quarantine/` (what could not be applied, with the reason), `processed/`.
     pub dir: Option<PathBuf>,
+    /// The file holding the spool's HMAC key (32 random bytes or more, hex or base64,
+    /// `gavel cluster secret --out FILE`; not readable by every user). Every file, both
+    /// ways, ends with the HMAC-SHA256 of its records under this key; an inbound file
+    /// without a valid one is quarantined. Required when `dir` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hmac_key_file: Option<PathBuf>,
     /// Time between two looks at the spool. Default 1000 ms (10 to 600000).
     pub interval_ms: u64,
     /// One direction at a time, as an isolation gateway that ferries files one way at
@@ -368,6 +384,7 @@ impl Default for ExchangeSection {
     fn default() -> Self {
         ExchangeSection {
             dir: None,
+            hmac_key_file: None,
             interval_ms: 1_000,
             half_duplex: false,
             key_retention_ms: 30 * 24 * 3_600_000,
@@ -434,9 +451,11 @@ impl Config {
         self.validate_tls()
     }
 
-    /// `validate`, plus what a serving node needs: an admin token, or an operator token.
+    /// `validate`, plus what a serving node needs: an admin token, or an operator token,
+    /// and the secret files it names read (`load_secret_files`).
     pub fn validate_for_serving(&self) -> Result<(), ConfigError> {
         self.validate()?;
+        self.validate_secret_files_read()?;
         if self.security.admin_token.is_none() && self.security.operators.is_empty() {
             return Err(ConfigError::invalid(
                 "security.admin_token",
@@ -467,6 +486,7 @@ fn line_and_column(text: &str, offset: usize) -> String {
 }
 
 mod file;
+pub mod secrets;
 mod security;
 mod validate;
 use file::{ConfigFile, NodeFile};

@@ -49,6 +49,10 @@ fn each_bad_value_names_its_key() {
         ("security.cluster_secret", |c| {
             c.security.cluster_secret = Some("short".into())
         }),
+        ("security.cluster_secret", |c| {
+            c.security.cluster_secret =
+                Some("replace-with-the-same-long-random-secret-on-every-node".into())
+        }),
         ("security.operator_name", |c| {
             c.security.operator_name = String::new()
         }),
@@ -121,6 +125,15 @@ fn each_bad_value_names_its_key() {
         }),
         ("limits.max_streams", |c| {
             c.limits.max_streams = c.http.max_connections + 1
+        }),
+        ("limits.secret_hash_concurrency", |c| {
+            c.limits.secret_hash_concurrency = 0
+        }),
+        ("exchange.hmac_key_file", |c| {
+            c.exchange.dir = Some("spool".into())
+        }),
+        ("limits.secret_hash_concurrency", |c| {
+            c.limits.secret_hash_concurrency = 65
         }),
         ("tls", |c| c.tls.public_cert = Some("cert.pem".into())),
         ("tls", |c| c.tls.peer_key = Some("key.pem".into())),
@@ -270,7 +283,8 @@ fn secrets_stay_out_of_debug_output() {
 #[test]
 fn serialized_config_reads_back_the_same() {
     let mut config = node_one();
-    config.security.cluster_secret = Some("a-cluster-secret-0123".into());
+    config.security.cluster_secret = Some(secrets::new_cluster_secret());
+    config.security.cluster_secret_file = Some("/etc/gavel/cluster-secret".into());
     let text = toml::to_string_pretty(&config).unwrap();
     assert_eq!(parse(&text).unwrap(), config);
 }

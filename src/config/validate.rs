@@ -70,7 +70,6 @@ impl Config {
                 .as_ref()
                 .is_none_or(|secret| secret.chars().count() >= MIN_SECRET_CHARS)
         };
-        let shared = self.cluster.members.len() <= 1 || security.cluster_secret.is_some();
         all_hold(&[
             (
                 "security.admin_token",
@@ -78,21 +77,13 @@ impl Config {
                 TOO_SHORT,
             ),
             (
-                "security.cluster_secret",
-                long_enough(&security.cluster_secret),
-                TOO_SHORT,
-            ),
-            (
                 "security.operator_name",
                 !security.operator_name.trim().is_empty(),
                 NOT_EMPTY,
             ),
-            (
-                "security.cluster_secret",
-                shared,
-                "must be set when the cluster has several members",
-            ),
         ])?;
+        self.validate_cluster_secret()?;
+        self.validate_spool_key()?;
         self.validate_operators()
     }
 

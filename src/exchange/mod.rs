@@ -1,14 +1,23 @@
 //! The spool's file format (DESIGN.md decision 6): JSON lines, one record
 //! `{key, status, data}` per line, then a checksum line
-//! `{"checksum": "sha256:<hex of every byte before it>", "records": N}`. Reading checks
-//! the whole file first (UTF-8, checksum, count, size), then each record on its own
-//! (shape, key, status, the command's fields), so one bad record is named and the rest
-//! still apply. The Exchange actor (`actors::exchange`) moves the files.
+//! `{"checksum": "hmac-sha256:<hex>", "records": N}` whose hex is the HMAC-SHA256, keyed
+//! with the spool's key (`exchange.hmac_key_file`), of every byte before that line. Both
+//! sides of the air gap hold the key, so a file that anyone else wrote or altered fails
+//! its MAC; a file with a plain `sha256:` checksum (the format before the key) is not
+//! authenticated and fails too. Reading checks the whole file first (UTF-8, MAC, count,
+//! size), then each record on its own (shape, key, status, the command's fields), so one
+//! bad record is named and the rest still apply. The Exchange actor (`actors::exchange`)
+//! moves the files.
+//!
+//! What Gavel keeps of an inbound file never holds a bidder's secret: `redacted_line`
+//! replaces every `secret` before a record is written to `processed/` or to a
+//! `*.rejected.jsonl` file.
 
 use std::path::Path;
 
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::api::requests::AuctionSpecRequest;
 use crate::kernel::types::{validate_id, validate_text};
@@ -19,15 +28,92 @@ pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Most records in one inbound file.
 pub const MAX_RECORDS: usize = 10_000;
 
-/// `body` with its checksum line.
-pub fn with_checksum(body: &[u8], records: usize) -> Vec<u8> {
+/// How a checksum line names an HMAC-SHA256.
+pub const MAC_PREFIX: &str = "hmac-sha256:";
+/// What stands in for a secret in the files Gavel keeps.
+pub const REDACTED: &str = "<redacted>";
+
+/// The spool's HMAC key. Debug output never shows it.
+#[derive(Clone)]
+pub struct SpoolKey(Vec<u8>);
+
+impl SpoolKey {
+    /// A key of at least 32 bytes (the config's rule for `exchange.hmac_key_file`).
+    pub fn new(bytes: Vec<u8>) -> Self {
+        SpoolKey(bytes)
+    }
+
+    /// The hex HMAC-SHA256 of `body`.
+    fn mac_hex(&self, body: &[u8]) -> String {
+        hex::encode(self.mac(body).finalize().into_bytes())
+    }
+
+    fn mac(&self, body: &[u8]) -> Hmac<Sha256> {
+        // HMAC takes a key of any length: the error case cannot happen.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
+        mac.update(body);
+        mac
+    }
+
+    /// Whether `mac_hex` is the HMAC of `body`, compared in constant time.
+    fn verifies(&self, body: &[u8], mac_hex: &str) -> bool {
+        hex::decode(mac_hex).is_ok_and(|tag| self.mac(body).verify_slice(&tag).is_ok())
+    }
+}
+
+impl std::fmt::Debug for SpoolKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("SpoolKey(<redacted>)")
+    }
+}
+
+/// `body` with its checksum line, the HMAC of `body` under `key`.
+pub fn with_mac(body: &[u8], records: usize, key: &SpoolKey) -> Vec<u8> {
     let mut file = body.to_vec();
     let line = serde_json::json!({
-        "checksum": format!("sha256:{}", hex::encode(Sha256::digest(body))),
+        "checksum": format!("{MAC_PREFIX}{}", key.mac_hex(body)),
         "records": records,
     });
     file.extend_from_slice(format!("{line}\n").as_bytes());
     file
+}
+
+/// A line as Gavel keeps it: every `secret` field replaced by `REDACTED`; a line that is
+/// not JSON (so may hold anything) is not kept at all, only its length.
+pub fn redacted_line(text: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(mut value) => {
+            redact(&mut value);
+            value.to_string()
+        }
+        Err(_) => serde_json::json!({ "not_json_bytes": text.len() }).to_string(),
+    }
+}
+
+fn redact(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (name, field) in fields.iter_mut() {
+                if name == "secret" {
+                    *field = serde_json::Value::String(REDACTED.to_string());
+                } else {
+                    redact(field);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+/// What `processed/` keeps of an inbound file: its lines redacted, under a new MAC.
+pub fn processed_copy(lines: &[Line], key: &SpoolKey) -> Vec<u8> {
+    let body: String = lines
+        .iter()
+        .map(|line| format!("{}\n", redacted_line(&line.text)))
+        .collect();
+    with_mac(body.as_bytes(), lines.len(), key)
 }
 
 /// One line of an inbound file, read.
@@ -35,7 +121,60 @@ pub struct Line {
     pub number: usize,
     pub key: Option<String>,
     pub text: String,
-    pub record: Result<(String, Command), String>,
+    pub record: Result<(String, Inbound), String>,
+}
+
+/// What a good inbound record asks for.
+pub enum Inbound {
+    /// A command, ready to propose.
+    Command(Command),
+    /// A bidder to register: the secret still has to be hashed (Argon2id, slow: the
+    /// Exchange actor hashes it just before proposing, through the node's hasher).
+    RegisterBidder {
+        bidder_id: String,
+        name: String,
+        secret: String,
+    },
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Inbound::Command(command) => formatter.debug_tuple("Command").field(command).finish(),
+            Inbound::RegisterBidder {
+                bidder_id, name, ..
+            } => formatter
+                .debug_struct("RegisterBidder")
+                .field("bidder_id", bidder_id)
+                .field("name", name)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Inbound {
+    /// The command to propose, given the Argon2id record of the secret when there is one.
+    pub fn into_command(self, secret_hash: Option<String>) -> Command {
+        match self {
+            Inbound::Command(command) => command,
+            Inbound::RegisterBidder {
+                bidder_id, name, ..
+            } => Command::RegisterBidder {
+                bidder_id,
+                name,
+                secret_salt: String::new(),
+                secret_hash: secret_hash.unwrap_or_default(),
+            },
+        }
+    }
+
+    /// The secret to hash before proposing, if any.
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            Inbound::RegisterBidder { secret, .. } => Some(secret),
+            Inbound::Command(_) => None,
+        }
+    }
 }
 
 pub enum FileProblem {
@@ -51,7 +190,7 @@ struct ChecksumLine {
     records: usize,
 }
 
-pub fn parse_file(bytes: &[u8]) -> Result<Vec<Line>, FileProblem> {
+pub fn parse_file(bytes: &[u8], key: &SpoolKey) -> Result<Vec<Line>, FileProblem> {
     let text = std::str::from_utf8(bytes)
         .map_err(|error| FileProblem::Bad(format!("not UTF-8: {error}")))?;
     let body_and_last = text.trim_end_matches('\n');
@@ -61,12 +200,16 @@ pub fn parse_file(bytes: &[u8]) -> Result<Vec<Line>, FileProblem> {
     };
     let checksum: ChecksumLine = serde_json::from_str(last)
         .map_err(|_| FileProblem::Incomplete("no checksum line at its end".to_string()))?;
-    let expected = format!("sha256:{}", hex::encode(Sha256::digest(body.as_bytes())));
-    if checksum.checksum != expected {
+    let Some(mac_hex) = checksum.checksum.strip_prefix(MAC_PREFIX) else {
         return Err(FileProblem::Bad(format!(
-            "checksum {} does not match its records ({expected})",
-            checksum.checksum
+            "its checksum line is not an HMAC ({MAC_PREFIX}...): the file is not authenticated"
         )));
+    };
+    if !key.verifies(body.as_bytes(), mac_hex) {
+        return Err(FileProblem::Bad(
+            "its HMAC does not match its records: written without the spool's key, or altered"
+                .to_string(),
+        ));
     }
     let lines: Vec<&str> = body
         .lines()
@@ -140,7 +283,7 @@ enum RecordData {
     },
 }
 
-fn parse_record(line: &str) -> Result<(String, Command), String> {
+fn parse_record(line: &str) -> Result<(String, Inbound), String> {
     let record: InboundRecord =
         serde_json::from_str(line).map_err(|error| format!("not a record: {error}"))?;
     validate_id("key", &record.key).map_err(|error| error.to_string())?;
@@ -160,13 +303,14 @@ fn parse_record(line: &str) -> Result<(String, Command), String> {
             if !(8..=256).contains(&length) {
                 return Err("secret must be 8 to 256 characters".to_string());
             }
-            let salt = crate::api::auth::new_salt();
-            Command::RegisterBidder {
-                secret_hash: crate::api::auth::secret_hash(&salt, &secret),
-                secret_salt: salt,
-                bidder_id,
-                name,
-            }
+            return Ok((
+                record.key,
+                Inbound::RegisterBidder {
+                    bidder_id,
+                    name,
+                    secret,
+                },
+            ));
         }
         RecordData::Qualify {
             auction_id,
@@ -195,7 +339,7 @@ fn parse_record(line: &str) -> Result<(String, Command), String> {
             Command::Terminate { auction_id, reason }
         }
     };
-    Ok((record.key, command))
+    Ok((record.key, Inbound::Command(command)))
 }
 
 fn phase_command(auction_id: &str, reason: &str) -> Result<(), String> {
@@ -203,29 +347,24 @@ fn phase_command(auction_id: &str, reason: &str) -> Result<(), String> {
     validate_text("reason", reason, false).map_err(|error| error.to_string())
 }
 
-/// Writes `bytes` to a hidden file beside `path`, syncs it, renames it to `path`.
+/// Writes `bytes` to a hidden file beside `path` (mode 0600, `O_EXCL`, `O_NOFOLLOW`),
+/// syncs it, renames it to `path` and syncs the directory.
 pub fn write_aside_then_rename(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    let failed = |error: std::io::Error| format!("cannot write {}: {error}", path.display());
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let aside = path.with_file_name(format!(".{name}.partial"));
-    let mut file = std::fs::File::create(&aside).map_err(failed)?;
-    file.write_all(bytes).map_err(failed)?;
-    file.sync_all().map_err(failed)?;
-    drop(file);
-    std::fs::rename(&aside, path).map_err(failed)
+    crate::private_files::write_aside_then_rename(path, bytes)
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn key() -> SpoolKey {
+        SpoolKey::new(vec![7u8; 32])
+    }
+
     fn file(lines: &[&str]) -> Vec<u8> {
         let body: String = lines.iter().map(|line| format!("{line}\n")).collect();
-        with_checksum(body.as_bytes(), lines.len())
+        with_mac(body.as_bytes(), lines.len(), &key())
     }
 
     #[test]
@@ -238,8 +377,10 @@ mod tests {
             r#"{"key":"k-5","status":"new","data":{"type":"register_bidder","bidder_id":"bo","name":"Bo","secret":"short"}}"#,
             r#"not json"#,
         ]);
-        let lines = parse_file(&bytes).ok().expect("complete");
-        assert!(matches!(&lines[0].record, Ok((key, Command::Qualify { .. })) if key == "k-1"));
+        let lines = parse_file(&bytes, &key()).ok().expect("complete");
+        assert!(
+            matches!(&lines[0].record, Ok((key, Inbound::Command(Command::Qualify { .. }))) if key == "k-1")
+        );
         for (index, why) in [
             (1, "status"),
             (2, "key"),
@@ -257,22 +398,59 @@ mod tests {
     fn a_file_without_its_checksum_line_waits_and_a_wrong_one_is_refused() {
         let record = r#"{"key":"k-1","status":"new","data":{"type":"resume","auction_id":"a"}}"#;
         assert!(matches!(
-            parse_file(format!("{record}\n").as_bytes()),
+            parse_file(format!("{record}\n").as_bytes(), &key()),
             Err(FileProblem::Incomplete(_))
         ));
         let mut bytes = file(&[record]);
         bytes[10] = b'X';
-        assert!(matches!(parse_file(&bytes), Err(FileProblem::Bad(_))));
+        assert!(matches!(
+            parse_file(&bytes, &key()),
+            Err(FileProblem::Bad(_))
+        ));
         let body = format!("{record}\n");
-        let mut miscounted = body.as_bytes().to_vec();
-        miscounted.extend_from_slice(
-            format!(
-                "{{\"checksum\":\"sha256:{}\",\"records\":2}}\n",
-                hex::encode(Sha256::digest(body.as_bytes()))
-            )
-            .as_bytes(),
+        let miscounted = with_mac(body.as_bytes(), 2, &key());
+        assert!(matches!(
+            parse_file(&miscounted, &key()),
+            Err(FileProblem::Bad(_))
+        ));
+        assert!(parse_file(&file(&[record]), &key()).is_ok());
+    }
+
+    #[test]
+    fn a_file_without_the_spools_hmac_is_refused() {
+        use sha2::Digest;
+        let record = r#"{"key":"k-1","status":"new","data":{"type":"resume","auction_id":"a"}}"#;
+        let body = format!("{record}\n");
+        let other_key = SpoolKey::new(vec![8u8; 32]);
+        let problem = |bytes: &[u8]| match parse_file(bytes, &key()) {
+            Err(FileProblem::Bad(reason)) => reason,
+            Err(FileProblem::Incomplete(reason)) => panic!("incomplete: {reason}"),
+            Ok(_) => panic!("accepted"),
+        };
+        assert!(problem(&with_mac(body.as_bytes(), 1, &other_key)).contains("HMAC"));
+        let plain = format!(
+            "{body}{}\n",
+            serde_json::json!({"checksum": format!("sha256:{}", hex::encode(sha2::Sha256::digest(body.as_bytes()))), "records": 1})
         );
-        assert!(matches!(parse_file(&miscounted), Err(FileProblem::Bad(_))));
-        assert!(parse_file(&file(&[record])).is_ok());
+        assert!(problem(plain.as_bytes()).contains("not authenticated"));
+    }
+
+    #[test]
+    fn kept_lines_hold_no_secret() {
+        let line = r#"{"key":"k","status":"new","data":{"type":"register_bidder","bidder_id":"b","name":"B","secret":"hunter2-long"}}"#;
+        let kept = redacted_line(line);
+        assert!(
+            !kept.contains("hunter2-long") && kept.contains(REDACTED),
+            "{kept}"
+        );
+        let broken = r#"{"secret":"hunter2-long""#;
+        assert!(!redacted_line(broken).contains("hunter2"));
+        let lines = parse_file(&file(&[line]), &key()).ok().expect("read");
+        let copy = processed_copy(&lines, &key());
+        assert!(!String::from_utf8_lossy(&copy).contains("hunter2-long"));
+        assert!(
+            parse_file(&copy, &key()).is_ok(),
+            "the copy carries a good MAC"
+        );
     }
 }

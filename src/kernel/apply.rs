@@ -2,6 +2,7 @@
 //! counts refusals per auction, and asserts the named invariants of the auction it
 //! touched.
 
+use super::bidders;
 use super::bidding::ConfirmRequest;
 use super::bidding::{self, BidRequest};
 use super::cap;
@@ -13,7 +14,7 @@ use super::lottery::{self, splitmix64};
 use super::phases::{self, advance, not_open};
 use super::rejection::Rejection;
 use super::sessions;
-use super::state::{Auction, Bidder, OperatorRecord, Phase, State, MAX_OPERATOR_RECORDS};
+use super::state::{Auction, OperatorRecord, Phase, State, MAX_OPERATOR_RECORDS};
 use super::types::{validate_id, validate_text, AuctionSpec, BidderNumber, Money};
 
 /// What applying one command produced: its answer, and the events to publish. A refused
@@ -157,7 +158,12 @@ fn dispatch(
             name,
             secret_salt,
             secret_hash,
-        } => register_bidder(state, now_ms, bidder_id, name, secret_salt, secret_hash),
+        } => bidders::register(state, now_ms, bidder_id, name, secret_salt, secret_hash),
+        Command::UpgradeSecretHash {
+            bidder_id,
+            old_secret_hash,
+            new_secret_hash,
+        } => bidders::upgrade_secret_hash(state, bidder_id, old_secret_hash, new_secret_hash),
         Command::OpenSession {
             token_hash,
             bidder_id,
@@ -320,38 +326,6 @@ pub(super) fn validate_hash(field: &str, value: &str) -> Result<(), Rejection> {
             "{field} must be 64 hex digits"
         )))
     }
-}
-
-fn register_bidder(
-    state: &mut State,
-    now_ms: u64,
-    bidder_id: &str,
-    name: &str,
-    secret_salt: &str,
-    secret_hash: &str,
-) -> Result<Outcome, Rejection> {
-    validate_id("bidder_id", bidder_id)?;
-    validate_text("name", name, true)?;
-    validate_hash("secret_hash", secret_hash)?;
-    if secret_salt.len() != 32 || !secret_salt.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Rejection::InvalidRequest(
-            "secret_salt must be 32 hex digits".to_string(),
-        ));
-    }
-    if state.bidders.contains_key(bidder_id) {
-        return Err(Rejection::BidderExists);
-    }
-    state.bidders.insert(
-        bidder_id.to_string(),
-        Bidder {
-            bidder_id: bidder_id.to_string(),
-            name: name.to_string(),
-            secret_salt: secret_salt.to_string(),
-            secret_hash: secret_hash.to_string(),
-            registered_at_ms: now_ms,
-        },
-    );
-    Ok(Outcome::BidderRegistered)
 }
 
 fn create_auction(

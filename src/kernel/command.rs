@@ -18,7 +18,9 @@ pub struct Envelope {
 /// Every state change of Gavel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// Registers a bidder. The secret arrives only as a salted SHA-256 hash.
+    /// Registers a bidder. The secret arrives only hashed: an Argon2id PHC string in
+    /// `secret_hash` with `secret_salt` empty, or (records from before Argon2id) a salted
+    /// SHA-256 (`kernel::bidders`).
     RegisterBidder {
         bidder_id: String,
         name: String,
@@ -149,6 +151,16 @@ pub enum Command {
         auction_id: String,
         token_hash: String,
         nonce: String,
+    },
+    /// Proposed by the node that signed a bidder in against an older record (a salted
+    /// SHA-256): the record becomes `new_secret_hash`, an Argon2id PHC string of the same
+    /// secret. Applied only while the bidder's stored hash still is `old_secret_hash`, the
+    /// one the proposer verified the secret against, so a race cannot replace a newer
+    /// record (`kernel::bidders`).
+    UpgradeSecretHash {
+        bidder_id: String,
+        old_secret_hash: String,
+        new_secret_hash: String,
     },
 }
 
@@ -289,6 +301,8 @@ pub enum Outcome {
     ExchangePruned {
         keys: u64,
     },
+    /// A bidder's secret record is now Argon2id.
+    SecretHashUpgraded,
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! - `types`: identifiers, money and the auction specification, with their validation.
 //! - `command`: the commands and the envelope they travel in.
 //! - `state`: the replicated state (bidders, sessions, auctions, idempotency records);
+//!   `bidders` registers bidders and checks the stored form of their secrets;
 //!   `sessions` keeps the sessions and their per-bidder cap.
 //! - `rejection`: why a command was refused; the variants are the API's error codes.
 //! - `event`: what changed, for the live event streams.
@@ -21,6 +22,7 @@
 //! - `invariants`: the named invariants, asserted after every command and reused by tests.
 
 pub mod apply;
+pub mod bidders;
 pub mod bidding;
 mod cap;
 pub mod chain;

@@ -5,13 +5,23 @@
 //! (`Durable::write_durably`), which held Raft's appends and heartbeats back for as long.
 //! As a file it is written beside the log: to `gavel-snapshot.tmp`, fdatasync'ed, renamed
 //! over the previous one and the directory fsync'ed, so a crash leaves the old snapshot or
-//! the new one, never a mix. Layout: the metadata record's length (u64, little-endian),
-//! the metadata record, then the data. Reading checks the length against the file, and the
-//! records are checked by whoever decodes them.
+//! the new one, never a mix. The file is its owner's alone (mode 0600, opened with
+//! `O_NOFOLLOW`).
+//!
+//! Layout: `MAGIC` (8 bytes), the SHA-256 of everything after it (32 bytes), the metadata
+//! record's length (u64, little-endian), the metadata record, then the data. Reading
+//! checks the checksum before anything else, so a damaged snapshot is refused by name
+//! rather than decoded; then the length against the file; the records are checked by
+//! whoever decodes them. A file written by an older release, without the magic and the
+//! checksum (it starts with the length), is still read, its length checked: a damaged
+//! magic then reads as a length far beyond the file, and is refused too.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 use super::error::StoreError;
 
@@ -19,6 +29,9 @@ use super::error::StoreError;
 pub const SNAPSHOT_FILE: &str = "gavel-snapshot";
 const TEMPORARY_SUFFIX: &str = ".tmp";
 const LENGTH_BYTES: usize = 8;
+/// The first bytes of a snapshot file with a checksum.
+const MAGIC: &[u8; 8] = b"GVSNAP\x02\n";
+const CHECKSUM_BYTES: usize = 32;
 
 /// Where the snapshot of the sled database in `raft_dir` lives.
 pub fn snapshot_path(raft_dir: &Path) -> PathBuf {
@@ -41,10 +54,23 @@ pub fn write(path: &Path, meta_record: &[u8], data: &[u8]) -> Result<(), StoreEr
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(TEMPORARY_SUFFIX);
     let temporary = PathBuf::from(temporary);
-    let mut file = File::create(&temporary).map_err(StoreError::io(&temporary))?;
-    let length = meta_record.len() as u64;
-    let mut head = Vec::with_capacity(LENGTH_BYTES + meta_record.len());
-    head.extend_from_slice(&length.to_le_bytes());
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(crate::private_files::FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&temporary)
+        .map_err(StoreError::io(&temporary))?;
+    let length = (meta_record.len() as u64).to_le_bytes();
+    let mut checksum = Sha256::new();
+    checksum.update(length);
+    checksum.update(meta_record);
+    checksum.update(data);
+    let mut head = Vec::with_capacity(MAGIC.len() + CHECKSUM_BYTES + LENGTH_BYTES);
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&checksum.finalize());
+    head.extend_from_slice(&length);
     head.extend_from_slice(meta_record);
     let mut written: u64 = 0;
     let mut in_flight: Option<(u64, u64)> = None;
@@ -99,7 +125,11 @@ pub struct SnapshotFile {
 
 /// The metadata record and the data of the snapshot at `path`, if there is one.
 pub fn read(path: &Path) -> Result<Option<SnapshotFile>, StoreError> {
-    let mut file = match File::open(path) {
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path);
+    let mut file = match opened {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(StoreError::io(path)(error)),
@@ -107,6 +137,24 @@ pub fn read(path: &Path) -> Result<Option<SnapshotFile>, StoreError> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(StoreError::io(path))?;
     let what = || format!("snapshot file {}", path.display());
+    if bytes.starts_with(MAGIC) {
+        let body_start = MAGIC.len() + CHECKSUM_BYTES;
+        let Some(stored) = bytes.get(MAGIC.len()..body_start) else {
+            return Err(StoreError::corrupt(what(), "shorter than its header"));
+        };
+        let computed = Sha256::digest(&bytes[body_start..]);
+        if computed.as_slice() != stored {
+            return Err(StoreError::corrupt(
+                what(),
+                format!(
+                    "its SHA-256 is {}, its header says {} (damaged on disk)",
+                    hex::encode(computed),
+                    hex::encode(stored)
+                ),
+            ));
+        }
+        bytes.drain(..body_start);
+    }
     let Some(length) = bytes.get(..LENGTH_BYTES) else {
         return Err(StoreError::corrupt(what(), "shorter than its header"));
     };
@@ -142,6 +190,39 @@ mod tests {
         let mut temporary = path.as_os_str().to_owned();
         temporary.push(TEMPORARY_SUFFIX);
         assert!(!PathBuf::from(temporary).exists());
+    }
+
+    #[test]
+    fn a_snapshot_file_is_private_and_a_damaged_one_is_refused_by_its_checksum() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = snapshot_path(dir.path());
+        write(&path, b"meta", &[7u8; 10_000]).expect("write");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mut bytes = std::fs::read(&path).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01; // one bit of the data: the lengths still agree
+        std::fs::write(&path, &bytes).expect("damage");
+        match read(&path) {
+            Err(StoreError::Corrupt { detail, .. }) => {
+                assert!(detail.contains("SHA-256"), "{detail}")
+            }
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a damaged snapshot was read"),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_file_of_an_older_release_without_a_checksum_still_reads() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = snapshot_path(dir.path());
+        let mut old = 4u64.to_le_bytes().to_vec();
+        old.extend_from_slice(b"metathe data");
+        std::fs::write(&path, old).expect("write");
+        let stored = read(&path).expect("read").expect("a snapshot");
+        assert_eq!(stored.meta_record, b"meta");
+        assert_eq!(stored.data, b"the data");
     }
 
     #[test]

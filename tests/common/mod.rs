@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub const ADMIN_TOKEN: &str = "integration-admin-token-0123456789";
-pub const CLUSTER_SECRET: &str = "integration-cluster-secret-0123456789";
+pub const CLUSTER_SECRET: &str = "8ea7550d9e3468905e97f68a9d904e1aee81555bce788b65e3e8e19bff871bbe";
 
 /// Ports `free_port` hands out: below Linux's ephemeral range (32768–60999 by default),
 /// so no outgoing connection of a test or a node can take one between `free_port`
