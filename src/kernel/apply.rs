@@ -49,6 +49,7 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
     }
     if let Command::PruneArchive { retention_ms } = &envelope.command {
         let closed_before_ms = now_ms.saturating_sub(*retention_ms);
+        state.archived.note_pruned_before(closed_before_ms);
         return Applied {
             result: Ok(Outcome::ArchivePruned { closed_before_ms }),
             events,
@@ -333,6 +334,10 @@ fn create_auction(
     events: &mut Vec<Event>,
 ) -> Result<Outcome, Rejection> {
     spec.validate()?;
+    // An archived (or archived and pruned) id named another sale: it is never reused.
+    if state.archived.was_archived(&spec.id) {
+        return Err(Rejection::AuctionExists);
+    }
     if let Some(existing) = state.auctions.get(&spec.id) {
         return if &existing.spec == spec {
             Ok(Outcome::AuctionCreated { created: false })
@@ -464,7 +469,8 @@ fn purge(state: &mut State, now_ms: u64, request_retention_ms: u64) -> Outcome {
 }
 
 /// Takes the auctions that closed at least `closed_linger_ms` before `now_ms` out of the
-/// state, oldest close first (ties by id), at most `MAX_ARCHIVED_PER_COMMAND`.
+/// state, oldest close first (ties by id), at most `MAX_ARCHIVED_PER_COMMAND`, and notes
+/// them in the state's archive ledger in that order.
 fn archive(state: &mut State, now_ms: u64, closed_linger_ms: u64) -> Vec<Auction> {
     let mut due: Vec<(u64, String)> = state
         .auctions
@@ -477,7 +483,12 @@ fn archive(state: &mut State, now_ms: u64, closed_linger_ms: u64) -> Vec<Auction
         .collect();
     due.sort();
     due.truncate(MAX_ARCHIVED_PER_COMMAND);
-    due.into_iter()
+    let archived: Vec<Auction> = due
+        .into_iter()
         .filter_map(|(_, auction_id)| state.auctions.remove(&auction_id))
-        .collect()
+        .collect();
+    for auction in &archived {
+        state.archived.note_archived(auction);
+    }
+    archived
 }

@@ -16,9 +16,12 @@
 //! - `apply`: dispatch of commands; `phases`, `bidding`, `cap` hold the rules themselves.
 //! - `chain`: the per-auction hash chain of accepted bids.
 //! - `takeover`: the takeover rule, applied before the first command of each leader term.
+//! - `archived`: what the state remembers of archived auctions (ids, a chain, the prune
+//!   cutoff).
 //! - `invariants`: the named invariants, asserted after every command and reused by tests.
 
 pub mod apply;
+pub mod archived;
 pub mod bidding;
 mod cap;
 pub mod chain;
