@@ -17,7 +17,7 @@ use common::{auction_spec, now_ms, request, wait_until, Node, ADMIN_TOKEN};
 use serde_json::{json, Value};
 
 /// Closed sales the cluster archives before the standby joins (plus one sold with bids).
-const TERMINATED_SALES: usize = 2_000;
+const TERMINATED_SALES: usize = 4_000;
 /// HTTP clients creating and closing them.
 const WORKERS: usize = 8;
 /// Records per archive chunk: small, so the catch-up takes many chunks.
