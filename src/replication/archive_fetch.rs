@@ -11,7 +11,7 @@
 //!
 //! The leader is asked first, then the other members; a peer whose own archive is
 //! catching up refuses. Records are checked before they are stored: in the range, in
-//! order, no more than asked, each an auction the replicated state archived. Records
+//! order, no more than asked, none an auction the replicated state still holds. Records
 //! that closed before the newest prune cutoff this node applied are not stored: every
 //! other node has dropped them or is dropping them (`kernel::archived`).
 
@@ -322,7 +322,7 @@ impl ArchiveFetch {
     }
 
     /// The records of `chunk` to store, and the position of its last record; an error if
-    /// any record is out of the range asked for, out of order, or unknown to the state.
+    /// any record is out of the range asked for, out of order, or a live auction here.
     #[allow(clippy::type_complexity)]
     fn check_chunk(
         &self,
@@ -357,8 +357,10 @@ impl ArchiveFetch {
             if previous.as_ref().is_some_and(|previous| &key <= previous) {
                 return Err(bad(format!("{id} is out of archive order")));
             }
-            if !ledger.was_archived(&id) {
-                return Err(bad(format!("{id} was never archived here")));
+            // Not `ledger.was_archived`: a state written before the ledger kept ids
+            // (an upgraded cluster) does not know its older archived auctions.
+            if state.kernel.auctions.contains_key(&id) {
+                return Err(bad(format!("{id} is a live auction here")));
             }
             previous = Some(key);
             last = Some((index, id));
