@@ -13,11 +13,12 @@
 //!   `Exchange` works the intranet–internet spool on the leader. The Supervisor also
 //!   makes the operators' membership changes (standbys added and removed, a migration's
 //!   cutover).
-//! - `peer`: the peer listener and client: Raft RPCs and request forwarding between nodes,
-//!   authenticated by the cluster secret.
+//! - `peer`: the peer listener and client: Raft RPCs, request forwarding and archive
+//!   chunks between nodes, authenticated by the cluster secret.
 //! - `replication`: openraft's type configuration, the Raft log in segment files of its
 //!   own (made durable with fdatasync), Raft's metadata in sled, the state machine that feeds committed entries to the kernel, the
-//!   on-disk archive of closed auctions that left the replicated state, the exchange
+//!   on-disk archive of closed auctions that left the replicated state (filled from a
+//!   peer after a snapshot install: `archive_fetch`), the exchange
 //!   ledger (spool keys applied, records waiting to go out), and backups and the seeding
 //!   of a restored cluster.
 //! - `kernel`: the pure, deterministic auction rules. Nothing else changes state.

@@ -255,7 +255,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 .map(|member| member.peer.ip())
                 .collect(),
         )
+        .with_archive(replication.archive.clone())
         .run(peer_listener, peer_stopped),
+    );
+    // Fills the archive with what an installed snapshot did not carry; runs until the
+    // node stops.
+    let archive_fetch = tokio::spawn(
+        replication::archive_fetch::ArchiveFetch {
+            node_id,
+            archive: replication.archive.clone(),
+            state: replication.state.clone(),
+            raft: replication.raft.clone(),
+            clients: clients.clone(),
+            chunk_auctions: config.archive.chunk_auctions,
+        }
+        .run(),
     );
     let pool = ResourcePool::new(
         replication.state.clone(),
@@ -437,6 +451,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     control_handle.stop(true).await;
     let _ = stop_peer.send(true);
     let _ = peer_server.await;
+    archive_fetch.abort();
+    let _ = archive_fetch.await;
     if let Err(error) = replication.raft.shutdown().await {
         tracing::warn!(%error, "raft did not shut down cleanly");
     }

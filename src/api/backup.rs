@@ -1,6 +1,7 @@
 //! `GET /control/v1/backup`: a backup of this node's applied state (see
-//! `replication::backup`), taken while the cluster runs. `gavel ctl backup` asks the
-//! leader, whose archive is complete.
+//! `replication::backup`), taken while the cluster runs. A node whose archive is still
+//! being filled from its peers (`replication::archive_fetch`) refuses: the backup would
+//! miss closed sales. `gavel ctl backup` asks the leader.
 
 use actix_web::{get, web, HttpResponse};
 
@@ -19,15 +20,25 @@ pub fn configure(config: &mut web::ServiceConfig) {
 /// names the log index it is consistent at.
 #[utoipa::path(tag = "control", responses(
     (status = 200, description = "the backup file", content_type = "application/octet-stream", body = String),
-    (status = 503, description = "unavailable: the state could not be read", body = Problem)),
+    (status = 503, description = "unavailable: the state could not be read, or this node's archive is still being filled from its peers", body = Problem)),
     security(("admin" = [])))]
 #[get("/control/v1/backup")]
 async fn backup(app: web::Data<AppState>, operator: Operator) -> Result<HttpResponse, ApiError> {
     let (state, archive, node_id) = (app.state.clone(), app.archive.clone(), app.node_id);
-    let bytes = web::block(move || take_backup(&state, &archive, node_id, wall_clock_ms()))
-        .await
-        .map_err(|error| ApiError::Unavailable(error.to_string()))?
-        .map_err(|error| ApiError::Unavailable(format!("cannot take a backup: {error}")))?;
+    let bytes = web::block(move || {
+        if archive.catching_up() {
+            return Ok(None);
+        }
+        take_backup(&state, &archive, node_id, wall_clock_ms()).map(Some)
+    })
+    .await
+    .map_err(|error| ApiError::Unavailable(error.to_string()))?
+    .map_err(|error| ApiError::Unavailable(format!("cannot take a backup: {error}")))?
+    .ok_or_else(|| {
+        ApiError::Unavailable(
+            "this node's archive is still fetching closed auctions from its peers; a backup now would miss some: try again shortly, or take it from the leader".to_string(),
+        )
+    })?;
     let index = crate::replication::backup::read_header(&bytes)
         .map(|header| header.last_applied_index)
         .unwrap_or_default();

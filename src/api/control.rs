@@ -280,7 +280,8 @@ async fn change_increment(
 
 /// The result with every bid and its hash chain link.
 #[utoipa::path(tag = "control", params(("id" = String, Path)), responses(
-    (status = 200, body = ResultView), (status = 404, description = "auction_not_found", body = Problem)), security(("admin" = [])))]
+    (status = 200, body = ResultView), (status = 404, description = "auction_not_found", body = Problem),
+    (status = 503, description = "unavailable: archived, and this node is still fetching its record from its peers", body = Problem)), security(("admin" = [])))]
 #[get("/control/v1/auctions/{id}/result")]
 async fn result(
     app: web::Data<AppState>,

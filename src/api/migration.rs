@@ -38,21 +38,28 @@ pub struct NodeStatus {
     pub data_dir_bytes: u64,
     /// Bytes still free on the data directory's file system.
     pub free_disk_bytes: u64,
+    /// Closed auctions in this node's archive.
+    pub archive_auctions: u64,
+    /// Their order-independent digest: equal on nodes whose archives hold the same records.
+    pub archive_digest: String,
+    /// The node is still fetching archived auctions a snapshot did not carry.
+    pub archive_catching_up: bool,
 }
 
 #[utoipa::path(tag = "control", responses((status = 200, body = NodeStatus),
-    (status = 503, description = "unavailable: the data directory cannot be measured", body = Problem)),
+    (status = 503, description = "unavailable: the data directory or the archive cannot be read", body = Problem)),
     security(("admin" = [])))]
 #[get("/control/v1/node")]
 async fn node_status(
     app: web::Data<AppState>,
     _operator: Operator,
 ) -> Result<web::Json<NodeStatus>, ApiError> {
-    let data_dir = app.data_dir.clone();
-    let (used, free) = web::block(move || {
-        Ok::<_, std::io::Error>((
-            crate::disk::disk_usage(&data_dir)?,
-            crate::disk::free_bytes(&data_dir)?,
+    let (data_dir, archive) = (app.data_dir.clone(), app.archive.clone());
+    let (used, free, archive) = web::block(move || {
+        Ok::<_, String>((
+            crate::disk::disk_usage(&data_dir).map_err(|error| error.to_string())?,
+            crate::disk::free_bytes(&data_dir).map_err(|error| error.to_string())?,
+            archive.status().map_err(|error| error.to_string())?,
         ))
     })
     .await
@@ -67,6 +74,9 @@ async fn node_status(
         last_applied_index: app.state.read().last_applied_index,
         data_dir_bytes: used,
         free_disk_bytes: free,
+        archive_auctions: archive.auctions,
+        archive_digest: archive.digest,
+        archive_catching_up: archive.catching_up,
     }))
 }
 
@@ -77,7 +87,8 @@ pub struct CheckpointTaken {
     pub log_index: u64,
 }
 
-/// Proposes a checkpoint: every node notes its state's digest right after applying it.
+/// Proposes a checkpoint: every node notes its state's digest, and what its archive of
+/// closed auctions holds, right after applying it.
 #[utoipa::path(tag = "control", responses((status = 201, body = CheckpointTaken),
     (status = 503, description = "no_leader", body = Problem)), security(("admin" = [])))]
 #[post("/control/v1/cluster/checkpoints")]

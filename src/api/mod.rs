@@ -101,7 +101,8 @@ pub struct AppState {
 
 impl AppState {
     /// `view` of the auction `auction_id`, from the live state or, once archived, from
-    /// this node's archive; 404 `auction_not_found` if neither holds it.
+    /// this node's archive; 404 `auction_not_found` if neither holds it (503 if it was
+    /// archived and this node's archive is still being filled from its peers).
     pub fn read_auction<T>(
         &self,
         auction_id: &str,
@@ -115,6 +116,9 @@ impl AppState {
         }
         match self.archive.get(auction_id) {
             Ok(Some(auction)) => Ok(view(&auction)),
+            Ok(None) if self.archive_is_fetching(auction_id) => Err(ApiError::Unavailable(
+                "this auction is archived and this node is still fetching its record from its peers; try again shortly".to_string(),
+            )),
             Ok(None) => Err(Rejection::AuctionNotFound.into()),
             Err(error) => {
                 tracing::error!(%error, %auction_id, "cannot read the archive");
@@ -123,6 +127,12 @@ impl AppState {
                 ))
             }
         }
+    }
+
+    /// Whether `auction_id` was archived and this node's archive is still being filled
+    /// (`replication::archive_fetch`), so its record may yet arrive.
+    fn archive_is_fetching(&self, auction_id: &str) -> bool {
+        self.state.read().kernel.archived.was_archived(auction_id) && self.archive.catching_up()
     }
 
     /// Proposes a command and waits for its committed answer.

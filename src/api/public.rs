@@ -166,7 +166,8 @@ async fn list_auctions(app: web::Data<AppState>) -> web::Json<AuctionList> {
 
 #[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), responses(
     (status = 200, body = AuctionView),
-    (status = 404, description = "auction_not_found", body = Problem)))]
+    (status = 404, description = "auction_not_found", body = Problem),
+    (status = 503, description = "unavailable: archived, and this node is still fetching its record from its peers", body = Problem)))]
 #[get("/api/v1/auctions/{id}")]
 async fn get_auction(
     app: web::Data<AppState>,
@@ -182,6 +183,7 @@ async fn get_auction(
 #[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id"), BidsQuery), responses(
     (status = 200, body = BidList),
     (status = 404, description = "auction_not_found", body = Problem),
+    (status = 503, description = "unavailable: archived, and this node is still fetching its record from its peers", body = Problem),
     (status = 422, description = "invalid_request: limit out of range, or a parameter that is not a number", body = Problem)))]
 #[get("/api/v1/auctions/{id}/bids")]
 async fn list_bids(

@@ -8,7 +8,7 @@
 //! 3. incremental catch-up: M applies the log up to where the leader stood when the step
 //!    began;
 //! 4. verification: a checkpoint goes through the log and the leader and M must note the
-//!    same state digest for it;
+//!    same state digest for it, and archives of closed auctions holding the same records;
 //! 5. cutover: if N leads, leadership goes to another voter first; then M takes N's vote
 //!    and N leaves the cluster and stops.
 //!
@@ -294,17 +294,13 @@ impl Migration<'_> {
         let leader_url = control_url_of(&view, leader)
             .ok_or_else(|| Failure::failed("the leader has no control URL"))?;
         let path = format!("/control/v1/state/checkpoints/{label}");
-        let leader_digest = self.wait_for_checkpoint(&leader_url, &path)?;
-        let target_digest =
+        let leader_noted = self.wait_for_checkpoint(&leader_url, &path)?;
+        let target_noted =
             self.wait_for_checkpoint(self.args.control_url.trim_end_matches('/'), &path)?;
-        if leader_digest != target_digest {
-            return Err(Failure::failed(format!(
-                "verification failed: at {label} the leader's state digest is {leader_digest}, node {to}'s {target_digest}"
-            )));
-        }
+        compare_checkpoints(&label, to, &leader_noted, &target_noted)?;
         self.done(&format!(
-            "node {leader} and node {to} hold the same state at log index {}: {leader_digest}",
-            taken["log_index"]
+            "node {leader} and node {to} hold the same state and archive ({} closed auctions) at log index {}: {}",
+            leader_noted.archive_auctions, taken["log_index"], leader_noted.digest
         ));
         if self.args.no_cutover {
             return Ok(());
@@ -412,15 +408,13 @@ impl Migration<'_> {
             .unwrap_or(Value::Null))
     }
 
-    /// The digest `base_url`'s node noted at the checkpoint, once it has applied it.
-    fn wait_for_checkpoint(&self, base_url: &str, path: &str) -> Result<String, Failure> {
+    /// What `base_url`'s node noted at the checkpoint, once it has applied it.
+    fn wait_for_checkpoint(&self, base_url: &str, path: &str) -> Result<Noted, Failure> {
         let deadline = Instant::now() + self.step_timeout;
         loop {
             match self.get_at(base_url, path) {
                 Ok(checkpoint) => {
-                    return checkpoint["digest"]
-                        .as_str()
-                        .map(str::to_string)
+                    return Noted::from_json(&checkpoint)
                         .ok_or_else(|| Failure::failed(format!("{base_url}{path}: no digest")))
                 }
                 Err(failure) if failure.message.contains(" 404 ") => {}
@@ -435,6 +429,55 @@ impl Migration<'_> {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// What one node noted at a checkpoint: its state's digest and its archive's.
+struct Noted {
+    digest: String,
+    archive_auctions: u64,
+    archive_digest: String,
+    archive_catching_up: bool,
+}
+
+impl Noted {
+    fn from_json(checkpoint: &Value) -> Option<Noted> {
+        Some(Noted {
+            digest: checkpoint["digest"].as_str()?.to_string(),
+            archive_auctions: checkpoint["archive_auctions"].as_u64()?,
+            archive_digest: checkpoint["archive_digest"].as_str()?.to_string(),
+            archive_catching_up: checkpoint["archive_catching_up"].as_bool()?,
+        })
+    }
+}
+
+/// The target holds what the leader holds at the checkpoint: the same state, and an
+/// archive of closed auctions with the same records.
+fn compare_checkpoints(
+    label: &str,
+    to: u64,
+    leader: &Noted,
+    target: &Noted,
+) -> Result<(), Failure> {
+    if leader.digest != target.digest {
+        return Err(Failure::failed(format!(
+            "verification failed: at {label} the leader's state digest is {}, node {to}'s {}",
+            leader.digest, target.digest
+        )));
+    }
+    if target.archive_catching_up {
+        return Err(Failure::failed(format!(
+            "verification failed: at {label} node {to} was still fetching closed auctions for its archive"
+        )));
+    }
+    if (leader.archive_auctions, &leader.archive_digest)
+        != (target.archive_auctions, &target.archive_digest)
+    {
+        return Err(Failure::failed(format!(
+            "verification failed: at {label} the leader's archive holds {} closed auctions (digest {}), node {to}'s {} (digest {})",
+            leader.archive_auctions, leader.archive_digest, target.archive_auctions, target.archive_digest
+        )));
+    }
+    Ok(())
 }
 
 fn node_of(view: &Value, id: u64) -> Option<&Value> {

@@ -36,6 +36,8 @@ pub(super) struct ConfigFile {
     pub(super) exchange: ExchangeSection,
     #[serde(default)]
     pub(super) host: HostSection,
+    #[serde(default)]
+    pub(super) archive: ArchiveSection,
 }
 
 #[derive(Default, Deserialize)]
@@ -121,6 +123,7 @@ impl TryFrom<ConfigFile> for Config {
             faults: file.faults,
             exchange: file.exchange,
             host: file.host,
+            archive: file.archive,
         })
     }
 }

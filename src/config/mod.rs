@@ -80,6 +80,7 @@ pub struct Config {
     pub faults: FaultsSection,
     pub exchange: ExchangeSection,
     pub host: HostSection,
+    pub archive: ArchiveSection,
 }
 
 /// `[node]`: who this node is and where it keeps its state.
@@ -351,6 +352,24 @@ pub struct HostSection {
     /// at the cost of idle CPUs running at full power. The request is machine-wide and
     /// ends with the process. Default false.
     pub cpu_idle_poll: bool,
+}
+
+/// `[archive]`: the on-disk archive of closed auctions, as a node that installed a
+/// snapshot fills it from a peer (`replication::archive_fetch`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveSection {
+    /// Archived auctions asked for in one peer request while the archive catches up
+    /// (a chunk also stops at about 8 MiB). Default 500 (1 to 10000).
+    pub chunk_auctions: u32,
+}
+
+impl Default for ArchiveSection {
+    fn default() -> Self {
+        ArchiveSection {
+            chunk_auctions: 500,
+        }
+    }
 }
 
 /// `[exchange]`: the intranet–internet spool (DESIGN.md decision 6). Off unless `dir`

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::kernel::sessions::MAX_SESSIONS_PER_BIDDER_LIMIT;
+use crate::replication::archive_fetch::MAX_CHUNK_AUCTIONS;
 
 impl Config {
     pub(super) fn validate_node_and_listen(&self) -> Result<(), ConfigError> {
@@ -174,6 +175,11 @@ impl Config {
                 AT_LEAST_ONE,
             ),
             (
+                "archive.chunk_auctions",
+                (1..=MAX_CHUNK_AUCTIONS).contains(&self.archive.chunk_auctions),
+                "must be between 1 and 10000",
+            ),
+            (
                 "http.body_read_timeout_ms",
                 (100..=600_000).contains(&http.body_read_timeout_ms),
                 "must be between 100 and 600000",
@@ -189,6 +195,10 @@ pub(super) const FIXED_PORT: &str =
 pub(super) const HTTP_URL: &str = "must start with http:// or https://";
 pub(super) const TOO_SHORT: &str = "must be 16 characters or more";
 const _: () = assert!(MIN_SECRET_CHARS == 16, "TOO_SHORT names MIN_SECRET_CHARS");
+const _: () = assert!(
+    MAX_CHUNK_AUCTIONS == 10_000,
+    "the archive.chunk_auctions message names the chunk limit"
+);
 const _: () = assert!(
     MAX_SESSIONS_PER_BIDDER_LIMIT == 1_000,
     "the sessions.max_sessions_per_bidder message names the kernel's limit"

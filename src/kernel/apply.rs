@@ -53,6 +53,7 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
     }
     if let Command::PruneArchive { retention_ms } = &envelope.command {
         let closed_before_ms = now_ms.saturating_sub(*retention_ms);
+        state.archived.note_pruned_before(closed_before_ms);
         return Applied {
             result: Ok(Outcome::ArchivePruned { closed_before_ms }),
             events,
@@ -337,6 +338,10 @@ fn create_auction(
     events: &mut Vec<Event>,
 ) -> Result<Outcome, Rejection> {
     spec.validate()?;
+    // An archived (or archived and pruned) id named another sale: it is never reused.
+    if state.archived.was_archived(&spec.id) {
+        return Err(Rejection::AuctionExists);
+    }
     if let Some(existing) = state.auctions.get(&spec.id) {
         return if &existing.spec == spec {
             Ok(Outcome::AuctionCreated { created: false })

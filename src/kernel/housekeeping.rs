@@ -15,7 +15,8 @@ pub(super) fn purge(state: &mut State, now_ms: u64, request_retention_ms: u64) -
 }
 
 /// Takes the auctions that closed at least `closed_linger_ms` before `now_ms` out of the
-/// state, oldest close first (ties by id), at most `MAX_ARCHIVED_PER_COMMAND`.
+/// state, oldest close first (ties by id), at most `MAX_ARCHIVED_PER_COMMAND`, and notes
+/// them in the state's archive ledger in that order.
 pub(super) fn archive(state: &mut State, now_ms: u64, closed_linger_ms: u64) -> Vec<Auction> {
     let mut due: Vec<(u64, String)> = state
         .auctions
@@ -28,7 +29,12 @@ pub(super) fn archive(state: &mut State, now_ms: u64, closed_linger_ms: u64) -> 
         .collect();
     due.sort();
     due.truncate(MAX_ARCHIVED_PER_COMMAND);
-    due.into_iter()
+    let archived: Vec<Auction> = due
+        .into_iter()
         .filter_map(|(_, auction_id)| state.auctions.remove(&auction_id))
-        .collect()
+        .collect();
+    for auction in &archived {
+        state.archived.note_archived(auction);
+    }
+    archived
 }

@@ -19,9 +19,12 @@
 //! - `lottery`: the capped lottery's commit–reveal: seed, commitment, draw and re-draw.
 //! - `chain`: the per-auction hash chain of accepted bids.
 //! - `takeover`: the takeover rule, applied before the first command of each leader term.
+//! - `archived`: what the state remembers of archived auctions (ids, a chain, the prune
+//!   cutoff).
 //! - `invariants`: the named invariants, asserted after every command and reused by tests.
 
 pub mod apply;
+pub mod archived;
 pub mod bidders;
 pub mod bidding;
 mod cap;

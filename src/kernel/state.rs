@@ -7,6 +7,7 @@ use imbl::Vector;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::archived::ArchiveLedger;
 pub use super::lottery::{Confirmation, Lottery, LotterySecret};
 use super::requests::RequestRecords;
 use super::sessions::Sessions;
@@ -36,6 +37,9 @@ pub struct State {
     /// Every control action, oldest first, with the operator who gave it (bounded by
     /// `MAX_OPERATOR_RECORDS`; the Raft log keeps the rest until it is compacted).
     pub operator_audit: VecDeque<OperatorRecord>,
+    /// What the state remembers of the auctions it archived: their ids, a chain over
+    /// their records, the newest prune cutoff (`archived`).
+    pub archived: ArchiveLedger,
 }
 
 /// How many operator audit records the state keeps.

@@ -21,11 +21,12 @@ use tokio::net::TcpStream;
 use super::auth::{client_handshake, HandshakeError};
 use super::channel::{SecureChannel, TAG_BYTES};
 use super::protocol::{
-    encode, ForwardError, ForwardedCommit, FrameError, PeerRequest, PeerResponse, PeerStatus,
-    MAX_FRAME_BYTES,
+    encode, ForwardError, ForwardedCommit, FrameError, NodeArchiveStatus, PeerRequest,
+    PeerResponse, PeerStatus, MAX_FRAME_BYTES,
 };
 use super::PeerStream;
 use crate::kernel::Command;
+use crate::replication::archive_fetch::{ArchiveChunk, CatchUp};
 use crate::replication::TypeConfig;
 
 /// Longest time to dial a peer and finish the handshake.
@@ -349,6 +350,33 @@ impl PeerClient {
             PeerResponse::Done => Ok(()),
             PeerResponse::Refused(reason) => Err(PeerError::Remote(reason)),
             other => Err(unexpected("retire", &other)),
+        }
+    }
+
+    /// Asks the peer for archived records in `range` (see `replication::archive_fetch`);
+    /// `Err` holds the peer's reason for refusing.
+    pub async fn archive_chunk(
+        &self,
+        range: CatchUp,
+        limit: u32,
+        timeout: Duration,
+    ) -> Result<Result<ArchiveChunk, String>, PeerError> {
+        match self
+            .call(PeerRequest::ArchiveChunk { range, limit }, timeout)
+            .await?
+        {
+            PeerResponse::ArchiveChunk(chunk) => Ok(Ok(chunk)),
+            PeerResponse::Refused(reason) => Ok(Err(reason)),
+            other => Err(unexpected("archive_chunk", &other)),
+        }
+    }
+
+    /// Asks the peer how complete its archive is.
+    pub async fn archive_status(&self, timeout: Duration) -> Result<NodeArchiveStatus, PeerError> {
+        match self.call(PeerRequest::ArchiveStatus, timeout).await? {
+            PeerResponse::ArchiveStatus(status) => Ok(status),
+            PeerResponse::Refused(reason) => Err(PeerError::Remote(reason)),
+            other => Err(unexpected("archive_status", &other)),
         }
     }
 

@@ -1,9 +1,10 @@
 //! Gavel's peer transport: how nodes talk to each other on the peer listener (intranet
 //! zone, port 7080+k). Raft's RPCs (append entries, vote, install snapshot), commands
-//! forwarded by a node that does not lead to the one that does, and pings all travel as
-//! length-prefixed bincode frames (`protocol`) over TCP connections that first pass a
-//! mutual challenge–response handshake keyed by the cluster secret (`auth`) and are
-//! authenticated frame by frame afterwards (`channel`). `server` answers them for one
+//! forwarded by a node that does not lead to the one that does, archived auctions for a
+//! node that fills its archive after a snapshot (`replication::archive_fetch`), and pings
+//! all travel as length-prefixed bincode frames (`protocol`) over TCP connections that
+//! first pass a mutual challenge–response handshake keyed by the cluster secret (`auth`)
+//! and are authenticated frame by frame afterwards (`channel`). `server` answers them for one
 //! node's Raft and its `CommandSink`; `client` calls one peer over a small pool of
 //! authenticated connections, and `replication::PeerNetworkFactory` hands openraft those
 //! clients. With `[tls]` peer settings, every connection is TLS first (`crate::tls`), and
@@ -25,8 +26,8 @@ pub use auth::{HandshakeError, CLUSTER_NAME, MIN_SECRET_BYTES};
 pub use channel::SecureChannel;
 pub use client::{PeerClient, PeerClients, PeerError};
 pub use protocol::{
-    ForwardError, ForwardedCommit, FrameError, PeerRequest, PeerResponse, PeerStatus,
-    MAX_FRAME_BYTES,
+    ForwardError, ForwardedCommit, FrameError, NodeArchiveStatus, PeerRequest, PeerResponse,
+    PeerStatus, MAX_FRAME_BYTES,
 };
 pub use server::{PeerServer, PeerServerLimits};
 

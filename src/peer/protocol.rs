@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::kernel::{Command, Outcome, Rejection};
+use crate::replication::archive_fetch::{ArchiveChunk, ArchiveStatus, CatchUp};
 use crate::replication::TypeConfig;
 
 /// Largest frame either side sends or accepts once authenticated (a snapshot chunk is
@@ -51,6 +52,15 @@ pub enum PeerRequest {
     Retire {
         node_id: u64,
     },
+    /// Archived records a node lacks after installing a snapshot (`archive_fetch`):
+    /// those archived after `after_index` up to `up_to_index`, past `resume_after`, at
+    /// most `limit` of them.
+    ArchiveChunk {
+        range: CatchUp,
+        limit: u32,
+    },
+    /// Whether the node's archive is complete, how many records it holds, their digest.
+    ArchiveStatus,
 }
 
 impl PeerRequest {
@@ -64,6 +74,8 @@ impl PeerRequest {
             PeerRequest::Ping { .. } => "ping",
             PeerRequest::AllowElection { .. } => "allow_election",
             PeerRequest::Retire { .. } => "retire",
+            PeerRequest::ArchiveChunk { .. } => "archive_chunk",
+            PeerRequest::ArchiveStatus => "archive_status",
         }
     }
 
@@ -87,6 +99,8 @@ pub enum PeerResponse {
     Done,
     /// The request was understood and refused, for the reason given.
     Refused(String),
+    ArchiveChunk(ArchiveChunk),
+    ArchiveStatus(NodeArchiveStatus),
 }
 
 impl PeerResponse {
@@ -100,6 +114,8 @@ impl PeerResponse {
             PeerResponse::Pong(_) => "pong",
             PeerResponse::Done => "done",
             PeerResponse::Refused(_) => "refused",
+            PeerResponse::ArchiveChunk(_) => "archive_chunk",
+            PeerResponse::ArchiveStatus(_) => "archive_status",
         }
     }
 }
@@ -120,6 +136,14 @@ pub enum ForwardError {
     /// The leader could not propose it now (stopping, overloaded, storage failure).
     #[error("the command could not be proposed: {0}")]
     Unavailable(String),
+}
+
+/// What a node says of its archive, and how far it has applied the log (a node that has
+/// not yet installed the snapshot it is being sent has nothing to catch up on yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeArchiveStatus {
+    pub last_applied_index: u64,
+    pub archive: ArchiveStatus,
 }
 
 /// How a node sees the cluster, answered to a ping.

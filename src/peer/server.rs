@@ -15,8 +15,10 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::auth::{server_handshake, HandshakeError};
-use super::protocol::{FrameError, PeerRequest, PeerResponse, PeerStatus};
+use super::protocol::{FrameError, NodeArchiveStatus, PeerRequest, PeerResponse, PeerStatus};
 use super::{CommandSink, PeerStream};
+use crate::replication::archive::ArchiveStore;
+use crate::replication::archive_fetch::CatchUp;
 use crate::replication::GavelRaft;
 
 /// How much one peer server takes on.
@@ -71,6 +73,8 @@ pub struct PeerServer {
     /// The addresses of the configured members; with those of the Raft membership, the
     /// addresses whose connections get the members' handshake slots.
     member_addresses: Vec<IpAddr>,
+    /// The node's archive, for peers that fill theirs (`replication::archive_fetch`).
+    archive: Option<ArchiveStore>,
 }
 
 impl PeerServer {
@@ -87,6 +91,7 @@ impl PeerServer {
             votes_withheld: Arc::default(),
             clock: Arc::default(),
             member_addresses: Vec::new(),
+            archive: None,
         }
     }
 
@@ -117,6 +122,12 @@ impl PeerServer {
     /// Keeps elections off while `clock` says this node's clock is off.
     pub fn with_clock_status(mut self, clock: Arc<crate::clock::ClockStatus>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Serves archive chunks and status from `archive`.
+    pub fn with_archive(mut self, archive: ArchiveStore) -> Self {
+        self.archive = Some(archive);
         self
     }
 
@@ -310,6 +321,57 @@ impl PeerServer {
                 PeerResponse::Done
             }
             PeerRequest::Retire { node_id } => self.retire(node_id, peer),
+            PeerRequest::ArchiveChunk { range, limit } => self.archive_chunk(range, limit).await,
+            PeerRequest::ArchiveStatus => self.archive_status().await,
+        }
+    }
+
+    /// Archived records for a peer that fills its archive; refused while this node's own
+    /// archive is catching up (it may lack them too) or for a range that makes no sense.
+    async fn archive_chunk(&self, range: CatchUp, limit: u32) -> PeerResponse {
+        let Some(archive) = self.archive.clone() else {
+            return PeerResponse::Refused("this node serves no archive".to_string());
+        };
+        let resume_in_range = range
+            .resume_after
+            .as_ref()
+            .is_none_or(|(index, _)| *index > range.after_index && *index <= range.up_to_index);
+        if range.after_index >= range.up_to_index || !resume_in_range {
+            return PeerResponse::Refused(format!("not a range of log indexes: {range:?}"));
+        }
+        let answer = tokio::task::spawn_blocking(move || {
+            if archive.catch_up()?.is_some() {
+                return Ok(Err("this node's archive is catching up itself".to_string()));
+            }
+            archive.chunk(&range, limit).map(Ok)
+        })
+        .await;
+        match answer {
+            Ok(Ok(Ok(chunk))) => PeerResponse::ArchiveChunk(chunk),
+            Ok(Ok(Err(reason))) => PeerResponse::Refused(reason),
+            Ok(Err(error)) => PeerResponse::Refused(format!("cannot read the archive: {error}")),
+            Err(error) => PeerResponse::Refused(format!("cannot read the archive: {error}")),
+        }
+    }
+
+    async fn archive_status(&self) -> PeerResponse {
+        let Some(archive) = self.archive.clone() else {
+            return PeerResponse::Refused("this node serves no archive".to_string());
+        };
+        // Applied index first: a catch-up noted after it was read is still seen below.
+        let last_applied_index = self
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |log_id| log_id.index);
+        match tokio::task::spawn_blocking(move || archive.status()).await {
+            Ok(Ok(archive)) => PeerResponse::ArchiveStatus(NodeArchiveStatus {
+                last_applied_index,
+                archive,
+            }),
+            Ok(Err(error)) => PeerResponse::Refused(format!("cannot read the archive: {error}")),
+            Err(error) => PeerResponse::Refused(format!("cannot read the archive: {error}")),
         }
     }
 

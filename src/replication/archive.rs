@@ -11,26 +11,33 @@
 //! state. They are made durable before a snapshot that no longer holds those auctions is
 //! stored, which is also before the log entries that archived them can be purged.
 //!
-//! Snapshots and the archive: a snapshot carries the records of the newest
-//! `ARCHIVED_IN_SNAPSHOT` archived auctions (those with the newest log indexes up to the
-//! snapshot's). A node that installs a snapshot writes them to its archive, so a follower
-//! that was behind by fewer archived auctions than that ends with a complete archive. One
-//! that missed more keeps answering for what it archived itself and for what the snapshot
-//! carried; the records it missed are on every node that applied the entries (the leader
-//! among them). That bound keeps a snapshot, which openraft holds in memory, small however
-//! long the cluster runs.
+//! Each write (`put`, `prune_closed_before`) is one sled transaction over both trees and
+//! a third, `archive_meta`, which keeps what the archive holds: how many records and an
+//! order-independent digest of them (`HeldArchive`), so two nodes' archives compare in
+//! one look whatever order they were filled in.
+//!
+//! Snapshots and the archive: a snapshot carries only the records of the newest
+//! `ARCHIVED_IN_SNAPSHOT` archived auctions, which keeps it (openraft holds it in memory)
+//! small however long the cluster runs. A node that installs one stores them, notes that
+//! its archive lacks what was archived between the index it had applied and the
+//! snapshot's (`catch_up`), and fetches those records from a peer in bounded chunks
+//! (`archive_fetch`); until that is done its archive is incomplete, and it says so.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use super::codec::encode;
+use super::codec::{decode, encode};
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
 use crate::kernel::Auction;
 
-/// Archived auctions a snapshot carries, newest first.
+/// Archived auctions a snapshot carries (the newest): a bound that keeps snapshots small;
+/// a node that installs one fetches the others (`archive_fetch`).
 pub const ARCHIVED_IN_SNAPSHOT: usize = 1_000;
 
 /// sled's page cache for the archive: reads of old results are rare, and memory must not
@@ -45,18 +52,90 @@ pub struct ArchivedAuction {
     pub auction: Auction,
 }
 
+/// What a node's archive holds: how many records, and the sum (in four 64-bit lanes,
+/// wrapping) of each stored record's SHA-256. The sum does not depend on the order the
+/// records came in, so an archive filled by a catch-up and one filled entry by entry
+/// agree when they hold the same records. It detects a missing, extra or differing
+/// record; it is no defence against a forger.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldArchive {
+    pub auctions: u64,
+    sum: [u64; 4],
+}
+
+impl HeldArchive {
+    fn lanes(record: &[u8]) -> [u64; 4] {
+        let hash = Sha256::digest(record);
+        let mut lanes = [0u64; 4];
+        for (lane, bytes) in lanes.iter_mut().zip(hash.chunks_exact(8)) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(bytes);
+            *lane = u64::from_be_bytes(word);
+        }
+        lanes
+    }
+
+    fn add(&mut self, record: &[u8]) {
+        for (lane, value) in self.sum.iter_mut().zip(Self::lanes(record)) {
+            *lane = lane.wrapping_add(value);
+        }
+        self.auctions += 1;
+    }
+
+    fn remove(&mut self, record: &[u8]) {
+        for (lane, value) in self.sum.iter_mut().zip(Self::lanes(record)) {
+            *lane = lane.wrapping_sub(value);
+        }
+        self.auctions = self.auctions.saturating_sub(1);
+    }
+
+    /// The digest, as 64 hex digits.
+    pub fn digest(&self) -> String {
+        self.sum.iter().map(|lane| format!("{lane:016x}")).collect()
+    }
+}
+
+/// The key of `archive_meta` that holds the `HeldArchive`.
+const KEY_HELD: &[u8] = b"held";
+
 /// Reads and writes the archive trees; cheap to clone.
 #[derive(Clone)]
 pub struct ArchiveStore {
     durable: Arc<Durable>,
-    records: sled::Tree,
-    order: sled::Tree,
+    pub(super) records: sled::Tree,
+    pub(super) order: sled::Tree,
+    /// `KEY_HELD`, and the catch-up under way if any (`catch_up`).
+    pub(super) meta: sled::Tree,
 }
 
-fn order_key(index: u64, auction_id: &str) -> Vec<u8> {
+pub(super) fn order_key(index: u64, auction_id: &str) -> Vec<u8> {
     let mut key = index.to_be_bytes().to_vec();
     key.extend_from_slice(auction_id.as_bytes());
     key
+}
+
+type Abort = ConflictableTransactionError<StoreError>;
+
+fn read_held(meta: &TransactionalTree) -> Result<HeldArchive, Abort> {
+    match meta.get(KEY_HELD)? {
+        Some(bytes) => decode("archive summary", &bytes).map_err(Abort::Abort),
+        None => Ok(HeldArchive::default()),
+    }
+}
+
+fn write_held(meta: &TransactionalTree, held: &HeldArchive) -> Result<(), Abort> {
+    let bytes = encode("archive summary", held).map_err(Abort::Abort)?;
+    meta.insert(KEY_HELD, bytes)?;
+    Ok(())
+}
+
+fn transaction_failed(
+    action: &'static str,
+) -> impl FnOnce(TransactionError<StoreError>) -> StoreError {
+    move |error| match error {
+        TransactionError::Abort(error) => error,
+        TransactionError::Storage(source) => StoreError::Sled { action, source },
+    }
 }
 
 impl ArchiveStore {
@@ -64,7 +143,7 @@ impl ArchiveStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let durable = Arc::new(Durable::open_with_cache(dir, Some(CACHE_BYTES))?);
         let db = durable.db().clone();
-        Ok(ArchiveStore {
+        let store = ArchiveStore {
             durable,
             records: db
                 .open_tree("archive")
@@ -72,29 +151,68 @@ impl ArchiveStore {
             order: db
                 .open_tree("archive_order")
                 .map_err(StoreError::sled("open the archive order tree"))?,
-        })
+            meta: db
+                .open_tree("archive_meta")
+                .map_err(StoreError::sled("open the archive summary tree"))?,
+        };
+        store.summarize_older_archive()?;
+        Ok(store)
     }
 
-    /// Stores `archived` (replacing a record of the same auction id).
-    pub fn put(&self, archived: &[ArchivedAuction]) -> Result<(), StoreError> {
-        for record in archived {
-            let id = record.auction.spec.id.as_str();
-            let bytes = encode("archived auction", record)?;
-            let previous = self
-                .records
-                .insert(id.as_bytes(), bytes)
-                .map_err(StoreError::sled("write an archived auction"))?;
-            if let Some(previous) = previous {
-                let previous = super::legacy::decode_archived(&previous)?;
-                self.order
-                    .remove(order_key(previous.archived_at_index, id))
-                    .map_err(StoreError::sled("update the archive order"))?;
-            }
-            self.order
-                .insert(order_key(record.archived_at_index, id), &[])
-                .map_err(StoreError::sled("write the archive order"))?;
+    /// An archive written before it kept a summary gets one, from a scan of its records.
+    fn summarize_older_archive(&self) -> Result<(), StoreError> {
+        let summarized = self
+            .meta
+            .contains_key(KEY_HELD)
+            .map_err(StoreError::sled("read the archive summary"))?;
+        if summarized {
+            return Ok(());
         }
+        let mut held = HeldArchive::default();
+        for value in self.records.iter().values() {
+            held.add(&value.map_err(StoreError::sled("read the archive"))?);
+        }
+        self.meta
+            .insert(KEY_HELD, encode("archive summary", &held)?)
+            .map_err(StoreError::sled("write the archive summary"))?;
         Ok(())
+    }
+
+    /// What this archive holds now.
+    pub fn held(&self) -> Result<HeldArchive, StoreError> {
+        match self
+            .meta
+            .get(KEY_HELD)
+            .map_err(StoreError::sled("read the archive summary"))?
+        {
+            Some(bytes) => decode("archive summary", &bytes),
+            None => Ok(HeldArchive::default()),
+        }
+    }
+
+    /// Stores `archived` (replacing a record of the same auction id), in one transaction.
+    pub fn put(&self, archived: &[ArchivedAuction]) -> Result<(), StoreError> {
+        let encoded = archived
+            .iter()
+            .map(|record| Ok((record, encode("archived auction", record)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        (&self.records, &self.order, &self.meta)
+            .transaction(|(records, order, meta)| {
+                let mut held = read_held(meta)?;
+                for (record, bytes) in &encoded {
+                    let id = record.auction.spec.id.as_str();
+                    if let Some(previous) = records.insert(id.as_bytes(), bytes.as_slice())? {
+                        held.remove(&previous);
+                        let previous =
+                            super::legacy::decode_archived(&previous).map_err(Abort::Abort)?;
+                        order.remove(order_key(previous.archived_at_index, id))?;
+                    }
+                    held.add(bytes);
+                    order.insert(order_key(record.archived_at_index, id), &[])?;
+                }
+                write_held(meta, &held)
+            })
+            .map_err(transaction_failed("write archived auctions"))
     }
 
     /// Makes every record written so far durable.
@@ -139,9 +257,10 @@ impl ArchiveStore {
             .map_err(StoreError::sled("read the archive"))
     }
 
-    /// How many auctions this node has archived.
+    /// How many auctions this node's archive holds.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.held()
+            .map_or_else(|_| self.records.len(), |held| held.auctions as usize)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -166,12 +285,17 @@ impl ArchiveStore {
             if record.auction.closed_at_ms.unwrap_or(0) >= closed_before_ms {
                 break;
             }
-            self.records
-                .remove(record.auction.spec.id.as_bytes())
-                .map_err(StoreError::sled("remove an archived auction"))?;
-            self.order
-                .remove(order_key)
-                .map_err(StoreError::sled("update the archive order"))?;
+            let id = record.auction.spec.id.as_bytes();
+            (&self.records, &self.order, &self.meta)
+                .transaction(|(records, order, meta)| {
+                    let mut held = read_held(meta)?;
+                    if let Some(bytes) = records.remove(id)? {
+                        held.remove(&bytes);
+                    }
+                    order.remove(&order_key)?;
+                    write_held(meta, &held)
+                })
+                .map_err(transaction_failed("remove an archived auction"))?;
             removed += 1;
         }
         Ok(removed)

@@ -294,6 +294,7 @@ pub async fn seed_data_dir(
         snapshot_id: format!("restored-{}-{}", log_id.index, backup.header.taken_at_ms),
     };
     let (events, _) = tokio::sync::broadcast::channel(1);
+    let archive_handle = archive.clone();
     let (mut state_machine, _) = StateMachineStore::open(durable.clone(), archive, events)?;
     let storage = |error: openraft::StorageError<u64>| {
         ReplicationError::Store(StoreError::corrupt("the seeded node", error.to_string()))
@@ -302,6 +303,8 @@ pub async fn seed_data_dir(
         .install_snapshot(&meta, Box::new(Cursor::new(data)))
         .await
         .map_err(storage)?;
+    // The archive got every record of the backup above: nothing is left to fetch.
+    archive_handle.clear_catch_up()?;
     log_store.purge(log_id).await.map_err(storage)?;
     log_store
         .save_committed(Some(log_id))
@@ -309,6 +312,8 @@ pub async fn seed_data_dir(
         .map_err(storage)?;
     drop(state_machine);
     drop(log_store);
+    archive_handle.make_durable().await?;
+    drop(archive_handle);
     blocking(move || durable.make_durable()).await?;
     Ok(())
 }

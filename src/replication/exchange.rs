@@ -333,4 +333,55 @@ mod tests {
             vec![2, 3]
         );
     }
+    #[test]
+    fn a_spool_record_cannot_reuse_an_archived_auction_id() {
+        let (mut kernel, mut ledger) = (State::default(), ExchangeLedger::default());
+        let create = |key: &str, title: &str| Command::Exchange {
+            key: key.to_string(),
+            command: Box::new(Command::CreateAuction {
+                spec: crate::kernel::AuctionSpec {
+                    title: title.to_string(),
+                    ..crate::kernel::archived::tests::spec("lot-9", "first")
+                },
+            }),
+        };
+        let applied = |rejected: Option<&str>| Outcome::ExchangeApplied {
+            duplicate: false,
+            rejected: rejected.map(str::to_string),
+        };
+        assert_eq!(
+            run(&mut kernel, &mut ledger, 1_000, create("k1", "first")),
+            applied(None)
+        );
+        let terminate = Command::Terminate {
+            auction_id: "lot-9".to_string(),
+            reason: "withdrawn".to_string(),
+        };
+        run(&mut kernel, &mut ledger, 2_000, terminate);
+        let archive = Command::Archive {
+            closed_linger_ms: 0,
+        };
+        assert_eq!(
+            run(&mut kernel, &mut ledger, 3_000, archive),
+            Outcome::Archived { auctions: 1 }
+        );
+        // A new record (new key) with the archived id: refused, nothing created.
+        assert_eq!(
+            run(&mut kernel, &mut ledger, 4_000, create("k2", "second")),
+            applied(Some("auction_exists"))
+        );
+        assert!(kernel.auctions.is_empty());
+        // The same record once its key was forgotten: refused too.
+        run(
+            &mut kernel,
+            &mut ledger,
+            5_000,
+            Command::ExchangePrune { retention_ms: 0 },
+        );
+        assert_eq!(
+            run(&mut kernel, &mut ledger, 6_000, create("k1", "first")),
+            applied(Some("auction_exists"))
+        );
+        assert!(kernel.auctions.is_empty());
+    }
 }

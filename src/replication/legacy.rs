@@ -104,6 +104,9 @@ impl From<StateV1> for State {
             requests: old.requests,
             takeovers: old.takeovers,
             operator_audit: old.operator_audit,
+            // v1 kept no ledger of archived ids; the HTTP handler's look into the node's
+            // own archive still refuses the ids archived before.
+            archived: Default::default(),
         }
     }
 }

@@ -8,10 +8,12 @@
 //! its latest snapshot and re-applies the committed log entries after it before `open`
 //! returns, so its `SharedState` is whole from the start; `restore_offline` does the same
 //! for a stopped node's directory without starting Raft. Closed auctions that the
-//! janitor archived live on disk in `data_dir/archive` (see `archive`). A node whose log
-//! is damaged is cleared by `reset` and rejoins as a standby.
+//! janitor archived live on disk in `data_dir/archive` (see `archive`); a node that
+//! installed a snapshot fetches the ones it lacks from a peer (`archive_fetch`). A node
+//! whose log is damaged is cleared by `reset` and rejoins as a standby.
 
 pub mod archive;
+pub mod archive_fetch;
 mod background;
 pub mod backup;
 mod codec;
@@ -150,17 +152,33 @@ pub struct AppliedState {
 /// How many checkpoint digests a node keeps.
 pub const CHECKPOINTS_KEPT: usize = 32;
 
-/// The digest of the kernel state right after a `Command::Checkpoint` was applied.
+/// The digest of the kernel state right after a `Command::Checkpoint` was applied, and
+/// what the node's archive of closed auctions held then. Two nodes that applied the same
+/// log note the same `digest` (it covers the chain of archived records, see
+/// `kernel::archived`); their archives are the same when `archive_auctions` and
+/// `archive_digest` are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CheckpointDigest {
     pub label: String,
     pub log_index: u64,
     pub digest: String,
+    /// Archived auctions the node held.
+    pub archive_auctions: u64,
+    /// The order-independent digest of those records (`archive::HeldArchive`).
+    pub archive_digest: String,
+    /// The node was still fetching archived records a snapshot did not carry.
+    pub archive_catching_up: bool,
 }
 
 impl AppliedState {
-    /// Notes the state's digest now under `label` (a checkpoint applied at `log_index`).
-    pub fn note_checkpoint(&mut self, label: &str, log_index: u64) {
+    /// Notes the state's digest now under `label` (a checkpoint applied at `log_index`),
+    /// with what the node's archive holds.
+    pub fn note_checkpoint(
+        &mut self,
+        label: &str,
+        log_index: u64,
+        archive: archive_fetch::ArchiveStatus,
+    ) {
         if self.checkpoints.len() >= CHECKPOINTS_KEPT {
             self.checkpoints.pop_front();
         }
@@ -169,6 +187,9 @@ impl AppliedState {
             label: label.to_string(),
             log_index,
             digest,
+            archive_auctions: archive.auctions,
+            archive_digest: archive.digest,
+            archive_catching_up: archive.catching_up,
         });
     }
 

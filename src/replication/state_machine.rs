@@ -10,7 +10,9 @@
 //! (`StorageHelper::get_initial_state`, called by `Raft::new`).
 //! Auctions that a `Command::Archive` entry takes out of the kernel state go to the
 //! node's `ArchiveStore` as the entry is applied; a snapshot also carries the newest
-//! archived records (see `archive` for why, and for the bound).
+//! archived records (see `archive` for why, and for the bound), and installing one notes
+//! the older records the node still has to fetch (`archive_fetch`). A checkpoint notes
+//! the kernel state's digest and what the node's archive holds.
 
 use std::io::Cursor;
 use std::panic::AssertUnwindSafe;
@@ -202,7 +204,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                             if let (Command::Checkpoint { label }, Ok(_)) =
                                 (&envelope.command, &applied.result)
                             {
-                                state.note_checkpoint(label, index);
+                                let archive = self.archive.status().map_err(|error| {
+                                    error.into_storage(ErrorSubject::Apply(log_id), ErrorVerb::Read)
+                                })?;
+                                state.note_checkpoint(label, index, archive);
                             }
                             if !applied.archived.is_empty() {
                                 let archived: Vec<ArchivedAuction> = applied
@@ -281,10 +286,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         };
         let mut payload =
             payload_for(meta, &stored.data).map_err(snapshot_error(Some(meta), ErrorVerb::Read))?;
-        // The archived records are durable before the snapshot that no longer holds those
-        // auctions is stored.
+        // The records the snapshot carries, and a note of those archived between what this
+        // node applied and the snapshot's index (fetched from a peer by `archive_fetch`),
+        // are durable before the snapshot that no longer holds those auctions is stored.
+        let applied_here = self.state.read().last_applied_index;
+        let snapshot_index = meta.last_log_id.map_or(0, |log_id| log_id.index);
         self.archive
             .put(&std::mem::take(&mut payload.archived))
+            .and_then(|()| self.archive.begin_catch_up(applied_here, snapshot_index))
             .map_err(snapshot_error(Some(meta), ErrorVerb::Write))?;
         self.archive
             .make_durable()

@@ -27,6 +27,17 @@ impl Cluster {
 
     /// `start`, with `extra` TOML added to every node's configuration.
     pub fn start_with(dir: &Path, voters: u64, standbys: u64, extra: &str) -> Cluster {
+        Cluster::start_with_raft(dir, voters, standbys, extra, "")
+    }
+
+    /// `start_with`, with `raft` TOML lines added to every node's `[raft]` section.
+    pub fn start_with_raft(
+        dir: &Path,
+        voters: u64,
+        standbys: u64,
+        extra: &str,
+        raft: &str,
+    ) -> Cluster {
         let guard = ONE_CLUSTER_AT_A_TIME
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -43,7 +54,7 @@ impl Cluster {
             ));
         }
         let extra = format!(
-            "{extra}\n[raft]\nheartbeat_interval_ms = 50\nelection_timeout_min_ms = 250\nelection_timeout_max_ms = 500\n\n[cluster]\ncheck_interval_ms = 100\ndown_after_misses = 3\n{members}"
+            "{extra}\n[raft]\nheartbeat_interval_ms = 50\nelection_timeout_min_ms = 250\nelection_timeout_max_ms = 500\n{raft}\n\n[cluster]\ncheck_interval_ms = 100\ndown_after_misses = 3\n{members}"
         );
         let mut nodes: Vec<Node> = ports
             .iter()

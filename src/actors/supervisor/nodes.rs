@@ -10,7 +10,8 @@
 //! Adding a standby (`AddStandby`, on the leader): the precheck pings the new node on its
 //! peer address — that proves it runs, speaks the peer protocol, holds the cluster
 //! secret and has the node id asked for — then it becomes a Raft learner and the answer
-//! comes once it has caught up with the log (or a snapshot). Removing one
+//! comes once it has caught up with the log (or a snapshot) and its archive of closed
+//! auctions holds every record (`replication::archive_fetch`). Removing one
 //! (`RemoveStandby`): only a learner can be removed (a voter is handed over first, by a
 //! switchover or by stopping it so a standby replaces it); it leaves the membership and
 //! is told to stop. The leader does not add it back while it is still running; started
@@ -28,8 +29,8 @@ use crate::replication::NodeInfo;
 
 /// How long the precheck waits for the new node's answer.
 const PRECHECK_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a new standby may take to catch up before `node add` gives up waiting (it
-/// stays a learner and goes on catching up).
+/// How long a new standby may take to catch up (log, snapshot and archive) before
+/// `node add` gives up waiting (it stays a learner and goes on catching up).
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(120);
 
 /// A PeerLink the Supervisor runs, and the address it checks.
@@ -245,13 +246,19 @@ impl Handler<AddStandby> for Supervisor {
                     return Ok(Added::Checked);
                 }
                 tracing::info!(node_id, peer = %info.peer_addr, "adding a standby; waiting for it to catch up");
-                let added = tokio::time::timeout(
-                    CATCH_UP_LIMIT,
-                    raft.add_learner(node_id, info, true),
-                )
+                let added = tokio::time::timeout(CATCH_UP_LIMIT, async {
+                    // openraft's own wait ends while the learner is up to
+                    // `replication_lag_threshold` entries behind; this one ends once it has
+                    // applied the entry that added it and holds its whole archive.
+                    let added = raft.add_learner(node_id, info, false).await;
+                    if let Ok(added) = &added {
+                        caught_up(&client, added.log_id.index).await;
+                    }
+                    added.map(|_| ())
+                })
                 .await;
                 match added {
-                    Ok(Ok(_)) => Ok(Added::Added),
+                    Ok(Ok(())) => Ok(Added::Added),
                     Ok(Err(error)) => Err(NodeChangeError::Failed(format!(
                         "could not add node {node_id}: {error}"
                     ))),
@@ -270,6 +277,41 @@ impl Handler<AddStandby> for Supervisor {
                 result
             }),
         )
+    }
+}
+
+/// How often the leader asks a new standby how far it has caught up.
+const CATCH_UP_POLL: Duration = Duration::from_millis(100);
+
+/// Returns once the standby behind `client` has applied the log up to `index` (the
+/// entry that added it) and says its archive holds every record (it fetches what a
+/// snapshot did not carry: `replication::archive_fetch`). The caller bounds the wait.
+async fn caught_up(client: &crate::peer::PeerClient, index: u64) {
+    loop {
+        match client.archive_status(PRECHECK_TIMEOUT).await {
+            Ok(status) if status.last_applied_index >= index && !status.archive.catching_up => {
+                let auctions = status.archive.auctions;
+                tracing::info!(
+                    peer = client.target(),
+                    auctions,
+                    "the new standby has caught up, archive included"
+                );
+                return;
+            }
+            Ok(status) => {
+                let (applied, auctions) = (status.last_applied_index, status.archive.auctions);
+                tracing::debug!(
+                    peer = client.target(),
+                    applied,
+                    auctions,
+                    "the new standby is catching up"
+                );
+            }
+            Err(error) => {
+                tracing::debug!(peer = client.target(), %error, "cannot ask the new standby how far it is");
+            }
+        }
+        tokio::time::sleep(CATCH_UP_POLL).await;
     }
 }
 
