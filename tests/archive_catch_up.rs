@@ -9,11 +9,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::cluster::{try_control, Cluster};
-use common::{auction_spec, now_ms, request, wait_until, Node, ADMIN_TOKEN};
+use common::restore::{gavel, UpProcess};
+use common::{auction_spec, request, wait_until, Node, ADMIN_TOKEN};
 use serde_json::{json, Value};
 
 /// Closed sales the cluster archives before the standby joins (plus one sold with bids).
@@ -78,39 +79,9 @@ fn result(control_url: &str, auction_id: &str) -> Value {
     body
 }
 
-fn gavel(arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gavel"))
-        .args(arguments)
-        .env_remove("GAVEL_ADMIN_TOKEN")
-        .output()
-        .expect("run gavel")
-}
-
-/// The restored cluster, run by `gavel cluster up`; stopped (with its nodes) on drop.
-struct UpProcess(Child);
-
-impl Drop for UpProcess {
-    fn drop(&mut self) {
-        // SAFETY: a signal to the child this test started.
-        unsafe {
-            libc::kill(self.0.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.0.wait();
-    }
-}
-
-/// A port base whose ports base+1..=base+3 are free, for the restored cluster.
+/// Port bases for the restored cluster.
 fn free_port_bases() -> (u16, u16, u16) {
-    let free =
-        |base: u16| (1..=3).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).is_ok());
-    let seed = (std::process::id() as u64 ^ now_ms()) % 50;
-    let bases: Vec<u16> = (0..50u64)
-        .map(|step| 32_700 + (((seed + step * 7) % 50) as u16) * 10)
-        .filter(|base| free(*base))
-        .take(3)
-        .collect();
-    assert_eq!(bases.len(), 3, "no free port bases in 32700-33200");
-    (bases[0], bases[1], bases[2])
+    common::restore::free_port_bases(3, 32_700)
 }
 
 /// One auction sold to `bo` after two bids, so one archived result has a bid history.

@@ -144,24 +144,31 @@ fn alter_snapshot(data_dir: &Path, change: impl FnOnce(&mut gavel::kernel::State
             .with_little_endian()
             .reject_trailing_bytes()
     };
-    // The snapshot file (`replication::snapshot_file`): the metadata record's length (u64,
-    // little-endian), the metadata record, then the data.
+    // The snapshot file (`replication::snapshot_file`): a magic, the SHA-256 of the rest,
+    // the metadata record's length (u64, little-endian), the metadata record, then the
+    // data. The tampering recomputes the checksum, as one who knows the format would.
+    const MAGIC: &[u8; 8] = b"GVSNAP\x02\n";
     let path = data_dir.join("raft").join("gavel-snapshot");
     let file = std::fs::read(&path).expect("a stored snapshot file");
+    assert_eq!(&file[..8], MAGIC, "a checksummed snapshot file");
+    let body = &file[8 + 32..];
     let mut length = [0u8; 8];
-    length.copy_from_slice(&file[..8]);
+    length.copy_from_slice(&body[..8]);
     let data_start = 8 + u64::from_le_bytes(length) as usize;
-    let stored = &file[data_start..];
+    let stored = &body[data_start..];
     assert_eq!(stored[0], 1, "snapshot format byte");
     let mut payload: SnapshotPayload = options()
         .deserialize(&stored[1..])
         .expect("decode snapshot");
     change(&mut payload.kernel);
-    let mut bytes = file[..data_start].to_vec();
-    bytes.push(1u8);
+    let mut rest = body[..data_start].to_vec();
+    rest.push(1u8);
     options()
-        .serialize_into(&mut bytes, &payload)
+        .serialize_into(&mut rest, &payload)
         .expect("encode snapshot");
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend_from_slice(&Sha256::digest(&rest));
+    bytes.extend_from_slice(&rest);
     std::fs::write(&path, bytes).expect("write the altered snapshot");
 }
 

@@ -7,22 +7,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::bidders::{BidderPlan, Outcome};
 use common::cluster::{try_control, Cluster};
+use common::restore::{gavel, UpProcess};
 use common::wait_until;
 use common::{auction_spec, request, ADMIN_TOKEN};
 use serde_json::{json, Value};
-
-fn gavel(arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gavel"))
-        .args(arguments)
-        .env_remove("GAVEL_ADMIN_TOKEN")
-        .output()
-        .expect("run gavel")
-}
 
 fn text(output: &Output) -> String {
     format!(
@@ -46,36 +39,8 @@ fn backup(control_url: &str, out: &Path) -> Output {
     ])
 }
 
-/// Port bases whose ports base+1..=base+count are all free, for a local cluster
-/// definition; below the ephemeral range and away from `free_port`'s.
 fn free_port_bases(count: u16) -> (u16, u16, u16) {
-    let free = |base: u16| {
-        (1..=count).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).is_ok())
-    };
-    let seed = (std::process::id() as u64 ^ common::now_ms()) % 50;
-    let mut bases = Vec::new();
-    for step in 0..50u64 {
-        let base = 32_100 + (((seed + step * 7) % 50) as u16) * 10;
-        if free(base) {
-            bases.push(base);
-            if bases.len() == 3 {
-                return (bases[0], bases[1], bases[2]);
-            }
-        }
-    }
-    panic!("no free port bases in 32100-32600");
-}
-
-/// The restored cluster, run by `gavel cluster up`; stopped (with its nodes) on drop.
-struct UpProcess(Child);
-
-impl Drop for UpProcess {
-    fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.0.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.0.wait();
-    }
+    common::restore::free_port_bases(count, 32_100)
 }
 
 fn result(control_url: &str, auction_id: &str) -> Value {

@@ -441,4 +441,5 @@ pub fn auction_spec(id: &str, listing_ms: u64, countdown_ms: u64) -> Value {
 }
 pub mod bidders;
 pub mod cluster;
+pub mod restore;
 pub mod tls;
