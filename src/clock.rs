@@ -217,6 +217,11 @@ impl StepGuard {
         }
     }
 
+    /// Whether stamps are trusted (no step seen since the peers last found the clock good).
+    pub fn is_anchored(&self) -> bool {
+        self.anchor.is_some()
+    }
+
     /// The peers found the clock good now.
     pub fn anchor_now(&mut self) {
         self.anchor = Some((wall_clock_ms(), Instant::now()));

@@ -35,6 +35,9 @@ impl Supervisor {
     }
 
     fn decide_clock(&mut self, ctx: &mut Context<Self>) {
+        // A step since the last decision voids every sample taken before it: without
+        // this, the samples of the old clock would find the stepped one good.
+        self.check_for_step();
         let self_id = self.settings.node_id;
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
@@ -90,37 +93,56 @@ impl Supervisor {
         if self.clock_check.refuses_to_lead.is_some() {
             return false;
         }
+        if !self.step_guard.is_anchored() && self.others_vote() {
+            return false;
+        }
         let Some(step) = self.step_guard.stepped_ms(wall_clock_ms()) else {
             return true;
         };
+        if self.others_vote() {
+            self.note_step(step);
+            return false;
+        }
+        tracing::warn!(
+            step_ms = step,
+            "this node's wall clock stepped; no other voter to check it against"
+        );
+        self.step_guard.anchor_now();
+        true
+    }
+
+    /// While stamps are trusted, looks for a step of the wall clock and, if there was
+    /// one, stops trusting them until a new measurement.
+    fn check_for_step(&mut self) {
+        if !self.step_guard.is_anchored() || !self.others_vote() {
+            return;
+        }
+        if let Some(step) = self.step_guard.stepped_ms(wall_clock_ms()) {
+            self.note_step(step);
+        }
+    }
+
+    /// The wall clock stepped: every sample was taken against the clock before it, so
+    /// only new ones may decide whether this one is good; no stamp meanwhile.
+    fn note_step(&mut self, step: i64) {
+        tracing::warn!(
+            step_ms = step,
+            "this node's wall clock stepped since the peers last measured it; no command is stamped until they measure it again"
+        );
+        self.clock_samples.clear();
+        self.step_guard.drop_anchor();
+    }
+
+    /// Whether a voter other than this node is in the membership (one to measure against).
+    fn others_vote(&self) -> bool {
         let self_id = self.settings.node_id;
-        let others_vote = self
-            .raft
+        self.raft
             .metrics()
             .borrow()
             .membership_config
             .membership()
             .voter_ids()
-            .any(|voter| voter != self_id);
-        if !others_vote {
-            tracing::warn!(
-                step_ms = step,
-                "this node's wall clock stepped; no other voter to check it against"
-            );
-            self.step_guard.anchor_now();
-            return true;
-        }
-        if !self.clock_samples.is_empty() {
-            // Every sample was taken against the clock before the step: only new ones
-            // may decide whether this one is good.
-            tracing::warn!(
-                step_ms = step,
-                "this node's wall clock stepped since the peers last measured it; no command is stamped until they measure it again"
-            );
-            self.clock_samples.clear();
-            self.step_guard.drop_anchor();
-        }
-        false
+            .any(|voter| voter != self_id)
     }
 
     /// Leading with a clock that is off: switches leadership over to the healthy voter
