@@ -1,4 +1,5 @@
-//! One test per rule of /work/shared/RULES.md; each names the section it checks. The
+//! One test per auction rule (the modules under `src/kernel/` state them); each names
+//! the section it checks. The
 //! default auction (`common_kernel::spec`): start 1000, increment 100 (`multiple`),
 //! listing from 10 000 ms to 100 000 ms, countdown and failover grace 240 000 ms,
 //! confirm window 60 000 ms. Alice, Bob and Carol are qualified bidders.

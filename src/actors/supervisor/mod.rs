@@ -26,9 +26,9 @@ use super::peer_link::{Health, PeerLinkSettings};
 use super::resource_pool::{LeadershipChanged, ResourcePool};
 use super::wall_clock_ms;
 use crate::api::metrics::Metrics;
-use crate::clock::{ClockCheck, ClockSample, ClockSamples, ClockStatus, StepGuard};
+use crate::clock::{ClockCheck, ClockSamples, ClockStatus, StepGuard};
 use crate::kernel::{Command, Envelope, Outcome, Rejection};
-use crate::peer::{ForwardError, PeerClients, PeerStatus};
+use crate::peer::{ForwardError, PeerClients};
 use crate::replication::{GavelRaft, NodeInfo};
 
 /// A command to replicate. `actor` names who asked, for the audit trail.
@@ -508,71 +508,6 @@ impl Supervisor {
     }
 }
 
-/// A PeerLink's health check result.
-pub struct PeerReport {
-    pub node_id: u64,
-    pub health: Health,
-    pub consecutive_misses: u32,
-    pub last_heartbeat_ms: Option<u64>,
-    pub status: Option<PeerStatus>,
-    /// The missed check found the peer's process gone (refused, closed or reset), not
-    /// merely slow.
-    pub process_gone: bool,
-    /// The answered check's measurement of the peer's clock.
-    pub clock: Option<ClockSample>,
-}
-
-impl Message for PeerReport {
-    type Result = ();
-}
-
-impl Handler<PeerReport> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, report: PeerReport, ctx: &mut Self::Context) {
-        let previous = self.peers.get(&report.node_id).map(|peer| peer.health);
-        if previous != Some(report.health) {
-            tracing::info!(
-                peer = report.node_id,
-                health = report.health.as_str(),
-                "peer health changed"
-            );
-        }
-        let last_applied_index = report
-            .status
-            .as_ref()
-            .and_then(|status| status.last_applied_index)
-            .or_else(|| {
-                self.peers
-                    .get(&report.node_id)
-                    .and_then(|peer| peer.last_applied_index)
-            });
-        self.peers.insert(
-            report.node_id,
-            PeerHealth {
-                health: report.health,
-                consecutive_misses: report.consecutive_misses,
-                last_heartbeat_ms: report.last_heartbeat_ms,
-                last_applied_index,
-            },
-        );
-        // Only a leader whose process is gone: a slow one (paused, overloaded, a lossy
-        // link) is left to Raft's own timer, so load alone never brings an election early.
-        if report.process_gone && report.consecutive_misses <= 2 {
-            self.campaign_if_leader_died(report.node_id);
-        }
-        self.note_clock(report.node_id, report.clock, ctx);
-        // A standby that comes up is added as a learner at once, not at the next check.
-        if report.health == Health::Up && previous != Some(Health::Up) {
-            self.ensure_standbys(ctx);
-        }
-        if report.health == Health::Down {
-            self.forget_stopped_retirees();
-            self.repair_membership(ctx);
-        }
-    }
-}
-
 impl Supervisor {
     /// The leader `node_id`'s process is gone: if this node is one of the voters that
     /// could replace it, campaign in turn once the lease has run out (see `election`).
@@ -612,6 +547,8 @@ mod proposer;
 mod switchover;
 
 pub use cluster_view::{ClusterView, GetClusterView, NodeView};
-pub use nodes::{AddStandby, Added, NodeChangeError, PanicPeerLink, RemoveStandby, ReplaceVoter};
+pub use nodes::{
+    AddStandby, Added, NodeChangeError, PanicPeerLink, PeerReport, RemoveStandby, ReplaceVoter,
+};
 use proposer::Proposer;
 pub use switchover::Switchover;

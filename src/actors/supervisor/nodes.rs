@@ -5,7 +5,9 @@
 //! of Raft's membership (a standby added by an operator is in the membership only). A
 //! PeerLink starts for each such node and stops once a node is neither configured nor a
 //! member, so a standby added at run time is health-checked and promoted when a voter
-//! dies, like a configured one.
+//! dies, like a configured one. Their reports (`PeerReport`: health, the peer's view,
+//! a measurement of its clock) are handled here too; a link that stopped on a panic is
+//! started again.
 //!
 //! Adding a standby (`AddStandby`, on the leader): the precheck pings the new node on its
 //! peer address — that proves it runs, speaks the peer protocol, holds the cluster
@@ -24,7 +26,10 @@ use actix::prelude::*;
 use openraft::{ChangeMembers, ServerState};
 
 use super::Supervisor;
+use crate::actors::membership::PeerHealth;
 use crate::actors::peer_link::{Health, PeerLink, StopLink};
+use crate::clock::ClockSample;
+use crate::peer::PeerStatus;
 use crate::replication::NodeInfo;
 
 /// How long the precheck waits for the new node's answer.
@@ -479,6 +484,71 @@ impl Handler<PanicPeerLink> for Supervisor {
                 true
             }
             None => false,
+        }
+    }
+}
+
+/// A PeerLink's health check result.
+pub struct PeerReport {
+    pub node_id: u64,
+    pub health: Health,
+    pub consecutive_misses: u32,
+    pub last_heartbeat_ms: Option<u64>,
+    pub status: Option<PeerStatus>,
+    /// The missed check found the peer's process gone (refused, closed or reset), not
+    /// merely slow.
+    pub process_gone: bool,
+    /// The answered check's measurement of the peer's clock.
+    pub clock: Option<ClockSample>,
+}
+
+impl Message for PeerReport {
+    type Result = ();
+}
+
+impl Handler<PeerReport> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, report: PeerReport, ctx: &mut Self::Context) {
+        let previous = self.peers.get(&report.node_id).map(|peer| peer.health);
+        if previous != Some(report.health) {
+            tracing::info!(
+                peer = report.node_id,
+                health = report.health.as_str(),
+                "peer health changed"
+            );
+        }
+        let last_applied_index = report
+            .status
+            .as_ref()
+            .and_then(|status| status.last_applied_index)
+            .or_else(|| {
+                self.peers
+                    .get(&report.node_id)
+                    .and_then(|peer| peer.last_applied_index)
+            });
+        self.peers.insert(
+            report.node_id,
+            PeerHealth {
+                health: report.health,
+                consecutive_misses: report.consecutive_misses,
+                last_heartbeat_ms: report.last_heartbeat_ms,
+                last_applied_index,
+            },
+        );
+        // Only a leader whose process is gone: a slow one (paused, overloaded, a lossy
+        // link) is left to Raft's own timer, so load alone never brings an election early.
+        if report.process_gone && report.consecutive_misses <= 2 {
+            self.campaign_if_leader_died(report.node_id);
+        }
+        self.note_clock(report.node_id, report.clock, ctx);
+        // A standby that comes up is added as a learner at once, not at the next check.
+        if report.health == Health::Up && previous != Some(Health::Up) {
+            self.ensure_standbys(ctx);
+        }
+        if report.health == Health::Down {
+            self.forget_stopped_retirees();
+            self.repair_membership(ctx);
         }
     }
 }
