@@ -1,5 +1,8 @@
-//! The `gavel` binary: everything it does lives in `gavel::cli`.
+//! The `gavel` binary: the command line (`cli`) over the node library (`gavel`), the
+//! kernel (`gavel_kernel`) and the tools (`gavel_tools`: bench and chaos).
+
+mod cli;
 
 fn main() -> std::process::ExitCode {
-    gavel::cli::main()
+    cli::main()
 }

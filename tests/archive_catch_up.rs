@@ -6,7 +6,7 @@
 //! standby answers every old result at once, its archive holds what the leader's does,
 //! and a backup taken from it restores into a new cluster that answers them all.
 
-mod common;
+use gavel_testkit as common;
 
 use std::path::Path;
 use std::process::Command;

@@ -5,14 +5,14 @@
 //! the seed; verify re-draws it online and offline, and fails when the stored winner or
 //! seed is changed.
 
-mod common;
+use gavel_testkit as common;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::{auction_spec, raw_request, start_with, temp_dir, Node, ADMIN_TOKEN};
-use gavel::kernel::lottery::{commitment, Lottery};
+use gavel_kernel::lottery::{commitment, Lottery};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -109,7 +109,7 @@ fn audit_verify_passes_on_intact_chains_and_fails_on_a_bid_altered_offline() {
 /// byte, then bincode with fixed-width little-endian integers.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SnapshotPayload {
-    kernel: gavel::kernel::State,
+    kernel: gavel_kernel::State,
     last_applied: Option<openraft::LogId<u64>>,
     last_membership: openraft::StoredMembership<u64, gavel::replication::NodeInfo>,
     archived: Vec<gavel::replication::archive::ArchivedAuction>,
@@ -136,7 +136,7 @@ fn alter_snapshot_bid(data_dir: &Path, auction_id: &str, index: usize, raise: u6
 }
 
 /// Changes the kernel state in the stored snapshot, in the node's own encoding.
-fn alter_snapshot(data_dir: &Path, change: impl FnOnce(&mut gavel::kernel::State)) {
+fn alter_snapshot(data_dir: &Path, change: impl FnOnce(&mut gavel_kernel::State)) {
     use bincode::Options;
     let options = || {
         bincode::DefaultOptions::new()

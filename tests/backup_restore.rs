@@ -4,7 +4,7 @@
 //! closed and archived — with the same result and bid history, take bids from the old
 //! sessions where they left off, and refuse altered backup files.
 
-mod common;
+use gavel_testkit as common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -14,7 +14,7 @@
 //! (playwright-core, pinned in tests/browser/package-lock.json) when it is missing.
 //! Screenshots go to `screenshots/` at the top of the repository.
 
-mod common;
+use gavel_testkit as common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! load loop is bounded in count and time and aims at loopback only; "another address"
 //! is 127.0.0.2, which reaches the node's 127.0.0.1 listener over loopback.
 
-mod common;
+use gavel_testkit as common;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};

@@ -4,7 +4,7 @@
 //! while its clock is off, and no sale may close early by its clock. Put right, it may
 //! lead again.
 
-mod common;
+use gavel_testkit as common;
 
 use std::time::Duration;
 

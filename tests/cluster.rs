@@ -3,7 +3,7 @@
 //! random nodes, SIGSTOP of the leader past the election timeout, rolling restarts, and a
 //! restart of the whole cluster.
 
-mod common;
+use gavel_testkit as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

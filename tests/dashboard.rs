@@ -4,7 +4,7 @@
 //! outside the cluster, and the stats endpoint the live charts sample is behind the
 //! admin token and moves when a bid is placed.
 
-mod common;
+use gavel_testkit as common;
 
 use std::collections::BTreeSet;
 

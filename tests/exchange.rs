@@ -3,7 +3,7 @@
 //! are quarantined with their reason, an incomplete file waits, results go out once per
 //! key, and a leader SIGKILLed in the middle of a file leaves nothing doubled.
 
-mod common;
+use gavel_testkit as common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

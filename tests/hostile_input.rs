@@ -8,7 +8,7 @@
 //! Requests go over a raw TCP connection, so that bytes no HTTP library would send (bad
 //! UTF-8, NUL, `..`) reach the node as written.
 
-mod common;
+use gavel_testkit as common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

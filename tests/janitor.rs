@@ -4,7 +4,7 @@
 //! auctions leave the live state for the archive and still answer, also after a restart;
 //! with `janitor.archive_retention_ms` set, archived auctions are pruned and answer 404.
 
-mod common;
+use gavel_testkit as common;
 
 use std::time::{Duration, Instant};
 

@@ -14,10 +14,10 @@ use common_kernel::model::{bidder_id, nonce_is_valid, takes_bids, ModelAuction, 
 use common_kernel::model::{rules_commitment, rules_draw};
 use common_kernel::model::{OperatorAction, View};
 use common_kernel::{apply_logged, spec, Harness};
-use gavel::kernel::invariants::check_auction;
-use gavel::kernel::lottery::Lottery;
-use gavel::kernel::{apply, Auction, AuctionSpec, Command, Envelope, IncrementRule};
-use gavel::kernel::{Outcome, Receipt, Rejection, State};
+use gavel_kernel::invariants::check_auction;
+use gavel_kernel::lottery::Lottery;
+use gavel_kernel::{apply, Auction, AuctionSpec, Command, Envelope, IncrementRule};
+use gavel_kernel::{Outcome, Receipt, Rejection, State};
 use proptest::prelude::*;
 
 /// Bidders b0 and b1 keep their sessions, b2's expires (or is closed), b3's expires at

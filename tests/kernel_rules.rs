@@ -13,12 +13,12 @@ use common_kernel::model::{rules_commitment, rules_draw};
 use common_kernel::{below, capped_sale, not_open, off_grid, sale, spec, timed_sale};
 use common_kernel::{replay, Harness, AUCTION, DEFAULT_SEED};
 use common_kernel::{token_hash, with, with_cap, with_reserve};
-use gavel::api::views::{AuctionView, ControlAuctionView};
-use gavel::kernel::chain::verify_chain;
-use gavel::kernel::invariants::{check_auction, no_bid_while_suspended, Violation};
-use gavel::kernel::lottery::{CommitReveal, Lottery};
-use gavel::kernel::{AuctionSpec, Command, EventKind, IncrementRule};
-use gavel::kernel::{Outcome, Rejection};
+use gavel::model::views::{AuctionView, ControlAuctionView};
+use gavel_kernel::chain::verify_chain;
+use gavel_kernel::invariants::{check_auction, no_bid_while_suspended, Violation};
+use gavel_kernel::lottery::{CommitReveal, Lottery};
+use gavel_kernel::{AuctionSpec, Command, EventKind, IncrementRule};
+use gavel_kernel::{Outcome, Rejection};
 
 // Prices: "First valid bid ≥ start_price".
 #[test]
@@ -249,7 +249,7 @@ fn capped_with_seed(seed: u64) -> Harness {
 }
 
 /// The auction's commit-reveal draw, once drawn.
-fn commit_reveal(harness: &Harness) -> (gavel::kernel::state::Winner, CommitReveal) {
+fn commit_reveal(harness: &Harness) -> (gavel_kernel::state::Winner, CommitReveal) {
     let winner = harness.a1().winner.clone().expect("sold");
     match winner.lottery.clone() {
         Some(Lottery::CommitReveal(draw)) => (winner, draw),

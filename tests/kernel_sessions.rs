@@ -7,7 +7,7 @@
 mod common_kernel;
 
 use common_kernel::{sale, spec, token_hash, Harness, AUCTION};
-use gavel::kernel::{Command, Outcome, Rejection};
+use gavel_kernel::{Command, Outcome, Rejection};
 
 /// Alice's `n`th extra sign-in: a token hash no harness session uses.
 fn alice_token(n: u64) -> String {

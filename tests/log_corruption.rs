@@ -3,7 +3,7 @@
 //! and the byte offset; `gavel node reset` moves the node's state aside, after which the
 //! node starts again and waits to rejoin as a standby.
 
-mod common;
+use gavel_testkit as common;
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};

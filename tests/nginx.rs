@@ -4,7 +4,7 @@
 //! nginx. Needs Debian's nginx (`.ci/run` installs nginx-light); without it the test
 //! prints SKIPPED and passes.
 
-mod common;
+use gavel_testkit as common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! record by an Argon2id one on the way; a wrong secret is refused before and after, and
 //! a backup taken afterwards holds the new record only.
 
-mod common;
+use gavel_testkit as common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::{request, Node, ADMIN_TOKEN};
 use gavel::api::auth::{new_salt, secret_hash};
-use gavel::kernel::state::Bidder;
-use gavel::kernel::State;
+use gavel_kernel::state::Bidder;
+use gavel_kernel::State;
 use gavel::replication::backup::{read_backup, seed_data_dir, Backup, BackupHeader};
 use gavel::replication::NodeInfo;
 use serde_json::json;

@@ -4,7 +4,7 @@
 //! level; the peer listener refuses a peer without the cluster secret. TLS is in
 //! `tests/tls.rs`, `gavel ctl audit verify` in `tests/audit_verify.rs`.
 
-mod common;
+use gavel_testkit as common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! One real `gavel serve` process on loopback, playing complete auctions over HTTP:
 //! every rule's outcome as a bidder and an operator see it, bad inputs, and a restart.
 
-mod common;
+use gavel_testkit as common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! a plain SHA-256 checksum, one with another key's HMAC, and a symbolic link are
 //! quarantined whole and nothing of them applies.
 
-mod common;
+use gavel_testkit as common;
 
 use std::path::Path;
 use std::time::Duration;

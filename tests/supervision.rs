@@ -3,7 +3,7 @@
 //! status 70, so another voter leads and writes go through again at once; a panic in a
 //! PeerLink is repaired by the Supervisor while the node runs on.
 
-mod common;
+use gavel_testkit as common;
 
 use std::time::{Duration, Instant};
 

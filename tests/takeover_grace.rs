@@ -5,7 +5,7 @@
 //! bid after the takeover must be accepted, after the old deadline, whichever node it
 //! reached first.
 
-mod common;
+use gavel_testkit as common;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! certificate stops the node naming its key; a three-node cluster with peer TLS elects a
 //! leader and commits a bid forwarded over TLS, and refuses a plaintext peer.
 
-mod common;
+use gavel_testkit as common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -15,10 +15,10 @@ use serde_json::Value;
 
 use super::ctl::{path_segment, ApiRequest, ControlArgs};
 use super::Failure;
-use crate::api::views::{hex_32, LotteryView};
-use crate::kernel::chain::verify_chain;
-use crate::kernel::lottery::redraw;
-use crate::kernel::{invariants, BidRecord};
+use gavel::model::views::{hex_32, LotteryView};
+use gavel_kernel::chain::verify_chain;
+use gavel_kernel::lottery::redraw;
+use gavel_kernel::{invariants, BidRecord};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
@@ -183,7 +183,7 @@ fn verify_offline(data_dir: &Path) -> Result<Vec<Checked>, Failure> {
         .build()
         .map_err(|error| Failure::failed(format!("cannot start a runtime: {error}")))?;
     let applied = runtime
-        .block_on(crate::replication::restore_offline(data_dir))
+        .block_on(gavel::replication::restore_offline(data_dir))
         .map_err(|error| {
             Failure::failed(format!(
                 "audit verify: cannot restore the state of {}: {error}",
@@ -288,7 +288,7 @@ fn check_published_lottery(auction_id: &str, result: &Value) -> Result<(), Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::chain::{bid_hash, bid_id_from_hash, BidFields, GENESIS_HASH};
+    use gavel_kernel::chain::{bid_hash, bid_id_from_hash, BidFields, GENESIS_HASH};
 
     fn chain(amounts: &[u64]) -> Vec<BidRecord> {
         let mut prev = GENESIS_HASH.to_string();

@@ -12,9 +12,9 @@ use serde_json::Value;
 use super::ctl::{ApiRequest, ControlArgs};
 use super::local_cluster::{ClusterPlan, ClusterRequest, LocalClusterDefinition};
 use super::Failure;
-use crate::config::{Config, Role};
-use crate::replication::backup::{read_backup, seed_data_dir, Backup};
-use crate::replication::NodeInfo;
+use gavel::config::{Config, Role};
+use gavel::replication::backup::{read_backup, seed_data_dir, Backup};
+use gavel::replication::NodeInfo;
 
 /// Longest backup accepted either way.
 const MAX_BACKUP_BYTES: u64 = 4 << 30;
@@ -35,7 +35,7 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "M")]
     pub standbys: Option<u64>,
     /// Admin token of every node [default: a new random one, kept in DIR/cluster.toml].
-    #[arg(long, value_name = "T", env = crate::config::ADMIN_TOKEN_ENV, hide_env_values = true)]
+    #[arg(long, value_name = "T", env = gavel::config::ADMIN_TOKEN_ENV, hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Cluster definition to use instead of the built-in cluster/local.toml (ports).
     #[arg(long, value_name = "FILE")]
@@ -135,7 +135,7 @@ fn write_durably(out: &Path, bytes: &[u8]) -> Result<(), Failure> {
             out.display()
         )));
     }
-    crate::private_files::write_aside_then_rename(out, bytes)
+    gavel::private_files::write_aside_then_rename(out, bytes)
         .map_err(|error| Failure::failed(format!("cannot write {}: {error}", out.display())))
 }
 
@@ -193,7 +193,7 @@ pub fn restore(args: RestoreArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|error| Failure::failed(format!("cannot start the async runtime: {error}")))?;
-    let progress = crate::bench::local::progress_bar("seeding nodes", plan.nodes.len() as u64);
+    let progress = gavel_testkit::local::progress_bar("seeding nodes", plan.nodes.len() as u64);
     for node in &plan.nodes {
         let config = &node.config;
         runtime

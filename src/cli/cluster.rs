@@ -15,7 +15,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use super::ctl::{ApiRequest, ControlArgs};
 use super::local_cluster::{ClusterPlan, ClusterRequest, LocalClusterDefinition, PlannedNode};
 use super::Failure;
-use crate::config::ADMIN_TOKEN_ENV;
+use gavel::config::ADMIN_TOKEN_ENV;
 
 /// How long the nodes get to stop after SIGTERM before they are killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -81,12 +81,12 @@ pub fn run(command: ClusterCommand) -> Result<(), Failure> {
 
 /// `gavel cluster secret`: a new cluster secret, printed or in a new private file.
 fn secret(args: SecretArgs) -> Result<(), Failure> {
-    let secret = crate::config::secrets::new_cluster_secret();
+    let secret = gavel::config::secrets::new_cluster_secret();
     let Some(path) = args.out else {
         println!("{secret}");
         return Ok(());
     };
-    let written = crate::private_files::create_new(&path).and_then(|mut file| {
+    let written = gavel::private_files::create_new(&path).and_then(|mut file| {
         use std::io::Write;
         file.write_all(format!("{secret}\n").as_bytes())?;
         file.sync_all()
@@ -270,7 +270,7 @@ fn print_cluster(plan: &ClusterPlan) {
     for node in &plan.nodes {
         let config = &node.config;
         let role = config.this_member().map_or("?", |member| {
-            if member.role == crate::config::Role::Voter {
+            if member.role == gavel::config::Role::Voter {
                 "voter"
             } else {
                 "standby"

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::Failure;
-use crate::config::ADMIN_TOKEN_ENV;
+use gavel::config::ADMIN_TOKEN_ENV;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Long enough for a switchover, which answers once the new leader leads, and for a new

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Failure;
-use crate::config::{Config, Member, Role, MIN_SECRET_CHARS};
+use gavel::config::{Config, Member, Role, MIN_SECRET_CHARS};
 
 /// `cluster/local.toml`, compiled in: the cluster started when no definition is given.
 pub const BUILT_IN_DEFINITION: &str = include_str!("../../cluster/local.toml");

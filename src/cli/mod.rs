@@ -1,5 +1,5 @@
 //! The `gavel` command line. `main.rs` calls `main()`; everything else lives here:
-//! - `serve`: run one node from a config file (`crate::node::run`);
+//! - `serve`: run one node from a config file (`gavel::node::run`);
 //! - `cluster`: start a local cluster of child processes (`cluster up`), or show a
 //!   cluster's state (`cluster status`); `local_cluster` plans the files it writes;
 //! - `ctl`: operator commands over the control API of API.md; `audit` holds
@@ -9,8 +9,8 @@
 //!
 //! Exit codes: 0 success, 1 the command failed (an HTTP error, a node that stopped with
 //! an error), 2 unusable input (bad arguments or configuration), 65 a node that will not
-//! start because its Raft log is damaged (`crate::node::DAMAGED_LOG_EXIT_CODE`), 70 a
-//! running node whose Raft core or storage failed (`crate::node::FATAL_EXIT_CODE`).
+//! start because its Raft log is damaged (`gavel::node::DAMAGED_LOG_EXIT_CODE`), 70 a
+//! running node whose Raft core or storage failed (`gavel::node::FATAL_EXIT_CODE`).
 
 mod audit;
 mod backup;
@@ -25,11 +25,22 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
+use gavel::config::Config;
 
-pub use cluster::{ClusterCommand, StatusArgs, UpArgs};
-pub use ctl::{CtlArgs, CtlCommand};
-pub use local_cluster::{ClusterPlan, ClusterRequest, LocalClusterDefinition, PlannedNode};
+pub use cluster::ClusterCommand;
+pub use ctl::CtlArgs;
+
+/// `gavel chaos`: its nodes are this binary, and its faults need the fault-injection
+/// routes, which only a build with the `faults` feature has.
+fn chaos(args: gavel_tools::chaos::ChaosArgs) -> Result<(), Failure> {
+    if !cfg!(feature = "faults") {
+        return Err(Failure::unusable(
+            "gavel chaos injects faults through routes this build does not have; \
+             build it with `cargo build --features faults` (or run `cargo run --features faults -- chaos …`)",
+        ));
+    }
+    gavel_tools::chaos::run_chaos(args).map_err(|error| Failure::failed(format!("{error:#}")))
+}
 
 /// Gavel: a clustered, highly available online auction kernel.
 #[derive(Debug, Parser)]
@@ -55,30 +66,30 @@ pub enum Command {
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Fault injection in network namespaces with a history checker (needs root).
-    Chaos(crate::chaos::ChaosArgs),
+    Chaos(gavel_tools::chaos::ChaosArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Kill the leader K times under bidding load; time each takeover.
-    Takeover(crate::bench::TakeoverArgs),
+    Takeover(gavel_tools::bench::TakeoverArgs),
     /// Requests per bidder: the old page's polling against Gavel's pushed page.
-    Requests(crate::bench::requests::RequestsArgs),
+    Requests(gavel_tools::bench::requests::RequestsArgs),
     /// Live-event fan-out: N watchers on one node, bid-to-watcher latency and memory.
-    Fanout(crate::bench::fanout::FanoutArgs),
+    Fanout(gavel_tools::bench::fanout::FanoutArgs),
     /// Auction lifecycles against one node: memory, actors and disk stay flat?
-    Soak(crate::bench::soak::SoakArgs),
+    Soak(gavel_tools::bench::soak::SoakArgs),
     /// Committed bids/s and latency at 1-256 connections, beside etcd and the floor.
-    Bids(crate::bench::bids::BidsArgs),
+    Bids(gavel_tools::bench::bids::BidsArgs),
 }
 
 fn bench(command: BenchCommand) -> Result<(), Failure> {
     let result = match command {
-        BenchCommand::Takeover(args) => crate::bench::run_takeover(args),
-        BenchCommand::Requests(args) => crate::bench::requests::run_requests(args),
-        BenchCommand::Fanout(args) => crate::bench::fanout::run_fanout(args),
-        BenchCommand::Soak(args) => crate::bench::soak::run_soak(args),
-        BenchCommand::Bids(args) => crate::bench::bids::run_bids(args),
+        BenchCommand::Takeover(args) => gavel_tools::bench::run_takeover(args),
+        BenchCommand::Requests(args) => gavel_tools::bench::requests::run_requests(args),
+        BenchCommand::Fanout(args) => gavel_tools::bench::fanout::run_fanout(args),
+        BenchCommand::Soak(args) => gavel_tools::bench::soak::run_soak(args),
+        BenchCommand::Bids(args) => gavel_tools::bench::bids::run_bids(args),
     };
     result.map_err(|error| Failure::failed(format!("{error:#}")))
 }
@@ -129,9 +140,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Ctl(args) => ctl::run(args),
         Command::Node(command) => node::run(command),
         Command::Bench(command) => bench(command),
-        Command::Chaos(args) => {
-            crate::chaos::run_chaos(args).map_err(|error| Failure::failed(format!("{error:#}")))
-        }
+        Command::Chaos(args) => chaos(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -145,11 +154,11 @@ pub fn run(cli: Cli) -> ExitCode {
 /// `gavel serve --config FILE`.
 fn serve(args: ServeArgs) -> Result<(), Failure> {
     // Everything the node creates, sled's files included, is its own alone.
-    crate::private_files::restrict_umask();
+    gavel::private_files::restrict_umask();
     let config = load_config_for_serving(&args.config)
         .map_err(|error| Failure::unusable(error.to_string()))?;
     init_tracing();
-    match crate::private_files::restrict_tree(&config.node.data_dir) {
+    match gavel::private_files::restrict_tree(&config.node.data_dir) {
         Ok(0) => {}
         Ok(changed) => tracing::info!(
             changed,
@@ -159,11 +168,11 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         Err(error) => tracing::warn!(%error, "cannot make the data directory private"),
     }
     tracing::info!(node_id = config.node.id, name = %config.node.name, config = %args.config.display(), "starting node");
-    crate::node::run(config).map_err(|error| {
+    gavel::node::run(config).map_err(|error| {
         let message = format!("node stopped with an error: {error:#}");
-        match crate::node::is_damaged_log(&error) {
+        match gavel::node::is_damaged_log(&error) {
             true => Failure {
-                exit_code: crate::node::DAMAGED_LOG_EXIT_CODE,
+                exit_code: gavel::node::DAMAGED_LOG_EXIT_CODE,
                 message,
             },
             false => Failure::failed(message),
@@ -175,7 +184,7 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
 /// file, then every check.
 pub fn load_config_for_serving(
     path: &std::path::Path,
-) -> Result<Config, crate::config::ConfigError> {
+) -> Result<Config, gavel::config::ConfigError> {
     let mut config = Config::load(path)?;
     config.apply_environment();
     config.load_secret_files()?;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::Failure;
-use crate::replication::reset::{self, ResetPlan, REJOIN_FILE};
+use gavel::replication::reset::{self, ResetPlan, REJOIN_FILE};
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {

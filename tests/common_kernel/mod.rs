@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use gavel::kernel::{
+use gavel_kernel::{
     apply, begin_term, Applied, Auction, AuctionSpec, Command, Envelope, EventKind, IncrementRule,
     Outcome, Receipt, Rejection, State,
 };
@@ -386,7 +386,7 @@ pub fn capped_sale() -> Harness {
 pub mod model {
     use std::collections::BTreeSet;
 
-    use gavel::kernel::{Auction, AuctionSpec, IncrementRule, Outcome, Phase, Rejection};
+    use gavel_kernel::{Auction, AuctionSpec, IncrementRule, Outcome, Phase, Rejection};
     use sha2::{Digest, Sha256};
 
     /// Price cap, `cap_mode` `lottery`: the commitment published at cap entry is the
@@ -468,7 +468,7 @@ pub mod model {
     impl View {
         pub fn of(auction: &Auction) -> View {
             let bids = auction.bids.iter();
-            let bid = |bid: &gavel::kernel::BidRecord| {
+            let bid = |bid: &gavel_kernel::BidRecord| {
                 (bid.bidder_id.clone(), bid.amount, bid.accepted_at_ms)
             };
             View {

@@ -1,0 +1,402 @@
+//! Server-sent events of one auction, from this node's own applied state.
+//!
+//! On connect the stream sends every bid after `Last-Event-ID` (a bid's id is its `seq`),
+//! then the current `auction` view; then the Auction actor's live events. A `: keep-alive`
+//! comment goes out every 15 s. A consumer too slow to keep up with the actor's bounded
+//! buffer is cut off (it reconnects with `Last-Event-ID` and misses nothing); the kernel
+//! never waits for it. The stream ends after the `closed` event. The history is read from
+//! a copy of the auction's persistent bid vector, taken under the state's lock in the
+//! time of one view, and formatted after the lock is released.
+//!
+//! Each stream holds a slot of `stream_slots` while it runs: a client address, or the
+//! node, with as many streams open as it may hold is answered 429 `too_many_streams`.
+//!
+//! `GET /api/v1/events` streams every auction: an `auction` view of each at connect (and
+//! again after a reconnect, so nothing is missed), then one `auction` (or `closed`) view
+//! of every auction a committed command changed, with the log index as the event id.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use futures::StreamExt;
+use imbl::Vector;
+
+use super::limits::RateLimiter;
+use super::problem::{ApiError, Problem};
+use super::stream_slots::StreamPermit;
+use crate::model::views::{AuctionView, BidView};
+use super::AppState;
+use crate::actors::auction::{LiveEvent, Subscribe};
+use crate::actors::resource_pool::SubscribeAuction;
+use crate::actors::wall_clock_ms;
+use gavel_kernel::{Auction, BidRecord, Rejection};
+
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+fn frame(id: u64, name: &str, data: &str) -> Bytes {
+    Bytes::from(format!("id: {id}\nevent: {name}\ndata: {data}\n\n"))
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// Live updates of one auction: `auction`, `bid` and `closed` events.
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id"),
+    ("Last-Event-ID" = Option<u64>, Header, description = "resume after this bid seq")),
+    responses((status = 200, content_type = "text/event-stream", description = "the event stream"),
+    (status = 404, description = "auction_not_found", body = Problem),
+    (status = 422, description = "invalid_request: Last-Event-ID is not a bid seq", body = Problem),
+    (status = 429, description = "too_many_streams: this address (limits.max_streams_per_ip) or this node (limits.max_streams) holds as many streams as it may; or rate_limited; with Retry-After (seconds)", body = Problem),
+    (status = 503, description = "unavailable", body = Problem)))]
+#[get("/api/v1/auctions/{id}/events")]
+pub async fn auction_events(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let auction_id = path.into_inner();
+    let last_event_id = match request.headers().get("Last-Event-ID") {
+        None => 0,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                ApiError::invalid("Last-Event-ID must be a bid sequence number".to_string())
+            })?,
+    };
+    let permit = stream_slot(&app, &request)?;
+    // Subscribe before reading the state, so nothing falls between the two.
+    let subscribed = app
+        .pool
+        .send(SubscribeAuction {
+            auction_id: auction_id.clone(),
+        })
+        .await?;
+    let Some(actor) = subscribed else {
+        // An archived auction is closed: its bids and the `closed` event, then the end.
+        let start = app.read_auction(&auction_id, StreamStart::of)?;
+        let (initial, _, _) = start.frames_after(last_event_id);
+        return Ok(event_stream(initial, permit));
+    };
+    let receiver = actor.send(Subscribe).await?;
+
+    let start = {
+        let state = app.state.read();
+        let auction = state
+            .kernel
+            .auctions
+            .get(&auction_id)
+            .ok_or(Rejection::AuctionNotFound)?;
+        StreamStart::of(auction)
+    };
+    let (initial, last_sent_seq, closed) = start.frames_after(last_event_id);
+    let live = LiveStream {
+        receiver,
+        keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
+        last_sent_seq,
+        done: closed,
+    };
+    Ok(event_stream(initial.chain(live.into_stream()), permit))
+}
+
+/// A slot for one more stream from the request's client, or 429 `too_many_streams`.
+fn stream_slot(app: &AppState, request: &HttpRequest) -> Result<StreamPermit, ApiError> {
+    let peer = request.peer_addr().map(|address| address.ip());
+    let client = match request.app_data::<web::Data<RateLimiter>>() {
+        Some(limiter) => limiter.client_ip(
+            peer,
+            request
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|value| value.to_str().ok()),
+        ),
+        None => peer,
+    };
+    app.streams.acquire(client)
+}
+
+/// The response of an event stream that holds `permit` for as long as it runs.
+fn event_stream(
+    frames: impl futures::Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
+    permit: StreamPermit,
+) -> HttpResponse {
+    let frames = frames.map(move |frame| {
+        let _held_until_the_stream_ends = &permit;
+        frame
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(frames)
+}
+
+/// What a stream of one auction starts from, copied out under the state's lock: the
+/// bids share the state's persistent vector (the copy is a few pointers, whatever the
+/// history), so the lock is held for one view, and the frames of the history are
+/// formatted after it is released, each as it is sent.
+struct StreamStart {
+    bids: Vector<BidRecord>,
+    view: AuctionView,
+    closed: bool,
+}
+
+impl StreamStart {
+    fn of(auction: &Auction) -> Self {
+        StreamStart {
+            bids: auction.bids.clone(),
+            view: AuctionView::new(auction, wall_clock_ms()),
+            closed: auction.phase.is_closed(),
+        }
+    }
+
+    /// The bids after `last_event_id` (a bid's id is its seq, its place in the vector
+    /// plus one) and the current `auction` (or `closed`) event; the bid count, and whether
+    /// the auction is closed.
+    fn frames_after(
+        self,
+        last_event_id: u64,
+    ) -> (
+        impl futures::Stream<Item = Result<Bytes, actix_web::Error>>,
+        u64,
+        bool,
+    ) {
+        let bid_count = self.bids.len() as u64;
+        let name = if self.closed { "closed" } else { "auction" };
+        let view = frame(bid_count, name, &json(&self.view));
+        let skipped = usize::try_from(last_event_id)
+            .unwrap_or(usize::MAX)
+            .min(self.bids.len());
+        let bids = self
+            .bids
+            .skip(skipped)
+            .into_iter()
+            .map(|bid| frame(bid.seq, "bid", &json(&BidView::from(&bid))));
+        let frames = futures::stream::iter(bids.chain(std::iter::once(view)).map(Ok));
+        (frames, bid_count, self.closed)
+    }
+}
+
+struct LiveStream {
+    receiver: broadcast::Receiver<Arc<LiveEvent>>,
+    keep_alive: tokio::time::Interval,
+    last_sent_seq: u64,
+    done: bool,
+}
+
+impl LiveStream {
+    fn into_stream(self) -> impl futures::Stream<Item = Result<Bytes, actix_web::Error>> {
+        futures::stream::unfold(self, |mut live| async move {
+            loop {
+                if live.done {
+                    return None;
+                }
+                tokio::select! {
+                    received = live.receiver.recv() => match received {
+                        Ok(event) => {
+                            if event.name == "bid" {
+                                if event.id <= live.last_sent_seq {
+                                    continue;
+                                }
+                                live.last_sent_seq = event.id;
+                            }
+                            if event.name == "closed" {
+                                live.done = true;
+                            }
+                            return Some((Ok(frame(event.id, event.name, &event.data)), live));
+                        }
+                        // Too slow for the bounded buffer, or the auction's actor stopped:
+                        // end the stream; the client resumes with Last-Event-ID.
+                        Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+                    },
+                    _ = live.keep_alive.tick() => {
+                        return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), live));
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Live views of every auction: `auction` and `closed` events.
+#[utoipa::path(tag = "public", responses((status = 200, content_type = "text/event-stream", description = "the event stream"),
+    (status = 429, description = "too_many_streams: this address (limits.max_streams_per_ip) or this node (limits.max_streams) holds as many streams as it may; or rate_limited; with Retry-After (seconds)", body = Problem)))]
+#[get("/api/v1/events")]
+pub async fn all_events(
+    app: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let permit = stream_slot(&app, &request)?;
+    // Subscribe before reading the state, so nothing falls between the two.
+    let receiver = app.applied_events.subscribe();
+    let initial: Vec<Bytes> = {
+        let state = app.state.read();
+        let now_ms = wall_clock_ms();
+        state
+            .kernel
+            .auctions
+            .values()
+            .map(|auction| {
+                let name = if auction.phase.is_closed() {
+                    "closed"
+                } else {
+                    "auction"
+                };
+                frame(
+                    state.last_applied_index,
+                    name,
+                    &json(&AuctionView::new(auction, now_ms)),
+                )
+            })
+            .collect()
+    };
+    let live = AllAuctions {
+        receiver,
+        keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
+        state: app.state.clone(),
+    };
+    let stream = futures::stream::iter(initial.into_iter().map(Ok::<Bytes, actix_web::Error>))
+        .chain(live.into_stream());
+    Ok(event_stream(stream, permit))
+}
+
+struct AllAuctions {
+    receiver: broadcast::Receiver<Arc<crate::replication::AppliedEvents>>,
+    keep_alive: tokio::time::Interval,
+    state: crate::replication::SharedState,
+}
+
+impl AllAuctions {
+    /// The views of the auctions one committed command changed.
+    fn frames(&self, applied: &crate::replication::AppliedEvents) -> Bytes {
+        let state = self.state.read();
+        let now_ms = wall_clock_ms();
+        let touched: BTreeSet<&str> = applied
+            .events
+            .iter()
+            .map(|event| event.auction_id.as_str())
+            .collect();
+        let mut text = String::new();
+        for auction in touched
+            .into_iter()
+            .filter_map(|id| state.kernel.auctions.get(id))
+        {
+            let name = if auction.phase.is_closed() {
+                "closed"
+            } else {
+                "auction"
+            };
+            let view = json(&AuctionView::new(auction, now_ms));
+            text.push_str(&format!(
+                "id: {}\nevent: {name}\ndata: {view}\n\n",
+                applied.log_index
+            ));
+        }
+        Bytes::from(text)
+    }
+
+    fn into_stream(self) -> impl futures::Stream<Item = Result<Bytes, actix_web::Error>> {
+        futures::stream::unfold(self, |mut live| async move {
+            loop {
+                tokio::select! {
+                    received = live.receiver.recv() => match received {
+                        Ok(applied) => {
+                            let frames = live.frames(&applied);
+                            if frames.is_empty() {
+                                continue;
+                            }
+                            return Some((Ok(frames), live));
+                        }
+                        // Too slow for the bounded buffer: cut off; the client reconnects
+                        // and is sent every auction's view again.
+                        Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+                    },
+                    _ = live.keep_alive.tick() => {
+                        return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), live));
+                    }
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live_event(id: u64, name: &'static str) -> Arc<LiveEvent> {
+        Arc::new(LiveEvent {
+            id,
+            name,
+            data: "{}".to_string(),
+        })
+    }
+
+    fn stream_of(receiver: broadcast::Receiver<Arc<LiveEvent>>) -> LiveStream {
+        LiveStream {
+            receiver,
+            keep_alive: tokio::time::interval_at(
+                tokio::time::Instant::now() + KEEP_ALIVE,
+                KEEP_ALIVE,
+            ),
+            last_sent_seq: 0,
+            done: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_consumer_that_falls_behind_the_bounded_buffer_is_cut_off() {
+        let (publisher, receiver) = broadcast::channel(4);
+        let stream = stream_of(receiver).into_stream();
+        futures::pin_mut!(stream);
+        // The publisher never waits: ten events into a buffer of four, nobody reading.
+        for seq in 1..=10 {
+            let _ = publisher.send(live_event(seq, "bid"));
+        }
+        let next = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
+        assert!(
+            matches!(next, Ok(None)),
+            "the lagging stream ends; the client resumes with Last-Event-ID"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_consumer_that_keeps_up_gets_every_bid_once_and_ends_after_closed() {
+        let (publisher, receiver) = broadcast::channel(16);
+        let stream = stream_of(receiver).into_stream();
+        futures::pin_mut!(stream);
+        for event in [
+            live_event(1, "bid"),
+            live_event(1, "bid"),
+            live_event(1, "auction"),
+            live_event(2, "bid"),
+            live_event(2, "closed"),
+        ] {
+            let _ = publisher.send(event);
+        }
+        let mut names = Vec::new();
+        while let Ok(Some(Ok(frame))) =
+            tokio::time::timeout(Duration::from_secs(1), stream.next()).await
+        {
+            let text = String::from_utf8_lossy(&frame).to_string();
+            names.push(
+                text.lines()
+                    .find_map(|line| line.strip_prefix("event: "))
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+        assert_eq!(
+            names,
+            ["bid", "auction", "bid", "closed"],
+            "the repeated bid 1 is skipped"
+        );
+    }
+}

@@ -1,0 +1,311 @@
+//! The public listener: what bidders and their browsers call (API.md, Public listener).
+
+use actix_web::{delete, get, post, web, HttpMessage, HttpRequest, HttpResponse};
+
+use super::auth::{new_token, session_token_hash, sha256_hex};
+use super::bidder_secret::Verdict;
+use super::problem::{ApiError, Problem};
+use super::requests::SessionRequest;
+use super::requests::{auction_path_id, BidRequest, BidsQuery, ConfirmRequest, JsonObject};
+use crate::model::views::{
+    AuctionList, AuctionView, BidList, BidReceipt, BidView, ConfirmationView, SessionCreated,
+    TimeView,
+};
+use super::AppState;
+use crate::actors::wall_clock_ms;
+use gavel_kernel::{Command, Outcome};
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    // actix tries the routes in order, matching each pattern with a `{id}` against the
+    // path: the bid route, by far the busiest, goes first.
+    config
+        .service(place_bid)
+        .service(server_time)
+        .service(create_session)
+        .service(delete_session)
+        .service(list_auctions)
+        .service(get_auction)
+        .service(list_bids)
+        .service(confirm)
+        .service(super::events::auction_events)
+        .service(super::events::all_events)
+        .route(
+            "/openapi.json",
+            web::get().to(super::openapi::public_document),
+        )
+        .configure(super::pages::public_pages);
+}
+
+/// The cluster's clock bidders sync to: this node's, corrected by its measured offset to
+/// the voters' median, so every node answers the same time within the round trip.
+#[utoipa::path(tag = "public", responses((status = 200, body = TimeView)))]
+#[get("/api/v1/time")]
+async fn server_time(app: web::Data<AppState>) -> web::Json<TimeView> {
+    web::Json(TimeView {
+        server_time_ms: app.clock.cluster_time_ms(),
+        node_id: app.node_id,
+        clock_offset_ms: app.clock.offset_to_median_ms(),
+    })
+}
+
+/// Opens a session with a bidder's id and secret, checked against the bidder's Argon2id
+/// record off the HTTP workers (a record from an older release, a salted SHA-256, is
+/// replaced by an Argon2id one on the way). A bidder holds at most
+/// `sessions.max_sessions_per_bidder` sessions: this one ends the oldest when they hold
+/// that many. Wrong secrets in a row lock the bidder's sign-ins out for a while.
+#[utoipa::path(tag = "public", request_body = SessionRequest, responses(
+    (status = 201, body = SessionCreated),
+    (status = 401, description = "bad_credentials", body = Problem),
+    (status = 422, description = "invalid_request", body = Problem),
+    (status = 429, description = "rate_limited (also when the node's secret hashing stays busy for 5 s), or sign_in_locked after too many wrong secrets for the bidder; with Retry-After (seconds)", body = Problem)))]
+#[post("/api/v1/sessions")]
+async fn create_session(
+    app: web::Data<AppState>,
+    body: web::Json<JsonObject<SessionRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.into_inner().into_inner();
+    let now = std::time::Instant::now();
+    app.sign_in_throttle
+        .check(&request.bidder_id, now)
+        .map_err(|retry_after_s| ApiError::SignInLocked { retry_after_s })?;
+    let record = {
+        let state = app.state.read();
+        state
+            .kernel
+            .bidders
+            .get(&request.bidder_id)
+            .map(|bidder| (bidder.secret_salt.clone(), bidder.secret_hash.clone()))
+    };
+    let Some((salt, stored_hash)) = record else {
+        return Err(ApiError::BadCredentials);
+    };
+    let verdict = app
+        .secret_hasher
+        .verify(salt, stored_hash.clone(), request.secret)
+        .await?;
+    match verdict {
+        Verdict::Match { upgrade } => {
+            app.sign_in_throttle.succeeded(&request.bidder_id);
+            if let Some(new_secret_hash) = upgrade {
+                upgrade_secret_hash(&app, &request.bidder_id, stored_hash, new_secret_hash).await;
+            }
+        }
+        Verdict::Mismatch => {
+            app.sign_in_throttle.failed(&request.bidder_id, now);
+            return Err(ApiError::BadCredentials);
+        }
+    }
+    let token = new_token();
+    let expires_at_ms = wall_clock_ms().saturating_add(app.session_ttl_ms);
+    let command = Command::OpenSession {
+        token_hash: sha256_hex(token.as_bytes()),
+        bidder_id: request.bidder_id.clone(),
+        expires_at_ms,
+        max_sessions_per_bidder: app.max_sessions_per_bidder,
+    };
+    match app.propose(command, request.bidder_id.clone()).await? {
+        Outcome::SessionOpened {
+            bidder_id,
+            expires_at_ms,
+        } => Ok(HttpResponse::Created().json(SessionCreated {
+            token,
+            bidder_id,
+            expires_at_ms,
+        })),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Replaces a bidder's SHA-256 record, whose secret was just verified, by its Argon2id
+/// replacement. A refusal (another node upgraded it first) or a failure leaves the old
+/// record, to be upgraded at a later sign-in: the sign-in goes on either way.
+async fn upgrade_secret_hash(
+    app: &AppState,
+    bidder_id: &str,
+    old_secret_hash: String,
+    new_secret_hash: String,
+) {
+    let command = Command::UpgradeSecretHash {
+        bidder_id: bidder_id.to_string(),
+        old_secret_hash,
+        new_secret_hash,
+    };
+    match app.propose(command, bidder_id.to_string()).await {
+        Ok(_) => tracing::info!(bidder_id, "bidder secret record upgraded to Argon2id"),
+        Err(error) => tracing::warn!(bidder_id, %error, "bidder secret record not upgraded"),
+    }
+}
+
+/// Ends the caller's session on every node.
+#[utoipa::path(tag = "public", responses((status = 204), (status = 401, description = "unauthenticated", body = Problem)),
+    security(("session" = [])))]
+#[delete("/api/v1/sessions/current")]
+async fn delete_session(
+    app: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let token_hash = session_token_hash(&request)?;
+    app.propose(Command::CloseSession { token_hash }, "bidder".to_string())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(tag = "public", responses((status = 200, body = AuctionList)))]
+#[get("/api/v1/auctions")]
+async fn list_auctions(app: web::Data<AppState>) -> web::Json<AuctionList> {
+    let now_ms = wall_clock_ms();
+    let state = app.state.read();
+    let auctions = state
+        .kernel
+        .auctions
+        .values()
+        .map(|auction| AuctionView::new(auction, now_ms))
+        .collect();
+    web::Json(AuctionList { auctions })
+}
+
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), responses(
+    (status = 200, body = AuctionView),
+    (status = 404, description = "auction_not_found", body = Problem),
+    (status = 503, description = "unavailable: archived, and this node is still fetching its record from its peers", body = Problem)))]
+#[get("/api/v1/auctions/{id}")]
+async fn get_auction(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<web::Json<AuctionView>, ApiError> {
+    let now_ms = wall_clock_ms();
+    let view = app.read_auction(path.as_str(), |auction| AuctionView::new(auction, now_ms))?;
+    Ok(web::Json(view))
+}
+
+/// Accepted bids, oldest first, by bidder number only: every bid, or with `after_seq`
+/// or `limit`, one page of them.
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id"), BidsQuery), responses(
+    (status = 200, body = BidList),
+    (status = 404, description = "auction_not_found", body = Problem),
+    (status = 503, description = "unavailable: archived, and this node is still fetching its record from its peers", body = Problem),
+    (status = 422, description = "invalid_request: limit out of range, or a parameter that is not a number", body = Problem)))]
+#[get("/api/v1/auctions/{id}/bids")]
+async fn list_bids(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<BidsQuery>,
+) -> Result<web::Json<BidList>, ApiError> {
+    let (after_seq, limit) = query.page()?;
+    // A copy of the persistent vector is a few pointers: the views are built after the
+    // state's lock is released, however long the history.
+    let bids = app.read_auction(path.as_str(), |auction| auction.bids.clone())?;
+    // A bid's seq is its place in the vector plus one.
+    let skipped = usize::try_from(after_seq)
+        .unwrap_or(usize::MAX)
+        .min(bids.len());
+    let page: Vec<BidView> = bids
+        .skip(skipped)
+        .iter()
+        .take(limit)
+        .map(BidView::from)
+        .collect();
+    let next_after_seq = match page.last() {
+        Some(last) if (last.seq as usize) < bids.len() => Some(last.seq),
+        _ => None,
+    };
+    Ok(web::Json(BidList {
+        bids: page,
+        next_after_seq,
+    }))
+}
+
+/// Places a bid. The receipt is sent only once the bid is committed; the same
+/// request_id with the same body answers the original receipt (200).
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), request_body = BidRequest,
+    responses(
+        (status = 201, body = BidReceipt), (status = 200, description = "a retry: the original receipt", body = BidReceipt),
+        (status = 401, description = "unauthenticated", body = Problem), (status = 403, description = "not_qualified", body = Problem),
+        (status = 404, description = "auction_not_found", body = Problem),
+        (status = 409, description = "auction_not_open, below_minimum, not_on_increment, already_leading, above_cap, request_id_reused", body = Problem),
+        (status = 422, description = "invalid_request", body = Problem),
+        (status = 429, description = "rate_limited, with Retry-After (seconds)", body = Problem),
+        (status = 503, description = "no_leader", body = Problem)),
+    security(("session" = [])))]
+#[post("/api/v1/auctions/{id}/bids")]
+async fn place_bid(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+    body: web::Json<JsonObject<BidRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let token_hash = session_token_hash(&request)?;
+    let bid = body.into_inner().into_inner();
+    bid.validate()?;
+    let command = Command::PlaceBid {
+        auction_id: auction_path_id(path.into_inner())?,
+        token_hash,
+        amount: bid.amount,
+        request_id: bid.request_id,
+    };
+    let result = app.propose(command, "bidder".to_string()).await;
+    if let Err(ApiError::Rejected(rejection)) = &result {
+        app.metrics
+            .bids_rejected_total
+            .with_label_values(&[rejection.code()])
+            .inc();
+    }
+    match result? {
+        Outcome::BidAccepted { receipt, replayed } => {
+            let now_ms = wall_clock_ms();
+            let view = app.read_auction(&receipt.auction_id, |auction| {
+                AuctionView::new(auction, now_ms)
+            })?;
+            let body = BidReceipt::new(&receipt, view);
+            if replayed {
+                Ok(HttpResponse::Ok().json(body))
+            } else {
+                app.metrics.bids_accepted_total.inc();
+                Ok(HttpResponse::Created().json(body))
+            }
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// In `capped`: the caller, holding a valid bid, joins the lottery, optionally with a
+/// nonce of their own that the draw mixes with the committed seed. The first confirmation
+/// stands: the same again answers 201, another nonce 409 `conflict`.
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")),
+    request_body(content = Option<ConfirmRequest>, description = "optional; no body is no nonce"),
+    responses(
+    (status = 201, body = ConfirmationView), (status = 401, description = "unauthenticated", body = Problem),
+    (status = 403, description = "not_qualified, not_eligible", body = Problem),
+    (status = 409, description = "auction_not_open, or conflict: already confirmed with another nonce", body = Problem),
+    (status = 422, description = "invalid_request: a bad body or nonce", body = Problem)),
+    security(("session" = [])))]
+#[post("/api/v1/auctions/{id}/confirmations")]
+async fn confirm(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let token_hash = session_token_hash(&request)?;
+    let auction_id = auction_path_id(path.into_inner())?;
+    // Without a nonce, the command every node has always known.
+    let command = match ConfirmRequest::parse(request.content_type(), &body)?.nonce {
+        Some(nonce) if !nonce.is_empty() => Command::ConfirmWithNonce {
+            auction_id,
+            token_hash,
+            nonce,
+        },
+        _ => Command::Confirm {
+            auction_id,
+            token_hash,
+        },
+    };
+    app.propose(command, "bidder".to_string()).await?;
+    Ok(HttpResponse::Created().json(ConfirmationView { confirmed: true }))
+}
+
+/// A command answered with an outcome of another command: a bug, reported as such.
+pub fn unexpected(outcome: Outcome) -> ApiError {
+    tracing::error!(?outcome, "command answered with an unexpected outcome");
+    ApiError::Unavailable("unexpected outcome".to_string())
+}

@@ -1,0 +1,427 @@
+//! What the HTTP API accepts. Unknown fields are refused (422); each request is checked
+//! here, before it becomes a command, so a malformed one is never proposed (nor written
+//! to the Raft log), and the kernel checks again what only it can know.
+
+use std::marker::PhantomData;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
+
+use super::problem::ApiError;
+use gavel_kernel::types::{validate_id, validate_text};
+use gavel_kernel::{AuctionSpec, IncrementRule, Rejection};
+
+/// A request body that must be a JSON object. Serde's derived structs also accept an
+/// array of their fields in order (`[1010000, "r-1"]` as a bid); the API does not.
+pub struct JsonObject<T>(pub T);
+
+impl<T> JsonObject<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor(PhantomData))
+    }
+}
+
+struct ObjectVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+    type Value = JsonObject<T>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(JsonObject)
+    }
+}
+
+/// The auction id of a path: one that cannot name an auction answers 404 at once.
+pub fn auction_path_id(id: String) -> Result<String, ApiError> {
+    match validate_id("id", &id) {
+        Ok(()) => Ok(id),
+        Err(_) => Err(ApiError::Rejected(Rejection::AuctionNotFound)),
+    }
+}
+
+/// Shortest and longest bidder secret accepted at registration.
+pub const SECRET_MIN_LEN: usize = 8;
+pub const SECRET_MAX_LEN: usize = 256;
+
+/// Default confirm window of a capped auction: five minutes.
+pub const DEFAULT_CAP_CONFIRM_MS: u64 = 300_000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    pub bidder_id: String,
+    pub secret: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BidRequest {
+    /// In the smallest currency unit.
+    pub amount: u64,
+    /// Chosen by the client; a retry with the same request_id and body returns the
+    /// original receipt instead of bidding twice.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub request_id: String,
+}
+
+impl BidRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        Ok(validate_id("request_id", &self.request_id)?)
+    }
+}
+
+/// The optional body of a confirmation in `capped`: `{"nonce"?}`. No body, or `{}`, is a
+/// confirmation without a nonce.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    /// Mixed into the lottery's draw with the committed seed (README, "Checking a
+    /// lottery"): up to 64 characters of A-Z, a-z, 0-9, '_', '-'. A random one (say 32 hex
+    /// digits) makes the draw unpredictable to anyone who does not learn it.
+    #[schema(pattern = "^[A-Za-z0-9_-]{0,64}$")]
+    pub nonce: Option<String>,
+}
+
+impl ConfirmRequest {
+    /// Reads an optional JSON object body (`content_type`, when there is a body, must be
+    /// JSON) and checks the nonce. Errors as for every JSON body: 415 for another media
+    /// type, 400 `invalid_json` for malformed JSON, 422 for a well-formed wrong one.
+    pub fn parse(content_type: &str, body: &[u8]) -> Result<ConfirmRequest, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(ConfirmRequest::default());
+        }
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        if !(essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let request: JsonObject<ConfirmRequest> =
+            serde_json::from_slice(body).map_err(|error| match error.is_data() {
+                true => ApiError::invalid(error.to_string()),
+                false => ApiError::InvalidJson(error.to_string()),
+            })?;
+        let request = request.into_inner();
+        gavel_kernel::lottery::validate_nonce(request.nonce.as_deref().unwrap_or(""))?;
+        Ok(request)
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BidderRequest {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub bidder_id: String,
+    /// 1 to 512 characters, no control characters.
+    #[schema(min_length = 1, max_length = 512)]
+    pub name: String,
+    /// 8 to 256 characters; stored only as a salted hash.
+    #[schema(min_length = 8, max_length = 256)]
+    pub secret: String,
+}
+
+impl BidderRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        validate_id("bidder_id", &self.bidder_id)?;
+        validate_text("name", &self.name, true)?;
+        self.validate_secret()
+    }
+
+    fn validate_secret(&self) -> Result<(), ApiError> {
+        let length = self.secret.chars().count();
+        if (SECRET_MIN_LEN..=SECRET_MAX_LEN).contains(&length) {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(format!(
+                "secret must be {SECRET_MIN_LEN} to {SECRET_MAX_LEN} characters"
+            )))
+        }
+    }
+}
+
+/// AuctionSpec of API.md.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuctionSpecRequest {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub id: String,
+    /// 1 to 512 characters, no control characters.
+    #[schema(min_length = 1, max_length = 512)]
+    pub title: String,
+    /// Free-form descriptive fields of the parcel (a JSON object).
+    #[schema(value_type = Object)]
+    #[serde(default)]
+    pub parcel: Option<serde_json::Value>,
+    #[schema(minimum = 1)]
+    pub start_price: u64,
+    #[schema(minimum = 1)]
+    pub increment: u64,
+    /// `multiple` (default) or `at_least`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub increment_rule: Option<IncrementRule>,
+    pub reserve_price: Option<u64>,
+    pub price_cap: Option<u64>,
+    /// Default 300000 (five minutes); at most one day.
+    #[schema(minimum = 1, maximum = 86_400_000)]
+    pub cap_confirm_ms: Option<u64>,
+    /// Default: the auction's countdown_ms; at most one day.
+    #[schema(minimum = 1, maximum = 86_400_000)]
+    pub failover_grace_ms: Option<u64>,
+    pub listing_opens_at_ms: u64,
+    /// After listing_opens_at_ms and after now.
+    pub listing_closes_at_ms: u64,
+    /// At most one day.
+    #[schema(minimum = 1, maximum = 86_400_000)]
+    pub countdown_ms: u64,
+}
+
+impl AuctionSpecRequest {
+    /// The kernel's spec, checked as the kernel checks it (but for the clock, which only
+    /// the kernel reads).
+    pub fn into_spec(self) -> Result<AuctionSpec, ApiError> {
+        let spec = self.into_unchecked_spec()?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    fn into_unchecked_spec(self) -> Result<AuctionSpec, ApiError> {
+        let parcel = self.parcel.unwrap_or_else(|| serde_json::json!({}));
+        if !parcel.is_object() {
+            return Err(ApiError::invalid(
+                "parcel must be a JSON object".to_string(),
+            ));
+        }
+        Ok(AuctionSpec {
+            id: self.id,
+            title: self.title,
+            parcel_json: parcel.to_string(),
+            start_price: self.start_price,
+            increment: self.increment,
+            increment_rule: self.increment_rule.unwrap_or_default(),
+            reserve_price: self.reserve_price,
+            price_cap: self.price_cap,
+            cap_confirm_ms: self.cap_confirm_ms.unwrap_or(DEFAULT_CAP_CONFIRM_MS),
+            failover_grace_ms: self.failover_grace_ms.unwrap_or(self.countdown_ms),
+            listing_opens_at_ms: self.listing_opens_at_ms,
+            listing_closes_at_ms: self.listing_closes_at_ms,
+            countdown_ms: self.countdown_ms,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QualificationRequest {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub bidder_id: String,
+}
+
+impl QualificationRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        Ok(validate_id("bidder_id", &self.bidder_id)?)
+    }
+}
+
+/// `POST /control/v1/faults/panic`: the actor that is to panic. `auction` (the default)
+/// needs `auction_id`, `peer_link` needs `node_id` (the peer's); the node-wide actors
+/// need neither.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRequest {
+    #[serde(default)]
+    pub actor: FaultTarget,
+    pub auction_id: Option<String>,
+    pub node_id: Option<u64>,
+}
+
+/// `POST /control/v1/faults/clock`: the offset to give this node's wall clock.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClockFaultRequest {
+    /// Milliseconds, at most a day either way; 0 puts the clock back.
+    pub offset_ms: i64,
+}
+
+/// An actor that fault injection can make panic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultTarget {
+    #[default]
+    Auction,
+    Supervisor,
+    ResourcePool,
+    Janitor,
+    Exchange,
+    PeerLink,
+}
+
+impl FaultTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultTarget::Auction => "auction",
+            FaultTarget::Supervisor => "supervisor",
+            FaultTarget::ResourcePool => "resource_pool",
+            FaultTarget::Janitor => "janitor",
+            FaultTarget::Exchange => "exchange",
+            FaultTarget::PeerLink => "peer_link",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    /// At most 512 characters, no control characters.
+    #[serde(default)]
+    #[schema(max_length = 512)]
+    pub reason: String,
+}
+
+impl ReasonRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        Ok(validate_text("reason", &self.reason, false)?)
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncrementRequest {
+    /// Positive, in the smallest currency unit.
+    #[schema(minimum = 1)]
+    pub increment: u64,
+    /// At most 512 characters, no control characters.
+    #[serde(default)]
+    #[schema(max_length = 512)]
+    pub reason: String,
+}
+
+impl IncrementRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if self.increment == 0 {
+            return Err(ApiError::invalid("increment must be positive".to_string()));
+        }
+        Ok(validate_text("reason", &self.reason, false)?)
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchoverRequest {
+    pub to_node_id: u64,
+}
+
+/// `POST /control/v1/cluster/nodes`: a running node to add as a standby, with the
+/// addresses the other nodes and clients reach it at (as in `[[cluster.members]]`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRequest {
+    /// 1 or more, unique in the cluster.
+    #[schema(minimum = 1)]
+    pub node_id: u64,
+    #[schema(max_length = 512)]
+    pub name: String,
+    /// The node's peer listener, `host:port` with an IP address.
+    pub peer: String,
+    /// `http://` or `https://`.
+    #[schema(max_length = 512)]
+    pub public_url: String,
+    /// `http://` or `https://`.
+    #[schema(max_length = 512)]
+    pub control_url: String,
+    /// Run the precheck only (the node answers on its peer address with the cluster's
+    /// secret, as this node id); change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `POST /control/v1/cluster/replace`: the cutover of a migration.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceRequest {
+    /// The voter that leaves (it is told to stop).
+    #[schema(minimum = 1)]
+    pub from_node_id: u64,
+    /// The standby that takes its vote.
+    #[schema(minimum = 1)]
+    pub to_node_id: u64,
+}
+
+impl NodeRequest {
+    /// The node's id and addresses, checked.
+    pub fn into_info(self) -> Result<(u64, crate::replication::NodeInfo), ApiError> {
+        if self.node_id == 0 {
+            return Err(ApiError::invalid("node_id must be 1 or more".to_string()));
+        }
+        validate_text("name", &self.name, true)?;
+        let peer: std::net::SocketAddr = self.peer.parse().map_err(|_| {
+            ApiError::invalid("peer must be an IP address and port, like 10.0.0.5:7081".to_string())
+        })?;
+        if peer.port() == 0 {
+            return Err(ApiError::invalid(
+                "peer must name a port other than 0".to_string(),
+            ));
+        }
+        for (field, url) in [
+            ("public_url", &self.public_url),
+            ("control_url", &self.control_url),
+        ] {
+            validate_text(field, url, true)?;
+            if !crate::config::is_http_url(url) || url.contains(char::is_whitespace) {
+                return Err(ApiError::invalid(format!(
+                    "{field} must start with http:// or https:// and hold no spaces"
+                )));
+            }
+        }
+        Ok((
+            self.node_id,
+            crate::replication::NodeInfo {
+                name: self.name,
+                public_url: self.public_url,
+                control_url: self.control_url,
+                peer_addr: peer.to_string(),
+            },
+        ))
+    }
+}
+
+/// Most bids one page of `GET /api/v1/auctions/{id}/bids` holds, and the default once
+/// either parameter is given.
+pub const MAX_BIDS_PER_PAGE: usize = 10_000;
+pub const DEFAULT_BIDS_PER_PAGE: usize = 1_000;
+
+/// A page of an auction's bids. Without either parameter the answer is every bid, as it
+/// always was; with one, at most `limit` bids after `after_seq`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BidsQuery {
+    /// Only bids with a greater seq (bids are numbered from 1); default 0.
+    pub after_seq: Option<u64>,
+    /// At most this many bids, 1 to 10000; default 1000 once a parameter is given.
+    pub limit: Option<usize>,
+}
+
+impl BidsQuery {
+    /// `(after_seq, limit)` of the page asked for; every bid when neither was given.
+    pub fn page(&self) -> Result<(u64, usize), ApiError> {
+        if self.after_seq.is_none() && self.limit.is_none() {
+            return Ok((0, usize::MAX));
+        }
+        let limit = self.limit.unwrap_or(DEFAULT_BIDS_PER_PAGE);
+        if !(1..=MAX_BIDS_PER_PAGE).contains(&limit) {
+            return Err(ApiError::invalid(format!(
+                "limit must be between 1 and {MAX_BIDS_PER_PAGE}"
+            )));
+        }
+        Ok((self.after_seq.unwrap_or(0), limit))
+    }
+}

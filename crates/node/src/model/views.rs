@@ -1,0 +1,389 @@
+//! What the HTTP API answers (API.md). Bidders appear only by their bidder number; the
+//! reserve price appears only in the control listener's views.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use gavel_kernel::lottery::{Bytes32, CommitReveal, Lottery, LotteryEntrant};
+use gavel_kernel::{Auction, BidRecord, Receipt};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuctionView {
+    pub id: String,
+    pub title: String,
+    /// scheduled, listing, timed_bidding, capped, suspended, sold, unsold or terminated.
+    pub phase: String,
+    pub start_price: u64,
+    /// The increment in force.
+    pub increment: u64,
+    /// `multiple` or `at_least`.
+    pub increment_rule: String,
+    pub price_cap: Option<u64>,
+    pub current_price: Option<u64>,
+    pub leading_bidder_number: Option<u32>,
+    /// The lowest amount the next bid may carry while bidding is open.
+    pub minimum_next_bid: Option<u64>,
+    pub bid_count: u64,
+    pub listing_opens_at_ms: u64,
+    pub listing_closes_at_ms: u64,
+    /// When the current phase ends; null once closed or while suspended.
+    pub deadline_ms: Option<u64>,
+    pub countdown_ms: u64,
+    pub winner_bidder_number: Option<u32>,
+    /// SHA-256 of the lottery's seed, 64 hex digits, published when the auction entered
+    /// `capped` (the seed itself is published only with the draw, in `lottery`).
+    pub lottery_commitment: Option<String>,
+    /// The lottery that picked the winner in `capped`, if one was drawn.
+    pub lottery: Option<LotteryView>,
+    /// The parcel's descriptive fields as given at creation.
+    #[schema(value_type = Object)]
+    pub parcel: serde_json::Value,
+    pub server_time_ms: u64,
+}
+
+/// A drawn lottery, as anyone re-draws it (`kernel::lottery` documents the draw).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LotteryView {
+    /// `commit_reveal`; `splitmix64` for a draw made before seeds were committed.
+    pub rule: String,
+    /// `commit_reveal`: the seed's 32 bytes as 64 hex digits. `splitmix64`: the seed as a
+    /// decimal integer.
+    pub seed: String,
+    /// SHA-256 of the seed's 32 bytes, 64 hex digits, as published when the auction
+    /// entered `capped`; null for `splitmix64`.
+    pub commitment: Option<String>,
+    /// In the order the draw indexes: confirmation (log) order for `commit_reveal`,
+    /// ascending bidder numbers for `splitmix64`.
+    pub entrants: Vec<LotteryEntrantView>,
+    pub drawn_index: u64,
+}
+
+/// One entrant of a lottery: a confirmed bidder's number and the nonce they gave
+/// (empty: none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LotteryEntrantView {
+    pub bidder_number: u32,
+    pub nonce: String,
+}
+
+const COMMIT_REVEAL: &str = "commit_reveal";
+const SPLITMIX64: &str = "splitmix64";
+
+impl From<&Lottery> for LotteryView {
+    fn from(lottery: &Lottery) -> Self {
+        match lottery {
+            Lottery::SplitMix64 {
+                seed,
+                entrants,
+                drawn_index,
+            } => LotteryView {
+                rule: SPLITMIX64.to_string(),
+                seed: seed.to_string(),
+                commitment: None,
+                entrants: entrants
+                    .iter()
+                    .map(|&bidder_number| LotteryEntrantView {
+                        bidder_number,
+                        nonce: String::new(),
+                    })
+                    .collect(),
+                drawn_index: *drawn_index,
+            },
+            Lottery::CommitReveal(draw) => LotteryView {
+                rule: COMMIT_REVEAL.to_string(),
+                seed: hex::encode(draw.seed),
+                commitment: Some(hex::encode(draw.commitment)),
+                entrants: draw
+                    .entrants
+                    .iter()
+                    .map(|entrant| LotteryEntrantView {
+                        bidder_number: entrant.bidder_number,
+                        nonce: entrant.nonce.clone(),
+                    })
+                    .collect(),
+                drawn_index: draw.drawn_index,
+            },
+        }
+    }
+}
+
+impl LotteryView {
+    /// The kernel's lottery this view publishes, for a re-draw; what cannot be read is
+    /// named.
+    pub fn to_lottery(&self) -> Result<Lottery, String> {
+        match self.rule.as_str() {
+            SPLITMIX64 => Ok(Lottery::SplitMix64 {
+                seed: self
+                    .seed
+                    .parse()
+                    .map_err(|_| format!("the seed {:?} is not an integer", self.seed))?,
+                entrants: self.entrants.iter().map(|e| e.bidder_number).collect(),
+                drawn_index: self.drawn_index,
+            }),
+            COMMIT_REVEAL => {
+                let commitment = self
+                    .commitment
+                    .as_deref()
+                    .ok_or("the lottery has no commitment")?;
+                Ok(Lottery::CommitReveal(CommitReveal {
+                    seed: hex_32("seed", &self.seed)?,
+                    commitment: hex_32("commitment", commitment)?,
+                    entrants: self
+                        .entrants
+                        .iter()
+                        .map(|entrant| LotteryEntrant {
+                            bidder_number: entrant.bidder_number,
+                            nonce: entrant.nonce.clone(),
+                        })
+                        .collect(),
+                    drawn_index: self.drawn_index,
+                }))
+            }
+            other => Err(format!("unknown lottery rule {other:?}")),
+        }
+    }
+}
+
+/// 32 bytes from 64 hex digits.
+pub fn hex_32(field: &str, text: &str) -> Result<Bytes32, String> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text, &mut bytes)
+        .map_err(|_| format!("the {field} {text:?} is not 64 hex digits"))?;
+    Ok(bytes)
+}
+
+impl AuctionView {
+    pub fn new(auction: &Auction, server_time_ms: u64) -> Self {
+        let open = matches!(
+            auction.phase,
+            gavel_kernel::Phase::Listing | gavel_kernel::Phase::TimedBidding
+        );
+        AuctionView {
+            id: auction.spec.id.clone(),
+            title: auction.spec.title.clone(),
+            phase: auction.phase.as_str().to_string(),
+            start_price: auction.spec.start_price,
+            increment: auction.increment,
+            increment_rule: match auction.spec.increment_rule {
+                gavel_kernel::IncrementRule::Multiple => "multiple",
+                gavel_kernel::IncrementRule::AtLeast => "at_least",
+            }
+            .to_string(),
+            price_cap: auction.spec.price_cap,
+            current_price: auction.current_price(),
+            leading_bidder_number: auction.highest_bid().map(|bid| bid.bidder_number),
+            minimum_next_bid: open
+                .then(|| gavel_kernel::bidding::minimum_next_bid(auction).ok())
+                .flatten(),
+            bid_count: auction.bids.len() as u64,
+            listing_opens_at_ms: auction.spec.listing_opens_at_ms,
+            listing_closes_at_ms: auction.spec.listing_closes_at_ms,
+            deadline_ms: auction.deadline_ms,
+            countdown_ms: auction.spec.countdown_ms,
+            winner_bidder_number: auction.winner.as_ref().map(|winner| winner.bidder_number),
+            lottery_commitment: auction.lottery_commitment.map(hex::encode),
+            lottery: auction
+                .winner
+                .as_ref()
+                .and_then(|winner| winner.lottery.as_ref())
+                .map(LotteryView::from),
+            parcel: serde_json::from_str(&auction.spec.parcel_json)
+                .unwrap_or(serde_json::Value::Null),
+            server_time_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuctionList {
+    pub auctions: Vec<AuctionView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BidView {
+    pub seq: u64,
+    pub bidder_number: u32,
+    pub amount: u64,
+    pub accepted_at_ms: u64,
+}
+
+impl From<&BidRecord> for BidView {
+    fn from(bid: &BidRecord) -> Self {
+        BidView {
+            seq: bid.seq,
+            bidder_number: bid.bidder_number,
+            amount: bid.amount,
+            accepted_at_ms: bid.accepted_at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BidList {
+    pub bids: Vec<BidView>,
+    /// When more bids follow the last one listed (a page cut at `limit`), the
+    /// `after_seq` that asks for the next page; null when the list reaches the newest bid.
+    pub next_after_seq: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BidReceipt {
+    pub bid_id: String,
+    pub seq: u64,
+    pub auction_id: String,
+    pub amount: u64,
+    pub accepted_at_ms: u64,
+    pub auction: AuctionView,
+}
+
+impl BidReceipt {
+    pub fn new(receipt: &Receipt, auction: AuctionView) -> Self {
+        BidReceipt {
+            bid_id: receipt.bid_id.clone(),
+            seq: receipt.seq,
+            auction_id: receipt.auction_id.clone(),
+            amount: receipt.amount,
+            accepted_at_ms: receipt.accepted_at_ms,
+            auction,
+        }
+    }
+}
+
+/// The answer to a confirmation in `capped`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConfirmationView {
+    pub confirmed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TimeView {
+    /// The cluster's time: this node's clock corrected by its offset to the voters'
+    /// median clock.
+    pub server_time_ms: u64,
+    pub node_id: u64,
+    /// This node's own clock minus the voters' median, as last measured (null until
+    /// measured, or on a cluster of one).
+    pub clock_offset_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SessionCreated {
+    pub token: String,
+    pub bidder_id: String,
+    pub expires_at_ms: u64,
+}
+
+/// An auction as operators see it: the bidder view plus the reserve price.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ControlAuctionView {
+    #[serde(flatten)]
+    pub auction: AuctionView,
+    pub reserve_price: Option<u64>,
+}
+
+impl ControlAuctionView {
+    pub fn new(auction: &Auction, server_time_ms: u64) -> Self {
+        ControlAuctionView {
+            auction: AuctionView::new(auction, server_time_ms),
+            reserve_price: auction.spec.reserve_price,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BidderCreated {
+    pub bidder_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QualificationView {
+    pub bidder_id: String,
+    pub bidder_number: u32,
+}
+
+/// The answer of `POST /control/v1/faults/panic`: the fault was sent to the actor.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FaultInjected {
+    /// `auction`, `supervisor`, `resource_pool`, `janitor`, `exchange` or `peer_link`.
+    pub actor: String,
+    /// The auction whose actor panics, for `auction`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auction_id: Option<String>,
+    /// The peer whose link panics, for `peer_link`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<u64>,
+    pub injected: bool,
+}
+
+/// The answer of `POST /control/v1/faults/clock`: the node's clock now runs this far off.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClockFaultInjected {
+    pub offset_ms: i64,
+    pub injected: bool,
+}
+
+/// One accepted bid in the operators' result, with its place in the hash chain.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ResultBid {
+    pub seq: u64,
+    pub bid_id: String,
+    pub bidder_id: String,
+    pub bidder_number: u32,
+    pub amount: u64,
+    pub accepted_at_ms: u64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ResultView {
+    pub phase: String,
+    pub winner_bidder_id: Option<String>,
+    pub winner_bidder_number: Option<u32>,
+    pub final_price: Option<u64>,
+    pub closed_at_ms: Option<u64>,
+    /// SHA-256 of the lottery's seed, published when the auction entered `capped`.
+    pub lottery_commitment: Option<String>,
+    pub lottery: Option<LotteryView>,
+    /// Whether the bid records form an intact hash chain.
+    pub chain_verified: bool,
+    pub bids: Vec<ResultBid>,
+}
+
+impl ResultView {
+    pub fn new(auction: &Auction) -> Self {
+        ResultView {
+            phase: auction.phase.as_str().to_string(),
+            winner_bidder_id: auction
+                .winner
+                .as_ref()
+                .map(|winner| winner.bidder_id.clone()),
+            winner_bidder_number: auction.winner.as_ref().map(|winner| winner.bidder_number),
+            final_price: auction.winner.as_ref().map(|winner| winner.price),
+            closed_at_ms: auction.closed_at_ms,
+            lottery_commitment: auction.lottery_commitment.map(hex::encode),
+            lottery: auction
+                .winner
+                .as_ref()
+                .and_then(|winner| winner.lottery.as_ref())
+                .map(LotteryView::from),
+            chain_verified: gavel_kernel::chain::verify_chain(&auction.spec.id, &auction.bids)
+                .is_ok(),
+            bids: auction
+                .bids
+                .iter()
+                .map(|bid| ResultBid {
+                    seq: bid.seq,
+                    bid_id: bid.bid_id.clone(),
+                    bidder_id: bid.bidder_id.clone(),
+                    bidder_number: bid.bidder_number,
+                    amount: bid.amount,
+                    accepted_at_ms: bid.accepted_at_ms,
+                    prev_hash: bid.prev_hash.clone(),
+                    hash: bid.hash.clone(),
+                })
+                .collect(),
+        }
+    }
+}

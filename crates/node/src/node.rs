@@ -1,0 +1,545 @@
+//! Starts one Gavel node and stops it: storage and Raft, the actors, the public listener
+//! (rate-limited, HTTPS when `[tls]` says so), the control listener (one credential per
+//! operator), the peer listener (TLS under the handshake when configured), and the
+//! shutdown on SIGINT or SIGTERM. Certificates are loaded before anything else.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix::Actor;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+
+use crate::actors::janitor::{Janitor, JanitorHandles, JanitorSettings};
+use crate::actors::peer_link::PeerLinkSettings;
+use crate::actors::resource_pool::{PoolSettings, ResourcePool};
+use crate::actors::supervision::{singleton_stopped, Singleton};
+use crate::actors::supervisor::{
+    AttachPool, ConfiguredMember, Propose, ProposeError, Supervisor, SupervisorSettings,
+};
+use crate::api::auth::OperatorCredential;
+use crate::api::body_timeout::{limit_body_time, BodyReadTimeout};
+use crate::api::limits::{limit_requests, RateLimiter};
+use crate::telemetry::Metrics;
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::config::Role;
+use gavel_kernel::Command;
+use crate::peer::{CommandSink, ForwardError, ForwardedCommit, PeerClients, PeerServer};
+use crate::replication::{self, NodeInfo, PeerNetworkFactory, ReplicationOptions};
+
+/// The Janitor has openraft snapshot after at most this many entries (sooner if
+/// `raft.snapshot_every_entries` is lower), so the log on disk stays short.
+const JANITOR_SNAPSHOT_AFTER_ENTRIES: u64 = 2_000;
+
+/// Runs a node until it is told to stop. Blocks the calling thread.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    limit_malloc_arenas();
+    actix_rt::System::new().block_on(serve(config))
+}
+
+/// glibc arenas a node uses unless `MALLOC_ARENA_MAX` says otherwise.
+const MALLOC_ARENAS: i32 = 2;
+
+/// Bounds glibc's malloc arenas (8 per core by default). Every thread that allocates
+/// while the others hold their arenas gets one of its own, and each keeps what was freed
+/// in it: in the 100k soak (BENCHMARKS.md, runs 3 and 4) two arenas kept the resident set
+/// within 78–84 MiB from 20k lifecycles on, where the default rose to 100 MiB, at about
+/// 8% of the bid throughput at 64 connections. `MALLOC_ARENA_MAX` in the environment
+/// still wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes a glibc malloc setting; called before the node
+        // starts its threads.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        }
+    }
+}
+
+/// `[host] cpu_idle_poll`: a node that cannot make the request says why and runs on; it
+/// is only slower.
+fn request_idle_poll() -> Option<crate::host::IdlePoll> {
+    match crate::host::IdlePoll::request() {
+        Ok(held) => {
+            tracing::info!(
+                file = crate::host::CPU_LATENCY_FILE,
+                "idle CPUs poll while this node runs (host.cpu_idle_poll)"
+            );
+            Some(held)
+        }
+        Err(error) => {
+            tracing::warn!(
+                file = crate::host::CPU_LATENCY_FILE,
+                %error,
+                "host.cpu_idle_poll is set but the CPU-latency request failed; idle CPUs are left to halt"
+            );
+            None
+        }
+    }
+}
+
+/// The configured members, with what Raft needs to know of each.
+fn configured_members(config: &Config) -> Vec<ConfiguredMember> {
+    config
+        .cluster
+        .members
+        .iter()
+        .map(|member| ConfiguredMember {
+            node_id: member.id,
+            info: NodeInfo {
+                name: member.name.clone(),
+                public_url: member.public_url.clone(),
+                control_url: member.control_url.clone(),
+                peer_addr: member.peer.to_string(),
+            },
+            standby: member.role == Role::Standby,
+        })
+        .collect()
+}
+
+/// Hands commands forwarded by other nodes to this node's Supervisor, and notifies
+/// `retired` when the leader takes this node out of the cluster.
+struct SupervisorSink {
+    supervisor: actix::Addr<Supervisor>,
+    retired: Arc<tokio::sync::Notify>,
+}
+
+impl CommandSink for SupervisorSink {
+    fn propose(
+        &self,
+        command: Command,
+        actor: String,
+    ) -> futures::future::BoxFuture<'static, Result<ForwardedCommit, ForwardError>> {
+        let supervisor = self.supervisor.clone();
+        Box::pin(async move {
+            match supervisor.send(Propose { command, actor }).await {
+                Ok(Ok(committed)) => Ok(ForwardedCommit {
+                    outcome: committed.outcome,
+                    log_index: committed.log_index,
+                }),
+                Ok(Err(ProposeError::NotLeader { leader_id })) => {
+                    Err(ForwardError::NotLeader { leader_id })
+                }
+                Ok(Err(ProposeError::Fatal(detail))) => Err(ForwardError::Unavailable(detail)),
+                Err(mailbox) => Err(ForwardError::Unavailable(mailbox.to_string())),
+            }
+        })
+    }
+
+    fn retire(&self) {
+        self.retired.notify_one();
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let node_id = config.node.id;
+    // Held until the node stops.
+    let _idle_poll = config.host.cpu_idle_poll.then(request_idle_poll).flatten();
+    // Certificates are checked before anything is bound or opened.
+    let public_tls = crate::tls::public_server_config(&config.tls)?;
+    let peer_tls = crate::tls::peer_tls(&config.tls)?;
+    std::fs::create_dir_all(&config.node.data_dir).with_context(|| {
+        format!(
+            "cannot create node.data_dir {}",
+            config.node.data_dir.display()
+        )
+    })?;
+    // Bind every listener first: a busy or foreign address stops the node before it
+    // opens its storage or starts an actor.
+    let bind = |what: &str, address: std::net::SocketAddr| {
+        std::net::TcpListener::bind(address)
+            .with_context(|| format!("cannot bind {what} {address}"))
+    };
+    let public_listener = bind("listen.public", config.listen.public)?;
+    let control_listener = bind("listen.control", config.listen.control)?;
+    let peer_listener = bind("listen.peer", config.listen.peer)?;
+    peer_listener
+        .set_nonblocking(true)
+        .context("cannot configure listen.peer")?;
+    let peer_listener =
+        tokio::net::TcpListener::from_std(peer_listener).context("cannot use listen.peer")?;
+    let members = configured_members(&config);
+    // Without a configured secret the node has no peers; a random one keeps the peer
+    // listener closed to everyone.
+    let secret: Arc<[u8]> = match &config.security.cluster_secret {
+        Some(secret) => Arc::from(secret.as_bytes()),
+        None => Arc::from(rand::random::<[u8; 32]>().as_slice()),
+    };
+    let clients = Arc::new(
+        PeerClients::new(node_id, secret.clone())
+            .with_tls(peer_tls.as_ref().map(|tls| tls.connector.clone())),
+    );
+    let replication = replication::open_with_network(
+        ReplicationOptions {
+            node_id,
+            data_dir: config.node.data_dir.clone(),
+            heartbeat_interval_ms: config.raft.heartbeat_interval_ms,
+            election_timeout_min_ms: config.raft.election_timeout_min_ms,
+            election_timeout_max_ms: config.raft.election_timeout_max_ms,
+            snapshot_every_entries: config.raft.snapshot_every_entries,
+            event_buffer: config.pool.event_buffer,
+        },
+        PeerNetworkFactory::new(clients.clone()),
+    )
+    .await
+    .context("cannot open the replicated log and state machine")?;
+    // Voters start the cluster; standbys wait for the leader to add them as learners, and
+    // so does a node cleared by `gavel node reset`, whatever its configuration says.
+    let voters: BTreeMap<u64, NodeInfo> = members
+        .iter()
+        .filter(|member| !member.standby)
+        .map(|member| (member.node_id, member.info.clone()))
+        .collect();
+    let votes_withheld = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if replication::reset::rejoining(&config.node.data_dir) {
+        tokio::spawn(replication::reset::rejoin_as_standby(
+            replication.raft.clone(),
+            node_id,
+            config.node.data_dir.clone(),
+            votes_withheld.clone(),
+        ));
+    } else if voters.contains_key(&node_id) {
+        replication
+            .initialize(voters)
+            .await
+            .context("cannot initialize the cluster membership")?;
+    }
+
+    let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
+    let clock_status = Arc::new(crate::clock::ClockStatus::default());
+    let supervisor = Supervisor::new(
+        replication.raft.clone(),
+        SupervisorSettings {
+            node_id,
+            mailbox_capacity: config.pool.mailbox_capacity,
+            members: members.clone(),
+            forward_timeout: std::time::Duration::from_millis(
+                config
+                    .raft
+                    .election_timeout_max_ms
+                    .saturating_mul(4)
+                    .max(2_000),
+            ),
+            peer_links: PeerLinkSettings {
+                check_interval_ms: config.cluster.check_interval_ms,
+                down_after_misses: config.cluster.down_after_misses,
+            },
+            max_clock_skew_ms: config.cluster.max_clock_skew_ms,
+            clock_status: clock_status.clone(),
+        },
+        clients.clone(),
+        metrics.clone(),
+    )
+    .start();
+    let retired = Arc::new(tokio::sync::Notify::new());
+    let (stop_peer, peer_stopped) = tokio::sync::watch::channel(false);
+    let peer_server = tokio::spawn(
+        PeerServer::new(
+            replication.raft.clone(),
+            Arc::new(SupervisorSink {
+                supervisor: supervisor.clone(),
+                retired: retired.clone(),
+            }),
+            secret,
+        )
+        .with_tls(peer_tls.map(|tls| tls.acceptor))
+        .withholding_votes(votes_withheld)
+        .with_clock_status(clock_status.clone())
+        .with_member_addresses(
+            config
+                .cluster
+                .members
+                .iter()
+                .map(|member| member.peer.ip())
+                .collect(),
+        )
+        .with_archive(replication.archive.clone())
+        .run(peer_listener, peer_stopped),
+    );
+    // Fills the archive with what an installed snapshot did not carry; runs until the
+    // node stops.
+    let archive_fetch = tokio::spawn(
+        replication::archive_fetch::ArchiveFetch {
+            node_id,
+            archive: replication.archive.clone(),
+            state: replication.state.clone(),
+            raft: replication.raft.clone(),
+            clients: clients.clone(),
+            chunk_auctions: config.archive.chunk_auctions,
+        }
+        .run(),
+    );
+    let pool = ResourcePool::new(
+        replication.state.clone(),
+        supervisor.clone(),
+        PoolSettings {
+            preload_ms: config.pool.preload_ms,
+            mailbox_capacity: config.pool.mailbox_capacity,
+            event_buffer: config.pool.event_buffer,
+        },
+        replication.events.subscribe(),
+    )
+    .start();
+    supervisor.do_send(AttachPool(pool.clone()));
+    let janitor = Janitor::new(
+        JanitorHandles {
+            supervisor: supervisor.clone(),
+            pool: pool.clone(),
+            raft: replication.raft.clone(),
+            state: replication.state.clone(),
+            archive: replication.archive.clone(),
+            sizes: replication.sizes.clone(),
+        },
+        JanitorSettings {
+            interval_ms: config.janitor.interval_ms,
+            request_retention_ms: config.janitor.request_retention_ms,
+            closed_auction_linger_ms: config.janitor.closed_auction_linger_ms,
+            archive_retention_ms: config.janitor.archive_retention_ms,
+            snapshot_after_entries: config
+                .raft
+                .snapshot_every_entries
+                .min(JANITOR_SNAPSHOT_AFTER_ENTRIES),
+            log_entries_kept: replication::MAX_IN_SNAPSHOT_LOG_TO_KEEP,
+        },
+    )
+    .start();
+
+    let secret_hasher = std::sync::Arc::new(api::bidder_secret::SecretHasher::new(
+        config.limits.secret_hash_concurrency,
+    ));
+    let spool_key = config
+        .spool_key()
+        .context("cannot read exchange.hmac_key_file")?
+        .map(crate::exchange::SpoolKey::new);
+    let exchange = config
+        .exchange
+        .dir
+        .clone()
+        .zip(spool_key)
+        .map(|(dir, hmac_key)| {
+            crate::actors::exchange::Exchange::new(
+                crate::actors::exchange::ExchangeSettings {
+                    dir,
+                    interval_ms: config.exchange.interval_ms,
+                    half_duplex: config.exchange.half_duplex,
+                    key_retention_ms: config.exchange.key_retention_ms,
+                    hmac_key,
+                },
+                supervisor.clone(),
+                replication.state.clone(),
+                secret_hasher.clone(),
+            )
+            .start()
+        });
+    let mut singletons = vec![
+        Singleton::new("Supervisor", supervisor.clone()),
+        Singleton::new("ResourcePool", pool.clone()),
+        Singleton::new("Janitor", janitor.clone()),
+    ];
+    if let Some(exchange) = &exchange {
+        singletons.push(Singleton::new("Exchange", exchange.clone()));
+    }
+    let operators = operator_credentials(&config)?;
+    let app_state = web::Data::new(AppState {
+        node_id,
+        node_name: config.node.name.clone(),
+        data_dir: config.node.data_dir.clone(),
+        supervisor,
+        pool,
+        janitor,
+        exchange,
+        state: replication.state.clone(),
+        archive: replication.archive.clone(),
+        faults_enabled: config.faults.enabled,
+        applied_events: replication.events.clone(),
+        raft: replication.raft.clone(),
+        metrics,
+        operators,
+        session_ttl_ms: config.sessions.ttl_ms,
+        max_sessions_per_bidder: config.sessions.max_sessions_per_bidder,
+        sign_in_throttle: api::sign_in::SignInThrottle::new(&config.limits),
+        secret_hasher,
+        streams: std::sync::Arc::new(api::stream_slots::StreamSlots::new(&config.limits)),
+        clock: clock_status,
+    });
+
+    let public_state = app_state.clone();
+    let limiter = web::Data::new(RateLimiter::new(&config.limits));
+    let body_read_timeout = web::Data::new(BodyReadTimeout(std::time::Duration::from_millis(
+        config.http.body_read_timeout_ms,
+    )));
+    let public_body_read_timeout = body_read_timeout.clone();
+    let public = HttpServer::new(move || {
+        App::new()
+            .app_data(public_state.clone())
+            .app_data(limiter.clone())
+            .app_data(public_body_read_timeout.clone())
+            .wrap(actix_web::middleware::from_fn(limit_body_time))
+            .wrap(actix_web::middleware::from_fn(limit_requests))
+            .configure(api::configure_common)
+            .configure(api::public::configure)
+            .default_service(web::to(api::not_found))
+    })
+    .workers(config.http.workers)
+    .max_connections(config.http.max_connections)
+    .disable_signals();
+    let public = match public_tls {
+        Some(tls) => public.listen_rustls_0_23(public_listener, tls),
+        None => public.listen(public_listener),
+    }
+    .context("cannot serve on listen.public")?
+    .run();
+    let control_state = app_state.clone();
+    let control = HttpServer::new(move || {
+        App::new()
+            .app_data(control_state.clone())
+            .app_data(body_read_timeout.clone())
+            .wrap(actix_web::middleware::from_fn(limit_body_time))
+            .configure(api::configure_common)
+            .configure(api::control::configure)
+            .default_service(web::to(api::not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(control_listener)
+    .context("cannot serve on listen.control")?
+    .run();
+    tracing::info!(
+        node_id,
+        public = %config.listen.public,
+        control = %config.listen.control,
+        public_tls = config.tls.public_cert.is_some(),
+        peer_tls = config.tls.peer_cert.is_some(),
+        "node serving"
+    );
+
+    let public_handle = public.handle();
+    let control_handle = control.handle();
+    let servers = futures::future::try_join(public, control);
+    tokio::select! {
+        result = servers => {
+            result.context("a listener stopped")?;
+        }
+        signal = shutdown_signal() => tracing::info!(signal, "stopping"),
+        stopped = singleton_stopped(singletons) => {
+            // See `actors::supervision`: without this actor the node cannot serve, and
+            // while it runs on, its Raft core may go on leading a cluster it cannot serve.
+            tracing::error!(actor = stopped, "a node-wide actor stopped; the node exits so that another leads and its service manager restarts it");
+            eprintln!("gavel: node stopped with an error: the {stopped} actor stopped");
+            std::process::exit(FATAL_EXIT_CODE);
+        }
+        () = retired.notified() => {
+            tracing::warn!(node_id, "removed from the cluster by an operator; stopping");
+        }
+        fatal = storage_failed(&replication) => {
+            tracing::error!(%fatal, "a storage probe failed; the node exits so that its service manager restarts it from its durable log");
+            eprintln!("gavel: node stopped with an error: a storage probe failed: {fatal}");
+            std::process::exit(FATAL_EXIT_CODE);
+        }
+        fatal = raft_stopped(replication.raft.clone()) => {
+            tracing::error!(%fatal, "the Raft core stopped; the node exits so that its service manager restarts it from its durable log");
+            // No graceful stop: the storage call that failed may still hold a thread
+            // (a stalled disk), and the runtime would wait for it forever. Every
+            // acknowledged write is already on disk, so ending here loses nothing.
+            eprintln!("gavel: node stopped with an error: the Raft core stopped: {fatal}");
+            std::process::exit(FATAL_EXIT_CODE);
+        }
+    }
+    public_handle.stop(true).await;
+    control_handle.stop(true).await;
+    let _ = stop_peer.send(true);
+    let _ = peer_server.await;
+    archive_fetch.abort();
+    let _ = archive_fetch.await;
+    if let Err(error) = replication.raft.shutdown().await {
+        tracing::warn!(%error, "raft did not shut down cleanly");
+    }
+    tracing::info!(node_id, "node stopped");
+    Ok(())
+}
+
+/// How often `storage_failed` probes the node's databases.
+const STORAGE_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Resolves when a storage probe fails (see `Replication::probe_storage`): a failed or
+/// full disk that Raft's own calls have not run into yet.
+async fn storage_failed(replication: &replication::Replication) -> String {
+    loop {
+        tokio::time::sleep(STORAGE_PROBE_INTERVAL).await;
+        if let Err(error) = replication.probe_storage().await {
+            return error.to_string();
+        }
+    }
+}
+
+/// The exit status of a node whose Raft core stopped, or one of whose node-wide actors
+/// stopped (EX_SOFTWARE).
+pub const FATAL_EXIT_CODE: i32 = 70;
+
+/// The exit status of a node that will not start because its Raft log lost records it
+/// had made durable (EX_DATAERR): restarting cannot help; `gavel node reset` clears it.
+pub const DAMAGED_LOG_EXIT_CODE: u8 = 65;
+
+/// Whether a node stopped because its Raft log is damaged (`DAMAGED_LOG_EXIT_CODE`).
+pub fn is_damaged_log(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<replication::ReplicationError>()
+            .is_some_and(replication::ReplicationError::is_damaged_log)
+    })
+}
+
+/// Resolves once the Raft core has stopped on a fatal error (a log write failed, say on
+/// a full disk), naming it. Such a node can neither vote nor apply: it must restart.
+async fn raft_stopped(raft: replication::GavelRaft) -> String {
+    let mut metrics = raft.metrics();
+    loop {
+        if let Err(fatal) = &metrics.borrow().running_state {
+            return fatal.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "the Raft core ended".to_string();
+        }
+    }
+}
+
+/// The operators the control listener accepts: the admin token under `operator_name`,
+/// then every `[[security.operators]]` entry.
+fn operator_credentials(config: &Config) -> anyhow::Result<Vec<OperatorCredential>> {
+    let security = &config.security;
+    let admin = security
+        .admin_token
+        .as_deref()
+        .map(|token| OperatorCredential::new(&security.operator_name, token));
+    let operators: Vec<OperatorCredential> = admin
+        .into_iter()
+        .chain(
+            security
+                .operators
+                .iter()
+                .map(|operator| OperatorCredential::new(&operator.name, &operator.token)),
+        )
+        .collect();
+    anyhow::ensure!(
+        !operators.is_empty(),
+        "security.admin_token is not set (nor GAVEL_ADMIN_TOKEN), and no [[security.operators]]"
+    );
+    Ok(operators)
+}
+
+/// Resolves on SIGINT or SIGTERM, naming the signal.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    }
+}

@@ -1,0 +1,280 @@
+//! The kernel state as Gavel wrote it before the commit–reveal lottery (the first
+//! on-disk shape, "v1"): snapshots, backups and archived auctions written then are still
+//! read. Only what changed since is restated here — an auction's confirmations (a set of
+//! bidder ids, without nonces) and its winner's lottery (a SplitMix64 draw); the rest of
+//! the state has the same shape and reuses the kernel's types. Each shape converts into
+//! the current one: a lottery drawn then stays a `Lottery::SplitMix64` and re-draws by
+//! its own rule, and an auction still open has no committed seed (its draw, if any, is
+//! made the old way).
+//!
+//! The encoding is positional (bincode), so the field order is the order written then.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use imbl::Vector;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::archive::ArchivedAuction;
+use super::codec::decode;
+use super::error::StoreError;
+use gavel_kernel::lottery::{Confirmation, Lottery, LotterySecret};
+use gavel_kernel::requests::RequestRecords;
+use gavel_kernel::sessions::Sessions;
+use gavel_kernel::state::{
+    Auction, AuditRecord, BidRecord, Bidder, OperatorRecord, Phase, State, Suspension,
+    TakeoverRecord, Winner,
+};
+use gavel_kernel::types::{AuctionSpec, BidderNumber, Money};
+
+/// `State` in the v1 shape.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StateV1 {
+    clock_ms: u64,
+    bidders: BTreeMap<String, Bidder>,
+    sessions: Sessions,
+    auctions: BTreeMap<String, AuctionV1>,
+    requests: BTreeMap<String, RequestRecords>,
+    takeovers: Vec<TakeoverRecord>,
+    operator_audit: VecDeque<OperatorRecord>,
+}
+
+/// `Auction` in the v1 shape.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct AuctionV1 {
+    spec: AuctionSpec,
+    phase: Phase,
+    increment: Money,
+    deadline_ms: Option<u64>,
+    suspension: Option<Suspension>,
+    qualified: BTreeMap<String, BidderNumber>,
+    bids: Vector<BidRecord>,
+    confirmations: BTreeSet<String>,
+    winner: Option<WinnerV1>,
+    closed_at_ms: Option<u64>,
+    rejections: BTreeMap<String, u64>,
+    audit: Vector<AuditRecord>,
+}
+
+/// `Winner` in the v1 shape.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WinnerV1 {
+    bidder_id: String,
+    bidder_number: BidderNumber,
+    price: Money,
+    lottery: Option<LotteryV1>,
+}
+
+/// The v1 lottery: a SplitMix64 draw over the ascending bidder numbers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LotteryV1 {
+    seed: u64,
+    entrants: Vec<BidderNumber>,
+    drawn_index: u64,
+}
+
+/// `ArchivedAuction` in the v1 shape.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct ArchivedAuctionV1 {
+    archived_at_index: u64,
+    auction: AuctionV1,
+}
+
+impl StateV1 {
+    /// The state's digest as v1 computed it (`State::digest` over this shape): what a
+    /// backup written then names in its header.
+    pub(super) fn digest(&self) -> String {
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(&bytes))
+    }
+}
+
+impl From<StateV1> for State {
+    fn from(old: StateV1) -> State {
+        State {
+            clock_ms: old.clock_ms,
+            leader_term: 0,
+            bidders: old.bidders,
+            sessions: old.sessions,
+            auctions: old
+                .auctions
+                .into_iter()
+                .map(|(id, auction)| (id, Auction::from(auction)))
+                .collect(),
+            requests: old.requests,
+            takeovers: old.takeovers,
+            operator_audit: old.operator_audit,
+            // v1 kept no ledger of archived ids; the HTTP handler's look into the node's
+            // own archive still refuses the ids archived before.
+            archived: Default::default(),
+        }
+    }
+}
+
+impl From<AuctionV1> for Auction {
+    fn from(old: AuctionV1) -> Auction {
+        let mut auction = Auction::new(old.spec);
+        auction.phase = old.phase;
+        auction.increment = old.increment;
+        auction.deadline_ms = old.deadline_ms;
+        auction.suspension = old.suspension;
+        auction.qualified = old.qualified;
+        auction.bids = old.bids;
+        // v1 kept no order and no nonces; its draw sorted the entrants by number.
+        auction.confirmations = old
+            .confirmations
+            .into_iter()
+            .map(|bidder_id| Confirmation {
+                bidder_id,
+                nonce: String::new(),
+            })
+            .collect();
+        auction.lottery_secret = LotterySecret::default();
+        auction.lottery_commitment = None;
+        auction.winner = old.winner.map(|winner| Winner {
+            bidder_id: winner.bidder_id,
+            bidder_number: winner.bidder_number,
+            price: winner.price,
+            lottery: winner.lottery.map(|lottery| Lottery::SplitMix64 {
+                seed: lottery.seed,
+                entrants: lottery.entrants,
+                drawn_index: lottery.drawn_index,
+            }),
+        });
+        auction.closed_at_ms = old.closed_at_ms;
+        auction.rejections = old.rejections;
+        auction.audit = old.audit;
+        auction
+    }
+}
+
+impl From<ArchivedAuctionV1> for ArchivedAuction {
+    fn from(old: ArchivedAuctionV1) -> ArchivedAuction {
+        ArchivedAuction {
+            archived_at_index: old.archived_at_index,
+            auction: old.auction.into(),
+        }
+    }
+}
+
+/// Decodes an archived auction record, in the current shape or the v1 one.
+pub(super) fn decode_archived(bytes: &[u8]) -> Result<ArchivedAuction, StoreError> {
+    match decode::<ArchivedAuction>("archived auction", bytes) {
+        Ok(record) => Ok(record),
+        Err(error) => match decode::<ArchivedAuctionV1>("archived auction", bytes) {
+            Ok(old) => Ok(old.into()),
+            Err(_) => Err(error),
+        },
+    }
+}
+
+#[cfg(test)]
+impl StateV1 {
+    /// An empty v1 state at `clock_ms`, for the tests of older encodings.
+    pub(super) fn at_clock(clock_ms: u64) -> StateV1 {
+        StateV1 {
+            clock_ms,
+            bidders: BTreeMap::new(),
+            sessions: Sessions::default(),
+            auctions: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            takeovers: Vec::new(),
+            operator_audit: VecDeque::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gavel_kernel::types::IncrementRule;
+    use crate::replication::codec::encode;
+
+    fn sold_by_lottery() -> AuctionV1 {
+        let spec = AuctionSpec {
+            id: "lot-v1".to_string(),
+            title: "Parcel sold in v1".to_string(),
+            parcel_json: "{}".to_string(),
+            start_price: 1_000,
+            increment: 100,
+            increment_rule: IncrementRule::Multiple,
+            reserve_price: None,
+            price_cap: Some(1_500),
+            cap_confirm_ms: 60_000,
+            failover_grace_ms: 60_000,
+            listing_opens_at_ms: 10,
+            listing_closes_at_ms: 20,
+            countdown_ms: 60_000,
+        };
+        AuctionV1 {
+            spec,
+            phase: Phase::Sold,
+            increment: 100,
+            deadline_ms: None,
+            suspension: None,
+            qualified: BTreeMap::from([("alice".to_string(), 11), ("bob".to_string(), 12)]),
+            bids: Vector::new(),
+            confirmations: BTreeSet::from(["bob".to_string(), "alice".to_string()]),
+            winner: Some(WinnerV1 {
+                bidder_id: "bob".to_string(),
+                bidder_number: 12,
+                price: 1_500,
+                lottery: Some(LotteryV1 {
+                    seed: 42,
+                    entrants: vec![11, 12],
+                    drawn_index: 1,
+                }),
+            }),
+            closed_at_ms: Some(99),
+            rejections: BTreeMap::new(),
+            audit: Vector::new(),
+        }
+    }
+
+    #[test]
+    fn an_auction_archived_in_v1_reads_back_with_its_draw() {
+        let old = ArchivedAuctionV1 {
+            archived_at_index: 7,
+            auction: sold_by_lottery(),
+        };
+        let bytes = encode("archived auction", &old).expect("encode");
+        let record = decode_archived(&bytes).expect("a v1 record decodes");
+        assert_eq!(record.archived_at_index, 7);
+        let auction = record.auction;
+        assert_eq!(auction.phase, Phase::Sold);
+        let winner = auction.winner.expect("a winner");
+        assert_eq!(
+            winner.lottery,
+            Some(Lottery::SplitMix64 {
+                seed: 42,
+                entrants: vec![11, 12],
+                drawn_index: 1
+            })
+        );
+        let confirmed: Vec<&str> = auction
+            .confirmations
+            .iter()
+            .map(|confirmation| confirmation.bidder_id.as_str())
+            .collect();
+        assert_eq!(confirmed, ["alice", "bob"]);
+        // A record in the current shape decodes as itself.
+        let current = ArchivedAuction {
+            archived_at_index: 8,
+            auction: Auction::from(sold_by_lottery()),
+        };
+        let bytes = encode("archived auction", &current).expect("encode");
+        assert_eq!(decode_archived(&bytes).expect("decodes"), current);
+    }
+
+    #[test]
+    fn a_v1_state_converts_with_its_auctions_and_keeps_its_own_digest() {
+        let mut old = StateV1::at_clock(5);
+        old.auctions.insert("lot-v1".to_string(), sold_by_lottery());
+        let digest = old.digest();
+        let state = State::from(old.clone());
+        assert_eq!(state.clock_ms, 5);
+        assert!(state.auctions["lot-v1"].winner.is_some());
+        assert_eq!(old.digest(), digest, "v1's digest is of v1's shape");
+        assert_ne!(state.digest(), digest, "the current shape has more to it");
+    }
+}
