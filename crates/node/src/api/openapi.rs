@@ -203,6 +203,15 @@ pub struct PublicApi;
 )]
 pub struct ControlApi;
 
+/// Both documents as the listeners serve them at `/openapi.json`, named by listener
+/// (`tests/api_doc.rs` holds docs/API.md to them).
+pub fn documents() -> [(&'static str, utoipa::openapi::OpenApi); 2] {
+    [
+        ("public", PublicApi::openapi()),
+        ("control", ControlApi::openapi()),
+    ]
+}
+
 /// The methods a route pattern answers (`Allow`), read from both documents; a route they
 /// do not list (pages, assets, health, metrics) answers GET only.
 pub fn allowed_methods(pattern: &str) -> String {
