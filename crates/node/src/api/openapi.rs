@@ -208,7 +208,7 @@ pub struct ControlApi;
 pub fn documents() -> [(&'static str, utoipa::openapi::OpenApi); 2] {
     [
         ("public", PublicApi::openapi()),
-        ("control", ControlApi::openapi()),
+        ("control", control_openapi()),
     ]
 }
 
@@ -218,7 +218,7 @@ pub fn allowed_methods(pattern: &str) -> String {
     static METHODS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
     let methods = METHODS.get_or_init(|| {
         let mut methods = BTreeMap::new();
-        for document in [PublicApi::openapi(), control_openapi()] {
+        for (_, document) in documents() {
             for (path, item) in document.paths.paths {
                 let listed = [
                     ("GET", item.get.is_some()),
@@ -261,7 +261,3 @@ pub fn control_openapi() -> utoipa::openapi::OpenApi {
     document
 }
 
-/// The public listener's document.
-pub fn public_openapi() -> utoipa::openapi::OpenApi {
-    PublicApi::openapi()
-}
