@@ -1,4 +1,4 @@
-//! `gavel ctl`: operator commands over the control API of API.md (blocking HTTP with
+//! `gavel ctl`: operator commands over the control API of docs/API.md (blocking HTTP with
 //! `ureq`). Each command becomes one `ApiRequest`; the reply is printed as pretty JSON.
 //! An HTTP error prints the problem's `code` and `detail` and exits 1.
 

@@ -13,45 +13,21 @@
 //!
 //! Every node runs the `gavel` binary that `gavel_binary` finds.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
+
+use process::{NodeConfig, Spawn};
 
 use serde_json::{json, Value};
 
 pub const ADMIN_TOKEN: &str = "integration-admin-token-0123456789";
 pub const CLUSTER_SECRET: &str = "8ea7550d9e3468905e97f68a9d904e1aee81555bce788b65e3e8e19bff871bbe";
 
-/// Ports `free_port` hands out: below Linux's ephemeral range (32768–60999 by default),
-/// so no outgoing connection of a test or a node can take one between `free_port`
-/// releasing it and the node binding it.
-const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
-
 /// A free TCP port on loopback (bound, then released for the node to take), never one
-/// this test process handed out before.
+/// this test process handed out before (`process::free_port`).
 pub fn free_port() -> u16 {
-    use std::collections::HashSet;
-    use std::sync::Mutex;
-    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    let mut handed_out = HANDED_OUT
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let handed_out = handed_out.get_or_insert_with(HashSet::new);
-    // Start at a place that differs between test processes, then walk the range.
-    let span = TEST_PORTS.end - TEST_PORTS.start;
-    let start = (std::process::id() as u64 ^ now_ms()) % span as u64;
-    for step in 0..span as u64 {
-        let port = TEST_PORTS.start + ((start + step * 7919) % span as u64) as u16;
-        if handed_out.contains(&port) {
-            continue;
-        }
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            handed_out.insert(port);
-            return port;
-        }
-    }
-    panic!("no free loopback port in {TEST_PORTS:?}");
+    process::free_port().expect("a free loopback port")
 }
 
 /// Polls `condition` every 50 ms for up to `limit`; whether it came true.
@@ -66,12 +42,7 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
     condition()
 }
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as u64
-}
+pub use process::now_ms;
 
 /// A temporary directory named after the test.
 pub fn temp_dir(name: &str) -> tempfile::TempDir {
@@ -114,36 +85,28 @@ impl Node {
     /// Writes node `id`'s configuration into `dir` (ports: public, control, peer), with
     /// `extra` TOML appended (the cluster section of a multi-node test).
     pub fn configure(dir: &Path, id: u64, ports: (u16, u16, u16), extra: &str) -> Node {
-        let (public, control, peer) = ports;
         std::fs::create_dir_all(dir).expect("test dir");
-        let config = format!(
-            r#"[node]
-id = {id}
-name = "node-{id}"
-data_dir = "{data}"
-
-[listen]
-public = "127.0.0.1:{public}"
-control = "127.0.0.1:{control}"
-peer = "127.0.0.1:{peer}"
-
-[security]
-admin_token = "{ADMIN_TOKEN}"
-cluster_secret = "{CLUSTER_SECRET}"
-operator_name = "test-operator"
-
-[janitor]
-interval_ms = 300
-closed_auction_linger_ms = 1000
-{extra}"#,
-            data = dir.join("data").display()
+        let data_dir = dir.join("data");
+        let extra = format!(
+            "[janitor]\ninterval_ms = 300\nclosed_auction_linger_ms = 1000\n{extra}"
         );
+        let config = NodeConfig {
+            id,
+            ip: "127.0.0.1",
+            ports,
+            data_dir: &data_dir,
+            admin_token: ADMIN_TOKEN,
+            cluster_secret: CLUSTER_SECRET,
+            operator_name: "test-operator",
+            extra: &extra,
+        };
         let config_path = dir.join("gavel.toml");
-        std::fs::write(&config_path, config).expect("write config");
+        std::fs::write(&config_path, config.to_toml()).expect("write config");
+        let (public_url, control_url) = config.urls();
         Node {
             child: None,
-            public_url: format!("http://127.0.0.1:{public}"),
-            control_url: format!("http://127.0.0.1:{control}"),
+            public_url,
+            control_url,
             config_path,
             dir: dir.to_path_buf(),
             rust_log: "info".to_string(),
@@ -177,16 +140,15 @@ closed_auction_linger_ms = 1000
     pub fn spawn_without_waiting(&mut self) {
         let log = std::fs::File::create(self.dir.join(format!("node-{}.log", now_ms())))
             .expect("log file");
-        let stdout = log.try_clone().expect("log file handle");
-        let child = Command::new(crate::gavel_binary())
-            .args(["serve", "--config"])
-            .arg(&self.config_path)
-            .env_remove("GAVEL_ADMIN_TOKEN")
-            .env("RUST_LOG", &self.rust_log)
-            .stdout(stdout)
-            .stderr(log)
-            .spawn()
-            .expect("start gavel");
+        let child = process::spawn_node(Spawn {
+            binary: &crate::gavel_binary(),
+            config_path: &self.config_path,
+            log,
+            rust_log: &self.rust_log,
+            netns: None,
+            detached: false,
+        })
+        .expect("start gavel");
         self.child = Some(child);
     }
 
@@ -200,17 +162,7 @@ closed_auction_linger_ms = 1000
 
     /// The whole of the node's newest log file.
     pub fn log_text(&self) -> String {
-        let newest = std::fs::read_dir(&self.dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|entry| entry.path())
-            .filter(|path| {
-                path.file_name()
-                    .and_then(|name| name.to_str())
-                    .is_some_and(|name| name.starts_with("node-") && name.ends_with(".log"))
-            })
-            .max();
+        let newest = process::newest_log(&self.dir);
         newest
             .and_then(|path| std::fs::read_to_string(path).ok())
             .unwrap_or_default()
@@ -393,22 +345,10 @@ pub fn try_request(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Result<(u16, Value), String> {
-    let mut request = ureq::request(method, url).timeout(Duration::from_secs(10));
-    if let Some(token) = token {
-        request = request.set("Authorization", &format!("Bearer {token}"));
-    }
-    let result = match body {
-        Some(body) => request.send_json(body),
-        None => request.call(),
-    };
-    let response = match result {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(error) => return Err(error.to_string()),
-    };
-    let status = response.status();
-    let text = response.into_string().unwrap_or_default();
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    // A fresh agent per request, as a bidder's retry would open a fresh connection: no
+    // pooled connection to a node a test killed is ever reused.
+    let agent = process::agent_with_timeout(Duration::from_secs(10));
+    process::http(&agent, method, url, token, body)
 }
 
 /// Sends raw bytes with a content type; for malformed-input tests.
@@ -452,6 +392,7 @@ pub fn auction_spec(id: &str, listing_ms: u64, countdown_ms: u64) -> Value {
 pub mod bidders;
 pub mod cluster;
 pub mod local;
+pub mod process;
 pub mod restore;
 pub mod tls;
 

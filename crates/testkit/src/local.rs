@@ -10,16 +10,16 @@
 //! group, so a Ctrl-C in the terminal reaches only the benchmark, which then stops them.
 
 use std::fs::OpenOptions;
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::process::{self, NodeConfig, Spawn};
 
 /// Longest wait for a single HTTP answer from a node.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,7 +95,7 @@ pub fn sleep_checked(duration: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How a node sees the cluster: the parts of API.md's ClusterView the benchmark reads.
+/// How a node sees the cluster: the parts of the ClusterView (docs/API.md) the benchmark reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ClusterView {
     pub term: u64,
@@ -223,8 +223,6 @@ impl LocalCluster {
         };
         for (index, place) in placements.iter().enumerate() {
             let id = index as u64 + 1;
-            let ip = &place.ip;
-            let (public, control, peer) = place.ports;
             let node_directory = directory.join(format!("node-{id}"));
             let data = place
                 .data_dir
@@ -234,17 +232,27 @@ impl LocalCluster {
                 std::fs::create_dir_all(directory)
                     .with_context(|| format!("cannot create {}", directory.display()))?;
             }
-            let config = format!(
-                "[node]\nid = {id}\nname = \"node-{id}\"\ndata_dir = {data}\n\n[listen]\npublic = \"{ip}:{public}\"\ncontrol = \"{ip}:{control}\"\npeer = \"{ip}:{peer}\"\n\n[security]\nadmin_token = \"{admin_token}\"\ncluster_secret = \"{cluster_secret}\"\noperator_name = \"bench\"\n\n[limits]\n# Every virtual user of a benchmark shares 127.0.0.1, and load bidders bid as fast\n# as the cluster answers: the benchmarks measure Gavel, not its rate limits.\nper_ip_per_second = 1000000\nper_ip_burst = 1000000\nper_session_per_second = 1000000\nper_session_burst = 1000000\n\n{extra_config}\n{members}",
-                data = toml::Value::String(data.display().to_string()),
+            let extra = format!(
+                "[limits]\n# Every virtual user of a benchmark shares 127.0.0.1, and load bidders bid as fast\n# as the cluster answers: the benchmarks measure Gavel, not its rate limits.\nper_ip_per_second = 1000000\nper_ip_burst = 1000000\nper_session_per_second = 1000000\nper_session_burst = 1000000\n\n{extra_config}\n{members}"
             );
+            let config = NodeConfig {
+                id,
+                ip: &place.ip,
+                ports: place.ports,
+                data_dir: &data,
+                admin_token: &admin_token,
+                cluster_secret: &cluster_secret,
+                operator_name: "bench",
+                extra: &extra,
+            };
+            let (public_url, control_url) = config.urls();
             let config_path = node_directory.join("gavel.toml");
-            std::fs::write(&config_path, config)
+            std::fs::write(&config_path, config.to_toml())
                 .with_context(|| format!("cannot write {}", config_path.display()))?;
             cluster.nodes.push(LocalNode {
                 id,
-                public_url: format!("http://{ip}:{public}"),
-                control_url: format!("http://{ip}:{control}"),
+                public_url,
+                control_url,
                 netns: place.netns.clone(),
                 config_path,
                 log_path: node_directory.join("node.log"),
@@ -301,37 +309,16 @@ impl LocalCluster {
             .append(true)
             .open(&node.log_path)
             .with_context(|| format!("cannot open {}", node.log_path.display()))?;
-        // `ip netns exec` execs the node in place: the child's pid is the node's.
-        let mut command = match &node.netns {
-            Some(netns) => {
-                let mut command = Command::new("ip");
-                command.args(["netns", "exec", netns]).arg(&binary);
-                command
-            }
-            None => Command::new(&binary),
-        };
-        command
-            .args(["serve", "--config"])
-            .arg(&node.config_path)
-            .env_remove("GAVEL_ADMIN_TOKEN")
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .process_group(0);
-        #[cfg(target_os = "linux")]
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let rust_log = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string());
+        let child = process::spawn_node(Spawn {
+            binary: &binary,
+            config_path: &node.config_path,
+            log,
+            rust_log: &rust_log,
+            netns: node.netns.as_deref(),
+            detached: true,
+        })
+        .with_context(|| format!("cannot start {}", binary.display()))?;
         node.child = Some(child);
         Ok(())
     }
@@ -503,63 +490,19 @@ pub fn request(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Result<(u16, Value), String> {
-    let mut request = agent.request(method, url);
-    if let Some(token) = token {
-        request = request.set("Authorization", &format!("Bearer {token}"));
-    }
-    let result = match body {
-        Some(body) => request.send_json(body),
-        None => request.call(),
-    };
-    let response = match result {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(error) => return Err(error.to_string()),
-    };
-    let status = response.status();
-    let text = response.into_string().map_err(|error| error.to_string())?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    process::http(agent, method, url, token, body)
 }
 
 /// A new agent whose requests time out after `HTTP_TIMEOUT`.
 pub fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout(HTTP_TIMEOUT).build()
+    process::agent_with_timeout(HTTP_TIMEOUT)
 }
 
-/// Ports `free_port` hands out: below Linux's ephemeral range (32768–60999 by default).
-/// A port the kernel picked for `bind(0)` is an ephemeral one, and between its release and
-/// a node binding it an outgoing connection (a peer link, a bidder, a readiness probe)
-/// could take it and leave the node unable to start.
-const BENCH_PORTS: std::ops::Range<u16> = 20_000..32_000;
-
-/// A free TCP port on loopback (bound, then released for a node to take), never one this
-/// run handed out before.
-pub fn free_port() -> anyhow::Result<u16> {
-    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut handed_out = HANDED_OUT
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let span = u64::from(BENCH_PORTS.end - BENCH_PORTS.start);
-    // Start at a place that differs between runs, then walk the range.
-    let start = (u64::from(std::process::id()) ^ now_ms()) % span;
-    for step in 0..span {
-        let port = BENCH_PORTS.start + ((start + step * 7919) % span) as u16;
-        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            handed_out.push(port);
-            return Ok(port);
-        }
-    }
-    bail!("no free loopback port in {BENCH_PORTS:?}")
-}
+pub use crate::process::free_port;
 
 /// A fresh secret for one run: `prefix` and 32 random hex digits.
 fn random_secret(prefix: &str) -> String {
     format!("{prefix}-{:032x}", rand::random::<u128>())
 }
 
-/// Milliseconds since the Unix epoch, the unit of every `*_ms` in API.md.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
+pub use crate::process::now_ms;

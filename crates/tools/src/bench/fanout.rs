@@ -13,7 +13,7 @@
 //! delivered; the watchers the node cut off; memory per watcher; and the CPU time the node
 //! and the bench spent per bid, because on one machine the clients share its cores.
 //!
-//! Goal (DESIGN.md decision 5, push instead of polling): 10,000 watchers, p99 ≤ 100 ms.
+//! Goal (docs/DESIGN.md decision 5, push instead of polling): 10,000 watchers, p99 ≤ 100 ms.
 //! Also here, shared with `requests`: the event-stream reader and the process helpers.
 
 use std::net::SocketAddr;

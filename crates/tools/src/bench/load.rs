@@ -1,7 +1,7 @@
 //! The bidding load of a benchmark: one thread per bidder, each bidding on one auction
 //! through a random node for as long as the run lasts. A bid that gets no answer, or a
 //! 5xx (`no_leader` during an election), is retried with the same `request_id` on
-//! another random node, so it is committed at most once (API.md).
+//! another random node, so it is committed at most once (docs/API.md).
 //!
 //! Every acknowledged bid is logged with the moment the attempt that got its receipt
 //! was sent and the moment the receipt arrived: that is what lets the takeover

@@ -168,7 +168,7 @@ fn figure_line(name: &str, values: &[Duration]) -> String {
     )
 }
 
-/// The old system's measured takeover (BACKGROUND.md): 19-25 s, mean about 22 s.
+/// The old system's measured takeover (its published report): 19-25 s, mean about 22 s.
 pub const OLD_SYSTEM_TAKEOVER_MS_MEAN: u64 = 22_000;
 
 /// The summary below the table.
@@ -190,7 +190,7 @@ pub fn summary(kills: &[KillRecord], log: &LoadLog, check: &HistoryCheck) -> Str
     if let Some(median) = percentile(&full, 0.5).filter(|median| !median.is_zero()) {
         let _ = writeln!(
             text,
-            "old system (BACKGROUND.md): 19-25 s per takeover, mean ≈ 22 s, 100% of 500; median here to full strength is {:.0}x shorter",
+            "old system (its published report): 19-25 s per takeover, mean ≈ 22 s, 100% of 500; median here to full strength is {:.0}x shorter",
             OLD_SYSTEM_TAKEOVER_MS_MEAN as f64 / median.as_secs_f64() / 1000.0
         );
     }

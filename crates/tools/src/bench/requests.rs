@@ -3,11 +3,11 @@
 //!
 //! The old trading system's page asked the server for its time every 500 ms; its fix
 //! (fetch the time once, then every 5 minutes, and count locally) cut the requests by
-//! 67.5% with 50/500/1000/2000 virtual users (BACKGROUND.md §1). For each user count this
+//! 67.5% with 50/500/1000/2000 virtual users (the old system's published report). For each user count this
 //! benchmark runs both pages, one after the other, for `duration_s` each against one
 //! `gavel serve` node on loopback:
 //! - the old page: every `poll_ms`, GET `/api/v1/time` and GET `/api/v1/auctions/{id}`;
-//! - Gavel's page (DESIGN.md decision 5, `src/api/assets/bidder/bidder.js`): 5 samples of
+//! - Gavel's page (docs/DESIGN.md decision 5, `crates/node/src/api/assets/bidder/bidder.js`): 5 samples of
 //!   `/api/v1/time` to sync its clock, one event stream `/api/v1/auctions/{id}/events`
 //!   kept open (one request), 5 samples again every `resync_s` (none in a run shorter than
 //!   that) and after a dropped stream is reopened;

@@ -1,4 +1,4 @@
-//! `gavel bench soak`: does a node stay flat however long it runs (DESIGN.md decision 7)?
+//! `gavel bench soak`: does a node stay flat however long it runs (docs/DESIGN.md decision 7)?
 //!
 //! It starts one real `gavel serve` node on loopback with a short janitor interval and
 //! linger, registers a fixed pool of bidders once, then runs `--lifecycles` complete

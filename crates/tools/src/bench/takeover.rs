@@ -13,7 +13,7 @@
 //! kill whose wait runs out counts as failed. At the end the final bid history must hold
 //! every acknowledged bid exactly once, at strictly increasing prices.
 //!
-//! This is the figure to set beside the old system's (BACKGROUND.md): 500 takeovers,
+//! This is the figure to set beside the old system's (its published report): 500 takeovers,
 //! 100% success, 19-25 s each.
 
 use std::path::PathBuf;

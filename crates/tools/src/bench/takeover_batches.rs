@@ -1,6 +1,6 @@
 //! The takeover benchmark's figures in the old system's shape: its report measured
 //! 5 batches of 100 takeovers each (100% success, 19–25 s, mean about 22 s,
-//! BACKGROUND.md §1). `gavel bench takeover --batches 5 --kills 100` groups its kills the
+//! the old system's published report). `gavel bench takeover --batches 5 --kills 100` groups its kills the
 //! same way; this module turns the kill records into a row per batch and an overall
 //! row (success rate; mean, p99 and max from the kill to the first committed bid), the
 //! per-kill table as Markdown, and the per-kill plot. Plain data in, tables out.
