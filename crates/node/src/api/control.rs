@@ -4,9 +4,10 @@
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 
 use super::auth::Operator;
-use super::problem::{ApiError, Problem};
+use super::problem::Problem;
+use crate::model::error::ApiError;
 use super::public::unexpected;
-use super::requests::{
+use crate::model::requests::{
     auction_path_id, AuctionSpecRequest, BidderRequest, IncrementRequest, JsonObject,
     QualificationRequest, ReasonRequest, SwitchoverRequest,
 };

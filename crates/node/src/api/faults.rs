@@ -8,8 +8,9 @@ use utoipa::OpenApi;
 
 use super::auth::Operator;
 use super::openapi::{AdminAuth, ProblemResponses};
-use super::problem::{ApiError, Problem};
-use super::requests::{ClockFaultRequest, FaultRequest, FaultTarget};
+use super::problem::Problem;
+use crate::model::error::ApiError;
+use crate::model::requests::{ClockFaultRequest, FaultRequest, FaultTarget};
 use crate::model::views::{ClockFaultInjected, FaultInjected};
 use super::AppState;
 use crate::actors::resource_pool::RunningActor;

@@ -2,11 +2,13 @@
 
 use actix_web::{delete, get, post, web, HttpMessage, HttpRequest, HttpResponse};
 
-use super::auth::{new_token, session_token_hash, sha256_hex};
-use super::bidder_secret::Verdict;
-use super::problem::{ApiError, Problem};
-use super::requests::SessionRequest;
-use super::requests::{auction_path_id, BidRequest, BidsQuery, ConfirmRequest, JsonObject};
+use super::auth::session_token_hash;
+use crate::model::credentials::{new_token, sha256_hex};
+use crate::model::bidder_secret::Verdict;
+use super::problem::Problem;
+use crate::model::error::ApiError;
+use crate::model::requests::SessionRequest;
+use crate::model::requests::{auction_path_id, BidRequest, BidsQuery, ConfirmRequest, JsonObject};
 use crate::model::views::{
     AuctionList, AuctionView, BidList, BidReceipt, BidView, ConfirmationView, SessionCreated,
     TimeView,
