@@ -7,7 +7,7 @@ use actix_web::{post, web, HttpResponse};
 use utoipa::OpenApi;
 
 use super::auth::Operator;
-use super::openapi::{AdminAuth, ProblemResponses};
+use super::doc_modifiers::{AdminAuth, ProblemResponses};
 use super::problem::Problem;
 use crate::model::error::ApiError;
 use crate::model::requests::{ClockFaultRequest, FaultRequest, FaultTarget};

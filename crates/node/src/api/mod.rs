@@ -29,6 +29,7 @@ pub mod body_timeout;
 pub mod cluster_nodes;
 pub mod control;
 pub mod dashboard;
+mod doc_modifiers;
 pub mod events;
 #[cfg(feature = "faults")]
 pub mod faults;

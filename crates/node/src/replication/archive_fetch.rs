@@ -21,7 +21,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::archive::{order_key, ArchiveStore, ArchivedAuction};
+use super::archive::{decode_archived, order_key, ArchiveStore, ArchivedAuction};
 use super::codec::{decode, encode};
 use super::error::{blocking, StoreError};
 use super::{GavelRaft, SharedState};
@@ -181,7 +181,7 @@ impl ArchiveStore {
                 .map_err(StoreError::sled("read an archived auction"))?
                 .ok_or_else(|| StoreError::corrupt("archive", "an indexed record is missing"))?;
             bytes += value.len();
-            records.push(super::legacy::decode_archived(&value)?);
+            records.push(decode_archived(&value)?);
         }
         Ok(ArchiveChunk {
             records,
