@@ -115,7 +115,14 @@ fn the_kernel_depends_on_no_runtime_network_or_storage_crate() {
 
 #[test]
 fn the_forbidden_names_catch_what_they_should() {
-    for name in ["tokio", "tokio-util", "actix-web", "sled", "openraft", "futures-util"] {
+    for name in [
+        "tokio",
+        "tokio-util",
+        "actix-web",
+        "sled",
+        "openraft",
+        "futures-util",
+    ] {
         assert!(forbidden_in_kernel(name), "{name}");
     }
     for name in ["serde", "sha2", "imbl", "thiserror", "miow-not", "hex"] {
@@ -249,10 +256,7 @@ fn code_lines(text: &str) -> Vec<(usize, String)> {
 /// root. A `use` spread over several lines is read as one; its line is the first.
 fn references(file: &SourceFile) -> Vec<Reference> {
     let lines = code_lines(&file.text);
-    let joined: String = lines
-        .iter()
-        .map(|(_, line)| format!("{line}\n"))
-        .collect();
+    let joined: String = lines.iter().map(|(_, line)| format!("{line}\n")).collect();
     let mut starts = Vec::with_capacity(lines.len());
     let mut offset = 0;
     for (number, line) in &lines {

@@ -225,8 +225,7 @@ impl ArchiveStore {
                     let id = record.auction.spec.id.as_str();
                     if let Some(previous) = records.insert(id.as_bytes(), bytes.as_slice())? {
                         held.remove(&previous);
-                        let previous =
-                            decode_archived(&previous).map_err(Abort::Abort)?;
+                        let previous = decode_archived(&previous).map_err(Abort::Abort)?;
                         order.remove(order_key(previous.archived_at_index, id))?;
                     }
                     held.add(bytes);

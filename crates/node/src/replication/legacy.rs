@@ -172,9 +172,9 @@ impl StateV1 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gavel_kernel::types::IncrementRule;
     use crate::replication::archive::{decode_archived, ArchivedAuction};
     use crate::replication::codec::encode;
+    use gavel_kernel::types::IncrementRule;
 
     fn sold_by_lottery() -> AuctionV1 {
         let spec = AuctionSpec {
