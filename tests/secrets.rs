@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{request, Node, ADMIN_TOKEN};
-use gavel::api::auth::{new_salt, secret_hash};
+use gavel::model::credentials::{new_salt, secret_hash};
 use gavel_kernel::state::Bidder;
 use gavel_kernel::State;
 use gavel::replication::backup::{read_backup, seed_data_dir, Backup, BackupHeader};

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::ctl::{path_segment, ApiRequest, ControlArgs};
+use super::control_api::{path_segment, ApiRequest, ControlArgs};
 use super::Failure;
 use gavel::model::views::{hex_32, LotteryView};
 use gavel_kernel::chain::verify_chain;

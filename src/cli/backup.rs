@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::ctl::{ApiRequest, ControlArgs};
+use super::control_api::{ApiRequest, ControlArgs};
 use super::local_cluster::{ClusterPlan, ClusterRequest, LocalClusterDefinition};
 use super::Failure;
 use gavel::config::{Config, Role};

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::process::Child;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use super::ctl::{ApiRequest, ControlArgs};
+use super::control_api::{ApiRequest, ControlArgs};
 use super::local_cluster::{ClusterPlan, ClusterRequest, LocalClusterDefinition, PlannedNode};
 use super::Failure;
 use gavel::config::ADMIN_TOKEN_ENV;

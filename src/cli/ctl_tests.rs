@@ -153,37 +153,6 @@ fn global_options_may_come_after_the_subcommand() {
 }
 
 #[test]
-fn http_errors_show_the_problem_code_and_detail() {
-    let problem = r#"{"type":"about:blank","title":"Conflict","status":409,"code":"auction_exists","detail":"a1 exists with another spec"}"#;
-    assert_eq!(
-        describe_http_error("POST", "http://n/control/v1/auctions", 409, problem),
-        "POST http://n/control/v1/auctions: 409 auction_exists: a1 exists with another spec"
-    );
-    assert_eq!(
-        describe_http_error("GET", "http://n/x", 502, "Bad Gateway"),
-        "GET http://n/x: HTTP 502: Bad Gateway"
-    );
-}
-
-#[test]
-fn unreachable_node_is_named_in_the_message() {
-    // Port 1 on loopback: nothing listens there, so the connection is refused.
-    let failure = send(
-        "http://127.0.0.1:1",
-        None,
-        &ApiRequest::get_control("/control/v1/cluster"),
-    )
-    .unwrap_err();
-    assert!(
-        failure
-            .message
-            .starts_with("cannot reach http://127.0.0.1:1/control/v1/cluster"),
-        "{}",
-        failure.message
-    );
-}
-
-#[test]
 fn node_add_and_remove_send_the_cluster_node_requests() {
     let add = request_of(&[
         "node",

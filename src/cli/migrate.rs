@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::ctl::{ApiRequest, ControlArgs};
+use super::control_api::{ApiRequest, ControlArgs};
 use super::Failure;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -352,7 +352,7 @@ impl Migration<'_> {
             )),
             Some("standby") => {
                 self.control.send(&ApiRequest {
-                    listener: super::ctl::Listener::Control,
+                    listener: super::control_api::Listener::Control,
                     method: "DELETE",
                     path: format!("/control/v1/cluster/nodes/{to}"),
                     body: None,

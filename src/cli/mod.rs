@@ -2,7 +2,8 @@
 //! - `serve`: run one node from a config file (`gavel::node::run`);
 //! - `cluster`: start a local cluster of child processes (`cluster up`), or show a
 //!   cluster's state (`cluster status`); `local_cluster` plans the files it writes;
-//! - `ctl`: operator commands over the control API of docs/API.md; `audit` holds
+//! - `ctl`: operator commands over the control API of docs/API.md (each an HTTP request
+//!   of `control_api`, the client of a node's listeners); `audit` holds
 //!   `gavel ctl audit verify` (every bid hash chain, online or on a stopped node's data
 //!   directory) and `gavel ctl audit list`;
 //! - `node`: commands on a stopped node's own files (`node reset`).
@@ -15,6 +16,7 @@
 mod audit;
 mod backup;
 mod cluster;
+mod control_api;
 mod ctl;
 mod local_cluster;
 mod migrate;

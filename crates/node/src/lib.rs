@@ -2,10 +2,29 @@
 //! land-use rights.
 //!
 //! # Layout
-//! Follow a bid from the wire to the disk and back:
-//! - `api`: the HTTP listeners. `api::public` serves bidders, `api::control` serves
-//!   operators, `api::pages` and `api::dashboard` their web pages; `api::problem` is the
-//!   one mapping from errors to problem+json.
+//! The modules are layers, bottom first; each uses only its own layer and those below it
+//! (`tests/architecture.rs` checks it; `gavel_kernel`, the pure auction rules, is below
+//! them all):
+//! - `clock`: the node's wall clock, and its offset to the voters' median, measured on
+//!   the PeerLinks' health checks; a node too far off refuses to lead. `disk`: what a
+//!   data directory occupies and what its file system has left. `host`: what a node asks
+//!   of the machine (idle CPUs that poll). `private_files`: files only the node's user
+//!   reads. `tls`: the `[tls]` section and the certificates of the public and peer
+//!   listeners.
+//! - `config`: node configuration, validated before use.
+//! - `telemetry`: the Prometheus metrics.
+//! - `model`: what the HTTP layer, the actors and the spool share: views, requests,
+//!   errors and their codes, credentials.
+//! - `exchange`: the spool's file format (records, checksum line).
+//! - `replication`: openraft's type configuration, the Raft log in segment files of its
+//!   own (made durable with fdatasync), Raft's metadata in sled, the state machine that
+//!   feeds committed entries to the kernel, the on-disk archive of closed auctions that
+//!   left the replicated state (filled from a peer after a snapshot install:
+//!   `archive_fetch`), the exchange ledger (spool keys applied, records waiting to go
+//!   out), and backups and the seeding of a restored cluster.
+//! - `peer`: the peer listener and client: Raft RPCs (`peer::network` is openraft's
+//!   network over it), request forwarding and archive chunks between nodes,
+//!   authenticated by the cluster secret.
 //! - `actors`: one actix actor per file. The `Supervisor` owns the node's Raft handle and
 //!   proposes every command; the `ResourcePool` starts an `Auction` actor per live
 //!   auction (deadline timers, live events); the `Janitor` purifies on a timer (restarts
@@ -13,28 +32,10 @@
 //!   `Exchange` works the intranet–internet spool on the leader. The Supervisor also
 //!   makes the operators' membership changes (standbys added and removed, a migration's
 //!   cutover).
-//! - `peer`: the peer listener and client: Raft RPCs, request forwarding and archive
-//!   chunks between nodes, authenticated by the cluster secret.
-//! - `replication`: openraft's type configuration, the Raft log in segment files of its
-//!   own (made durable with fdatasync), Raft's metadata in sled, the state machine that feeds committed entries to the kernel, the
-//!   on-disk archive of closed auctions that left the replicated state (filled from a
-//!   peer after a snapshot install: `archive_fetch`), the exchange
-//!   ledger (spool keys applied, records waiting to go out), and backups and the seeding
-//!   of a restored cluster.
-//! - `kernel`: the pure, deterministic auction rules. Nothing else changes state.
-//! - `config`: node configuration, validated before use; `tls` loads the optional
-//!   certificates of the public and peer listeners.
+//! - `api`: the HTTP listeners. `api::public` serves bidders, `api::control` serves
+//!   operators, `api::pages` and `api::dashboard` their web pages; `api::problem` is the
+//!   one mapping from errors to problem+json.
 //! - `node`: starts one node: storage, Raft, actors and listeners, and stops them.
-//! - `bench`: benchmark commands that drive a real local cluster and print their figures.
-//! - `chaos`: fault injection against nodes in network namespaces, and the checker that
-//!   judges the bidders' histories and every replica against the kernel's invariants.
-//! - `cli`: the `gavel` command line (`serve`, `cluster` with `restore`, `ctl` with
-//!   `node`, `migrate` and `backup`, `bench`, `chaos`); `main.rs` only calls it.
-//! - `clock`: the node's wall clock, and its offset to the voters' median, measured on
-//!   the PeerLinks' health checks; a node too far off refuses to lead.
-//! - `disk`: what a data directory occupies and what its file system has left;
-//!   `exchange`: the spool's file format (records, checksum line); `host`: what a node
-//!   asks of the machine (idle CPUs that poll).
 
 pub mod actors;
 pub mod api;

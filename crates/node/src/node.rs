@@ -25,8 +25,10 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::config::Role;
 use gavel_kernel::Command;
-use crate::peer::{CommandSink, ForwardError, ForwardedCommit, PeerClients, PeerServer};
-use crate::replication::{self, NodeInfo, PeerNetworkFactory, ReplicationOptions};
+use crate::peer::{
+    CommandSink, ForwardError, ForwardedCommit, PeerClients, PeerNetworkFactory, PeerServer,
+};
+use crate::replication::{self, NodeInfo, ReplicationOptions};
 
 /// The Janitor has openraft snapshot after at most this many entries (sooner if
 /// `raft.snapshot_every_entries` is lower), so the log on disk stays short.

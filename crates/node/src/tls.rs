@@ -8,13 +8,41 @@
 use std::fs::File;
 use std::io::BufReader;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, TlsSection};
+/// `[tls]`: optional TLS (rustls) on the public and the peer listener, each enabled by
+/// giving its certificate chain and private key as PEM files. Peer TLS also needs
+/// `peer_ca`: the certificates that sign the other nodes' peer certificates, which must
+/// name the host of each member's `peer` address (an IP address SAN for an IP). The
+/// cluster-secret handshake still runs inside TLS. Files are read and checked at start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_ca: Option<PathBuf>,
+}
+
+/// A TLS file that cannot be used. `key` is its configuration key (`tls.public_cert`, …);
+/// the message reads as the configuration's own errors do (`config::ConfigError`).
+#[derive(Debug, thiserror::Error)]
+#[error("{key} {problem}")]
+pub struct TlsFileError {
+    pub key: String,
+    pub problem: String,
+}
 
 /// What the peer transport needs for TLS: an acceptor for the listener, a connector for
 /// the clients (which check each peer's certificate against `tls.peer_ca`).
@@ -28,14 +56,14 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn invalid(key: &str, path: &Path, problem: impl std::fmt::Display) -> ConfigError {
-    ConfigError::Invalid {
+fn invalid(key: &str, path: &Path, problem: impl std::fmt::Display) -> TlsFileError {
+    TlsFileError {
         key: key.to_string(),
         problem: format!("({}) {problem}", path.display()),
     }
 }
 
-fn open(key: &str, path: &Path) -> Result<BufReader<File>, ConfigError> {
+fn open(key: &str, path: &Path) -> Result<BufReader<File>, TlsFileError> {
     File::open(path)
         .map(BufReader::new)
         .map_err(|error| invalid(key, path, format!("cannot be read: {error}")))
@@ -45,7 +73,7 @@ fn open(key: &str, path: &Path) -> Result<BufReader<File>, ConfigError> {
 pub fn load_certificates(
     key: &str,
     path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
     let certificates = rustls_pemfile::certs(&mut open(key, path)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| invalid(key, path, format!("is not valid PEM: {error}")))?;
@@ -56,7 +84,7 @@ pub fn load_certificates(
 }
 
 /// The one private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
-pub fn load_private_key(key: &str, path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
+pub fn load_private_key(key: &str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsFileError> {
     rustls_pemfile::private_key(&mut open(key, path)?)
         .map_err(|error| invalid(key, path, format!("is not valid PEM: {error}")))?
         .ok_or_else(|| invalid(key, path, "holds no PEM private key"))
@@ -64,7 +92,7 @@ pub fn load_private_key(key: &str, path: &Path) -> Result<PrivateKeyDer<'static>
 
 /// A server configuration from a certificate chain and its key (`<prefix>_cert`,
 /// `<prefix>_key` name them in errors).
-pub fn server_config(prefix: &str, cert: &Path, key: &Path) -> Result<ServerConfig, ConfigError> {
+pub fn server_config(prefix: &str, cert: &Path, key: &Path) -> Result<ServerConfig, TlsFileError> {
     let cert_key = format!("tls.{prefix}_cert");
     let key_key = format!("tls.{prefix}_key");
     let chain = load_certificates(&cert_key, cert)?;
@@ -84,7 +112,7 @@ pub fn server_config(prefix: &str, cert: &Path, key: &Path) -> Result<ServerConf
 }
 
 /// A client configuration that trusts the certificates of `ca` (`tls.peer_ca`).
-pub fn client_config(ca: &Path) -> Result<ClientConfig, ConfigError> {
+pub fn client_config(ca: &Path) -> Result<ClientConfig, TlsFileError> {
     let mut roots = RootCertStore::empty();
     for certificate in load_certificates("tls.peer_ca", ca)? {
         roots.add(certificate).map_err(|error| {
@@ -103,7 +131,7 @@ pub fn client_config(ca: &Path) -> Result<ClientConfig, ConfigError> {
 }
 
 /// The public listener's server configuration, if `[tls]` enables it.
-pub fn public_server_config(tls: &TlsSection) -> Result<Option<ServerConfig>, ConfigError> {
+pub fn public_server_config(tls: &TlsSection) -> Result<Option<ServerConfig>, TlsFileError> {
     match (&tls.public_cert, &tls.public_key) {
         (Some(cert), Some(key)) => server_config("public", cert, key).map(Some),
         _ => Ok(None),
@@ -111,7 +139,7 @@ pub fn public_server_config(tls: &TlsSection) -> Result<Option<ServerConfig>, Co
 }
 
 /// The peer transport's TLS, if `[tls]` enables it.
-pub fn peer_tls(tls: &TlsSection) -> Result<Option<PeerTls>, ConfigError> {
+pub fn peer_tls(tls: &TlsSection) -> Result<Option<PeerTls>, TlsFileError> {
     let (Some(cert), Some(key), Some(ca)) = (&tls.peer_cert, &tls.peer_key, &tls.peer_ca) else {
         return Ok(None);
     };
@@ -145,13 +173,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let missing = dir.path().join("absent.pem");
         let error = server_config("public", &missing, &missing).unwrap_err();
-        assert_eq!(error.key(), Some("tls.public_cert"));
+        assert_eq!(error.key, "tls.public_cert");
         assert!(error.to_string().contains("absent.pem"), "{error}");
 
         let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, "not a certificate").expect("write");
         let error = client_config(&junk).unwrap_err();
-        assert_eq!(error.key(), Some("tls.peer_ca"));
+        assert_eq!(error.key, "tls.peer_ca");
         assert!(error.to_string().contains("no PEM certificate"), "{error}");
     }
 
@@ -166,7 +194,7 @@ mod tests {
         assert!(server_config("peer", &cert, &key).is_ok());
         // A certificate given as the key is refused, naming the key.
         let error = server_config("peer", &cert, &cert).unwrap_err();
-        assert_eq!(error.key(), Some("tls.peer_key"));
+        assert_eq!(error.key, "tls.peer_key");
         assert!(client_config(&cert).is_ok());
     }
 

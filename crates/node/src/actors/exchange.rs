@@ -40,7 +40,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::supervisor::{IsLeader, Propose, Supervisor};
-use crate::api::bidder_secret::SecretHasher;
+use crate::model::bidder_secret::SecretHasher;
 use crate::exchange::{
     parse_file, processed_copy, redacted_line, with_mac, write_aside_then_rename, FileProblem,
     Line, SpoolKey, MAX_FILE_BYTES,

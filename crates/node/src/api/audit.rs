@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Operator;
-use super::problem::{ApiError, Problem};
+use super::problem::Problem;
+use crate::model::error::ApiError;
 use super::AppState;
 use gavel_kernel::OperatorRecord;
 

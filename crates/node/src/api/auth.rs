@@ -1,44 +1,15 @@
-//! Credentials: session tokens are kept only as SHA-256 hashes; the admin token is
-//! compared in constant time. Bidders' secrets are Argon2id (`bidder_secret`); the salted
-//! SHA-256 here only reads the records of older releases until they are upgraded.
+//! Credentials on the wire: the bearer token of a request, the hash of a session token
+//! (sessions are kept only as SHA-256 hashes, `model::credentials`), and the operators of
+//! the control listener, whose tokens are compared in constant time.
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::problem::ApiError;
 use super::AppState;
-
-/// Hex SHA-256 of a value.
-pub fn sha256_hex(value: &[u8]) -> String {
-    hex::encode(Sha256::digest(value))
-}
-
-/// A bidder's secret record as older releases stored it: SHA-256 over the salt and the
-/// secret. Read at sign-in, then replaced by an Argon2id record.
-pub fn secret_hash(salt_hex: &str, secret: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(salt_hex.as_bytes());
-    hasher.update(b":");
-    hasher.update(secret.as_bytes());
-    hex::encode(hasher.finalize())
-}
-
-/// A new random salt (16 bytes, hex).
-pub fn new_salt() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
-}
-
-/// A new session token (32 random bytes, hex). Only its hash is replicated.
-pub fn new_token() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
-}
-
-/// Whether two hex hashes are equal, compared in constant time.
-pub fn hashes_equal(left: &str, right: &str) -> bool {
-    left.len() == right.len() && bool::from(left.as_bytes().ct_eq(right.as_bytes()))
-}
+use crate::model::credentials::sha256_hex;
+use crate::model::error::ApiError;
 
 /// The bearer token of a request, if it carries one.
 pub fn bearer_token(request: &HttpRequest) -> Option<&str> {

@@ -6,7 +6,8 @@
 use actix_web::{get, web, HttpResponse};
 
 use super::auth::Operator;
-use super::problem::{ApiError, Problem};
+use super::problem::Problem;
+use crate::model::error::ApiError;
 use super::AppState;
 use crate::actors::wall_clock_ms;
 use crate::replication::backup::take_backup;

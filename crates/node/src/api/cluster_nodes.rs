@@ -9,12 +9,16 @@ use actix_web::{delete, post, web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use super::auth::Operator;
-use super::problem::{ApiError, Problem};
-use super::requests::{JsonObject, NodeRequest};
+use super::problem::Problem;
 use super::AppState;
 use crate::actors::supervisor::{
     AddStandby, Added, ClusterView, GetClusterView, NodeChangeError, RemoveStandby,
 };
+use crate::config::is_http_url;
+use crate::model::error::ApiError;
+use crate::model::requests::{JsonObject, NodeRequest};
+use crate::replication::NodeInfo;
+use gavel_kernel::types::validate_text;
 use gavel_kernel::{Command, Rejection};
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -43,7 +47,7 @@ async fn add_node(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner().into_inner();
     let dry_run = body.dry_run;
-    let (node_id, info) = body.into_info()?;
+    let (node_id, info) = node_info(body)?;
     let relayed = serde_json::json!({
         "node_id": node_id,
         "name": info.name,
@@ -121,6 +125,42 @@ async fn remove_node(
     tracing::info!(operator = %operator.0, node_id, "standby removed");
     record(&app, &operator, "node remove", format!("node {node_id}")).await;
     Ok(HttpResponse::Ok().json(app.supervisor.send(GetClusterView).await?))
+}
+
+/// The id and addresses of the node a request names, checked.
+fn node_info(request: NodeRequest) -> Result<(u64, NodeInfo), ApiError> {
+    if request.node_id == 0 {
+        return Err(ApiError::invalid("node_id must be 1 or more".to_string()));
+    }
+    validate_text("name", &request.name, true)?;
+    let peer: std::net::SocketAddr = request.peer.parse().map_err(|_| {
+        ApiError::invalid("peer must be an IP address and port, like 10.0.0.5:7081".to_string())
+    })?;
+    if peer.port() == 0 {
+        return Err(ApiError::invalid(
+            "peer must name a port other than 0".to_string(),
+        ));
+    }
+    for (field, url) in [
+        ("public_url", &request.public_url),
+        ("control_url", &request.control_url),
+    ] {
+        validate_text(field, url, true)?;
+        if !is_http_url(url) || url.contains(char::is_whitespace) {
+            return Err(ApiError::invalid(format!(
+                "{field} must start with http:// or https:// and hold no spaces"
+            )));
+        }
+    }
+    Ok((
+        request.node_id,
+        NodeInfo {
+            name: request.name,
+            public_url: request.public_url,
+            control_url: request.control_url,
+            peer_addr: peer.to_string(),
+        },
+    ))
 }
 
 pub(super) fn node_change_error(error: NodeChangeError) -> ApiError {

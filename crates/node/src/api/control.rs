@@ -2,11 +2,15 @@
 //! listener). Every action is proposed with the operator's name for the audit trail.
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use utoipa::OpenApi;
 
 use super::auth::Operator;
-use super::problem::{ApiError, Problem};
+use super::doc_modifiers::{AdminAuth, ProblemResponses};
+use super::{audit, backup, cluster_nodes, dashboard, migration, replica};
+use super::problem::Problem;
+use crate::model::error::ApiError;
 use super::public::unexpected;
-use super::requests::{
+use crate::model::requests::{
     auction_path_id, AuctionSpecRequest, BidderRequest, IncrementRequest, JsonObject,
     QualificationRequest, ReasonRequest, SwitchoverRequest,
 };
@@ -41,7 +45,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(super::dashboard::control_pages)
         .route(
             "/openapi.json",
-            web::get().to(super::openapi::control_document),
+            web::get().to(control_document),
         );
     #[cfg(feature = "faults")]
     config.configure(super::faults::configure);
@@ -363,4 +367,31 @@ async fn exchange(
         Some(exchange) => exchange.send(GetExchangeReport).await?,
         None => ExchangeReport::default(),
     }))
+}
+
+/// The control listener's OpenAPI document (without the fault routes), served at
+/// `/openapi.json` by `control_openapi`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Gavel control API", description = "Operations: bidders, auctions, qualifications, phase actions, cluster, janitor, the operator audit trail."),
+    paths(register_bidder, create_auction, list_auctions, qualify,
+        suspend, resume, terminate, change_increment, result,
+        cluster, switchover, cluster_nodes::add_node, cluster_nodes::remove_node, backup::backup, migration::node_status, migration::take_checkpoint, migration::checkpoint, migration::replace, janitor, exchange, dashboard::stats, audit::audit_trail,
+        replica::replica_state, replica::replica_auction),
+    modifiers(&AdminAuth, &ProblemResponses)
+)]
+pub struct ControlApi;
+
+async fn control_document() -> HttpResponse {
+    HttpResponse::Ok().json(control_openapi())
+}
+
+/// The control listener's document as this build serves it: with the fault routes
+/// when it was built with the `faults` feature.
+pub fn control_openapi() -> utoipa::openapi::OpenApi {
+    #[allow(unused_mut)]
+    let mut document = ControlApi::openapi();
+    #[cfg(feature = "faults")]
+    document.merge(super::faults::FaultsApi::openapi());
+    document
 }

@@ -27,7 +27,8 @@ use futures::StreamExt;
 use imbl::Vector;
 
 use super::limits::RateLimiter;
-use super::problem::{ApiError, Problem};
+use super::problem::Problem;
+use crate::model::error::ApiError;
 use super::stream_slots::StreamPermit;
 use crate::model::views::{AuctionView, BidView};
 use super::AppState;

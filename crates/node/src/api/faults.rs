@@ -7,9 +7,10 @@ use actix_web::{post, web, HttpResponse};
 use utoipa::OpenApi;
 
 use super::auth::Operator;
-use super::openapi::{AdminAuth, ProblemResponses};
-use super::problem::{ApiError, Problem};
-use super::requests::{ClockFaultRequest, FaultRequest, FaultTarget};
+use super::doc_modifiers::{AdminAuth, ProblemResponses};
+use super::problem::Problem;
+use crate::model::error::ApiError;
+use crate::model::requests::{ClockFaultRequest, FaultRequest, FaultTarget};
 use crate::model::views::{ClockFaultInjected, FaultInjected};
 use super::AppState;
 use crate::actors::resource_pool::RunningActor;

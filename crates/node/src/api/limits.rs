@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use super::auth::bearer_token;
-use super::problem::ApiError;
+use crate::model::error::ApiError;
 use crate::config::LimitsSection;
 
 /// A token bucket: `tokens` left at `updated`.

@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use super::auth::Operator;
 use super::cluster_nodes::{node_change_error, record, relay_to_leader};
-use super::problem::{ApiError, Problem};
-use super::requests::{JsonObject, ReplaceRequest};
+use super::problem::Problem;
+use crate::model::error::ApiError;
+use crate::model::requests::{JsonObject, ReplaceRequest};
 use super::AppState;
 use crate::actors::supervisor::{
     ClusterView, GetClusterView, NodeChangeError, Propose, ReplaceVoter,

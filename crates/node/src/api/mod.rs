@@ -7,10 +7,11 @@
 //! - `events`: server-sent event streams built from the Auction actors' publishers.
 //! - `pages` and `dashboard`: the bidder page (public `/`) and the operator dashboard
 //!   (control `/`), with their assets embedded in the binary.
-//! - `requests` and `views`: what the API accepts and answers; `problem` turns every
-//!   error into problem+json; `auth` handles tokens and `bidder_secret` hashes bidders'
-//!   secrets (Argon2id, off the async workers); `metrics` and `openapi`
-//!   publish what the node does and what it accepts; `limits` rate-limits the public
+//! - `problem` turns every error (`model::error::ApiError`) into problem+json; `auth`
+//!   reads the bearer tokens and authenticates operators (the hashes are
+//!   `model::credentials`; bidders' secrets are hashed by `model::bidder_secret`); what
+//!   the API accepts and answers is `model::requests` and `model::views`; `openapi`
+//!   publishes what the node accepts; `limits` rate-limits the public
 //!   listener per client address and per session, `sign_in` throttles wrong secrets per
 //!   bidder, `stream_slots` caps the event streams per address and per node; `replica`
 //!   shows what this replica applied (log index, state digest, raw auctions) to checkers
@@ -24,11 +25,11 @@
 pub mod audit;
 pub mod auth;
 pub mod backup;
-pub mod bidder_secret;
 pub mod body_timeout;
 pub mod cluster_nodes;
 pub mod control;
 pub mod dashboard;
+mod doc_modifiers;
 pub mod events;
 #[cfg(feature = "faults")]
 pub mod faults;
@@ -39,9 +40,11 @@ pub mod pages;
 pub mod problem;
 pub mod public;
 pub mod replica;
-pub mod requests;
 pub mod sign_in;
 pub mod stream_slots;
+
+/// The hashing of bidders' secrets, where the node's start finds it.
+pub use crate::model::bidder_secret;
 
 use std::sync::Arc;
 
@@ -54,7 +57,7 @@ use crate::actors::supervisor::{Propose, Supervisor};
 use gavel_kernel::{Auction, Command, Outcome, Rejection};
 use crate::replication::{ArchiveStore, GavelRaft, SharedState};
 use crate::telemetry::Metrics;
-use problem::ApiError;
+use crate::model::error::ApiError;
 
 /// Largest request body either listener reads (API.md).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -92,7 +95,7 @@ pub struct AppState {
     pub sign_in_throttle: sign_in::SignInThrottle,
     /// Hashes and checks bidders' secrets off the async workers, a bounded number at once
     /// (shared with the Exchange actor).
-    pub secret_hasher: std::sync::Arc<bidder_secret::SecretHasher>,
+    pub secret_hasher: std::sync::Arc<crate::model::bidder_secret::SecretHasher>,
     /// The event streams open on this node, per client address and in all.
     pub streams: std::sync::Arc<stream_slots::StreamSlots>,
     /// This node's clock against the voters' median (the Supervisor keeps it).

@@ -1,12 +1,17 @@
 //! The public listener: what bidders and their browsers call (API.md, Public listener).
 
 use actix_web::{delete, get, post, web, HttpMessage, HttpRequest, HttpResponse};
+use utoipa::OpenApi;
 
-use super::auth::{new_token, session_token_hash, sha256_hex};
-use super::bidder_secret::Verdict;
-use super::problem::{ApiError, Problem};
-use super::requests::SessionRequest;
-use super::requests::{auction_path_id, BidRequest, BidsQuery, ConfirmRequest, JsonObject};
+use super::auth::session_token_hash;
+use super::doc_modifiers::{ProblemResponses, RateLimitedResponses, SessionAuth};
+use super::events;
+use crate::model::credentials::{new_token, sha256_hex};
+use crate::model::bidder_secret::Verdict;
+use super::problem::Problem;
+use crate::model::error::ApiError;
+use crate::model::requests::SessionRequest;
+use crate::model::requests::{auction_path_id, BidRequest, BidsQuery, ConfirmRequest, JsonObject};
 use crate::model::views::{
     AuctionList, AuctionView, BidList, BidReceipt, BidView, ConfirmationView, SessionCreated,
     TimeView,
@@ -31,7 +36,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(super::events::all_events)
         .route(
             "/openapi.json",
-            web::get().to(super::openapi::public_document),
+            web::get().to(public_document),
         )
         .configure(super::pages::public_pages);
 }
@@ -308,4 +313,19 @@ async fn confirm(
 pub fn unexpected(outcome: Outcome) -> ApiError {
     tracing::error!(?outcome, "command answered with an unexpected outcome");
     ApiError::Unavailable("unexpected outcome".to_string())
+}
+
+/// The public listener's OpenAPI document, served at `/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Gavel public API", description = "Bidding: sessions, auctions, bids, live events. Any request over the per-address or per-session rate limit is answered 429 rate_limited with Retry-After (seconds). A bidder holds at most sessions.max_sessions_per_bidder sessions (a new sign-in ends the oldest); wrong secrets in a row lock the bidder's sign-ins out (429 sign_in_locked); event streams are capped per address and per node (429 too_many_streams); a request body must arrive within http.body_read_timeout_ms (408 request_timeout)."),
+    paths(server_time, create_session, delete_session, list_auctions,
+        get_auction, list_bids, place_bid, confirm, events::auction_events, events::all_events),
+    modifiers(&SessionAuth, &RateLimitedResponses, &ProblemResponses)
+)]
+pub struct PublicApi;
+
+
+async fn public_document() -> HttpResponse {
+    HttpResponse::Ok().json(PublicApi::openapi())
 }

@@ -11,7 +11,8 @@ use actix_web::{get, web};
 use serde::Serialize;
 
 use super::auth::Operator;
-use super::problem::{ApiError, Problem};
+use super::problem::Problem;
+use crate::model::error::ApiError;
 use super::AppState;
 use gavel_kernel::{Auction, Rejection};
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::limits::client_network;
-use super::problem::ApiError;
+use crate::model::error::ApiError;
 use crate::config::LimitsSection;
 
 /// The streams open on one node.

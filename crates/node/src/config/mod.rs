@@ -354,6 +354,10 @@ pub struct HostSection {
     pub cpu_idle_poll: bool,
 }
 
+/// Most records one archive chunk carries, whatever the asker wants: the upper bound of
+/// `archive.chunk_auctions`, and what a node serving chunks holds each request to.
+pub const MAX_CHUNK_AUCTIONS: u32 = 10_000;
+
 /// `[archive]`: the on-disk archive of closed auctions, as a node that installed a
 /// snapshot fills it from a peer (`replication::archive_fetch`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -509,7 +513,8 @@ pub mod secrets;
 mod security;
 mod validate;
 use file::{ConfigFile, NodeFile};
-pub use security::{LimitsSection, OperatorToken, TlsSection};
+pub use crate::tls::TlsSection;
+pub use security::{LimitsSection, OperatorToken};
 pub(crate) use validate::is_http_url;
 use validate::{all_hold, require, AT_LEAST_ONE, TOO_SHORT};
 

@@ -1,7 +1,8 @@
 //! The security sections of the configuration: operators and their tokens
 //! (`[[security.operators]]`), the public listener's rate limits (`[limits]`) and the
-//! optional TLS files (`[tls]`), with their validation. The certificate files themselves
-//! are read and checked when the node starts (`crate::tls`).
+//! optional TLS files (`[tls]`, whose section is `crate::tls::TlsSection`), with their
+//! validation. The certificate files themselves are read and checked when the node starts
+//! (`crate::tls`).
 
 use super::*;
 
@@ -84,26 +85,6 @@ impl Default for LimitsSection {
             secret_hash_concurrency: 1,
         }
     }
-}
-
-/// `[tls]`: optional TLS (rustls) on the public and the peer listener, each enabled by
-/// giving its certificate chain and private key as PEM files. Peer TLS also needs
-/// `peer_ca`: the certificates that sign the other nodes' peer certificates, which must
-/// name the host of each member's `peer` address (an IP address SAN for an IP). The
-/// cluster-secret handshake still runs inside TLS. Files are read and checked at start.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsSection {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub public_cert: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub public_key: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer_cert: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer_key: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer_ca: Option<PathBuf>,
 }
 
 impl Config {

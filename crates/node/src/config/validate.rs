@@ -3,7 +3,6 @@
 
 use super::*;
 use gavel_kernel::sessions::MAX_SESSIONS_PER_BIDDER_LIMIT;
-use crate::replication::archive_fetch::MAX_CHUNK_AUCTIONS;
 
 impl Config {
     pub(super) fn validate_node_and_listen(&self) -> Result<(), ConfigError> {

@@ -19,7 +19,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::api::requests::AuctionSpecRequest;
+use crate::model::requests::AuctionSpecRequest;
 use gavel_kernel::types::{validate_id, validate_text};
 use gavel_kernel::Command;
 

@@ -15,6 +15,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 
@@ -26,7 +27,7 @@ use super::protocol::{
 };
 use super::PeerStream;
 use gavel_kernel::Command;
-use crate::replication::archive_fetch::{ArchiveChunk, CatchUp};
+use crate::replication::archive_fetch::{ArchiveChunk, CatchUp, ChunkSource};
 use crate::replication::TypeConfig;
 
 /// Longest time to dial a peer and finish the handshake.
@@ -456,5 +457,24 @@ impl PeerClients {
     /// Forgets the client of a node that left the cluster.
     pub fn remove(&self, node_id: u64) -> Option<Arc<PeerClient>> {
         self.clients.lock().remove(&node_id)
+    }
+}
+
+impl ChunkSource for PeerClients {
+    fn archive_chunk<'a>(
+        &'a self,
+        peer: u64,
+        address: &'a str,
+        range: CatchUp,
+        limit: u32,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<ArchiveChunk, String>> {
+        let client = self.get(peer, address);
+        Box::pin(async move {
+            client
+                .archive_chunk(range, limit, timeout)
+                .await
+                .map_err(|error| error.to_string())?
+        })
     }
 }

@@ -6,13 +6,14 @@
 //! first pass a mutual challenge–response handshake keyed by the cluster secret (`auth`)
 //! and are authenticated frame by frame afterwards (`channel`). `server` answers them for one
 //! node's Raft and its `CommandSink`; `client` calls one peer over a small pool of
-//! authenticated connections, and `replication::PeerNetworkFactory` hands openraft those
+//! authenticated connections, and `network::PeerNetworkFactory` hands openraft those
 //! clients. With `[tls]` peer settings, every connection is TLS first (`crate::tls`), and
 //! the handshake runs inside it.
 
 pub mod auth;
 pub mod channel;
 pub mod client;
+pub mod network;
 pub mod protocol;
 pub mod server;
 #[cfg(test)]
@@ -25,6 +26,7 @@ use gavel_kernel::Command;
 pub use auth::{HandshakeError, CLUSTER_NAME, MIN_SECRET_BYTES};
 pub use channel::SecureChannel;
 pub use client::{PeerClient, PeerClients, PeerError};
+pub use network::{PeerNetwork, PeerNetworkFactory};
 pub use protocol::{
     ForwardError, ForwardedCommit, FrameError, NodeArchiveStatus, PeerRequest, PeerResponse,
     PeerStatus, MAX_FRAME_BYTES,

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use super::codec::{decode, encode};
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
+use super::legacy::ArchivedAuctionV1;
 use gavel_kernel::Auction;
 
 /// Archived auctions a snapshot carries (the newest): a bound that keeps snapshots small;
@@ -50,6 +51,27 @@ const CACHE_BYTES: u64 = 1024 * 1024;
 pub struct ArchivedAuction {
     pub archived_at_index: u64,
     pub auction: Auction,
+}
+
+impl From<ArchivedAuctionV1> for ArchivedAuction {
+    fn from(old: ArchivedAuctionV1) -> ArchivedAuction {
+        let (archived_at_index, auction) = old.into_current();
+        ArchivedAuction {
+            archived_at_index,
+            auction,
+        }
+    }
+}
+
+/// Decodes an archived auction record, in the current shape or the v1 one (`legacy`).
+pub(super) fn decode_archived(bytes: &[u8]) -> Result<ArchivedAuction, StoreError> {
+    match decode::<ArchivedAuction>("archived auction", bytes) {
+        Ok(record) => Ok(record),
+        Err(error) => match decode::<ArchivedAuctionV1>("archived auction", bytes) {
+            Ok(old) => Ok(old.into()),
+            Err(_) => Err(error),
+        },
+    }
 }
 
 /// What a node's archive holds: how many records, and the sum (in four 64-bit lanes,
@@ -203,8 +225,7 @@ impl ArchiveStore {
                     let id = record.auction.spec.id.as_str();
                     if let Some(previous) = records.insert(id.as_bytes(), bytes.as_slice())? {
                         held.remove(&previous);
-                        let previous =
-                            super::legacy::decode_archived(&previous).map_err(Abort::Abort)?;
+                        let previous = decode_archived(&previous).map_err(Abort::Abort)?;
                         order.remove(order_key(previous.archived_at_index, id))?;
                     }
                     held.add(bytes);
@@ -246,7 +267,7 @@ impl ArchiveStore {
         else {
             return Ok(None);
         };
-        let record = super::legacy::decode_archived(&bytes)?;
+        let record = decode_archived(&bytes)?;
         Ok(Some(record.auction))
     }
 
@@ -331,7 +352,7 @@ impl ArchiveStore {
                     format!("{} is indexed but missing", String::from_utf8_lossy(id)),
                 )
             })?;
-        Ok(Some((key, super::legacy::decode_archived(&bytes)?)))
+        Ok(Some((key, decode_archived(&bytes)?)))
     }
 
     /// The newest `limit` records archived at or before log index `up_to_index`, oldest
@@ -359,7 +380,7 @@ impl ArchiveStore {
                 .ok_or_else(|| {
                     StoreError::corrupt("archive", format!("{id} is indexed but missing"))
                 })?;
-            newest.push(super::legacy::decode_archived(&bytes)?);
+            newest.push(decode_archived(&bytes)?);
         }
         newest.reverse();
         Ok(newest)

@@ -18,20 +18,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::archive::{order_key, ArchiveStore, ArchivedAuction};
+use super::archive::{decode_archived, order_key, ArchiveStore, ArchivedAuction};
 use super::codec::{decode, encode};
 use super::error::{blocking, StoreError};
 use super::{GavelRaft, SharedState};
+use crate::config::MAX_CHUNK_AUCTIONS;
 use gavel_kernel::types::validate_id;
-use crate::peer::PeerClients;
 
 /// The key of `archive_meta` that holds the `CatchUp` under way.
 const KEY_CATCH_UP: &[u8] = b"catch_up";
-
-/// Most records one chunk carries, whatever the asker wants.
-pub const MAX_CHUNK_AUCTIONS: u32 = 10_000;
 
 /// Most bytes of records one chunk carries (at least one record is always sent), well
 /// under the peer protocol's frame limit.
@@ -183,7 +181,7 @@ impl ArchiveStore {
                 .map_err(StoreError::sled("read an archived auction"))?
                 .ok_or_else(|| StoreError::corrupt("archive", "an indexed record is missing"))?;
             bytes += value.len();
-            records.push(super::legacy::decode_archived(&value)?);
+            records.push(decode_archived(&value)?);
         }
         Ok(ArchiveChunk {
             records,
@@ -192,13 +190,26 @@ impl ArchiveStore {
     }
 }
 
+/// How the fetcher asks a peer for a chunk: over the peer protocol, by the node's
+/// `peer::PeerClients`. The error says why the peer did not answer, or what it refused.
+pub trait ChunkSource: Send + Sync {
+    fn archive_chunk<'a>(
+        &'a self,
+        peer: u64,
+        address: &'a str,
+        range: CatchUp,
+        limit: u32,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<ArchiveChunk, String>>;
+}
+
 /// Fetches what the node's archive lacks (see the module's documentation).
 pub struct ArchiveFetch {
     pub node_id: u64,
     pub archive: ArchiveStore,
     pub state: SharedState,
     pub raft: GavelRaft,
-    pub clients: Arc<PeerClients>,
+    pub clients: Arc<dyn ChunkSource>,
     /// `archive.chunk_auctions`.
     pub chunk_auctions: u32,
 }
@@ -281,13 +292,18 @@ impl ArchiveFetch {
         address: &str,
         mut catch_up: CatchUp,
     ) -> Result<(), FetchError> {
-        let client = self.clients.get(peer, address);
         let mut stored = 0u64;
         loop {
-            let chunk = client
-                .archive_chunk(catch_up.clone(), self.chunk_auctions, CHUNK_TIMEOUT)
+            let chunk = self
+                .clients
+                .archive_chunk(
+                    peer,
+                    address,
+                    catch_up.clone(),
+                    self.chunk_auctions,
+                    CHUNK_TIMEOUT,
+                )
                 .await
-                .map_err(|error| FetchError::Peer(error.to_string()))?
                 .map_err(FetchError::Peer)?;
             let done = chunk.done;
             let (keep, last) = self.check_chunk(peer, &catch_up, chunk)?;

@@ -240,13 +240,13 @@ mod tests {
     }
 
     fn register(key: &str, bidder_id: &str) -> Command {
-        let salt = crate::api::auth::new_salt();
+        let salt = crate::model::credentials::new_salt();
         Command::Exchange {
             key: key.to_string(),
             command: Box::new(Command::RegisterBidder {
                 bidder_id: bidder_id.to_string(),
                 name: bidder_id.to_string(),
-                secret_hash: crate::api::auth::secret_hash(&salt, "a-long-secret"),
+                secret_hash: crate::model::credentials::secret_hash(&salt, "a-long-secret"),
                 secret_salt: salt,
             }),
         }

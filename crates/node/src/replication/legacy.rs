@@ -15,9 +15,6 @@ use imbl::Vector;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::archive::ArchivedAuction;
-use super::codec::decode;
-use super::error::StoreError;
 use gavel_kernel::lottery::{Confirmation, Lottery, LotterySecret};
 use gavel_kernel::requests::RequestRecords;
 use gavel_kernel::sessions::Sessions;
@@ -148,23 +145,11 @@ impl From<AuctionV1> for Auction {
     }
 }
 
-impl From<ArchivedAuctionV1> for ArchivedAuction {
-    fn from(old: ArchivedAuctionV1) -> ArchivedAuction {
-        ArchivedAuction {
-            archived_at_index: old.archived_at_index,
-            auction: old.auction.into(),
-        }
-    }
-}
-
-/// Decodes an archived auction record, in the current shape or the v1 one.
-pub(super) fn decode_archived(bytes: &[u8]) -> Result<ArchivedAuction, StoreError> {
-    match decode::<ArchivedAuction>("archived auction", bytes) {
-        Ok(record) => Ok(record),
-        Err(error) => match decode::<ArchivedAuctionV1>("archived auction", bytes) {
-            Ok(old) => Ok(old.into()),
-            Err(_) => Err(error),
-        },
+impl ArchivedAuctionV1 {
+    /// The index of the log entry that archived the auction, and the auction in the
+    /// current shape (`archive::ArchivedAuction` is built from them).
+    pub(super) fn into_current(self) -> (u64, Auction) {
+        (self.archived_at_index, self.auction.into())
     }
 }
 
@@ -187,8 +172,9 @@ impl StateV1 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gavel_kernel::types::IncrementRule;
+    use crate::replication::archive::{decode_archived, ArchivedAuction};
     use crate::replication::codec::encode;
+    use gavel_kernel::types::IncrementRule;
 
     fn sold_by_lottery() -> AuctionV1 {
         let spec = AuctionSpec {

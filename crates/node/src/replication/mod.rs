@@ -2,7 +2,8 @@
 //! segment files of its own made durable with fdatasync (`log_store`, `segments`), Raft's
 //! metadata in sled (`durable`: sled with fdatasync), the state machine that
 //! feeds every committed entry to `kernel::apply` and publishes the events it produced
-//! (`state_machine`), the Raft network over the peer transport (`network`), and
+//! (`state_machine`), the Raft network of a node without peers (`network`; a cluster's
+//! is `peer::PeerNetworkFactory`), and
 //! `open_with_network` (`open` for a node without peers), which assembles them into a
 //! running Raft node on one data directory. A node restarted on its data directory loads
 //! its latest snapshot and re-applies the committed log entries after it before `open`
@@ -51,9 +52,7 @@ pub use archive::ArchiveStore;
 pub use durable::Durable;
 pub use error::{ReplicationError, StoreError};
 pub use log_store::LogStore;
-pub use network::{
-    NoPeerTransport, PeerNetwork, PeerNetworkFactory, UnreachableNetwork, UnreachableNetworkFactory,
-};
+pub use network::{NoPeerTransport, UnreachableNetwork, UnreachableNetworkFactory};
 pub use offline::restore_offline;
 pub use snapshots::SnapshotBuilder;
 pub use state_machine::StateMachineStore;
@@ -335,7 +334,7 @@ pub async fn open(options: ReplicationOptions) -> Result<Replication, Replicatio
 
 /// Opens the node's storage in `options.data_dir/raft`, restores its state (snapshot, then
 /// the committed entries after it) and starts Raft, which reaches its peers through
-/// `network` (a `PeerNetworkFactory` over the node's `peer::PeerClients` in a cluster).
+/// `network` (a `peer::PeerNetworkFactory` over the node's `peer::PeerClients` in a cluster).
 /// The node still has to be initialized once (`initialize`), which is a no-op on a node
 /// restarted on its data directory.
 pub async fn open_with_network<N>(

@@ -28,9 +28,7 @@ use tokio::task::JoinHandle;
 
 use super::*;
 use gavel_kernel::{Command, Envelope, Outcome};
-use crate::replication::{
-    self, GavelRaft, NodeInfo, PeerNetworkFactory, Replication, ReplicationOptions,
-};
+use crate::replication::{self, GavelRaft, NodeInfo, Replication, ReplicationOptions};
 
 const WAIT: Duration = Duration::from_secs(10);
 const CALL: Duration = Duration::from_secs(5);

@@ -8,7 +8,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
-use super::problem::ApiError;
+use super::error::ApiError;
 use gavel_kernel::types::{validate_id, validate_text};
 use gavel_kernel::{AuctionSpec, IncrementRule, Rejection};
 
@@ -354,44 +354,6 @@ pub struct ReplaceRequest {
     /// The standby that takes its vote.
     #[schema(minimum = 1)]
     pub to_node_id: u64,
-}
-
-impl NodeRequest {
-    /// The node's id and addresses, checked.
-    pub fn into_info(self) -> Result<(u64, crate::replication::NodeInfo), ApiError> {
-        if self.node_id == 0 {
-            return Err(ApiError::invalid("node_id must be 1 or more".to_string()));
-        }
-        validate_text("name", &self.name, true)?;
-        let peer: std::net::SocketAddr = self.peer.parse().map_err(|_| {
-            ApiError::invalid("peer must be an IP address and port, like 10.0.0.5:7081".to_string())
-        })?;
-        if peer.port() == 0 {
-            return Err(ApiError::invalid(
-                "peer must name a port other than 0".to_string(),
-            ));
-        }
-        for (field, url) in [
-            ("public_url", &self.public_url),
-            ("control_url", &self.control_url),
-        ] {
-            validate_text(field, url, true)?;
-            if !crate::config::is_http_url(url) || url.contains(char::is_whitespace) {
-                return Err(ApiError::invalid(format!(
-                    "{field} must start with http:// or https:// and hold no spaces"
-                )));
-            }
-        }
-        Ok((
-            self.node_id,
-            crate::replication::NodeInfo {
-                name: self.name,
-                public_url: self.public_url,
-                control_url: self.control_url,
-                peer_addr: peer.to_string(),
-            },
-        ))
-    }
 }
 
 /// Most bids one page of `GET /api/v1/auctions/{id}/bids` holds, and the default once

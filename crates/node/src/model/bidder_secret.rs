@@ -22,8 +22,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
-use super::auth::{hashes_equal, secret_hash as sha256_secret_hash};
-use super::problem::ApiError;
+use super::credentials::{hashes_equal, secret_hash as sha256_secret_hash};
+use super::error::ApiError;
 use gavel_kernel::bidders::{secret_record, SecretRecord};
 
 /// Argon2id memory cost, in KiB (19 MiB).
@@ -159,7 +159,7 @@ impl SecretHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::auth::new_salt;
+    use crate::model::credentials::new_salt;
 
     #[test]
     fn a_new_record_is_argon2id_with_the_stated_parameters_and_checks_its_secret() {
