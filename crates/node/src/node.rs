@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 
 use crate::actors::janitor::{Janitor, JanitorHandles, JanitorSettings};
+use crate::actors::messages::Replicator;
 use crate::actors::peer_link::PeerLinkSettings;
 use crate::actors::resource_pool::{PoolSettings, ResourcePool};
 use crate::actors::supervision::{singleton_stopped, Singleton};
@@ -273,7 +274,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let pool = ResourcePool::new(
         replication.state.clone(),
-        supervisor.clone(),
+        supervisor.clone().recipient(),
         PoolSettings {
             preload_ms: config.pool.preload_ms,
             mailbox_capacity: config.pool.mailbox_capacity,
@@ -282,11 +283,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         replication.events.subscribe(),
     )
     .start();
-    supervisor.do_send(AttachPool(pool.clone()));
+    supervisor.do_send(AttachPool(pool.clone().recipient()));
     let janitor = Janitor::new(
         JanitorHandles {
-            supervisor: supervisor.clone(),
-            pool: pool.clone(),
+            supervisor: Replicator::of(&supervisor),
+            list_actors: pool.clone().recipient(),
+            pool_sweep: pool.clone().recipient(),
             raft: replication.raft.clone(),
             state: replication.state.clone(),
             archive: replication.archive.clone(),
@@ -327,7 +329,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                     key_retention_ms: config.exchange.key_retention_ms,
                     hmac_key,
                 },
-                supervisor.clone(),
+                Replicator::of(&supervisor),
                 replication.state.clone(),
                 secret_hasher.clone(),
             )

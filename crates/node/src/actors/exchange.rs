@@ -39,7 +39,7 @@ use actix::prelude::*;
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use super::supervisor::{IsLeader, Propose, Supervisor};
+use super::messages::{IsLeader, Propose, Replicator};
 use crate::api::bidder_secret::SecretHasher;
 use crate::exchange::{
     parse_file, processed_copy, redacted_line, with_mac, write_aside_then_rename, FileProblem,
@@ -97,7 +97,7 @@ pub struct ExchangeReport {
 
 pub struct Exchange {
     settings: ExchangeSettings,
-    supervisor: Addr<Supervisor>,
+    supervisor: Replicator,
     state: SharedState,
     /// Updated record by record, so the report shows a file's progress.
     report: Arc<Mutex<ExchangeReport>>,
@@ -111,7 +111,7 @@ pub struct Exchange {
 impl Exchange {
     pub fn new(
         settings: ExchangeSettings,
-        supervisor: Addr<Supervisor>,
+        supervisor: Replicator,
         state: SharedState,
         hasher: Arc<SecretHasher>,
     ) -> Self {
@@ -152,7 +152,7 @@ impl Exchange {
             key: self.settings.hmac_key.clone(),
         };
         async move {
-            let leads = work.supervisor.send(IsLeader).await.unwrap_or(false);
+            let leads = work.supervisor.is_leader.send(IsLeader).await.unwrap_or(false);
             if !leads {
                 return Ok(());
             }
@@ -216,7 +216,7 @@ impl Handler<GetExchangeReport> for Exchange {
 /// One look at the spool, away from the actor.
 struct Work {
     dir: PathBuf,
-    supervisor: Addr<Supervisor>,
+    supervisor: Replicator,
     state: SharedState,
     report: Arc<Mutex<ExchangeReport>>,
     key_retention_ms: u64,
@@ -228,6 +228,7 @@ impl Work {
     async fn propose(&self, command: Command) -> Result<Outcome, String> {
         let committed = self
             .supervisor
+            .propose
             .send(Propose {
                 command,
                 actor: ACTOR.to_string(),
@@ -241,7 +242,7 @@ impl Work {
     /// Has the keys older than the retention forgotten, when there are any.
     async fn prune_keys(&self) -> Result<(), String> {
         let oldest = self.state.read().exchange.oldest_applied_ms();
-        let cutoff = crate::actors::wall_clock_ms().saturating_sub(self.key_retention_ms);
+        let cutoff = crate::clock::wall_clock_ms().saturating_sub(self.key_retention_ms);
         if oldest.is_none_or(|oldest| oldest >= cutoff) {
             return Ok(());
         }

@@ -17,6 +17,7 @@ pub mod auction;
 pub mod exchange;
 pub mod janitor;
 pub mod membership;
+pub mod messages;
 pub mod peer_link;
 pub mod resource_pool;
 pub mod supervision;

@@ -19,9 +19,10 @@ use actix::prelude::*;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::auction::{AuctionActor, AuctionChanged, SetLeader, Stop};
-use super::supervisor::Supervisor;
-use super::wall_clock_ms;
+use super::auction::{AuctionActor, AuctionChanged, Ping, SetLeader, Stop};
+pub use super::messages::LeadershipChanged;
+use super::messages::Propose;
+use crate::clock::wall_clock_ms;
 use crate::replication::{AppliedEvents, SharedState};
 
 /// How often the pool looks for auctions to preload.
@@ -35,7 +36,7 @@ pub struct PoolSettings {
 
 pub struct ResourcePool {
     state: SharedState,
-    supervisor: Addr<Supervisor>,
+    supervisor: Recipient<Propose>,
     settings: PoolSettings,
     actors: HashMap<String, Addr<AuctionActor>>,
     is_leader: bool,
@@ -47,7 +48,7 @@ pub struct ResourcePool {
 impl ResourcePool {
     pub fn new(
         state: SharedState,
-        supervisor: Addr<Supervisor>,
+        supervisor: Recipient<Propose>,
         settings: PoolSettings,
         events: tokio::sync::broadcast::Receiver<Arc<AppliedEvents>>,
     ) -> Self {
@@ -167,15 +168,6 @@ impl StreamHandler<Result<Arc<AppliedEvents>, BroadcastStreamRecvError>> for Res
     fn finished(&mut self, _ctx: &mut Self::Context) {
         tracing::info!("applied event stream ended");
     }
-}
-
-/// This node gained or lost leadership.
-pub struct LeadershipChanged {
-    pub is_leader: bool,
-}
-
-impl Message for LeadershipChanged {
-    type Result = ();
 }
 
 impl Handler<LeadershipChanged> for ResourcePool {
@@ -304,7 +296,7 @@ impl Handler<Sweep> for ResourcePool {
 pub struct ListActors;
 
 impl Message for ListActors {
-    type Result = Vec<(String, Addr<AuctionActor>)>;
+    type Result = Vec<(String, Recipient<Ping>)>;
 }
 
 impl Handler<ListActors> for ResourcePool {
@@ -314,7 +306,7 @@ impl Handler<ListActors> for ResourcePool {
         MessageResult(
             self.actors
                 .iter()
-                .map(|(id, addr)| (id.clone(), addr.clone()))
+                .map(|(id, addr)| (id.clone(), addr.clone().recipient()))
                 .collect(),
         )
     }

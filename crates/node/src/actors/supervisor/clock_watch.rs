@@ -11,7 +11,7 @@ use actix::prelude::*;
 use openraft::ServerState;
 
 use super::{Supervisor, Switchover};
-use crate::actors::peer_link::Health;
+use crate::actors::messages::Health;
 use crate::clock::{wall_clock_ms, ClockCheck, ClockSample};
 
 impl Supervisor {

@@ -22,40 +22,14 @@ use actix::prelude::*;
 use openraft::ServerState;
 
 use super::membership::{repaired_voters, PeerHealth};
-use super::peer_link::{Health, PeerLinkSettings};
-use super::resource_pool::{LeadershipChanged, ResourcePool};
-use super::wall_clock_ms;
+pub use super::messages::{Committed, IsLeader, LeadershipChanged, Propose, ProposeError};
+use super::messages::Health;
+use super::peer_link::PeerLinkSettings;
+use crate::clock::{wall_clock_ms, ClockCheck, ClockSamples, ClockStatus, StepGuard};
 use crate::telemetry::Metrics;
-use crate::clock::{ClockCheck, ClockSamples, ClockStatus, StepGuard};
-use gavel_kernel::{Command, Envelope, Outcome, Rejection};
+use gavel_kernel::{Command, Envelope};
 use crate::peer::{ForwardError, PeerClients};
 use crate::replication::{GavelRaft, NodeInfo};
-
-/// A command to replicate. `actor` names who asked, for the audit trail.
-pub struct Propose {
-    pub command: Command,
-    pub actor: String,
-}
-
-/// A committed command's answer, with its log index.
-#[derive(Debug, Clone)]
-pub struct Committed {
-    pub outcome: Result<Outcome, Rejection>,
-    pub log_index: u64,
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ProposeError {
-    /// No leader could take the command in time; `leader_id` is the last one known.
-    #[error("no leader took the command (leader: {leader_id:?})")]
-    NotLeader { leader_id: Option<u64> },
-    #[error("replication failed: {0}")]
-    Fatal(String),
-}
-
-impl Message for Propose {
-    type Result = Result<Committed, ProposeError>;
-}
 
 /// A configured member of the cluster.
 #[derive(Debug, Clone)]
@@ -89,7 +63,7 @@ pub struct Supervisor {
     settings: SupervisorSettings,
     clients: Arc<PeerClients>,
     last_stamped_ms: u64,
-    pool: Option<Addr<ResourcePool>>,
+    pool: Option<Recipient<LeadershipChanged>>,
     metrics: Arc<Metrics>,
     /// The term in which this node last became leader and proposed its takeover entry.
     led_term: Option<u64>,
@@ -319,13 +293,6 @@ impl Handler<Propose> for Supervisor {
     }
 }
 
-/// Whether this node leads now (and is not handing leadership over).
-pub struct IsLeader;
-
-impl Message for IsLeader {
-    type Result = bool;
-}
-
 impl Handler<IsLeader> for Supervisor {
     type Result = bool;
 
@@ -334,8 +301,8 @@ impl Handler<IsLeader> for Supervisor {
     }
 }
 
-/// Tells the Supervisor which ResourcePool to notify of leadership changes.
-pub struct AttachPool(pub Addr<ResourcePool>);
+/// Tells the Supervisor where to send leadership changes (the ResourcePool).
+pub struct AttachPool(pub Recipient<LeadershipChanged>);
 
 impl Message for AttachPool {
     type Result = ();
@@ -547,8 +514,7 @@ mod proposer;
 mod switchover;
 
 pub use cluster_view::{ClusterView, GetClusterView, NodeView};
-pub use nodes::{
-    AddStandby, Added, NodeChangeError, PanicPeerLink, PeerReport, RemoveStandby, ReplaceVoter,
-};
+pub use super::messages::PeerReport;
+pub use nodes::{AddStandby, Added, NodeChangeError, PanicPeerLink, RemoveStandby, ReplaceVoter};
 use proposer::Proposer;
 pub use switchover::Switchover;

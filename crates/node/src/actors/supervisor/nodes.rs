@@ -27,9 +27,8 @@ use openraft::{ChangeMembers, ServerState};
 
 use super::Supervisor;
 use crate::actors::membership::PeerHealth;
-use crate::actors::peer_link::{Health, PeerLink, StopLink};
-use crate::clock::ClockSample;
-use crate::peer::PeerStatus;
+use crate::actors::messages::{Health, PeerReport};
+use crate::actors::peer_link::{PeerLink, StopLink};
 use crate::replication::NodeInfo;
 
 /// How long the precheck waits for the new node's answer.
@@ -160,7 +159,7 @@ impl Supervisor {
             tracing::debug!(peer = node_id, %peer_addr, "watching a node");
             let link = PeerLink::new(
                 self.clients.get(node_id, &peer_addr),
-                ctx.address(),
+                ctx.address().recipient(),
                 self.settings.peer_links,
             )
             .start();
@@ -486,24 +485,6 @@ impl Handler<PanicPeerLink> for Supervisor {
             None => false,
         }
     }
-}
-
-/// A PeerLink's health check result.
-pub struct PeerReport {
-    pub node_id: u64,
-    pub health: Health,
-    pub consecutive_misses: u32,
-    pub last_heartbeat_ms: Option<u64>,
-    pub status: Option<PeerStatus>,
-    /// The missed check found the peer's process gone (refused, closed or reset), not
-    /// merely slow.
-    pub process_gone: bool,
-    /// The answered check's measurement of the peer's clock.
-    pub clock: Option<ClockSample>,
-}
-
-impl Message for PeerReport {
-    type Result = ();
 }
 
 impl Handler<PeerReport> for Supervisor {

@@ -9,7 +9,7 @@ use actix::prelude::*;
 use openraft::ServerState;
 
 use super::Supervisor;
-use crate::actors::peer_link::Health;
+use crate::actors::messages::Health;
 
 /// Hands leadership to `to_node_id` (a healthy voter). Answers once it leads.
 pub struct Switchover {
