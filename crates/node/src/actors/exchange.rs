@@ -43,7 +43,7 @@ use super::messages::{IsLeader, Propose, Replicator};
 use crate::api::bidder_secret::SecretHasher;
 use crate::exchange::{
     parse_file, processed_copy, redacted_line, with_mac, write_aside_then_rename, FileProblem,
-    Line, SpoolKey, MAX_FILE_BYTES,
+    Inbound, Line, SpoolKey, MAX_FILE_BYTES,
 };
 use gavel_kernel::{Command, Outcome};
 use crate::replication::exchange::MAX_OUTBOUND_PER_FILE;
@@ -289,37 +289,54 @@ impl Work {
                     "line": line.number, "key": line.key, "reason": reason,
                     "record": redacted_line(&line.text),
                 })),
-                Ok((key, inbound)) => {
-                    let secret_hash = match inbound.secret() {
-                        Some(secret) => Some(
-                            self.hasher
-                                .hash(secret.to_string())
-                                .await
-                                .map_err(|error| error.to_string())?,
-                        ),
-                        None => None,
-                    };
-                    let command = inbound.into_command(secret_hash);
-                    let outcome = self
-                        .propose(Command::Exchange {
-                            key,
-                            command: Box::new(command),
-                        })
-                        .await?;
-                    let mut report = self.report.lock();
-                    match outcome {
-                        Outcome::ExchangeApplied {
-                            duplicate: true, ..
-                        } => report.records_duplicate += 1,
-                        Outcome::ExchangeApplied {
-                            rejected: Some(_), ..
-                        } => report.records_refused += 1,
-                        _ => report.records_applied += 1,
-                    }
-                }
+                Ok((key, inbound)) => self.apply_record(key, inbound).await?,
             }
         }
         self.report.lock().records_quarantined += rejected.len() as u64;
+        self.file_done(path, name, rejected, processed).await
+    }
+
+    /// Proposes one well-formed inbound record (its secret hashed first) and counts what
+    /// became of it.
+    async fn apply_record(&self, key: String, inbound: Inbound) -> Result<(), String> {
+        let secret_hash = match inbound.secret() {
+            Some(secret) => Some(
+                self.hasher
+                    .hash(secret.to_string())
+                    .await
+                    .map_err(|error| error.to_string())?,
+            ),
+            None => None,
+        };
+        let command = inbound.into_command(secret_hash);
+        let outcome = self
+            .propose(Command::Exchange {
+                key,
+                command: Box::new(command),
+            })
+            .await?;
+        let mut report = self.report.lock();
+        match outcome {
+            Outcome::ExchangeApplied {
+                duplicate: true, ..
+            } => report.records_duplicate += 1,
+            Outcome::ExchangeApplied {
+                rejected: Some(_), ..
+            } => report.records_refused += 1,
+            _ => report.records_applied += 1,
+        }
+        Ok(())
+    }
+
+    /// A worked-through inbound file: its rejected records to quarantine/, its processed
+    /// copy to processed/, and the file out of inbound/.
+    async fn file_done(
+        &self,
+        path: PathBuf,
+        name: String,
+        rejected: Vec<serde_json::Value>,
+        processed: Vec<u8>,
+    ) -> Result<(), String> {
         let dir = self.dir.clone();
         blocking(move || {
             if !rejected.is_empty() {
