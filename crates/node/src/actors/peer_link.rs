@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-pub use super::messages::Health;
-use super::messages::PeerReport;
+use super::messages::{Health, PeerReport};
 use crate::clock::{wall_clock_ms, ClockSample};
 use crate::peer::PeerClient;
 

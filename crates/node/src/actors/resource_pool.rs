@@ -20,8 +20,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::auction::{AuctionActor, AuctionChanged, Ping, SetLeader, Stop};
-pub use super::messages::LeadershipChanged;
-use super::messages::Propose;
+use super::messages::{LeadershipChanged, Propose};
 use crate::clock::wall_clock_ms;
 use crate::replication::{AppliedEvents, SharedState};
 

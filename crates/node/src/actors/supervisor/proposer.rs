@@ -19,7 +19,7 @@ use std::time::Instant;
 use openraft::error::ClientWriteError;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{Committed, ProposeError};
+use crate::actors::messages::{Committed, ProposeError};
 use crate::telemetry::Metrics;
 use gavel_kernel::Envelope;
 use crate::replication::{GavelRaft, Proposal};
