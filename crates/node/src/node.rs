@@ -23,13 +23,13 @@ use crate::actors::supervisor::{
 use crate::api::auth::OperatorCredential;
 use crate::api::body_timeout::{limit_body_time, BodyReadTimeout};
 use crate::api::limits::{limit_requests, RateLimiter};
-use crate::telemetry::Metrics;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::config::Role;
-use gavel_kernel::Command;
 use crate::peer::{CommandSink, ForwardError, ForwardedCommit, PeerClients, PeerServer};
 use crate::replication::{self, NodeInfo, PeerNetworkFactory, ReplicationOptions};
+use crate::telemetry::Metrics;
+use gavel_kernel::Command;
 
 /// The Janitor has openraft snapshot after at most this many entries (sooner if
 /// `raft.snapshot_every_entries` is lower), so the log on disk stays short.

@@ -18,12 +18,12 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::broadcast;
 
-use super::supervision::InjectPanic;
 use super::messages::Propose;
+use super::supervision::InjectPanic;
 use crate::clock::wall_clock_ms;
 use crate::model::views::{AuctionView, BidView};
-use gavel_kernel::{Auction, Command, EventKind, Phase};
 use crate::replication::SharedState;
+use gavel_kernel::{Auction, Command, EventKind, Phase};
 
 /// One server-sent event, rendered once. `id` is the auction's bid count when it was
 /// sent: a client resuming from it is sent every later bid.

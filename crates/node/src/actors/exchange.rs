@@ -45,9 +45,9 @@ use crate::exchange::{
     parse_file, processed_copy, redacted_line, with_mac, write_aside_then_rename, FileProblem,
     Inbound, Line, SpoolKey, MAX_FILE_BYTES,
 };
-use gavel_kernel::{Command, Outcome};
 use crate::replication::exchange::MAX_OUTBOUND_PER_FILE;
 use crate::replication::SharedState;
+use gavel_kernel::{Command, Outcome};
 
 /// An inbound `.jsonl` file still without its checksum line after this long is
 /// quarantined as incomplete.
@@ -152,7 +152,12 @@ impl Exchange {
             key: self.settings.hmac_key.clone(),
         };
         async move {
-            let leads = work.supervisor.is_leader.send(IsLeader).await.unwrap_or(false);
+            let leads = work
+                .supervisor
+                .is_leader
+                .send(IsLeader)
+                .await
+                .unwrap_or(false);
             if !leads {
                 return Ok(());
             }

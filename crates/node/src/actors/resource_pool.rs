@@ -298,8 +298,9 @@ impl Handler<Sweep> for ResourcePool {
 fn release_due(closed_at_ms: Option<Option<u64>>, closed_linger_ms: u64, now_ms: u64) -> bool {
     match closed_at_ms {
         None => true,
-        Some(closed_at) => closed_at
-            .is_some_and(|closed_at| closed_at.saturating_add(closed_linger_ms) <= now_ms),
+        Some(closed_at) => {
+            closed_at.is_some_and(|closed_at| closed_at.saturating_add(closed_linger_ms) <= now_ms)
+        }
     }
 }
 

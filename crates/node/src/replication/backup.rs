@@ -234,7 +234,10 @@ fn split_line(bytes: &[u8], limit: usize) -> Option<(&[u8], &[u8])> {
 }
 
 /// A restore seeds only an empty data directory, for a cluster with a voter.
-fn check_seedable(data_dir: &Path, voters: &BTreeMap<u64, NodeInfo>) -> Result<(), ReplicationError> {
+fn check_seedable(
+    data_dir: &Path,
+    voters: &BTreeMap<u64, NodeInfo>,
+) -> Result<(), ReplicationError> {
     let holds_data = std::fs::read_dir(data_dir)
         .map(|mut entries| entries.next().is_some())
         .unwrap_or(false);
@@ -252,13 +255,19 @@ fn check_seedable(data_dir: &Path, voters: &BTreeMap<u64, NodeInfo>) -> Result<(
     Ok(())
 }
 
-/// The snapshot a restored node starts from (with its last log id): the backup's state
-/// at its last applied index, with `voters` as the membership and the newest archived
-/// auctions.
+/// The snapshot a restored node starts from, and its last log id.
+struct RestoredSnapshot {
+    log_id: LogId<u64>,
+    meta: SnapshotMeta<u64, NodeInfo>,
+    data: Vec<u8>,
+}
+
+/// The backup's state at its last applied index, with `voters` as the membership and
+/// the newest archived auctions.
 fn restored_snapshot(
     voters: &BTreeMap<u64, NodeInfo>,
     backup: &Backup,
-) -> Result<(LogId<u64>, SnapshotMeta<u64, NodeInfo>, Vec<u8>), ReplicationError> {
+) -> Result<RestoredSnapshot, ReplicationError> {
     let log_id = LogId::new(
         CommittedLeaderId::new(0, 0),
         backup.header.last_applied_index,
@@ -288,7 +297,7 @@ fn restored_snapshot(
         last_membership: membership,
         snapshot_id: format!("restored-{}-{}", log_id.index, backup.header.taken_at_ms),
     };
-    Ok((log_id, meta, data))
+    Ok(RestoredSnapshot { log_id, meta, data })
 }
 
 /// Seeds the empty data directory of node `node_id` of a new cluster whose voters are
@@ -308,7 +317,7 @@ pub async fn seed_data_dir(
     let archive = blocking(move || ArchiveStore::open(&archive_dir)).await?;
     archive.put(&backup.archived)?;
     archive.make_durable().await?;
-    let (log_id, meta, data) = restored_snapshot(voters, backup)?;
+    let RestoredSnapshot { log_id, meta, data } = restored_snapshot(voters, backup)?;
     let (events, _) = tokio::sync::broadcast::channel(1);
     let archive_handle = archive.clone();
     let (mut state_machine, _) = StateMachineStore::open(durable.clone(), archive, events)?;

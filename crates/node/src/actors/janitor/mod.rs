@@ -32,12 +32,12 @@ use super::resource_pool::{ListActors, PoolSweep, Sweep};
 
 mod decisions;
 
+use crate::clock::wall_clock_ms;
+use crate::replication::{ArchiveStore, GavelRaft, SharedState, StorageSizes};
 pub use decisions::disagreement;
 use decisions::{
     compaction, proposals, sort_probes, LeaderObservation, LogObservation, ProbeAnswer,
 };
-use crate::clock::wall_clock_ms;
-use crate::replication::{ArchiveStore, GavelRaft, SharedState, StorageSizes};
 use gavel_kernel::{Command, Outcome};
 
 /// An Auction actor whose mailbox is not drained within this bound is replaced.
@@ -217,9 +217,15 @@ impl SweepJob {
         outcomes
     }
 
-    async fn send(&self, command: Command) -> Result<Result<Committed, ProposeError>, MailboxError> {
+    async fn send(
+        &self,
+        command: Command,
+    ) -> Result<Result<Committed, ProposeError>, MailboxError> {
         let actor = "janitor".to_string();
-        self.supervisor.propose.send(Propose { command, actor }).await
+        self.supervisor
+            .propose
+            .send(Propose { command, actor })
+            .await
     }
 
     /// Probes every Auction actor's mailbox, sorts the answers (`decisions::sort_probes`)
@@ -371,7 +377,10 @@ impl Janitor {
             Some(Err(error)) => report.last_purge_skipped = Some(error.to_string()),
         }
         if let Some(archived) = outcomes.archived {
-            match archived.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+            match archived
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
                 Ok(committed) => match committed.outcome {
                     Ok(Outcome::Archived { auctions }) => {
                         report.auctions_archived += auctions;
@@ -384,7 +393,10 @@ impl Janitor {
             }
         }
         if let Some(pruned) = outcomes.pruned {
-            match pruned.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+            match pruned
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
                 Ok(committed) => match committed.outcome {
                     Ok(Outcome::ArchivePruned { .. }) => report.archive_prunes += 1,
                     Ok(other) => report.last_archive_error = Some(format!("answered {other:?}")),

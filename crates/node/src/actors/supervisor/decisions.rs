@@ -358,7 +358,10 @@ mod tests {
         ] {
             assert!(standbys_to_add(gate, &configured, &known, &retired, &peers).is_empty());
             let down = BTreeMap::from([(2, peer(Health::Down)), (4, peer(Health::Up))]);
-            assert_eq!(promotion(gate, 1, &set(&[1, 2, 3]), &set(&[4]), &down), None);
+            assert_eq!(
+                promotion(gate, 1, &set(&[1, 2, 3]), &set(&[4]), &down),
+                None
+            );
         }
     }
 
@@ -443,10 +446,16 @@ mod tests {
         ];
         assert_eq!(clock_successor(1, 300, &voters), Some(3));
         // A tie goes to the lowest id.
-        let tied = [voter(3, Health::Up, Some(-310)), voter(2, Health::Up, Some(-290))];
+        let tied = [
+            voter(3, Health::Up, Some(-310)),
+            voter(2, Health::Up, Some(-290)),
+        ];
         assert_eq!(clock_successor(1, 300, &tied), Some(2));
         // No healthy, measured voter: nobody.
-        let none = [voter(4, Health::Down, Some(-300)), voter(5, Health::Up, None)];
+        let none = [
+            voter(4, Health::Down, Some(-300)),
+            voter(5, Health::Up, None),
+        ];
         assert_eq!(clock_successor(1, 300, &none), None);
     }
 }

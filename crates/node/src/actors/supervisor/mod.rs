@@ -25,10 +25,10 @@ use super::membership::PeerHealth;
 pub use super::messages::{Committed, IsLeader, LeadershipChanged, Propose, ProposeError};
 use super::peer_link::PeerLinkSettings;
 use crate::clock::{wall_clock_ms, ClockCheck, ClockSamples, ClockStatus, StepGuard};
-use crate::telemetry::Metrics;
-use gavel_kernel::{Command, Envelope};
 use crate::peer::{ForwardError, PeerClients};
 use crate::replication::{GavelRaft, NodeInfo};
+use crate::telemetry::Metrics;
+use gavel_kernel::{Command, Envelope};
 
 /// A configured member of the cluster.
 #[derive(Debug, Clone)]
@@ -517,9 +517,9 @@ mod nodes;
 mod proposer;
 mod switchover;
 
-pub use cluster_view::{ClusterView, GetClusterView, NodeView};
 pub use super::messages::PeerReport;
-pub use nodes::{AddStandby, Added, NodeChangeError, PanicPeerLink, RemoveStandby, ReplaceVoter};
+pub use cluster_view::{ClusterView, GetClusterView, NodeView};
 use decisions::{FollowerView, LeadershipStep, Reconfigurable};
+pub use nodes::{AddStandby, Added, NodeChangeError, PanicPeerLink, RemoveStandby, ReplaceVoter};
 use proposer::Proposer;
 pub use switchover::Switchover;

@@ -187,7 +187,10 @@ impl Handler<AddStandby> for Supervisor {
         let membership = metrics.membership_config.membership();
         let observed = MembershipView {
             is_leader: metrics.state == ServerState::Leader,
-            nodes: membership.nodes().map(|(id, info)| (*id, info.clone())).collect(),
+            nodes: membership
+                .nodes()
+                .map(|(id, info)| (*id, info.clone()))
+                .collect(),
             voters: membership.voter_ids().collect(),
             busy: self.reconfiguring || self.switching_to.is_some(),
         };
@@ -205,17 +208,15 @@ impl Handler<AddStandby> for Supervisor {
             self.raft.clone(),
             self.clients.get(add.node_id, &add.info.peer_addr),
         );
-        Box::pin(
-            add_standby(raft, client, add)
-            .into_actor(self)
-            .map(move |result, supervisor, ctx| {
+        Box::pin(add_standby(raft, client, add).into_actor(self).map(
+            move |result, supervisor, ctx| {
                 if !dry_run {
                     supervisor.reconfiguring = false;
                     supervisor.watch_peers(ctx);
                 }
                 result
-            }),
-        )
+            },
+        ))
     }
 }
 
@@ -604,7 +605,10 @@ mod tests {
 
     #[test]
     fn a_new_node_on_a_free_address_goes_on_to_the_precheck() {
-        assert_eq!(add_standby_check(&view(), 5, &info("127.0.0.1:7005")), Ok(None));
+        assert_eq!(
+            add_standby_check(&view(), 5, &info("127.0.0.1:7005")),
+            Ok(None)
+        );
     }
 
     #[test]

@@ -53,18 +53,16 @@ impl Handler<Switchover> for Supervisor {
             .filter_map(|id| Some((*id, membership.get_node(id)?.peer_addr.clone())))
             .collect();
         let (raft, clients) = (self.raft.clone(), self.clients.clone());
-        Box::pin(
-            hand_over(raft, clients, others, to)
-            .into_actor(self)
-            .map(|result, supervisor, _ctx| {
+        Box::pin(hand_over(raft, clients, others, to).into_actor(self).map(
+            |result, supervisor, _ctx| {
                 supervisor.switching_to = None;
                 // The switchover turned elections back on: not for a clock that is off.
                 if supervisor.clock_check.refuses_to_lead.is_some() {
                     supervisor.raft.runtime_config().elect(false);
                 }
                 result
-            }),
-        )
+            },
+        ))
     }
 }
 
