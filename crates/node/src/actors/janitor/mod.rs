@@ -17,6 +17,10 @@
 //!
 //! - it hands the heap's free pages back to the operating system (`malloc_trim`).
 //!
+//! What to propose, replace, rebuild, snapshot and purge is decided by the plain
+//! functions of `decisions`, from what the sweep observed and its time; the actor gathers
+//! the observation and carries the decision out.
+//!
 //! The last report is served at `GET /control/v1/janitor`.
 
 use std::collections::HashMap;
@@ -29,9 +33,6 @@ use serde::Serialize;
 use super::auction::{Ping, SeenState};
 use super::messages::{Committed, IsLeader, Propose, ProposeError, Replicator};
 use super::resource_pool::{ListActors, PoolSweep, Sweep};
-
-mod decisions;
-
 use crate::clock::wall_clock_ms;
 use crate::replication::{ArchiveStore, GavelRaft, SharedState, StorageSizes};
 pub use decisions::disagreement;
@@ -39,6 +40,8 @@ use decisions::{
     compaction, proposals, sort_probes, LeaderObservation, LogObservation, ProbeAnswer,
 };
 use gavel_kernel::{Command, Outcome};
+
+mod decisions;
 
 /// An Auction actor whose mailbox is not drained within this bound is replaced.
 const STUCK_AFTER: Duration = Duration::from_secs(2);
