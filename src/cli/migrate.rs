@@ -147,11 +147,36 @@ impl Migration<'_> {
     /// Step 1. Returns whether the target already is a standby (an earlier
     /// `--no-cutover` run).
     fn precheck(&self) -> Result<bool, Failure> {
-        let (from, to) = (self.args.from, self.args.to);
+        let to = self.args.to;
         let view = self.cluster_view()?;
         let leader = view["leader_id"]
             .as_u64()
             .ok_or_else(|| Failure::failed("precheck failed: no leader is elected now"))?;
+        let already_standby = self.precheck_roles(&view)?;
+        let leader_url = control_url_of(&view, leader)
+            .ok_or_else(|| Failure::failed("precheck failed: the leader has no control URL"))?;
+        let (version, free, needed) = self.precheck_target(&leader_url)?;
+        if !already_standby {
+            // The leader reaches the target's peer listener with the cluster secret.
+            self.control
+                .send(&ApiRequest::post_control(
+                    "/control/v1/cluster/nodes",
+                    self.node_body(true),
+                ))
+                .map_err(|failure| {
+                    Failure::failed(format!("precheck failed: {}", failure.message))
+                })?;
+        }
+        self.done(&format!(
+            "leader node {leader}; node {to} runs Gavel {version}, {free} bytes free ({needed} needed), reachable with the cluster secret"
+        ));
+        Ok(already_standby)
+    }
+
+    /// The source must be a voter, the target not yet a member (or a standby already:
+    /// then `true`).
+    fn precheck_roles(&self, view: &Value) -> Result<bool, Failure> {
+        let (from, to) = (self.args.from, self.args.to);
         let role = |id: u64| {
             view["nodes"]
                 .as_array()
@@ -170,18 +195,20 @@ impl Migration<'_> {
                 )))
             }
         }
-        let already_standby = match role(to).as_deref() {
-            None | Some("removed") => false,
-            Some("standby") => true,
-            Some(other) => {
-                return Err(Failure::failed(format!(
-                    "precheck failed: node {to} is already a {other}"
-                )))
-            }
-        };
-        let leader_url = control_url_of(&view, leader)
-            .ok_or_else(|| Failure::failed("precheck failed: the leader has no control URL"))?;
-        let leader_node = self.get_at(&leader_url, "/control/v1/node")?;
+        match role(to).as_deref() {
+            None | Some("removed") => Ok(false),
+            Some("standby") => Ok(true),
+            Some(other) => Err(Failure::failed(format!(
+                "precheck failed: node {to} is already a {other}"
+            ))),
+        }
+    }
+
+    /// The target is the node asked for, runs the leader's version and has room for
+    /// twice the leader's data; answers its version, its free bytes and those needed.
+    fn precheck_target(&self, leader_url: &str) -> Result<(Value, u64, u64), Failure> {
+        let to = self.args.to;
+        let leader_node = self.get_at(leader_url, "/control/v1/node")?;
         let target = self
             .get_at(
                 self.args.control_url.trim_end_matches('/'),
@@ -216,27 +243,23 @@ impl Migration<'_> {
                 "precheck failed: node {to} has {free} bytes free, {needed} needed (twice the leader's data plus 64 MiB)"
             )));
         }
-        if !already_standby {
-            // The leader reaches the target's peer listener with the cluster secret.
-            self.control
-                .send(&ApiRequest::post_control(
-                    "/control/v1/cluster/nodes",
-                    self.node_body(true),
-                ))
-                .map_err(|failure| {
-                    Failure::failed(format!("precheck failed: {}", failure.message))
-                })?;
-        }
-        self.done(&format!(
-            "leader node {leader}; node {to} runs Gavel {}, {free} bytes free ({needed} needed), reachable with the cluster secret",
-            target["version"]
-        ));
-        Ok(already_standby)
+        Ok((target["version"].clone(), free, needed))
     }
 
     /// Steps 2 to 5.
     fn sync_verify_cut_over(&self, already_standby: bool) -> Result<(), Failure> {
-        let (from, to) = (self.args.from, self.args.to);
+        self.full_sync(already_standby)?;
+        self.catch_up()?;
+        let (view, leader) = self.verify()?;
+        if self.args.no_cutover {
+            return Ok(());
+        }
+        self.cut_over(&view, leader)
+    }
+
+    /// Step 2: the target becomes a standby (unless it is one already).
+    fn full_sync(&self, already_standby: bool) -> Result<(), Failure> {
+        let to = self.args.to;
         self.step(2, "full sync (snapshot and log to the new standby)");
         let started = Instant::now();
         if !already_standby {
@@ -249,7 +272,12 @@ impl Migration<'_> {
             "node {to} is a standby ({} ms)",
             started.elapsed().as_millis()
         ));
+        Ok(())
+    }
 
+    /// Step 3: the target applies the log up to where the leader was.
+    fn catch_up(&self) -> Result<(), Failure> {
+        let to = self.args.to;
         self.step(3, "incremental catch-up");
         let target_index = self.leader_applied_index()?;
         let deadline = Instant::now() + self.step_timeout;
@@ -264,7 +292,7 @@ impl Migration<'_> {
             let applied = node.and_then(|node| node["last_applied_index"].as_u64());
             if applied.is_some_and(|applied| applied >= target_index) {
                 self.done(&format!("node {to} applied the log up to {target_index}"));
-                break;
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(Failure::failed(format!(
@@ -274,7 +302,12 @@ impl Migration<'_> {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
 
+    /// Step 4: the leader and the target hold the same state at one checkpoint. Answers
+    /// the cluster view then, and the leader.
+    fn verify(&self) -> Result<(Value, u64), Failure> {
+        let to = self.args.to;
         self.step(4, "verification (state digests at one checkpoint)");
         let taken = self
             .control
@@ -302,10 +335,13 @@ impl Migration<'_> {
             "node {leader} and node {to} hold the same state and archive ({} closed auctions) at log index {}: {}",
             leader_noted.archive_auctions, taken["log_index"], leader_noted.digest
         ));
-        if self.args.no_cutover {
-            return Ok(());
-        }
+        Ok((view, leader))
+    }
 
+    /// Step 5: leadership moves off the source if it leads, then the target takes its
+    /// vote.
+    fn cut_over(&self, view: &Value, leader: u64) -> Result<(), Failure> {
+        let (from, to) = (self.args.from, self.args.to);
         self.step(5, "cutover");
         if leader == from {
             let successor = view["nodes"]

@@ -4,13 +4,16 @@
 //! shutdown on SIGINT or SIGTERM. Certificates are loaded before anything else.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use actix::Actor;
+use actix::{Actor, Addr};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 
+use crate::actors::exchange::{Exchange, ExchangeSettings};
 use crate::actors::janitor::{Janitor, JanitorHandles, JanitorSettings};
+use crate::actors::messages::Replicator;
 use crate::actors::peer_link::PeerLinkSettings;
 use crate::actors::resource_pool::{PoolSettings, ResourcePool};
 use crate::actors::supervision::{singleton_stopped, Singleton};
@@ -20,15 +23,15 @@ use crate::actors::supervisor::{
 use crate::api::auth::OperatorCredential;
 use crate::api::body_timeout::{limit_body_time, BodyReadTimeout};
 use crate::api::limits::{limit_requests, RateLimiter};
-use crate::telemetry::Metrics;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::config::Role;
-use gavel_kernel::Command;
 use crate::peer::{
     CommandSink, ForwardError, ForwardedCommit, PeerClients, PeerNetworkFactory, PeerServer,
 };
 use crate::replication::{self, NodeInfo, ReplicationOptions};
+use crate::telemetry::Metrics;
+use gavel_kernel::Command;
 
 /// The Janitor has openraft snapshot after at most this many entries (sooner if
 /// `raft.snapshot_every_entries` is lower), so the log on disk stays short.
@@ -135,34 +138,99 @@ impl CommandSink for SupervisorSink {
     }
 }
 
+/// Runs the node: binds its listeners, opens its storage, starts its actors, then its
+/// peer and HTTP listeners, and waits for a reason to stop.
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let node_id = config.node.id;
     // Held until the node stops.
     let _idle_poll = config.host.cpu_idle_poll.then(request_idle_poll).flatten();
     // Certificates are checked before anything is bound or opened.
     let public_tls = crate::tls::public_server_config(&config.tls)?;
     let peer_tls = crate::tls::peer_tls(&config.tls)?;
+    let listeners = bind_listeners(&config)?;
+    let members = configured_members(&config);
+    let (clients, secret) = peer_clients(&config, peer_tls.as_ref());
+    let (replication, votes_withheld) = open_storage(&config, &members, &clients).await?;
+    let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
+    let clock_status = Arc::new(crate::clock::ClockStatus::default());
+    let supervisor = start_supervisor(
+        &config,
+        members,
+        &replication,
+        &clients,
+        &metrics,
+        &clock_status,
+    );
+    let retired = Arc::new(tokio::sync::Notify::new());
+    let peer_side = start_peer_side(
+        &config,
+        &replication,
+        PeerSideHandles {
+            supervisor: supervisor.clone(),
+            retired: retired.clone(),
+            clients,
+            secret,
+            acceptor: peer_tls.map(|tls| tls.acceptor),
+            votes_withheld,
+            clock_status: clock_status.clone(),
+        },
+        listeners.peer,
+    );
+    let actors = start_actors(&config, &replication, supervisor)?;
+    let singletons = actors.singletons();
+    let app_state = app_state(&config, &replication, actors, metrics, clock_status)?;
+    let http = start_http(
+        &config,
+        public_tls,
+        listeners.public,
+        listeners.control,
+        app_state,
+    )?;
+    let stop = Stopping {
+        retired,
+        singletons,
+        peer_side,
+    };
+    wait_and_stop(config.node.id, replication, http, stop).await
+}
+
+/// The node's listeners, bound before anything else starts.
+struct Listeners {
+    public: std::net::TcpListener,
+    control: std::net::TcpListener,
+    peer: tokio::net::TcpListener,
+}
+
+/// Creates the data directory and binds every listener: a busy or foreign address stops
+/// the node before it opens its storage or starts an actor.
+fn bind_listeners(config: &Config) -> anyhow::Result<Listeners> {
     std::fs::create_dir_all(&config.node.data_dir).with_context(|| {
         format!(
             "cannot create node.data_dir {}",
             config.node.data_dir.display()
         )
     })?;
-    // Bind every listener first: a busy or foreign address stops the node before it
-    // opens its storage or starts an actor.
     let bind = |what: &str, address: std::net::SocketAddr| {
         std::net::TcpListener::bind(address)
             .with_context(|| format!("cannot bind {what} {address}"))
     };
-    let public_listener = bind("listen.public", config.listen.public)?;
-    let control_listener = bind("listen.control", config.listen.control)?;
-    let peer_listener = bind("listen.peer", config.listen.peer)?;
-    peer_listener
-        .set_nonblocking(true)
+    let public = bind("listen.public", config.listen.public)?;
+    let control = bind("listen.control", config.listen.control)?;
+    let peer = bind("listen.peer", config.listen.peer)?;
+    peer.set_nonblocking(true)
         .context("cannot configure listen.peer")?;
-    let peer_listener =
-        tokio::net::TcpListener::from_std(peer_listener).context("cannot use listen.peer")?;
-    let members = configured_members(&config);
+    let peer = tokio::net::TcpListener::from_std(peer).context("cannot use listen.peer")?;
+    Ok(Listeners {
+        public,
+        control,
+        peer,
+    })
+}
+
+/// The links to the other nodes, and the cluster secret they prove.
+fn peer_clients(
+    config: &Config,
+    peer_tls: Option<&crate::tls::PeerTls>,
+) -> (Arc<PeerClients>, Arc<[u8]>) {
     // Without a configured secret the node has no peers; a random one keeps the peer
     // listener closed to everyone.
     let secret: Arc<[u8]> = match &config.security.cluster_secret {
@@ -170,9 +238,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None => Arc::from(rand::random::<[u8; 32]>().as_slice()),
     };
     let clients = Arc::new(
-        PeerClients::new(node_id, secret.clone())
-            .with_tls(peer_tls.as_ref().map(|tls| tls.connector.clone())),
+        PeerClients::new(config.node.id, secret.clone())
+            .with_tls(peer_tls.map(|tls| tls.connector.clone())),
     );
+    (clients, secret)
+}
+
+/// Opens the replicated log and state machine, and starts the cluster (a voter) or
+/// waits to be added (a standby, or a node `gavel node reset` cleared, whatever its
+/// configuration says). Also answers whether this node withholds its votes meanwhile.
+async fn open_storage(
+    config: &Config,
+    members: &[ConfiguredMember],
+    clients: &Arc<PeerClients>,
+) -> anyhow::Result<(replication::Replication, Arc<AtomicBool>)> {
+    let node_id = config.node.id;
     let replication = replication::open_with_network(
         ReplicationOptions {
             node_id,
@@ -187,14 +267,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await
     .context("cannot open the replicated log and state machine")?;
-    // Voters start the cluster; standbys wait for the leader to add them as learners, and
-    // so does a node cleared by `gavel node reset`, whatever its configuration says.
     let voters: BTreeMap<u64, NodeInfo> = members
         .iter()
         .filter(|member| !member.standby)
         .map(|member| (member.node_id, member.info.clone()))
         .collect();
-    let votes_withheld = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let votes_withheld = Arc::new(AtomicBool::new(false));
     if replication::reset::rejoining(&config.node.data_dir) {
         tokio::spawn(replication::reset::rejoin_as_standby(
             replication.raft.clone(),
@@ -208,22 +286,29 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .await
             .context("cannot initialize the cluster membership")?;
     }
+    Ok((replication, votes_withheld))
+}
 
-    let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
-    let clock_status = Arc::new(crate::clock::ClockStatus::default());
-    let supervisor = Supervisor::new(
+fn start_supervisor(
+    config: &Config,
+    members: Vec<ConfiguredMember>,
+    replication: &replication::Replication,
+    clients: &Arc<PeerClients>,
+    metrics: &Arc<Metrics>,
+    clock_status: &Arc<crate::clock::ClockStatus>,
+) -> Addr<Supervisor> {
+    let forward_timeout_ms = config
+        .raft
+        .election_timeout_max_ms
+        .saturating_mul(4)
+        .max(2_000);
+    Supervisor::new(
         replication.raft.clone(),
         SupervisorSettings {
-            node_id,
+            node_id: config.node.id,
             mailbox_capacity: config.pool.mailbox_capacity,
-            members: members.clone(),
-            forward_timeout: std::time::Duration::from_millis(
-                config
-                    .raft
-                    .election_timeout_max_ms
-                    .saturating_mul(4)
-                    .max(2_000),
-            ),
+            members,
+            forward_timeout: std::time::Duration::from_millis(forward_timeout_ms),
             peer_links: PeerLinkSettings {
                 check_interval_ms: config.cluster.check_interval_ms,
                 down_after_misses: config.cluster.down_after_misses,
@@ -234,48 +319,108 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         clients.clone(),
         metrics.clone(),
     )
-    .start();
-    let retired = Arc::new(tokio::sync::Notify::new());
+    .start()
+}
+
+/// What the peer listener and the archive fetch need.
+struct PeerSideHandles {
+    supervisor: Addr<Supervisor>,
+    retired: Arc<tokio::sync::Notify>,
+    clients: Arc<PeerClients>,
+    secret: Arc<[u8]>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    votes_withheld: Arc<AtomicBool>,
+    clock_status: Arc<crate::clock::ClockStatus>,
+}
+
+/// The peer listener's and the archive fetch's tasks, and how to stop the listener.
+struct PeerSide {
+    stop_peer: tokio::sync::watch::Sender<bool>,
+    peer_server: tokio::task::JoinHandle<()>,
+    archive_fetch: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the peer listener (commands forwarded by other nodes go to the Supervisor) and
+/// the archive fetch, which fills the archive with what an installed snapshot did not
+/// carry and runs until the node stops.
+fn start_peer_side(
+    config: &Config,
+    replication: &replication::Replication,
+    handles: PeerSideHandles,
+    listener: tokio::net::TcpListener,
+) -> PeerSide {
     let (stop_peer, peer_stopped) = tokio::sync::watch::channel(false);
+    let sink = SupervisorSink {
+        supervisor: handles.supervisor,
+        retired: handles.retired,
+    };
+    let member_addresses = config
+        .cluster
+        .members
+        .iter()
+        .map(|member| member.peer.ip())
+        .collect();
     let peer_server = tokio::spawn(
-        PeerServer::new(
-            replication.raft.clone(),
-            Arc::new(SupervisorSink {
-                supervisor: supervisor.clone(),
-                retired: retired.clone(),
-            }),
-            secret,
-        )
-        .with_tls(peer_tls.map(|tls| tls.acceptor))
-        .withholding_votes(votes_withheld)
-        .with_clock_status(clock_status.clone())
-        .with_member_addresses(
-            config
-                .cluster
-                .members
-                .iter()
-                .map(|member| member.peer.ip())
-                .collect(),
-        )
-        .with_archive(replication.archive.clone())
-        .run(peer_listener, peer_stopped),
+        PeerServer::new(replication.raft.clone(), Arc::new(sink), handles.secret)
+            .with_tls(handles.acceptor)
+            .withholding_votes(handles.votes_withheld)
+            .with_clock_status(handles.clock_status)
+            .with_member_addresses(member_addresses)
+            .with_archive(replication.archive.clone())
+            .run(listener, peer_stopped),
     );
-    // Fills the archive with what an installed snapshot did not carry; runs until the
-    // node stops.
     let archive_fetch = tokio::spawn(
         replication::archive_fetch::ArchiveFetch {
-            node_id,
+            node_id: config.node.id,
             archive: replication.archive.clone(),
             state: replication.state.clone(),
             raft: replication.raft.clone(),
-            clients: clients.clone(),
+            clients: handles.clients,
             chunk_auctions: config.archive.chunk_auctions,
         }
         .run(),
     );
+    PeerSide {
+        stop_peer,
+        peer_server,
+        archive_fetch,
+    }
+}
+
+/// The node-wide actors.
+struct Actors {
+    supervisor: Addr<Supervisor>,
+    pool: Addr<ResourcePool>,
+    janitor: Addr<Janitor>,
+    exchange: Option<Addr<Exchange>>,
+    secret_hasher: Arc<crate::model::bidder_secret::SecretHasher>,
+}
+
+impl Actors {
+    /// The actors the node cannot serve without (see `actors::supervision`).
+    fn singletons(&self) -> Vec<Singleton> {
+        let mut singletons = vec![
+            Singleton::new("Supervisor", self.supervisor.clone()),
+            Singleton::new("ResourcePool", self.pool.clone()),
+            Singleton::new("Janitor", self.janitor.clone()),
+        ];
+        if let Some(exchange) = &self.exchange {
+            singletons.push(Singleton::new("Exchange", exchange.clone()));
+        }
+        singletons
+    }
+}
+
+/// Starts the ResourcePool, the Janitor and (when `[exchange] dir` is set) the Exchange,
+/// each holding the Supervisor as the messages it sends it.
+fn start_actors(
+    config: &Config,
+    replication: &replication::Replication,
+    supervisor: Addr<Supervisor>,
+) -> anyhow::Result<Actors> {
     let pool = ResourcePool::new(
         replication.state.clone(),
-        supervisor.clone(),
+        supervisor.clone().recipient(),
         PoolSettings {
             preload_ms: config.pool.preload_ms,
             mailbox_capacity: config.pool.mailbox_capacity,
@@ -284,11 +429,32 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         replication.events.subscribe(),
     )
     .start();
-    supervisor.do_send(AttachPool(pool.clone()));
-    let janitor = Janitor::new(
+    supervisor.do_send(AttachPool(pool.clone().recipient()));
+    let janitor = start_janitor(config, replication, &supervisor, &pool);
+    let secret_hasher = Arc::new(crate::model::bidder_secret::SecretHasher::new(
+        config.limits.secret_hash_concurrency,
+    ));
+    let exchange = start_exchange(config, replication, &supervisor, &secret_hasher)?;
+    Ok(Actors {
+        supervisor,
+        pool,
+        janitor,
+        exchange,
+        secret_hasher,
+    })
+}
+
+fn start_janitor(
+    config: &Config,
+    replication: &replication::Replication,
+    supervisor: &Addr<Supervisor>,
+    pool: &Addr<ResourcePool>,
+) -> Addr<Janitor> {
+    Janitor::new(
         JanitorHandles {
-            supervisor: supervisor.clone(),
-            pool: pool.clone(),
+            supervisor: Replicator::of(supervisor),
+            list_actors: pool.clone().recipient(),
+            pool_sweep: pool.clone().recipient(),
             raft: replication.raft.clone(),
             state: replication.state.clone(),
             archive: replication.archive.clone(),
@@ -306,97 +472,99 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             log_entries_kept: replication::MAX_IN_SNAPSHOT_LOG_TO_KEEP,
         },
     )
-    .start();
+    .start()
+}
 
-    let secret_hasher = std::sync::Arc::new(api::bidder_secret::SecretHasher::new(
-        config.limits.secret_hash_concurrency,
-    ));
+/// The Exchange actor, when `[exchange] dir` and its key are set.
+fn start_exchange(
+    config: &Config,
+    replication: &replication::Replication,
+    supervisor: &Addr<Supervisor>,
+    secret_hasher: &Arc<crate::model::bidder_secret::SecretHasher>,
+) -> anyhow::Result<Option<Addr<Exchange>>> {
     let spool_key = config
         .spool_key()
         .context("cannot read exchange.hmac_key_file")?
         .map(crate::exchange::SpoolKey::new);
-    let exchange = config
-        .exchange
-        .dir
-        .clone()
-        .zip(spool_key)
-        .map(|(dir, hmac_key)| {
-            crate::actors::exchange::Exchange::new(
-                crate::actors::exchange::ExchangeSettings {
-                    dir,
-                    interval_ms: config.exchange.interval_ms,
-                    half_duplex: config.exchange.half_duplex,
-                    key_retention_ms: config.exchange.key_retention_ms,
-                    hmac_key,
-                },
-                supervisor.clone(),
-                replication.state.clone(),
-                secret_hasher.clone(),
-            )
-            .start()
-        });
-    let mut singletons = vec![
-        Singleton::new("Supervisor", supervisor.clone()),
-        Singleton::new("ResourcePool", pool.clone()),
-        Singleton::new("Janitor", janitor.clone()),
-    ];
-    if let Some(exchange) = &exchange {
-        singletons.push(Singleton::new("Exchange", exchange.clone()));
-    }
-    let operators = operator_credentials(&config)?;
-    let app_state = web::Data::new(AppState {
-        node_id,
+    let Some((dir, hmac_key)) = config.exchange.dir.clone().zip(spool_key) else {
+        return Ok(None);
+    };
+    let settings = ExchangeSettings {
+        dir,
+        interval_ms: config.exchange.interval_ms,
+        half_duplex: config.exchange.half_duplex,
+        key_retention_ms: config.exchange.key_retention_ms,
+        hmac_key,
+    };
+    let exchange = Exchange::new(
+        settings,
+        Replicator::of(supervisor),
+        replication.state.clone(),
+        secret_hasher.clone(),
+    );
+    Ok(Some(exchange.start()))
+}
+
+/// What the HTTP handlers share.
+fn app_state(
+    config: &Config,
+    replication: &replication::Replication,
+    actors: Actors,
+    metrics: Arc<Metrics>,
+    clock: Arc<crate::clock::ClockStatus>,
+) -> anyhow::Result<web::Data<AppState>> {
+    Ok(web::Data::new(AppState {
+        node_id: config.node.id,
         node_name: config.node.name.clone(),
         data_dir: config.node.data_dir.clone(),
-        supervisor,
-        pool,
-        janitor,
-        exchange,
+        supervisor: actors.supervisor,
+        pool: actors.pool,
+        janitor: actors.janitor,
+        exchange: actors.exchange,
         state: replication.state.clone(),
         archive: replication.archive.clone(),
         faults_enabled: config.faults.enabled,
         applied_events: replication.events.clone(),
         raft: replication.raft.clone(),
         metrics,
-        operators,
+        operators: operator_credentials(config)?,
         session_ttl_ms: config.sessions.ttl_ms,
         max_sessions_per_bidder: config.sessions.max_sessions_per_bidder,
         sign_in_throttle: api::sign_in::SignInThrottle::new(&config.limits),
-        secret_hasher,
-        streams: std::sync::Arc::new(api::stream_slots::StreamSlots::new(&config.limits)),
-        clock: clock_status,
-    });
+        secret_hasher: actors.secret_hasher,
+        streams: Arc::new(api::stream_slots::StreamSlots::new(&config.limits)),
+        clock,
+    }))
+}
 
-    let public_state = app_state.clone();
-    let limiter = web::Data::new(RateLimiter::new(&config.limits));
+/// The public and control HTTP servers, running.
+struct Http {
+    public: actix_web::dev::Server,
+    control: actix_web::dev::Server,
+}
+
+/// Starts the public listener (rate-limited, HTTPS when `[tls]` says so) and the control
+/// listener.
+fn start_http(
+    config: &Config,
+    public_tls: Option<rustls::ServerConfig>,
+    public_listener: std::net::TcpListener,
+    control_listener: std::net::TcpListener,
+    app_state: web::Data<AppState>,
+) -> anyhow::Result<Http> {
     let body_read_timeout = web::Data::new(BodyReadTimeout(std::time::Duration::from_millis(
         config.http.body_read_timeout_ms,
     )));
-    let public_body_read_timeout = body_read_timeout.clone();
-    let public = HttpServer::new(move || {
-        App::new()
-            .app_data(public_state.clone())
-            .app_data(limiter.clone())
-            .app_data(public_body_read_timeout.clone())
-            .wrap(actix_web::middleware::from_fn(limit_body_time))
-            .wrap(actix_web::middleware::from_fn(limit_requests))
-            .configure(api::configure_common)
-            .configure(api::public::configure)
-            .default_service(web::to(api::not_found))
-    })
-    .workers(config.http.workers)
-    .max_connections(config.http.max_connections)
-    .disable_signals();
-    let public = match public_tls {
-        Some(tls) => public.listen_rustls_0_23(public_listener, tls),
-        None => public.listen(public_listener),
-    }
-    .context("cannot serve on listen.public")?
-    .run();
-    let control_state = app_state.clone();
+    let public = start_public(
+        config,
+        public_tls,
+        public_listener,
+        app_state.clone(),
+        body_read_timeout.clone(),
+    )?;
     let control = HttpServer::new(move || {
         App::new()
-            .app_data(control_state.clone())
+            .app_data(app_state.clone())
             .app_data(body_read_timeout.clone())
             .wrap(actix_web::middleware::from_fn(limit_body_time))
             .configure(api::configure_common)
@@ -409,30 +577,78 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .context("cannot serve on listen.control")?
     .run();
     tracing::info!(
-        node_id,
+        node_id = config.node.id,
         public = %config.listen.public,
         control = %config.listen.control,
         public_tls = config.tls.public_cert.is_some(),
         peer_tls = config.tls.peer_cert.is_some(),
         "node serving"
     );
+    Ok(Http { public, control })
+}
 
-    let public_handle = public.handle();
-    let control_handle = control.handle();
-    let servers = futures::future::try_join(public, control);
+fn start_public(
+    config: &Config,
+    public_tls: Option<rustls::ServerConfig>,
+    listener: std::net::TcpListener,
+    public_state: web::Data<AppState>,
+    body_read_timeout: web::Data<BodyReadTimeout>,
+) -> anyhow::Result<actix_web::dev::Server> {
+    let limiter = web::Data::new(RateLimiter::new(&config.limits));
+    let public = HttpServer::new(move || {
+        App::new()
+            .app_data(public_state.clone())
+            .app_data(limiter.clone())
+            .app_data(body_read_timeout.clone())
+            .wrap(actix_web::middleware::from_fn(limit_body_time))
+            .wrap(actix_web::middleware::from_fn(limit_requests))
+            .configure(api::configure_common)
+            .configure(api::public::configure)
+            .default_service(web::to(api::not_found))
+    })
+    .workers(config.http.workers)
+    .max_connections(config.http.max_connections)
+    .disable_signals();
+    Ok(match public_tls {
+        Some(tls) => public.listen_rustls_0_23(listener, tls),
+        None => public.listen(listener),
+    }
+    .context("cannot serve on listen.public")?
+    .run())
+}
+
+/// What ends a running node besides its listeners, and what it stops on the way out.
+struct Stopping {
+    retired: Arc<tokio::sync::Notify>,
+    singletons: Vec<Singleton>,
+    peer_side: PeerSide,
+}
+
+/// Waits for a reason to stop — a listener ends, SIGINT or SIGTERM, a node-wide actor or
+/// the Raft core stops, a storage probe fails, or the operator retires this node — then
+/// stops the listeners and Raft (or exits at once on a fatal error).
+async fn wait_and_stop(
+    node_id: u64,
+    replication: replication::Replication,
+    http: Http,
+    stop: Stopping,
+) -> anyhow::Result<()> {
+    let public_handle = http.public.handle();
+    let control_handle = http.control.handle();
+    let servers = futures::future::try_join(http.public, http.control);
     tokio::select! {
         result = servers => {
             result.context("a listener stopped")?;
         }
         signal = shutdown_signal() => tracing::info!(signal, "stopping"),
-        stopped = singleton_stopped(singletons) => {
+        stopped = singleton_stopped(stop.singletons) => {
             // See `actors::supervision`: without this actor the node cannot serve, and
             // while it runs on, its Raft core may go on leading a cluster it cannot serve.
             tracing::error!(actor = stopped, "a node-wide actor stopped; the node exits so that another leads and its service manager restarts it");
             eprintln!("gavel: node stopped with an error: the {stopped} actor stopped");
             std::process::exit(FATAL_EXIT_CODE);
         }
-        () = retired.notified() => {
+        () = stop.retired.notified() => {
             tracing::warn!(node_id, "removed from the cluster by an operator; stopping");
         }
         fatal = storage_failed(&replication) => {
@@ -451,10 +667,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     public_handle.stop(true).await;
     control_handle.stop(true).await;
-    let _ = stop_peer.send(true);
-    let _ = peer_server.await;
-    archive_fetch.abort();
-    let _ = archive_fetch.await;
+    let peer_side = stop.peer_side;
+    let _ = peer_side.stop_peer.send(true);
+    let _ = peer_side.peer_server.await;
+    peer_side.archive_fetch.abort();
+    let _ = peer_side.archive_fetch.await;
     if let Err(error) = replication.raft.shutdown().await {
         tracing::warn!(%error, "raft did not shut down cleanly");
     }

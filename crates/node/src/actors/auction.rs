@@ -18,12 +18,12 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::broadcast;
 
+use super::messages::Propose;
 use super::supervision::InjectPanic;
-use super::supervisor::{Propose, Supervisor};
-use super::wall_clock_ms;
+use crate::clock::wall_clock_ms;
 use crate::model::views::{AuctionView, BidView};
-use gavel_kernel::{Auction, Command, EventKind, Phase};
 use crate::replication::SharedState;
+use gavel_kernel::{Auction, Command, EventKind, Phase};
 
 /// One server-sent event, rendered once. `id` is the auction's bid count when it was
 /// sent: a client resuming from it is sent every later bid.
@@ -59,7 +59,7 @@ const RETRY_ADVANCE_MS: u64 = 50;
 pub struct AuctionActor {
     auction_id: String,
     state: SharedState,
-    supervisor: Addr<Supervisor>,
+    supervisor: Recipient<Propose>,
     publisher: broadcast::Sender<Arc<LiveEvent>>,
     is_leader: bool,
     timer: Option<SpawnHandle>,
@@ -73,7 +73,7 @@ impl AuctionActor {
     pub fn new(
         auction_id: String,
         state: SharedState,
-        supervisor: Addr<Supervisor>,
+        supervisor: Recipient<Propose>,
         is_leader: bool,
         event_buffer: usize,
         mailbox_capacity: usize,

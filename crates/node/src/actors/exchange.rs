@@ -39,15 +39,15 @@ use actix::prelude::*;
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use super::supervisor::{IsLeader, Propose, Supervisor};
+use super::messages::{IsLeader, Propose, Replicator};
 use crate::model::bidder_secret::SecretHasher;
 use crate::exchange::{
     parse_file, processed_copy, redacted_line, with_mac, write_aside_then_rename, FileProblem,
-    Line, SpoolKey, MAX_FILE_BYTES,
+    Inbound, Line, SpoolKey, MAX_FILE_BYTES,
 };
-use gavel_kernel::{Command, Outcome};
 use crate::replication::exchange::MAX_OUTBOUND_PER_FILE;
 use crate::replication::SharedState;
+use gavel_kernel::{Command, Outcome};
 
 /// An inbound `.jsonl` file still without its checksum line after this long is
 /// quarantined as incomplete.
@@ -97,7 +97,7 @@ pub struct ExchangeReport {
 
 pub struct Exchange {
     settings: ExchangeSettings,
-    supervisor: Addr<Supervisor>,
+    supervisor: Replicator,
     state: SharedState,
     /// Updated record by record, so the report shows a file's progress.
     report: Arc<Mutex<ExchangeReport>>,
@@ -111,7 +111,7 @@ pub struct Exchange {
 impl Exchange {
     pub fn new(
         settings: ExchangeSettings,
-        supervisor: Addr<Supervisor>,
+        supervisor: Replicator,
         state: SharedState,
         hasher: Arc<SecretHasher>,
     ) -> Self {
@@ -152,7 +152,12 @@ impl Exchange {
             key: self.settings.hmac_key.clone(),
         };
         async move {
-            let leads = work.supervisor.send(IsLeader).await.unwrap_or(false);
+            let leads = work
+                .supervisor
+                .is_leader
+                .send(IsLeader)
+                .await
+                .unwrap_or(false);
             if !leads {
                 return Ok(());
             }
@@ -216,7 +221,7 @@ impl Handler<GetExchangeReport> for Exchange {
 /// One look at the spool, away from the actor.
 struct Work {
     dir: PathBuf,
-    supervisor: Addr<Supervisor>,
+    supervisor: Replicator,
     state: SharedState,
     report: Arc<Mutex<ExchangeReport>>,
     key_retention_ms: u64,
@@ -228,6 +233,7 @@ impl Work {
     async fn propose(&self, command: Command) -> Result<Outcome, String> {
         let committed = self
             .supervisor
+            .propose
             .send(Propose {
                 command,
                 actor: ACTOR.to_string(),
@@ -241,7 +247,7 @@ impl Work {
     /// Has the keys older than the retention forgotten, when there are any.
     async fn prune_keys(&self) -> Result<(), String> {
         let oldest = self.state.read().exchange.oldest_applied_ms();
-        let cutoff = crate::actors::wall_clock_ms().saturating_sub(self.key_retention_ms);
+        let cutoff = crate::clock::wall_clock_ms().saturating_sub(self.key_retention_ms);
         if oldest.is_none_or(|oldest| oldest >= cutoff) {
             return Ok(());
         }
@@ -288,37 +294,54 @@ impl Work {
                     "line": line.number, "key": line.key, "reason": reason,
                     "record": redacted_line(&line.text),
                 })),
-                Ok((key, inbound)) => {
-                    let secret_hash = match inbound.secret() {
-                        Some(secret) => Some(
-                            self.hasher
-                                .hash(secret.to_string())
-                                .await
-                                .map_err(|error| error.to_string())?,
-                        ),
-                        None => None,
-                    };
-                    let command = inbound.into_command(secret_hash);
-                    let outcome = self
-                        .propose(Command::Exchange {
-                            key,
-                            command: Box::new(command),
-                        })
-                        .await?;
-                    let mut report = self.report.lock();
-                    match outcome {
-                        Outcome::ExchangeApplied {
-                            duplicate: true, ..
-                        } => report.records_duplicate += 1,
-                        Outcome::ExchangeApplied {
-                            rejected: Some(_), ..
-                        } => report.records_refused += 1,
-                        _ => report.records_applied += 1,
-                    }
-                }
+                Ok((key, inbound)) => self.apply_record(key, inbound).await?,
             }
         }
         self.report.lock().records_quarantined += rejected.len() as u64;
+        self.file_done(path, name, rejected, processed).await
+    }
+
+    /// Proposes one well-formed inbound record (its secret hashed first) and counts what
+    /// became of it.
+    async fn apply_record(&self, key: String, inbound: Inbound) -> Result<(), String> {
+        let secret_hash = match inbound.secret() {
+            Some(secret) => Some(
+                self.hasher
+                    .hash(secret.to_string())
+                    .await
+                    .map_err(|error| error.to_string())?,
+            ),
+            None => None,
+        };
+        let command = inbound.into_command(secret_hash);
+        let outcome = self
+            .propose(Command::Exchange {
+                key,
+                command: Box::new(command),
+            })
+            .await?;
+        let mut report = self.report.lock();
+        match outcome {
+            Outcome::ExchangeApplied {
+                duplicate: true, ..
+            } => report.records_duplicate += 1,
+            Outcome::ExchangeApplied {
+                rejected: Some(_), ..
+            } => report.records_refused += 1,
+            _ => report.records_applied += 1,
+        }
+        Ok(())
+    }
+
+    /// A worked-through inbound file: its rejected records to quarantine/, its processed
+    /// copy to processed/, and the file out of inbound/.
+    async fn file_done(
+        &self,
+        path: PathBuf,
+        name: String,
+        rejected: Vec<serde_json::Value>,
+        processed: Vec<u8>,
+    ) -> Result<(), String> {
         let dir = self.dir.clone();
         blocking(move || {
             if !rejected.is_empty() {

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::peer_link::Health;
+use super::messages::Health;
 
 /// What the Supervisor knows of one peer from its PeerLink.
 #[derive(Debug, Clone, PartialEq, Eq)]

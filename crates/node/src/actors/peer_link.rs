@@ -11,29 +11,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::supervisor::{PeerReport, Supervisor};
-use super::wall_clock_ms;
-use crate::clock::ClockSample;
+use super::messages::{Health, PeerReport};
+use crate::clock::{wall_clock_ms, ClockSample};
 use crate::peer::PeerClient;
-
-/// How a peer looks from here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Health {
-    Up,
-    Suspect,
-    Down,
-}
-
-impl Health {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Up => "up",
-            Health::Suspect => "suspect",
-            Health::Down => "down",
-        }
-    }
-}
 
 /// How far the wall clock may move apart from the monotonic clock during one health
 /// check for it to count as a measurement of the peer's clock.
@@ -47,7 +27,7 @@ pub struct PeerLinkSettings {
 
 pub struct PeerLink {
     client: Arc<PeerClient>,
-    supervisor: Addr<Supervisor>,
+    supervisor: Recipient<PeerReport>,
     settings: PeerLinkSettings,
     consecutive_misses: u32,
     last_heartbeat_ms: Option<u64>,
@@ -57,7 +37,7 @@ pub struct PeerLink {
 impl PeerLink {
     pub fn new(
         client: Arc<PeerClient>,
-        supervisor: Addr<Supervisor>,
+        supervisor: Recipient<PeerReport>,
         settings: PeerLinkSettings,
     ) -> Self {
         PeerLink {

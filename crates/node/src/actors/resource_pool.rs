@@ -19,9 +19,9 @@ use actix::prelude::*;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::auction::{AuctionActor, AuctionChanged, SetLeader, Stop};
-use super::supervisor::Supervisor;
-use super::wall_clock_ms;
+use super::auction::{AuctionActor, AuctionChanged, Ping, SetLeader, Stop};
+use super::messages::{LeadershipChanged, Propose};
+use crate::clock::wall_clock_ms;
 use crate::replication::{AppliedEvents, SharedState};
 
 /// How often the pool looks for auctions to preload.
@@ -35,7 +35,7 @@ pub struct PoolSettings {
 
 pub struct ResourcePool {
     state: SharedState,
-    supervisor: Addr<Supervisor>,
+    supervisor: Recipient<Propose>,
     settings: PoolSettings,
     actors: HashMap<String, Addr<AuctionActor>>,
     is_leader: bool,
@@ -47,7 +47,7 @@ pub struct ResourcePool {
 impl ResourcePool {
     pub fn new(
         state: SharedState,
-        supervisor: Addr<Supervisor>,
+        supervisor: Recipient<Propose>,
         settings: PoolSettings,
         events: tokio::sync::broadcast::Receiver<Arc<AppliedEvents>>,
     ) -> Self {
@@ -169,15 +169,6 @@ impl StreamHandler<Result<Arc<AppliedEvents>, BroadcastStreamRecvError>> for Res
     }
 }
 
-/// This node gained or lost leadership.
-pub struct LeadershipChanged {
-    pub is_leader: bool,
-}
-
-impl Message for LeadershipChanged {
-    type Result = ();
-}
-
 impl Handler<LeadershipChanged> for ResourcePool {
     type Result = ();
 
@@ -275,11 +266,13 @@ impl Handler<Sweep> for ResourcePool {
             let state = self.state.read();
             self.actors
                 .keys()
-                .filter(|auction_id| match state.kernel.auctions.get(*auction_id) {
-                    None => true,
-                    Some(auction) => auction.closed_at_ms.is_some_and(|closed_at| {
-                        closed_at.saturating_add(sweep.closed_linger_ms) <= now_ms
-                    }),
+                .filter(|auction_id| {
+                    let closed_at_ms = state
+                        .kernel
+                        .auctions
+                        .get(*auction_id)
+                        .map(|auction| auction.closed_at_ms);
+                    release_due(closed_at_ms, sweep.closed_linger_ms, now_ms)
                 })
                 .cloned()
                 .collect()
@@ -300,11 +293,22 @@ impl Handler<Sweep> for ResourcePool {
     }
 }
 
+/// Whether a sweep at `now_ms` lets an auction's actor go: its auction left the live
+/// state (`closed_at_ms` is `None`: archived), or closed at least `closed_linger_ms` ago.
+fn release_due(closed_at_ms: Option<Option<u64>>, closed_linger_ms: u64, now_ms: u64) -> bool {
+    match closed_at_ms {
+        None => true,
+        Some(closed_at) => {
+            closed_at.is_some_and(|closed_at| closed_at.saturating_add(closed_linger_ms) <= now_ms)
+        }
+    }
+}
+
 /// The running actors, for the Janitor's stuck probe.
 pub struct ListActors;
 
 impl Message for ListActors {
-    type Result = Vec<(String, Addr<AuctionActor>)>;
+    type Result = Vec<(String, Recipient<Ping>)>;
 }
 
 impl Handler<ListActors> for ResourcePool {
@@ -314,7 +318,7 @@ impl Handler<ListActors> for ResourcePool {
         MessageResult(
             self.actors
                 .iter()
-                .map(|(id, addr)| (id.clone(), addr.clone()))
+                .map(|(id, addr)| (id.clone(), addr.clone().recipient()))
                 .collect(),
         )
     }
@@ -337,5 +341,23 @@ impl Handler<RunningActor> for ResourcePool {
             .get(&running.auction_id)
             .filter(|addr| addr.connected())
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::release_due;
+
+    #[test]
+    fn an_actor_is_released_from_the_sweep_its_linger_runs_out_at() {
+        // Closed at 1 000, lingering 500: kept through 1 499, released from 1 500 on.
+        let released: Vec<bool> = [1_000, 1_499, 1_500, 1_501]
+            .into_iter()
+            .map(|now| release_due(Some(Some(1_000)), 500, now))
+            .collect();
+        assert_eq!(released, [false, false, true, true]);
+        // Still open: kept however late; archived: released at once.
+        assert!(!release_due(Some(None), 0, u64::MAX));
+        assert!(release_due(None, u64::MAX, 0));
     }
 }

@@ -43,9 +43,6 @@ pub mod replica;
 pub mod sign_in;
 pub mod stream_slots;
 
-/// The hashing of bidders' secrets, where the node's start finds it.
-pub use crate::model::bidder_secret;
-
 use std::sync::Arc;
 
 use actix::Addr;

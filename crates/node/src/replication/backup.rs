@@ -233,13 +233,10 @@ fn split_line(bytes: &[u8], limit: usize) -> Option<(&[u8], &[u8])> {
     Some((&bytes[..end], &bytes[end + 1..]))
 }
 
-/// Seeds the empty data directory of node `node_id` of a new cluster whose voters are
-/// `voters` with `backup` (see the module's documentation).
-pub async fn seed_data_dir(
+/// A restore seeds only an empty data directory, for a cluster with a voter.
+fn check_seedable(
     data_dir: &Path,
-    node_id: u64,
     voters: &BTreeMap<u64, NodeInfo>,
-    backup: &Backup,
 ) -> Result<(), ReplicationError> {
     let holds_data = std::fs::read_dir(data_dir)
         .map(|mut entries| entries.next().is_some())
@@ -255,15 +252,22 @@ pub async fn seed_data_dir(
             "a restored cluster needs at least one voter".to_string(),
         ));
     }
-    let raft_dir = data_dir.join("raft");
-    let durable = Arc::new(blocking(move || Durable::open(&raft_dir)).await?);
-    let mut log_store = LogStore::open(durable.clone())?;
-    log_store.claim_node_id(node_id).await?;
-    let archive_dir = data_dir.join("archive");
-    let archive = blocking(move || ArchiveStore::open(&archive_dir)).await?;
-    archive.put(&backup.archived)?;
-    archive.make_durable().await?;
+    Ok(())
+}
 
+/// The snapshot a restored node starts from, and its last log id.
+struct RestoredSnapshot {
+    log_id: LogId<u64>,
+    meta: SnapshotMeta<u64, NodeInfo>,
+    data: Vec<u8>,
+}
+
+/// The backup's state at its last applied index, with `voters` as the membership and
+/// the newest archived auctions.
+fn restored_snapshot(
+    voters: &BTreeMap<u64, NodeInfo>,
+    backup: &Backup,
+) -> Result<RestoredSnapshot, ReplicationError> {
     let log_id = LogId::new(
         CommittedLeaderId::new(0, 0),
         backup.header.last_applied_index,
@@ -293,6 +297,27 @@ pub async fn seed_data_dir(
         last_membership: membership,
         snapshot_id: format!("restored-{}-{}", log_id.index, backup.header.taken_at_ms),
     };
+    Ok(RestoredSnapshot { log_id, meta, data })
+}
+
+/// Seeds the empty data directory of node `node_id` of a new cluster whose voters are
+/// `voters` with `backup` (see the module's documentation).
+pub async fn seed_data_dir(
+    data_dir: &Path,
+    node_id: u64,
+    voters: &BTreeMap<u64, NodeInfo>,
+    backup: &Backup,
+) -> Result<(), ReplicationError> {
+    check_seedable(data_dir, voters)?;
+    let raft_dir = data_dir.join("raft");
+    let durable = Arc::new(blocking(move || Durable::open(&raft_dir)).await?);
+    let mut log_store = LogStore::open(durable.clone())?;
+    log_store.claim_node_id(node_id).await?;
+    let archive_dir = data_dir.join("archive");
+    let archive = blocking(move || ArchiveStore::open(&archive_dir)).await?;
+    archive.put(&backup.archived)?;
+    archive.make_durable().await?;
+    let RestoredSnapshot { log_id, meta, data } = restored_snapshot(voters, backup)?;
     let (events, _) = tokio::sync::broadcast::channel(1);
     let archive_handle = archive.clone();
     let (mut state_machine, _) = StateMachineStore::open(durable.clone(), archive, events)?;

@@ -10,8 +10,9 @@
 use actix::prelude::*;
 use openraft::ServerState;
 
+use super::decisions::{clock_successor, VoterClock};
 use super::{Supervisor, Switchover};
-use crate::actors::peer_link::Health;
+use crate::actors::messages::Health;
 use crate::clock::{wall_clock_ms, ClockCheck, ClockSample};
 
 impl Supervisor {
@@ -156,20 +157,17 @@ impl Supervisor {
         };
         let self_id = self.settings.node_id;
         let metrics = self.raft.metrics().borrow().clone();
-        let successor = metrics
+        let voters: Vec<VoterClock> = metrics
             .membership_config
             .membership()
             .voter_ids()
-            .filter(|voter| *voter != self_id)
-            .filter(|voter| self.peers.get(voter).map(|peer| peer.health) == Some(Health::Up))
-            .filter_map(|voter| {
-                // The peer's clock minus the median: its offset to this node, plus this
-                // node's offset to the median.
-                let to_median = self.clock_samples.offset_ms(voter)? + own_offset;
-                Some((to_median.unsigned_abs(), voter))
+            .map(|node_id| VoterClock {
+                node_id,
+                health: self.peers.get(&node_id).map(|peer| peer.health),
+                offset_ms: self.clock_samples.offset_ms(node_id),
             })
-            .min();
-        let Some((_, to_node_id)) = successor else {
+            .collect();
+        let Some(to_node_id) = clock_successor(self_id, own_offset, &voters) else {
             tracing::warn!(
                 "no healthy voter to hand leadership to; this leader stamps nothing meanwhile"
             );

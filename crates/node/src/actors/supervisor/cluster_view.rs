@@ -7,7 +7,7 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use super::Supervisor;
-use crate::actors::wall_clock_ms;
+use crate::clock::wall_clock_ms;
 use crate::replication::NodeInfo;
 
 /// The cluster as this node sees it (API.md, ClusterView).

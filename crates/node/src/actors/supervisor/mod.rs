@@ -21,41 +21,14 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use openraft::ServerState;
 
-use super::membership::{repaired_voters, PeerHealth};
-use super::peer_link::{Health, PeerLinkSettings};
-use super::resource_pool::{LeadershipChanged, ResourcePool};
-use super::wall_clock_ms;
-use crate::telemetry::Metrics;
-use crate::clock::{ClockCheck, ClockSamples, ClockStatus, StepGuard};
-use gavel_kernel::{Command, Envelope, Outcome, Rejection};
+use super::membership::PeerHealth;
+pub use super::messages::{Committed, IsLeader, LeadershipChanged, Propose, ProposeError};
+use super::peer_link::PeerLinkSettings;
+use crate::clock::{wall_clock_ms, ClockCheck, ClockSamples, ClockStatus, StepGuard};
 use crate::peer::{ForwardError, PeerClients};
 use crate::replication::{GavelRaft, NodeInfo};
-
-/// A command to replicate. `actor` names who asked, for the audit trail.
-pub struct Propose {
-    pub command: Command,
-    pub actor: String,
-}
-
-/// A committed command's answer, with its log index.
-#[derive(Debug, Clone)]
-pub struct Committed {
-    pub outcome: Result<Outcome, Rejection>,
-    pub log_index: u64,
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ProposeError {
-    /// No leader could take the command in time; `leader_id` is the last one known.
-    #[error("no leader took the command (leader: {leader_id:?})")]
-    NotLeader { leader_id: Option<u64> },
-    #[error("replication failed: {0}")]
-    Fatal(String),
-}
-
-impl Message for Propose {
-    type Result = Result<Committed, ProposeError>;
-}
+use crate::telemetry::Metrics;
+use gavel_kernel::{Command, Envelope};
 
 /// A configured member of the cluster.
 #[derive(Debug, Clone)]
@@ -89,7 +62,7 @@ pub struct Supervisor {
     settings: SupervisorSettings,
     clients: Arc<PeerClients>,
     last_stamped_ms: u64,
-    pool: Option<Addr<ResourcePool>>,
+    pool: Option<Recipient<LeadershipChanged>>,
     metrics: Arc<Metrics>,
     /// The term in which this node last became leader and proposed its takeover entry.
     led_term: Option<u64>,
@@ -319,13 +292,6 @@ impl Handler<Propose> for Supervisor {
     }
 }
 
-/// Whether this node leads now (and is not handing leadership over).
-pub struct IsLeader;
-
-impl Message for IsLeader {
-    type Result = bool;
-}
-
 impl Handler<IsLeader> for Supervisor {
     type Result = bool;
 
@@ -334,8 +300,8 @@ impl Handler<IsLeader> for Supervisor {
     }
 }
 
-/// Tells the Supervisor which ResourcePool to notify of leadership changes.
-pub struct AttachPool(pub Addr<ResourcePool>);
+/// Tells the Supervisor where to send leadership changes (the ResourcePool).
+pub struct AttachPool(pub Recipient<LeadershipChanged>);
 
 impl Message for AttachPool {
     type Result = ();
@@ -378,22 +344,28 @@ impl Handler<RaftChanged> for Supervisor {
             self.watched_membership = changed.membership_index;
             self.watch_peers(ctx);
         }
-        if !changed.is_leader {
-            if self.led_term.take().is_some() {
+        match decisions::on_raft_change(self.led_term, changed.is_leader, changed.term) {
+            LeadershipStep::Unchanged => {}
+            LeadershipStep::Lost => {
+                self.led_term = None;
                 tracing::warn!(node_id = self.settings.node_id, "lost leadership");
                 if let Some(pool) = &self.pool {
                     pool.do_send(LeadershipChanged { is_leader: false });
                 }
             }
-            return;
+            LeadershipStep::Takeover { term } => self.take_over(term, ctx),
         }
-        if self.led_term == Some(changed.term) {
-            return;
-        }
-        self.led_term = Some(changed.term);
+    }
+}
+
+impl Supervisor {
+    /// This node leads `term`: proposes its takeover entry, then lets the Auction actors
+    /// propose closes and makes sure of the standbys; retried while it still leads.
+    fn take_over(&mut self, term: u64, ctx: &mut Context<Self>) {
+        self.led_term = Some(term);
         tracing::info!(
             node_id = self.settings.node_id,
-            term = changed.term,
+            term,
             "became leader; proposing its takeover entry"
         );
         let takeover = self.replicate(
@@ -434,25 +406,24 @@ impl Supervisor {
     /// On the leader: adds every configured standby that is not yet in the membership as
     /// a learner, so it receives the log and holds all state.
     fn ensure_standbys(&mut self, ctx: &mut Context<Self>) {
-        if !self.is_leader() || self.reconfiguring {
-            return;
-        }
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let known: BTreeSet<u64> = membership.nodes().map(|(id, _)| *id).collect();
+        let configured: Vec<u64> = self
+            .settings
+            .members
+            .iter()
+            .filter(|member| member.standby)
+            .map(|member| member.node_id)
+            .collect();
+        let gate = self.reconfigurable(&metrics);
+        let to_add =
+            decisions::standbys_to_add(gate, &configured, &known, &self.retired, &self.peers);
         let missing: Vec<ConfiguredMember> = self
             .settings
             .members
             .iter()
-            .filter(|member| member.standby && !known.contains(&member.node_id))
-            // Not one an operator removed that still runs, nor one seen down or failing
-            // its checks (one not checked yet, as at start, is added).
-            .filter(|member| !self.retired.contains(&member.node_id))
-            .filter(|member| {
-                self.peers
-                    .get(&member.node_id)
-                    .is_none_or(|peer| peer.health == Health::Up)
-            })
+            .filter(|member| member.standby && to_add.contains(&member.node_id))
             .cloned()
             .collect();
         if missing.is_empty() {
@@ -478,17 +449,23 @@ impl Supervisor {
         .spawn(ctx);
     }
 
+    fn reconfigurable(&self, metrics: &openraft::RaftMetrics<u64, NodeInfo>) -> Reconfigurable {
+        Reconfigurable {
+            is_leader: metrics.state == ServerState::Leader,
+            reconfiguring: self.reconfiguring,
+        }
+    }
+
     /// On the leader: replaces dead voters by healthy standbys.
     fn repair_membership(&mut self, ctx: &mut Context<Self>) {
-        if !self.is_leader() || self.reconfiguring {
-            return;
-        }
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let learners: BTreeSet<u64> = membership.learner_ids().collect();
+        let gate = self.reconfigurable(&metrics);
+        let self_id = self.settings.node_id;
         let Some(next_voters) =
-            repaired_voters(self.settings.node_id, &voters, &learners, &self.peers)
+            decisions::promotion(gate, self_id, &voters, &learners, &self.peers)
         else {
             return;
         };
@@ -512,43 +489,37 @@ impl Supervisor {
     /// The leader `node_id`'s process is gone: if this node is one of the voters that
     /// could replace it, campaign in turn once the lease has run out (see `election`).
     fn campaign_if_leader_died(&self, node_id: u64) {
-        if self.clock_check.refuses_to_lead.is_some() {
-            return;
-        }
         let metrics = self.raft.metrics().borrow().clone();
-        if metrics.state != ServerState::Follower || metrics.current_leader != Some(node_id) {
-            return;
-        }
-        let successors: Vec<u64> = metrics
-            .membership_config
-            .membership()
-            .voter_ids()
-            .filter(|voter| *voter != node_id)
-            .collect();
-        let Some(turn) = successors
-            .iter()
-            .position(|voter| *voter == self.settings.node_id)
+        let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+        let view = FollowerView {
+            is_follower: metrics.state == ServerState::Follower,
+            current_leader: metrics.current_leader,
+        };
+        let refuses_to_lead = self.clock_check.refuses_to_lead.is_some();
+        let self_id = self.settings.node_id;
+        let Some(turn) = decisions::campaign_turn(self_id, node_id, refuses_to_lead, view, &voters)
         else {
             return;
         };
         actix::spawn(election::campaign_when_lease_expires(
             self.raft.clone(),
             node_id,
-            turn as u32,
+            turn,
         ));
     }
 }
 
 mod clock_watch;
 mod cluster_view;
+mod decisions;
 mod election;
 mod nodes;
 mod proposer;
 mod switchover;
 
+pub use super::messages::PeerReport;
 pub use cluster_view::{ClusterView, GetClusterView, NodeView};
-pub use nodes::{
-    AddStandby, Added, NodeChangeError, PanicPeerLink, PeerReport, RemoveStandby, ReplaceVoter,
-};
+use decisions::{FollowerView, LeadershipStep, Reconfigurable};
+pub use nodes::{AddStandby, Added, NodeChangeError, PanicPeerLink, RemoveStandby, ReplaceVoter};
 use proposer::Proposer;
 pub use switchover::Switchover;

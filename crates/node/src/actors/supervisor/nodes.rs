@@ -27,9 +27,8 @@ use openraft::{ChangeMembers, ServerState};
 
 use super::Supervisor;
 use crate::actors::membership::PeerHealth;
-use crate::actors::peer_link::{Health, PeerLink, StopLink};
-use crate::clock::ClockSample;
-use crate::peer::PeerStatus;
+use crate::actors::messages::{Health, PeerReport};
+use crate::actors::peer_link::{PeerLink, StopLink};
 use crate::replication::NodeInfo;
 
 /// How long the precheck waits for the new node's answer.
@@ -160,7 +159,7 @@ impl Supervisor {
             tracing::debug!(peer = node_id, %peer_addr, "watching a node");
             let link = PeerLink::new(
                 self.clients.get(node_id, &peer_addr),
-                ctx.address(),
+                ctx.address().recipient(),
                 self.settings.peer_links,
             )
             .start();
@@ -184,42 +183,21 @@ impl Handler<AddStandby> for Supervisor {
     type Result = ResponseActFuture<Self, Result<Added, NodeChangeError>>;
 
     fn handle(&mut self, add: AddStandby, _ctx: &mut Self::Context) -> Self::Result {
-        let refuse =
-            |error: NodeChangeError| -> Self::Result { Box::pin(actix::fut::ready(Err(error))) };
         let metrics = self.raft.metrics().borrow().clone();
-        if metrics.state != ServerState::Leader {
-            return refuse(NodeChangeError::NotLeader);
-        }
-        let membership = metrics.membership_config.membership().clone();
-        if let Some(known) = membership.get_node(&add.node_id) {
-            let is_voter = membership.voter_ids().any(|id| id == add.node_id);
-            if known == &add.info && !is_voter {
-                return Box::pin(actix::fut::ready(Ok(Added::AlreadyStandby)));
-            }
-            return refuse(NodeChangeError::Conflict(format!(
-                "node {} is already a {} of the cluster{}",
-                add.node_id,
-                if is_voter { "voter" } else { "standby" },
-                if known == &add.info {
-                    ""
-                } else {
-                    " with other addresses"
-                }
-            )));
-        }
-        if let Some((other, _)) = membership
-            .nodes()
-            .find(|(_, info)| info.peer_addr == add.info.peer_addr)
-        {
-            return refuse(NodeChangeError::Conflict(format!(
-                "peer address {} already belongs to node {other}",
-                add.info.peer_addr
-            )));
-        }
-        if self.reconfiguring || self.switching_to.is_some() {
-            return refuse(NodeChangeError::Conflict(
-                "a membership change or switchover is already under way".to_string(),
-            ));
+        let membership = metrics.membership_config.membership();
+        let observed = MembershipView {
+            is_leader: metrics.state == ServerState::Leader,
+            nodes: membership
+                .nodes()
+                .map(|(id, info)| (*id, info.clone()))
+                .collect(),
+            voters: membership.voter_ids().collect(),
+            busy: self.reconfiguring || self.switching_to.is_some(),
+        };
+        match add_standby_check(&observed, add.node_id, &add.info) {
+            Ok(None) => {}
+            Ok(Some(added)) => return Box::pin(actix::fut::ready(Ok(added))),
+            Err(error) => return Box::pin(actix::fut::ready(Err(error))),
         }
         let dry_run = add.dry_run;
         if !dry_run {
@@ -230,58 +208,118 @@ impl Handler<AddStandby> for Supervisor {
             self.raft.clone(),
             self.clients.get(add.node_id, &add.info.peer_addr),
         );
-        let AddStandby { node_id, info, .. } = add;
-        Box::pin(
-            async move {
-                // Precheck: the node runs, is authenticated by the cluster secret and is
-                // the node asked for.
-                let status = client.ping(PRECHECK_TIMEOUT).await.map_err(|error| {
-                    NodeChangeError::Conflict(format!(
-                        "precheck failed: node {node_id} does not answer on {} with this cluster's secret: {error}",
-                        info.peer_addr
-                    ))
-                })?;
-                if status.node_id != node_id {
-                    return Err(NodeChangeError::Conflict(format!(
-                        "precheck failed: {} is node {}, not node {node_id}",
-                        info.peer_addr, status.node_id
-                    )));
-                }
-                if dry_run {
-                    return Ok(Added::Checked);
-                }
-                tracing::info!(node_id, peer = %info.peer_addr, "adding a standby; waiting for it to catch up");
-                let added = tokio::time::timeout(CATCH_UP_LIMIT, async {
-                    // openraft's own wait ends while the learner is up to
-                    // `replication_lag_threshold` entries behind; this one ends once it has
-                    // applied the entry that added it and holds its whole archive.
-                    let added = raft.add_learner(node_id, info, false).await;
-                    if let Ok(added) = &added {
-                        caught_up(&client, added.log_id.index).await;
-                    }
-                    added.map(|_| ())
-                })
-                .await;
-                match added {
-                    Ok(Ok(())) => Ok(Added::Added),
-                    Ok(Err(error)) => Err(NodeChangeError::Failed(format!(
-                        "could not add node {node_id}: {error}"
-                    ))),
-                    Err(_) => Err(NodeChangeError::Failed(format!(
-                        "node {node_id} is a standby now but did not catch up within {} s; it goes on catching up",
-                        CATCH_UP_LIMIT.as_secs()
-                    ))),
-                }
-            }
-            .into_actor(self)
-            .map(move |result, supervisor, ctx| {
+        Box::pin(add_standby(raft, client, add).into_actor(self).map(
+            move |result, supervisor, ctx| {
                 if !dry_run {
                     supervisor.reconfiguring = false;
                     supervisor.watch_peers(ctx);
                 }
                 result
-            }),
-        )
+            },
+        ))
+    }
+}
+
+/// The membership as the leader sees it when an operator asks for a change.
+struct MembershipView {
+    is_leader: bool,
+    nodes: BTreeMap<u64, NodeInfo>,
+    voters: BTreeSet<u64>,
+    /// A membership change or a switchover is under way.
+    busy: bool,
+}
+
+/// Whether `node_id` at `info` may be added as a standby: `Ok(None)` to go on with the
+/// precheck, `Ok(Some(_))` when there is nothing to do, or why not.
+fn add_standby_check(
+    observed: &MembershipView,
+    node_id: u64,
+    info: &NodeInfo,
+) -> Result<Option<Added>, NodeChangeError> {
+    if !observed.is_leader {
+        return Err(NodeChangeError::NotLeader);
+    }
+    if let Some(known) = observed.nodes.get(&node_id) {
+        let is_voter = observed.voters.contains(&node_id);
+        if known == info && !is_voter {
+            return Ok(Some(Added::AlreadyStandby));
+        }
+        return Err(NodeChangeError::Conflict(format!(
+            "node {node_id} is already a {} of the cluster{}",
+            if is_voter { "voter" } else { "standby" },
+            if known == info {
+                ""
+            } else {
+                " with other addresses"
+            }
+        )));
+    }
+    if let Some((other, _)) = observed
+        .nodes
+        .iter()
+        .find(|(_, known)| known.peer_addr == info.peer_addr)
+    {
+        return Err(NodeChangeError::Conflict(format!(
+            "peer address {} already belongs to node {other}",
+            info.peer_addr
+        )));
+    }
+    if observed.busy {
+        return Err(NodeChangeError::Conflict(
+            "a membership change or switchover is already under way".to_string(),
+        ));
+    }
+    Ok(None)
+}
+
+/// The precheck (the node runs, is authenticated by the cluster secret and is the node
+/// asked for), then, unless `dry_run`, the new learner and the wait for it to catch up.
+async fn add_standby(
+    raft: crate::replication::GavelRaft,
+    client: std::sync::Arc<crate::peer::PeerClient>,
+    add: AddStandby,
+) -> Result<Added, NodeChangeError> {
+    let AddStandby {
+        node_id,
+        info,
+        dry_run,
+    } = add;
+    let status = client.ping(PRECHECK_TIMEOUT).await.map_err(|error| {
+        NodeChangeError::Conflict(format!(
+            "precheck failed: node {node_id} does not answer on {} with this cluster's secret: {error}",
+            info.peer_addr
+        ))
+    })?;
+    if status.node_id != node_id {
+        return Err(NodeChangeError::Conflict(format!(
+            "precheck failed: {} is node {}, not node {node_id}",
+            info.peer_addr, status.node_id
+        )));
+    }
+    if dry_run {
+        return Ok(Added::Checked);
+    }
+    tracing::info!(node_id, peer = %info.peer_addr, "adding a standby; waiting for it to catch up");
+    let added = tokio::time::timeout(CATCH_UP_LIMIT, async {
+        // openraft's own wait ends while the learner is up to
+        // `replication_lag_threshold` entries behind; this one ends once it has
+        // applied the entry that added it and holds its whole archive.
+        let added = raft.add_learner(node_id, info, false).await;
+        if let Ok(added) = &added {
+            caught_up(&client, added.log_id.index).await;
+        }
+        added.map(|_| ())
+    })
+    .await;
+    match added {
+        Ok(Ok(())) => Ok(Added::Added),
+        Ok(Err(error)) => Err(NodeChangeError::Failed(format!(
+            "could not add node {node_id}: {error}"
+        ))),
+        Err(_) => Err(NodeChangeError::Failed(format!(
+            "node {node_id} is a standby now but did not catch up within {} s; it goes on catching up",
+            CATCH_UP_LIMIT.as_secs()
+        ))),
     }
 }
 
@@ -488,24 +526,6 @@ impl Handler<PanicPeerLink> for Supervisor {
     }
 }
 
-/// A PeerLink's health check result.
-pub struct PeerReport {
-    pub node_id: u64,
-    pub health: Health,
-    pub consecutive_misses: u32,
-    pub last_heartbeat_ms: Option<u64>,
-    pub status: Option<PeerStatus>,
-    /// The missed check found the peer's process gone (refused, closed or reset), not
-    /// merely slow.
-    pub process_gone: bool,
-    /// The answered check's measurement of the peer's clock.
-    pub clock: Option<ClockSample>,
-}
-
-impl Message for PeerReport {
-    type Result = ();
-}
-
 impl Handler<PeerReport> for Supervisor {
     type Result = ();
 
@@ -536,19 +556,103 @@ impl Handler<PeerReport> for Supervisor {
                 last_applied_index,
             },
         );
-        // Only a leader whose process is gone: a slow one (paused, overloaded, a lossy
-        // link) is left to Raft's own timer, so load alone never brings an election early.
-        if report.process_gone && report.consecutive_misses <= 2 {
+        let actions = super::decisions::on_peer_report(
+            previous,
+            report.health,
+            report.consecutive_misses,
+            report.process_gone,
+        );
+        if actions.campaign {
             self.campaign_if_leader_died(report.node_id);
         }
         self.note_clock(report.node_id, report.clock, ctx);
         // A standby that comes up is added as a learner at once, not at the next check.
-        if report.health == Health::Up && previous != Some(Health::Up) {
+        if actions.ensure_standbys {
             self.ensure_standbys(ctx);
         }
-        if report.health == Health::Down {
+        if actions.repair {
             self.forget_stopped_retirees();
             self.repair_membership(ctx);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(peer_addr: &str) -> NodeInfo {
+        NodeInfo {
+            name: format!("node at {peer_addr}"),
+            public_url: String::new(),
+            control_url: String::new(),
+            peer_addr: peer_addr.to_string(),
+        }
+    }
+
+    fn view() -> MembershipView {
+        MembershipView {
+            is_leader: true,
+            nodes: BTreeMap::from([
+                (1, info("127.0.0.1:7001")),
+                (2, info("127.0.0.1:7002")),
+                (4, info("127.0.0.1:7004")),
+            ]),
+            voters: BTreeSet::from([1, 2]),
+            busy: false,
+        }
+    }
+
+    #[test]
+    fn a_new_node_on_a_free_address_goes_on_to_the_precheck() {
+        assert_eq!(
+            add_standby_check(&view(), 5, &info("127.0.0.1:7005")),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn the_same_standby_again_is_nothing_to_do() {
+        assert_eq!(
+            add_standby_check(&view(), 4, &info("127.0.0.1:7004")),
+            Ok(Some(Added::AlreadyStandby))
+        );
+    }
+
+    #[test]
+    fn an_add_is_refused_off_the_leader_for_a_member_a_taken_address_or_while_busy() {
+        let follower = MembershipView {
+            is_leader: false,
+            ..view()
+        };
+        assert_eq!(
+            add_standby_check(&follower, 5, &info("127.0.0.1:7005")),
+            Err(NodeChangeError::NotLeader)
+        );
+        let conflict = |observed: &MembershipView, node_id, addr| match add_standby_check(
+            observed,
+            node_id,
+            &info(addr),
+        ) {
+            Err(NodeChangeError::Conflict(reason)) => reason,
+            other => panic!("expected a conflict, got {other:?}"),
+        };
+        assert_eq!(
+            conflict(&view(), 2, "127.0.0.1:7002"),
+            "node 2 is already a voter of the cluster"
+        );
+        assert_eq!(
+            conflict(&view(), 4, "127.0.0.1:7009"),
+            "node 4 is already a standby of the cluster with other addresses"
+        );
+        assert_eq!(
+            conflict(&view(), 5, "127.0.0.1:7002"),
+            "peer address 127.0.0.1:7002 already belongs to node 2"
+        );
+        let busy = MembershipView {
+            busy: true,
+            ..view()
+        };
+        assert!(conflict(&busy, 5, "127.0.0.1:7005").contains("already under way"));
     }
 }

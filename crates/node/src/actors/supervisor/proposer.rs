@@ -19,10 +19,10 @@ use std::time::Instant;
 use openraft::error::ClientWriteError;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{Committed, ProposeError};
+use crate::actors::messages::{Committed, ProposeError};
+use crate::replication::{GavelRaft, Proposal};
 use crate::telemetry::Metrics;
 use gavel_kernel::Envelope;
-use crate::replication::{GavelRaft, Proposal};
 
 /// Most commands in one log entry. A command's body is at most `api::MAX_BODY_BYTES`
 /// (64 KiB), so an entry stays far below the peer link's 16 MiB frame.

@@ -72,6 +72,27 @@ fn scan(file: &File, path: &Path, first: u64, start: u64) -> Result<Scanned, Sto
     }
 }
 
+/// Creates the log's directory if it is missing, and makes its entry durable.
+fn create_dir_durably(dir: &Path) -> Result<(), StoreError> {
+    let created = !dir.is_dir();
+    std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
+    if created {
+        sync_dir(dir)?;
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// What says a segment's records were durable: every index below `synced_next` was,
+/// and so was all of a segment a later marked one follows (`marked_after`).
+#[derive(Clone, Copy)]
+struct Durability {
+    synced_next: u64,
+    marked_after: bool,
+}
+
 /// A segment file opened for the log, before its records are scanned.
 struct Opened {
     first: u64,
@@ -86,14 +107,7 @@ impl SegmentLog {
     /// past the durable point is cut; damage before it is `StoreError::DamagedLog`. What
     /// is kept is then synced and the last segment's sync mark brought up to its end.
     pub(crate) fn open(dir: &Path, purged: Option<u64>) -> Result<Self, StoreError> {
-        let created = !dir.is_dir();
-        std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
-        if created {
-            sync_dir(dir)?;
-            if let Some(parent) = dir.parent() {
-                sync_dir(parent)?;
-            }
-        }
+        create_dir_durably(dir)?;
         let (opened, mut removed) = open_segments(dir, purged)?;
         // Every record below this index was durable when some mark was written.
         let synced_next = opened
@@ -116,52 +130,19 @@ impl SegmentLog {
             .collect();
         let mut torn = false;
         for (position, segment) in opened.into_iter().enumerate() {
-            let Opened {
-                first,
-                path,
-                file,
-                mark,
-            } = segment;
             if torn {
                 // Written after a torn record, before sync marks: never synced before it.
+                let path = segment.path;
                 tracing::warn!(segment = %path.display(), "removing a log segment written after a torn record");
                 std::fs::remove_file(&path).map_err(StoreError::io(&path))?;
                 removed = true;
                 continue;
             }
-            let start = if mark.is_some() { RECORDS_START } else { 0 };
-            let (records, end, bad) = scan(&file, &path, first, start)?;
-            log.check_continuity(first, &path, purged)?;
-            if let Some(detail) = bad {
-                let index = first + records.len() as u64;
-                let why = if index < synced_next {
-                    format!("the log's records below index {synced_next} were durable")
-                } else if marked_after[position] {
-                    "a later segment follows, so this one was durable".to_string()
-                } else {
-                    String::new()
-                };
-                if !why.is_empty() {
-                    return Err(StoreError::DamagedLog {
-                        path,
-                        offset: end,
-                        detail: format!("{detail}; {why}"),
-                    });
-                }
-                let len = file.metadata().map_err(StoreError::io(&path))?.len();
-                tracing::warn!(segment = %path.display(), offset = end, records = records.len(), detail, "the raft log ends in a torn record, written after its last sync; its space is zeroed");
-                zero(&file, &path, end, len)?;
-                file.sync_data().map_err(StoreError::io(&path))?;
-                torn = true;
-            }
-            log.segments.push(Segment {
-                first,
-                path,
-                file: Arc::new(file),
-                records,
-                end,
-                mark,
-            });
+            let durable = Durability {
+                synced_next,
+                marked_after: marked_after[position],
+            };
+            torn = log.admit(segment, durable, purged)?;
         }
         if removed {
             sync_dir(dir)?;
@@ -179,6 +160,58 @@ impl SegmentLog {
         log.check_durable_records_are_here(synced_next, purged)?;
         log.sync_all_and_mark()?;
         Ok(log)
+    }
+
+    /// Scans one opened segment and adds what it holds to the log. A bad record where the
+    /// log was durable is `StoreError::DamagedLog`; past it, a torn tail is zeroed and
+    /// `true` says so (every later segment goes).
+    fn admit(
+        &mut self,
+        segment: Opened,
+        durable: Durability,
+        purged: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let Opened {
+            first,
+            path,
+            file,
+            mark,
+        } = segment;
+        let start = if mark.is_some() { RECORDS_START } else { 0 };
+        let (records, end, bad) = scan(&file, &path, first, start)?;
+        self.check_continuity(first, &path, purged)?;
+        let torn = bad.is_some();
+        if let Some(detail) = bad {
+            let index = first + records.len() as u64;
+            let synced_next = durable.synced_next;
+            let why = if index < synced_next {
+                format!("the log's records below index {synced_next} were durable")
+            } else if durable.marked_after {
+                "a later segment follows, so this one was durable".to_string()
+            } else {
+                String::new()
+            };
+            if !why.is_empty() {
+                return Err(StoreError::DamagedLog {
+                    path,
+                    offset: end,
+                    detail: format!("{detail}; {why}"),
+                });
+            }
+            let len = file.metadata().map_err(StoreError::io(&path))?.len();
+            tracing::warn!(segment = %path.display(), offset = end, records = records.len(), detail, "the raft log ends in a torn record, written after its last sync; its space is zeroed");
+            zero(&file, &path, end, len)?;
+            file.sync_data().map_err(StoreError::io(&path))?;
+        }
+        self.segments.push(Segment {
+            first,
+            path,
+            file: Arc::new(file),
+            records,
+            end,
+            mark,
+        });
+        Ok(torn)
     }
 
     /// A segment must start where the one before ended, unless what lies between is
