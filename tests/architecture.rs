@@ -532,3 +532,126 @@ fn test_blocks_are_left_out_of_the_cycle_check() {
     assert!(kept.contains("crate::a") && kept.contains("crate::c"));
     assert!(!kept.contains("crate::b"), "{kept}");
 }
+
+/// Longest a function of the product crates may be, from its `fn` line to its closing
+/// brace: one that grows past it is split into steps with names.
+const MAX_FUNCTION_LINES: usize = 80;
+
+/// Functions of the product crates' non-test code longer than `MAX_FUNCTION_LINES`, as
+/// "file:line name (N lines)". Reads rustfmt's layout: a body ends at the first line
+/// that is its `fn` line's indentation followed by `}`.
+fn long_functions(crate_root: &Path) -> Vec<String> {
+    let mut paths = Vec::new();
+    rust_files(crate_root, &mut paths);
+    let mut long = Vec::new();
+    for path in paths {
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("");
+        if name == "tests.rs"
+            || name.ends_with("_tests.rs")
+            || path.components().any(|part| part.as_os_str() == "tests")
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("a source file");
+        let lines: Vec<String> = without_test_blocks(&text)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        for (index, line) in lines.iter().enumerate() {
+            let Some(function) = function_name(line) else {
+                continue;
+            };
+            let indent = line.len() - line.trim_start().len();
+            let closing = format!("{}}}", " ".repeat(indent));
+            // A declaration without a body (a trait's) ends in `;` before any `{`.
+            let body_opens = lines[index..]
+                .iter()
+                .position(|line| line.trim_end().ends_with('{') || line.trim_end().ends_with(';'))
+                .is_some_and(|at| lines[index + at].trim_end().ends_with('{'));
+            if !body_opens || line.trim_end().ends_with('}') {
+                continue;
+            }
+            let Some(length) = lines[index + 1..].iter().position(|line| *line == closing) else {
+                continue;
+            };
+            let length = length + 2;
+            if length > MAX_FUNCTION_LINES {
+                long.push(format!(
+                    "{}:{} {function} ({length} lines)",
+                    path.strip_prefix(ROOT).unwrap_or(&path).display(),
+                    index + 1
+                ));
+            }
+        }
+    }
+    long
+}
+
+/// The name of the function a line declares, if it does.
+fn function_name(line: &str) -> Option<&str> {
+    let trimmed = line.trim_start();
+    if trimmed.starts_with("//") {
+        return None;
+    }
+    let mut words = trimmed.split_whitespace();
+    loop {
+        let word = words.next()?;
+        if word == "fn" {
+            let name = words.next()?;
+            return Some(name.split(['(', '<']).next().unwrap_or(name));
+        }
+        let qualifier = word.starts_with("pub")
+            || matches!(word, "async" | "const" | "unsafe" | "extern" | "\"C\"");
+        if !qualifier {
+            return None;
+        }
+    }
+}
+
+#[test]
+fn the_function_reader_finds_declarations_and_measures_bodies() {
+    assert_eq!(
+        function_name("    pub(crate) async fn serve(config: Config) {"),
+        Some("serve")
+    );
+    assert_eq!(
+        function_name("fn apply<E>(state: &mut State)"),
+        Some("apply")
+    );
+    assert_eq!(function_name("    // fn commented_out() {"), None);
+    assert_eq!(function_name("    let f = |x| x;"), None);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let body: String = (0..MAX_FUNCTION_LINES)
+        .map(|n| format!("    let _a{n} = {n};\n"))
+        .collect();
+    let short: String = (0..MAX_FUNCTION_LINES - 2)
+        .map(|n| format!("    let _b{n} = {n};\n"))
+        .collect();
+    std::fs::write(
+        dir.path().join("lib.rs"),
+        format!("fn long() {{\n{body}}}\n\nfn short() {{\n{short}}}\n\n#[cfg(test)]\nmod tests {{\n    fn long_test() {{\n{body}    }}\n}}\n"),
+    )
+    .expect("write a source file");
+    let found = long_functions(dir.path());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].ends_with(&format!("long ({} lines)", MAX_FUNCTION_LINES + 2)),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn no_function_of_the_product_crates_is_longer_than_80_lines() {
+    let mut long = Vec::new();
+    for crate_root in ["crates/kernel/src", "crates/node/src", "src"] {
+        long.extend(long_functions(&Path::new(ROOT).join(crate_root)));
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FUNCTION_LINES} lines (split them into named steps):\n  {}",
+        long.join("\n  ")
+    );
+}

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use common::{request, Node, ADMIN_TOKEN};
 use gavel::model::credentials::{new_salt, secret_hash};
-use gavel_kernel::state::Bidder;
-use gavel_kernel::State;
 use gavel::replication::backup::{read_backup, seed_data_dir, Backup, BackupHeader};
 use gavel::replication::NodeInfo;
+use gavel_kernel::state::Bidder;
+use gavel_kernel::State;
 use serde_json::json;
 
 const OLD_SECRET: &str = "old-secret-from-before";

@@ -87,9 +87,8 @@ impl Node {
     pub fn configure(dir: &Path, id: u64, ports: (u16, u16, u16), extra: &str) -> Node {
         std::fs::create_dir_all(dir).expect("test dir");
         let data_dir = dir.join("data");
-        let extra = format!(
-            "[janitor]\ninterval_ms = 300\nclosed_auction_linger_ms = 1000\n{extra}"
-        );
+        let extra =
+            format!("[janitor]\ninterval_ms = 300\nclosed_auction_linger_ms = 1000\n{extra}");
         let config = NodeConfig {
             id,
             ip: "127.0.0.1",

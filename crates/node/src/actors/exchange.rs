@@ -40,11 +40,11 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::messages::{IsLeader, Propose, Replicator};
-use crate::model::bidder_secret::SecretHasher;
 use crate::exchange::{
     parse_file, processed_copy, redacted_line, with_mac, write_aside_then_rename, FileProblem,
     Inbound, Line, SpoolKey, MAX_FILE_BYTES,
 };
+use crate::model::bidder_secret::SecretHasher;
 use crate::replication::exchange::MAX_OUTBOUND_PER_FILE;
 use crate::replication::SharedState;
 use gavel_kernel::{Command, Outcome};

@@ -9,8 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Operator;
 use super::problem::Problem;
-use crate::model::error::ApiError;
 use super::AppState;
+use crate::model::error::ApiError;
 use gavel_kernel::OperatorRecord;
 
 /// Most records one answer holds, and the default.

@@ -7,9 +7,9 @@ use actix_web::{get, web, HttpResponse};
 
 use super::auth::Operator;
 use super::problem::Problem;
-use crate::model::error::ApiError;
 use super::AppState;
 use crate::actors::wall_clock_ms;
+use crate::model::error::ApiError;
 use crate::replication::backup::take_backup;
 
 pub fn configure(config: &mut web::ServiceConfig) {

@@ -6,20 +6,20 @@ use utoipa::OpenApi;
 
 use super::auth::Operator;
 use super::doc_modifiers::{AdminAuth, ProblemResponses};
-use super::{audit, backup, cluster_nodes, dashboard, migration, replica};
 use super::problem::Problem;
-use crate::model::error::ApiError;
 use super::public::unexpected;
+use super::AppState;
+use super::{audit, backup, cluster_nodes, dashboard, migration, replica};
+use crate::actors::exchange::{ExchangeReport, GetExchangeReport};
+use crate::actors::janitor::{GetReport, JanitorReport};
+use crate::actors::supervisor::{ClusterView, GetClusterView, Switchover};
+use crate::actors::wall_clock_ms;
+use crate::model::error::ApiError;
 use crate::model::requests::{
     auction_path_id, AuctionSpecRequest, BidderRequest, IncrementRequest, JsonObject,
     QualificationRequest, ReasonRequest, SwitchoverRequest,
 };
 use crate::model::views::{BidderCreated, ControlAuctionView, QualificationView, ResultView};
-use super::AppState;
-use crate::actors::exchange::{ExchangeReport, GetExchangeReport};
-use crate::actors::janitor::{GetReport, JanitorReport};
-use crate::actors::supervisor::{ClusterView, GetClusterView, Switchover};
-use crate::actors::wall_clock_ms;
 use gavel_kernel::{Command, Outcome, Rejection};
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -43,10 +43,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(super::replica::configure)
         .service(super::audit::audit_trail)
         .configure(super::dashboard::control_pages)
-        .route(
-            "/openapi.json",
-            web::get().to(control_document),
-        );
+        .route("/openapi.json", web::get().to(control_document));
     #[cfg(feature = "faults")]
     config.configure(super::faults::configure);
 }

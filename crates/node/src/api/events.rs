@@ -28,13 +28,13 @@ use imbl::Vector;
 
 use super::limits::RateLimiter;
 use super::problem::Problem;
-use crate::model::error::ApiError;
 use super::stream_slots::StreamPermit;
-use crate::model::views::{AuctionView, BidView};
 use super::AppState;
 use crate::actors::auction::{LiveEvent, Subscribe};
 use crate::actors::resource_pool::SubscribeAuction;
 use crate::actors::wall_clock_ms;
+use crate::model::error::ApiError;
+use crate::model::views::{AuctionView, BidView};
 use gavel_kernel::{Auction, BidRecord, Rejection};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);

@@ -9,13 +9,13 @@ use utoipa::OpenApi;
 use super::auth::Operator;
 use super::doc_modifiers::{AdminAuth, ProblemResponses};
 use super::problem::Problem;
-use crate::model::error::ApiError;
-use crate::model::requests::{ClockFaultRequest, FaultRequest, FaultTarget};
-use crate::model::views::{ClockFaultInjected, FaultInjected};
 use super::AppState;
 use crate::actors::resource_pool::RunningActor;
 use crate::actors::supervision::InjectPanic;
 use crate::actors::supervisor::PanicPeerLink;
+use crate::model::error::ApiError;
+use crate::model::requests::{ClockFaultRequest, FaultRequest, FaultTarget};
+use crate::model::views::{ClockFaultInjected, FaultInjected};
 use gavel_kernel::Rejection;
 
 /// The fault routes, added to the control listener.

@@ -25,8 +25,8 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use super::auth::bearer_token;
-use crate::model::error::ApiError;
 use crate::config::LimitsSection;
+use crate::model::error::ApiError;
 
 /// A token bucket: `tokens` left at `updated`.
 #[derive(Debug, Clone, Copy)]

@@ -10,14 +10,14 @@ use serde::Serialize;
 use super::auth::Operator;
 use super::cluster_nodes::{node_change_error, record, relay_to_leader};
 use super::problem::Problem;
-use crate::model::error::ApiError;
-use crate::model::requests::{JsonObject, ReplaceRequest};
 use super::AppState;
 use crate::actors::supervisor::{
     ClusterView, GetClusterView, NodeChangeError, Propose, ReplaceVoter,
 };
-use gavel_kernel::{Command, Outcome};
+use crate::model::error::ApiError;
+use crate::model::requests::{JsonObject, ReplaceRequest};
 use crate::replication::CheckpointDigest;
+use gavel_kernel::{Command, Outcome};
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config

@@ -51,10 +51,10 @@ use actix_web::{web, HttpResponse};
 use crate::actors::janitor::Janitor;
 use crate::actors::resource_pool::ResourcePool;
 use crate::actors::supervisor::{Propose, Supervisor};
-use gavel_kernel::{Auction, Command, Outcome, Rejection};
+use crate::model::error::ApiError;
 use crate::replication::{ArchiveStore, GavelRaft, SharedState};
 use crate::telemetry::Metrics;
-use crate::model::error::ApiError;
+use gavel_kernel::{Auction, Command, Outcome, Rejection};
 
 /// Largest request body either listener reads (API.md).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

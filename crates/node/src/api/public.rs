@@ -6,9 +6,11 @@ use utoipa::OpenApi;
 use super::auth::session_token_hash;
 use super::doc_modifiers::{ProblemResponses, RateLimitedResponses, SessionAuth};
 use super::events;
-use crate::model::credentials::{new_token, sha256_hex};
-use crate::model::bidder_secret::Verdict;
 use super::problem::Problem;
+use super::AppState;
+use crate::actors::wall_clock_ms;
+use crate::model::bidder_secret::Verdict;
+use crate::model::credentials::{new_token, sha256_hex};
 use crate::model::error::ApiError;
 use crate::model::requests::SessionRequest;
 use crate::model::requests::{auction_path_id, BidRequest, BidsQuery, ConfirmRequest, JsonObject};
@@ -16,8 +18,6 @@ use crate::model::views::{
     AuctionList, AuctionView, BidList, BidReceipt, BidView, ConfirmationView, SessionCreated,
     TimeView,
 };
-use super::AppState;
-use crate::actors::wall_clock_ms;
 use gavel_kernel::{Command, Outcome};
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -34,10 +34,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(confirm)
         .service(super::events::auction_events)
         .service(super::events::all_events)
-        .route(
-            "/openapi.json",
-            web::get().to(public_document),
-        )
+        .route("/openapi.json", web::get().to(public_document))
         .configure(super::pages::public_pages);
 }
 
@@ -324,7 +321,6 @@ pub fn unexpected(outcome: Outcome) -> ApiError {
     modifiers(&SessionAuth, &RateLimitedResponses, &ProblemResponses)
 )]
 pub struct PublicApi;
-
 
 async fn public_document() -> HttpResponse {
     HttpResponse::Ok().json(PublicApi::openapi())

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::auth::Operator;
 use super::problem::Problem;
-use crate::model::error::ApiError;
 use super::AppState;
+use crate::model::error::ApiError;
 use gavel_kernel::{Auction, Rejection};
 
 pub fn configure(config: &mut web::ServiceConfig) {

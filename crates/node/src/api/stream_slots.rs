@@ -18,8 +18,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::limits::client_network;
-use crate::model::error::ApiError;
 use crate::config::LimitsSection;
+use crate::model::error::ApiError;
 
 /// The streams open on one node.
 pub struct StreamSlots {

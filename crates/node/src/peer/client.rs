@@ -10,12 +10,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 
@@ -26,9 +26,9 @@ use super::protocol::{
     PeerResponse, PeerStatus, MAX_FRAME_BYTES,
 };
 use super::PeerStream;
-use gavel_kernel::Command;
 use crate::replication::archive_fetch::{ArchiveChunk, CatchUp, ChunkSource};
 use crate::replication::TypeConfig;
+use gavel_kernel::Command;
 
 /// Longest time to dial a peer and finish the handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);

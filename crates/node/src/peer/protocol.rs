@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use gavel_kernel::{Command, Outcome, Rejection};
 use crate::replication::archive_fetch::{ArchiveChunk, ArchiveStatus, CatchUp};
 use crate::replication::TypeConfig;
+use gavel_kernel::{Command, Outcome, Rejection};
 
 /// Largest frame either side sends or accepts once authenticated (a snapshot chunk is
 /// 3 MiB by default, an append batch rarely more than a few hundred KiB).

@@ -28,9 +28,9 @@ use super::closed_loop::{self, Answer, LevelPlan, Stream, WriteRequest};
 use super::etcd::{self, EtcdCluster, EtcdStream};
 use super::fanout::{progress_bar, raise_open_files, run_directory};
 use super::floor;
-use gavel_testkit::local::{self, check_interrupt, now_ms, Interrupt, LocalCluster};
 use super::requests::this_executable;
 use super::results::{self, Machine};
+use gavel_testkit::local::{self, check_interrupt, now_ms, Interrupt, LocalCluster};
 
 const START_PRICE: u64 = 1_000_000;
 const INCREMENT: u64 = 10_000;

@@ -29,9 +29,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 
-use gavel_testkit::local::{check_interrupt, now_ms, Interrupt};
 use super::requests::{this_executable, BenchNode, INCREMENT, START_PRICE};
 use super::wire::{read_chunk_into, read_head};
+use gavel_testkit::local::{check_interrupt, now_ms, Interrupt};
 
 /// Longest wait for one bid to reach every watcher before the next is sent.
 const DELIVERY_LIMIT: Duration = Duration::from_secs(5);

@@ -37,8 +37,8 @@ use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 use super::fanout::{
     child_pid, percentile, progress_bar, raise_open_files, run_directory, EventStream,
 };
-use gavel_testkit::local::{check_interrupt, now_ms, Interrupt, LocalCluster};
 use super::wire::HttpConnection;
+use gavel_testkit::local::{check_interrupt, now_ms, Interrupt, LocalCluster};
 
 /// Longest wait for one HTTP answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -144,8 +144,9 @@ impl BenchNode {
             )?;
             let login = json!({"bidder_id": bidder_id, "secret": secret});
             let url = format!("{public_url}/api/v1/sessions");
-            let (status, session) = gavel_testkit::local::request(&agent, "POST", &url, None, Some(login))
-                .map_err(|error| anyhow!("POST {url}: {error}"))?;
+            let (status, session) =
+                gavel_testkit::local::request(&agent, "POST", &url, None, Some(login))
+                    .map_err(|error| anyhow!("POST {url}: {error}"))?;
             match (status, session["token"].as_str()) {
                 (201, Some(token)) => tokens.push(token.to_string()),
                 _ => bail!("login of {bidder_id} answered {status}: {session}"),

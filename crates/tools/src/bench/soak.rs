@@ -22,13 +22,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gavel::disk::disk_usage;
 use anyhow::{anyhow, bail, Context};
+use gavel::disk::disk_usage;
 use serde_json::{json, Value};
 
 use super::fanout::{child_pid, progress_bar, resident_kib, run_directory};
-use gavel_testkit::local::{agent, check_interrupt, interrupted, now_ms, request, Interrupt, LocalCluster};
 use super::requests::this_executable;
+use gavel_testkit::local::{
+    agent, check_interrupt, interrupted, now_ms, request, Interrupt, LocalCluster,
+};
 
 /// The goal: the last sample of each figure within this factor of the first.
 pub const FLAT_GOAL: f64 = 1.1;

@@ -23,10 +23,10 @@ use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 
 use super::load::{Bidder, Load, LoadPlan};
-use gavel_testkit::local::{self, check_interrupt, now_ms, sleep_checked, Interrupt, LocalCluster};
 use super::report::{self, HistoryCheck, KillRecord};
 use super::results::{self, Machine};
 use super::takeover_batches::{self, BatchRow};
+use gavel_testkit::local::{self, check_interrupt, now_ms, sleep_checked, Interrupt, LocalCluster};
 
 /// Longest wait for any one thing (a leader, a committed bid, full strength, a rejoin).
 const WAIT_LIMIT: Duration = Duration::from_secs(15);

@@ -32,13 +32,13 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::bench::load::{BidOutcome, Bidder, Load, LoadPlan};
-use gavel_testkit::local::{
-    self, check_interrupt, sleep_checked, Interrupt, LocalCluster, NodePlacement,
-};
 use checker::check_round;
 use disk::DataDisk;
 pub use faults::FaultKind;
 use faults::{heal, inject, Target};
+use gavel_testkit::local::{
+    self, check_interrupt, sleep_checked, Interrupt, LocalCluster, NodePlacement,
+};
 use net::Network;
 use report::{failure_text, report, RoundRecord};
 

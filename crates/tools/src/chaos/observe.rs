@@ -10,8 +10,8 @@ use serde_json::json;
 use super::checker::{Finding, ReplicaReport};
 use super::{Harness, INCREMENT, START_PRICE, WAIT_LIMIT};
 use crate::bench::load::{BidOp, BidOutcome, Bidder};
-use gavel_testkit::local::{self, check_interrupt};
 use gavel_kernel::Auction;
+use gavel_testkit::local::{self, check_interrupt};
 
 impl Harness {
     /// Each node's count of crashed actors its janitor restarted (`None`: no answer).

@@ -27,8 +27,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::*;
-use gavel_kernel::{Command, Envelope, Outcome};
 use crate::replication::{self, GavelRaft, NodeInfo, Replication, ReplicationOptions};
+use gavel_kernel::{Command, Envelope, Outcome};
 
 const WAIT: Duration = Duration::from_secs(10);
 const CALL: Duration = Duration::from_secs(5);

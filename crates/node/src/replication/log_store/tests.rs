@@ -6,9 +6,9 @@ use openraft::{CommittedLeaderId, LogId};
 use super::recent::{RECENT_BYTES, RECENT_ENTRIES};
 use super::syncer::{SyncDone, Syncer, IDLE_LOG_GAP};
 use super::*;
-use gavel_kernel::Command;
 use crate::replication::segments::SyncPoint;
 use crate::replication::Proposal;
+use gavel_kernel::Command;
 
 fn envelope() -> Envelope {
     Envelope {
