@@ -17,22 +17,53 @@ use super::sessions;
 use super::state::{Auction, OperatorRecord, Phase, State, MAX_OPERATOR_RECORDS};
 use super::types::{validate_id, validate_text, AuctionSpec, BidderNumber, Money};
 
-/// What applying one command produced: its answer, and the events to publish. A refused
-/// command may still carry events, for example when the bid that came too late closed
-/// the auction on its way in.
+/// What applying one command produced: its answer, the events to publish, and the
+/// effects the shell has to carry out. A refused command may still carry events, for
+/// example when the bid that came too late closed the auction on its way in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub result: Result<Outcome, Rejection>,
     pub events: Vec<Event>,
-    /// The auctions a `Command::Archive` took out of the state, for the shell to store.
-    pub archived: Vec<Auction>,
-    /// Set by a `Command::PruneArchive`: archived auctions that closed before this time
-    /// leave the shell's archive.
-    pub prune_closed_before_ms: Option<u64>,
+    /// What the shell has to do beside the state, in order.
+    pub effects: Vec<Effect>,
 }
 
-/// Applies one committed command. Deterministic: the same state and envelope give the
-/// same result on every replica.
+/// What the shell does because of a command: the kernel state holds the decision, the
+/// shell's stores carry it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// The auctions a `Command::Archive` took out of the state, for the shell to store.
+    Archive(Vec<Auction>),
+    /// Set by a `Command::PruneArchive`: archived auctions that closed before this time
+    /// leave the shell's archive.
+    PruneArchive { closed_before_ms: u64 },
+    /// A record was put in the exchange outbox with this sequence number, for the
+    /// leader's Exchange actor to write out (`ledger`).
+    Outbox { seq: u64 },
+}
+
+impl Applied {
+    /// An answer without events or effects.
+    pub fn answer(result: Result<Outcome, Rejection>) -> Self {
+        Applied {
+            result,
+            events: Vec::new(),
+            effects: Vec::new(),
+        }
+    }
+
+    /// The auctions an `Effect::Archive` hands on, if any.
+    pub fn archived(&self) -> impl Iterator<Item = &Auction> {
+        self.effects.iter().flat_map(|effect| match effect {
+            Effect::Archive(auctions) => auctions.as_slice(),
+            _ => &[],
+        })
+    }
+}
+
+/// Applies one committed command to the kernel state. Deterministic: the same state and
+/// envelope give the same result on every replica. The replication layer calls it through
+/// `ledger::Replica::apply`, which keeps the exchange ledger beside the state.
 pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
     // Command times never go backwards, whatever a new leader's clock says.
     let now_ms = envelope.now_ms.max(state.clock_ms);
@@ -47,8 +78,7 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
         return Applied {
             result,
             events,
-            archived,
-            prune_closed_before_ms: None,
+            effects: vec![Effect::Archive(archived)],
         };
     }
     if let Command::PruneArchive { retention_ms } = &envelope.command {
@@ -57,8 +87,7 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
         return Applied {
             result: Ok(Outcome::ArchivePruned { closed_before_ms }),
             events,
-            archived: Vec::new(),
-            prune_closed_before_ms: Some(closed_before_ms),
+            effects: vec![Effect::PruneArchive { closed_before_ms }],
         };
     }
     let result = dispatch(state, now_ms, envelope, &mut events);
@@ -82,8 +111,7 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
     Applied {
         result,
         events,
-        archived: Vec::new(),
-        prune_closed_before_ms: None,
+        effects: Vec::new(),
     }
 }
 
@@ -294,7 +322,8 @@ fn dispatch(
         Command::Archive { .. } | Command::PruneArchive { .. } => Err(Rejection::Conflict(
             "archive commands are applied by apply itself".to_string(),
         )),
-        // The state machine keeps the exchange ledger and hands the inner command here.
+        // `ledger::Replica::apply` keeps the exchange ledger and hands the inner command
+        // here.
         Command::Exchange { .. }
         | Command::ExchangeExported { .. }
         | Command::ExchangePrune { .. } => Err(Rejection::Conflict(
