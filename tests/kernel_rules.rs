@@ -945,7 +945,7 @@ fn control_commands_are_recorded_with_their_operator_and_bids_are_not() {
         .map(|r| {
             (
                 r.operator.clone(),
-                r.action.clone(),
+                r.action.to_string(),
                 r.target.clone(),
                 r.outcome.clone(),
             )
@@ -976,6 +976,41 @@ fn control_commands_are_recorded_with_their_operator_and_bids_are_not() {
     .map(owned)
     .collect();
     assert_eq!(trail, expected);
+}
+
+// The node records its cluster changes (`node add`, `node remove`, `migrate`,
+// `switchover`) on the audit trail with `RecordOperatorAction`: each is an action of the
+// trail, recorded as done, spaces and all.
+#[test]
+fn cluster_changes_are_recorded_as_done() {
+    let mut harness = Harness::default();
+    for (now_ms, action) in [
+        (1_000, "node add"),
+        (2_000, "node remove"),
+        (3_000, "migrate"),
+        (4_000, "switchover"),
+    ] {
+        let record = Command::RecordOperatorAction {
+            action: action.into(),
+            target: "node 4".into(),
+            reason: String::new(),
+        };
+        let applied = harness.run_with(now_ms, DEFAULT_SEED, "operator-wang", record);
+        assert_eq!(
+            applied.result,
+            Ok(Outcome::OperatorActionRecorded),
+            "{action}"
+        );
+        let recorded = harness.state.operator_audit.back().expect("recorded");
+        assert_eq!(
+            (recorded.action.as_str(), recorded.outcome.as_str()),
+            (action, "ok")
+        );
+    }
+    assert_eq!(
+        harness.state.operator_audit[0].action,
+        gavel_kernel::OperatorAction::NodeAdd
+    );
 }
 
 // The exchange outbox carries each closed auction's result as the kernel builds it

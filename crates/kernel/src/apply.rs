@@ -11,6 +11,7 @@ use super::event::{Event, EventKind};
 use super::housekeeping;
 use super::invariants;
 use super::lottery::{self, splitmix64};
+use super::operator::OperatorAction;
 use super::phases::{self, advance, not_open};
 use super::rejection::Rejection;
 use super::sessions;
@@ -309,7 +310,11 @@ fn dispatch(
             target,
             reason,
         } => {
-            validate_id("action", action)?;
+            if OperatorAction::named(action).is_none() {
+                return Err(Rejection::InvalidRequest(format!(
+                    "action must be one of the audit trail's actions, not {action:?}"
+                )));
+            }
             validate_text("target", target, true)?;
             validate_text("reason", reason, false)?;
             Ok(Outcome::OperatorActionRecorded)

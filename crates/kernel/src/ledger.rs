@@ -346,3 +346,49 @@ impl Replica<'_> {
         Some(applied)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_their_names_in_json_and_in_bincode() {
+        let ledger = [LedgerStatus::Applied, LedgerStatus::Rejected];
+        let outbox = [
+            OutboxStatus::Applied,
+            OutboxStatus::Rejected,
+            OutboxStatus::Closed,
+        ];
+        let names = ledger
+            .iter()
+            .map(|status| {
+                (
+                    bincode::serialize(status),
+                    serde_json::to_string(status),
+                    status.as_str(),
+                )
+            })
+            .chain(outbox.iter().map(|status| {
+                (
+                    bincode::serialize(status),
+                    serde_json::to_string(status),
+                    status.as_str(),
+                )
+            }));
+        let expected = ["applied", "rejected", "applied", "rejected", "closed"];
+        for ((bytes, json, name), expected) in names.zip(expected) {
+            assert_eq!(name, expected);
+            assert_eq!(bytes.unwrap(), bincode::serialize(expected).unwrap());
+            assert_eq!(json.unwrap(), format!("\"{expected}\""));
+        }
+        let entry = LedgerEntry {
+            log_index: 3,
+            applied_at_ms: 4,
+            status: LedgerStatus::Rejected,
+            detail: "no".to_string(),
+        };
+        let bytes = bincode::serialize(&entry).unwrap();
+        assert_eq!(bincode::deserialize::<LedgerEntry>(&bytes).unwrap(), entry);
+        assert!(serde_json::from_str::<OutboxStatus>("\"new\"").is_err());
+    }
+}

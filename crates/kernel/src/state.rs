@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::archived::ArchiveLedger;
 pub use super::lottery::{Confirmation, Lottery, LotterySecret};
+use super::operator::OperatorAction;
 use super::requests::RequestRecords;
 use super::sessions::Sessions;
 use super::types::{AuctionSpec, BidderNumber, Money};
@@ -50,7 +51,7 @@ pub const MAX_OPERATOR_RECORDS: usize = 10_000;
 pub struct OperatorRecord {
     pub at_ms: u64,
     pub operator: String,
-    pub action: String,
+    pub action: OperatorAction,
     /// The bidder, auction (`auction/bidder` for a qualification) or node acted on.
     pub target: String,
     pub reason: String,
