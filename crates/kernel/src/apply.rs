@@ -14,7 +14,7 @@ use super::lottery::{self, splitmix64};
 use super::operator::OperatorAction;
 use super::phases::{self, advance, not_open};
 use super::rejection::Rejection;
-use super::sessions;
+use super::signin;
 use super::state::{Auction, OperatorRecord, Phase, State, MAX_OPERATOR_RECORDS};
 use super::types::{validate_id, validate_text, AuctionSpec, BidderNumber, Money};
 
@@ -174,15 +174,59 @@ fn check_latest(auction: &Auction) -> Result<(), invariants::Violation> {
     invariants::deadline_matches_phase(auction)
 }
 
+/// Sends a command to the rules of its group (bidders, sessions, auction administration,
+/// bidding, housekeeping). The match is exhaustive: a new command is routed here.
 fn dispatch(
     state: &mut State,
     now_ms: u64,
     envelope: &Envelope,
     events: &mut Vec<Event>,
 ) -> Result<Outcome, Rejection> {
-    let seed = envelope.seed;
-    let actor = envelope.actor.as_str();
-    match &envelope.command {
+    let command = &envelope.command;
+    match command {
+        Command::RegisterBidder { .. } | Command::UpgradeSecretHash { .. } => {
+            dispatch_bidders(state, now_ms, command)
+        }
+        Command::OpenSession { .. }
+        | Command::OpenSessionUncapped { .. }
+        | Command::CloseSession { .. } => dispatch_sessions(state, now_ms, command),
+        Command::CreateAuction { .. }
+        | Command::Qualify { .. }
+        | Command::Suspend { .. }
+        | Command::Resume { .. }
+        | Command::Terminate { .. }
+        | Command::ChangeIncrement { .. } => {
+            dispatch_auction_admin(state, now_ms, envelope, events)
+        }
+        Command::PlaceBid { .. }
+        | Command::Confirm { .. }
+        | Command::ConfirmWithNonce { .. }
+        | Command::Advance { .. } => {
+            dispatch_bidding(state, now_ms, envelope.seed, command, events)
+        }
+        Command::Takeover { .. }
+        | Command::Purge { .. }
+        | Command::RecordOperatorAction { .. }
+        | Command::Checkpoint { .. }
+        | Command::Archive { .. }
+        | Command::PruneArchive { .. }
+        | Command::Exchange { .. }
+        | Command::ExchangeExported { .. }
+        | Command::ExchangePrune { .. } => dispatch_housekeeping(state, now_ms, command),
+    }
+}
+
+/// A command `dispatch` routed to a group that does not handle it.
+fn misrouted(command: &Command) -> ! {
+    unreachable!("kernel: {command:?} dispatched to the wrong group")
+}
+
+fn dispatch_bidders(
+    state: &mut State,
+    now_ms: u64,
+    command: &Command,
+) -> Result<Outcome, Rejection> {
+    match command {
         Command::RegisterBidder {
             bidder_id,
             name,
@@ -194,12 +238,22 @@ fn dispatch(
             old_secret_hash,
             new_secret_hash,
         } => bidders::upgrade_secret_hash(state, bidder_id, old_secret_hash, new_secret_hash),
+        other => misrouted(other),
+    }
+}
+
+fn dispatch_sessions(
+    state: &mut State,
+    now_ms: u64,
+    command: &Command,
+) -> Result<Outcome, Rejection> {
+    match command {
         Command::OpenSession {
             token_hash,
             bidder_id,
             expires_at_ms,
             max_sessions_per_bidder,
-        } => sessions::open(
+        } => signin::open(
             state,
             now_ms,
             token_hash,
@@ -211,62 +265,28 @@ fn dispatch(
             token_hash,
             bidder_id,
             expires_at_ms,
-        } => sessions::open(state, now_ms, token_hash, bidder_id, *expires_at_ms, None),
-        Command::CloseSession { token_hash } => match state.sessions.remove(token_hash) {
-            Some(session) if session.expires_at_ms > now_ms => Ok(Outcome::SessionClosed),
-            _ => Err(Rejection::Unauthenticated),
-        },
+        } => signin::open(state, now_ms, token_hash, bidder_id, *expires_at_ms, None),
+        Command::CloseSession { token_hash } => signin::close(state, now_ms, token_hash),
+        other => misrouted(other),
+    }
+}
+
+/// The operators' commands on auctions: create, qualify, suspend, resume, terminate,
+/// change the increment.
+fn dispatch_auction_admin(
+    state: &mut State,
+    now_ms: u64,
+    envelope: &Envelope,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    let seed = envelope.seed;
+    let actor = envelope.actor.as_str();
+    match &envelope.command {
         Command::CreateAuction { spec } => create_auction(state, now_ms, seed, actor, spec, events),
         Command::Qualify {
             auction_id,
             bidder_id,
         } => qualify(state, now_ms, seed, actor, auction_id, bidder_id, events),
-        Command::PlaceBid {
-            auction_id,
-            token_hash,
-            amount,
-            request_id,
-        } => bidding::place_bid(
-            state,
-            now_ms,
-            seed,
-            BidRequest {
-                auction_id,
-                token_hash,
-                amount: *amount,
-                request_id,
-            },
-            events,
-        ),
-        Command::Confirm {
-            auction_id,
-            token_hash,
-        } => bidding::confirm(
-            state,
-            now_ms,
-            seed,
-            ConfirmRequest {
-                auction_id,
-                token_hash,
-                nonce: "",
-            },
-            events,
-        ),
-        Command::ConfirmWithNonce {
-            auction_id,
-            token_hash,
-            nonce,
-        } => bidding::confirm(
-            state,
-            now_ms,
-            seed,
-            ConfirmRequest {
-                auction_id,
-                token_hash,
-                nonce,
-            },
-            events,
-        ),
         Command::Suspend { auction_id, reason } => {
             validate_text("reason", reason, false)?;
             let auction = advanced(state, auction_id, now_ms, seed, events)?;
@@ -292,10 +312,72 @@ fn dispatch(
         } => change_increment(
             state, now_ms, seed, actor, auction_id, *increment, reason, events,
         ),
+        other => misrouted(other),
+    }
+}
+
+/// The bidders' commands (bids, confirmations) and the timer's `Advance`.
+fn dispatch_bidding(
+    state: &mut State,
+    now_ms: u64,
+    seed: u64,
+    command: &Command,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    let confirm = |auction_id, token_hash, nonce| ConfirmRequest {
+        auction_id,
+        token_hash,
+        nonce,
+    };
+    match command {
+        Command::PlaceBid {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+        } => bidding::place_bid(
+            state,
+            now_ms,
+            seed,
+            BidRequest {
+                auction_id,
+                token_hash,
+                amount: *amount,
+                request_id,
+            },
+            events,
+        ),
+        Command::Confirm {
+            auction_id,
+            token_hash,
+        } => {
+            let request = confirm(auction_id, token_hash, "");
+            bidding::confirm(state, now_ms, seed, request, events)
+        }
+        Command::ConfirmWithNonce {
+            auction_id,
+            token_hash,
+            nonce,
+        } => {
+            let request = confirm(auction_id, token_hash, nonce);
+            bidding::confirm(state, now_ms, seed, request, events)
+        }
         Command::Advance { auction_id } => {
             advanced(state, auction_id, now_ms, seed, events)?;
             Ok(Outcome::AuctionUpdated)
         }
+        other => misrouted(other),
+    }
+}
+
+/// The system's commands: the takeover's stamp, purges, records, checkpoints, and the
+/// commands `apply` and `ledger::Replica::apply` take before dispatching.
+fn dispatch_housekeeping(
+    state: &mut State,
+    now_ms: u64,
+    command: &Command,
+) -> Result<Outcome, Rejection> {
+    match command {
         // The takeover itself was applied before the first command of this leader's term
         // (`takeover::begin_term`); the command only puts a stamped entry in the log as
         // soon as the leader is elected.
@@ -334,6 +416,7 @@ fn dispatch(
         | Command::ExchangePrune { .. } => Err(Rejection::Conflict(
             "exchange commands are applied by the state machine".to_string(),
         )),
+        other => misrouted(other),
     }
 }
 
@@ -351,16 +434,6 @@ fn advanced<'a>(
         .ok_or(Rejection::AuctionNotFound)?;
     advance(auction, now_ms, seed, events);
     Ok(auction)
-}
-
-pub(super) fn validate_hash(field: &str, value: &str) -> Result<(), Rejection> {
-    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(())
-    } else {
-        Err(Rejection::InvalidRequest(format!(
-            "{field} must be 64 hex digits"
-        )))
-    }
 }
 
 fn create_auction(

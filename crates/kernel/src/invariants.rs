@@ -2,8 +2,8 @@
 //! touched an auction (a violation is a bug and stops the node); property tests and the
 //! cluster checkers call the same functions.
 
+use super::auction::{Auction, Phase};
 use super::chain::verify_chain;
-use super::state::{Auction, Phase};
 
 /// A broken invariant, named.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
