@@ -295,6 +295,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         };
         let mut payload =
             payload_for(meta, &stored.data).map_err(snapshot_error(Some(meta), ErrorVerb::Read))?;
+        // A state that breaks a kernel invariant is refused before anything is written: the
+        // node keeps the state it has (and Raft stops with the error).
+        gavel_kernel::invariants::check_state(&payload.kernel)
+            .map_err(|violation| {
+                StoreError::corrupt(
+                    format!("snapshot {}", meta.snapshot_id),
+                    format!("its state breaks a kernel invariant: {violation}"),
+                )
+            })
+            .map_err(snapshot_error(Some(meta), ErrorVerb::Read))?;
         // The records the snapshot carries, and a note of those archived between what this
         // node applied and the snapshot's index (fetched from a peer by `archive_fetch`),
         // are durable before the snapshot that no longer holds those auctions is stored.
