@@ -5,6 +5,14 @@
 //! the end, replaying the envelope log on a fresh `State` must give the same answers and
 //! the same state. proptest prints the failing scenario (its `seed` included) and
 //! shrinks it.
+//!
+//! The scenarios also carry exchange records (`Command::Exchange`, keys drawn from a few so
+//! that they repeat), exports and prunes: after every step the exchange ledger must keep
+//! its rules (docs/DESIGN.md decision 6), checked against what the test itself kept of
+//! the keys and the outbox: each key applied once until it is pruned, outbox records
+//! numbered in the order they were put there, one per fresh record and one per auction
+//! closed once the spool is in use, none lost but by an export, and never more than
+//! `MAX_OUTBOX`.
 
 mod common_kernel;
 
@@ -13,11 +21,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use common_kernel::model::{bidder_id, nonce_is_valid, takes_bids, ModelAuction, ModelWinner};
 use common_kernel::model::{rules_commitment, rules_draw};
 use common_kernel::model::{OperatorAction, View};
-use common_kernel::{apply_logged, spec, Harness};
+use common_kernel::{replay_with_ledger, spec, Harness};
 use gavel_kernel::invariants::check_auction;
+use gavel_kernel::ledger::{ExchangeLedger, OutboxStatus, MAX_OUTBOX};
 use gavel_kernel::lottery::Lottery;
-use gavel_kernel::{apply, Auction, AuctionSpec, Command, Envelope, IncrementRule};
-use gavel_kernel::{Outcome, Receipt, Rejection, State};
+use gavel_kernel::{apply, Applied, Auction, AuctionSpec, Command, Effect, Envelope};
+use gavel_kernel::{Event, EventKind, IncrementRule, Outcome, Receipt, Rejection};
 use proptest::prelude::*;
 
 /// Bidders b0 and b1 keep their sessions, b2's expires (or is closed), b3's expires at
@@ -58,6 +67,21 @@ enum Action {
     /// A leader change after a leaderless gap of this many milliseconds.
     Takeover(u64),
     CloseSessionOfBidder2,
+    /// An exchange record: its key `k{n}` (a few, so keys repeat) and what it carries.
+    Exchange(u8, Carried),
+    /// The outbox exported through its newest record but this many.
+    ExchangeExported(u64),
+    /// Keys applied longer ago than this many milliseconds forgotten.
+    ExchangePrune(u64),
+}
+
+/// What an exchange record carries: a command the exchange may carry (a new bidder, a
+/// termination of an auction that does not exist), or one it may not (a checkpoint).
+#[derive(Debug, Clone, Copy)]
+enum Carried {
+    NewBidder,
+    TerminateUnknown,
+    Checkpoint,
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +143,14 @@ fn nonce() -> impl Strategy<Value = &'static str> {
     prop_oneof![4 => Just(""), 3 => Just("n1"), 2 => Just("n-2_x"), 1 => Just("not a nonce")]
 }
 
+fn carried() -> impl Strategy<Value = Carried> {
+    prop_oneof![
+        3 => Just(Carried::NewBidder),
+        1 => Just(Carried::TerminateUnknown),
+        1 => Just(Carried::Checkpoint),
+    ]
+}
+
 fn action() -> impl Strategy<Value = Action> {
     let amount = prop_oneof![
         6 => (0..=3u64).prop_map(Amount::Steps),
@@ -139,6 +171,9 @@ fn action() -> impl Strategy<Value = Action> {
         8 => (auction.clone(), operator_action()).prop_map(|(auction, action)| Action::Operator(auction, action)),
         2 => (0..=600u64).prop_map(Action::Takeover),
         1 => Just(Action::CloseSessionOfBidder2),
+        4 => (0..4u8, carried()).prop_map(|(key, carried)| Action::Exchange(key, carried)),
+        1 => (0..3u64).prop_map(Action::ExchangeExported),
+        1 => (0..=400u64).prop_map(Action::ExchangePrune),
         // Rarely a terminate: it ends the interesting part of an auction's life.
         1 => (auction, 0..5u8).prop_map(|(auction, roll)| match roll {
             0 => Action::Operator(auction, OperatorAction::Terminate),
@@ -183,12 +218,27 @@ struct Run {
     /// Per auction, the lottery commitment the kernel published at cap entry: it must
     /// never change, and the draw must reveal its seed.
     commitments: Vec<Option<[u8; 32]>>,
+    /// What the last command answered, with its events and effects.
+    last_applied: Option<Applied>,
+    /// The exchange keys applied and not forgotten, with when the ledger says they were
+    /// applied.
+    keys: BTreeMap<String, u64>,
+    /// The exchange record the last step applied for the first time, with the status its
+    /// outbound record must carry.
+    fresh_record: Option<(String, OutboxStatus)>,
+    /// Whether an exchange record was ever applied: the spool is in use from then on.
+    spool_in_use: bool,
+    /// Outbound records taken out by exports so far.
+    exported: u64,
+    /// New bidders registered through the exchange so far.
+    exchange_bidders: u64,
 }
 
 impl Run {
     fn apply(&mut self, command: Command) -> Result<Outcome, Rejection> {
         let applied = self.harness.run_with(self.now_ms, self.seed, "op", command);
         self.results.push(applied.result.clone());
+        self.last_applied = Some(applied.clone());
         applied.result
     }
 
@@ -210,6 +260,12 @@ impl Run {
             requests: BTreeMap::new(),
             numbers: Vec::new(),
             commitments: Vec::new(),
+            last_applied: None,
+            keys: BTreeMap::new(),
+            fresh_record: None,
+            spool_in_use: false,
+            exported: 0,
+            exchange_bidders: 0,
         };
         for (bidder, expires_at_ms) in expiry_ms.into_iter().enumerate() {
             run.harness
@@ -270,7 +326,17 @@ impl Run {
     }
 
     fn step(&mut self, wait_ms: u64, action: &Action) {
-        self.now_ms += wait_ms;
+        // The exchange's own commands (exports, prunes, repeated or refused records) do not
+        // move the kernel's clock (`ledger`), and the takeover rule's leaderless gap
+        // begins at that clock; they come at the time of the command before, where the
+        // model's gap begins too.
+        let ledger_only = matches!(
+            action,
+            Action::Exchange(..) | Action::ExchangeExported(_) | Action::ExchangePrune(_)
+        );
+        if !ledger_only {
+            self.now_ms += wait_ms;
+        }
         if let Action::Takeover(gap_ms) = action {
             return self.takeover(*gap_ms);
         }
@@ -309,8 +375,173 @@ impl Run {
                 let closed = self.apply(Command::CloseSession { token_hash });
                 assert_eq!(closed, expected);
             }
+            Action::Exchange(key, carried) => self.exchange(format!("k{key}"), *carried),
+            Action::ExchangeExported(back) => {
+                let through = self.harness.ledger.next_seq.saturating_sub(1 + back);
+                let before = self.harness.ledger.outbox.clone();
+                let answer = self.apply(Command::ExchangeExported { through });
+                assert_eq!(answer, Ok(Outcome::ExchangeExported { through }));
+                self.exported += before.range(..=through).count() as u64;
+            }
+            Action::ExchangePrune(retention_ms) => {
+                let before_ms = now_ms.saturating_sub(*retention_ms);
+                let forgotten = self.keys.values().filter(|&&at| at < before_ms).count();
+                self.keys
+                    .retain(|_, applied_at_ms| *applied_at_ms >= before_ms);
+                let answer = self.apply(Command::ExchangePrune {
+                    retention_ms: *retention_ms,
+                });
+                let keys = forgotten as u64;
+                assert_eq!(answer, Ok(Outcome::ExchangePruned { keys }));
+            }
             Action::Takeover(_) => unreachable!("handled above"),
         }
+    }
+
+    /// An exchange record: a key not applied (or forgotten) applies its command once; a
+    /// key applied before changes nothing.
+    fn exchange(&mut self, key: String, carried: Carried) {
+        self.exchange_bidders += 1;
+        let command = match carried {
+            Carried::NewBidder => Command::RegisterBidder {
+                bidder_id: format!("x{}", self.exchange_bidders),
+                name: "From the intranet".to_string(),
+                secret_salt: format!("{:032x}", self.exchange_bidders),
+                secret_hash: format!("{:064x}", self.exchange_bidders),
+            },
+            Carried::TerminateUnknown => Command::Terminate {
+                auction_id: "not-here".to_string(),
+                reason: "withdrawn".to_string(),
+            },
+            Carried::Checkpoint => Command::Checkpoint {
+                label: "x".to_string(),
+            },
+        };
+        let fresh = !self.keys.contains_key(&key);
+        let rejected = match carried {
+            _ if !fresh => None,
+            Carried::NewBidder => None,
+            Carried::TerminateUnknown => Some("auction_not_found"),
+            Carried::Checkpoint => Some("invalid_request"),
+        };
+        let answer = self.apply(Command::Exchange {
+            key: key.clone(),
+            command: Box::new(command),
+        });
+        let expected = Outcome::ExchangeApplied {
+            duplicate: !fresh,
+            rejected: rejected.map(str::to_string),
+        };
+        assert_eq!(answer, Ok(expected), "record {key}");
+        if fresh {
+            let entry = &self.harness.ledger.applied[&key];
+            // The ledger notes when the record was applied.
+            assert_eq!(entry.applied_at_ms, self.now_ms, "{key} applied at");
+            self.keys.insert(key.clone(), self.now_ms);
+            let status = match rejected {
+                None => OutboxStatus::Applied,
+                Some(_) => OutboxStatus::Rejected,
+            };
+            self.fresh_record = Some((key, status));
+            self.spool_in_use = true;
+        }
+    }
+
+    /// The exchange ledger's rules, after a step, against `before` (the ledger before it).
+    fn check_ledger(&mut self, before: &ExchangeLedger) {
+        let ledger = &self.harness.ledger;
+        let applied = self
+            .last_applied
+            .as_ref()
+            .expect("every step applies a command");
+        let takeover = self.harness.last_takeover.as_ref();
+        let closed = |events: &[Event]| -> Vec<(String, OutboxStatus)> {
+            let closes = events
+                .iter()
+                .filter(|event| event.kind == EventKind::Closed);
+            closes
+                .map(|event| (format!("result/{}", event.auction_id), OutboxStatus::Closed))
+                .collect()
+        };
+        // In the order they were applied: the takeover's closes, the record, the command's.
+        let mut expected = Vec::new();
+        if before.active {
+            expected.extend(takeover.map_or(Vec::new(), |t| closed(&t.events)));
+        }
+        expected.extend(self.fresh_record.take());
+        if self.spool_in_use {
+            expected.extend(closed(&applied.events));
+        }
+        assert_eq!(ledger.active, self.spool_in_use, "the spool is in use");
+
+        // Each key applied once: the ledger holds exactly the keys the test kept.
+        let keys: BTreeMap<String, u64> = ledger
+            .applied
+            .iter()
+            .map(|(key, entry)| (key.clone(), entry.applied_at_ms))
+            .collect();
+        assert_eq!(keys, self.keys);
+
+        // New records numbered on from the last, in order, none skipped.
+        assert_eq!(
+            ledger.next_seq,
+            before.next_seq + expected.len() as u64,
+            "expected {expected:?}; the outbox: {:?}; events {:?}",
+            ledger.outbox,
+            applied.events
+        );
+        let new: Vec<(u64, (String, OutboxStatus))> = ledger
+            .outbox
+            .range(before.next_seq..)
+            .map(|(seq, record)| (*seq, (record.key.clone(), record.status)))
+            .collect();
+        let numbered: Vec<(u64, (String, OutboxStatus))> =
+            (before.next_seq..).zip(expected).collect();
+        assert_eq!(new, numbered, "the records this step put in the outbox");
+        let announced: Vec<u64> = takeover
+            .into_iter()
+            .chain([applied])
+            .flat_map(|applied| &applied.effects)
+            .filter_map(|effect| match effect {
+                Effect::Outbox { seq } => Some(*seq),
+                _ => None,
+            })
+            .collect();
+        let numbers: Vec<u64> = new.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(announced, numbers, "each record is announced as an effect");
+        for (seq, (key, status)) in &new {
+            if *status != OutboxStatus::Closed {
+                continue;
+            }
+            // A closed auction's result: its final phase and every bid.
+            let auction = &self.harness.state.auctions[key.trim_start_matches("result/")];
+            let data: serde_json::Value =
+                serde_json::from_str(&ledger.outbox[seq].data).expect("JSON");
+            assert!(auction.phase.is_closed());
+            assert_eq!(data["phase"], auction.phase.as_str());
+            assert_eq!(
+                data["bids"].as_array().map(Vec::len),
+                Some(auction.bids.len())
+            );
+        }
+
+        // Older records stay as they were until an export takes them out.
+        for (seq, record) in &before.outbox {
+            match ledger.outbox.get(seq) {
+                Some(kept) => assert_eq!(kept, record, "record {seq} changed"),
+                None => assert!(
+                    self.exported > 0 && ledger.outbox.range(..=seq).next().is_none(),
+                    "record {seq} left the outbox without an export"
+                ),
+            }
+        }
+        assert!(ledger.outbox.len() <= MAX_OUTBOX);
+        assert_eq!(ledger.dropped, 0, "the outbox never filled up");
+        let accounted = ledger.outbox.len() as u64 + ledger.dropped + self.exported;
+        assert_eq!(
+            ledger.next_seq, accounted,
+            "every record is kept, dropped or exported"
+        );
     }
 
     fn bid(&mut self, bid: &Bid) {
@@ -544,16 +775,19 @@ fn run_scenario(scenario: &Scenario) {
     let mut run = Run::start(scenario);
     run.check_against_model();
     for (wait_ms, action) in &scenario.steps {
+        let before = run.harness.ledger.clone();
         run.step(*wait_ms, action);
+        run.check_ledger(&before);
         run.check_against_model();
     }
-    let mut replica = State::default();
+    let (mut replica, mut ledger) = (Default::default(), ExchangeLedger::default());
     let setup_commands = run.harness.log.len() - run.results.len();
     for (index, logged) in run.harness.log.iter().enumerate() {
-        let answer = apply_logged(&mut replica, logged).1.result;
+        let log_index = index as u64 + 1;
+        let answer = common_kernel::apply_logged(&mut replica, &mut ledger, logged, log_index);
         if let Some(original) = index.checked_sub(setup_commands).map(|i| &run.results[i]) {
             assert_eq!(
-                &answer, original,
+                &answer.1.result, original,
                 "replayed answer to {:?}",
                 logged.envelope.command
             );
@@ -564,6 +798,8 @@ fn run_scenario(scenario: &Scenario) {
         replica == run.harness.state,
         "replaying the log gives another state"
     );
+    assert_eq!(ledger, run.harness.ledger, "replaying gives another ledger");
+    assert_eq!(replay_with_ledger(&run.harness.log).1, ledger);
 }
 
 proptest! {

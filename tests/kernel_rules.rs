@@ -13,12 +13,14 @@ use common_kernel::model::{rules_commitment, rules_draw};
 use common_kernel::{below, capped_sale, not_open, off_grid, sale, spec, timed_sale};
 use common_kernel::{replay, Harness, AUCTION, DEFAULT_SEED};
 use common_kernel::{token_hash, with, with_cap, with_reserve};
-use gavel::model::views::{AuctionView, ControlAuctionView};
+use gavel::model::views::{AuctionView, ControlAuctionView, ResultView};
 use gavel_kernel::chain::verify_chain;
 use gavel_kernel::invariants::{check_auction, no_bid_while_suspended, Violation};
+use gavel_kernel::ledger::{ExchangeLedger, OutboxStatus, Replica};
 use gavel_kernel::lottery::{CommitReveal, Lottery};
+use gavel_kernel::sale_result::SaleResult;
+use gavel_kernel::{Auction, Effect, Envelope, Outcome, Rejection};
 use gavel_kernel::{AuctionSpec, Command, EventKind, IncrementRule};
-use gavel_kernel::{Outcome, Rejection};
 
 // Prices: "First valid bid ≥ start_price".
 #[test]
@@ -792,11 +794,12 @@ fn archive_takes_out_only_auctions_closed_long_enough() {
     };
     let too_early = harness.run_with(140_000, DEFAULT_SEED, "janitor", archive(50_000));
     assert_eq!(too_early.result, Ok(Outcome::Archived { auctions: 0 }));
-    assert!(too_early.archived.is_empty());
+    assert_eq!(too_early.effects, vec![Effect::Archive(Vec::new())]);
     let due = harness.run_with(150_000, DEFAULT_SEED, "janitor", archive(50_000));
     assert_eq!(due.result, Ok(Outcome::Archived { auctions: 1 }));
-    assert_eq!(due.archived.len(), 1);
-    let archived = &due.archived[0];
+    let archived: Vec<&Auction> = due.archived().collect();
+    assert_eq!(archived.len(), 1);
+    let archived = archived[0];
     assert_eq!(archived.spec.id, AUCTION);
     assert_eq!(archived.bids.len(), 1);
     assert!(archived.winner.is_some());
@@ -942,7 +945,7 @@ fn control_commands_are_recorded_with_their_operator_and_bids_are_not() {
         .map(|r| {
             (
                 r.operator.clone(),
-                r.action.clone(),
+                r.action.to_string(),
                 r.target.clone(),
                 r.outcome.clone(),
             )
@@ -973,4 +976,121 @@ fn control_commands_are_recorded_with_their_operator_and_bids_are_not() {
     .map(owned)
     .collect();
     assert_eq!(trail, expected);
+}
+
+// The node records its cluster changes (`node add`, `node remove`, `migrate`,
+// `switchover`) on the audit trail with `RecordOperatorAction`: each is an action of the
+// trail, recorded as done, spaces and all.
+#[test]
+fn cluster_changes_are_recorded_as_done() {
+    let mut harness = Harness::default();
+    for (now_ms, action) in [
+        (1_000, "node add"),
+        (2_000, "node remove"),
+        (3_000, "migrate"),
+        (4_000, "switchover"),
+    ] {
+        let record = Command::RecordOperatorAction {
+            action: action.into(),
+            target: "node 4".into(),
+            reason: String::new(),
+        };
+        let applied = harness.run_with(now_ms, DEFAULT_SEED, "operator-wang", record);
+        assert_eq!(
+            applied.result,
+            Ok(Outcome::OperatorActionRecorded),
+            "{action}"
+        );
+        let recorded = harness.state.operator_audit.back().expect("recorded");
+        assert_eq!(
+            (recorded.action.as_str(), recorded.outcome.as_str()),
+            (action, "ok")
+        );
+    }
+    assert_eq!(
+        harness.state.operator_audit[0].action,
+        gavel_kernel::OperatorAction::NodeAdd
+    );
+}
+
+// The exchange outbox carries each closed auction's result as the kernel builds it
+// (`gavel_kernel::sale_result`); it is the control API's `ResultView`, field for field,
+// and the outbox's text is the one the spool wrote when it was built from `ResultView`.
+#[test]
+fn the_outbox_result_of_a_sold_a_failed_and_a_terminated_auction_is_the_api_result() {
+    let sold = {
+        let mut harness = capped_sale();
+        harness.confirm(40_000, "alice").expect("alice confirms");
+        harness.confirm(41_000, "bob").expect("bob confirms");
+        harness
+    };
+    let unsold = sale(spec(AUCTION));
+    let terminated = {
+        let mut harness = sale(spec(AUCTION));
+        harness.accept(20_000, "alice", 1000);
+        harness
+    };
+    let closing = [
+        (
+            sold,
+            200_000,
+            Command::Advance {
+                auction_id: AUCTION.to_string(),
+            },
+            "sold",
+        ),
+        (
+            unsold,
+            200_000,
+            Command::Advance {
+                auction_id: AUCTION.to_string(),
+            },
+            "unsold",
+        ),
+        (
+            terminated,
+            50_000,
+            Command::Terminate {
+                auction_id: AUCTION.to_string(),
+                reason: "withdrawn".to_string(),
+            },
+            "terminated",
+        ),
+    ];
+    for (mut harness, now_ms, command, phase) in closing {
+        let mut ledger = ExchangeLedger {
+            active: true,
+            ..ExchangeLedger::default()
+        };
+        let envelope = Envelope {
+            now_ms,
+            seed: DEFAULT_SEED,
+            actor: "operator-li".to_string(),
+            command,
+        };
+        let applied = Replica {
+            state: &mut harness.state,
+            ledger: &mut ledger,
+        }
+        .apply(&envelope, 42);
+        assert!(applied.result.is_ok(), "{:?}", applied.result);
+        let auction = harness.a1();
+        assert_eq!(auction.phase.as_str(), phase);
+        let view = ResultView::new(auction);
+        // The sale went to a lottery among the two who confirmed: every field is filled.
+        assert_eq!(phase == "sold", view.lottery.is_some());
+        let kernel = SaleResult::of(auction);
+        assert_eq!(
+            serde_json::to_string(&kernel).expect("kernel result"),
+            serde_json::to_string(&view).expect("view")
+        );
+        let record = ledger.outbox.values().last().expect("the result spooled");
+        assert_eq!(record.key, format!("result/{AUCTION}"));
+        assert_eq!(record.status, OutboxStatus::Closed);
+        assert_eq!(
+            record.data,
+            serde_json::to_value(&view).expect("view").to_string()
+        );
+        assert_eq!(applied.effects, vec![Effect::Outbox { seq: 0 }]);
+    }
 }

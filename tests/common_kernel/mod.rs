@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use gavel_kernel::{
-    apply, begin_term, Applied, Auction, AuctionSpec, Command, Envelope, EventKind, IncrementRule,
-    Outcome, Receipt, Rejection, State,
+    Applied, Auction, AuctionSpec, Command, Envelope, EventKind, ExchangeLedger, IncrementRule,
+    Outcome, Receipt, Rejection, Replica, State,
 };
 
 /// The seed every envelope carries unless a test says otherwise.
@@ -83,33 +83,42 @@ pub struct LoggedCommand {
     pub envelope: Envelope,
 }
 
-/// Applies a command as the state machine does: the takeover rule first when the
-/// command is the first of its term, then the command. Answers both.
-pub fn apply_logged(state: &mut State, logged: &LoggedCommand) -> (Option<Applied>, Applied) {
+/// Applies a command as the state machine does, to the state and the exchange ledger,
+/// as the entry at `log_index`: the takeover rule first when the command is the first of
+/// its term, then the command. Answers both.
+pub fn apply_logged(
+    state: &mut State,
+    ledger: &mut ExchangeLedger,
+    logged: &LoggedCommand,
+    log_index: u64,
+) -> (Option<Applied>, Applied) {
     let envelope = &logged.envelope;
-    let takeover = begin_term(
-        state,
-        logged.term,
-        LEADER_NODE_ID,
-        envelope.now_ms,
-        envelope.seed,
-    );
-    (takeover, apply(state, envelope))
+    let mut replica = Replica { state, ledger };
+    let takeover = replica.begin_term(logged.term, LEADER_NODE_ID, envelope.now_ms, envelope.seed);
+    (takeover, replica.apply(envelope, log_index))
+}
+
+/// The state and the exchange ledger a replica holds after applying `log` from the start
+/// (the first command at log index 1).
+pub fn replay_with_ledger(log: &[LoggedCommand]) -> (State, ExchangeLedger) {
+    let (mut replica, mut ledger) = (State::default(), ExchangeLedger::default());
+    for (index, logged) in log.iter().enumerate() {
+        apply_logged(&mut replica, &mut ledger, logged, index as u64 + 1);
+    }
+    (replica, ledger)
 }
 
 /// The state a replica holds after applying `log` from the start.
 pub fn replay(log: &[LoggedCommand]) -> State {
-    let mut replica = State::default();
-    for logged in log {
-        apply_logged(&mut replica, logged);
-    }
-    replica
+    replay_with_ledger(log).0
 }
 
 /// A state plus the commands applied to it, in order, each in its leader's term.
 #[derive(Default)]
 pub struct Harness {
     pub state: State,
+    /// The exchange ledger beside the state (`gavel_kernel::ledger`).
+    pub ledger: ExchangeLedger,
     pub log: Vec<LoggedCommand>,
     /// The term of the leader stamping commands now; `new_leader` moves to the next.
     pub term: u64,
@@ -132,7 +141,9 @@ impl Harness {
                 command,
             },
         };
-        let (takeover, applied) = apply_logged(&mut self.state, &logged);
+        let log_index = self.log.len() as u64 + 1;
+        let (takeover, applied) =
+            apply_logged(&mut self.state, &mut self.ledger, &logged, log_index);
         self.last_takeover = takeover;
         self.log.push(logged);
         applied

@@ -11,28 +11,60 @@ use super::event::{Event, EventKind};
 use super::housekeeping;
 use super::invariants;
 use super::lottery::{self, splitmix64};
+use super::operator::OperatorAction;
 use super::phases::{self, advance, not_open};
 use super::rejection::Rejection;
-use super::sessions;
+use super::signin;
 use super::state::{Auction, OperatorRecord, Phase, State, MAX_OPERATOR_RECORDS};
 use super::types::{validate_id, validate_text, AuctionSpec, BidderNumber, Money};
 
-/// What applying one command produced: its answer, and the events to publish. A refused
-/// command may still carry events, for example when the bid that came too late closed
-/// the auction on its way in.
+/// What applying one command produced: its answer, the events to publish, and the
+/// effects the shell has to carry out. A refused command may still carry events, for
+/// example when the bid that came too late closed the auction on its way in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub result: Result<Outcome, Rejection>,
     pub events: Vec<Event>,
-    /// The auctions a `Command::Archive` took out of the state, for the shell to store.
-    pub archived: Vec<Auction>,
-    /// Set by a `Command::PruneArchive`: archived auctions that closed before this time
-    /// leave the shell's archive.
-    pub prune_closed_before_ms: Option<u64>,
+    /// What the shell has to do beside the state, in order.
+    pub effects: Vec<Effect>,
 }
 
-/// Applies one committed command. Deterministic: the same state and envelope give the
-/// same result on every replica.
+/// What the shell does because of a command: the kernel state holds the decision, the
+/// shell's stores carry it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// The auctions a `Command::Archive` took out of the state, for the shell to store.
+    Archive(Vec<Auction>),
+    /// Set by a `Command::PruneArchive`: archived auctions that closed before this time
+    /// leave the shell's archive.
+    PruneArchive { closed_before_ms: u64 },
+    /// A record was put in the exchange outbox with this sequence number, for the
+    /// leader's Exchange actor to write out (`ledger`).
+    Outbox { seq: u64 },
+}
+
+impl Applied {
+    /// An answer without events or effects.
+    pub fn answer(result: Result<Outcome, Rejection>) -> Self {
+        Applied {
+            result,
+            events: Vec::new(),
+            effects: Vec::new(),
+        }
+    }
+
+    /// The auctions an `Effect::Archive` hands on, if any.
+    pub fn archived(&self) -> impl Iterator<Item = &Auction> {
+        self.effects.iter().flat_map(|effect| match effect {
+            Effect::Archive(auctions) => auctions.as_slice(),
+            _ => &[],
+        })
+    }
+}
+
+/// Applies one committed command to the kernel state. Deterministic: the same state and
+/// envelope give the same result on every replica. The replication layer calls it through
+/// `ledger::Replica::apply`, which keeps the exchange ledger beside the state.
 pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
     // Command times never go backwards, whatever a new leader's clock says.
     let now_ms = envelope.now_ms.max(state.clock_ms);
@@ -47,8 +79,7 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
         return Applied {
             result,
             events,
-            archived,
-            prune_closed_before_ms: None,
+            effects: vec![Effect::Archive(archived)],
         };
     }
     if let Command::PruneArchive { retention_ms } = &envelope.command {
@@ -57,8 +88,7 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
         return Applied {
             result: Ok(Outcome::ArchivePruned { closed_before_ms }),
             events,
-            archived: Vec::new(),
-            prune_closed_before_ms: Some(closed_before_ms),
+            effects: vec![Effect::PruneArchive { closed_before_ms }],
         };
     }
     let result = dispatch(state, now_ms, envelope, &mut events);
@@ -82,8 +112,7 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
     Applied {
         result,
         events,
-        archived: Vec::new(),
-        prune_closed_before_ms: None,
+        effects: Vec::new(),
     }
 }
 
@@ -145,15 +174,59 @@ fn check_latest(auction: &Auction) -> Result<(), invariants::Violation> {
     invariants::deadline_matches_phase(auction)
 }
 
+/// Sends a command to the rules of its group (bidders, sessions, auction administration,
+/// bidding, housekeeping). The match is exhaustive: a new command is routed here.
 fn dispatch(
     state: &mut State,
     now_ms: u64,
     envelope: &Envelope,
     events: &mut Vec<Event>,
 ) -> Result<Outcome, Rejection> {
-    let seed = envelope.seed;
-    let actor = envelope.actor.as_str();
-    match &envelope.command {
+    let command = &envelope.command;
+    match command {
+        Command::RegisterBidder { .. } | Command::UpgradeSecretHash { .. } => {
+            dispatch_bidders(state, now_ms, command)
+        }
+        Command::OpenSession { .. }
+        | Command::OpenSessionUncapped { .. }
+        | Command::CloseSession { .. } => dispatch_sessions(state, now_ms, command),
+        Command::CreateAuction { .. }
+        | Command::Qualify { .. }
+        | Command::Suspend { .. }
+        | Command::Resume { .. }
+        | Command::Terminate { .. }
+        | Command::ChangeIncrement { .. } => {
+            dispatch_auction_admin(state, now_ms, envelope, events)
+        }
+        Command::PlaceBid { .. }
+        | Command::Confirm { .. }
+        | Command::ConfirmWithNonce { .. }
+        | Command::Advance { .. } => {
+            dispatch_bidding(state, now_ms, envelope.seed, command, events)
+        }
+        Command::Takeover { .. }
+        | Command::Purge { .. }
+        | Command::RecordOperatorAction { .. }
+        | Command::Checkpoint { .. }
+        | Command::Archive { .. }
+        | Command::PruneArchive { .. }
+        | Command::Exchange { .. }
+        | Command::ExchangeExported { .. }
+        | Command::ExchangePrune { .. } => dispatch_housekeeping(state, now_ms, command),
+    }
+}
+
+/// A command `dispatch` routed to a group that does not handle it.
+fn misrouted(command: &Command) -> ! {
+    unreachable!("kernel: {command:?} dispatched to the wrong group")
+}
+
+fn dispatch_bidders(
+    state: &mut State,
+    now_ms: u64,
+    command: &Command,
+) -> Result<Outcome, Rejection> {
+    match command {
         Command::RegisterBidder {
             bidder_id,
             name,
@@ -165,12 +238,22 @@ fn dispatch(
             old_secret_hash,
             new_secret_hash,
         } => bidders::upgrade_secret_hash(state, bidder_id, old_secret_hash, new_secret_hash),
+        other => misrouted(other),
+    }
+}
+
+fn dispatch_sessions(
+    state: &mut State,
+    now_ms: u64,
+    command: &Command,
+) -> Result<Outcome, Rejection> {
+    match command {
         Command::OpenSession {
             token_hash,
             bidder_id,
             expires_at_ms,
             max_sessions_per_bidder,
-        } => sessions::open(
+        } => signin::open(
             state,
             now_ms,
             token_hash,
@@ -182,62 +265,28 @@ fn dispatch(
             token_hash,
             bidder_id,
             expires_at_ms,
-        } => sessions::open(state, now_ms, token_hash, bidder_id, *expires_at_ms, None),
-        Command::CloseSession { token_hash } => match state.sessions.remove(token_hash) {
-            Some(session) if session.expires_at_ms > now_ms => Ok(Outcome::SessionClosed),
-            _ => Err(Rejection::Unauthenticated),
-        },
+        } => signin::open(state, now_ms, token_hash, bidder_id, *expires_at_ms, None),
+        Command::CloseSession { token_hash } => signin::close(state, now_ms, token_hash),
+        other => misrouted(other),
+    }
+}
+
+/// The operators' commands on auctions: create, qualify, suspend, resume, terminate,
+/// change the increment.
+fn dispatch_auction_admin(
+    state: &mut State,
+    now_ms: u64,
+    envelope: &Envelope,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    let seed = envelope.seed;
+    let actor = envelope.actor.as_str();
+    match &envelope.command {
         Command::CreateAuction { spec } => create_auction(state, now_ms, seed, actor, spec, events),
         Command::Qualify {
             auction_id,
             bidder_id,
         } => qualify(state, now_ms, seed, actor, auction_id, bidder_id, events),
-        Command::PlaceBid {
-            auction_id,
-            token_hash,
-            amount,
-            request_id,
-        } => bidding::place_bid(
-            state,
-            now_ms,
-            seed,
-            BidRequest {
-                auction_id,
-                token_hash,
-                amount: *amount,
-                request_id,
-            },
-            events,
-        ),
-        Command::Confirm {
-            auction_id,
-            token_hash,
-        } => bidding::confirm(
-            state,
-            now_ms,
-            seed,
-            ConfirmRequest {
-                auction_id,
-                token_hash,
-                nonce: "",
-            },
-            events,
-        ),
-        Command::ConfirmWithNonce {
-            auction_id,
-            token_hash,
-            nonce,
-        } => bidding::confirm(
-            state,
-            now_ms,
-            seed,
-            ConfirmRequest {
-                auction_id,
-                token_hash,
-                nonce,
-            },
-            events,
-        ),
         Command::Suspend { auction_id, reason } => {
             validate_text("reason", reason, false)?;
             let auction = advanced(state, auction_id, now_ms, seed, events)?;
@@ -263,10 +312,72 @@ fn dispatch(
         } => change_increment(
             state, now_ms, seed, actor, auction_id, *increment, reason, events,
         ),
+        other => misrouted(other),
+    }
+}
+
+/// The bidders' commands (bids, confirmations) and the timer's `Advance`.
+fn dispatch_bidding(
+    state: &mut State,
+    now_ms: u64,
+    seed: u64,
+    command: &Command,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    let confirm = |auction_id, token_hash, nonce| ConfirmRequest {
+        auction_id,
+        token_hash,
+        nonce,
+    };
+    match command {
+        Command::PlaceBid {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+        } => bidding::place_bid(
+            state,
+            now_ms,
+            seed,
+            BidRequest {
+                auction_id,
+                token_hash,
+                amount: *amount,
+                request_id,
+            },
+            events,
+        ),
+        Command::Confirm {
+            auction_id,
+            token_hash,
+        } => {
+            let request = confirm(auction_id, token_hash, "");
+            bidding::confirm(state, now_ms, seed, request, events)
+        }
+        Command::ConfirmWithNonce {
+            auction_id,
+            token_hash,
+            nonce,
+        } => {
+            let request = confirm(auction_id, token_hash, nonce);
+            bidding::confirm(state, now_ms, seed, request, events)
+        }
         Command::Advance { auction_id } => {
             advanced(state, auction_id, now_ms, seed, events)?;
             Ok(Outcome::AuctionUpdated)
         }
+        other => misrouted(other),
+    }
+}
+
+/// The system's commands: the takeover's stamp, purges, records, checkpoints, and the
+/// commands `apply` and `ledger::Replica::apply` take before dispatching.
+fn dispatch_housekeeping(
+    state: &mut State,
+    now_ms: u64,
+    command: &Command,
+) -> Result<Outcome, Rejection> {
+    match command {
         // The takeover itself was applied before the first command of this leader's term
         // (`takeover::begin_term`); the command only puts a stamped entry in the log as
         // soon as the leader is elected.
@@ -281,7 +392,11 @@ fn dispatch(
             target,
             reason,
         } => {
-            validate_id("action", action)?;
+            if OperatorAction::named(action).is_none() {
+                return Err(Rejection::InvalidRequest(format!(
+                    "action must be one of the audit trail's actions, not {action:?}"
+                )));
+            }
             validate_text("target", target, true)?;
             validate_text("reason", reason, false)?;
             Ok(Outcome::OperatorActionRecorded)
@@ -294,12 +409,14 @@ fn dispatch(
         Command::Archive { .. } | Command::PruneArchive { .. } => Err(Rejection::Conflict(
             "archive commands are applied by apply itself".to_string(),
         )),
-        // The state machine keeps the exchange ledger and hands the inner command here.
+        // `ledger::Replica::apply` keeps the exchange ledger and hands the inner command
+        // here.
         Command::Exchange { .. }
         | Command::ExchangeExported { .. }
         | Command::ExchangePrune { .. } => Err(Rejection::Conflict(
             "exchange commands are applied by the state machine".to_string(),
         )),
+        other => misrouted(other),
     }
 }
 
@@ -317,16 +434,6 @@ fn advanced<'a>(
         .ok_or(Rejection::AuctionNotFound)?;
     advance(auction, now_ms, seed, events);
     Ok(auction)
-}
-
-pub(super) fn validate_hash(field: &str, value: &str) -> Result<(), Rejection> {
-    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(())
-    } else {
-        Err(Rejection::InvalidRequest(format!(
-            "{field} must be 64 hex digits"
-        )))
-    }
 }
 
 fn create_auction(

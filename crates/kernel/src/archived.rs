@@ -20,7 +20,7 @@ use imbl::OrdSet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::state::Auction;
+use super::auction::Auction;
 
 /// The archive's trace in the replicated state (see the module's documentation).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,7 +157,7 @@ pub(crate) mod tests {
         let mut changed = other.clone();
         changed.archived = Default::default();
         let mut auction = crate::Auction::new(spec("lot-1", "The first sale"));
-        auction.phase = Phase::Terminated;
+        auction.enter(Phase::Terminated);
         changed.archived.note_archived(&auction);
         assert_ne!(changed.archived.chain, state.archived.chain);
         assert_ne!(changed.digest(), state.digest());

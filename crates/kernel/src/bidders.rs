@@ -16,10 +16,10 @@
 //! are bounded here (`MAX_ARGON2_MEMORY_KIB`, ...) so no stored record can make a sign-in
 //! cost more than the bounds allow.
 
-use super::apply::validate_hash;
 use super::command::Outcome;
 use super::rejection::Rejection;
 use super::state::{Bidder, State};
+use super::types::validate_hash;
 use super::types::{validate_id, validate_text};
 
 /// The PHC prefix of every Argon2id record (algorithm and version 0x13).

@@ -10,7 +10,7 @@ use super::phases::{advance, not_open};
 use super::rejection::Rejection;
 use super::requests::RequestKey;
 use super::state::{Auction, BidRecord, Phase, RequestRecord, State};
-use super::types::{validate_id, IncrementRule, Money};
+use super::types::{validate_id, BidderNumber, IncrementRule, Money};
 
 /// The lowest amount the next bid may carry.
 pub fn minimum_next_bid(auction: &Auction) -> Result<Money, Rejection> {
@@ -78,24 +78,8 @@ pub fn place_bid(
         .ok_or(Rejection::Unauthenticated)?
         .to_string();
     let request_key = RequestKey::of(request.request_id);
-    if let Some((recorded_id, previous)) = state
-        .requests
-        .get(&bidder_id)
-        .and_then(|records| records.get(request_key))
-    {
-        // A different id under the same key (a SHA-256 collision) is refused, never
-        // answered with another request's receipt nor recorded over it.
-        return if recorded_id == request.request_id
-            && previous.auction_id == request.auction_id
-            && previous.amount == request.amount
-        {
-            Ok(Outcome::BidAccepted {
-                receipt: previous.receipt.clone(),
-                replayed: true,
-            })
-        } else {
-            Err(Rejection::RequestIdReused)
-        };
+    if let Some(answer) = replayed(state, &bidder_id, request_key, &request) {
+        return answer;
     }
     let auction = state
         .auctions
@@ -114,7 +98,71 @@ pub fn place_bid(
         now_ms <= deadline,
         "kernel: accepting a bid after the deadline"
     );
+    let receipt = append_bid(
+        auction,
+        now_ms,
+        seed,
+        &bidder_id,
+        bidder_number,
+        &request,
+        events,
+    );
+    state.requests.entry(bidder_id).or_default().insert(
+        request_key,
+        request.request_id.to_string(),
+        RequestRecord {
+            auction_id: request.auction_id.to_string(),
+            amount: request.amount,
+            receipt: receipt.clone(),
+            recorded_at_ms: now_ms,
+        },
+    );
+    Ok(Outcome::BidAccepted {
+        receipt,
+        replayed: false,
+    })
+}
 
+/// The answer to a request_id the bidder used before: its receipt again for the same
+/// request, a refusal for a different one; `None` for a new request_id.
+fn replayed(
+    state: &State,
+    bidder_id: &str,
+    request_key: RequestKey,
+    request: &BidRequest<'_>,
+) -> Option<Result<Outcome, Rejection>> {
+    let (recorded_id, previous) = state
+        .requests
+        .get(bidder_id)
+        .and_then(|records| records.get(request_key))?;
+    // A different id under the same key (a SHA-256 collision) is refused, never
+    // answered with another request's receipt nor recorded over it.
+    Some(
+        if recorded_id == request.request_id
+            && previous.auction_id == request.auction_id
+            && previous.amount == request.amount
+        {
+            Ok(Outcome::BidAccepted {
+                receipt: previous.receipt.clone(),
+                replayed: true,
+            })
+        } else {
+            Err(Rejection::RequestIdReused)
+        },
+    )
+}
+
+/// Appends an accepted bid to the auction's hash chain: the countdown restarts in timed
+/// bidding, and a bid that reaches the cap stops price bidding. Answers its receipt.
+fn append_bid(
+    auction: &mut Auction,
+    now_ms: u64,
+    seed: u64,
+    bidder_id: &str,
+    bidder_number: BidderNumber,
+    request: &BidRequest<'_>,
+    events: &mut Vec<Event>,
+) -> Receipt {
     let seq = auction.bids.len() as u64 + 1;
     let prev_hash = auction
         .highest_bid()
@@ -124,7 +172,7 @@ pub fn place_bid(
         &BidFields {
             auction_id: request.auction_id,
             seq,
-            bidder_id: &bidder_id,
+            bidder_id,
             bidder_number,
             amount: request.amount,
             accepted_at_ms: now_ms,
@@ -135,7 +183,7 @@ pub fn place_bid(
     auction.bids.push_back(BidRecord {
         seq,
         bid_id: bid_id.clone(),
-        bidder_id: bidder_id.clone(),
+        bidder_id: bidder_id.to_string(),
         bidder_number,
         amount: request.amount,
         accepted_at_ms: now_ms,
@@ -152,28 +200,13 @@ pub fn place_bid(
     if cap::cap_reached(auction) {
         cap::enter_capped(auction, now_ms, seed, events);
     }
-
-    let receipt = Receipt {
+    Receipt {
         bid_id,
         seq,
         auction_id: request.auction_id.to_string(),
         amount: request.amount,
         accepted_at_ms: now_ms,
-    };
-    state.requests.entry(bidder_id).or_default().insert(
-        request_key,
-        request.request_id.to_string(),
-        RequestRecord {
-            auction_id: request.auction_id.to_string(),
-            amount: request.amount,
-            receipt: receipt.clone(),
-            recorded_at_ms: now_ms,
-        },
-    );
-    Ok(Outcome::BidAccepted {
-        receipt,
-        replayed: false,
-    })
+    }
 }
 
 /// What a confirmation asks: the auction, the caller's session, and their nonce (empty:

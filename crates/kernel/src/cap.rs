@@ -4,10 +4,10 @@
 //! the lottery among those who confirmed picks the winner (no one confirmed: the cap
 //! bidder wins). The draw itself, and how anyone checks it, is `lottery`'s.
 
+use super::auction::{Auction, Phase, Winner};
+use super::closing::close;
 use super::event::{Event, EventKind};
 use super::lottery::{self, CommitReveal, Lottery, LotteryEntrant};
-use super::phases::close;
-use super::state::{Auction, Phase, Winner};
 
 /// Whether the high bid has reached the cap.
 pub fn cap_reached(auction: &Auction) -> bool {
@@ -27,7 +27,7 @@ pub fn enter_capped(auction: &mut Auction, now_ms: u64, seed: u64, events: &mut 
     let commitment = lottery::commitment(&lottery_seed);
     auction.lottery_secret.seed = Some(lottery_seed);
     auction.lottery_commitment = Some(commitment);
-    auction.phase = Phase::Capped;
+    auction.enter(Phase::Capped);
     auction.deadline_ms = Some(deadline);
     auction.record(
         now_ms,

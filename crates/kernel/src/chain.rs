@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::state::BidRecord;
+use super::auction::BidRecord;
 use super::types::{BidderNumber, Money};
 
 /// The `prev_hash` of an auction's first bid.

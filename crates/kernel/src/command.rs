@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::operator::OperatorAction;
 use super::types::{AuctionSpec, BidderNumber, Money};
 
 /// One replicated log entry's payload. The leader fills `now_ms` and `seed` when it
@@ -91,6 +92,8 @@ pub enum Command {
     },
     /// Records an operator action that changes no kernel state (a manual switchover) in
     /// the operator audit trail, so every control action is on record with its operator.
+    /// `action` is the name of an `OperatorAction` (`switchover`, `node add`, …); any other
+    /// is refused (and recorded as refused).
     RecordOperatorAction {
         action: String,
         target: String,
@@ -190,35 +193,43 @@ impl Command {
 
     /// What the operator audit trail records of a control command: `(action, target,
     /// reason)`. Bidder and system commands (sessions, bids, timers, purges) answer `None`.
-    pub fn operator_action(&self) -> Option<(String, String, String)> {
+    pub fn operator_action(&self) -> Option<(OperatorAction, String, String)> {
         let (action, target, reason) = match self {
-            Command::RegisterBidder { bidder_id, .. } => {
-                ("register_bidder", bidder_id.clone(), String::new())
-            }
-            Command::CreateAuction { spec } => ("create_auction", spec.id.clone(), String::new()),
+            Command::RegisterBidder { bidder_id, .. } => (
+                OperatorAction::RegisterBidder,
+                bidder_id.clone(),
+                String::new(),
+            ),
+            Command::CreateAuction { spec } => (
+                OperatorAction::CreateAuction,
+                spec.id.clone(),
+                String::new(),
+            ),
             Command::Qualify {
                 auction_id,
                 bidder_id,
             } => (
-                "qualify",
+                OperatorAction::Qualify,
                 format!("{auction_id}/{bidder_id}"),
                 String::new(),
             ),
             Command::Suspend { auction_id, reason } => {
-                ("suspend", auction_id.clone(), reason.clone())
+                (OperatorAction::Suspend, auction_id.clone(), reason.clone())
             }
             Command::Resume { auction_id, reason } => {
-                ("resume", auction_id.clone(), reason.clone())
+                (OperatorAction::Resume, auction_id.clone(), reason.clone())
             }
-            Command::Terminate { auction_id, reason } => {
-                ("terminate", auction_id.clone(), reason.clone())
-            }
+            Command::Terminate { auction_id, reason } => (
+                OperatorAction::Terminate,
+                auction_id.clone(),
+                reason.clone(),
+            ),
             Command::ChangeIncrement {
                 auction_id,
                 increment,
                 reason,
             } => (
-                "change_increment",
+                OperatorAction::ChangeIncrement,
                 auction_id.clone(),
                 format!("increment {increment}: {reason}"),
             ),
@@ -226,10 +237,13 @@ impl Command {
                 action,
                 target,
                 reason,
-            } => return Some((action.clone(), target.clone(), reason.clone())),
+            } => {
+                let action = OperatorAction::from(action.clone());
+                return Some((action, target.clone(), reason.clone()));
+            }
             _ => return None,
         };
-        Some((action.to_string(), target, reason))
+        Some((action, target, reason))
     }
 }
 

@@ -2,8 +2,9 @@
 //! touched an auction (a violation is a bug and stops the node); property tests and the
 //! cluster checkers call the same functions.
 
+use super::auction::{Auction, Phase};
 use super::chain::verify_chain;
-use super::state::{Auction, Phase};
+use super::state::State;
 
 /// A broken invariant, named.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -190,4 +191,10 @@ pub fn check_auction(auction: &Auction) -> Result<(), Violation> {
     bids_from_qualified_bidders(auction)?;
     deadline_matches_phase(auction)?;
     hash_chain_intact(auction)
+}
+
+/// Every auction of a whole state, each checked in full (`check_auction`): what a
+/// snapshot must satisfy before a node installs it.
+pub fn check_state(state: &State) -> Result<(), Violation> {
+    state.auctions.values().try_for_each(check_auction)
 }

@@ -1,50 +1,66 @@
 //! The auction kernel: every rule of RULES.md as plain data and functions.
 //!
-//! `apply(&mut State, &Envelope) -> Applied` is the only way state changes. It is
-//! synchronous and deterministic: the time (`Envelope::now_ms`) and the random seed
-//! (`Envelope::seed`) arrive inside the envelope, stamped by the leader when it proposes,
-//! so every replica that applies the same log computes the same state. Nothing here knows
-//! of actix, tokio, sled or HTTP; the replication layer calls `apply` for each committed
-//! log entry and the actors and handlers only read the resulting state.
+//! `Replica::apply` (in `ledger`) is the only way the replicated state changes: it applies
+//! one committed command to the kernel `State` and the exchange ledger beside it, through
+//! `apply(&mut State, &Envelope) -> Applied` for everything but the exchange's own
+//! commands. It is synchronous and deterministic: the time (`Envelope::now_ms`) and the
+//! random seed (`Envelope::seed`) arrive inside the envelope, stamped by the leader when it
+//! proposes, so every replica that applies the same log computes the same state. What the
+//! shell must do besides (store archived auctions, prune its archive) comes back as data,
+//! `Applied::effects`. Nothing here knows of actix, tokio, sled or HTTP; the replication
+//! layer calls `Replica::apply` for each committed log entry and the actors and handlers
+//! only read the resulting state.
 //!
-//! - `types`: identifiers, money and the auction specification, with their validation.
-//! - `command`: the commands and the envelope they travel in.
+//! Modules, each importing only those listed before it uses (the graph is acyclic):
+//! - `money`: amounts and bidder numbers; `rejection`: why a command was refused (the
+//!   variants are the API's error codes); `types`: identifiers and the auction
+//!   specification, with their validation.
+//! - `operator`: the actions of the operator audit trail; `command`: the commands and the
+//!   envelope they travel in; `event`: what changed, for the live event streams.
+//! - `auction`: an auction, its phases and `Auction::enter`, the one place its phase
+//!   changes, along the legal transitions; `chain`: the per-auction hash chain of accepted
+//!   bids; `lottery`: the capped lottery's commit–reveal.
 //! - `state`: the replicated state (bidders, sessions, auctions, idempotency records);
-//!   `bidders` registers bidders and checks the stored form of their secrets;
-//!   `sessions` keeps the sessions and their per-bidder cap.
-//! - `rejection`: why a command was refused; the variants are the API's error codes.
-//! - `event`: what changed, for the live event streams.
-//! - `apply`: dispatch of commands; `phases`, `bidding`, `cap` hold the rules themselves;
-//!   `housekeeping` the janitor's purge and archive.
-//! - `lottery`: the capped lottery's commit–reveal: seed, commitment, draw and re-draw.
-//! - `chain`: the per-auction hash chain of accepted bids.
-//! - `takeover`: the takeover rule, applied before the first command of each leader term.
-//! - `archived`: what the state remembers of archived auctions (ids, a chain, the prune
-//!   cutoff).
+//!   `sessions` and `requests` hold the sessions and the idempotency records; `archived`
+//!   what the state remembers of archived auctions.
+//! - the rules: `bidders` (registration, stored secrets), `signin` (sessions), `closing`,
+//!   `phases` and `cap` (phase changes), `bidding`, `housekeeping` (purge, archive),
+//!   `takeover` (the takeover rule, applied before the first command of each leader term).
 //! - `invariants`: the named invariants, asserted after every command and reused by tests.
+//! - `apply`: dispatch of commands by group, and the effects; `ledger`: the exchange
+//!   ledger and `Replica`; `sale_result`: an auction's result as the outbox spools it.
 
 pub mod apply;
 pub mod archived;
+pub mod auction;
 pub mod bidders;
 pub mod bidding;
 mod cap;
 pub mod chain;
+mod closing;
 pub mod command;
 pub mod event;
 mod housekeeping;
 pub mod invariants;
+pub mod ledger;
 pub mod lottery;
+pub mod money;
+pub mod operator;
 mod phases;
 pub mod rejection;
 pub mod requests;
+pub mod sale_result;
 pub mod sessions;
+mod signin;
 pub mod state;
 pub mod takeover;
 pub mod types;
 
-pub use apply::{apply, Applied};
+pub use apply::{apply, Applied, Effect};
 pub use command::{Command, Envelope, Outcome, Receipt};
 pub use event::{Event, EventKind};
+pub use ledger::{ExchangeLedger, Replica};
+pub use operator::OperatorAction;
 pub use rejection::Rejection;
 pub use state::{Auction, BidRecord, OperatorRecord, Phase, State};
 pub use takeover::begin_term;

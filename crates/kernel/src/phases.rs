@@ -5,27 +5,21 @@
 //! the command's time; it runs before any command touches an auction, so a bid that
 //! arrives after the deadline finds the auction already closed.
 
+use super::auction::{Auction, Phase, Suspension, Winner};
 use super::cap;
+use super::closing::{close, event};
 use super::event::{Event, EventKind};
 use super::rejection::Rejection;
-use super::state::{Auction, Phase, Suspension, Winner};
 
 /// One hour: the listing resume bound of RULES.md.
 pub const ONE_HOUR_MS: u64 = 3_600_000;
-
-fn event(auction: &Auction, kind: EventKind) -> Event {
-    Event {
-        auction_id: auction.spec.id.clone(),
-        kind,
-    }
-}
 
 /// Applies every time transition due at `now_ms`.
 pub fn advance(auction: &mut Auction, now_ms: u64, seed: u64, events: &mut Vec<Event>) {
     while let Some(deadline) = auction.deadline_ms {
         match auction.phase {
             Phase::Scheduled if now_ms >= deadline => {
-                auction.phase = Phase::Listing;
+                auction.enter(Phase::Listing);
                 auction.deadline_ms = Some(auction.spec.listing_closes_at_ms);
                 auction.record(deadline, "system", "listing_opened", String::new());
                 events.push(event(auction, EventKind::Phase));
@@ -51,7 +45,7 @@ fn close_listing(auction: &mut Auction, closed_at_ms: u64, events: &mut Vec<Even
             finish(auction, closed_at_ms, only, events);
         }
         _ => {
-            auction.phase = Phase::TimedBidding;
+            auction.enter(Phase::TimedBidding);
             let deadline = closed_at_ms.saturating_add(auction.spec.countdown_ms);
             auction.deadline_ms = Some(deadline);
             auction.record(
@@ -90,29 +84,6 @@ pub fn finish(
     close(auction, closed_at_ms, winner, events);
 }
 
-/// Moves the auction to its final phase.
-pub fn close(
-    auction: &mut Auction,
-    closed_at_ms: u64,
-    winner: Option<Winner>,
-    events: &mut Vec<Event>,
-) {
-    auction.phase = if winner.is_some() {
-        Phase::Sold
-    } else {
-        Phase::Unsold
-    };
-    let detail = match &winner {
-        Some(winner) => format!("bidder number {} at {}", winner.bidder_number, winner.price),
-        None => "no winner".to_string(),
-    };
-    auction.winner = winner;
-    auction.deadline_ms = None;
-    auction.closed_at_ms = Some(closed_at_ms);
-    auction.record(closed_at_ms, "system", auction.phase.as_str(), detail);
-    events.push(event(auction, EventKind::Closed));
-}
-
 /// Freezes an open auction, keeping its remaining time.
 pub fn suspend(
     auction: &mut Auction,
@@ -131,7 +102,7 @@ pub fn suspend(
         suspended_at_ms: now_ms,
         reason: reason.to_string(),
     });
-    auction.phase = Phase::Suspended;
+    auction.enter(Phase::Suspended);
     auction.deadline_ms = None;
     auction.record(now_ms, actor, "suspended", reason.to_string());
     events.push(event(auction, EventKind::Phase));
@@ -162,7 +133,7 @@ pub fn resume(
         _ => suspension.remaining_ms,
     };
     let deadline = now_ms.saturating_add(remaining_ms);
-    auction.phase = suspension.from_phase;
+    auction.enter(suspension.from_phase);
     auction.deadline_ms = Some(deadline);
     auction.record(
         now_ms,
@@ -196,7 +167,7 @@ pub fn terminate(
     if auction.phase.is_closed() {
         return Err(not_open(auction));
     }
-    auction.phase = Phase::Terminated;
+    auction.enter(Phase::Terminated);
     auction.deadline_ms = None;
     auction.suspension = None;
     auction.winner = None;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::types::Money;
+use super::money::Money;
 
 /// A command the kernel refused. Refusals are ordinary outcomes, not failures: a losing
 /// bid is a `Rejection`, a broken invariant is a panic.

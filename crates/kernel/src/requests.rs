@@ -9,7 +9,17 @@ use imbl::GenericHashMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use super::state::RequestRecord;
+use super::command::Receipt;
+use super::types::Money;
+
+/// What a bid's request_id was used for, and what it answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub auction_id: String,
+    pub amount: Money,
+    pub receipt: Receipt,
+    pub recorded_at_ms: u64,
+}
 
 /// Where a request_id's record is filed: the first 16 bytes of the id's SHA-256.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

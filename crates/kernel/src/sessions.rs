@@ -17,14 +17,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::apply::validate_hash;
-use super::command::Outcome;
-use super::rejection::Rejection;
-use super::state::{Session, State};
-
 /// The largest cap a command may carry: it bounds the sessions one bidder can hold in
 /// every replica's state, whatever a proposer asks. `config` refuses a larger setting.
 pub const MAX_SESSIONS_PER_BIDDER_LIMIT: u32 = 1_000;
+
+/// One bidder session, under the hash of its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub bidder_id: String,
+    pub opened_at_ms: u64,
+    pub expires_at_ms: u64,
+}
 
 /// The sessions of every bidder.
 #[derive(Debug, Clone, Default)]
@@ -134,49 +137,6 @@ impl Sessions {
         }
         expired.len() as u64
     }
-}
-
-/// Applies a sign-in: checks the token hash, the bidder and the expiry, then opens the
-/// session, within `max_per_bidder` when the command carries a cap.
-pub(super) fn open(
-    state: &mut State,
-    now_ms: u64,
-    token_hash: &str,
-    bidder_id: &str,
-    expires_at_ms: u64,
-    max_per_bidder: Option<u32>,
-) -> Result<Outcome, Rejection> {
-    if max_per_bidder.is_some_and(|cap| !(1..=MAX_SESSIONS_PER_BIDDER_LIMIT).contains(&cap)) {
-        return Err(Rejection::InvalidRequest(format!(
-            "max_sessions_per_bidder must be between 1 and {MAX_SESSIONS_PER_BIDDER_LIMIT}"
-        )));
-    }
-    validate_hash("token_hash", token_hash)?;
-    if !state.bidders.contains_key(bidder_id) {
-        return Err(Rejection::BidderNotFound);
-    }
-    if expires_at_ms <= now_ms {
-        return Err(Rejection::InvalidRequest(
-            "the session would already be expired".to_string(),
-        ));
-    }
-    let session = Session {
-        bidder_id: bidder_id.to_string(),
-        opened_at_ms: now_ms,
-        expires_at_ms,
-    };
-    match max_per_bidder {
-        Some(cap) => {
-            state
-                .sessions
-                .open_within(token_hash.to_string(), session, cap as usize);
-        }
-        None => state.sessions.insert(token_hash.to_string(), session),
-    }
-    Ok(Outcome::SessionOpened {
-        bidder_id: bidder_id.to_string(),
-        expires_at_ms,
-    })
 }
 
 impl FromIterator<(String, Session)> for Sessions {

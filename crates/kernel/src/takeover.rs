@@ -47,8 +47,7 @@ pub fn begin_term(
     Some(Applied {
         result: Ok(Outcome::TakeoverRecorded { extended }),
         events,
-        archived: Vec::new(),
-        prune_closed_before_ms: None,
+        effects: Vec::new(),
     })
 }
 

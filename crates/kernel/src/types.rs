@@ -5,10 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rejection::Rejection;
 
-/// An amount in the smallest currency unit. Never a float; arithmetic is checked.
-pub type Money = u64;
-/// The number a qualification gives a bidder in one auction; the only identity bidders see.
-pub type BidderNumber = u32;
+pub use super::money::{BidderNumber, Money};
 
 /// Longest identifier (auction, bidder, request) the kernel accepts.
 pub const MAX_ID_LEN: usize = 64;
@@ -135,4 +132,15 @@ impl AuctionSpec {
 
 fn invalid(detail: &str) -> Rejection {
     Rejection::InvalidRequest(detail.to_string())
+}
+
+/// A SHA-256 hash as 64 hex digits.
+pub(super) fn validate_hash(field: &str, value: &str) -> Result<(), Rejection> {
+    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(Rejection::InvalidRequest(format!(
+            "{field} must be 64 hex digits"
+        )))
+    }
 }

@@ -48,7 +48,7 @@ impl From<&OperatorRecord> for AuditRecordView {
         AuditRecordView {
             at_ms: record.at_ms,
             operator: record.operator.clone(),
-            action: record.action.clone(),
+            action: record.action.to_string(),
             target: record.target.clone(),
             reason: record.reason.clone(),
             outcome: record.outcome.clone(),

@@ -66,43 +66,29 @@ pub struct LotteryEntrantView {
     pub nonce: String,
 }
 
-const COMMIT_REVEAL: &str = "commit_reveal";
-const SPLITMIX64: &str = "splitmix64";
+use gavel_kernel::sale_result::{LotteryResult, SaleResult, COMMIT_REVEAL, SPLITMIX64};
 
 impl From<&Lottery> for LotteryView {
     fn from(lottery: &Lottery) -> Self {
-        match lottery {
-            Lottery::SplitMix64 {
-                seed,
-                entrants,
-                drawn_index,
-            } => LotteryView {
-                rule: SPLITMIX64.to_string(),
-                seed: seed.to_string(),
-                commitment: None,
-                entrants: entrants
-                    .iter()
-                    .map(|&bidder_number| LotteryEntrantView {
-                        bidder_number,
-                        nonce: String::new(),
-                    })
-                    .collect(),
-                drawn_index: *drawn_index,
-            },
-            Lottery::CommitReveal(draw) => LotteryView {
-                rule: COMMIT_REVEAL.to_string(),
-                seed: hex::encode(draw.seed),
-                commitment: Some(hex::encode(draw.commitment)),
-                entrants: draw
-                    .entrants
-                    .iter()
-                    .map(|entrant| LotteryEntrantView {
-                        bidder_number: entrant.bidder_number,
-                        nonce: entrant.nonce.clone(),
-                    })
-                    .collect(),
-                drawn_index: draw.drawn_index,
-            },
+        LotteryView::from(LotteryResult::from(lottery))
+    }
+}
+
+impl From<LotteryResult> for LotteryView {
+    fn from(lottery: LotteryResult) -> Self {
+        LotteryView {
+            rule: lottery.rule,
+            seed: lottery.seed,
+            commitment: lottery.commitment,
+            entrants: lottery
+                .entrants
+                .into_iter()
+                .map(|entrant| LotteryEntrantView {
+                    bidder_number: entrant.bidder_number,
+                    nonce: entrant.nonce,
+                })
+                .collect(),
+            drawn_index: lottery.drawn_index,
         }
     }
 }
@@ -352,36 +338,36 @@ pub struct ResultView {
 }
 
 impl ResultView {
+    /// The kernel's result of the auction (`gavel_kernel::sale_result`), as the API shows
+    /// it: the same fields, so the same JSON as the exchange outbox's results.
     pub fn new(auction: &Auction) -> Self {
+        ResultView::from(SaleResult::of(auction))
+    }
+}
+
+impl From<SaleResult> for ResultView {
+    fn from(result: SaleResult) -> Self {
         ResultView {
-            phase: auction.phase.as_str().to_string(),
-            winner_bidder_id: auction
-                .winner
-                .as_ref()
-                .map(|winner| winner.bidder_id.clone()),
-            winner_bidder_number: auction.winner.as_ref().map(|winner| winner.bidder_number),
-            final_price: auction.winner.as_ref().map(|winner| winner.price),
-            closed_at_ms: auction.closed_at_ms,
-            lottery_commitment: auction.lottery_commitment.map(hex::encode),
-            lottery: auction
-                .winner
-                .as_ref()
-                .and_then(|winner| winner.lottery.as_ref())
-                .map(LotteryView::from),
-            chain_verified: gavel_kernel::chain::verify_chain(&auction.spec.id, &auction.bids)
-                .is_ok(),
-            bids: auction
+            phase: result.phase,
+            winner_bidder_id: result.winner_bidder_id,
+            winner_bidder_number: result.winner_bidder_number,
+            final_price: result.final_price,
+            closed_at_ms: result.closed_at_ms,
+            lottery_commitment: result.lottery_commitment,
+            lottery: result.lottery.map(LotteryView::from),
+            chain_verified: result.chain_verified,
+            bids: result
                 .bids
-                .iter()
+                .into_iter()
                 .map(|bid| ResultBid {
                     seq: bid.seq,
-                    bid_id: bid.bid_id.clone(),
-                    bidder_id: bid.bidder_id.clone(),
+                    bid_id: bid.bid_id,
+                    bidder_id: bid.bidder_id,
                     bidder_number: bid.bidder_number,
                     amount: bid.amount,
                     accepted_at_ms: bid.accepted_at_ms,
-                    prev_hash: bid.prev_hash.clone(),
-                    hash: bid.hash.clone(),
+                    prev_hash: bid.prev_hash,
+                    hash: bid.hash,
                 })
                 .collect(),
         }

@@ -466,4 +466,97 @@ mod snapshot_format_tests {
         // Not in the state's digest: clusters that applied the same commands agree.
         assert_eq!(applied.kernel.digest(), State::default().digest());
     }
+
+    /// The ledger's statuses and the audit trail's actions as they were encoded when they
+    /// were strings.
+    #[derive(Serialize, Deserialize)]
+    struct StringLedgerEntry {
+        log_index: u64,
+        applied_at_ms: u64,
+        status: String,
+        detail: String,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct StringOutboundRecord {
+        key: String,
+        status: String,
+        data: String,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct StringOperatorRecord {
+        at_ms: u64,
+        operator: String,
+        action: String,
+        target: String,
+        reason: String,
+        outcome: String,
+    }
+
+    #[test]
+    fn typed_statuses_and_actions_encode_as_the_strings_they_were() {
+        use gavel_kernel::ledger::{LedgerEntry, LedgerStatus, OutboundRecord, OutboxStatus};
+        use gavel_kernel::{OperatorAction, OperatorRecord};
+
+        let entry = LedgerEntry {
+            log_index: 4,
+            applied_at_ms: 5,
+            status: LedgerStatus::Rejected,
+            detail: "no such auction".to_string(),
+        };
+        let old_entry = StringLedgerEntry {
+            log_index: 4,
+            applied_at_ms: 5,
+            status: "rejected".to_string(),
+            detail: "no such auction".to_string(),
+        };
+        let record = OutboundRecord {
+            key: "result/lot-1".to_string(),
+            status: OutboxStatus::Closed,
+            data: "{}".to_string(),
+        };
+        let old_record = StringOutboundRecord {
+            key: "result/lot-1".to_string(),
+            status: "closed".to_string(),
+            data: "{}".to_string(),
+        };
+        let audit = |action: OperatorAction| OperatorRecord {
+            at_ms: 6,
+            operator: "operator-li".to_string(),
+            action,
+            target: "node 4".to_string(),
+            reason: String::new(),
+            outcome: "ok".to_string(),
+        };
+        let old_audit = |action: &str| StringOperatorRecord {
+            at_ms: 6,
+            operator: "operator-li".to_string(),
+            action: action.to_string(),
+            target: "node 4".to_string(),
+            reason: String::new(),
+            outcome: "ok".to_string(),
+        };
+        let bytes = encode("entry", &old_entry).unwrap();
+        assert_eq!(encode("entry", &entry).unwrap(), bytes);
+        assert_eq!(decode::<LedgerEntry>("entry", &bytes).unwrap(), entry);
+        let bytes = encode("record", &old_record).unwrap();
+        assert_eq!(encode("record", &record).unwrap(), bytes);
+        assert_eq!(decode::<OutboundRecord>("record", &bytes).unwrap(), record);
+        for (action, name) in [
+            (OperatorAction::NodeAdd, "node add"),
+            (OperatorAction::Suspend, "suspend"),
+            (
+                OperatorAction::Other("no spaces allowed".to_string()),
+                "no spaces allowed",
+            ),
+        ] {
+            let bytes = encode("audit", &old_audit(name)).unwrap();
+            assert_eq!(encode("audit", &audit(action.clone())).unwrap(), bytes);
+            assert_eq!(
+                decode::<OperatorRecord>("audit", &bytes).unwrap(),
+                audit(action)
+            );
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! The Raft state machine: openraft's `RaftStateMachine` over the in-memory `SharedState`.
-//! `apply` hands each committed command to `kernel::apply` (blank and membership entries
-//! only move `last_applied` and the membership); before the commands of the first command
+//! `apply` hands each committed command to the kernel (`gavel_kernel::Replica::apply`,
+//! which changes the kernel state and the exchange ledger) and carries out the effects it
+//! answers (blank and membership entries only move `last_applied` and the membership);
+//! before the commands of the first command
 //! entry of each leader term it applies the takeover rule (`kernel::begin_term`, with the
 //! term and leader of the entry's log id). It answers an `ApplyResponse` per entry,
 //! and once the batch is applied publishes one `AppliedEvents` per entry that produced
@@ -28,13 +30,12 @@ use tokio::sync::broadcast;
 use super::archive::{ArchiveStore, ArchivedAuction};
 use super::durable::Durable;
 use super::error::StoreError;
-use super::exchange::apply_with_ledger;
 use super::snapshots::{
     applied_state_from, payload_for, snapshot_error, SnapshotBuilder, SnapshotStore, StoredSnapshot,
 };
 use super::{AppliedEvents, AppliedState, ApplyResponse, NodeInfo, SharedState, TypeConfig};
 use gavel_kernel::command::MAX_PRUNED_PER_COMMAND;
-use gavel_kernel::{Applied, Command, Envelope, State};
+use gavel_kernel::{Applied, Command, Effect, Envelope, Replica};
 
 /// The state machine openraft drives.
 pub struct StateMachineStore {
@@ -87,16 +88,26 @@ async fn write_state(state: &SharedState) -> parking_lot::RwLockWriteGuard<'_, A
     }
 }
 
-/// Applies one command of a committed entry. A broken kernel invariant panics; it stops
-/// Raft with a storage error rather than leave it waiting on a dead state machine task.
+/// Applies one command of a committed entry to the kernel state and the exchange ledger
+/// (`gavel_kernel::Replica::apply`). A broken kernel invariant panics; it stops Raft with a
+/// storage error rather than leave it waiting on a dead state machine task.
 // The error type is openraft's, as `RaftStateMachine::apply` returns it.
 #[allow(clippy::result_large_err)]
 fn apply_envelope(
-    kernel: &mut State,
+    state: &mut AppliedState,
     envelope: &Envelope,
     log_id: LogId<u64>,
 ) -> Result<Applied, StorageError<u64>> {
-    guarded(log_id, || gavel_kernel::apply(kernel, envelope))
+    guarded(log_id, || replica(state).apply(envelope, log_id.index))
+}
+
+/// The kernel state and the exchange ledger of the node's state, as the kernel changes
+/// them.
+fn replica(state: &mut AppliedState) -> Replica<'_> {
+    Replica {
+        state: &mut state.kernel,
+        ledger: &mut state.exchange,
+    }
 }
 
 /// Before the first command of a leader's term: the takeover rule (`kernel::begin_term`),
@@ -109,13 +120,7 @@ fn begin_term(
 ) -> Result<Option<Applied>, StorageError<u64>> {
     let leader = log_id.leader_id;
     let takeover = guarded(log_id, || {
-        gavel_kernel::begin_term(
-            &mut state.kernel,
-            leader.term,
-            leader.node_id,
-            first.now_ms,
-            first.seed,
-        )
+        replica(state).begin_term(leader.term, leader.node_id, first.now_ms, first.seed)
     })?;
     if let Some(takeover) = &takeover {
         tracing::info!(
@@ -125,7 +130,6 @@ fn begin_term(
             extended = ?takeover.result,
             "takeover applied"
         );
-        state.exchange.note_closes(&state.kernel, &takeover.events);
     }
     Ok(takeover)
 }
@@ -145,6 +149,33 @@ fn guarded<T>(log_id: LogId<u64>, step: impl FnOnce() -> T) -> Result<T, Storage
         }
         .into_storage(ErrorSubject::Apply(log_id), ErrorVerb::Write)
     })
+}
+
+impl StateMachineStore {
+    /// Carries out what the kernel decided beside the state: archived auctions into the
+    /// node's archive, a prune of it. Outbox records are the Exchange actor's, which reads
+    /// them from the state.
+    #[allow(clippy::result_large_err)]
+    fn carry_out(&self, effect: Effect, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        let written = match effect {
+            Effect::Archive(auctions) if !auctions.is_empty() => {
+                let archived: Vec<ArchivedAuction> = auctions
+                    .into_iter()
+                    .map(|auction| ArchivedAuction {
+                        archived_at_index: log_id.index,
+                        auction,
+                    })
+                    .collect();
+                self.archive.put(&archived)
+            }
+            Effect::PruneArchive { closed_before_ms } => self
+                .archive
+                .prune_closed_before(closed_before_ms, MAX_PRUNED_PER_COMMAND)
+                .map(|_| ()),
+            Effect::Archive(_) | Effect::Outbox { .. } => Ok(()),
+        };
+        written.map_err(|error| error.into_storage(ErrorSubject::Apply(log_id), ErrorVerb::Write))
+    }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
@@ -194,13 +225,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         }
                         for envelope in proposal.envelopes.iter() {
                             let state = &mut *state;
-                            let applied = apply_with_ledger(
-                                &mut state.kernel,
-                                &mut state.exchange,
-                                envelope,
-                                index,
-                                |kernel, envelope| apply_envelope(kernel, envelope, log_id),
-                            )?;
+                            let applied = apply_envelope(state, envelope, log_id)?;
                             if let (Command::Checkpoint { label }, Ok(_)) =
                                 (&envelope.command, &applied.result)
                             {
@@ -209,32 +234,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                 })?;
                                 state.note_checkpoint(label, index, archive);
                             }
-                            if !applied.archived.is_empty() {
-                                let archived: Vec<ArchivedAuction> = applied
-                                    .archived
-                                    .into_iter()
-                                    .map(|auction| ArchivedAuction {
-                                        archived_at_index: index,
-                                        auction,
-                                    })
-                                    .collect();
-                                self.archive.put(&archived).map_err(|error| {
-                                    error
-                                        .into_storage(ErrorSubject::Apply(log_id), ErrorVerb::Write)
-                                })?;
+                            let Applied {
+                                result,
+                                events: produced,
+                                effects,
+                            } = applied;
+                            for effect in effects {
+                                self.carry_out(effect, log_id)?;
                             }
-                            if let Some(closed_before_ms) = applied.prune_closed_before_ms {
-                                self.archive
-                                    .prune_closed_before(closed_before_ms, MAX_PRUNED_PER_COMMAND)
-                                    .map_err(|error| {
-                                        error.into_storage(
-                                            ErrorSubject::Apply(log_id),
-                                            ErrorVerb::Write,
-                                        )
-                                    })?;
-                            }
-                            events.extend(applied.events);
-                            results.push(applied.result);
+                            events.extend(produced);
+                            results.push(result);
                         }
                         if !events.is_empty() {
                             published.push(Arc::new(AppliedEvents {
@@ -286,6 +295,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         };
         let mut payload =
             payload_for(meta, &stored.data).map_err(snapshot_error(Some(meta), ErrorVerb::Read))?;
+        // A state that breaks a kernel invariant is refused before anything is written: the
+        // node keeps the state it has (and Raft stops with the error).
+        gavel_kernel::invariants::check_state(&payload.kernel)
+            .map_err(|violation| {
+                StoreError::corrupt(
+                    format!("snapshot {}", meta.snapshot_id),
+                    format!("its state breaks a kernel invariant: {violation}"),
+                )
+            })
+            .map_err(snapshot_error(Some(meta), ErrorVerb::Read))?;
         // The records the snapshot carries, and a note of those archived between what this
         // node applied and the snapshot's index (fetched from a peer by `archive_fetch`),
         // are durable before the snapshot that no longer holds those auctions is stored.

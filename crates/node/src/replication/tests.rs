@@ -553,3 +553,55 @@ async fn the_storage_probe_writes_both_databases() {
     assert!(u64::from_be_bytes(stamp.as_ref().try_into().expect("8 bytes")) > NOW_MS);
     node.shutdown().await.expect("shutdown");
 }
+
+/// A snapshot whose state breaks a kernel invariant (here a sold auction without a
+/// winner) is refused: nothing is installed, stored or put in the archive, and the node
+/// keeps the state it had.
+#[tokio::test]
+async fn a_snapshot_that_breaks_a_kernel_invariant_is_not_installed() {
+    use openraft::storage::RaftStateMachine;
+
+    let mut kernel = State::default();
+    let created = gavel_kernel::apply(&mut kernel, &envelope(0, create_auction("lot-1", 10)));
+    assert!(created.result.is_ok(), "{:?}", created.result);
+    let auction = kernel.auctions.get_mut("lot-1").expect("created");
+    auction.phase = gavel_kernel::Phase::Sold;
+    auction.deadline_ms = None;
+    auction.closed_at_ms = Some(NOW_MS);
+    assert!(gavel_kernel::invariants::check_state(&kernel).is_err());
+
+    let last_applied = Some(LogId::new(openraft::CommittedLeaderId::new(1, 1), 9));
+    let membership = StoredMembership::default();
+    let ledger = gavel_kernel::ExchangeLedger::default();
+    let data = snapshots::snapshot_data(&kernel, &last_applied, &membership, &[], &ledger)
+        .expect("encode the snapshot");
+    let meta = openraft::SnapshotMeta {
+        last_log_id: last_applied,
+        last_membership: membership,
+        snapshot_id: "broken".to_string(),
+    };
+
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let durable = Arc::new(Durable::open(&dir.path().join("raft")).expect("open sled"));
+    let (events, _) = tokio::sync::broadcast::channel(1);
+    let archive = ArchiveStore::open(&dir.path().join("archive")).expect("the archive");
+    let (mut machine, state) =
+        StateMachineStore::open(durable, archive.clone(), events).expect("open the state machine");
+    let refused = machine
+        .install_snapshot(&meta, Box::new(Cursor::new(data)))
+        .await
+        .expect_err("a broken state is refused");
+    let message = refused.to_string();
+    assert!(
+        message.contains("breaks a kernel invariant") && message.contains("lot-1"),
+        "{message}"
+    );
+    assert!(state.read().kernel.auctions.is_empty());
+    assert_eq!(state.read().last_applied, None);
+    assert!(machine
+        .get_current_snapshot()
+        .await
+        .expect("read the snapshot")
+        .is_none());
+    assert_eq!(archive.len(), 0);
+}

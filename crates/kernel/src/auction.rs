@@ -1,0 +1,301 @@
+//! An auction as the state holds it: its specification, phase, deadline, bids (each
+//! hash-chained to the one before, `chain`), lottery and audit trail. `Auction::enter` is
+//! the only way its phase changes, along the transitions `Phase::may_enter` allows
+//! (docs/RULES.md, "Phases").
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use imbl::Vector;
+use serde::{Deserialize, Serialize};
+
+use super::lottery::{Bytes32, Confirmation, Lottery, LotterySecret};
+use super::types::{AuctionSpec, BidderNumber, Money};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Scheduled,
+    Listing,
+    TimedBidding,
+    Capped,
+    Suspended,
+    Sold,
+    Unsold,
+    Terminated,
+}
+
+impl Phase {
+    /// The API's name of the phase.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Scheduled => "scheduled",
+            Phase::Listing => "listing",
+            Phase::TimedBidding => "timed_bidding",
+            Phase::Capped => "capped",
+            Phase::Suspended => "suspended",
+            Phase::Sold => "sold",
+            Phase::Unsold => "unsold",
+            Phase::Terminated => "terminated",
+        }
+    }
+
+    /// Sold, unsold and terminated are final.
+    pub fn is_closed(self) -> bool {
+        matches!(self, Phase::Sold | Phase::Unsold | Phase::Terminated)
+    }
+
+    /// Phases with a running deadline that may be suspended or extended.
+    pub fn is_open(self) -> bool {
+        matches!(self, Phase::Listing | Phase::TimedBidding | Phase::Capped)
+    }
+
+    /// Whether an auction in this phase may enter `next` (docs/RULES.md, "Phases"): a
+    /// scheduled auction opens its listing; a listing goes on to timed bidding; price
+    /// bidding (listing, timed bidding) reaches the cap; an open auction closes sold or
+    /// unsold, or is suspended; a suspended one resumes where it was; anything not yet
+    /// closed may be terminated. A final phase is never left.
+    pub fn may_enter(self, next: Phase) -> bool {
+        use Phase::*;
+        matches!(
+            (self, next),
+            (Scheduled, Listing)
+                | (Listing, TimedBidding)
+                | (Listing | TimedBidding, Capped)
+                | (Listing | TimedBidding | Capped, Sold | Unsold | Suspended)
+                | (Suspended, Listing | TimedBidding | Capped)
+                | (
+                    Scheduled | Listing | TimedBidding | Capped | Suspended,
+                    Terminated
+                )
+        )
+    }
+}
+
+/// One accepted bid, hash-chained to the one before it (see `chain`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BidRecord {
+    pub seq: u64,
+    pub bid_id: String,
+    pub bidder_id: String,
+    pub bidder_number: BidderNumber,
+    pub amount: Money,
+    pub accepted_at_ms: u64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A frozen auction: what it was doing and how much time it had left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspension {
+    pub from_phase: Phase,
+    pub remaining_ms: u64,
+    pub suspended_at_ms: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Winner {
+    pub bidder_id: String,
+    pub bidder_number: BidderNumber,
+    pub price: Money,
+    pub lottery: Option<Lottery>,
+}
+
+/// One line of an auction's audit trail: phase changes, extensions, operator actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub at_ms: u64,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+}
+
+/// Most audit records kept per auction; the log keeps all of them.
+pub const MAX_AUDIT_RECORDS: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Auction {
+    pub spec: AuctionSpec,
+    pub phase: Phase,
+    /// The increment in force (an operator may change it).
+    pub increment: Money,
+    /// When the current phase ends; `None` once closed or while suspended.
+    pub deadline_ms: Option<u64>,
+    pub suspension: Option<Suspension>,
+    /// Bidder id to bidder number.
+    pub qualified: BTreeMap<String, BidderNumber>,
+    /// Oldest first. A persistent vector: cloning an auction (a snapshot does, under the
+    /// state's lock) shares its bids, and the next bid copies one chunk, not all of them.
+    pub bids: Vector<BidRecord>,
+    /// Bidders who confirmed in `capped`, in log order, each with their nonce.
+    pub confirmations: Vec<Confirmation>,
+    /// The lottery's secret pool and seed (`kernel::lottery`): never shown while the
+    /// auction is open; the draw publishes the seed.
+    pub lottery_secret: LotterySecret,
+    /// SHA-256 of the lottery seed: set when the auction enters `capped`, public from then.
+    pub lottery_commitment: Option<Bytes32>,
+    pub winner: Option<Winner>,
+    pub closed_at_ms: Option<u64>,
+    /// Count of refused commands by rejection code.
+    pub rejections: BTreeMap<String, u64>,
+    pub audit: Vector<AuditRecord>,
+}
+
+impl Auction {
+    pub fn new(spec: AuctionSpec) -> Self {
+        Auction {
+            increment: spec.increment,
+            deadline_ms: Some(spec.listing_opens_at_ms),
+            phase: Phase::Scheduled,
+            spec,
+            suspension: None,
+            qualified: BTreeMap::new(),
+            bids: Vector::new(),
+            confirmations: Vec::new(),
+            lottery_secret: LotterySecret::default(),
+            lottery_commitment: None,
+            winner: None,
+            closed_at_ms: None,
+            rejections: BTreeMap::new(),
+            audit: Vector::new(),
+        }
+    }
+
+    /// Moves the auction to `phase`: the only place its phase changes. A transition
+    /// `Phase::may_enter` does not allow is a broken kernel invariant (`legal_transition`),
+    /// and panics as `apply` does for the others.
+    pub(crate) fn enter(&mut self, phase: Phase) {
+        if !self.phase.may_enter(phase) {
+            panic!(
+                "kernel invariant broken: legal_transition: auction {}: {} -> {}",
+                self.spec.id,
+                self.phase.as_str(),
+                phase.as_str()
+            );
+        }
+        self.phase = phase;
+    }
+
+    pub fn highest_bid(&self) -> Option<&BidRecord> {
+        self.bids.last()
+    }
+
+    pub fn current_price(&self) -> Option<Money> {
+        self.highest_bid().map(|bid| bid.amount)
+    }
+
+    /// The number of distinct bidders with an accepted bid.
+    pub fn distinct_bidders(&self) -> usize {
+        self.bids
+            .iter()
+            .map(|bid| bid.bidder_id.as_str())
+            .collect::<BTreeSet<_>>()
+            .len()
+    }
+
+    pub fn bidder_number_of(&self, bidder_id: &str) -> Option<BidderNumber> {
+        self.qualified.get(bidder_id).copied()
+    }
+
+    /// The auction without the lottery's secret while it is open: what a read of the
+    /// kernel's record may show. A closed auction has nothing left to hide.
+    pub fn without_open_secrets(&self) -> Auction {
+        let mut copy = self.clone();
+        if !self.phase.is_closed() {
+            copy.lottery_secret = LotterySecret::default();
+        }
+        copy
+    }
+
+    pub(crate) fn record(&mut self, at_ms: u64, actor: &str, action: &str, detail: String) {
+        if self.audit.len() >= MAX_AUDIT_RECORDS {
+            self.audit.pop_front();
+        }
+        self.audit.push_back(AuditRecord {
+            at_ms,
+            actor: actor.to_string(),
+            action: action.to_string(),
+            detail,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::IncrementRule;
+
+    fn auction() -> Auction {
+        Auction::new(AuctionSpec {
+            id: "lot-1".to_string(),
+            title: "A parcel".to_string(),
+            parcel_json: "{}".to_string(),
+            start_price: 1000,
+            increment: 100,
+            increment_rule: IncrementRule::Multiple,
+            reserve_price: None,
+            price_cap: None,
+            cap_confirm_ms: 60_000,
+            failover_grace_ms: 60_000,
+            listing_opens_at_ms: 10_000,
+            listing_closes_at_ms: 100_000,
+            countdown_ms: 60_000,
+        })
+    }
+
+    #[test]
+    fn an_auction_goes_through_its_phases_in_order() {
+        let mut lot = auction();
+        for phase in [
+            Phase::Listing,
+            Phase::Suspended,
+            Phase::Listing,
+            Phase::TimedBidding,
+            Phase::Capped,
+            Phase::Sold,
+        ] {
+            lot.enter(phase);
+            assert_eq!(lot.phase, phase);
+        }
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "kernel invariant broken: legal_transition: auction lot-1: sold -> listing"
+    )]
+    fn a_closed_auction_never_opens_again() {
+        let mut lot = auction();
+        lot.enter(Phase::Listing);
+        lot.enter(Phase::Sold);
+        lot.enter(Phase::Listing);
+    }
+
+    #[test]
+    #[should_panic(expected = "legal_transition: auction lot-1: scheduled -> timed_bidding")]
+    fn a_scheduled_auction_opens_its_listing_first() {
+        auction().enter(Phase::TimedBidding);
+    }
+
+    #[test]
+    fn only_termination_leaves_a_scheduled_auction_other_than_its_listing() {
+        let all = [
+            Phase::Scheduled,
+            Phase::Listing,
+            Phase::TimedBidding,
+            Phase::Capped,
+            Phase::Suspended,
+            Phase::Sold,
+            Phase::Unsold,
+            Phase::Terminated,
+        ];
+        let from_scheduled: Vec<Phase> = all
+            .into_iter()
+            .filter(|next| Phase::Scheduled.may_enter(*next))
+            .collect();
+        assert_eq!(from_scheduled, vec![Phase::Listing, Phase::Terminated]);
+        for closed in [Phase::Sold, Phase::Unsold, Phase::Terminated] {
+            assert!(all.iter().all(|next| !closed.may_enter(*next)));
+        }
+        assert!(all.iter().all(|phase| !phase.may_enter(*phase)));
+    }
+}

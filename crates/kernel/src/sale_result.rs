@@ -1,0 +1,143 @@
+//! The result of a sale as data: the phase, the winner, the price, the lottery as anyone
+//! re-draws it, and every accepted bid with its place in the hash chain. The exchange
+//! ledger spools it out when an auction closes (`ledger`); the control API answers the
+//! same fields (`GET /control/v1/auctions/{id}/result`, docs/API.md).
+
+use serde::{Deserialize, Serialize};
+
+use super::chain::verify_chain;
+use super::lottery::Lottery;
+use super::state::Auction;
+
+/// `LotteryResult::rule` of a commit–reveal draw.
+pub const COMMIT_REVEAL: &str = "commit_reveal";
+/// `LotteryResult::rule` of a draw made before seeds were committed.
+pub const SPLITMIX64: &str = "splitmix64";
+
+/// An auction's result. The field order is the serialized order: do not reorder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleResult {
+    pub phase: String,
+    pub winner_bidder_id: Option<String>,
+    pub winner_bidder_number: Option<u32>,
+    pub final_price: Option<u64>,
+    pub closed_at_ms: Option<u64>,
+    /// SHA-256 of the lottery's seed, published when the auction entered `capped`.
+    pub lottery_commitment: Option<String>,
+    pub lottery: Option<LotteryResult>,
+    /// Whether the bid records form an intact hash chain.
+    pub chain_verified: bool,
+    pub bids: Vec<ResultBid>,
+}
+
+/// One accepted bid of a result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultBid {
+    pub seq: u64,
+    pub bid_id: String,
+    pub bidder_id: String,
+    pub bidder_number: u32,
+    pub amount: u64,
+    pub accepted_at_ms: u64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A drawn lottery as published (`lottery` documents the draw).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotteryResult {
+    /// `commit_reveal`; `splitmix64` for a draw made before seeds were committed.
+    pub rule: String,
+    /// `commit_reveal`: the seed's 32 bytes as 64 hex digits. `splitmix64`: the seed as a
+    /// decimal integer.
+    pub seed: String,
+    /// SHA-256 of the seed's 32 bytes as 64 hex digits; none for `splitmix64`.
+    pub commitment: Option<String>,
+    /// In the order the draw indexes.
+    pub entrants: Vec<LotteryEntrantResult>,
+    pub drawn_index: u64,
+}
+
+/// One entrant of a lottery: a confirmed bidder's number and their nonce (empty: none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotteryEntrantResult {
+    pub bidder_number: u32,
+    pub nonce: String,
+}
+
+impl From<&Lottery> for LotteryResult {
+    fn from(lottery: &Lottery) -> Self {
+        match lottery {
+            Lottery::SplitMix64 {
+                seed,
+                entrants,
+                drawn_index,
+            } => LotteryResult {
+                rule: SPLITMIX64.to_string(),
+                seed: seed.to_string(),
+                commitment: None,
+                entrants: entrants
+                    .iter()
+                    .map(|&bidder_number| LotteryEntrantResult {
+                        bidder_number,
+                        nonce: String::new(),
+                    })
+                    .collect(),
+                drawn_index: *drawn_index,
+            },
+            Lottery::CommitReveal(draw) => LotteryResult {
+                rule: COMMIT_REVEAL.to_string(),
+                seed: hex::encode(draw.seed),
+                commitment: Some(hex::encode(draw.commitment)),
+                entrants: draw
+                    .entrants
+                    .iter()
+                    .map(|entrant| LotteryEntrantResult {
+                        bidder_number: entrant.bidder_number,
+                        nonce: entrant.nonce.clone(),
+                    })
+                    .collect(),
+                drawn_index: draw.drawn_index,
+            },
+        }
+    }
+}
+
+impl SaleResult {
+    /// The result of `auction` as it stands.
+    pub fn of(auction: &Auction) -> Self {
+        let winner = auction.winner.as_ref();
+        SaleResult {
+            phase: auction.phase.as_str().to_string(),
+            winner_bidder_id: winner.map(|winner| winner.bidder_id.clone()),
+            winner_bidder_number: winner.map(|winner| winner.bidder_number),
+            final_price: winner.map(|winner| winner.price),
+            closed_at_ms: auction.closed_at_ms,
+            lottery_commitment: auction.lottery_commitment.map(hex::encode),
+            lottery: winner
+                .and_then(|winner| winner.lottery.as_ref())
+                .map(LotteryResult::from),
+            chain_verified: verify_chain(&auction.spec.id, &auction.bids).is_ok(),
+            bids: auction
+                .bids
+                .iter()
+                .map(|bid| ResultBid {
+                    seq: bid.seq,
+                    bid_id: bid.bid_id.clone(),
+                    bidder_id: bid.bidder_id.clone(),
+                    bidder_number: bid.bidder_number,
+                    amount: bid.amount,
+                    accepted_at_ms: bid.accepted_at_ms,
+                    prev_hash: bid.prev_hash.clone(),
+                    hash: bid.hash.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The JSON text the outbox carries: the result as a JSON value, written out (the
+    /// encoding the spool has always had).
+    pub fn to_outbox_json(&self) -> String {
+        serde_json::to_value(self).unwrap_or_default().to_string()
+    }
+}
