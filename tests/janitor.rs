@@ -1,4 +1,4 @@
-//! The Janitor's purification (DESIGN.md decision 7) on one real `gavel serve` process:
+//! The Janitor's purification (docs/DESIGN.md decision 7) on one real `gavel serve` process:
 //! an Auction actor that panics (fault injected over the control API) ends alone, the node
 //! keeps serving, and the next sweep restarts the actor so live events flow again; closed
 //! auctions leave the live state for the archive and still answer, also after a restart;

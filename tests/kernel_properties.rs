@@ -1,5 +1,5 @@
 //! Random command sequences run against the kernel and against a small reference model
-//! written from RULES.md (`common_kernel::model`: phase, price, leader, deadline,
+//! written from docs/RULES.md (`common_kernel::model`: phase, price, leader, deadline,
 //! winner), which predicts every answer and every auction's state. After every step
 //! the kernel must agree with the model and `invariants::check_auction` must hold; at
 //! the end, replaying the envelope log on a fresh `State` must give the same answers and
@@ -805,7 +805,7 @@ fn run_scenario(scenario: &Scenario) {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
-    /// RULES.md as a whole: the kernel and the reference model agree on every step.
+    /// docs/RULES.md as a whole: the kernel and the reference model agree on every step.
     #[test]
     fn kernel_agrees_with_reference_model(scenario in scenario()) {
         run_scenario(&scenario);

@@ -780,7 +780,7 @@ fn purge_drops_expired_sessions_and_old_requests() {
     assert!(state.requests["bob"].contains_key("new"));
 }
 
-// Housekeeping (DESIGN.md decision 7): closed auctions leave the state once they lingered
+// Housekeeping (docs/DESIGN.md decision 7): closed auctions leave the state once they lingered
 // long enough, handed to the shell whole (winner, bids, audit); open ones stay.
 #[test]
 fn archive_takes_out_only_auctions_closed_long_enough() {

@@ -1,7 +1,7 @@
 //! Shared helpers for the kernel tests: a default auction spec, well-formed hashes, a
 //! `Harness` that stamps envelopes, applies them, keeps the log for replay, and knows
 //! each bidder's session token by the bidder's name; and `model`, the reference model
-//! of RULES.md that the property tests compare the kernel with.
+//! of docs/RULES.md that the property tests compare the kernel with.
 
 #![allow(dead_code)]
 
@@ -390,7 +390,7 @@ pub fn capped_sale() -> Harness {
     harness
 }
 
-/// A reference model of RULES.md, written from the rules and not from the kernel: one
+/// A reference model of docs/RULES.md, written from the rules and not from the kernel: one
 /// auction's phase, price, leader, deadline and winner. It is evaluated eagerly: after
 /// `catch_up(now)` it is the auction as it stands at `now`. Bidders are small numbers;
 /// their ids are `b0`, `b1`, ….

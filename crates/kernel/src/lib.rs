@@ -1,4 +1,4 @@
-//! The auction kernel: every rule of RULES.md as plain data and functions.
+//! The auction kernel: every rule of docs/RULES.md as plain data and functions.
 //!
 //! `Replica::apply` (in `ledger`) is the only way the replicated state changes: it applies
 //! one committed command to the kernel `State` and the exchange ledger beside it, through

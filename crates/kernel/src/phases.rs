@@ -11,7 +11,7 @@ use super::closing::{close, event};
 use super::event::{Event, EventKind};
 use super::rejection::Rejection;
 
-/// One hour: the listing resume bound of RULES.md.
+/// One hour: the listing resume bound of docs/RULES.md.
 pub const ONE_HOUR_MS: u64 = 3_600_000;
 
 /// Applies every time transition due at `now_ms`.

@@ -1,5 +1,5 @@
 //! Why the kernel refused a command. Each variant is one `code` of the HTTP contract
-//! (API.md); `api::problem` is the one place that turns them into problem+json.
+//! (docs/API.md); `api::problem` is the one place that turns them into problem+json.
 
 use serde::{Deserialize, Serialize};
 

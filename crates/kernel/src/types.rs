@@ -52,7 +52,7 @@ pub fn validate_text(field: &str, value: &str, required: bool) -> Result<(), Rej
     Ok(())
 }
 
-/// How later bids relate to the increment (RULES.md, Prices).
+/// How later bids relate to the increment (docs/RULES.md, Prices).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum IncrementRule {

@@ -1,4 +1,4 @@
-//! The Exchange actor: the intranet–internet spool (DESIGN.md decision 6).
+//! The Exchange actor: the intranet–internet spool (docs/DESIGN.md decision 6).
 //!
 //! Files cross the air gap as JSON lines, one record `{key, status, data}` per line, and
 //! a last line `{"checksum": "hmac-sha256:<hex>", "records": N}`, the HMAC-SHA256 under

@@ -1,7 +1,7 @@
 //! The Supervisor's decisions about cluster membership, as plain functions of what it
 //! sees (voters, standbys, peer health), so they can be tested without a cluster.
 //!
-//! The rule (DESIGN.md decision 3): a voter that missed `down_after_misses` consecutive
+//! The rule (docs/DESIGN.md decision 3): a voter that missed `down_after_misses` consecutive
 //! health checks is replaced by a healthy standby (a Raft learner that already holds all
 //! state); the dead voter is kept as a learner, so when it comes back it catches up and
 //! stays a standby. A dead voter with no healthy standby to take its place is left where

@@ -1,4 +1,4 @@
-//! The control listener: what operators call, behind the admin token (API.md, Control
+//! The control listener: what operators call, behind the admin token (docs/API.md, Control
 //! listener). Every action is proposed with the operator's name for the audit trail.
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};

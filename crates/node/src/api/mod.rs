@@ -56,7 +56,7 @@ use crate::replication::{ArchiveStore, GavelRaft, SharedState};
 use crate::telemetry::Metrics;
 use gavel_kernel::{Auction, Command, Outcome, Rejection};
 
-/// Largest request body either listener reads (API.md).
+/// Largest request body either listener reads (docs/API.md).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// How long a handler waits for this node to apply a command committed elsewhere.

@@ -1,5 +1,5 @@
 //! The one place where errors become HTTP responses: `application/problem+json`
-//! (RFC 9457) with the stable `code` of API.md.
+//! (RFC 9457) with the stable `code` of docs/API.md.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};

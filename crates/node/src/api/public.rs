@@ -1,4 +1,4 @@
-//! The public listener: what bidders and their browsers call (API.md, Public listener).
+//! The public listener: what bidders and their browsers call (docs/API.md, Public listener).
 
 use actix_web::{delete, get, post, web, HttpMessage, HttpRequest, HttpResponse};
 use utoipa::OpenApi;

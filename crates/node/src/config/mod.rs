@@ -4,7 +4,7 @@
 //! from a `Config` that passed `validate`; every error names the key at fault.
 //!
 //! Every key has a default except `node.id`. Defaults that depend on the node (its name,
-//! data directory, ports and the one-member cluster) follow API.md: node k listens on
+//! data directory, ports and the one-member cluster) follow docs/API.md: node k listens on
 //! 127.0.0.1 at 8080+k (public), 9080+k (control) and 7080+k (peer).
 
 use std::collections::BTreeSet;
@@ -95,7 +95,7 @@ pub struct NodeSection {
     pub data_dir: PathBuf,
 }
 
-/// `[listen]`: the three listeners of API.md, bound separately so that the public one
+/// `[listen]`: the three listeners of docs/API.md, bound separately so that the public one
 /// can face the internet while control and peer stay on the intranet.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ListenSection {
@@ -259,7 +259,7 @@ impl Default for SessionsSection {
     }
 }
 
-/// `[janitor]`: the purification sweeps (DESIGN.md decision 7).
+/// `[janitor]`: the purification sweeps (docs/DESIGN.md decision 7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JanitorSection {
@@ -376,7 +376,7 @@ impl Default for ArchiveSection {
     }
 }
 
-/// `[exchange]`: the intranet–internet spool (DESIGN.md decision 6). Off unless `dir`
+/// `[exchange]`: the intranet–internet spool (docs/DESIGN.md decision 6). Off unless `dir`
 /// is set; every node of the cluster must see the same directory (the leader's Exchange
 /// actor reads and writes it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

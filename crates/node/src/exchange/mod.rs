@@ -1,4 +1,4 @@
-//! The spool's file format (DESIGN.md decision 6): JSON lines, one record
+//! The spool's file format (docs/DESIGN.md decision 6): JSON lines, one record
 //! `{key, status, data}` per line, then a checksum line
 //! `{"checksum": "hmac-sha256:<hex>", "records": N}` whose hex is the HMAC-SHA256, keyed
 //! with the spool's key (`exchange.hmac_key_file`), of every byte before that line. Both

@@ -148,7 +148,7 @@ impl BidderRequest {
     }
 }
 
-/// AuctionSpec of API.md.
+/// AuctionSpec of docs/API.md.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuctionSpecRequest {

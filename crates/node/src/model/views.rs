@@ -1,4 +1,4 @@
-//! What the HTTP API answers (API.md). Bidders appear only by their bidder number; the
+//! What the HTTP API answers (docs/API.md). Bidders appear only by their bidder number; the
 //! reserve price appears only in the control listener's views.
 
 use serde::{Deserialize, Serialize};

@@ -307,55 +307,73 @@ pub(super) fn applied_state_from(payload: SnapshotPayload) -> AppliedState {
     }
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
-        // Encoding a large state takes a while: it runs on a thread of its own at a lower
-        // priority (`at_low_priority`), so the node's runtime (Raft's core, heartbeats,
-        // the peer listener) and its bidders come first, and `apply` goes on meanwhile.
+/// What a snapshot holds, copied out of the shared state under its read lock.
+struct SnapshotCopy {
+    kernel: State,
+    applied: Option<LogId<u64>>,
+    membership: StoredMembership<u64, NodeInfo>,
+    exchange: ExchangeLedger,
+    archived: Vec<ArchivedAuction>,
+}
+
+impl SnapshotBuilder {
+    /// Copies the state under the read lock, at the usual priority (`apply` waits for
+    /// that lock): an auction's bids and a bidder's request records are persistent
+    /// structures, so the copy shares them and takes little time, however many bids the
+    /// state holds. Nothing is applied while the read lock is held, so the archive holds
+    /// exactly what the entries up to `last_applied` archived.
+    async fn copy_state(&self) -> Result<SnapshotCopy, StorageError<u64>> {
         let state = self.state.clone();
         let archive = self.archive.clone();
-        let started = std::time::Instant::now();
-        // The state is copied under the read lock, at the usual priority (`apply` waits
-        // for that lock): an auction's bids and a bidder's request records are
-        // persistent structures, so the copy shares them and takes little time, however
-        // many bids the state holds. Nothing is applied while the read lock is held, so
-        // the archive holds exactly what the entries up to `last_applied` archived.
-        let copied = blocking(move || {
+        blocking(move || {
             let state = state.read();
             let archived = archive.newest(state.last_applied_index, ARCHIVED_IN_SNAPSHOT)?;
-            Ok((
-                state.kernel.clone(),
-                state.last_applied,
-                state.membership.clone(),
-                state.exchange.clone(),
+            Ok(SnapshotCopy {
+                kernel: state.kernel.clone(),
+                applied: state.last_applied,
+                membership: state.membership.clone(),
+                exchange: state.exchange.clone(),
                 archived,
-            ))
+            })
         })
         .await
-        .map_err(snapshot_error(None, ErrorVerb::Read))?;
-        let locked_ms = started.elapsed().as_millis() as u64;
-        let (kernel, applied, membership, exchange, archived) = copied;
+        .map_err(snapshot_error(None, ErrorVerb::Read))
+    }
+
+    /// Encodes the copy on a thread of its own at a lower priority (`at_low_priority`),
+    /// so the node's runtime (Raft's core, heartbeats, the peer listener) and its
+    /// bidders come first, and `apply` goes on meanwhile.
+    async fn encode_copy(&self, copy: SnapshotCopy) -> Result<Vec<u8>, StorageError<u64>> {
         // Room for as much as the previous snapshot took and a quarter more: the state
         // rarely shrinks by much between two snapshots.
         let previous = std::fs::metadata(&self.snapshots.file).map_or(0, |file| file.len());
         let capacity = (previous + previous / 4) as usize;
-        let (data, last_log_id, last_membership) = at_low_priority("gavel-snapshot", move || {
-            let data = encode_large(
+        at_low_priority("gavel-snapshot", move || {
+            encode_large(
                 "snapshot",
                 &SnapshotPayloadRef {
-                    kernel: &kernel,
-                    last_applied: &applied,
-                    last_membership: &membership,
-                    archived: &archived,
-                    exchange: &exchange,
-                    leader_term: kernel.leader_term,
+                    kernel: &copy.kernel,
+                    last_applied: &copy.applied,
+                    last_membership: &copy.membership,
+                    archived: &copy.archived,
+                    exchange: &copy.exchange,
+                    leader_term: copy.kernel.leader_term,
                 },
                 capacity,
-            )?;
-            Ok((data, applied, membership))
+            )
         })
         .await
-        .map_err(snapshot_error(None, ErrorVerb::Read))?;
+        .map_err(snapshot_error(None, ErrorVerb::Read))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
+        let started = std::time::Instant::now();
+        let copy = self.copy_state().await?;
+        let locked_ms = started.elapsed().as_millis() as u64;
+        let (last_log_id, last_membership) = (copy.applied, copy.membership.clone());
+        let data = self.encode_copy(copy).await?;
         let encoded_ms = started.elapsed().as_millis() as u64;
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)

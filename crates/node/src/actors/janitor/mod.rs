@@ -1,4 +1,4 @@
-//! The Janitor actor purifies the node on a timer (DESIGN.md decision 7).
+//! The Janitor actor purifies the node on a timer (docs/DESIGN.md decision 7).
 //!
 //! Each sweep:
 //! - on the leader, it proposes `Command::Purge` so expired sessions and old idempotency

@@ -1,4 +1,4 @@
-//! The ClusterView (API.md): the cluster as this node's Supervisor sees it, from Raft's
+//! The ClusterView (docs/API.md): the cluster as this node's Supervisor sees it, from Raft's
 //! membership and metrics and the PeerLinks' health reports.
 
 use std::collections::BTreeSet;
@@ -10,7 +10,7 @@ use super::Supervisor;
 use crate::clock::wall_clock_ms;
 use crate::replication::NodeInfo;
 
-/// The cluster as this node sees it (API.md, ClusterView).
+/// The cluster as this node sees it (docs/API.md, ClusterView).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClusterView {
     pub cluster_id: String,
