@@ -109,10 +109,13 @@ fn add_standby(cluster: &Cluster, leader: u64, dir: &Path) -> (Node, Duration) {
     let started = Instant::now();
     let mut added = (0, Value::Null);
     wait_until(Duration::from_secs(60), || {
-        added =
-            cluster
-                .node(leader)
-                .control("POST", "/control/v1/cluster/nodes", Some(add.clone()));
+        // The node answers once the standby holds everything (up to two minutes).
+        added = cluster.node(leader).control_waiting(
+            "POST",
+            "/control/v1/cluster/nodes",
+            Some(add.clone()),
+            Duration::from_secs(150),
+        );
         added.0 == 201
     });
     assert_eq!(added.0, 201, "node add: {}\n{}", added.1, joiner.log_tail());

@@ -232,6 +232,22 @@ impl Node {
         )
     }
 
+    /// A control request that may take up to `limit` to be answered: one the node answers
+    /// only once work it waits for is done (`node add` answers once the new standby has
+    /// caught up, which the node waits for up to two minutes).
+    pub fn control_waiting(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        limit: Duration,
+    ) -> (u16, Value) {
+        let url = format!("{}{}", self.control_url, path);
+        let agent = process::agent_with_timeout(limit);
+        process::http(&agent, method, &url, Some(ADMIN_TOKEN), body)
+            .unwrap_or_else(|error| panic!("{method} {url}: {error}"))
+    }
+
     /// A control request with another operator's token.
     pub fn control_as(
         &self,
