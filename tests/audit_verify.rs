@@ -113,7 +113,7 @@ struct SnapshotPayload {
     last_applied: Option<openraft::LogId<u64>>,
     last_membership: openraft::StoredMembership<u64, gavel::replication::NodeInfo>,
     archived: Vec<gavel::replication::archive::ArchivedAuction>,
-    exchange: gavel::replication::exchange::ExchangeLedger,
+    exchange: gavel_kernel::ledger::ExchangeLedger,
     /// The term of the last takeover applied (`State::leader_term`).
     leader_term: u64,
 }

@@ -313,11 +313,13 @@ fn half_duplex_takes_one_direction_per_look_and_still_gets_both_done() {
     )));
     assert!(wait_until(Duration::from_secs(10), || outbound(&spool)
         .contains_key("reg-dee")));
-    // The file is written before the outbox is cleared: the count follows the commit.
+    // The file is written before the outbox is cleared, and the Exchange counts it once
+    // the clearing is committed: a read between the commit and the count sees the outbox
+    // empty and the file not yet counted, so wait for both.
     let mut report = Value::Null;
     wait_until(Duration::from_secs(10), || {
         report = node.control("GET", "/control/v1/exchange", None).1;
-        report["outbox_pending"] == 0
+        report["outbox_pending"] == 0 && report["outbound_files"] == 1
     });
     assert_eq!(report["half_duplex"], true, "{report}");
     assert_eq!(report["inbound_files_taken"], 1, "{report}");

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use gavel_kernel::{
-    Applied, Auction, AuctionSpec, Command, Envelope, EventKind, ExchangeLedger, IncrementRule,
-    Outcome, Receipt, Rejection, Replica, State,
+    Applied, Auction, AuctionSpec, Command, Envelope, EventKind, ExchangeLedger, Outcome, Receipt,
+    Rejection, Replica, State,
 };
 
 /// The seed every envelope carries unless a test says otherwise.
@@ -29,19 +29,10 @@ pub fn token_hash(n: u64) -> String {
 /// 240 000 ms, confirm window 60 000 ms, no reserve and no cap.
 pub fn spec(id: &str) -> AuctionSpec {
     AuctionSpec {
-        id: id.to_string(),
         title: "Parcel 2024-17".to_string(),
-        parcel_json: "{}".to_string(),
-        start_price: 1000,
-        increment: 100,
-        increment_rule: IncrementRule::Multiple,
-        reserve_price: None,
-        price_cap: None,
-        cap_confirm_ms: 60_000,
         failover_grace_ms: 240_000,
-        listing_opens_at_ms: 10_000,
-        listing_closes_at_ms: 100_000,
         countdown_ms: 240_000,
+        ..AuctionSpec::example(id)
     }
 }
 

@@ -70,24 +70,13 @@ impl ArchiveLedger {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use crate::{apply, AuctionSpec, Command, Envelope, IncrementRule, Outcome, Rejection};
+    use crate::{apply, AuctionSpec, Command, Envelope, Outcome, Rejection};
     use crate::{Phase, State};
 
     pub(crate) fn spec(id: &str, title: &str) -> AuctionSpec {
         AuctionSpec {
-            id: id.to_string(),
             title: title.to_string(),
-            parcel_json: "{}".to_string(),
-            start_price: 1000,
-            increment: 100,
-            increment_rule: IncrementRule::Multiple,
-            reserve_price: None,
-            price_cap: None,
-            cap_confirm_ms: 60_000,
-            failover_grace_ms: 60_000,
-            listing_opens_at_ms: 10_000,
-            listing_closes_at_ms: 100_000,
-            countdown_ms: 60_000,
+            ..AuctionSpec::example(id)
         }
     }
 

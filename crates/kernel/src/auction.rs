@@ -223,23 +223,11 @@ impl Auction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::IncrementRule;
 
     fn auction() -> Auction {
         Auction::new(AuctionSpec {
-            id: "lot-1".to_string(),
             title: "A parcel".to_string(),
-            parcel_json: "{}".to_string(),
-            start_price: 1000,
-            increment: 100,
-            increment_rule: IncrementRule::Multiple,
-            reserve_price: None,
-            price_cap: None,
-            cap_confirm_ms: 60_000,
-            failover_grace_ms: 60_000,
-            listing_opens_at_ms: 10_000,
-            listing_closes_at_ms: 100_000,
-            countdown_ms: 60_000,
+            ..AuctionSpec::example("lot-1")
         })
     }
 

@@ -121,7 +121,7 @@ pub enum Command {
     },
     /// A control record from the intranet's inbound spool (the Exchange actor): `command`
     /// is applied once per `key`, whatever the number of times the record is proposed;
-    /// the state machine keeps the keys (`replication::exchange`).
+    /// the kernel keeps the keys (`ledger`).
     Exchange {
         key: String,
         command: Box<Command>,

@@ -15,7 +15,7 @@
 //!   (status `new`, a key of 1–64 characters `A-Za-z0-9_.-`, `data` one of the control
 //!   commands: `register_bidder`, `qualify`, `create_auction`, `suspend`, `resume`,
 //!   `terminate`) is proposed as `Command::Exchange`, which the state machine applies once
-//!   per key (`replication::exchange`); a bad record goes to
+//!   per key (`gavel_kernel::ledger`); a bad record goes to
 //!   `quarantine/<file>.rejected.jsonl` with its line number and reason; then a copy of
 //!   the file goes to `processed/` and the file leaves `inbound/`. Neither copy holds a
 //!   bidder's secret: every `secret` is replaced by `<redacted>` (the processed copy
@@ -45,8 +45,8 @@ use crate::exchange::{
     Inbound, Line, SpoolKey, MAX_FILE_BYTES,
 };
 use crate::model::bidder_secret::SecretHasher;
-use crate::replication::exchange::MAX_OUTBOUND_PER_FILE;
 use crate::replication::SharedState;
+use gavel_kernel::ledger::MAX_OUTBOUND_PER_FILE;
 use gavel_kernel::{Command, Outcome};
 
 /// An inbound `.jsonl` file still without its checksum line after this long is

@@ -391,25 +391,15 @@ impl ArchiveFetch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gavel_kernel::{Auction, AuctionSpec, IncrementRule};
+    use gavel_kernel::{Auction, AuctionSpec};
 
     fn record(index: u64, id: &str) -> ArchivedAuction {
         ArchivedAuction {
             archived_at_index: index,
             auction: Auction::new(AuctionSpec {
-                id: id.to_string(),
-                title: format!("Parcel {id}"),
-                parcel_json: "{}".to_string(),
-                start_price: 1000,
-                increment: 100,
-                increment_rule: IncrementRule::Multiple,
-                reserve_price: None,
-                price_cap: None,
-                cap_confirm_ms: 60_000,
-                failover_grace_ms: 60_000,
                 listing_opens_at_ms: 10,
                 listing_closes_at_ms: 20,
-                countdown_ms: 60_000,
+                ..AuctionSpec::example(id)
             }),
         }
     }

@@ -37,9 +37,9 @@ use super::archive::{ArchiveStore, ArchivedAuction, ARCHIVED_IN_SNAPSHOT};
 use super::codec::{decode, encode};
 use super::durable::Durable;
 use super::error::{blocking, ReplicationError, StoreError};
-use super::exchange::ExchangeLedger;
 use super::snapshots::snapshot_data;
 use super::{LogStore, NodeInfo, SharedState, StateMachineStore};
+use gavel_kernel::ledger::ExchangeLedger;
 use gavel_kernel::State;
 
 /// The first line of every backup file.

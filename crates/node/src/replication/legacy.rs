@@ -174,23 +174,14 @@ mod tests {
     use super::*;
     use crate::replication::archive::{decode_archived, ArchivedAuction};
     use crate::replication::codec::encode;
-    use gavel_kernel::types::IncrementRule;
 
     fn sold_by_lottery() -> AuctionV1 {
         let spec = AuctionSpec {
-            id: "lot-v1".to_string(),
             title: "Parcel sold in v1".to_string(),
-            parcel_json: "{}".to_string(),
-            start_price: 1_000,
-            increment: 100,
-            increment_rule: IncrementRule::Multiple,
-            reserve_price: None,
             price_cap: Some(1_500),
-            cap_confirm_ms: 60_000,
-            failover_grace_ms: 60_000,
             listing_opens_at_ms: 10,
             listing_closes_at_ms: 20,
-            countdown_ms: 60_000,
+            ..AuctionSpec::example("lot-v1")
         };
         AuctionV1 {
             spec,

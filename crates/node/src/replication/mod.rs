@@ -20,7 +20,6 @@ pub mod backup;
 mod codec;
 mod durable;
 mod error;
-pub mod exchange;
 mod legacy;
 mod log_store;
 mod network;
@@ -144,8 +143,9 @@ pub struct AppliedState {
     /// The newest `Command::Checkpoint`s this node applied, oldest first (at most
     /// `CHECKPOINTS_KEPT`); not replicated, not in snapshots.
     pub checkpoints: std::collections::VecDeque<CheckpointDigest>,
-    /// Exchange keys applied and records waiting for the outbound spool (`exchange`).
-    pub exchange: exchange::ExchangeLedger,
+    /// Exchange keys applied and records waiting for the outbound spool
+    /// (`gavel_kernel::ledger`).
+    pub exchange: gavel_kernel::ledger::ExchangeLedger,
 }
 
 /// How many checkpoint digests a node keeps.

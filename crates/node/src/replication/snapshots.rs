@@ -24,10 +24,10 @@ use super::background::at_low_priority;
 use super::codec::{decode, encode, encode_large};
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
-use super::exchange::ExchangeLedger;
 use super::legacy::{ArchivedAuctionV1, StateV1};
 use super::snapshot_file;
 use super::{AppliedState, NodeInfo, SharedState, TypeConfig};
+use gavel_kernel::ledger::ExchangeLedger;
 use gavel_kernel::State;
 
 /// The current snapshot's metadata and its data, written together in one sled batch.

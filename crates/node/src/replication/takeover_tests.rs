@@ -11,7 +11,7 @@ use super::archive::ArchiveStore;
 use super::durable::Durable;
 use super::state_machine::StateMachineStore;
 use super::{ApplyResponse, Proposal, SharedState, TypeConfig};
-use gavel_kernel::{AuctionSpec, Command, Envelope, EventKind, IncrementRule, Outcome, Phase};
+use gavel_kernel::{AuctionSpec, Command, Envelope, EventKind, Outcome, Phase};
 
 const START_MS: u64 = 1_700_000_000_000;
 const LISTING_CLOSES_MS: u64 = START_MS + 10_000;
@@ -58,19 +58,12 @@ fn token(bidder: &str) -> String {
 /// `LISTING_CLOSES_MS + COUNTDOWN_MS`.
 fn first_term() -> Vec<Entry<TypeConfig>> {
     let spec = AuctionSpec {
-        id: "lot".to_string(),
         title: "Lot".to_string(),
-        parcel_json: "{}".to_string(),
-        start_price: 1_000,
-        increment: 100,
-        increment_rule: IncrementRule::Multiple,
-        reserve_price: None,
-        price_cap: None,
-        cap_confirm_ms: 60_000,
         failover_grace_ms: GRACE_MS,
         listing_opens_at_ms: START_MS,
         listing_closes_at_ms: LISTING_CLOSES_MS,
         countdown_ms: COUNTDOWN_MS,
+        ..AuctionSpec::example("lot")
     };
     let mut setup = vec![at(START_MS, "op", Command::CreateAuction { spec })];
     for bidder in ["alice", "bob"] {

@@ -2,7 +2,7 @@
 //! auction is built by the kernel itself, so its hash chain is real.
 
 use super::*;
-use gavel_kernel::{apply, AuctionSpec, Command, Envelope, IncrementRule, Outcome, State};
+use gavel_kernel::{apply, AuctionSpec, Command, Envelope, Outcome, State};
 
 const AUCTION: &str = "chaos-a1";
 
@@ -24,19 +24,9 @@ fn run(state: &mut State, now_ms: u64, command: Command) -> Outcome {
 fn sale() -> (State, Vec<(String, u64)>) {
     let mut state = State::default();
     let spec = AuctionSpec {
-        id: AUCTION.to_string(),
         title: "Parcel".to_string(),
-        parcel_json: "{}".to_string(),
-        start_price: 1000,
-        increment: 100,
-        increment_rule: IncrementRule::Multiple,
-        reserve_price: None,
-        price_cap: None,
-        cap_confirm_ms: 60_000,
-        failover_grace_ms: 60_000,
         listing_opens_at_ms: 0,
-        listing_closes_at_ms: 100_000,
-        countdown_ms: 60_000,
+        ..AuctionSpec::example(AUCTION)
     };
     run(&mut state, 0, Command::CreateAuction { spec });
     for bidder in ["alice", "bob"] {
