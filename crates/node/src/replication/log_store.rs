@@ -371,9 +371,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(write_failed)
     }
 
+    /// The vote as saved, but never committed: openraft reads the vote once, at start,
+    /// and a node whose committed vote names itself would resume leading its old term at
+    /// once, and answer as leader while the cluster may have moved on without it. Read as
+    /// uncommitted, the vote still binds the node (it grants no lower vote), and the node
+    /// starts as a follower that leads again only by winning an election in a new term.
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
-        read_meta(&self.meta, KEY_VOTE, "vote")
-            .map_err(|error| error.into_storage(ErrorSubject::Vote, ErrorVerb::Read))
+        let vote: Option<Vote<u64>> = read_meta(&self.meta, KEY_VOTE, "vote")
+            .map_err(|error| error.into_storage(ErrorSubject::Vote, ErrorVerb::Read))?;
+        Ok(vote.map(|vote| Vote {
+            committed: false,
+            ..vote
+        }))
     }
 
     async fn save_committed(

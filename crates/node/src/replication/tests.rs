@@ -605,3 +605,28 @@ async fn a_snapshot_that_breaks_a_kernel_invariant_is_not_installed() {
         .is_none());
     assert_eq!(archive.len(), 0);
 }
+
+/// A leader that restarts does not take up its old term again: it comes back a follower
+/// and leads only after winning a new election, so it never answers as the leader of a
+/// term the rest of the cluster may have left while it was down.
+#[tokio::test]
+async fn a_restarted_leader_comes_back_a_follower_and_leads_only_in_a_new_term() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let node = start(dir.path()).await;
+    write(&node, 0, register("alice")).await;
+    let old_term = node.raft.metrics().borrow().current_term;
+    node.shutdown().await.expect("shutdown");
+
+    let node = open(options(dir.path())).await.expect("reopen");
+    let metrics = node.raft.metrics().borrow().clone();
+    assert_ne!(metrics.state, openraft::ServerState::Leader, "{metrics:?}");
+    assert_eq!(metrics.current_leader, None, "{metrics:?}");
+    node.raft
+        .wait(WAIT)
+        .current_leader(1, "node 1 leads after an election")
+        .await
+        .expect("a leader");
+    let new_term = node.raft.metrics().borrow().current_term;
+    assert!(new_term > old_term, "term {old_term} then {new_term}");
+    node.shutdown().await.expect("shutdown");
+}
