@@ -112,6 +112,22 @@ pub enum AuctionCommand {
         #[arg(long)]
         bidder: String,
     },
+    /// Record a bidder's deposit for an auction from a bank receipt (once per reference);
+    /// prints what the bidder has deposited and what the auction requires.
+    Deposit {
+        #[arg(long)]
+        auction: String,
+        #[arg(long)]
+        bidder: String,
+        #[arg(long, value_name = "N")]
+        amount: u64,
+        /// The bank receipt's reference.
+        #[arg(long)]
+        reference: String,
+    },
+    /// Declare the winner of a sale whose confirmation lapsed in default (the deposit is
+    /// forfeited); prints the result.
+    Default(ReasonArgs),
     /// Suspend bidding.
     Suspend(ReasonArgs),
     /// Resume a suspended auction.
@@ -231,6 +247,16 @@ fn auction_request(command: &AuctionCommand) -> Result<ApiRequest, Failure> {
             auction_path(auction, "/qualifications"),
             json!({"bidder_id": bidder}),
         ),
+        AuctionCommand::Deposit {
+            auction,
+            bidder,
+            amount,
+            reference,
+        } => ApiRequest::post_control(
+            auction_path(auction, "/deposits"),
+            json!({"bidder_id": bidder, "amount": amount, "reference": reference}),
+        ),
+        AuctionCommand::Default(args) => with_reason("/default", args),
         AuctionCommand::Suspend(args) => with_reason("/suspend", args),
         AuctionCommand::Resume(args) => with_reason("/resume", args),
         AuctionCommand::Terminate(args) => with_reason("/terminate", args),

@@ -54,6 +54,38 @@ fn each_command_sends_the_request_of_the_api() {
             ),
         ),
         (
+            vec![
+                "auction",
+                "deposit",
+                "--auction",
+                "a1",
+                "--bidder",
+                "b1",
+                "--amount",
+                "500",
+                "--reference",
+                "BOC-1",
+            ],
+            post(
+                "/control/v1/auctions/a1/deposits",
+                json!({"bidder_id": "b1", "amount": 500, "reference": "BOC-1"}),
+            ),
+        ),
+        (
+            vec![
+                "auction",
+                "default",
+                "--auction",
+                "a1",
+                "--reason",
+                "no show",
+            ],
+            post(
+                "/control/v1/auctions/a1/default",
+                json!({"reason": "no show"}),
+            ),
+        ),
+        (
             vec!["auction", "resume", "--auction", "a1", "--reason", "back"],
             post("/control/v1/auctions/a1/resume", json!({"reason": "back"})),
         ),

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use gavel_kernel::sale::SaleRules;
 use gavel_kernel::{
     Applied, Auction, AuctionSpec, Command, Envelope, EventKind, ExchangeLedger, Outcome, Receipt,
     Rejection, Replica, State,
@@ -182,6 +183,13 @@ impl Harness {
 
     pub fn create(&mut self, now_ms: u64, spec: AuctionSpec) {
         let created = self.run(now_ms, Command::CreateAuction { spec });
+        assert_eq!(created, Ok(Outcome::AuctionCreated { created: true }));
+    }
+
+    /// Creates an auction under the version 1.1 `rules`.
+    pub fn create_with_rules(&mut self, now_ms: u64, spec: AuctionSpec, rules: SaleRules) {
+        let rules = Box::new(rules);
+        let created = self.run(now_ms, Command::CreateAuctionWithRules { spec, rules });
         assert_eq!(created, Ok(Outcome::AuctionCreated { created: true }));
     }
 

@@ -2,11 +2,13 @@
 //! counts refusals per auction, and asserts the named invariants of the auction it
 //! touched.
 
+use super::acceptance;
 use super::bidders;
 use super::bidding::ConfirmRequest;
 use super::bidding::{self, BidRequest};
 use super::cap;
 use super::command::{Command, Envelope, Outcome};
+use super::deposits::{self, DepositRequest};
 use super::event::{Event, EventKind};
 use super::housekeeping;
 use super::invariants;
@@ -14,6 +16,7 @@ use super::lottery::{self, splitmix64};
 use super::operator::OperatorAction;
 use super::phases::{self, advance, not_open};
 use super::rejection::Rejection;
+use super::sale::SaleRules;
 use super::signin;
 use super::state::{Auction, OperatorRecord, Phase, State, MAX_OPERATOR_RECORDS};
 use super::types::{validate_id, validate_text, AuctionSpec, BidderNumber, Money};
@@ -191,6 +194,9 @@ fn dispatch(
         | Command::OpenSessionUncapped { .. }
         | Command::CloseSession { .. } => dispatch_sessions(state, now_ms, command),
         Command::CreateAuction { .. }
+        | Command::CreateAuctionWithRules { .. }
+        | Command::RecordDeposit { .. }
+        | Command::DefaultWinner { .. }
         | Command::Qualify { .. }
         | Command::Suspend { .. }
         | Command::Resume { .. }
@@ -201,6 +207,7 @@ fn dispatch(
         Command::PlaceBid { .. }
         | Command::Confirm { .. }
         | Command::ConfirmWithNonce { .. }
+        | Command::AcceptSale { .. }
         | Command::Advance { .. } => {
             dispatch_bidding(state, now_ms, envelope.seed, command, events)
         }
@@ -282,7 +289,36 @@ fn dispatch_auction_admin(
     let seed = envelope.seed;
     let actor = envelope.actor.as_str();
     match &envelope.command {
-        Command::CreateAuction { spec } => create_auction(state, now_ms, seed, actor, spec, events),
+        Command::CreateAuction { spec } => {
+            let rules = SaleRules::default();
+            create_auction(state, now_ms, seed, actor, spec, &rules, events)
+        }
+        Command::CreateAuctionWithRules { spec, rules } => {
+            create_auction(state, now_ms, seed, actor, spec, rules.as_ref(), events)
+        }
+        Command::RecordDeposit {
+            auction_id,
+            bidder_id,
+            amount,
+            reference,
+        } => {
+            let request = DepositRequest {
+                bidder_id,
+                amount: *amount,
+                reference,
+            };
+            deposits::validate(&request)?;
+            if !state.bidders.contains_key(bidder_id) {
+                return Err(Rejection::BidderNotFound);
+            }
+            let auction = advanced(state, auction_id, now_ms, seed, events)?;
+            deposits::record(auction, now_ms, actor, &request)
+        }
+        Command::DefaultWinner { auction_id, reason } => {
+            validate_text("reason", reason, false)?;
+            let auction = advanced(state, auction_id, now_ms, seed, events)?;
+            acceptance::default_winner(auction, now_ms, actor, reason, events)
+        }
         Command::Qualify {
             auction_id,
             bidder_id,
@@ -366,6 +402,17 @@ fn dispatch_bidding(
             advanced(state, auction_id, now_ms, seed, events)?;
             Ok(Outcome::AuctionUpdated)
         }
+        Command::AcceptSale {
+            auction_id,
+            token_hash,
+        } => {
+            let bidder_id = state
+                .session_bidder(token_hash, now_ms)
+                .ok_or(Rejection::Unauthenticated)?
+                .to_string();
+            let auction = advanced(state, auction_id, now_ms, seed, events)?;
+            acceptance::accept(auction, now_ms, &bidder_id, events)
+        }
         other => misrouted(other),
     }
 }
@@ -442,15 +489,17 @@ fn create_auction(
     seed: u64,
     actor: &str,
     spec: &AuctionSpec,
+    rules: &SaleRules,
     events: &mut Vec<Event>,
 ) -> Result<Outcome, Rejection> {
     spec.validate()?;
+    rules.validate()?;
     // An archived (or archived and pruned) id named another sale: it is never reused.
     if state.archived.was_archived(&spec.id) {
         return Err(Rejection::AuctionExists);
     }
     if let Some(existing) = state.auctions.get(&spec.id) {
-        return if &existing.spec == spec {
+        return if &existing.spec == spec && &existing.sale.rules == rules {
             Ok(Outcome::AuctionCreated { created: false })
         } else {
             Err(Rejection::AuctionExists)
@@ -461,7 +510,7 @@ fn create_auction(
             "listing_closes_at_ms is in the past".to_string(),
         ));
     }
-    let mut auction = Auction::new(spec.clone());
+    let mut auction = Auction::with_rules(spec.clone(), rules.clone());
     auction.lottery_secret.pool = lottery::initial_pool(&spec.id, seed);
     auction.record(now_ms, actor, "created", String::new());
     events.push(Event {
@@ -499,6 +548,7 @@ fn qualify(
     if auction.phase.is_closed() {
         return Err(not_open(auction));
     }
+    deposits::check_qualification(auction, bidder_id)?;
     if auction.qualified.len() as u64 >= BIDDER_NUMBER_SPACE {
         return Err(Rejection::Conflict(
             "no bidder numbers left in this auction".to_string(),

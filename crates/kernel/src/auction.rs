@@ -9,6 +9,7 @@ use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
 use super::lottery::{Bytes32, Confirmation, Lottery, LotterySecret};
+use super::sale::{ConfirmationStatus, SaleRules, SaleState};
 use super::types::{AuctionSpec, BidderNumber, Money};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,10 +140,19 @@ pub struct Auction {
     /// Count of refused commands by rejection code.
     pub rejections: BTreeMap<String, u64>,
     pub audit: Vector<AuditRecord>,
+    /// The version 1.1 rules and what they keep (`sale`), as JSON text in the binary
+    /// records, so that later rules add fields without a new shape of the state.
+    #[serde(with = "super::sale::json_text")]
+    pub sale: SaleState,
 }
 
 impl Auction {
     pub fn new(spec: AuctionSpec) -> Self {
+        Auction::with_rules(spec, SaleRules::default())
+    }
+
+    /// A new auction under the version 1.1 `rules`.
+    pub fn with_rules(spec: AuctionSpec, rules: SaleRules) -> Self {
         Auction {
             increment: spec.increment,
             deadline_ms: Some(spec.listing_opens_at_ms),
@@ -158,7 +168,53 @@ impl Auction {
             closed_at_ms: None,
             rejections: BTreeMap::new(),
             audit: Vector::new(),
+            sale: SaleState {
+                rules,
+                ..SaleState::default()
+            },
         }
+    }
+
+    /// Whether the auction still waits for a time to come: an open or scheduled auction
+    /// for its deadline, a sold one for the end of its winner's confirmation window.
+    pub fn awaits_time(&self) -> bool {
+        !self.phase.is_closed() || self.confirmation_pending()
+    }
+
+    /// Whether a sold auction's winner has yet to confirm.
+    pub fn confirmation_pending(&self) -> bool {
+        self.sale
+            .confirmation
+            .as_ref()
+            .is_some_and(|confirmation| confirmation.status == ConfirmationStatus::Pending)
+    }
+
+    /// When the auction's next time transition is due: a scheduled auction opens at its
+    /// deadline, an open phase ends just after it, a pending confirmation lapses just
+    /// after its window. `None` when nothing waits for time.
+    pub fn due_at_ms(&self) -> Option<u64> {
+        if let Some(deadline) = self.deadline_ms {
+            return Some(if self.phase == Phase::Scheduled {
+                deadline
+            } else {
+                deadline.saturating_add(1)
+            });
+        }
+        self.sale
+            .confirmation
+            .as_ref()
+            .filter(|confirmation| confirmation.status == ConfirmationStatus::Pending)
+            .map(|confirmation| confirmation.deadline_ms.saturating_add(1))
+    }
+
+    /// Whether the auction's record is complete and may leave the live state: closed,
+    /// and no winner's confirmation left to decide.
+    pub fn is_settled(&self) -> bool {
+        self.phase.is_closed()
+            && !matches!(
+                self.sale.confirmation.as_ref().map(|c| c.status),
+                Some(ConfirmationStatus::Pending | ConfirmationStatus::Lapsed)
+            )
     }
 
     /// Moves the auction to `phase`: the only place its phase changes. A transition

@@ -9,6 +9,7 @@ use super::lottery::{self, Confirmation};
 use super::phases::{advance, not_open};
 use super::rejection::Rejection;
 use super::requests::RequestKey;
+use super::sale::TimedBiddingEntry;
 use super::state::{Auction, BidRecord, Phase, RequestRecord, State};
 use super::types::{validate_id, BidderNumber, IncrementRule, Money};
 
@@ -49,6 +50,29 @@ pub fn check_amount(auction: &Auction, bidder_id: &str, amount: Money) -> Result
         }
     }
     Ok(())
+}
+
+/// Whether `bidder_id` may bid in the auction's phase: with `timed_bidding_entry =
+/// listing_bidders`, timed bidding is for those who bid during the listing only.
+fn check_entry(auction: &Auction, bidder_id: &str) -> Result<(), Rejection> {
+    let listing_only = auction.sale.rules.timed_bidding_entry == TimedBiddingEntry::ListingBidders;
+    if listing_only
+        && auction.phase == Phase::TimedBidding
+        && !auction.sale.listing_bidders.contains(bidder_id)
+    {
+        return Err(Rejection::NotAListingBidder);
+    }
+    Ok(())
+}
+
+/// Remembers a bidder whose valid bid is being placed during the listing, where the
+/// auction's timed bidding is for listing bidders only.
+fn note_listing_bidder(auction: &mut Auction, bidder_id: &str) {
+    if auction.phase == Phase::Listing
+        && auction.sale.rules.timed_bidding_entry == TimedBiddingEntry::ListingBidders
+    {
+        auction.sale.listing_bidders.insert(bidder_id.to_string());
+    }
 }
 
 /// The request of a bid command.
@@ -92,7 +116,9 @@ pub fn place_bid(
     if !matches!(auction.phase, Phase::Listing | Phase::TimedBidding) {
         return Err(not_open(auction));
     }
+    check_entry(auction, &bidder_id)?;
     check_amount(auction, &bidder_id, request.amount)?;
+    note_listing_bidder(auction, &bidder_id);
     let deadline = auction.deadline_ms.unwrap_or(0);
     assert!(
         now_ms <= deadline,

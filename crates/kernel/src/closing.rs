@@ -2,6 +2,7 @@
 //! shares (the listing's close and the end of timed bidding in `phases`, the lottery's
 //! draw in `cap`).
 
+use super::acceptance;
 use super::auction::{Auction, Phase, Winner};
 use super::event::{Event, EventKind};
 
@@ -33,5 +34,6 @@ pub fn close(
     auction.deadline_ms = None;
     auction.closed_at_ms = Some(closed_at_ms);
     auction.record(closed_at_ms, "system", auction.phase.as_str(), detail);
+    acceptance::open_window(auction, closed_at_ms);
     events.push(event(auction, EventKind::Closed));
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::operator::OperatorAction;
+use super::sale::SaleRules;
 use super::types::{AuctionSpec, BidderNumber, Money};
 
 /// One replicated log entry's payload. The leader fills `now_ms` and `seed` when it
@@ -165,6 +166,33 @@ pub enum Command {
         old_secret_hash: String,
         new_secret_hash: String,
     },
+    /// Creates an auction under the version 1.1 rules (`kernel::sale`); `CreateAuction`
+    /// is the same with every rule at its default. Sent only when a rule is set, so a
+    /// log of base-rule auctions reads as before.
+    CreateAuctionWithRules {
+        spec: AuctionSpec,
+        #[serde(with = "super::sale::json_text")]
+        rules: Box<SaleRules>,
+    },
+    /// Records a bidder's deposit for an auction from a bank receipt, once per
+    /// `reference` (`kernel::deposits`).
+    RecordDeposit {
+        auction_id: String,
+        bidder_id: String,
+        amount: Money,
+        reference: String,
+    },
+    /// The winner confirms a sale within its confirmation window (`kernel::acceptance`).
+    AcceptSale {
+        auction_id: String,
+        token_hash: String,
+    },
+    /// An operator declares the winner of a lapsed sale in default: the winner's deposit
+    /// is forfeited.
+    DefaultWinner {
+        auction_id: String,
+        reason: String,
+    },
 }
 
 /// Most auctions one `Command::Archive` moves out, so one log entry stays small.
@@ -185,8 +213,13 @@ impl Command {
             | Command::Resume { auction_id, .. }
             | Command::Terminate { auction_id, .. }
             | Command::ChangeIncrement { auction_id, .. }
-            | Command::Advance { auction_id } => Some(auction_id),
-            Command::CreateAuction { spec } => Some(&spec.id),
+            | Command::Advance { auction_id }
+            | Command::RecordDeposit { auction_id, .. }
+            | Command::AcceptSale { auction_id, .. }
+            | Command::DefaultWinner { auction_id, .. } => Some(auction_id),
+            Command::CreateAuction { spec } | Command::CreateAuctionWithRules { spec, .. } => {
+                Some(&spec.id)
+            }
             _ => None,
         }
     }
@@ -200,7 +233,7 @@ impl Command {
                 bidder_id.clone(),
                 String::new(),
             ),
-            Command::CreateAuction { spec } => (
+            Command::CreateAuction { spec } | Command::CreateAuctionWithRules { spec, .. } => (
                 OperatorAction::CreateAuction,
                 spec.id.clone(),
                 String::new(),
@@ -232,6 +265,21 @@ impl Command {
                 OperatorAction::ChangeIncrement,
                 auction_id.clone(),
                 format!("increment {increment}: {reason}"),
+            ),
+            Command::RecordDeposit {
+                auction_id,
+                bidder_id,
+                amount,
+                reference,
+            } => (
+                OperatorAction::RecordDeposit,
+                format!("{auction_id}/{bidder_id}"),
+                format!("{amount} ({reference})"),
+            ),
+            Command::DefaultWinner { auction_id, reason } => (
+                OperatorAction::DefaultWinner,
+                auction_id.clone(),
+                reason.clone(),
             ),
             Command::RecordOperatorAction {
                 action,
@@ -317,6 +365,20 @@ pub enum Outcome {
     },
     /// A bidder's secret record is now Argon2id.
     SecretHashUpgraded,
+    /// A deposit: the bidder's deposits for the auction now add up to `deposited`, of
+    /// `required`. `created` is false when the reference was recorded before.
+    DepositRecorded {
+        bidder_id: String,
+        deposited: Money,
+        required: Money,
+        created: bool,
+    },
+    /// The winner confirmed the sale (`replayed`: they had already).
+    SaleAccepted {
+        replayed: bool,
+    },
+    /// The winner of a lapsed sale was declared in default.
+    WinnerDefaulted,
 }
 
 #[cfg(test)]

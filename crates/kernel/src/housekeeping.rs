@@ -23,7 +23,7 @@ pub(super) fn archive(state: &mut State, now_ms: u64, closed_linger_ms: u64) -> 
         .values()
         .filter_map(|auction| {
             let closed_at_ms = auction.closed_at_ms?;
-            (auction.phase.is_closed() && closed_at_ms.saturating_add(closed_linger_ms) <= now_ms)
+            (auction.is_settled() && closed_at_ms.saturating_add(closed_linger_ms) <= now_ms)
                 .then(|| (closed_at_ms, auction.spec.id.clone()))
         })
         .collect();

@@ -167,6 +167,8 @@ pub fn allowed_in_exchange(command: &Command) -> bool {
         Command::RegisterBidder { .. }
             | Command::Qualify { .. }
             | Command::CreateAuction { .. }
+            | Command::CreateAuctionWithRules { .. }
+            | Command::RecordDeposit { .. }
             | Command::Suspend { .. }
             | Command::Resume { .. }
             | Command::Terminate { .. }

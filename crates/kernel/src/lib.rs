@@ -21,15 +21,18 @@
 //!   changes, along the legal transitions; `chain`: the per-auction hash chain of accepted
 //!   bids; `lottery`: the capped lottery's commit–reveal.
 //! - `state`: the replicated state (bidders, sessions, auctions, idempotency records);
+//!   `sale`: the version 1.1 rules an auction runs under and what it keeps for them;
 //!   `sessions` and `requests` hold the sessions and the idempotency records; `archived`
 //!   what the state remembers of archived auctions.
-//! - the rules: `bidders` (registration, stored secrets), `signin` (sessions), `closing`,
+//! - the rules: `bidders` (registration, stored secrets), `signin` (sessions), `deposits`
+//!   (deposits and the qualification gate), `acceptance` (the winner's confirmation), `closing`,
 //!   `phases` and `cap` (phase changes), `bidding`, `housekeeping` (purge, archive),
 //!   `takeover` (the takeover rule, applied before the first command of each leader term).
 //! - `invariants`: the named invariants, asserted after every command and reused by tests.
 //! - `apply`: dispatch of commands by group, and the effects; `ledger`: the exchange
 //!   ledger and `Replica`; `sale_result`: an auction's result as the outbox spools it.
 
+mod acceptance;
 pub mod apply;
 pub mod archived;
 pub mod auction;
@@ -39,6 +42,7 @@ mod cap;
 pub mod chain;
 mod closing;
 pub mod command;
+pub mod deposits;
 pub mod event;
 mod housekeeping;
 pub mod invariants;
@@ -49,6 +53,7 @@ pub mod operator;
 mod phases;
 pub mod rejection;
 pub mod requests;
+pub mod sale;
 pub mod sale_result;
 pub mod sessions;
 mod signin;

@@ -26,13 +26,17 @@ pub enum OperatorAction {
     NodeRemove,
     /// A migration's cutover to another node.
     Migrate,
+    /// A bidder's deposit recorded from a bank receipt.
+    RecordDeposit,
+    /// The winner of a lapsed sale declared in default.
+    DefaultWinner,
     /// A name none of the above has: what a refused `RecordOperatorAction` asked for.
     Other(String),
 }
 
 impl OperatorAction {
     /// Every action with a name of its own.
-    pub const NAMED: [OperatorAction; 11] = [
+    pub const NAMED: [OperatorAction; 13] = [
         OperatorAction::RegisterBidder,
         OperatorAction::CreateAuction,
         OperatorAction::Qualify,
@@ -44,6 +48,8 @@ impl OperatorAction {
         OperatorAction::NodeAdd,
         OperatorAction::NodeRemove,
         OperatorAction::Migrate,
+        OperatorAction::RecordDeposit,
+        OperatorAction::DefaultWinner,
     ];
 
     /// The action's name in the audit trail (docs/API.md).
@@ -60,6 +66,8 @@ impl OperatorAction {
             OperatorAction::NodeAdd => "node add",
             OperatorAction::NodeRemove => "node remove",
             OperatorAction::Migrate => "migrate",
+            OperatorAction::RecordDeposit => "record_deposit",
+            OperatorAction::DefaultWinner => "default",
             OperatorAction::Other(name) => name,
         }
     }

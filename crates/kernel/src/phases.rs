@@ -5,6 +5,7 @@
 //! the command's time; it runs before any command touches an auction, so a bid that
 //! arrives after the deadline finds the auction already closed.
 
+use super::acceptance;
 use super::auction::{Auction, Phase, Suspension, Winner};
 use super::cap;
 use super::closing::{close, event};
@@ -14,8 +15,14 @@ use super::rejection::Rejection;
 /// One hour: the listing resume bound of docs/RULES.md.
 pub const ONE_HOUR_MS: u64 = 3_600_000;
 
-/// Applies every time transition due at `now_ms`.
+/// Applies every time transition due at `now_ms`: the phases' deadlines, then the end of
+/// a winner's confirmation window.
 pub fn advance(auction: &mut Auction, now_ms: u64, seed: u64, events: &mut Vec<Event>) {
+    advance_phases(auction, now_ms, seed, events);
+    acceptance::lapse_if_due(auction, now_ms, events);
+}
+
+fn advance_phases(auction: &mut Auction, now_ms: u64, seed: u64, events: &mut Vec<Event>) {
     while let Some(deadline) = auction.deadline_ms {
         match auction.phase {
             Phase::Scheduled if now_ms >= deadline => {

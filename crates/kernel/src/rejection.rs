@@ -39,6 +39,14 @@ pub enum Rejection {
     NotEligible,
     #[error("the action does not apply in this state: {0}")]
     Conflict(String),
+    #[error("the bidder's deposit for this auction has not been recorded in full: {deposited} of {required}")]
+    DepositMissing { deposited: Money, required: Money },
+    #[error("only bidders who bid during the listing may bid in timed bidding")]
+    NotAListingBidder,
+    #[error("only the winner may confirm the sale")]
+    NotWinner,
+    #[error("the sale can no longer be confirmed (confirmation: {status})")]
+    ConfirmationClosed { status: String },
 }
 
 impl Rejection {
@@ -60,6 +68,10 @@ impl Rejection {
             Rejection::BidderExists => "bidder_exists",
             Rejection::NotEligible => "not_eligible",
             Rejection::Conflict(_) => "conflict",
+            Rejection::DepositMissing { .. } => "deposit_missing",
+            Rejection::NotAListingBidder => "not_eligible",
+            Rejection::NotWinner => "not_winner",
+            Rejection::ConfirmationClosed { .. } => "confirmation_closed",
         }
     }
 
@@ -68,7 +80,10 @@ impl Rejection {
         match self {
             Rejection::InvalidRequest(_) => 422,
             Rejection::Unauthenticated => 401,
-            Rejection::NotQualified | Rejection::NotEligible => 403,
+            Rejection::NotQualified
+            | Rejection::NotEligible
+            | Rejection::NotAListingBidder
+            | Rejection::NotWinner => 403,
             Rejection::AuctionNotFound | Rejection::BidderNotFound => 404,
             _ => 409,
         }

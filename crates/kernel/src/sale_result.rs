@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::chain::verify_chain;
+use super::deposits::dispositions;
 use super::lottery::Lottery;
 use super::state::Auction;
 
@@ -28,6 +29,23 @@ pub struct SaleResult {
     /// Whether the bid records form an intact hash chain.
     pub chain_verified: bool,
     pub bids: Vec<ResultBid>,
+    /// Every bidder's deposits with their disposition (none: the auction took none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deposits: Vec<ResultDeposit>,
+    /// The winner's confirmation: `pending`, `confirmed`, `lapsed` or `defaulted` (none:
+    /// the auction has no confirmation step, or no winner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<String>,
+}
+
+/// A bidder's deposits for an auction, added up, and what becomes of them: `held` while
+/// the auction is open, then `applied_to_price` (the winner's), `refund`, or `forfeited`
+/// (a winner in default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultDeposit {
+    pub bidder_id: String,
+    pub amount: u64,
+    pub disposition: String,
 }
 
 /// One accepted bid of a result.
@@ -132,6 +150,19 @@ impl SaleResult {
                     hash: bid.hash.clone(),
                 })
                 .collect(),
+            deposits: dispositions(auction)
+                .into_iter()
+                .map(|(bidder_id, amount, disposition)| ResultDeposit {
+                    bidder_id,
+                    amount,
+                    disposition: disposition.as_str().to_string(),
+                })
+                .collect(),
+            confirmation: auction
+                .sale
+                .confirmation
+                .as_ref()
+                .map(|confirmation| confirmation.status.as_str().to_string()),
         }
     }
 

@@ -114,15 +114,12 @@ impl AuctionActor {
             let Some(auction) = state.kernel.auctions.get(&self.auction_id) else {
                 return;
             };
-            let Some(deadline) = auction.deadline_ms else {
+            // Scheduled auctions open at their deadline; open phases end just after it,
+            // and so does a winner's confirmation window.
+            let Some(due_at_ms) = auction.due_at_ms() else {
                 return;
             };
-            // Scheduled auctions open at their deadline; open phases end just after it.
-            if auction.phase == gavel_kernel::Phase::Scheduled {
-                deadline
-            } else {
-                deadline.saturating_add(1)
-            }
+            due_at_ms
         };
         let delay_ms = due_at_ms
             .saturating_sub(wall_clock_ms())

@@ -96,7 +96,7 @@ impl ResourcePool {
                 .auctions
                 .values()
                 .filter(|auction| {
-                    !auction.phase.is_closed() && auction.spec.listing_opens_at_ms <= horizon_ms
+                    auction.awaits_time() && auction.spec.listing_opens_at_ms <= horizon_ms
                 })
                 .map(|auction| auction.spec.id.clone())
                 .collect()
@@ -271,7 +271,13 @@ impl Handler<Sweep> for ResourcePool {
                         .kernel
                         .auctions
                         .get(*auction_id)
-                        .map(|auction| auction.closed_at_ms);
+                        // A sale waiting for its winner's confirmation keeps its actor
+                        // (its timer marks the confirmation lapsed).
+                        .map(|auction| {
+                            auction
+                                .closed_at_ms
+                                .filter(|_| !auction.confirmation_pending())
+                        });
                     release_due(closed_at_ms, sweep.closed_linger_ms, now_ms)
                 })
                 .cloned()

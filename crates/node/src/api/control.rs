@@ -16,10 +16,12 @@ use crate::actors::supervisor::{ClusterView, GetClusterView, Switchover};
 use crate::actors::wall_clock_ms;
 use crate::model::error::ApiError;
 use crate::model::requests::{
-    auction_path_id, AuctionSpecRequest, BidderRequest, IncrementRequest, JsonObject,
-    QualificationRequest, ReasonRequest, SwitchoverRequest,
+    auction_path_id, create_auction_command, AuctionSpecRequest, BidderRequest, DepositRequest,
+    IncrementRequest, JsonObject, QualificationRequest, ReasonRequest, SwitchoverRequest,
 };
-use crate::model::views::{BidderCreated, ControlAuctionView, QualificationView, ResultView};
+use crate::model::views::{
+    BidderCreated, ControlAuctionView, DepositView, QualificationView, ResultView,
+};
 use gavel_kernel::{Command, Outcome, Rejection};
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -28,6 +30,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(create_auction)
         .service(list_auctions)
         .service(qualify)
+        .service(record_deposit)
+        .service(default_winner)
         .service(suspend)
         .service(resume)
         .service(terminate)
@@ -93,14 +97,14 @@ async fn create_auction(
     operator: Operator,
     body: web::Json<JsonObject<AuctionSpecRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let spec = body.into_inner().into_inner().into_spec()?;
+    let (spec, rules) = body.into_inner().into_inner().into_spec()?;
     let auction_id = spec.id.clone();
     // An archived auction keeps its id: the same spec again is the idempotent answer,
     // another one a conflict, as for a live auction.
     let live = app.state.read().kernel.auctions.contains_key(&auction_id);
     if !live {
         if let Ok(Some(archived)) = app.archive.get(&auction_id) {
-            if archived.spec != spec {
+            if archived.spec != spec || archived.sale.rules != rules {
                 return Err(Rejection::AuctionExists.into());
             }
             let view = ControlAuctionView::new(&archived, wall_clock_ms());
@@ -108,7 +112,7 @@ async fn create_auction(
         }
     }
     match app
-        .propose(Command::CreateAuction { spec }, operator.0)
+        .propose(create_auction_command(spec, rules), operator.0)
         .await?
     {
         Outcome::AuctionCreated { created } => {
@@ -179,6 +183,68 @@ async fn qualify(
         }
         other => Err(unexpected(other)),
     }
+}
+
+/// Records a bidder's deposit for an auction from a bank receipt, once per `reference`;
+/// deposits add up. Answers what the bidder has deposited and what the auction requires.
+#[utoipa::path(tag = "control", params(("id" = String, Path)), request_body = DepositRequest, responses(
+    (status = 201, body = DepositView), (status = 200, description = "the same reference again: nothing changed", body = DepositView),
+    (status = 404, description = "auction_not_found, bidder_not_found", body = Problem),
+    (status = 409, description = "auction_not_open; conflict: the reference was recorded for another deposit, or the auction holds the most deposits it may", body = Problem),
+    (status = 422, description = "invalid_request", body = Problem)), security(("admin" = [])))]
+#[post("/control/v1/auctions/{id}/deposits")]
+async fn record_deposit(
+    app: web::Data<AppState>,
+    operator: Operator,
+    path: web::Path<String>,
+    body: web::Json<JsonObject<DepositRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let auction_id = auction_path_id(path.into_inner())?;
+    let command = body.into_inner().into_inner().into_command(auction_id)?;
+    match app.propose(command, operator.0).await? {
+        Outcome::DepositRecorded {
+            bidder_id,
+            deposited,
+            required,
+            created,
+        } => {
+            let view = DepositView {
+                bidder_id,
+                deposited,
+                required,
+            };
+            Ok(if created {
+                HttpResponse::Created().json(view)
+            } else {
+                HttpResponse::Ok().json(view)
+            })
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Declares the winner of a sale whose confirmation lapsed in default: their deposit is
+/// forfeited. Answers the result.
+#[utoipa::path(tag = "control", params(("id" = String, Path)), request_body = ReasonRequest, responses(
+    (status = 200, body = ResultView), (status = 404, description = "auction_not_found", body = Problem),
+    (status = 409, description = "conflict: the sale's confirmation is not lapsed", body = Problem),
+    (status = 422, description = "invalid_request", body = Problem)), security(("admin" = [])))]
+#[post("/control/v1/auctions/{id}/default")]
+async fn default_winner(
+    app: web::Data<AppState>,
+    operator: Operator,
+    path: web::Path<String>,
+    body: web::Json<JsonObject<ReasonRequest>>,
+) -> Result<web::Json<ResultView>, ApiError> {
+    let auction_id = auction_path_id(path.into_inner())?;
+    let request = body.into_inner().into_inner();
+    request.validate()?;
+    let command = Command::DefaultWinner {
+        auction_id: auction_id.clone(),
+        reason: request.reason,
+    };
+    app.propose(command, operator.0).await?;
+    Ok(web::Json(app.read_auction(&auction_id, ResultView::new)?))
 }
 
 async fn phase_action(
@@ -371,7 +437,7 @@ async fn exchange(
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Gavel control API", description = "Operations: bidders, auctions, qualifications, phase actions, cluster, janitor, the operator audit trail."),
-    paths(register_bidder, create_auction, list_auctions, qualify,
+    paths(register_bidder, create_auction, list_auctions, qualify, record_deposit, default_winner,
         suspend, resume, terminate, change_increment, result,
         cluster, switchover, cluster_nodes::add_node, cluster_nodes::remove_node, backup::backup, migration::node_status, migration::take_checkpoint, migration::checkpoint, migration::replace, janitor, exchange, dashboard::stats, audit::audit_trail,
         replica::replica_state, replica::replica_auction),

@@ -15,8 +15,8 @@ use crate::model::error::ApiError;
 use crate::model::requests::SessionRequest;
 use crate::model::requests::{auction_path_id, BidRequest, BidsQuery, ConfirmRequest, JsonObject};
 use crate::model::views::{
-    AuctionList, AuctionView, BidList, BidReceipt, BidView, ConfirmationView, SessionCreated,
-    TimeView,
+    AcceptanceView, AuctionList, AuctionView, BidList, BidReceipt, BidView, ConfirmationView,
+    SessionCreated, TimeView,
 };
 use gavel_kernel::{Command, Outcome};
 
@@ -32,6 +32,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(get_auction)
         .service(list_bids)
         .service(confirm)
+        .service(accept_sale)
         .service(super::events::auction_events)
         .service(super::events::all_events)
         .route("/openapi.json", web::get().to(public_document))
@@ -306,6 +307,35 @@ async fn confirm(
     Ok(HttpResponse::Created().json(ConfirmationView { confirmed: true }))
 }
 
+/// The winner confirms a sale within its confirmation window (成交确认). Confirming again
+/// answers 200 as well.
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")),
+    responses(
+    (status = 200, body = AcceptanceView), (status = 401, description = "unauthenticated", body = Problem),
+    (status = 403, description = "not_winner", body = Problem),
+    (status = 404, description = "auction_not_found", body = Problem),
+    (status = 409, description = "confirmation_closed: lapsed, defaulted, or no confirmation step", body = Problem)),
+    security(("session" = [])))]
+#[post("/api/v1/auctions/{id}/acceptance")]
+async fn accept_sale(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+) -> Result<web::Json<AcceptanceView>, ApiError> {
+    let token_hash = session_token_hash(&request)?;
+    let auction_id = auction_path_id(path.into_inner())?;
+    let command = Command::AcceptSale {
+        auction_id,
+        token_hash,
+    };
+    match app.propose(command, "bidder".to_string()).await? {
+        Outcome::SaleAccepted { .. } => Ok(web::Json(AcceptanceView {
+            confirmation: "confirmed".to_string(),
+        })),
+        other => Err(unexpected(other)),
+    }
+}
+
 /// A command answered with an outcome of another command: a bug, reported as such.
 pub fn unexpected(outcome: Outcome) -> ApiError {
     tracing::error!(?outcome, "command answered with an unexpected outcome");
@@ -317,7 +347,7 @@ pub fn unexpected(outcome: Outcome) -> ApiError {
 #[openapi(
     info(title = "Gavel public API", description = "Bidding: sessions, auctions, bids, live events. Any request over the per-address or per-session rate limit is answered 429 rate_limited with Retry-After (seconds). A bidder holds at most sessions.max_sessions_per_bidder sessions (a new sign-in ends the oldest); wrong secrets in a row lock the bidder's sign-ins out (429 sign_in_locked); event streams are capped per address and per node (429 too_many_streams); a request body must arrive within http.body_read_timeout_ms (408 request_timeout)."),
     paths(server_time, create_session, delete_session, list_auctions,
-        get_auction, list_bids, place_bid, confirm, events::auction_events, events::all_events),
+        get_auction, list_bids, place_bid, confirm, accept_sale, events::auction_events, events::all_events),
     modifiers(&SessionAuth, &RateLimitedResponses, &ProblemResponses)
 )]
 pub struct PublicApi;

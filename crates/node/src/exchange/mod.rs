@@ -19,7 +19,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::model::requests::AuctionSpecRequest;
+use crate::model::requests::{create_auction_command, AuctionSpecRequest, DepositRequest};
 use gavel_kernel::types::{validate_id, validate_text};
 use gavel_kernel::Command;
 
@@ -264,7 +264,7 @@ enum RecordData {
         bidder_id: String,
     },
     CreateAuction {
-        spec: AuctionSpecRequest,
+        spec: Box<AuctionSpecRequest>,
     },
     Suspend {
         auction_id: String,
@@ -280,6 +280,13 @@ enum RecordData {
         auction_id: String,
         #[serde(default)]
         reason: String,
+    },
+    /// A deposit from a bank receipt (docs/RULES.md, "Deposits").
+    RecordDeposit {
+        auction_id: String,
+        bidder_id: String,
+        amount: u64,
+        reference: String,
     },
 }
 
@@ -323,9 +330,26 @@ fn parse_record(line: &str) -> Result<(String, Inbound), String> {
                 bidder_id,
             }
         }
-        RecordData::CreateAuction { spec } => Command::CreateAuction {
-            spec: spec.into_spec().map_err(|error| error.to_string())?,
-        },
+        RecordData::CreateAuction { spec } => {
+            let (spec, rules) = spec.into_spec().map_err(|error| error.to_string())?;
+            create_auction_command(spec, rules)
+        }
+        RecordData::RecordDeposit {
+            auction_id,
+            bidder_id,
+            amount,
+            reference,
+        } => {
+            validate_id("auction_id", &auction_id).map_err(invalid)?;
+            let deposit = DepositRequest {
+                bidder_id,
+                amount,
+                reference,
+            };
+            deposit
+                .into_command(auction_id)
+                .map_err(|error| error.to_string())?
+        }
         RecordData::Suspend { auction_id, reason } => {
             phase_command(&auction_id, &reason)?;
             Command::Suspend { auction_id, reason }

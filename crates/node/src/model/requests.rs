@@ -9,8 +9,22 @@ use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
 use super::error::ApiError;
+use gavel_kernel::sale::{CapMode, SaleRules, SealedRule, SecondarySpec, TimedBiddingEntry};
 use gavel_kernel::types::{validate_id, validate_text};
-use gavel_kernel::{AuctionSpec, IncrementRule, Rejection};
+use gavel_kernel::{AuctionSpec, Command, IncrementRule, Rejection};
+
+/// The command that creates an auction of `spec` under `rules`: `CreateAuction` for the
+/// base rules (as every earlier release wrote it), `CreateAuctionWithRules` otherwise.
+pub fn create_auction_command(spec: AuctionSpec, rules: SaleRules) -> Command {
+    if rules.is_default() {
+        Command::CreateAuction { spec }
+    } else {
+        Command::CreateAuctionWithRules {
+            spec,
+            rules: Box::new(rules),
+        }
+    }
+}
 
 /// A request body that must be a JSON object. Serde's derived structs also accept an
 /// array of their fields in order (`[1010000, "r-1"]` as a bid); the API does not.
@@ -183,15 +197,60 @@ pub struct AuctionSpecRequest {
     /// At most one day.
     #[schema(minimum = 1, maximum = 86_400_000)]
     pub countdown_ms: u64,
+    /// The deposit each bidder must have paid (recorded with `POST
+    /// /control/v1/auctions/{id}/deposits`) before qualifying; default 0: none.
+    pub deposit: Option<u64>,
+    /// `all_qualified` (default) or `listing_bidders`.
+    #[schema(value_type = Option<String>)]
+    pub timed_bidding_entry: Option<TimedBiddingEntry>,
+    /// `lottery` (default). `sealed_bid` and `secondary` are refused by this release.
+    #[schema(value_type = Option<String>)]
+    pub cap_mode: Option<CapMode>,
+    /// With `cap_mode` `sealed_bid` only.
+    pub sealed_window_ms: Option<u64>,
+    /// With `cap_mode` `sealed_bid` only.
+    pub sealed_ceiling: Option<u64>,
+    /// With `cap_mode` `sealed_bid` only: `highest` or `closest_to_average`.
+    #[schema(value_type = Option<String>)]
+    pub sealed_rule: Option<SealedRule>,
+    /// With `cap_mode` `secondary` only: `{"label","unit","start","increment","max"}`.
+    #[schema(value_type = Option<Object>)]
+    pub secondary: Option<SecondarySpec>,
+    /// Refused as true by this release.
+    pub require_signed_bids: Option<bool>,
+    /// Refused by this release.
+    pub exclusive_group: Option<String>,
+    /// How long the winner has to confirm the sale (at most one day); default: no
+    /// confirmation step.
+    #[schema(minimum = 1, maximum = 86_400_000)]
+    pub winner_confirm_ms: Option<u64>,
 }
 
 impl AuctionSpecRequest {
     /// The kernel's spec, checked as the kernel checks it (but for the clock, which only
     /// the kernel reads).
-    pub fn into_spec(self) -> Result<AuctionSpec, ApiError> {
+    pub fn into_spec(self) -> Result<(AuctionSpec, SaleRules), ApiError> {
+        let rules = self.rules();
         let spec = self.into_unchecked_spec()?;
         spec.validate()?;
-        Ok(spec)
+        rules.validate()?;
+        Ok((spec, rules))
+    }
+
+    /// The version 1.1 rules the request sets (each absent one at its default).
+    fn rules(&self) -> SaleRules {
+        SaleRules {
+            deposit: self.deposit.unwrap_or(0),
+            timed_bidding_entry: self.timed_bidding_entry.unwrap_or_default(),
+            cap_mode: self.cap_mode.unwrap_or_default(),
+            sealed_window_ms: self.sealed_window_ms,
+            sealed_ceiling: self.sealed_ceiling,
+            sealed_rule: self.sealed_rule,
+            secondary: self.secondary.clone(),
+            require_signed_bids: self.require_signed_bids.unwrap_or(false),
+            exclusive_group: self.exclusive_group.clone(),
+            winner_confirm_ms: self.winner_confirm_ms,
+        }
     }
 
     fn into_unchecked_spec(self) -> Result<AuctionSpec, ApiError> {
@@ -229,6 +288,36 @@ pub struct QualificationRequest {
 impl QualificationRequest {
     pub fn validate(&self) -> Result<(), ApiError> {
         Ok(validate_id("bidder_id", &self.bidder_id)?)
+    }
+}
+
+/// `POST /control/v1/auctions/{id}/deposits`: a deposit from a bank receipt.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DepositRequest {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub bidder_id: String,
+    #[schema(minimum = 1)]
+    pub amount: u64,
+    /// The bank receipt's reference: a deposit is recorded once per reference.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub reference: String,
+}
+
+impl DepositRequest {
+    /// The checked command recording the deposit in `auction_id`.
+    pub fn into_command(self, auction_id: String) -> Result<Command, ApiError> {
+        gavel_kernel::deposits::validate(&gavel_kernel::deposits::DepositRequest {
+            bidder_id: &self.bidder_id,
+            amount: self.amount,
+            reference: &self.reference,
+        })?;
+        Ok(Command::RecordDeposit {
+            auction_id,
+            bidder_id: self.bidder_id,
+            amount: self.amount,
+            reference: self.reference,
+        })
     }
 }
 

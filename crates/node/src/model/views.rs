@@ -39,6 +39,19 @@ pub struct AuctionView {
     #[schema(value_type = Object)]
     pub parcel: serde_json::Value,
     pub server_time_ms: u64,
+    /// `lottery` (the only mode this release runs).
+    pub cap_mode: String,
+    /// The deposit each bidder must have paid before qualifying; 0: none.
+    pub deposit: u64,
+    /// `all_qualified` or `listing_bidders`.
+    pub timed_bidding_entry: String,
+    /// The winner's confirmation window; null: the sale has no confirmation step.
+    pub winner_confirm_ms: Option<u64>,
+    /// The winner's confirmation of a sold auction: `pending`, `confirmed`, `lapsed` or
+    /// `defaulted`; null when there is none.
+    pub confirmation: Option<String>,
+    /// Until when a pending confirmation may be given.
+    pub confirmation_deadline_ms: Option<u64>,
 }
 
 /// A drawn lottery, as anyone re-draws it (`kernel::lottery` documents the draw).
@@ -140,6 +153,8 @@ pub fn hex_32(field: &str, text: &str) -> Result<Bytes32, String> {
 
 impl AuctionView {
     pub fn new(auction: &Auction, server_time_ms: u64) -> Self {
+        let rules = &auction.sale.rules;
+        let confirmation = auction.sale.confirmation.as_ref();
         let open = matches!(
             auction.phase,
             gavel_kernel::Phase::Listing | gavel_kernel::Phase::TimedBidding
@@ -176,7 +191,21 @@ impl AuctionView {
             parcel: serde_json::from_str(&auction.spec.parcel_json)
                 .unwrap_or(serde_json::Value::Null),
             server_time_ms,
+            cap_mode: snake_name(&rules.cap_mode),
+            deposit: rules.deposit,
+            timed_bidding_entry: snake_name(&rules.timed_bidding_entry),
+            winner_confirm_ms: rules.winner_confirm_ms,
+            confirmation: confirmation.map(|c| c.status.as_str().to_string()),
+            confirmation_deadline_ms: confirmation.map(|c| c.deadline_ms),
         }
+    }
+}
+
+/// The snake_case name a kernel enum serializes as.
+fn snake_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
     }
 }
 
@@ -282,6 +311,23 @@ pub struct BidderCreated {
     pub name: String,
 }
 
+/// The answer to the winner's confirmation of a sale.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AcceptanceView {
+    /// `confirmed`.
+    pub confirmation: String,
+}
+
+/// A bidder's deposits for an auction after one was recorded.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DepositView {
+    pub bidder_id: String,
+    /// Everything recorded for the bidder in this auction, added up.
+    pub deposited: u64,
+    /// What the auction requires before qualifying (0: no deposit).
+    pub required: u64,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct QualificationView {
     pub bidder_id: String,
@@ -335,6 +381,24 @@ pub struct ResultView {
     /// Whether the bid records form an intact hash chain.
     pub chain_verified: bool,
     pub bids: Vec<ResultBid>,
+    /// Every bidder's deposits, added up, with their disposition: `held` while the sale
+    /// is open, then `applied_to_price` (the winner's), `refund` or `forfeited` (a winner
+    /// in default). Absent when the sale took no deposit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deposits: Vec<ResultDeposit>,
+    /// The winner's confirmation: `pending`, `confirmed`, `lapsed` or `defaulted`. Absent
+    /// when the sale has no confirmation step or no winner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<String>,
+}
+
+/// A bidder's deposits in a result.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ResultDeposit {
+    pub bidder_id: String,
+    pub amount: u64,
+    /// `held`, `applied_to_price`, `refund` or `forfeited`.
+    pub disposition: String,
 }
 
 impl ResultView {
@@ -370,6 +434,16 @@ impl From<SaleResult> for ResultView {
                     hash: bid.hash,
                 })
                 .collect(),
+            deposits: result
+                .deposits
+                .into_iter()
+                .map(|deposit| ResultDeposit {
+                    bidder_id: deposit.bidder_id,
+                    amount: deposit.amount,
+                    disposition: deposit.disposition,
+                })
+                .collect(),
+            confirmation: result.confirmation,
         }
     }
 }

@@ -32,9 +32,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::codec::{decode, encode};
+use super::codec::{decode_body, decode_versioned, encode_as};
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
-use super::legacy::ArchivedAuctionV1;
+use super::legacy::{ArchivedAuctionV1, ArchivedAuctionV2, AUCTIONS_FORMAT};
 use gavel_kernel::Auction;
 
 /// Archived auctions a snapshot carries (the newest): a bound that keeps snapshots small;
@@ -63,11 +64,34 @@ impl From<ArchivedAuctionV1> for ArchivedAuction {
     }
 }
 
-/// Decodes an archived auction record, in the current shape or the v1 one (`legacy`).
+/// Encodes an archived auction record in the current shape.
+pub(super) fn encode_archived(record: &ArchivedAuction) -> Result<Vec<u8>, StoreError> {
+    encode_as(AUCTIONS_FORMAT, "archived auction", record)
+}
+
+/// Decodes an archived auction record: the current shape, or the v2 or v1 one
+/// (`legacy`).
 pub(super) fn decode_archived(bytes: &[u8]) -> Result<ArchivedAuction, StoreError> {
-    match decode::<ArchivedAuction>("archived auction", bytes) {
-        Ok(record) => Ok(record),
-        Err(error) => match decode::<ArchivedAuctionV1>("archived auction", bytes) {
+    decode_versioned(
+        "archived auction",
+        bytes,
+        &[
+            (AUCTIONS_FORMAT, decode_body),
+            (1, decode_archived_v1_or_v2),
+        ],
+    )
+}
+
+fn decode_archived_v1_or_v2(what: &str, body: &[u8]) -> Result<ArchivedAuction, StoreError> {
+    match decode_body::<ArchivedAuctionV2>(what, body) {
+        Ok(old) => {
+            let (archived_at_index, auction) = old.into_current();
+            Ok(ArchivedAuction {
+                archived_at_index,
+                auction,
+            })
+        }
+        Err(error) => match decode_body::<ArchivedAuctionV1>(what, body) {
             Ok(old) => Ok(old.into()),
             Err(_) => Err(error),
         },
@@ -216,7 +240,7 @@ impl ArchiveStore {
     pub fn put(&self, archived: &[ArchivedAuction]) -> Result<(), StoreError> {
         let encoded = archived
             .iter()
-            .map(|record| Ok((record, encode("archived auction", record)?)))
+            .map(|record| Ok((record, encode_archived(record)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         (&self.records, &self.order, &self.meta)
             .transaction(|(records, order, meta)| {

@@ -34,9 +34,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::archive::{ArchiveStore, ArchivedAuction, ARCHIVED_IN_SNAPSHOT};
-use super::codec::{decode, encode};
+use super::codec::{decode_body, decode_versioned, encode_as};
 use super::durable::Durable;
 use super::error::{blocking, ReplicationError, StoreError};
+use super::legacy::AUCTIONS_FORMAT;
 use super::snapshots::snapshot_data;
 use super::{LogStore, NodeInfo, SharedState, StateMachineStore};
 use gavel_kernel::ledger::ExchangeLedger;
@@ -87,6 +88,57 @@ struct PayloadV1 {
     exchange: ExchangeLedger,
 }
 
+/// A backup's payload as written before auctions kept the version 1.1 rules (`legacy`).
+#[derive(Deserialize)]
+struct PayloadV2 {
+    kernel: super::legacy::StateV2,
+    archived: Vec<super::legacy::ArchivedAuctionV2>,
+    exchange: ExchangeLedger,
+}
+
+/// A payload in the current shape, with its state's digest.
+fn decode_current(what: &str, body: &[u8]) -> Result<(Payload, String), StoreError> {
+    let decoded: Payload = decode_body(what, body)?;
+    let digest = decoded.kernel.digest();
+    Ok((decoded, digest))
+}
+
+/// A payload in an earlier shape, with its state's digest as that shape computed it (the
+/// one its header names).
+fn decode_v2_or_v1(what: &str, body: &[u8]) -> Result<(Payload, String), StoreError> {
+    match decode_body::<PayloadV2>(what, body) {
+        Ok(old) => {
+            let digest = old.kernel.digest();
+            let decoded = Payload {
+                kernel: old.kernel.into(),
+                archived: old
+                    .archived
+                    .into_iter()
+                    .map(|record| {
+                        let (archived_at_index, auction) = record.into_current();
+                        ArchivedAuction {
+                            archived_at_index,
+                            auction,
+                        }
+                    })
+                    .collect(),
+                exchange: old.exchange,
+            };
+            Ok((decoded, digest))
+        }
+        Err(error) => {
+            let old: PayloadV1 = decode_body(what, body).map_err(|_| error)?;
+            let digest = old.kernel.digest();
+            let decoded = Payload {
+                kernel: old.kernel.into(),
+                archived: old.archived.into_iter().map(Into::into).collect(),
+                exchange: old.exchange,
+            };
+            Ok((decoded, digest))
+        }
+    }
+}
+
 /// A backup, read and checked.
 #[derive(Debug)]
 pub struct Backup {
@@ -111,7 +163,8 @@ pub fn take_backup(
 ) -> Result<Vec<u8>, StoreError> {
     let state = state.read();
     let archived = archive.newest(state.last_applied_index, usize::MAX)?;
-    let payload = encode(
+    let payload = encode_as(
+        AUCTIONS_FORMAT,
         "backup",
         &PayloadRef {
             kernel: &state.kernel,
@@ -177,25 +230,12 @@ pub fn read_backup(bytes: &[u8]) -> Result<Backup, BackupError> {
             header.payload_sha256
         )));
     }
-    let (decoded, digest) = match decode::<Payload>("backup", payload) {
-        Ok(decoded) => {
-            let digest = decoded.kernel.digest();
-            (decoded, digest)
-        }
-        // A backup written before the commit-reveal lottery: its digest is of that shape.
-        Err(error) => match decode::<PayloadV1>("backup", payload) {
-            Ok(old) => {
-                let digest = old.kernel.digest();
-                let decoded = Payload {
-                    kernel: old.kernel.into(),
-                    archived: old.archived.into_iter().map(Into::into).collect(),
-                    exchange: old.exchange,
-                };
-                (decoded, digest)
-            }
-            Err(_) => return Err(bad(error.to_string())),
-        },
-    };
+    let (decoded, digest) = decode_versioned(
+        "backup",
+        payload,
+        &[(AUCTIONS_FORMAT, decode_current), (1, decode_v2_or_v1)],
+    )
+    .map_err(|error| bad(error.to_string()))?;
     if digest != header.state_digest {
         return Err(bad(format!(
             "its state's digest is {digest}, its header says {}",

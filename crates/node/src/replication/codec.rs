@@ -52,16 +52,18 @@ pub(crate) fn encode_as<T: Serialize + ?Sized>(
     Ok(bytes)
 }
 
-/// Encodes a large `value` (a snapshot) in one pass, into a buffer of `capacity` bytes
-/// to begin with (the size of the previous one, say): counting a large state's size first
-/// costs nearly as much as writing it. The limit decoding has is checked afterwards.
-pub(crate) fn encode_large<T: Serialize + ?Sized>(
+/// Encodes a large `value` (a snapshot) under the format byte `format` in one pass, into
+/// a buffer of `capacity` bytes to begin with (the size of the previous one, say):
+/// counting a large state's size first costs nearly as much as writing it. The limit
+/// decoding has is checked afterwards.
+pub(crate) fn encode_large_as<T: Serialize + ?Sized>(
+    format: u8,
     what: &str,
     value: &T,
     capacity: usize,
 ) -> Result<Vec<u8>, StoreError> {
     let mut bytes = Vec::with_capacity(capacity.max(1));
-    bytes.push(FORMAT);
+    bytes.push(format);
     options()
         .with_no_limit()
         .serialize_into(&mut bytes, value)
@@ -133,7 +135,7 @@ mod tests {
         assert_eq!(counted.capacity(), counted.len(), "sized exactly");
         for capacity in [0, 10, counted.len(), 1 << 20] {
             assert_eq!(
-                encode_large("bids", &value, capacity).expect("encode"),
+                encode_large_as(FORMAT, "bids", &value, capacity).expect("encode"),
                 counted
             );
         }

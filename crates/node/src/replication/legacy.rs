@@ -7,6 +7,11 @@
 //! its own rule, and an auction still open has no committed seed (its draw, if any, is
 //! made the old way).
 //!
+//! The second shape ("v2", format byte 1 like v1) is the state from the commit–reveal
+//! lottery until auctions kept the version 1.1 rules (`Auction::sale`): every auction
+//! then reads with the base rules. Records in the current shape carry format byte
+//! `AUCTIONS_FORMAT`, so a record's shape is known from its first byte, never guessed.
+//!
 //! The encoding is positional (bincode), so the field order is the order written then.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -15,7 +20,8 @@ use imbl::Vector;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use gavel_kernel::lottery::{Confirmation, Lottery, LotterySecret};
+use gavel_kernel::archived::ArchiveLedger;
+use gavel_kernel::lottery::{Bytes32, Confirmation, Lottery, LotterySecret};
 use gavel_kernel::requests::RequestRecords;
 use gavel_kernel::sessions::Sessions;
 use gavel_kernel::state::{
@@ -23,6 +29,104 @@ use gavel_kernel::state::{
     TakeoverRecord, Winner,
 };
 use gavel_kernel::types::{AuctionSpec, BidderNumber, Money};
+
+/// The format byte of the records that hold auctions (snapshots, backups, archived
+/// auctions) in the current shape; format 1 holds the v1 and v2 shapes.
+pub(crate) const AUCTIONS_FORMAT: u8 = 2;
+
+/// `State` in the v2 shape.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StateV2 {
+    clock_ms: u64,
+    bidders: BTreeMap<String, Bidder>,
+    sessions: Sessions,
+    auctions: BTreeMap<String, AuctionV2>,
+    requests: BTreeMap<String, RequestRecords>,
+    takeovers: Vec<TakeoverRecord>,
+    operator_audit: VecDeque<OperatorRecord>,
+    archived: ArchiveLedger,
+}
+
+/// `Auction` in the v2 shape: the current one without `sale`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct AuctionV2 {
+    spec: AuctionSpec,
+    phase: Phase,
+    increment: Money,
+    deadline_ms: Option<u64>,
+    suspension: Option<Suspension>,
+    qualified: BTreeMap<String, BidderNumber>,
+    bids: Vector<BidRecord>,
+    confirmations: Vec<Confirmation>,
+    lottery_secret: LotterySecret,
+    lottery_commitment: Option<Bytes32>,
+    winner: Option<Winner>,
+    closed_at_ms: Option<u64>,
+    rejections: BTreeMap<String, u64>,
+    audit: Vector<AuditRecord>,
+}
+
+/// `ArchivedAuction` in the v2 shape.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct ArchivedAuctionV2 {
+    archived_at_index: u64,
+    auction: AuctionV2,
+}
+
+impl StateV2 {
+    /// The state's digest as v2 computed it: what a backup written then names.
+    pub(super) fn digest(&self) -> String {
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(&bytes))
+    }
+}
+
+impl From<StateV2> for State {
+    fn from(old: StateV2) -> State {
+        State {
+            clock_ms: old.clock_ms,
+            leader_term: 0,
+            bidders: old.bidders,
+            sessions: old.sessions,
+            auctions: old
+                .auctions
+                .into_iter()
+                .map(|(id, auction)| (id, Auction::from(auction)))
+                .collect(),
+            requests: old.requests,
+            takeovers: old.takeovers,
+            operator_audit: old.operator_audit,
+            archived: old.archived,
+        }
+    }
+}
+
+impl From<AuctionV2> for Auction {
+    fn from(old: AuctionV2) -> Auction {
+        let mut auction = Auction::new(old.spec);
+        auction.phase = old.phase;
+        auction.increment = old.increment;
+        auction.deadline_ms = old.deadline_ms;
+        auction.suspension = old.suspension;
+        auction.qualified = old.qualified;
+        auction.bids = old.bids;
+        auction.confirmations = old.confirmations;
+        auction.lottery_secret = old.lottery_secret;
+        auction.lottery_commitment = old.lottery_commitment;
+        auction.winner = old.winner;
+        auction.closed_at_ms = old.closed_at_ms;
+        auction.rejections = old.rejections;
+        auction.audit = old.audit;
+        auction
+    }
+}
+
+impl ArchivedAuctionV2 {
+    /// The index of the entry that archived the auction, and the auction now.
+    pub(super) fn into_current(self) -> (u64, Auction) {
+        (self.archived_at_index, self.auction.into())
+    }
+}
 
 /// `State` in the v1 shape.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -172,7 +276,7 @@ impl StateV1 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replication::archive::{decode_archived, ArchivedAuction};
+    use crate::replication::archive::{decode_archived, encode_archived, ArchivedAuction};
     use crate::replication::codec::encode;
 
     fn sold_by_lottery() -> AuctionV1 {
@@ -239,8 +343,77 @@ mod tests {
             archived_at_index: 8,
             auction: Auction::from(sold_by_lottery()),
         };
-        let bytes = encode("archived auction", &current).expect("encode");
+        let bytes = encode_archived(&current).expect("encode");
         assert_eq!(decode_archived(&bytes).expect("decodes"), current);
+    }
+
+    /// `auction` in the v2 shape, as Gavel wrote it before auctions kept the version 1.1
+    /// rules.
+    fn as_v2(auction: &Auction) -> AuctionV2 {
+        AuctionV2 {
+            spec: auction.spec.clone(),
+            phase: auction.phase,
+            increment: auction.increment,
+            deadline_ms: auction.deadline_ms,
+            suspension: auction.suspension.clone(),
+            qualified: auction.qualified.clone(),
+            bids: auction.bids.clone(),
+            confirmations: auction.confirmations.clone(),
+            lottery_secret: auction.lottery_secret.clone(),
+            lottery_commitment: auction.lottery_commitment,
+            winner: auction.winner.clone(),
+            closed_at_ms: auction.closed_at_ms,
+            rejections: auction.rejections.clone(),
+            audit: auction.audit.clone(),
+        }
+    }
+
+    #[test]
+    fn an_auction_archived_in_v2_reads_back_under_the_base_rules() {
+        let current = Auction::from(sold_by_lottery());
+        let old = ArchivedAuctionV2 {
+            archived_at_index: 9,
+            auction: as_v2(&current),
+        };
+        let bytes = encode("archived auction", &old).expect("encode");
+        assert_eq!(bytes[0], 1, "v2 records carry format byte 1");
+        let record = decode_archived(&bytes).expect("a v2 record decodes");
+        assert_eq!(record.archived_at_index, 9);
+        assert_eq!(record.auction, current);
+        assert!(record.auction.sale.rules.is_default());
+        // The current shape carries its own format byte and its rules.
+        let mut with_rules = current.clone();
+        with_rules.sale.rules.deposit = 500;
+        let record = ArchivedAuction {
+            archived_at_index: 10,
+            auction: with_rules,
+        };
+        let bytes = encode_archived(&record).expect("encode");
+        assert_eq!(bytes[0], AUCTIONS_FORMAT);
+        assert_eq!(decode_archived(&bytes).expect("decodes"), record);
+    }
+
+    #[test]
+    fn a_v2_state_converts_and_keeps_its_own_digest() {
+        let mut state = State {
+            clock_ms: 5,
+            ..State::default()
+        };
+        let auction = Auction::from(sold_by_lottery());
+        let old = StateV2 {
+            clock_ms: 5,
+            bidders: BTreeMap::new(),
+            sessions: Sessions::default(),
+            auctions: BTreeMap::from([("lot-v1".to_string(), as_v2(&auction))]),
+            requests: BTreeMap::new(),
+            takeovers: Vec::new(),
+            operator_audit: VecDeque::new(),
+            archived: ArchiveLedger::default(),
+        };
+        let digest = old.digest();
+        state.auctions.insert("lot-v1".to_string(), auction);
+        assert_eq!(State::from(old), state);
+        assert_ne!(state.digest(), digest, "the current shape has more to it");
     }
 
     #[test]

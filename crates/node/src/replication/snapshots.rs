@@ -21,10 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use super::archive::{ArchiveStore, ArchivedAuction, ARCHIVED_IN_SNAPSHOT};
 use super::background::at_low_priority;
-use super::codec::{decode, encode, encode_large};
+use super::codec::{decode, decode_body, encode, encode_as, encode_large_as};
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
-use super::legacy::{ArchivedAuctionV1, StateV1};
+use super::legacy::{ArchivedAuctionV1, ArchivedAuctionV2, StateV1, StateV2, AUCTIONS_FORMAT};
 use super::snapshot_file;
 use super::{AppliedState, NodeInfo, SharedState, TypeConfig};
 use gavel_kernel::ledger::ExchangeLedger;
@@ -70,6 +70,17 @@ pub(super) struct SnapshotPayload {
     pub(super) exchange: ExchangeLedger,
     /// `State::leader_term`, which the state's own encoding leaves out.
     pub(super) leader_term: u64,
+}
+
+/// A snapshot's data as written before auctions kept the version 1.1 rules (`legacy`).
+#[derive(Deserialize)]
+struct SnapshotPayloadV2 {
+    kernel: StateV2,
+    last_applied: Option<LogId<u64>>,
+    last_membership: StoredMembership<u64, NodeInfo>,
+    archived: Vec<ArchivedAuctionV2>,
+    exchange: ExchangeLedger,
+    leader_term: u64,
 }
 
 /// A snapshot's data as written before the takeover's term was carried in it, with the
@@ -120,7 +131,8 @@ pub(super) fn snapshot_data(
     archived: &[ArchivedAuction],
     exchange: &ExchangeLedger,
 ) -> Result<Vec<u8>, StoreError> {
-    encode(
+    encode_as(
+        AUCTIONS_FORMAT,
         "snapshot",
         &SnapshotPayloadRef {
             kernel,
@@ -234,46 +246,15 @@ pub(super) fn payload_for(
     data: &[u8],
 ) -> Result<SnapshotPayload, StoreError> {
     let what = format!("snapshot {}", meta.snapshot_id);
-    let payload: SnapshotPayload = match decode(&what, data) {
-        Ok(payload) => payload,
-        Err(error) => {
-            // Written before the term was carried: the state's term is the snapshot's, a
-            // term whose takeover the leader of the time had proposed.
-            let leader_term = meta
-                .last_log_id
-                .as_ref()
-                .map_or(0, |log_id| log_id.leader_id.term);
-            if let Ok(newer) = decode::<SnapshotPayloadWithoutLeaderTerm>(&what, data) {
-                SnapshotPayload {
-                    kernel: newer.kernel.into(),
-                    last_applied: newer.last_applied,
-                    last_membership: newer.last_membership,
-                    archived: newer.archived.into_iter().map(Into::into).collect(),
-                    exchange: newer.exchange,
-                    leader_term,
-                }
-            } else if let Ok(older) = decode::<SnapshotPayloadWithoutExchange>(&what, data) {
-                SnapshotPayload {
-                    kernel: older.kernel.into(),
-                    last_applied: older.last_applied,
-                    last_membership: older.last_membership,
-                    archived: older.archived.into_iter().map(Into::into).collect(),
-                    exchange: ExchangeLedger::default(),
-                    leader_term,
-                }
-            } else if let Ok(oldest) = decode::<SnapshotPayloadWithoutArchive>(&what, data) {
-                SnapshotPayload {
-                    kernel: oldest.kernel.into(),
-                    last_applied: oldest.last_applied,
-                    last_membership: oldest.last_membership,
-                    archived: Vec::new(),
-                    exchange: ExchangeLedger::default(),
-                    leader_term,
-                }
-            } else {
-                return Err(error);
-            }
-        }
+    // Written before the term was carried: the state's term is the snapshot's, a term
+    // whose takeover the leader of the time had proposed.
+    let leader_term = meta
+        .last_log_id
+        .as_ref()
+        .map_or(0, |log_id| log_id.leader_id.term);
+    let payload = match data.split_first() {
+        Some((&AUCTIONS_FORMAT, body)) => decode_body(&what, body)?,
+        _ => decode_earlier(&what, data, leader_term)?,
     };
     if payload.last_applied != meta.last_log_id {
         return Err(StoreError::corrupt(
@@ -288,6 +269,68 @@ pub(super) fn payload_for(
         ));
     }
     Ok(payload)
+}
+
+/// Decodes a snapshot's data written in format 1, in any of the shapes it had: the v2
+/// state (before auctions kept the version 1.1 rules), then the v1 ones.
+fn decode_earlier(
+    what: &str,
+    data: &[u8],
+    leader_term: u64,
+) -> Result<SnapshotPayload, StoreError> {
+    let error = match decode::<SnapshotPayloadV2>(what, data) {
+        Ok(v2) => {
+            return Ok(SnapshotPayload {
+                kernel: v2.kernel.into(),
+                last_applied: v2.last_applied,
+                last_membership: v2.last_membership,
+                archived: v2
+                    .archived
+                    .into_iter()
+                    .map(|record| {
+                        let (archived_at_index, auction) = record.into_current();
+                        ArchivedAuction {
+                            archived_at_index,
+                            auction,
+                        }
+                    })
+                    .collect(),
+                exchange: v2.exchange,
+                leader_term: v2.leader_term,
+            })
+        }
+        Err(error) => error,
+    };
+    if let Ok(newer) = decode::<SnapshotPayloadWithoutLeaderTerm>(what, data) {
+        Ok(SnapshotPayload {
+            kernel: newer.kernel.into(),
+            last_applied: newer.last_applied,
+            last_membership: newer.last_membership,
+            archived: newer.archived.into_iter().map(Into::into).collect(),
+            exchange: newer.exchange,
+            leader_term,
+        })
+    } else if let Ok(older) = decode::<SnapshotPayloadWithoutExchange>(what, data) {
+        Ok(SnapshotPayload {
+            kernel: older.kernel.into(),
+            last_applied: older.last_applied,
+            last_membership: older.last_membership,
+            archived: older.archived.into_iter().map(Into::into).collect(),
+            exchange: ExchangeLedger::default(),
+            leader_term,
+        })
+    } else if let Ok(oldest) = decode::<SnapshotPayloadWithoutArchive>(what, data) {
+        Ok(SnapshotPayload {
+            kernel: oldest.kernel.into(),
+            last_applied: oldest.last_applied,
+            last_membership: oldest.last_membership,
+            archived: Vec::new(),
+            exchange: ExchangeLedger::default(),
+            leader_term,
+        })
+    } else {
+        Err(error)
+    }
 }
 
 pub(super) fn applied_state_from(payload: SnapshotPayload) -> AppliedState {
@@ -349,7 +392,8 @@ impl SnapshotBuilder {
         let previous = std::fs::metadata(&self.snapshots.file).map_or(0, |file| file.len());
         let capacity = (previous + previous / 4) as usize;
         at_low_priority("gavel-snapshot", move || {
-            encode_large(
+            encode_large_as(
+                AUCTIONS_FORMAT,
                 "snapshot",
                 &SnapshotPayloadRef {
                     kernel: &copy.kernel,
