@@ -222,8 +222,9 @@ pub struct BidReceipt {
     pub amount: u64,
     pub accepted_at_ms: u64,
     pub auction: AuctionView,
-    /// The bid record's hash in its auction's hash chain (hex SHA-256). Absent, with
-    /// `receipt_signature`, only when the node no longer holds the auction's bids.
+    /// The bid record's hash in its auction's hash chain (hex SHA-256), read from the
+    /// record the receipt's AuctionView comes from; absent, with `receipt_signature`,
+    /// only if that record lacked the bid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain_hash: Option<String>,
     /// Base64 Ed25519 signature, by the key `GET /api/v1/receipt-key` shows, of
