@@ -199,3 +199,30 @@ fn every_node_of_a_cluster_shows_and_signs_with_the_same_key() {
     let key = verifying_key(&receipt_key(leader_node));
     assert!(signature_holds(&key, &receipt), "{receipt}");
 }
+
+#[test]
+fn a_retry_after_the_auction_is_archived_is_signed_from_the_archive() {
+    let dir = tempfile::Builder::new()
+        .prefix("receipts-archived")
+        .tempdir()
+        .expect("temp dir");
+    let node = Node::start(dir.path());
+    node.create_auction(auction_spec("lot-a", 300, 300));
+    let dave = bidder(&node, "lot-a", "dave");
+    let (status, first) = node.bid(&dave, "lot-a", 1_000_000, "d-1");
+    assert_eq!(status, 201, "{first}");
+    node.wait_for_phase("lot-a", "sold", std::time::Duration::from_secs(10));
+    let archived = common::wait_until(std::time::Duration::from_secs(15), || {
+        let (_, list) = node.public("GET", "/api/v1/auctions", None, None);
+        list["auctions"]
+            .as_array()
+            .is_some_and(|auctions| auctions.iter().all(|auction| auction["id"] != "lot-a"))
+    });
+    assert!(archived, "lot-a never left the live state");
+    let (status, again) = node.bid(&dave, "lot-a", 1_000_000, "d-1");
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["auction"]["phase"], "sold", "{again}");
+    assert_eq!(again["chain_hash"], first["chain_hash"]);
+    assert_eq!(again["receipt_signature"], first["receipt_signature"]);
+    assert!(signature_holds(&verifying_key(&receipt_key(&node)), &again));
+}
