@@ -15,12 +15,13 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The node crate's top modules, bottom layer first. A module may use its own layer and
 /// those before it; `gavel_kernel` is below them all.
-const LAYERS: [&str; 14] = [
+const LAYERS: [&str; 15] = [
     "clock",
     "disk",
     "host",
     "private_files",
     "tls",
+    "receipts",
     "config",
     "telemetry",
     "model",

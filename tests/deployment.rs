@@ -1,6 +1,6 @@
 //! The deployment files of cluster/: every node configuration loads and validates with the
-//! real loader once the operator has made the cluster secret's file (the files carry no
-//! secret), the nginx upstream lists every member's public listener, and nginx accepts
+//! real loader once the operator has made the cluster secret's and the receipt key's
+//! files (the files carry no secret), every node signs receipts with the same key, the nginx upstream lists every member's public listener, and nginx accepts
 //! the file (when nginx is installed).
 
 use std::path::{Path, PathBuf};
@@ -35,9 +35,24 @@ fn made_secret_file(dir: &Path) -> PathBuf {
     path
 }
 
+/// The receipt key's file an operator makes with `gavel cluster receipt-key --out`, and
+/// the public key the command printed.
+fn made_receipt_key_file(dir: &Path) -> (PathBuf, String) {
+    let path = dir.join("receipt-key");
+    let output = Command::new(env!("CARGO_BIN_EXE_gavel"))
+        .args(["cluster", "receipt-key", "--out"])
+        .arg(&path)
+        .output()
+        .expect("run gavel cluster receipt-key");
+    assert!(output.status.success(), "{output:?}");
+    let public_key = String::from_utf8(output.stdout).expect("utf-8");
+    (path, public_key.trim().to_string())
+}
+
 fn three_hosts() -> Vec<Config> {
     let dir = tempfile::tempdir().expect("temp dir");
     let secret_file = made_secret_file(dir.path());
+    let (receipt_key_file, public_key) = made_receipt_key_file(dir.path());
     let mut paths = Vec::new();
     node_configs(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster"),
@@ -58,10 +73,21 @@ fn three_hosts() -> Vec<Config> {
                 path.display()
             );
             config.apply_admin_token_override(Some("deployment-test-admin-token-0123".into()));
+            assert_eq!(
+                config.security.receipt_key_file.as_deref(),
+                Some(Path::new("/etc/gavel/receipt-key")),
+                "{}",
+                path.display()
+            );
             config.security.cluster_secret_file = Some(secret_file.clone());
+            config.security.receipt_key_file = Some(receipt_key_file.clone());
             config
                 .load_secret_files()
                 .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+            let key = config
+                .receipt_key()
+                .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+            assert_eq!(key.public_key(), public_key, "{}", path.display());
             config
                 .validate_for_serving()
                 .unwrap_or_else(|error| panic!("{}: {error}", path.display()));

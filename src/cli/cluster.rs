@@ -2,7 +2,8 @@
 //! `local_cluster` plans, starts `gavel serve` once per node as a child process, and
 //! stops them all on Ctrl-C or SIGTERM (SIGTERM to each, then SIGKILL after 10 s).
 //! `gavel cluster status` shows a cluster's ClusterView as a table. `gavel cluster secret`
-//! makes a new cluster secret (`config::secrets`).
+//! makes a new cluster secret (`config::secrets`), `gavel cluster receipt-key` a new
+//! receipt key (`gavel::receipts`).
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -33,6 +34,17 @@ pub enum ClusterCommand {
     /// Make a new cluster secret (32 random bytes, hex) for `security.cluster_secret_file`
     /// (or `security.cluster_secret`): printed, or written to a new file of mode 0600.
     Secret(SecretArgs),
+    /// Make a new receipt key file for `security.receipt_key_file` (the base64 of a
+    /// 32-byte Ed25519 seed, mode 0600; an existing file is not replaced) and print its
+    /// public key. Give every node of the cluster the same file.
+    ReceiptKey(ReceiptKeyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReceiptKeyArgs {
+    /// The new key file.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,7 +88,22 @@ pub fn run(command: ClusterCommand) -> Result<(), Failure> {
         ClusterCommand::Status(args) => status(args),
         ClusterCommand::Restore(args) => super::backup::restore(args),
         ClusterCommand::Secret(args) => secret(args),
+        ClusterCommand::ReceiptKey(args) => receipt_key(args),
     }
+}
+
+/// `gavel cluster receipt-key --out FILE`: a new receipt key in a new private file; its
+/// public key printed (stdout), what `GET /api/v1/receipt-key` will answer.
+fn receipt_key(args: ReceiptKeyArgs) -> Result<(), Failure> {
+    let key = gavel::receipts::write_new_key_file(&args.out).map_err(|error| {
+        Failure::failed(format!("cannot create {}: {error}", args.out.display()))
+    })?;
+    eprintln!(
+        "wrote a new receipt key to {} (mode 0600); copy it to every node and set security.receipt_key_file (when it replaces a key, list the old public key in security.receipt_key_previous)",
+        args.out.display()
+    );
+    println!("{}", key.public_key());
+    Ok(())
 }
 
 /// `gavel cluster secret`: a new cluster secret, printed or in a new private file.

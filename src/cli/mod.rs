@@ -6,7 +6,8 @@
 //!   of `control_api`, the client of a node's listeners); `audit` holds
 //!   `gavel ctl audit verify` (every bid hash chain, online or on a stopped node's data
 //!   directory) and `gavel ctl audit list`;
-//! - `node`: commands on a stopped node's own files (`node reset`).
+//! - `node`: commands on a stopped node's own files (`node reset`);
+//! - `receipt`: `verify-receipt`, a bidder's offline check of a signed bid receipt.
 //!
 //! Exit codes: 0 success, 1 the command failed (an HTTP error, a node that stopped with
 //! an error), 2 unusable input (bad arguments or configuration), 65 a node that will not
@@ -21,6 +22,7 @@ mod ctl;
 mod local_cluster;
 mod migrate;
 mod node;
+mod receipt;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +71,9 @@ pub enum Command {
     Bench(BenchCommand),
     /// Fault injection in network namespaces with a history checker (needs root).
     Chaos(gavel_tools::chaos::ChaosArgs),
+    /// Check a saved bid receipt's signature offline against the cluster's public
+    /// receipt key (GET /api/v1/receipt-key): prints "valid: ..." or what is wrong.
+    VerifyReceipt(receipt::VerifyReceiptArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +148,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Node(command) => node::run(command),
         Command::Bench(command) => bench(command),
         Command::Chaos(args) => chaos(args),
+        Command::VerifyReceipt(args) => receipt::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

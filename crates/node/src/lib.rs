@@ -10,7 +10,8 @@
 //!   data directory occupies and what its file system has left. `host`: what a node asks
 //!   of the machine (idle CPUs that poll). `private_files`: files only the node's user
 //!   reads. `tls`: the `[tls]` section and the certificates of the public and peer
-//!   listeners.
+//!   listeners. `receipts`: the cluster's Ed25519 receipt key and the text of a bid
+//!   receipt it signs.
 //! - `config`: node configuration, validated before use.
 //! - `telemetry`: the Prometheus metrics.
 //! - `model`: what the HTTP layer, the actors and the spool share: views, requests,
@@ -48,6 +49,7 @@ pub mod model;
 pub mod node;
 pub mod peer;
 pub mod private_files;
+pub mod receipts;
 pub mod replication;
 pub mod telemetry;
 pub mod tls;

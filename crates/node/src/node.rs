@@ -147,6 +147,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let public_tls = crate::tls::public_server_config(&config.tls)?;
     let peer_tls = crate::tls::peer_tls(&config.tls)?;
     let listeners = bind_listeners(&config)?;
+    // After the data directory exists: a node alone may keep its key there.
+    let receipt_key = Arc::new(
+        config
+            .receipt_key()
+            .context("cannot load the receipt key")?,
+    );
+    tracing::info!(public_key = %receipt_key.public_key(), "bid receipts are signed with this key");
     let members = configured_members(&config);
     let (clients, secret) = peer_clients(&config, peer_tls.as_ref());
     let (replication, votes_withheld) = open_storage(&config, &members, &clients).await?;
@@ -177,7 +184,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let actors = start_actors(&config, &replication, supervisor)?;
     let singletons = actors.singletons();
-    let app_state = app_state(&config, &replication, actors, metrics, clock_status)?;
+    let app_state = app_state(
+        &config,
+        &replication,
+        actors,
+        metrics,
+        clock_status,
+        receipt_key,
+    )?;
     let http = start_http(
         &config,
         public_tls,
@@ -512,6 +526,7 @@ fn app_state(
     actors: Actors,
     metrics: Arc<Metrics>,
     clock: Arc<crate::clock::ClockStatus>,
+    receipt_key: Arc<crate::receipts::ReceiptKey>,
 ) -> anyhow::Result<web::Data<AppState>> {
     Ok(web::Data::new(AppState {
         node_id: config.node.id,
@@ -534,6 +549,7 @@ fn app_state(
         secret_hasher: actors.secret_hasher,
         streams: Arc::new(api::stream_slots::StreamSlots::new(&config.limits)),
         clock,
+        receipt_key,
     }))
 }
 

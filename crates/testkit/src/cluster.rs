@@ -11,6 +11,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// The TOML every node's configuration ends with (raft, cluster and its members).
     shared_config: String,
+    /// The receipt key file every node's configuration names.
+    pub receipt_key_file: std::path::PathBuf,
     /// One cluster at a time per test binary: four nodes per test on a small CI machine
     /// are enough load; more would test the scheduler, not Gavel.
     _one_at_a_time: std::sync::MutexGuard<'static, ()>,
@@ -56,12 +58,23 @@ impl Cluster {
         let extra = format!(
             "{extra}\n[raft]\nheartbeat_interval_ms = 50\nelection_timeout_min_ms = 250\nelection_timeout_max_ms = 500\n{raft}\n\n[cluster]\ncheck_interval_ms = 100\ndown_after_misses = 3\n{members}"
         );
+        std::fs::create_dir_all(dir).expect("test dir");
+        let receipt_key_file = dir.join("receipt-key");
+        if !receipt_key_file.exists() {
+            gavel::receipts::write_new_key_file(&receipt_key_file).expect("receipt key file");
+        }
         let mut nodes: Vec<Node> = ports
             .iter()
             .enumerate()
             .map(|(index, ports)| {
                 let id = index as u64 + 1;
-                Node::configure(&dir.join(format!("node-{id}")), id, *ports, &extra)
+                Node::configure_with_receipt_key(
+                    &dir.join(format!("node-{id}")),
+                    id,
+                    *ports,
+                    &extra,
+                    Some(&receipt_key_file),
+                )
             })
             .collect();
         for node in nodes.iter_mut() {
@@ -73,6 +86,7 @@ impl Cluster {
         Cluster {
             nodes,
             shared_config: extra,
+            receipt_key_file,
             _one_at_a_time: guard,
         }
     }
@@ -108,7 +122,13 @@ impl Cluster {
             "{}\n[[cluster.members]]\nid = {id}\nname = \"node-{id}\"\npeer = \"127.0.0.1:{peer}\"\npublic_url = \"http://127.0.0.1:{public}\"\ncontrol_url = \"http://127.0.0.1:{control}\"\nrole = \"standby\"\n",
             self.shared_config
         );
-        let node = Node::configure(dir, id, (public, control, peer), &extra);
+        let node = Node::configure_with_receipt_key(
+            dir,
+            id,
+            (public, control, peer),
+            &extra,
+            Some(&self.receipt_key_file),
+        );
         (node, format!("127.0.0.1:{peer}"))
     }
 

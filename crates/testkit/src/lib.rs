@@ -85,6 +85,17 @@ impl Node {
     /// Writes node `id`'s configuration into `dir` (ports: public, control, peer), with
     /// `extra` TOML appended (the cluster section of a multi-node test).
     pub fn configure(dir: &Path, id: u64, ports: (u16, u16, u16), extra: &str) -> Node {
+        Node::configure_with_receipt_key(dir, id, ports, extra, None)
+    }
+
+    /// `configure`, with the cluster's receipt key file (`security.receipt_key_file`).
+    pub fn configure_with_receipt_key(
+        dir: &Path,
+        id: u64,
+        ports: (u16, u16, u16),
+        extra: &str,
+        receipt_key_file: Option<&Path>,
+    ) -> Node {
         std::fs::create_dir_all(dir).expect("test dir");
         let data_dir = dir.join("data");
         let extra =
@@ -96,6 +107,7 @@ impl Node {
             data_dir: &data_dir,
             admin_token: ADMIN_TOKEN,
             cluster_secret: CLUSTER_SECRET,
+            receipt_key_file,
             operator_name: "test-operator",
             extra: &extra,
         };

@@ -205,6 +205,13 @@ impl LocalCluster {
     ) -> anyhow::Result<LocalCluster> {
         let admin_token = random_secret("bench-admin");
         let cluster_secret = gavel::config::secrets::new_cluster_secret();
+        std::fs::create_dir_all(directory)
+            .with_context(|| format!("cannot create {}", directory.display()))?;
+        let receipt_key_file = directory.join("receipt-key");
+        if !receipt_key_file.exists() {
+            gavel::receipts::write_new_key_file(&receipt_key_file)
+                .with_context(|| format!("cannot write {}", receipt_key_file.display()))?;
+        }
         let mut members = String::new();
         for (index, place) in placements.iter().enumerate() {
             let id = index as u64 + 1;
@@ -242,6 +249,7 @@ impl LocalCluster {
                 data_dir: &data,
                 admin_token: &admin_token,
                 cluster_secret: &cluster_secret,
+                receipt_key_file: Some(&receipt_key_file),
                 operator_name: "bench",
                 extra: &extra,
             };

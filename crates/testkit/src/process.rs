@@ -57,6 +57,9 @@ pub struct NodeConfig<'a> {
     pub data_dir: &'a Path,
     pub admin_token: &'a str,
     pub cluster_secret: &'a str,
+    /// `security.receipt_key_file`: the key file every node of a cluster shares (none: a
+    /// node alone keeps a key of its own in its data directory).
+    pub receipt_key_file: Option<&'a Path>,
     /// The name the audit trail records for the admin token's actions.
     pub operator_name: &'a str,
     /// More TOML, appended as it is (sections such as `[janitor]`, `[cluster]`).
@@ -69,10 +72,14 @@ impl NodeConfig<'_> {
         let NodeConfig { id, ip, .. } = *self;
         let (public, control, peer) = self.ports;
         format!(
-            "[node]\nid = {id}\nname = \"node-{id}\"\ndata_dir = {data}\n\n[listen]\npublic = \"{ip}:{public}\"\ncontrol = \"{ip}:{control}\"\npeer = \"{ip}:{peer}\"\n\n[security]\nadmin_token = \"{admin_token}\"\ncluster_secret = \"{cluster_secret}\"\noperator_name = \"{operator}\"\n\n{extra}",
+            "[node]\nid = {id}\nname = \"node-{id}\"\ndata_dir = {data}\n\n[listen]\npublic = \"{ip}:{public}\"\ncontrol = \"{ip}:{control}\"\npeer = \"{ip}:{peer}\"\n\n[security]\nadmin_token = \"{admin_token}\"\ncluster_secret = \"{cluster_secret}\"\n{receipt_key}operator_name = \"{operator}\"\n\n{extra}",
             data = toml::Value::String(self.data_dir.display().to_string()),
             admin_token = self.admin_token,
             cluster_secret = self.cluster_secret,
+            receipt_key = self.receipt_key_file.map_or_else(String::new, |path| format!(
+                "receipt_key_file = {}\n",
+                toml::Value::String(path.display().to_string())
+            )),
             operator = self.operator_name,
             extra = self.extra,
         )

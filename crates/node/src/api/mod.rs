@@ -97,6 +97,8 @@ pub struct AppState {
     pub streams: std::sync::Arc<stream_slots::StreamSlots>,
     /// This node's clock against the voters' median (the Supervisor keeps it).
     pub clock: Arc<crate::clock::ClockStatus>,
+    /// The cluster's receipt key: signs every bid receipt this node answers.
+    pub receipt_key: Arc<crate::receipts::ReceiptKey>,
 }
 
 impl AppState {

@@ -15,7 +15,11 @@ use crate::model::error::ApiError;
 use crate::model::requests::SessionRequest;
 use crate::model::requests::{auction_path_id, BidRequest, BidsQuery, ConfirmRequest, JsonObject};
 use crate::model::views::{
+<<<<<<< HEAD
     AcceptanceView, AuctionList, AuctionView, BidList, BidReceipt, BidView, ConfirmationView,
+=======
+    AuctionList, AuctionView, BidList, BidReceipt, BidView, ConfirmationView, ReceiptKeyView,
+>>>>>>> receipts
     SessionCreated, TimeView,
 };
 use gavel_kernel::{Command, Outcome};
@@ -26,6 +30,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(place_bid)
         .service(server_time)
+        .service(receipt_key)
         .service(create_session)
         .service(delete_session)
         .service(list_auctions)
@@ -49,6 +54,15 @@ async fn server_time(app: web::Data<AppState>) -> web::Json<TimeView> {
         node_id: app.node_id,
         clock_offset_ms: app.clock.offset_to_median_ms(),
     })
+}
+
+/// The public key the cluster signs bid receipts with, and the keys it signed with
+/// before a rotation: what a bidder checks a saved receipt against (`gavel
+/// verify-receipt`). Every node of a cluster answers the same.
+#[utoipa::path(tag = "public", responses((status = 200, body = ReceiptKeyView)))]
+#[get("/api/v1/receipt-key")]
+async fn receipt_key(app: web::Data<AppState>) -> web::Json<ReceiptKeyView> {
+    web::Json(ReceiptKeyView::new(&app.receipt_key))
 }
 
 /// Opens a session with a bidder's id and secret, checked against the bidder's Argon2id
@@ -256,10 +270,21 @@ async fn place_bid(
     match result? {
         Outcome::BidAccepted { receipt, replayed } => {
             let now_ms = wall_clock_ms();
-            let view = app.read_auction(&receipt.auction_id, |auction| {
-                AuctionView::new(auction, now_ms)
+            // The bid is applied here before its answer goes out: its record, found by
+            // seq (its place in the vector plus one) in the live state or the archive,
+            // gives the chain hash the receipt signs.
+            let (view, chain_hash) = app.read_auction(&receipt.auction_id, |auction| {
+                let record = usize::try_from(receipt.seq)
+                    .ok()
+                    .and_then(|seq| seq.checked_sub(1))
+                    .and_then(|index| auction.bids.get(index))
+                    .filter(|record| record.seq == receipt.seq && record.bid_id == receipt.bid_id);
+                (
+                    AuctionView::new(auction, now_ms),
+                    record.map(|record| record.hash.clone()),
+                )
             })?;
-            let body = BidReceipt::new(&receipt, view);
+            let body = BidReceipt::new(&receipt, view, chain_hash, &app.receipt_key);
             if replayed {
                 Ok(HttpResponse::Ok().json(body))
             } else {
@@ -346,8 +371,13 @@ pub fn unexpected(outcome: Outcome) -> ApiError {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Gavel public API", description = "Bidding: sessions, auctions, bids, live events. Any request over the per-address or per-session rate limit is answered 429 rate_limited with Retry-After (seconds). A bidder holds at most sessions.max_sessions_per_bidder sessions (a new sign-in ends the oldest); wrong secrets in a row lock the bidder's sign-ins out (429 sign_in_locked); event streams are capped per address and per node (429 too_many_streams); a request body must arrive within http.body_read_timeout_ms (408 request_timeout)."),
+<<<<<<< HEAD
     paths(server_time, create_session, delete_session, list_auctions,
         get_auction, list_bids, place_bid, confirm, accept_sale, events::auction_events, events::all_events),
+=======
+    paths(server_time, receipt_key, create_session, delete_session, list_auctions,
+        get_auction, list_bids, place_bid, confirm, events::auction_events, events::all_events),
+>>>>>>> receipts
     modifiers(&SessionAuth, &RateLimitedResponses, &ProblemResponses)
 )]
 pub struct PublicApi;

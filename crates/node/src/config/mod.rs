@@ -125,6 +125,18 @@ pub struct SecuritySection {
     /// `cluster_secret`; not readable by every user of the host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_secret_file: Option<PathBuf>,
+    /// A file holding the base64 of the 32-byte Ed25519 seed of the cluster's receipt
+    /// key, which signs every bid receipt (`receipts`; `gavel cluster receipt-key`
+    /// makes one): the same file on every node, not readable by every user of the host.
+    /// Required when the cluster has more than one member; a node alone without one
+    /// makes a key in its data directory on its first start and keeps it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_key_file: Option<PathBuf>,
+    /// The public keys (base64) of receipt keys this cluster signed with before, listed
+    /// by `GET /api/v1/receipt-key` as `previous`, so receipts signed before a rotation
+    /// still verify.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub receipt_key_previous: Vec<String>,
     /// The operator name the admin token acts under in the audit trail.
     pub operator_name: String,
     /// More operators, each with a control token of their own (`[[security.operators]]`):
@@ -140,6 +152,8 @@ impl Default for SecuritySection {
             admin_token: None,
             cluster_secret: None,
             cluster_secret_file: None,
+            receipt_key_file: None,
+            receipt_key_previous: Vec::new(),
             operator_name: "operator".to_string(),
             operators: Vec::new(),
         }
@@ -154,6 +168,8 @@ impl fmt::Debug for SecuritySection {
             .field("admin_token", &redact(&self.admin_token))
             .field("cluster_secret", &redact(&self.cluster_secret))
             .field("cluster_secret_file", &self.cluster_secret_file)
+            .field("receipt_key_file", &self.receipt_key_file)
+            .field("receipt_key_previous", &self.receipt_key_previous)
             .field("operator_name", &self.operator_name)
             .field("operators", &self.operators)
             .finish()

@@ -148,22 +148,69 @@ impl Config {
     /// Reads `security.cluster_secret_file`, when set, into `security.cluster_secret`.
     /// A node calls it after loading the file and before `validate_for_serving`.
     /// The spool's key file, when set, is read and checked too (`spool_key`).
+    /// So is the receipt key file (`receipt_key`).
     pub fn load_secret_files(&mut self) -> Result<(), ConfigError> {
         if let Some(path) = &self.exchange.hmac_key_file {
             spool_key(path)?;
         }
-        let Some(path) = self.security.cluster_secret_file.clone() else {
-            return Ok(());
-        };
-        const KEY: &str = "security.cluster_secret_file";
-        require(
-            self.security.cluster_secret.is_none(),
-            KEY,
-            "and security.cluster_secret are both set: keep the secret in one place",
-        )?;
-        self.security.cluster_secret = Some(read_secret_file(&path, KEY)?);
+        if let Some(path) = self.security.cluster_secret_file.clone() {
+            const KEY: &str = "security.cluster_secret_file";
+            require(
+                self.security.cluster_secret.is_none(),
+                KEY,
+                "and security.cluster_secret are both set: keep the secret in one place",
+            )?;
+            self.security.cluster_secret = Some(read_secret_file(&path, KEY)?);
+        }
+        if self.security.receipt_key_file.is_some() {
+            self.receipt_key()?;
+        }
         Ok(())
     }
+    /// The cluster's receipt key: `security.receipt_key_file`'s, else the one this node
+    /// keeps in its data directory (made on its first start), with the previous public
+    /// keys listed in `security.receipt_key_previous`. Errors name the file.
+    pub fn receipt_key(&self) -> Result<crate::receipts::ReceiptKey, ConfigError> {
+        let previous = self.receipt_key_previous()?;
+        let key = crate::receipts::node_key(
+            self.security.receipt_key_file.as_deref(),
+            &self.node.data_dir,
+        )
+        .map_err(|problem| {
+            let key = match self.security.receipt_key_file {
+                Some(_) => "security.receipt_key_file",
+                None => "node.data_dir",
+            };
+            ConfigError::invalid(key, problem)
+        })?;
+        Ok(key.with_previous(previous))
+    }
+
+    /// `security.receipt_key_previous`, each checked to be an Ed25519 public key.
+    fn receipt_key_previous(&self) -> Result<Vec<ed25519_dalek::VerifyingKey>, ConfigError> {
+        self.security
+            .receipt_key_previous
+            .iter()
+            .enumerate()
+            .map(|(index, text)| {
+                crate::receipts::parse_public_key(text).map_err(|problem| {
+                    ConfigError::invalid(format!("security.receipt_key_previous[{index}]"), problem)
+                })
+            })
+            .collect()
+    }
+
+    /// The previous receipt keys are public keys; a cluster of several members names
+    /// its receipt key file (every node must sign with the same key).
+    pub(super) fn validate_receipt_key(&self) -> Result<(), ConfigError> {
+        self.receipt_key_previous()?;
+        require(
+            self.cluster.members.len() <= 1 || self.security.receipt_key_file.is_some(),
+            "security.receipt_key_file",
+            "must be set when the cluster has several members: every node signs bid receipts with the same key; make one with `gavel cluster receipt-key --out FILE` and give every node the same file",
+        )
+    }
+
     /// The spool's HMAC key (`exchange.hmac_key_file`), when the spool is on.
     pub fn spool_key(&self) -> Result<Option<Vec<u8>>, ConfigError> {
         self.exchange
@@ -219,6 +266,7 @@ mod tests {
         second.id = 2;
         second.peer.set_port(7082);
         config.cluster.members.push(second);
+        config.security.receipt_key_file = Some("/etc/gavel/receipt-key".into());
         config
     }
 
@@ -277,6 +325,9 @@ mod tests {
         let mut config = two_members();
         config.security.cluster_secret_file =
             Some(private_file(dir.path(), &format!("  {secret}\n"), 0o640));
+        let receipt_key = dir.path().join("receipt-key");
+        crate::receipts::write_new_key_file(&receipt_key).expect("receipt key");
+        config.security.receipt_key_file = Some(receipt_key);
         config.load_secret_files().expect("read");
         assert_eq!(
             config.security.cluster_secret.as_deref(),
@@ -285,6 +336,50 @@ mod tests {
         config.security.admin_token = Some("an-admin-token-0123456789".to_string());
         config.validate_for_serving().expect("serves");
         assert!(config.load_secret_files().is_err(), "both set");
+    }
+
+    #[test]
+    fn a_cluster_names_its_receipt_key_file_and_a_bad_one_is_refused_naming_it() {
+        let mut config = two_members();
+        config.security.cluster_secret = Some(new_cluster_secret());
+        config.security.receipt_key_file = None;
+        let error = config
+            .validate()
+            .expect_err("several members, no receipt key");
+        assert_eq!(error.key(), Some("security.receipt_key_file"));
+        assert!(
+            error.to_string().contains("gavel cluster receipt-key"),
+            "{error}"
+        );
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let malformed = private_file(dir.path(), "c2hvcnQ=\n", 0o600);
+        config.security.receipt_key_file = Some(malformed.clone());
+        config
+            .validate()
+            .expect("the file is read when the node starts");
+        let error = config.load_secret_files().expect_err("5 bytes");
+        assert_eq!(error.key(), Some("security.receipt_key_file"));
+        assert!(
+            error.to_string().contains(&malformed.display().to_string()),
+            "{error}"
+        );
+        assert!(error.to_string().contains("5 bytes"), "{error}");
+
+        let good = dir.path().join("receipt-key");
+        let key = crate::receipts::write_new_key_file(&good).expect("write");
+        config.security.receipt_key_file = Some(good);
+        let previous = crate::receipts::parse_seed(&crate::receipts::new_seed())
+            .expect("seed")
+            .public_key();
+        config.security.receipt_key_previous = vec![previous.clone(), "not-a-key".into()];
+        let error = config.validate().expect_err("a bad previous key");
+        assert_eq!(error.key(), Some("security.receipt_key_previous[1]"));
+        config.security.receipt_key_previous.pop();
+        config.validate().expect("valid");
+        let loaded = config.receipt_key().expect("loads");
+        assert_eq!(loaded.public_key(), key.public_key());
+        assert_eq!(loaded.previous(), vec![previous]);
     }
 
     #[test]

@@ -330,3 +330,24 @@ fn cpu_idle_poll_is_off_unless_asked_for_and_the_section_is_checked() {
         .to_string();
     assert!(message.contains("idle"), "{message}");
 }
+
+#[test]
+fn the_receipt_key_settings_are_read_from_the_file_and_the_previous_keys_checked() {
+    let previous = crate::receipts::parse_seed(&crate::receipts::new_seed())
+        .expect("seed")
+        .public_key();
+    let config = parse(&format!(
+        "[node]\nid = 1\n[security]\nreceipt_key_file = \"/etc/gavel/receipt-key\"\nreceipt_key_previous = [\"{previous}\"]\n"
+    ))
+    .expect("parses");
+    assert_eq!(
+        config.security.receipt_key_file.as_deref(),
+        Some(Path::new("/etc/gavel/receipt-key"))
+    );
+    assert_eq!(config.security.receipt_key_previous, vec![previous]);
+    config.validate().expect("valid");
+    let error = parse("[node]\nid = 1\n[security]\nreceipt_key_previous = [\"AAAA\"]\n")
+        .and_then(|config| config.validate().map(|()| config))
+        .expect_err("3 bytes");
+    assert_eq!(error.key(), Some("security.receipt_key_previous[0]"));
+}

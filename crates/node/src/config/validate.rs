@@ -83,6 +83,7 @@ impl Config {
             ),
         ])?;
         self.validate_cluster_secret()?;
+        self.validate_receipt_key()?;
         self.validate_spool_key()?;
         self.validate_operators()
     }

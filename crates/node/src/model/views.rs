@@ -241,6 +241,8 @@ pub struct BidList {
     pub next_after_seq: Option<u64>,
 }
 
+/// The receipt of an accepted bid, signed by the cluster's receipt key
+/// (`crate::receipts`; docs/API.md, Bid receipts).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BidReceipt {
     pub bid_id: String,
@@ -249,10 +251,35 @@ pub struct BidReceipt {
     pub amount: u64,
     pub accepted_at_ms: u64,
     pub auction: AuctionView,
+    /// The bid record's hash in its auction's hash chain (hex SHA-256), read from the
+    /// record the receipt's AuctionView comes from; absent, with `receipt_signature`,
+    /// only if that record lacked the bid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_hash: Option<String>,
+    /// Base64 Ed25519 signature, by the key `GET /api/v1/receipt-key` shows, of
+    /// `gavel-receipt\n{auction_id}\n{seq}\n{amount}\n{accepted_at_ms}\n{chain_hash}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_signature: Option<String>,
 }
 
 impl BidReceipt {
-    pub fn new(receipt: &Receipt, auction: AuctionView) -> Self {
+    /// The receipt's answer; signed with `key` when `chain_hash`, the bid record's hash,
+    /// is known.
+    pub fn new(
+        receipt: &Receipt,
+        auction: AuctionView,
+        chain_hash: Option<String>,
+        key: &crate::receipts::ReceiptKey,
+    ) -> Self {
+        let receipt_signature = chain_hash.as_deref().map(|chain_hash| {
+            key.sign(&crate::receipts::SignedFields {
+                auction_id: &receipt.auction_id,
+                seq: receipt.seq,
+                amount: receipt.amount,
+                accepted_at_ms: receipt.accepted_at_ms,
+                chain_hash,
+            })
+        });
         BidReceipt {
             bid_id: receipt.bid_id.clone(),
             seq: receipt.seq,
@@ -260,6 +287,30 @@ impl BidReceipt {
             amount: receipt.amount,
             accepted_at_ms: receipt.accepted_at_ms,
             auction,
+            chain_hash,
+            receipt_signature,
+        }
+    }
+}
+
+/// The cluster's receipt key (`GET /api/v1/receipt-key`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReceiptKeyView {
+    /// Always `ed25519`.
+    pub algorithm: String,
+    /// The public key receipts are signed with now: standard base64 of 32 bytes.
+    pub public_key: String,
+    /// Public keys receipts were signed with before a rotation
+    /// (`security.receipt_key_previous`), newest first as configured; empty when none.
+    pub previous: Vec<String>,
+}
+
+impl ReceiptKeyView {
+    pub fn new(key: &crate::receipts::ReceiptKey) -> Self {
+        ReceiptKeyView {
+            algorithm: crate::receipts::ALGORITHM.to_string(),
+            public_key: key.public_key(),
+            previous: key.previous(),
         }
     }
 }
