@@ -15,12 +15,8 @@ use crate::model::error::ApiError;
 use crate::model::requests::SessionRequest;
 use crate::model::requests::{auction_path_id, BidRequest, BidsQuery, ConfirmRequest, JsonObject};
 use crate::model::views::{
-<<<<<<< HEAD
     AcceptanceView, AuctionList, AuctionView, BidList, BidReceipt, BidView, ConfirmationView,
-=======
-    AuctionList, AuctionView, BidList, BidReceipt, BidView, ConfirmationView, ReceiptKeyView,
->>>>>>> receipts
-    SessionCreated, TimeView,
+    ReceiptKeyView, SessionCreated, TimeView,
 };
 use gavel_kernel::{Command, Outcome};
 
@@ -371,13 +367,8 @@ pub fn unexpected(outcome: Outcome) -> ApiError {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Gavel public API", description = "Bidding: sessions, auctions, bids, live events. Any request over the per-address or per-session rate limit is answered 429 rate_limited with Retry-After (seconds). A bidder holds at most sessions.max_sessions_per_bidder sessions (a new sign-in ends the oldest); wrong secrets in a row lock the bidder's sign-ins out (429 sign_in_locked); event streams are capped per address and per node (429 too_many_streams); a request body must arrive within http.body_read_timeout_ms (408 request_timeout)."),
-<<<<<<< HEAD
-    paths(server_time, create_session, delete_session, list_auctions,
-        get_auction, list_bids, place_bid, confirm, accept_sale, events::auction_events, events::all_events),
-=======
     paths(server_time, receipt_key, create_session, delete_session, list_auctions,
-        get_auction, list_bids, place_bid, confirm, events::auction_events, events::all_events),
->>>>>>> receipts
+        get_auction, list_bids, place_bid, confirm, accept_sale, events::auction_events, events::all_events),
     modifiers(&SessionAuth, &RateLimitedResponses, &ProblemResponses)
 )]
 pub struct PublicApi;
