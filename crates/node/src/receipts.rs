@@ -91,6 +91,18 @@ impl ReceiptKey {
         }
     }
 
+    /// The key every node of a cluster derives from the cluster secret when no key file is
+    /// named: the seed is SHA-256 of a fixed label and the secret, so nodes that share the
+    /// secret sign alike, and the key cannot be derived without the secret.
+    pub fn derived_from_cluster_secret(secret: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(b"gavel-receipt-key\n");
+        hasher.update(secret.as_bytes());
+        let seed: [u8; KEY_BYTES] = hasher.finalize().into();
+        ReceiptKey::from_seed(&seed)
+    }
+
     /// The same key, listing `previous` public keys as the ones it replaced.
     pub fn with_previous(mut self, previous: Vec<VerifyingKey>) -> Self {
         self.previous = previous;

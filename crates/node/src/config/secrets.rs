@@ -172,6 +172,15 @@ impl Config {
     /// keys listed in `security.receipt_key_previous`. Errors name the file.
     pub fn receipt_key(&self) -> Result<crate::receipts::ReceiptKey, ConfigError> {
         let previous = self.receipt_key_previous()?;
+        // A cluster of several members without a key file: the key derived from the
+        // cluster secret, the same on every node (a configuration from before receipts
+        // were signed starts as it is).
+        if self.security.receipt_key_file.is_none() && self.cluster.members.len() > 1 {
+            if let Some(secret) = &self.security.cluster_secret {
+                let key = crate::receipts::ReceiptKey::derived_from_cluster_secret(secret);
+                return Ok(key.with_previous(previous));
+            }
+        }
         let key = crate::receipts::node_key(
             self.security.receipt_key_file.as_deref(),
             &self.node.data_dir,
@@ -204,11 +213,7 @@ impl Config {
     /// its receipt key file (every node must sign with the same key).
     pub(super) fn validate_receipt_key(&self) -> Result<(), ConfigError> {
         self.receipt_key_previous()?;
-        require(
-            self.cluster.members.len() <= 1 || self.security.receipt_key_file.is_some(),
-            "security.receipt_key_file",
-            "must be set when the cluster has several members: every node signs bid receipts with the same key; make one with `gavel cluster receipt-key --out FILE` and give every node the same file",
-        )
+        Ok(())
     }
 
     /// The spool's HMAC key (`exchange.hmac_key_file`), when the spool is on.
@@ -340,17 +345,22 @@ mod tests {
 
     #[test]
     fn a_cluster_names_its_receipt_key_file_and_a_bad_one_is_refused_naming_it() {
+        // Without a key file, every node of the cluster derives the key from the cluster
+        // secret: the same on every node, another secret another key.
         let mut config = two_members();
-        config.security.cluster_secret = Some(new_cluster_secret());
+        let secret = new_cluster_secret();
+        config.security.cluster_secret = Some(secret.clone());
         config.security.receipt_key_file = None;
-        let error = config
-            .validate()
-            .expect_err("several members, no receipt key");
-        assert_eq!(error.key(), Some("security.receipt_key_file"));
-        assert!(
-            error.to_string().contains("gavel cluster receipt-key"),
-            "{error}"
+        config.validate().expect("a key derived from the secret");
+        let derived = config.receipt_key().expect("derived").public_key();
+        assert_eq!(
+            derived,
+            crate::receipts::ReceiptKey::derived_from_cluster_secret(&secret).public_key()
         );
+        config.node.id = 2;
+        assert_eq!(config.receipt_key().expect("derived").public_key(), derived);
+        config.security.cluster_secret = Some(new_cluster_secret());
+        assert_ne!(config.receipt_key().expect("derived").public_key(), derived);
 
         let dir = tempfile::tempdir().expect("temp dir");
         let malformed = private_file(dir.path(), "c2hvcnQ=\n", 0o600);
