@@ -6,6 +6,12 @@
 //! the same state. proptest prints the failing scenario (its `seed` included) and
 //! shrinks it.
 //!
+//! Auctions run under random version 1.1 rules too (docs/RULES.md "Deposits", "Who may
+//! bid in timed bidding", "Winner's confirmation"): a deposit that one bidder falls short
+//! of (refused qualification), timed bidding for listing bidders only, and a winner's
+//! confirmation window, with the winner's confirmations and operators' defaults among the
+//! steps; the deposits' dispositions are checked against the outcome.
+//!
 //! The scenarios also carry exchange records (`Command::Exchange`, keys drawn from a few so
 //! that they repeat), exports and prunes: after every step the exchange ledger must keep
 //! its rules (docs/DESIGN.md decision 6), checked against what the test itself kept of
@@ -25,6 +31,9 @@ use common_kernel::{replay_with_ledger, spec, Harness};
 use gavel_kernel::invariants::check_auction;
 use gavel_kernel::ledger::{ExchangeLedger, OutboxStatus, MAX_OUTBOX};
 use gavel_kernel::lottery::Lottery;
+use gavel_kernel::sale::{ConfirmationStatus, SaleRules, TimedBiddingEntry};
+use gavel_kernel::sale_result::SaleResult;
+use gavel_kernel::Phase;
 use gavel_kernel::{apply, Applied, Auction, AuctionSpec, Command, Effect, Envelope};
 use gavel_kernel::{Event, EventKind, IncrementRule, Outcome, Receipt, Rejection};
 use proptest::prelude::*;
@@ -54,9 +63,39 @@ struct Bid {
     reused_request: Option<u8>,
 }
 
+/// The version 1.1 rules of a generated auction.
+#[derive(Debug, Clone, Copy)]
+struct Rules {
+    deposit: bool,
+    listing_bidders_only: bool,
+    winner_confirm_ms: Option<u64>,
+}
+
+/// The deposit an auction with `Rules::deposit` requires; b3 pays only half of it.
+const DEPOSIT: u64 = 100;
+
+impl Rules {
+    fn sale_rules(self) -> SaleRules {
+        SaleRules {
+            deposit: if self.deposit { DEPOSIT } else { 0 },
+            timed_bidding_entry: if self.listing_bidders_only {
+                TimedBiddingEntry::ListingBidders
+            } else {
+                TimedBiddingEntry::AllQualified
+            },
+            winner_confirm_ms: self.winner_confirm_ms,
+            ..SaleRules::default()
+        }
+    }
+}
+
 /// One step's command. Auction indexes wrap around the number of auctions.
 #[derive(Debug, Clone)]
 enum Action {
+    /// (auction, bidder): the winner's confirmation of a sale.
+    AcceptSale(usize, usize),
+    /// An operator declares the winner of a sale in default.
+    DefaultWinner(usize),
     Bid(Bid),
     /// The previous bid command again, unchanged: a client's retry.
     RetryLastBid,
@@ -87,14 +126,28 @@ enum Carried {
 #[derive(Debug, Clone)]
 struct Scenario {
     seed: u64,
-    /// Each auction, and whether b2 is qualified for it (b0, b1, b3 always are).
-    auctions: Vec<(AuctionSpec, bool)>,
+    /// Each auction, whether b2 is qualified for it (b0, b1 always are, b3 unless the
+    /// auction takes a deposit), and its version 1.1 rules.
+    auctions: Vec<(AuctionSpec, bool, Rules)>,
     bidder_2_expires_at_ms: u64,
     /// Wait, then act.
     steps: Vec<(u64, Action)>,
 }
 
-fn auction_spec() -> impl Strategy<Value = (AuctionSpec, bool)> {
+fn rules() -> impl Strategy<Value = Rules> {
+    let window = prop_oneof![2 => Just(None), 1 => (20..=400u64).prop_map(Some)];
+    (any::<bool>(), any::<bool>(), window).prop_map(|(deposit, listing, winner_confirm_ms)| Rules {
+        deposit,
+        listing_bidders_only: listing,
+        winner_confirm_ms,
+    })
+}
+
+fn auction_spec() -> impl Strategy<Value = (AuctionSpec, bool, Rules)> {
+    (base_auction_spec(), rules()).prop_map(|((spec, b2), rules)| (spec, b2, rules))
+}
+
+fn base_auction_spec() -> impl Strategy<Value = (AuctionSpec, bool)> {
     let prices = (
         1..=50u64,
         1..=10u64,
@@ -166,6 +219,8 @@ fn action() -> impl Strategy<Value = Action> {
             Action::Bid(Bid { auction, bidder, amount, reused_request })
         }),
         4 => Just(Action::RetryLastBid),
+        3 => (auction.clone(), 0..3usize).prop_map(|(auction, bidder)| Action::AcceptSale(auction, bidder)),
+        1 => auction.clone().prop_map(Action::DefaultWinner),
         6 => (auction.clone(), bidder, nonce()).prop_map(|(auction, bidder, nonce)| Action::Confirm(auction, bidder, nonce)),
         3 => auction.clone().prop_map(Action::Advance),
         8 => (auction.clone(), operator_action()).prop_map(|(auction, action)| Action::Operator(auction, action)),
@@ -271,18 +326,61 @@ impl Run {
             run.harness
                 .register_until(&bidder_id(bidder), expires_at_ms);
         }
-        for (index, (spec, bidder_2_qualified)) in scenario.auctions.iter().enumerate() {
+        for (index, (spec, bidder_2_qualified, rules)) in scenario.auctions.iter().enumerate() {
             let id = format!("lot{index}");
-            let qualified = [0, 1, 2, 3].into_iter();
-            let qualified = qualified.filter(|&bidder| bidder != 2 || *bidder_2_qualified);
-            let qualified = qualified.collect();
-            run.create(index, AuctionSpec { id, ..spec.clone() }, qualified);
+            let candidates = [0, 1, 2, 3].into_iter();
+            let candidates = candidates.filter(|&bidder| bidder != 2 || *bidder_2_qualified);
+            let spec = AuctionSpec { id, ..spec.clone() };
+            run.create(index, spec, rules.sale_rules(), candidates.collect());
         }
         run
     }
 
-    fn create(&mut self, index: usize, spec: AuctionSpec, qualified: BTreeSet<usize>) {
-        self.harness.create(0, spec.clone());
+    /// Creates auction `index` under `rules`, records the deposits (b3 pays half), and
+    /// qualifies the candidates whose deposits reach the auction's.
+    fn create(
+        &mut self,
+        index: usize,
+        spec: AuctionSpec,
+        rules: SaleRules,
+        candidates: Vec<usize>,
+    ) {
+        if rules.is_default() {
+            self.harness.create(0, spec.clone());
+        } else {
+            self.harness
+                .create_with_rules(0, spec.clone(), rules.clone());
+        }
+        let mut qualified = BTreeSet::new();
+        for &bidder in &candidates {
+            let paid = if bidder == 3 {
+                rules.deposit / 2
+            } else {
+                rules.deposit
+            };
+            if paid > 0 {
+                let deposit = Command::RecordDeposit {
+                    auction_id: spec.id.clone(),
+                    bidder_id: bidder_id(bidder),
+                    amount: paid,
+                    reference: format!("bank-{index}-{bidder}"),
+                };
+                assert!(self.harness.run(0, deposit).is_ok());
+            }
+            if paid < rules.deposit {
+                let qualify = Command::Qualify {
+                    auction_id: spec.id.clone(),
+                    bidder_id: bidder_id(bidder),
+                };
+                let refused = self
+                    .harness
+                    .run(0, qualify)
+                    .expect_err("short of the deposit");
+                assert_eq!(refused.code(), "deposit_missing");
+            } else {
+                qualified.insert(bidder);
+            }
+        }
         let mut numbers = BTreeMap::new();
         for &bidder in &qualified {
             // Each qualification draws its number from its own seed.
@@ -294,7 +392,7 @@ impl Run {
         assert_eq!(distinct.len(), numbers.len(), "bidder numbers are unique");
         self.numbers.push(numbers);
         self.commitments.push(None);
-        let mut model = ModelAuction::new(spec, qualified);
+        let mut model = ModelAuction::with_rules(spec, rules, qualified);
         model.catch_up(0);
         self.model.push(model);
     }
@@ -362,6 +460,17 @@ impl Run {
                 assert_eq!(self.apply(Command::Advance { auction_id }), UPDATED);
             }
             Action::Operator(auction, action) => self.operator(auction % count, *action),
+            Action::AcceptSale(auction, bidder) => self.accept_sale(auction % count, *bidder),
+            Action::DefaultWinner(auction) => {
+                let auction = auction % count;
+                let expected = self.model[auction].default_winner();
+                let command = Command::DefaultWinner {
+                    auction_id: self.id(auction),
+                    reason: "did not sign".to_string(),
+                };
+                let answer = self.apply(command).map_err(|rejection| rejection.code());
+                assert_eq!(answer, expected, "default");
+            }
             Action::CloseSessionOfBidder2 => {
                 // Closing a live session succeeds; closing one that is gone or expired is
                 // refused as unauthenticated. Either way it is gone afterwards.
@@ -660,6 +769,27 @@ impl Run {
         }
     }
 
+    /// Winner's confirmation: only the winner (as the kernel drew them, checked on its
+    /// own by `check_winner`) confirms, within the window.
+    fn accept_sale(&mut self, auction: usize, bidder: usize) {
+        let (auction_id, token_hash) = (self.id(auction), self.harness.token(&bidder_id(bidder)));
+        let winner = self.observe(auction).winner.map(|winner| winner.bidder_id);
+        let result = self.apply(Command::AcceptSale {
+            auction_id,
+            token_hash,
+        });
+        if !self.session_valid(bidder) {
+            return assert_eq!(result, UNAUTHENTICATED);
+        }
+        let is_winner = winner == Some(bidder_id(bidder));
+        let expected = self.model[auction].accept_sale(is_winner);
+        assert_eq!(
+            result.map_err(|rejection| rejection.code()),
+            expected,
+            "acceptance"
+        );
+    }
+
     fn operator(&mut self, auction: usize, action: OperatorAction) {
         let (auction_id, reason) = (self.id(auction), "board decision".to_string());
         let expected = self.model[auction].operator(action, self.now_ms);
@@ -713,7 +843,44 @@ impl Run {
             }
             assert_eq!(View::of(&observed), model.view());
             self.check_winner(auction, &observed);
+            self.check_deposits(auction, &observed);
         }
+    }
+
+    /// Deposits: held while open; at close the winner's applied to the price (forfeited
+    /// once in default), everyone else's refunded.
+    fn check_deposits(&self, auction: usize, observed: &Auction) {
+        let model = &self.model[auction];
+        let winner = observed
+            .winner
+            .as_ref()
+            .map(|winner| winner.bidder_id.clone());
+        let defaulted = matches!(model.confirmation, Some((ConfirmationStatus::Defaulted, _)));
+        let mut expected = Vec::new();
+        for bidder in 0..BIDDERS {
+            let paid = if bidder == 3 {
+                model.rules.deposit / 2
+            } else {
+                model.rules.deposit
+            };
+            let candidate = bidder != 2 || self.numbers[auction].contains_key(&2);
+            if paid == 0 || !candidate {
+                continue;
+            }
+            let disposition = match (model.phase.is_closed(), winner == Some(bidder_id(bidder))) {
+                (false, _) => "held",
+                (true, true) if model.phase == Phase::Sold && defaulted => "forfeited",
+                (true, true) if model.phase == Phase::Sold => "applied_to_price",
+                (true, _) => "refund",
+            };
+            expected.push((bidder_id(bidder), paid, disposition.to_string()));
+        }
+        let shown: Vec<(String, u64, String)> = SaleResult::of(observed)
+            .deposits
+            .into_iter()
+            .map(|deposit| (deposit.bidder_id, deposit.amount, deposit.disposition))
+            .collect();
+        assert_eq!(shown, expected, "deposits and their dispositions");
     }
 
     fn check_winner(&self, auction: usize, observed: &Auction) {

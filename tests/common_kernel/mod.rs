@@ -396,6 +396,7 @@ pub fn capped_sale() -> Harness {
 pub mod model {
     use std::collections::BTreeSet;
 
+    use gavel_kernel::sale::{ConfirmationStatus, SaleRules, TimedBiddingEntry};
     use gavel_kernel::{Auction, AuctionSpec, IncrementRule, Outcome, Phase, Rejection};
     use sha2::{Digest, Sha256};
 
@@ -473,6 +474,8 @@ pub mod model {
         pub confirmations: Vec<(String, String)>,
         /// Whether a lottery commitment is published (from cap entry on).
         pub committed: bool,
+        /// The winner's confirmation and its window's end.
+        pub confirmation: Option<(ConfirmationStatus, u64)>,
     }
 
     impl View {
@@ -493,6 +496,11 @@ pub mod model {
                     .map(|c| (c.bidder_id.clone(), c.nonce.clone()))
                     .collect(),
                 committed: auction.lottery_commitment.is_some(),
+                confirmation: auction
+                    .sale
+                    .confirmation
+                    .as_ref()
+                    .map(|c| (c.status, c.deadline_ms)),
             }
         }
     }
@@ -514,12 +522,26 @@ pub mod model {
         pub winner: Option<ModelWinner>,
         pub closed_at_ms: Option<u64>,
         pub qualified: BTreeSet<usize>,
+        /// The version 1.1 rules the auction runs under.
+        pub rules: SaleRules,
+        /// Bidders who bid during the listing.
+        pub listing_bidders: BTreeSet<usize>,
+        /// Winner's confirmation: its state and the window's end.
+        pub confirmation: Option<(ConfirmationStatus, u64)>,
     }
 
     impl ModelAuction {
         /// A new auction: scheduled until its listing opens.
         pub fn new(spec: AuctionSpec, qualified: BTreeSet<usize>) -> Self {
+            ModelAuction::with_rules(spec, SaleRules::default(), qualified)
+        }
+
+        /// A new auction under the version 1.1 `rules`.
+        pub fn with_rules(spec: AuctionSpec, rules: SaleRules, qualified: BTreeSet<usize>) -> Self {
             ModelAuction {
+                rules,
+                listing_bidders: BTreeSet::new(),
+                confirmation: None,
                 phase: Phase::Scheduled,
                 deadline_ms: Some(spec.listing_opens_at_ms),
                 increment: spec.increment,
@@ -563,20 +585,63 @@ pub mod model {
                     .map(|(bidder, nonce)| (bidder_id(*bidder), nonce.clone()))
                     .collect(),
                 committed: self.committed,
+                confirmation: self.confirmation,
             }
         }
 
-        /// Sold to `winner` if the price meets the reserve, else unsold.
+        /// Sold to `winner` if the price meets the reserve, else unsold. Winner's
+        /// confirmation: a sale with a window is `pending` until `at + window`.
         fn close(&mut self, at_ms: u64, winner: Option<ModelWinner>) {
             let reserve = self.spec.reserve_price.unwrap_or(0);
             let reserve_met = self.price().is_some_and(|price| price >= reserve);
             self.winner = winner.filter(|_| reserve_met);
             self.phase = self.winner.as_ref().map_or(Phase::Unsold, |_| Phase::Sold);
             (self.deadline_ms, self.closed_at_ms) = (None, Some(at_ms));
+            if let (Phase::Sold, Some(window_ms)) = (self.phase, self.rules.winner_confirm_ms) {
+                self.confirmation = Some((ConfirmationStatus::Pending, at_ms + window_ms));
+            }
         }
 
-        /// Every transition that time makes due at `now_ms`.
+        /// Every transition that time makes due at `now_ms`; a pending confirmation whose
+        /// window has ended lapses.
         pub fn catch_up(&mut self, now_ms: u64) {
+            self.catch_up_phases(now_ms);
+            if let Some((ConfirmationStatus::Pending, deadline)) = self.confirmation {
+                if now_ms > deadline {
+                    self.confirmation = Some((ConfirmationStatus::Lapsed, deadline));
+                }
+            }
+        }
+
+        /// The winner `bidder` (as the kernel drew them) confirms the sale.
+        pub fn accept_sale(&mut self, bidder_is_winner: bool) -> Result<Outcome, &'static str> {
+            if self.phase != Phase::Sold || !bidder_is_winner {
+                return Err("not_winner");
+            }
+            match self.confirmation {
+                Some((ConfirmationStatus::Pending, deadline)) => {
+                    self.confirmation = Some((ConfirmationStatus::Confirmed, deadline));
+                    Ok(Outcome::SaleAccepted { replayed: false })
+                }
+                Some((ConfirmationStatus::Confirmed, _)) => {
+                    Ok(Outcome::SaleAccepted { replayed: true })
+                }
+                _ => Err("confirmation_closed"),
+            }
+        }
+
+        /// An operator declares the winner of a lapsed sale in default.
+        pub fn default_winner(&mut self) -> Result<Outcome, &'static str> {
+            match self.confirmation {
+                Some((ConfirmationStatus::Lapsed, deadline)) => {
+                    self.confirmation = Some((ConfirmationStatus::Defaulted, deadline));
+                    Ok(Outcome::WinnerDefaulted)
+                }
+                _ => Err("conflict"),
+            }
+        }
+
+        fn catch_up_phases(&mut self, now_ms: u64) {
             while let Some(deadline) = self.deadline_ms {
                 let leader = self.leader().map(ModelWinner::Bidder);
                 let lottery = Some(ModelWinner::Lottery(self.confirmers.clone()));
@@ -624,9 +689,16 @@ pub mod model {
             let on_grid = self.spec.increment_rule == IncrementRule::AtLeast
                 || amount < base
                 || (amount - base).is_multiple_of(self.increment);
+            let listing_only = self.rules.timed_bidding_entry == TimedBiddingEntry::ListingBidders;
             let broken = [
                 (!self.qualified.contains(&bidder), "not_qualified"),
                 (!takes_bids(self.phase), "auction_not_open"),
+                (
+                    listing_only
+                        && self.phase == Phase::TimedBidding
+                        && !self.listing_bidders.contains(&bidder),
+                    "not_eligible",
+                ),
                 (self.leader() == Some(bidder), "already_leading"),
                 (amount < self.minimum(), "below_minimum"),
                 (above_cap, "above_cap"),
@@ -666,6 +738,9 @@ pub mod model {
         }
 
         pub fn accept_bid(&mut self, bidder: usize, amount: u64, now_ms: u64) {
+            if self.phase == Phase::Listing {
+                self.listing_bidders.insert(bidder);
+            }
             self.bids.push((bidder, amount, now_ms));
             if self.phase == Phase::TimedBidding {
                 self.deadline_ms = Some(now_ms + self.spec.countdown_ms);
