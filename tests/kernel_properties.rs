@@ -17,7 +17,7 @@
 //! its rules (docs/DESIGN.md decision 6), checked against what the test itself kept of
 //! the keys and the outbox: each key applied once until it is pruned, outbox records
 //! numbered in the order they were put there, one per fresh record and one per auction
-//! closed once the spool is in use, none lost but by an export, and never more than
+//! closed (and per later change of its winner's confirmation) once the spool is in use, none lost but by an export, and never more than
 //! `MAX_OUTBOX`.
 
 mod common_kernel;
@@ -567,7 +567,7 @@ impl Run {
         let closed = |events: &[Event]| -> Vec<(String, OutboxStatus)> {
             let closes = events
                 .iter()
-                .filter(|event| event.kind == EventKind::Closed);
+                .filter(|event| matches!(event.kind, EventKind::Closed | EventKind::Settled));
             closes
                 .map(|event| (format!("result/{}", event.auction_id), OutboxStatus::Closed))
                 .collect()
@@ -628,6 +628,12 @@ impl Run {
                 serde_json::from_str(&ledger.outbox[seq].data).expect("JSON");
             assert!(auction.phase.is_closed());
             assert_eq!(data["phase"], auction.phase.as_str());
+            // The result as it stands after the step: a later confirmation, lapse or
+            // default comes as a new record with the new dispositions.
+            assert_eq!(
+                ledger.outbox[seq].data,
+                SaleResult::of(auction).to_outbox_json()
+            );
             assert_eq!(
                 data["bids"].as_array().map(Vec::len),
                 Some(auction.bids.len())

@@ -3,7 +3,8 @@
 //! confirms within the window (`confirmed`), else it becomes `lapsed` at the window's end
 //! (applied by the first command after it, the auction's timer proposes one), and an
 //! operator may then declare the winner in default (`defaulted`: the deposit is
-//! forfeited). Every step is in the audit trail.
+//! forfeited). Every step is in the audit trail, and each change after the close is a
+//! `Settled` event (the exchange outbox spools the result again).
 
 use super::auction::{Auction, Phase};
 use super::closing::event;
@@ -52,7 +53,7 @@ pub fn lapse_if_due(auction: &mut Auction, now_ms: u64, events: &mut Vec<Event>)
         "confirmation_lapsed",
         "the winner did not confirm in time".to_string(),
     );
-    events.push(event(auction, EventKind::Phase));
+    events.push(event(auction, EventKind::Settled));
 }
 
 /// The winner `bidder_id` confirms the sale at `now_ms` (the auction already advanced).
@@ -86,7 +87,7 @@ pub fn accept(
     confirmation.status = ConfirmationStatus::Confirmed;
     confirmation.changed_at_ms = now_ms;
     auction.record(now_ms, bidder_id, "confirmed", String::new());
-    events.push(event(auction, EventKind::Phase));
+    events.push(event(auction, EventKind::Settled));
     Ok(Outcome::SaleAccepted { replayed: false })
 }
 
@@ -113,6 +114,6 @@ pub fn default_winner(
         confirmation.changed_at_ms = now_ms;
     }
     auction.record(now_ms, actor, "defaulted", reason.to_string());
-    events.push(event(auction, EventKind::Phase));
+    events.push(event(auction, EventKind::Settled));
     Ok(Outcome::WinnerDefaulted)
 }

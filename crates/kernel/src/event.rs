@@ -25,4 +25,7 @@ pub enum EventKind {
     Confirmation,
     /// The auction reached a final phase: sold, unsold or terminated.
     Closed,
+    /// A sold auction's winner's confirmation changed: confirmed, lapsed or defaulted.
+    /// Its result changed with it (the deposits' dispositions among others).
+    Settled,
 }

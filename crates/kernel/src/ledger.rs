@@ -198,15 +198,17 @@ impl ExchangeLedger {
         self.applied.values().map(|entry| entry.applied_at_ms).min()
     }
 
-    /// Once the spool is in use, puts the result of every auction that `events` closed in
-    /// the outbox; answers the effects for the records it put there.
+    /// Once the spool is in use, puts the result of every auction that `events` closed, or
+    /// whose winner's confirmation changed after the close (`Settled`: the result comes
+    /// again, under the same key, with the new dispositions), in the outbox; answers the
+    /// effects for the records it put there.
     fn note_closes(&mut self, kernel: &State, events: &[Event]) -> Vec<Effect> {
         if !self.active {
             return Vec::new();
         }
         let mut effects = Vec::new();
         for event in events {
-            if event.kind == EventKind::Closed {
+            if matches!(event.kind, EventKind::Closed | EventKind::Settled) {
                 if let Some(auction) = kernel.auctions.get(&event.auction_id) {
                     let data = SaleResult::of(auction).to_outbox_json();
                     let key = format!("result/{}", event.auction_id);
