@@ -25,4 +25,7 @@ pub enum EventKind {
     Confirmation,
     /// The auction reached a final phase: sold, unsold or terminated.
     Closed,
+    /// A bidder's bids were voided (they won another auction of the exclusive group):
+    /// the price and the leader may have changed.
+    Voided,
 }
