@@ -10,11 +10,13 @@ use super::cap;
 use super::command::{Command, Envelope, Outcome};
 use super::deposits::{self, DepositRequest};
 use super::event::{Event, EventKind};
+use super::exclusive;
 use super::housekeeping;
 use super::invariants;
 use super::lottery::{self, splitmix64};
 use super::operator::OperatorAction;
 use super::phases::{self, advance, not_open};
+use super::proxy::{self, ProxyRequest};
 use super::rejection::Rejection;
 use super::sale::SaleRules;
 use super::signin;
@@ -112,6 +114,13 @@ pub fn apply(state: &mut State, envelope: &Envelope) -> Applied {
             panic!("kernel invariant broken: {violation}");
         }
     }
+    // The exclusive groups cross auctions: the ones this command sold exclude their
+    // winners from the others of their group.
+    for id in exclusive::apply(state, now_ms, envelope.seed, &mut events) {
+        if let Some(Err(violation)) = state.auctions.get(&id).map(check_latest) {
+            panic!("kernel invariant broken: {violation}");
+        }
+    }
     Applied {
         result,
         events,
@@ -153,8 +162,28 @@ fn check_latest(auction: &Auction) -> Result<(), invariants::Violation> {
     let count = auction.bids.len();
     if let Some(bid) = auction.bids.last() {
         let previous = count.checked_sub(2).map(|index| &auction.bids[index]);
-        if previous.is_some_and(|previous| previous.amount >= bid.amount) {
+        // Prices increase over the bids that count: a void bid is skipped.
+        let previous_counted = auction
+            .bids
+            .iter()
+            .rev()
+            .skip(1)
+            .find(|earlier| !auction.is_void(earlier.seq));
+        if !auction.is_void(bid.seq)
+            && previous_counted.is_some_and(|previous| previous.amount >= bid.amount)
+        {
             return Err(Violation::PricesNotIncreasing(id()));
+        }
+        if auction
+            .sale
+            .proxy_bids
+            .get(&bid.seq)
+            .is_some_and(|maximum| bid.amount > *maximum)
+        {
+            return Err(Violation::ProxyAboveMaximum(id()));
+        }
+        if auction.sale.excluded.contains(&bid.bidder_id) && !auction.is_void(bid.seq) {
+            return Err(Violation::VoidBidCounted(id()));
         }
         if auction
             .closed_at_ms
@@ -174,6 +203,7 @@ fn check_latest(auction: &Auction) -> Result<(), invariants::Violation> {
     }
     invariants::single_winner_holds_highest_bid(auction)?;
     invariants::lottery_redraws(auction)?;
+    invariants::winner_and_leader_counted(auction)?;
     invariants::deadline_matches_phase(auction)
 }
 
@@ -204,8 +234,10 @@ fn dispatch(
         | Command::ChangeIncrement { .. } => {
             dispatch_auction_admin(state, now_ms, envelope, events)
         }
-        Command::PlaceBid { .. }
-        | Command::Confirm { .. }
+        Command::PlaceBid { .. } | Command::SetProxy { .. } | Command::WithdrawProxy { .. } => {
+            dispatch_proxy_bidding(state, now_ms, envelope.seed, command, events)
+        }
+        Command::Confirm { .. }
         | Command::ConfirmWithNonce { .. }
         | Command::AcceptSale { .. }
         | Command::Advance { .. } => {
@@ -366,23 +398,6 @@ fn dispatch_bidding(
         nonce,
     };
     match command {
-        Command::PlaceBid {
-            auction_id,
-            token_hash,
-            amount,
-            request_id,
-        } => bidding::place_bid(
-            state,
-            now_ms,
-            seed,
-            BidRequest {
-                auction_id,
-                token_hash,
-                amount: *amount,
-                request_id,
-            },
-            events,
-        ),
         Command::Confirm {
             auction_id,
             token_hash,
@@ -413,6 +428,58 @@ fn dispatch_bidding(
             let auction = advanced(state, auction_id, now_ms, seed, events)?;
             acceptance::accept(auction, now_ms, &bidder_id, events)
         }
+        other => misrouted(other),
+    }
+}
+
+/// The commands that place bids: a bid, after which the proxies answer (docs/RULES.md,
+/// "Proxy bidding"), and setting or withdrawing a proxy maximum.
+fn dispatch_proxy_bidding(
+    state: &mut State,
+    now_ms: u64,
+    seed: u64,
+    command: &Command,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    match command {
+        Command::PlaceBid {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+        } => {
+            let request = BidRequest {
+                auction_id,
+                token_hash,
+                amount: *amount,
+                request_id,
+            };
+            let outcome = bidding::place_bid(state, now_ms, seed, request, events)?;
+            if let (Outcome::BidAccepted { replayed: false, .. }, Some(auction)) =
+                (&outcome, state.auctions.get_mut(auction_id.as_str()))
+            {
+                proxy::resolve(auction, now_ms, seed, events);
+            }
+            Ok(outcome)
+        }
+        Command::SetProxy {
+            auction_id,
+            token_hash,
+            max_amount,
+            request_id,
+        } => {
+            let request = ProxyRequest {
+                auction_id,
+                token_hash,
+                max_amount: *max_amount,
+                request_id,
+            };
+            proxy::set(state, now_ms, seed, request, events)
+        }
+        Command::WithdrawProxy {
+            auction_id,
+            token_hash,
+        } => proxy::withdraw(state, now_ms, seed, auction_id, token_hash, events),
         other => misrouted(other),
     }
 }
@@ -539,6 +606,9 @@ fn qualify(
         return Err(Rejection::BidderNotFound);
     }
     let auction = advanced(state, auction_id, now_ms, seed, events)?;
+    if auction.sale.excluded.contains(bidder_id) {
+        return Err(Rejection::ExcludedByGroup);
+    }
     if let Some(bidder_number) = auction.bidder_number_of(bidder_id) {
         return Ok(Outcome::Qualified {
             bidder_number,

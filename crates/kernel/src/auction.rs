@@ -232,18 +232,37 @@ impl Auction {
         self.phase = phase;
     }
 
+    /// The highest bid that counts: the newest that is not void (docs/RULES.md,
+    /// "Mutually exclusive parcels"). The hash chain goes on from `bids.last()` instead.
     pub fn highest_bid(&self) -> Option<&BidRecord> {
-        self.bids.last()
+        if self.sale.voided.is_empty() {
+            return self.bids.last();
+        }
+        self.bids.iter().rev().find(|bid| !self.is_void(bid.seq))
     }
 
     pub fn current_price(&self) -> Option<Money> {
         self.highest_bid().map(|bid| bid.amount)
     }
 
-    /// The number of distinct bidders with an accepted bid.
+    /// Whether the bid numbered `seq` was voided.
+    pub fn is_void(&self, seq: u64) -> bool {
+        self.sale.voided.contains(&seq)
+    }
+
+    /// Whether the bid numbered `seq` was placed by a proxy.
+    pub fn is_proxy_bid(&self, seq: u64) -> bool {
+        self.sale.proxy_bids.contains_key(&seq)
+    }
+
+    /// The bids that count, oldest first: every bid but the void ones.
+    pub fn counted_bids(&self) -> impl Iterator<Item = &BidRecord> {
+        self.bids.iter().filter(|bid| !self.is_void(bid.seq))
+    }
+
+    /// The number of distinct bidders with a bid that counts.
     pub fn distinct_bidders(&self) -> usize {
-        self.bids
-            .iter()
+        self.counted_bids()
             .map(|bid| bid.bidder_id.as_str())
             .collect::<BTreeSet<_>>()
             .len()
@@ -253,13 +272,18 @@ impl Auction {
         self.qualified.get(bidder_id).copied()
     }
 
-    /// The auction without the lottery's secret while it is open: what a read of the
-    /// kernel's record may show. A closed auction has nothing left to hide.
+    /// The auction without the lottery's secret while it is open, and without the proxy
+    /// maximums ever: what a read of the kernel's record may show. Which bids a proxy
+    /// placed stays; the maximums they were placed under read as 0.
     pub fn without_open_secrets(&self) -> Auction {
         let mut copy = self.clone();
         if !self.phase.is_closed() {
             copy.lottery_secret = LotterySecret::default();
         }
+        let sale = &mut copy.sale;
+        sale.proxies.clear();
+        sale.proxy_requests.clear();
+        sale.proxy_bids.values_mut().for_each(|maximum| *maximum = 0);
         copy
     }
 

@@ -54,7 +54,7 @@ pub fn check_amount(auction: &Auction, bidder_id: &str, amount: Money) -> Result
 
 /// Whether `bidder_id` may bid in the auction's phase: with `timed_bidding_entry =
 /// listing_bidders`, timed bidding is for those who bid during the listing only.
-fn check_entry(auction: &Auction, bidder_id: &str) -> Result<(), Rejection> {
+pub(crate) fn check_entry(auction: &Auction, bidder_id: &str) -> Result<(), Rejection> {
     let listing_only = auction.sale.rules.timed_bidding_entry == TimedBiddingEntry::ListingBidders;
     if listing_only
         && auction.phase == Phase::TimedBidding
@@ -67,7 +67,7 @@ fn check_entry(auction: &Auction, bidder_id: &str) -> Result<(), Rejection> {
 
 /// Remembers a bidder whose valid bid is being placed during the listing, where the
 /// auction's timed bidding is for listing bidders only.
-fn note_listing_bidder(auction: &mut Auction, bidder_id: &str) {
+pub(crate) fn note_listing_bidder(auction: &mut Auction, bidder_id: &str) {
     if auction.phase == Phase::Listing
         && auction.sale.rules.timed_bidding_entry == TimedBiddingEntry::ListingBidders
     {
@@ -113,24 +113,19 @@ pub fn place_bid(
     let bidder_number = auction
         .bidder_number_of(&bidder_id)
         .ok_or(Rejection::NotQualified)?;
+    check_not_excluded(auction, &bidder_id)?;
     if !matches!(auction.phase, Phase::Listing | Phase::TimedBidding) {
         return Err(not_open(auction));
     }
     check_entry(auction, &bidder_id)?;
     check_amount(auction, &bidder_id, request.amount)?;
     note_listing_bidder(auction, &bidder_id);
-    let deadline = auction.deadline_ms.unwrap_or(0);
-    assert!(
-        now_ms <= deadline,
-        "kernel: accepting a bid after the deadline"
-    );
     let receipt = append_bid(
         auction,
         now_ms,
         seed,
-        &bidder_id,
-        bidder_number,
-        &request,
+        (&bidder_id, bidder_number),
+        request.amount,
         events,
     );
     state.requests.entry(bidder_id).or_default().insert(
@@ -178,29 +173,47 @@ fn replayed(
     )
 }
 
-/// Appends an accepted bid to the auction's hash chain: the countdown restarts in timed
-/// bidding, and a bid that reaches the cap stops price bidding. Answers its receipt.
-fn append_bid(
+/// Refuses a bidder whose qualification an exclusive group withdrew (docs/RULES.md,
+/// "Mutually exclusive parcels").
+pub(crate) fn check_not_excluded(auction: &Auction, bidder_id: &str) -> Result<(), Rejection> {
+    if auction.sale.excluded.contains(bidder_id) {
+        return Err(Rejection::ExcludedByGroup);
+    }
+    Ok(())
+}
+
+/// Appends an accepted bid of `amount` by `bidder` (id and number) to the auction's hash
+/// chain: the countdown restarts in timed bidding, and a bid that reaches the cap stops
+/// price bidding. The auction is open for bids (its deadline not passed) and the amount
+/// was checked. Answers its receipt.
+pub(crate) fn append_bid(
     auction: &mut Auction,
     now_ms: u64,
     seed: u64,
-    bidder_id: &str,
-    bidder_number: BidderNumber,
-    request: &BidRequest<'_>,
+    bidder: (&str, BidderNumber),
+    amount: Money,
     events: &mut Vec<Event>,
 ) -> Receipt {
+    let (bidder_id, bidder_number) = bidder;
+    assert!(
+        now_ms <= auction.deadline_ms.unwrap_or(0),
+        "kernel: accepting a bid after the deadline"
+    );
     let seq = auction.bids.len() as u64 + 1;
+    // The chain links every record, void or not.
     let prev_hash = auction
-        .highest_bid()
+        .bids
+        .last()
         .map_or(GENESIS_HASH.to_string(), |bid| bid.hash.clone());
+    let auction_id = auction.spec.id.clone();
     let hash = bid_hash(
         &prev_hash,
         &BidFields {
-            auction_id: request.auction_id,
+            auction_id: &auction_id,
             seq,
             bidder_id,
             bidder_number,
-            amount: request.amount,
+            amount,
             accepted_at_ms: now_ms,
         },
     );
@@ -211,7 +224,7 @@ fn append_bid(
         bid_id: bid_id.clone(),
         bidder_id: bidder_id.to_string(),
         bidder_number,
-        amount: request.amount,
+        amount,
         accepted_at_ms: now_ms,
         prev_hash,
         hash,
@@ -220,7 +233,7 @@ fn append_bid(
         auction.deadline_ms = Some(now_ms.saturating_add(auction.spec.countdown_ms));
     }
     events.push(Event {
-        auction_id: request.auction_id.to_string(),
+        auction_id: auction_id.clone(),
         kind: EventKind::Bid { seq },
     });
     if cap::cap_reached(auction) {
@@ -229,8 +242,8 @@ fn append_bid(
     Receipt {
         bid_id,
         seq,
-        auction_id: request.auction_id.to_string(),
-        amount: request.amount,
+        auction_id,
+        amount,
         accepted_at_ms: now_ms,
     }
 }
@@ -266,10 +279,11 @@ pub fn confirm(
     if auction.bidder_number_of(&bidder_id).is_none() {
         return Err(Rejection::NotQualified);
     }
+    check_not_excluded(auction, &bidder_id)?;
     if auction.phase != Phase::Capped {
         return Err(not_open(auction));
     }
-    if !auction.bids.iter().any(|bid| bid.bidder_id == bidder_id) {
+    if !auction.counted_bids().any(|bid| bid.bidder_id == bidder_id) {
         return Err(Rejection::NotEligible);
     }
     let earlier = auction

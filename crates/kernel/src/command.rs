@@ -193,6 +193,19 @@ pub enum Command {
         auction_id: String,
         reason: String,
     },
+    /// A bidder sets or raises their hidden proxy maximum (`kernel::proxy`); the proxy
+    /// may bid for them at once. Idempotent by `request_id`.
+    SetProxy {
+        auction_id: String,
+        token_hash: String,
+        max_amount: Money,
+        request_id: String,
+    },
+    /// A bidder withdraws their proxy maximum, while they do not lead.
+    WithdrawProxy {
+        auction_id: String,
+        token_hash: String,
+    },
 }
 
 /// Most auctions one `Command::Archive` moves out, so one log entry stays small.
@@ -216,7 +229,9 @@ impl Command {
             | Command::Advance { auction_id }
             | Command::RecordDeposit { auction_id, .. }
             | Command::AcceptSale { auction_id, .. }
-            | Command::DefaultWinner { auction_id, .. } => Some(auction_id),
+            | Command::DefaultWinner { auction_id, .. }
+            | Command::SetProxy { auction_id, .. }
+            | Command::WithdrawProxy { auction_id, .. } => Some(auction_id),
             Command::CreateAuction { spec } | Command::CreateAuctionWithRules { spec, .. } => {
                 Some(&spec.id)
             }
@@ -379,6 +394,17 @@ pub enum Outcome {
     },
     /// The winner of a lapsed sale was declared in default.
     WinnerDefaulted,
+    /// A proxy maximum was set or raised; `receipt` is the bid its proxy placed for the
+    /// bidder in the same step, if any (`replayed`: the request_id was seen before).
+    ProxySet {
+        max_amount: Money,
+        receipt: Option<Receipt>,
+        replayed: bool,
+    },
+    /// The caller's proxy maximum was withdrawn (`withdrawn` is false when there was none).
+    ProxyWithdrawn {
+        withdrawn: bool,
+    },
 }
 
 #[cfg(test)]

@@ -28,4 +28,7 @@ pub enum EventKind {
     /// A sold auction's winner's confirmation changed: confirmed, lapsed or defaulted.
     /// Its result changed with it (the deposits' dispositions among others).
     Settled,
+    /// A bidder's bids were voided (they won another auction of the exclusive group):
+    /// the price and the leader may have changed.
+    Voided,
 }

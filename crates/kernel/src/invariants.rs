@@ -25,14 +25,18 @@ pub enum Violation {
     BidWhileSuspended(String),
     #[error("auction {0}: {1}")]
     LotteryMismatch(String, String),
+    #[error("auction {0}: a proxy bid above the maximum it was placed under")]
+    ProxyAboveMaximum(String),
+    #[error("auction {0}: a void bid counts, or a bid of an excluded bidder is not void")]
+    VoidBidCounted(String),
 }
 
-/// Every accepted bid is higher than the one before it.
+/// Every accepted bid that counts is higher than the one that counts before it (void
+/// bids are skipped; the hash chain still links them all).
 pub fn prices_strictly_increase(auction: &Auction) -> Result<(), Violation> {
     let increasing = auction
-        .bids
-        .iter()
-        .zip(auction.bids.iter().skip(1))
+        .counted_bids()
+        .zip(auction.counted_bids().skip(1))
         .all(|(earlier, later)| earlier.amount < later.amount);
     if increasing {
         Ok(())
@@ -98,6 +102,65 @@ pub fn lottery_redraws(auction: &Auction) -> Result<(), Violation> {
         winner.bidder_number,
     )
     .map_err(mismatch)
+}
+
+/// A proxy never bids above its maximum: every proxy bid is at most the maximum it was
+/// placed under (docs/RULES.md, "Proxy bidding").
+pub fn proxy_bids_within_maximum(auction: &Auction) -> Result<(), Violation> {
+    let within = auction.sale.proxy_bids.iter().all(|(seq, maximum)| {
+        usize::try_from(*seq)
+            .ok()
+            .and_then(|seq| seq.checked_sub(1))
+            .and_then(|index| auction.bids.get(index))
+            .is_some_and(|bid| bid.seq == *seq && bid.amount <= *maximum)
+    });
+    if within {
+        Ok(())
+    } else {
+        Err(Violation::ProxyAboveMaximum(auction.spec.id.clone()))
+    }
+}
+
+/// The leader, the price and the winner never come from a void bid: the highest bid
+/// counts, and no excluded bidder wins or stands in the lottery (docs/RULES.md,
+/// "Mutually exclusive parcels"). Checked after every command.
+pub fn winner_and_leader_counted(auction: &Auction) -> Result<(), Violation> {
+    let excluded = &auction.sale.excluded;
+    let counted = auction
+        .highest_bid()
+        .is_none_or(|bid| !auction.is_void(bid.seq) && !excluded.contains(&bid.bidder_id));
+    let winner_counted = auction
+        .winner
+        .as_ref()
+        .is_none_or(|winner| !excluded.contains(&winner.bidder_id));
+    let entrants_counted = auction
+        .confirmations
+        .iter()
+        .all(|confirmation| !excluded.contains(&confirmation.bidder_id));
+    if counted && winner_counted && entrants_counted {
+        Ok(())
+    } else {
+        Err(Violation::VoidBidCounted(auction.spec.id.clone()))
+    }
+}
+
+/// Exactly the bids of excluded bidders are void, and the leader and the winner come from
+/// bids that count (`winner_and_leader_counted`).
+pub fn void_bids_never_count(auction: &Auction) -> Result<(), Violation> {
+    let excluded = &auction.sale.excluded;
+    let void_exactly_excluded = auction
+        .bids
+        .iter()
+        .all(|bid| auction.is_void(bid.seq) == excluded.contains(&bid.bidder_id));
+    let void_known = auction
+        .sale
+        .voided
+        .iter()
+        .all(|seq| usize::try_from(*seq).is_ok_and(|seq| seq >= 1 && seq <= auction.bids.len()));
+    if !(void_exactly_excluded && void_known) {
+        return Err(Violation::VoidBidCounted(auction.spec.id.clone()));
+    }
+    winner_and_leader_counted(auction)
 }
 
 /// No bid carries a time after the auction's close.
@@ -190,6 +253,8 @@ pub fn check_auction(auction: &Auction) -> Result<(), Violation> {
     no_bid_while_suspended(auction)?;
     bids_from_qualified_bidders(auction)?;
     deadline_matches_phase(auction)?;
+    proxy_bids_within_maximum(auction)?;
+    void_bids_never_count(auction)?;
     hash_chain_intact(auction)
 }
 

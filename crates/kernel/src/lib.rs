@@ -26,8 +26,10 @@
 //!   what the state remembers of archived auctions.
 //! - the rules: `bidders` (registration, stored secrets), `signin` (sessions), `deposits`
 //!   (deposits and the qualification gate), `acceptance` (the winner's confirmation), `closing`,
-//!   `phases` and `cap` (phase changes), `bidding`, `housekeeping` (purge, archive),
-//!   `takeover` (the takeover rule, applied before the first command of each leader term).
+//!   `phases` and `cap` (phase changes), `bidding`, `proxy` (proxy bidding, on top of
+//!   `bidding`), `exclusive` (mutually exclusive parcels, across the auctions of a group),
+//!   `housekeeping` (purge, archive), `takeover` (the takeover rule, applied before the
+//!   first command of each leader term).
 //! - `invariants`: the named invariants, asserted after every command and reused by tests.
 //! - `apply`: dispatch of commands by group, and the effects; `ledger`: the exchange
 //!   ledger and `Replica`; `sale_result`: an auction's result as the outbox spools it.
@@ -44,6 +46,7 @@ mod closing;
 pub mod command;
 pub mod deposits;
 pub mod event;
+mod exclusive;
 mod housekeeping;
 pub mod invariants;
 pub mod ledger;
@@ -51,6 +54,7 @@ pub mod lottery;
 pub mod money;
 pub mod operator;
 mod phases;
+pub mod proxy;
 pub mod rejection;
 pub mod requests;
 pub mod sale;

@@ -47,6 +47,10 @@ pub enum Rejection {
     NotWinner,
     #[error("the sale can no longer be confirmed (confirmation: {status})")]
     ConfirmationClosed { status: String },
+    #[error("the bidder won another auction of this auction's exclusive group: their qualification here is withdrawn")]
+    ExcludedByGroup,
+    #[error("the bidder holds the highest bid: their proxy maximum cannot be withdrawn now")]
+    Leading,
 }
 
 impl Rejection {
@@ -72,6 +76,8 @@ impl Rejection {
             Rejection::NotAListingBidder => "not_eligible",
             Rejection::NotWinner => "not_winner",
             Rejection::ConfirmationClosed { .. } => "confirmation_closed",
+            Rejection::ExcludedByGroup => "excluded_by_group",
+            Rejection::Leading => "leading",
         }
     }
 
@@ -83,7 +89,8 @@ impl Rejection {
             Rejection::NotQualified
             | Rejection::NotEligible
             | Rejection::NotAListingBidder
-            | Rejection::NotWinner => 403,
+            | Rejection::NotWinner
+            | Rejection::ExcludedByGroup => 403,
             Rejection::AuctionNotFound | Rejection::BidderNotFound => 404,
             _ => 409,
         }

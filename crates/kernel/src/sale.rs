@@ -1,7 +1,7 @@
 //! The sale rules of version 1.1 (docs/RULES.md, "Additions, version 1.1") and what an
 //! auction keeps for them: the rules an auction was created with (`SaleRules`), the
-//! deposits recorded for it, who bid in its listing, and the winner's confirmation
-//! (`SaleState`).
+//! deposits recorded for it, who bid in its listing, the winner's confirmation, the
+//! proxy maximums and the bids voided by an exclusive group (`SaleState`).
 //!
 //! Both travel as JSON text inside the binary records (`json_text`): a rule or a field
 //! added later is a `#[serde(default)]` field here, read from every record written before
@@ -108,7 +108,6 @@ impl SaleRules {
         }
         if let Some(group) = &self.exclusive_group {
             validate_id("exclusive_group", group)?;
-            return invalid(format!("exclusive_group {NOT_YET}"));
         }
         if let Some(window) = self.winner_confirm_ms {
             if window == 0 || window > MAX_DURATION_MS {
@@ -176,6 +175,49 @@ pub struct SaleState {
     /// `timed_bidding_entry` is `listing_bidders`).
     pub listing_bidders: BTreeSet<String>,
     pub confirmation: Option<WinnerConfirmation>,
+    /// Hidden proxy maximums by bidder id (docs/RULES.md, "Proxy bidding"). Never shown
+    /// but to their owner.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub proxies: BTreeMap<String, ProxyMaximum>,
+    /// The order of the last maximum set or raised: each one takes the next.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub proxy_order: u64,
+    /// What each bidder's proxy request_ids answered, by bidder id then request_id.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub proxy_requests: BTreeMap<String, BTreeMap<String, ProxyAnswer>>,
+    /// The bids a proxy placed: seq, and the maximum it was placed under.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub proxy_bids: BTreeMap<u64, Money>,
+    /// Void bids (docs/RULES.md, "Mutually exclusive parcels"), by seq: kept in the
+    /// chain, never counted for price, leader or winner.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub voided: BTreeSet<u64>,
+    /// Bidders who won another auction of the group: their bids here are void and they
+    /// may bid no more.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub excluded: BTreeSet<String>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// A bidder's hidden maximum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyMaximum {
+    pub max_amount: Money,
+    /// When it was set or last raised, as `SaleState::proxy_order`: of equal maximums,
+    /// the earlier leads.
+    pub order: u64,
+    pub set_at_ms: u64,
+}
+
+/// What a request to set a maximum answered: the maximum, and the seq of the bid the
+/// proxy placed for its bidder in the same step, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyAnswer {
+    pub max_amount: Money,
+    pub bid_seq: Option<u64>,
 }
 
 impl SaleState {
@@ -255,6 +297,16 @@ mod tests {
             .expect_err("refused")
             .to_string()
             .contains("require_signed_bids"));
+        let group = SaleRules {
+            exclusive_group: Some("bad group".to_string()),
+            ..SaleRules::default()
+        };
+        assert!(group.validate().is_err());
+        let group = SaleRules {
+            exclusive_group: Some("district-7".to_string()),
+            ..SaleRules::default()
+        };
+        assert_eq!(group.validate(), Ok(()));
         let window = SaleRules {
             winner_confirm_ms: Some(0),
             ..SaleRules::default()

@@ -59,6 +59,15 @@ pub struct ResultBid {
     pub accepted_at_ms: u64,
     pub prev_hash: String,
     pub hash: String,
+    /// Whether the bid is void (docs/RULES.md, "Mutually exclusive parcels"): kept in the
+    /// chain, not counted. Written only when true, so a result without void bids reads
+    /// as before.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub void: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// A drawn lottery as published (`lottery` documents the draw).
@@ -148,6 +157,7 @@ impl SaleResult {
                     accepted_at_ms: bid.accepted_at_ms,
                     prev_hash: bid.prev_hash.clone(),
                     hash: bid.hash.clone(),
+                    void: auction.is_void(bid.seq),
                 })
                 .collect(),
             deposits: dispositions(auction)

@@ -11,6 +11,7 @@
 use super::apply::Applied;
 use super::command::Outcome;
 use super::event::Event;
+use super::exclusive;
 use super::phases::{self, advance};
 use super::state::{Phase, State, TakeoverRecord, MAX_TAKEOVERS_KEPT};
 
@@ -44,6 +45,8 @@ pub fn begin_term(
         leader_node_id,
         &mut events,
     );
+    // The auctions the takeover closed sold exclude their winners from their groups.
+    exclusive::apply(state, now_ms, seed, &mut events);
     Some(Applied {
         result: Ok(Outcome::TakeoverRecorded { extended }),
         events,

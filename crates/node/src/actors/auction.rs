@@ -173,7 +173,7 @@ impl AuctionActor {
                     let _ = self.publisher.send(Arc::new(LiveEvent {
                         id: *seq,
                         name: "bid",
-                        data: json(&BidView::from(bid)),
+                        data: json(&BidView::of(auction, bid)),
                     }));
                 }
             }

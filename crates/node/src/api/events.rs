@@ -34,7 +34,7 @@ use crate::actors::auction::{LiveEvent, Subscribe};
 use crate::actors::resource_pool::SubscribeAuction;
 use crate::actors::wall_clock_ms;
 use crate::model::error::ApiError;
-use crate::model::views::{AuctionView, BidView};
+use crate::model::views::{AuctionView, BidMarks};
 use gavel_kernel::{Auction, BidRecord, Rejection};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -145,6 +145,7 @@ fn event_stream(
 /// formatted after it is released, each as it is sent.
 struct StreamStart {
     bids: Vector<BidRecord>,
+    marks: BidMarks,
     view: AuctionView,
     closed: bool,
 }
@@ -153,6 +154,7 @@ impl StreamStart {
     fn of(auction: &Auction) -> Self {
         StreamStart {
             bids: auction.bids.clone(),
+            marks: BidMarks::of(auction),
             view: AuctionView::new(auction, wall_clock_ms()),
             closed: auction.phase.is_closed(),
         }
@@ -175,11 +177,12 @@ impl StreamStart {
         let skipped = usize::try_from(last_event_id)
             .unwrap_or(usize::MAX)
             .min(self.bids.len());
+        let marks = self.marks;
         let bids = self
             .bids
             .skip(skipped)
             .into_iter()
-            .map(|bid| frame(bid.seq, "bid", &json(&BidView::from(&bid))));
+            .map(move |bid| frame(bid.seq, "bid", &json(&marks.view(&bid))));
         let frames = futures::stream::iter(bids.chain(std::iter::once(view)).map(Ok));
         (frames, bid_count, self.closed)
     }

@@ -13,12 +13,14 @@ use crate::model::bidder_secret::Verdict;
 use crate::model::credentials::{new_token, sha256_hex};
 use crate::model::error::ApiError;
 use crate::model::requests::SessionRequest;
-use crate::model::requests::{auction_path_id, BidRequest, BidsQuery, ConfirmRequest, JsonObject};
-use crate::model::views::{
-    AcceptanceView, AuctionList, AuctionView, BidList, BidReceipt, BidView, ConfirmationView,
-    ReceiptKeyView, SessionCreated, TimeView,
+use crate::model::requests::{
+    auction_path_id, BidRequest, BidsQuery, ConfirmRequest, JsonObject, ProxyRequest,
 };
-use gavel_kernel::{Command, Outcome};
+use crate::model::views::{
+    AcceptanceView, AuctionList, AuctionView, BidList, BidMarks, BidReceipt, BidView,
+    ConfirmationView, ProxyView, ReceiptKeyView, SessionCreated, TimeView,
+};
+use gavel_kernel::{Command, Outcome, Receipt};
 
 pub fn configure(config: &mut web::ServiceConfig) {
     // actix tries the routes in order, matching each pattern with a `{id}` against the
@@ -34,6 +36,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(list_bids)
         .service(confirm)
         .service(accept_sale)
+        .service(set_proxy)
+        .service(get_proxy)
+        .service(withdraw_proxy)
         .service(super::events::auction_events)
         .service(super::events::all_events)
         .route("/openapi.json", web::get().to(public_document))
@@ -207,7 +212,10 @@ async fn list_bids(
     let (after_seq, limit) = query.page()?;
     // A copy of the persistent vector is a few pointers: the views are built after the
     // state's lock is released, however long the history.
-    let bids = app.read_auction(path.as_str(), |auction| auction.bids.clone())?;
+    let (bids, marks) = app.read_auction(path.as_str(), |auction| {
+        let first_seq = after_seq.saturating_add(1);
+        (auction.bids.clone(), BidMarks::from_seq(auction, first_seq))
+    })?;
     // A bid's seq is its place in the vector plus one.
     let skipped = usize::try_from(after_seq)
         .unwrap_or(usize::MAX)
@@ -216,7 +224,7 @@ async fn list_bids(
         .skip(skipped)
         .iter()
         .take(limit)
-        .map(BidView::from)
+        .map(|bid| marks.view(bid))
         .collect();
     let next_after_seq = match page.last() {
         Some(last) if (last.seq as usize) < bids.len() => Some(last.seq),
@@ -265,22 +273,7 @@ async fn place_bid(
     }
     match result? {
         Outcome::BidAccepted { receipt, replayed } => {
-            let now_ms = wall_clock_ms();
-            // The bid is applied here before its answer goes out: its record, found by
-            // seq (its place in the vector plus one) in the live state or the archive,
-            // gives the chain hash the receipt signs.
-            let (view, chain_hash) = app.read_auction(&receipt.auction_id, |auction| {
-                let record = usize::try_from(receipt.seq)
-                    .ok()
-                    .and_then(|seq| seq.checked_sub(1))
-                    .and_then(|index| auction.bids.get(index))
-                    .filter(|record| record.seq == receipt.seq && record.bid_id == receipt.bid_id);
-                (
-                    AuctionView::new(auction, now_ms),
-                    record.map(|record| record.hash.clone()),
-                )
-            })?;
-            let body = BidReceipt::new(&receipt, view, chain_hash, &app.receipt_key);
+            let body = signed_receipt(&app, &receipt)?;
             if replayed {
                 Ok(HttpResponse::Ok().json(body))
             } else {
@@ -288,6 +281,143 @@ async fn place_bid(
                 Ok(HttpResponse::Created().json(body))
             }
         }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The signed receipt of a committed bid. The bid is applied here before its answer goes
+/// out: its record, found by seq (its place in the vector plus one) in the live state or
+/// the archive, gives the chain hash the receipt signs.
+fn signed_receipt(app: &AppState, receipt: &Receipt) -> Result<BidReceipt, ApiError> {
+    let now_ms = wall_clock_ms();
+    let (view, chain_hash) = app.read_auction(&receipt.auction_id, |auction| {
+        let record = usize::try_from(receipt.seq)
+            .ok()
+            .and_then(|seq| seq.checked_sub(1))
+            .and_then(|index| auction.bids.get(index))
+            .filter(|record| record.seq == receipt.seq && record.bid_id == receipt.bid_id);
+        (
+            AuctionView::new(auction, now_ms),
+            record.map(|record| record.hash.clone()),
+        )
+    })?;
+    Ok(BidReceipt::new(receipt, view, chain_hash, &app.receipt_key))
+}
+
+/// Sets or raises the caller's hidden proxy maximum (委托出价; docs/RULES.md, "Proxy
+/// bidding"). Whenever the caller is outbid, the kernel bids the minimum for them in the
+/// same step, up to the maximum. When the proxy bid at once, `bid` is that bid's signed
+/// receipt. The same request_id with the same body answers as the first time (200).
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), request_body = ProxyRequest,
+    responses(
+        (status = 201, body = ProxyView), (status = 200, description = "a retry: the first answer", body = ProxyView),
+        (status = 401, description = "unauthenticated", body = Problem),
+        (status = 403, description = "not_qualified, not_eligible (timed bidding for listing bidders only), excluded_by_group", body = Problem),
+        (status = 404, description = "auction_not_found", body = Problem),
+        (status = 409, description = "auction_not_open, below_minimum, request_id_reused, or conflict: a maximum can only be raised", body = Problem),
+        (status = 422, description = "invalid_request", body = Problem),
+        (status = 503, description = "no_leader", body = Problem)),
+    security(("session" = [])))]
+#[post("/api/v1/auctions/{id}/proxy")]
+async fn set_proxy(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+    body: web::Json<JsonObject<ProxyRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let token_hash = session_token_hash(&request)?;
+    let proxy = body.into_inner().into_inner();
+    proxy.validate()?;
+    let command = Command::SetProxy {
+        auction_id: auction_path_id(path.into_inner())?,
+        token_hash,
+        max_amount: proxy.max_amount,
+        request_id: proxy.request_id,
+    };
+    match app.propose(command, "bidder".to_string()).await? {
+        Outcome::ProxySet {
+            max_amount,
+            receipt,
+            replayed,
+        } => {
+            let bid = match receipt {
+                Some(receipt) => Some(signed_receipt(&app, &receipt)?),
+                None => None,
+            };
+            let body = ProxyView { max_amount, bid };
+            Ok(if replayed {
+                HttpResponse::Ok().json(body)
+            } else {
+                HttpResponse::Created().json(body)
+            })
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The caller's own proxy maximum in the auction, as this node has applied it; no one
+/// else's is ever shown.
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")),
+    responses(
+        (status = 200, body = ProxyView),
+        (status = 401, description = "unauthenticated", body = Problem),
+        (status = 404, description = "auction_not_found, or not_found: the caller has no proxy maximum here", body = Problem),
+        (status = 503, description = "unavailable: archived, and this node is still fetching its record from its peers", body = Problem)),
+    security(("session" = [])))]
+#[get("/api/v1/auctions/{id}/proxy")]
+async fn get_proxy(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+) -> Result<web::Json<ProxyView>, ApiError> {
+    let token_hash = session_token_hash(&request)?;
+    let bidder_id = {
+        let state = app.state.read();
+        state
+            .kernel
+            .session_bidder(&token_hash, wall_clock_ms())
+            .map(str::to_string)
+            .ok_or(ApiError::Unauthenticated)?
+    };
+    let max_amount = app.read_auction(path.as_str(), |auction| {
+        auction
+            .sale
+            .proxies
+            .get(&bidder_id)
+            .map(|proxy| proxy.max_amount)
+    })?;
+    let max_amount = max_amount
+        .ok_or_else(|| ApiError::NotFound("no proxy maximum of yours in this auction".to_string()))?;
+    Ok(web::Json(ProxyView {
+        max_amount,
+        bid: None,
+    }))
+}
+
+/// Withdraws the caller's proxy maximum; refused while the caller holds the highest bid.
+/// Withdrawing when there is none answers 204 as well.
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")),
+    responses(
+        (status = 204),
+        (status = 401, description = "unauthenticated", body = Problem),
+        (status = 403, description = "not_qualified", body = Problem),
+        (status = 404, description = "auction_not_found", body = Problem),
+        (status = 409, description = "leading: the caller holds the highest bid", body = Problem),
+        (status = 503, description = "no_leader", body = Problem)),
+    security(("session" = [])))]
+#[delete("/api/v1/auctions/{id}/proxy")]
+async fn withdraw_proxy(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let token_hash = session_token_hash(&request)?;
+    let command = Command::WithdrawProxy {
+        auction_id: auction_path_id(path.into_inner())?,
+        token_hash,
+    };
+    match app.propose(command, "bidder".to_string()).await? {
+        Outcome::ProxyWithdrawn { .. } => Ok(HttpResponse::NoContent().finish()),
         other => Err(unexpected(other)),
     }
 }
@@ -368,7 +498,8 @@ pub fn unexpected(outcome: Outcome) -> ApiError {
 #[openapi(
     info(title = "Gavel public API", description = "Bidding: sessions, auctions, bids, live events. Any request over the per-address or per-session rate limit is answered 429 rate_limited with Retry-After (seconds). A bidder holds at most sessions.max_sessions_per_bidder sessions (a new sign-in ends the oldest); wrong secrets in a row lock the bidder's sign-ins out (429 sign_in_locked); event streams are capped per address and per node (429 too_many_streams); a request body must arrive within http.body_read_timeout_ms (408 request_timeout)."),
     paths(server_time, receipt_key, create_session, delete_session, list_auctions,
-        get_auction, list_bids, place_bid, confirm, accept_sale, events::auction_events, events::all_events),
+        get_auction, list_bids, place_bid, confirm, accept_sale, set_proxy, get_proxy, withdraw_proxy,
+        events::auction_events, events::all_events),
     modifiers(&SessionAuth, &RateLimitedResponses, &ProblemResponses)
 )]
 pub struct PublicApi;

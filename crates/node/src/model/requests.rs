@@ -95,6 +95,29 @@ impl BidRequest {
     }
 }
 
+/// A hidden proxy maximum (docs/RULES.md, "Proxy bidding"): `{"max_amount","request_id"}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyRequest {
+    /// The most the proxy may bid for the caller, in the smallest currency unit; need not
+    /// be on the increment grid. Never shown to anyone but the caller.
+    pub max_amount: u64,
+    /// Chosen by the client; a retry with the same request_id and body answers as the
+    /// first time.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub request_id: String,
+}
+
+impl ProxyRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        validate_id("request_id", &self.request_id)?;
+        if self.max_amount == 0 {
+            return Err(ApiError::invalid("max_amount must be positive".to_string()));
+        }
+        Ok(())
+    }
+}
+
 /// The optional body of a confirmation in `capped`: `{"nonce"?}`. No body, or `{}`, is a
 /// confirmation without a nonce.
 #[derive(Debug, Default, Deserialize, ToSchema)]

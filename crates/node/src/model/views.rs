@@ -220,17 +220,62 @@ pub struct BidView {
     pub bidder_number: u32,
     pub amount: u64,
     pub accepted_at_ms: u64,
+    /// Placed by the bidder's proxy (docs/RULES.md, "Proxy bidding").
+    pub proxy: bool,
+    /// Void: its bidder won another auction of the exclusive group; kept in the history,
+    /// not counted for price, leader or winner.
+    pub void: bool,
 }
 
-impl From<&BidRecord> for BidView {
-    fn from(bid: &BidRecord) -> Self {
+impl BidView {
+    /// The view of `bid`, a bid of `auction`.
+    pub fn of(auction: &Auction, bid: &BidRecord) -> Self {
+        BidMarks::of(auction).view(bid)
+    }
+}
+
+/// Which bids of an auction a proxy placed and which are void, copied out of the state
+/// (for the seqs from `first_seq` on, or all of them) to build bid views after its lock
+/// is released.
+#[derive(Debug, Clone, Default)]
+pub struct BidMarks {
+    proxy: std::collections::BTreeSet<u64>,
+    void: std::collections::BTreeSet<u64>,
+}
+
+impl BidMarks {
+    pub fn of(auction: &Auction) -> Self {
+        BidMarks::from_seq(auction, 0)
+    }
+
+    /// The marks of the bids numbered `first_seq` or more.
+    pub fn from_seq(auction: &Auction, first_seq: u64) -> Self {
+        let sale = &auction.sale;
+        BidMarks {
+            proxy: sale.proxy_bids.range(first_seq..).map(|(seq, _)| *seq).collect(),
+            void: sale.voided.range(first_seq..).copied().collect(),
+        }
+    }
+
+    pub fn view(&self, bid: &BidRecord) -> BidView {
         BidView {
             seq: bid.seq,
             bidder_number: bid.bidder_number,
             amount: bid.amount,
             accepted_at_ms: bid.accepted_at_ms,
+            proxy: self.proxy.contains(&bid.seq),
+            void: self.void.contains(&bid.seq),
         }
     }
+}
+
+/// The caller's own proxy maximum (docs/RULES.md, "Proxy bidding"), and when it was just
+/// set, the receipt of the bid its proxy placed for the caller at once, if any.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProxyView {
+    pub max_amount: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bid: Option<BidReceipt>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -417,6 +462,10 @@ pub struct ResultBid {
     pub accepted_at_ms: u64,
     pub prev_hash: String,
     pub hash: String,
+    /// Present, and true, only for a void bid (docs/RULES.md, "Mutually exclusive
+    /// parcels"): kept in the chain, not counted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub void: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -483,6 +532,7 @@ impl From<SaleResult> for ResultView {
                     accepted_at_ms: bid.accepted_at_ms,
                     prev_hash: bid.prev_hash,
                     hash: bid.hash,
+                    void: bid.void,
                 })
                 .collect(),
             deposits: result
