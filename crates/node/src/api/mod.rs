@@ -25,6 +25,7 @@
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod bidder_view;
 pub mod body_timeout;
 pub mod cluster_nodes;
 pub mod control;
