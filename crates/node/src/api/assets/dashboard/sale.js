@@ -2,12 +2,14 @@
  * Gavel operator dashboard: one sale's deposits and winner's confirmation
  * (docs/RULES.md, "Deposits" and "Winner's confirmation").
  *
- * The operator picks an auction (every auction of GET /control/v1/auctions, closed ones
- * included: the confirmation follows the sale). The panel shows the rules in force from
- * its view (deposit, timed bidding entry, confirmation window), the confirmation state
- * and deadline, and each bidder's deposits with their disposition (`held`,
- * `applied_to_price`, `refund`, `forfeited`) from GET /control/v1/auctions/{id}/result,
- * read when the choice changes, after an action and every few seconds. Its forms record
+ * The operator picks an auction (every auction GET /control/v1/auctions listed since the
+ * page opened, closed ones included: the confirmation follows the sale, and a settled
+ * sale leaves the live list for the archive, whose result still answers). The panel
+ * shows the rules in force from its last view (deposit, timed bidding entry,
+ * confirmation window), the confirmation state and deadline, and each bidder's deposits
+ * with their disposition (`held`, `applied_to_price`, `refund`, `forfeited`) from
+ * GET /control/v1/auctions/{id}/result, read when the choice changes, after an action and
+ * every few seconds; the result's confirmation is the newest word on it. Its forms record
  * a deposit from a bank receipt (POST …/deposits {bidder_id, amount, reference}) and,
  * once the confirmation has lapsed, declare the winner in default (POST …/default
  * {reason}). Refusals show the problem+json code and detail.
@@ -18,7 +20,8 @@ import { api, badge, byId, cell, clock, duration, money, problemText, report, se
 const RESULT_EVERY_MS = 3000;
 
 const sale = {
-  auctions: new Map(),
+  auctions: new Map(), // every auction listed since the page opened: id -> its last view
+  result: null, // the chosen auction's last result
   optionsKey: '',
   resultFor: null,
   resultAt: 0,
@@ -30,10 +33,12 @@ const selected = () => byId('sale-auction').value || null;
 /** Called with every GET /control/v1/auctions answer. */
 export function renderSale(answer) {
   const auctions = Array.isArray(answer) ? answer : (answer && answer.auctions) || [];
-  sale.auctions = new Map(auctions.map((auction) => [auction.id, auction]));
-  updateChoices(auctions);
+  for (const auction of auctions) {
+    sale.auctions.set(auction.id, auction);
+  }
+  updateChoices([...sale.auctions.values()]);
   const auction = sale.auctions.get(selected());
-  renderRules(auction);
+  renderRules(auction, sale.result && auction && sale.resultFor === auction.id ? sale.result : null);
   if (auction && (sale.resultFor !== auction.id || Date.now() - sale.resultAt > RESULT_EVERY_MS)) {
     loadResult(auction.id);
   }
@@ -64,7 +69,7 @@ function updateChoices(auctions) {
   }
 }
 
-function renderRules(auction) {
+function renderRules(auction, result) {
   const rules = byId('sale-rules');
   if (!auction) {
     rules.replaceChildren();
@@ -86,7 +91,8 @@ function renderRules(auction) {
     return [dt, dd];
   });
   rules.replaceChildren(...entries);
-  const confirmation = auction.confirmation;
+  // A confirmed or defaulted sale leaves the live list: its result has the last word.
+  const confirmation = (result && result.confirmation) || auction.confirmation;
   const text = byId('sale-confirmation');
   text.dataset.state = confirmation || '';
   if (confirmation == null) {
@@ -114,8 +120,10 @@ async function loadResult(auctionId) {
   try {
     const result = await api('GET', `/control/v1/auctions/${encodeURIComponent(auctionId)}/result`);
     if (selected() === auctionId) {
+      sale.result = result;
       byId('sale-status').textContent = '';
       renderDeposits(result.deposits || []);
+      renderRules(sale.auctions.get(auctionId), result);
     }
   } catch (error) {
     byId('sale-status').textContent = `result of ${auctionId}: ${problemText(error)}`;
@@ -189,7 +197,10 @@ async function submitDefault(event) {
     result.textContent = `declared in default: confirmation ${answer.confirmation || 'defaulted'}.`;
     report(`default declared on ${auctionId}.`, 'done');
     byId('default-reason').value = '';
+    sale.result = answer;
+    sale.resultFor = auctionId;
     renderDeposits(answer.deposits || []);
+    renderRules(sale.auctions.get(auctionId), answer);
   } catch (error) {
     result.className = 'result problem';
     result.textContent = problemText(error);
@@ -202,6 +213,7 @@ async function submitDefault(event) {
 export function wireSale(afterAction) {
   byId('sale-auction').addEventListener('change', () => {
     sale.resultFor = null;
+    sale.result = null;
     byId('deposit-result').textContent = '';
     byId('default-result').textContent = '';
     renderSale([...sale.auctions.values()]);
