@@ -8,6 +8,10 @@
 //! - `the_countdown_agrees_with_the_server_clock_within_200_ms` (countdown.mjs)
 //! - `the_page_keeps_bidding_after_its_node_is_killed` (failover.mjs): this side SIGKILLs
 //!   the node the page is connected to when the script asks for it.
+//! - `a_sale_with_a_deposit_shows_each_bidder_their_standing_and_the_winner_confirms`
+//!   (sale.mjs): a sale with a deposit and a winner's confirmation window; only one bidder
+//!   has paid and is qualified, the operator records the other's deposit on the
+//!   dashboard, and the winner confirms the sale on the page.
 //!
 //! Chromium, Node.js and npm must be installed (`apt-get install -y chromium nodejs npm`);
 //! without them these tests fail, saying so. `npm ci` installs the script's one package
@@ -22,8 +26,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::auction_spec;
 use common::cluster::Cluster;
+use common::{auction_spec, Node, ADMIN_TOKEN};
 
 /// One scenario at a time: each runs a cluster and a browser, and timings are asserted.
 static ONE_SCENARIO_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -111,15 +115,101 @@ fn the_page_keeps_bidding_after_its_node_is_killed() {
     assert_eq!(result["chain_verified"], true, "{result}");
 }
 
-/// A running cluster with two qualified bidders and one open auction.
+#[test]
+fn a_sale_with_a_deposit_shows_each_bidder_their_standing_and_the_winner_confirms() {
+    let _one_at_a_time = ONE_SCENARIO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    const DEPOSIT: u64 = 50_000;
+    // Long enough for both pages, the dashboard and a bid; then two seconds of timed
+    // bidding without a bid end the sale.
+    let spec = serde_json::json!({
+        "deposit": DEPOSIT,
+        "winner_confirm_ms": 120_000,
+        "countdown_ms": 2_000,
+    });
+    let stage = Stage::prepared("sale", 25_000, spec, |node, auction_id| {
+        node.register_bidder("alice");
+        node.register_bidder("bob");
+        let (status, answer) = node.control(
+            "POST",
+            &format!("/control/v1/auctions/{auction_id}/deposits"),
+            Some(serde_json::json!({"bidder_id": "alice", "amount": DEPOSIT, "reference": "bank-alice-1"})),
+        );
+        assert_eq!(status, 201, "{answer}");
+        // Bob has paid nothing: the operator records his deposit on the dashboard during
+        // the scenario, and he is never qualified.
+        let number = node.qualify(auction_id, "alice");
+        vec![
+            ("GAVEL_BIDDER_NUMBER_A".to_string(), number.to_string()),
+            ("GAVEL_DEPOSIT".to_string(), DEPOSIT.to_string()),
+        ]
+    });
+    let leader = stage.leader();
+    let follower = stage.other_than(&[leader]);
+    let output = stage.run_script("sale.mjs", leader, follower);
+    assert_result_line(&output, "sale");
+    // What the pages showed, against the control listener: alice won and confirmed, her
+    // deposit goes to the price and bob's is refunded.
+    let (status, result) = stage.cluster.node(leader).control(
+        "GET",
+        &format!("/control/v1/auctions/{}/result", stage.auction_id),
+        None,
+    );
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["winner_bidder_id"], "alice", "{result}");
+    assert_eq!(result["confirmation"], "confirmed", "{result}");
+    let dispositions: Vec<(String, u64, String)> = result["deposits"]
+        .as_array()
+        .expect("deposits")
+        .iter()
+        .map(|deposit| {
+            (
+                deposit["bidder_id"].as_str().unwrap_or("").to_string(),
+                deposit["amount"].as_u64().unwrap_or(0),
+                deposit["disposition"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        dispositions,
+        vec![
+            ("alice".to_string(), DEPOSIT, "applied_to_price".to_string()),
+            ("bob".to_string(), DEPOSIT, "refund".to_string()),
+        ]
+    );
+}
+
+/// A running cluster with its bidders and one open auction.
 struct Stage {
     cluster: Cluster,
     dir: tempfile::TempDir,
     auction_id: String,
+    /// What the stage's preparation adds to the script's environment.
+    extra_environment: Vec<(String, String)>,
 }
 
 impl Stage {
+    /// Two qualified bidders, alice and bob, and an auction listed for three minutes.
     fn new(name: &str, extra_spec: serde_json::Value) -> Stage {
+        Stage::prepared(name, 180_000, extra_spec, |node, auction_id| {
+            for bidder in ["alice", "bob"] {
+                node.register_bidder(bidder);
+                node.qualify(auction_id, bidder);
+            }
+            Vec::new()
+        })
+    }
+
+    /// An auction whose listing closes in `listing_ms`, with `extra_spec` over the
+    /// testkit's specification; `prepare` registers and qualifies the bidders on the
+    /// leader and answers what it adds to the script's environment.
+    fn prepared(
+        name: &str,
+        listing_ms: u64,
+        extra_spec: serde_json::Value,
+        prepare: impl FnOnce(&Node, &str) -> Vec<(String, String)>,
+    ) -> Stage {
         let browser_dir = prepared_browser_dir();
         assert!(browser_dir.join("node_modules").exists());
         let dir = tempfile::tempdir().expect("temp dir");
@@ -129,19 +219,17 @@ impl Stage {
             .expect("a leader within 10 s");
         let node = cluster.node(leader);
         let auction_id = format!("parcel-{name}");
-        let mut spec = auction_spec(&auction_id, 180_000, 60_000);
+        let mut spec = auction_spec(&auction_id, listing_ms, 60_000);
         for (key, value) in extra_spec.as_object().into_iter().flatten() {
             spec[key] = value.clone();
         }
         node.create_auction(spec);
-        for bidder in ["alice", "bob"] {
-            node.register_bidder(bidder);
-            node.qualify(&auction_id, bidder);
-        }
+        let extra_environment = prepare(node, &auction_id);
         Stage {
             cluster,
             dir,
             auction_id,
+            extra_environment,
         }
     }
 
@@ -175,9 +263,15 @@ impl Stage {
             ("GAVEL_AUCTION", self.auction_id.clone()),
             ("GAVEL_SIGNAL_DIR", signals.display().to_string()),
             ("GAVEL_SCREENSHOTS", screenshots.display().to_string()),
+            (
+                "GAVEL_CONTROL_A",
+                self.cluster.node(page_a).control_url.clone(),
+            ),
+            ("GAVEL_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_string(), value))
+        .chain(self.extra_environment.iter().cloned())
         .collect()
     }
 

@@ -1,5 +1,6 @@
 /*
- * Shared helpers of Gavel's real-browser tests (outbid.mjs, countdown.mjs, failover.mjs).
+ * Shared helpers of Gavel's real-browser tests (outbid.mjs, countdown.mjs, failover.mjs,
+ * sale.mjs).
  *
  * tests/browser.rs starts a real cluster and runs each scenario as
  * `node tests/browser/<scenario>.mjs`, passing the cluster in environment variables:
@@ -9,6 +10,9 @@
  *   GAVEL_AUCTION      the auction id
  *   GAVEL_SIGNAL_DIR   where failover.mjs and the Rust side leave signal files
  *   GAVEL_SCREENSHOTS  where screenshots go (default: screenshots/ at the top of the repo)
+ *   GAVEL_CONTROL_A    the control URL of page A's node (its operator dashboard)
+ *   GAVEL_ADMIN_TOKEN  the operators' token the cluster accepts
+ *   and what a scenario's stage adds (sale.mjs: GAVEL_BIDDER_NUMBER_A, GAVEL_DEPOSIT)
  * Debian's Chromium runs headless (never a downloaded browser). A scenario exits 0 when
  * every check passed; it prints one `RESULT <scenario> <json>` line with its figures.
  */

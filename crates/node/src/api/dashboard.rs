@@ -33,7 +33,7 @@ const INDEX_HTML: &str = include_str!("assets/dashboard/index.html");
 
 /// The page's scripts and stylesheet, served under `/assets/dashboard/`: file name,
 /// content type, contents.
-pub const ASSETS: [(&str, &str, &str); 5] = [
+pub const ASSETS: [(&str, &str, &str); 6] = [
     (
         "dashboard.js",
         "text/javascript; charset=utf-8",
@@ -48,6 +48,11 @@ pub const ASSETS: [(&str, &str, &str); 5] = [
         "auctions.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/dashboard/auctions.js"),
+    ),
+    (
+        "sale.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/dashboard/sale.js"),
     ),
     (
         "charts.js",

@@ -1,6 +1,7 @@
 //! The HTTP listeners of a node.
 //!
 //! - `public`: bidders (sessions, auctions, bids, confirmations, live events).
+//!   `bidder_view` answers a bidder's own standing in an auction (`…/me`).
 //! - `control`: operators (bidders, auctions, qualifications, phase actions, cluster,
 //!   janitor), behind the operators' tokens; `audit` lists every control action with
 //!   the operator who gave it.
@@ -25,6 +26,7 @@
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod bidder_view;
 pub mod body_timeout;
 pub mod cluster_nodes;
 pub mod control;

@@ -39,6 +39,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(set_proxy)
         .service(get_proxy)
         .service(withdraw_proxy)
+        .service(super::bidder_view::my_auction)
         .service(super::events::auction_events)
         .service(super::events::all_events)
         .route("/openapi.json", web::get().to(public_document))
@@ -499,7 +500,7 @@ pub fn unexpected(outcome: Outcome) -> ApiError {
     info(title = "Gavel public API", description = "Bidding: sessions, auctions, bids, live events. Any request over the per-address or per-session rate limit is answered 429 rate_limited with Retry-After (seconds). A bidder holds at most sessions.max_sessions_per_bidder sessions (a new sign-in ends the oldest); wrong secrets in a row lock the bidder's sign-ins out (429 sign_in_locked); event streams are capped per address and per node (429 too_many_streams); a request body must arrive within http.body_read_timeout_ms (408 request_timeout)."),
     paths(server_time, receipt_key, create_session, delete_session, list_auctions,
         get_auction, list_bids, place_bid, confirm, accept_sale, set_proxy, get_proxy, withdraw_proxy,
-        events::auction_events, events::all_events),
+        events::auction_events, events::all_events, super::bidder_view::my_auction),
     modifiers(&SessionAuth, &RateLimitedResponses, &ProblemResponses)
 )]
 pub struct PublicApi;

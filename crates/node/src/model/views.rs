@@ -548,3 +548,81 @@ impl From<SaleResult> for ResultView {
         }
     }
 }
+
+/// A bidder's own standing in one auction (`GET /api/v1/auctions/{id}/me`), read from
+/// the node's applied state: what the bidder page shows as "you are bidder N", the
+/// deposit, whether a bid would be taken now, and the winner's confirmation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MyAuctionView {
+    /// The caller's bidder number in this auction (您的竞买号); null until qualified.
+    pub bidder_number: Option<u32>,
+    pub qualified: bool,
+    /// The deposit the auction requires before qualifying; 0: none.
+    pub deposit_required: u64,
+    /// The caller's deposits recorded for this auction, added up.
+    pub deposited: u64,
+    /// Whether the caller holds the highest bid.
+    pub leading: bool,
+    /// Whether a bid from the caller would pass the checks that do not depend on its
+    /// amount, as the state stands.
+    pub may_bid: bool,
+    /// Why not, when `may_bid` is false: the code a bid would be refused with
+    /// (`not_qualified`, `auction_not_open`, `not_eligible`, `already_leading`), or
+    /// `deposit_missing` for a bidder not qualified whose deposit falls short.
+    pub reason: Option<String>,
+    /// Whether the caller won the auction.
+    pub winner: bool,
+    /// The winner's confirmation of the sale: `pending`, `confirmed`, `lapsed` or
+    /// `defaulted`; null when there is none.
+    pub confirmation: Option<String>,
+}
+
+impl MyAuctionView {
+    pub fn new(auction: &Auction, bidder_id: &str) -> Self {
+        use gavel_kernel::sale::TimedBiddingEntry;
+        use gavel_kernel::Phase;
+        let sale = &auction.sale;
+        let bidder_number = auction.bidder_number_of(bidder_id);
+        let deposit_required = sale.rules.deposit;
+        let deposited = sale.deposited_by(bidder_id);
+        let leading = auction
+            .highest_bid()
+            .is_some_and(|bid| bid.bidder_id == bidder_id);
+        // The order of the kernel's checks of a bid (`gavel_kernel::bidding::place_bid`).
+        let reason = if bidder_number.is_none() {
+            Some(if deposited < deposit_required {
+                "deposit_missing"
+            } else {
+                "not_qualified"
+            })
+        } else if !matches!(auction.phase, Phase::Listing | Phase::TimedBidding) {
+            Some("auction_not_open")
+        } else if auction.phase == Phase::TimedBidding
+            && sale.rules.timed_bidding_entry == TimedBiddingEntry::ListingBidders
+            && !sale.listing_bidders.contains(bidder_id)
+        {
+            Some("not_eligible")
+        } else if leading {
+            Some("already_leading")
+        } else {
+            None
+        };
+        MyAuctionView {
+            bidder_number,
+            qualified: bidder_number.is_some(),
+            deposit_required,
+            deposited,
+            leading,
+            may_bid: reason.is_none(),
+            reason: reason.map(str::to_string),
+            winner: auction
+                .winner
+                .as_ref()
+                .is_some_and(|winner| winner.bidder_id == bidder_id),
+            confirmation: sale
+                .confirmation
+                .as_ref()
+                .map(|confirmation| confirmation.status.as_str().to_string()),
+        }
+    }
+}

@@ -24,9 +24,27 @@
  * the cluster answers the original receipt if the bid had already been committed: a bid is
  * never doubled.
  *
+ * The bidder's own standing. GET /api/v1/auctions/{id}/me (with the session) tells the
+ * bidder number (竞买号) before any bid, the deposit required and recorded, whether a bid
+ * would be taken now and why not, and, after a sale, whether this bidder won and where the
+ * winner's confirmation stands. The page asks again when the auction's view changes (at
+ * most one request at a time) and, once sold with a confirmation pending or lapsed, polls
+ * the auction and its own standing every 2 s (the event stream ends with the sale). The
+ * winner confirms the sale (成交确认) with POST /api/v1/auctions/{id}/acceptance before the
+ * window's deadline, counted down like the auction's.
+ *
+ * Receipts. The last receipt of each auction is kept in the tab and shown with its chain
+ * hash (short form) and its signature: "signed by the cluster" once it carries
+ * receipt_signature, checked here with WebCrypto's Ed25519 against
+ * GET /api/v1/receipt-key where the browser has it (otherwise shown unchecked, with a link
+ * to the key for `gavel verify-receipt`).
+ *
  * State a test can read: data-* attributes on <body> (connection, node-id, clock-offset-ms,
  * clock-syncs, failovers), #countdown (remaining-ms, deadline-ms), #history li (seq,
- * bidder-number), #bid-status (state, receipt-seq, request-id, attempts, replayed).
+ * bidder-number), #bid-status (state, receipt-seq, request-id, attempts, replayed),
+ * #standing (bidder-number, qualified, deposit-required, deposited, may-bid, reason),
+ * #standing-lead and #standing-deposit (state), #acceptance (state, winner),
+ * #acceptance-countdown (remaining-ms), #receipt (seq, chain-hash), #receipt-signature (state).
  */
 
 import {
@@ -39,6 +57,7 @@ const PROBE_ATTEMPTS = 3;
 const PROBE_PAUSE_MS = 300;
 const BID_RETRY_FOR_MS = 30000;
 const PENDING_KEPT_MS = 2 * 60 * 1000;
+const SALE_POLL_MS = 2000;
 
 const $ = (id) => document.getElementById(id);
 const moneyFormat = new Intl.NumberFormat('en-US');
@@ -60,6 +79,11 @@ const page = {
   resumePending: false, // a pending bid waits for the room's first view before it is resent
   amountEdited: false,
   extensions: 0,
+  me: null, // the bidder's own standing in the room's auction (GET …/me), or null
+  meLoading: false,
+  meStale: false, // asked again while a request was out: ask once more when it ends
+  salePoll: null,
+  accepting: false,
 };
 
 // --- Clock -------------------------------------------------------------------------------
@@ -104,6 +128,13 @@ function tick() {
   } else if (page.view) {
     delete countdown.dataset.remainingMs;
     countdown.textContent = '–';
+  }
+  const confirmBy = page.view?.confirmation === 'pending' ? page.view.confirmation_deadline_ms : null;
+  if (confirmBy != null) {
+    const left = Math.max(0, Math.round(confirmBy - serverNow()));
+    $('acceptance-countdown').dataset.remainingMs = left;
+    $('acceptance-countdown').textContent = formatRemaining(left);
+    $('acceptance-countdown').classList.toggle('urgent', left < 60000);
   }
   for (const cell of document.querySelectorAll('#auction-list [data-deadline-ms]')) {
     cell.textContent = formatRemaining(Math.max(0, Number(cell.dataset.deadlineMs) - serverNow()));
@@ -205,6 +236,7 @@ function moveTo(origin, reason) {
     session: store.get('session'),
     numbers: store.get('numbers'),
     pending: store.get('pending'),
+    receipts: store.get('receipts'),
     lastView: page.view,
     failovers: (store.get('failovers') ?? 0) + 1,
     from: { node_id: page.clock.node_id, origin: location.origin, reason },
@@ -236,6 +268,7 @@ async function signIn(event) {
       store.set('session', { token: data.token, bidder_id: data.bidder_id, expires_at_ms: data.expires_at_ms });
       $('secret').value = '';
       status.textContent = '';
+      refreshMe();
     } else {
       status.textContent = code === 401 ? 'Wrong bidder id or secret.' : (data?.detail ?? `Refused (${code}).`);
     }
@@ -249,8 +282,11 @@ async function signIn(event) {
 
 async function signOut(message) {
   const session = store.get('session');
-  for (const key of ['session', 'numbers', 'pending']) store.remove(key);
+  for (const key of ['session', 'numbers', 'pending', 'receipts']) store.remove(key);
+  page.me = null;
   renderWho();
+  renderStanding();
+  renderReceipt();
   if (message) showBidStatus('refused', message);
   if (session && !message) {
     await api('/sessions/current', { method: 'DELETE', token: session.token }).catch(() => {});
@@ -304,6 +340,10 @@ function onRoomView(view) {
   if (movedWithoutBid) showExtension(previous.deadline_ms, view.deadline_ms);
   page.view = view;
   renderRoom();
+  const changed = !previous || previous.id !== view.id || previous.phase !== view.phase
+    || previous.bid_count !== view.bid_count || previous.confirmation !== view.confirmation;
+  if (changed || !page.me) refreshMe();
+  followSale();
   if (page.resumePending) {
     page.resumePending = false;
     sendPending();
@@ -341,6 +381,9 @@ function renderRoom() {
   const amount = $('bid-amount');
   const minimum = view.minimum_next_bid;
   $('bid-form').hidden = minimum == null;
+  renderStanding();
+  renderAcceptance();
+  renderRules();
   if (minimum != null && (!page.amountEdited || Number(amount.value) < minimum)) {
     amount.value = minimum;
     amount.min = minimum;
@@ -362,6 +405,7 @@ function onBid(bid) {
   $('history').insertBefore(item, later ?? null);
   const status = $('bid-status');
   if (Number(status.dataset.receiptSeq) === bid.seq) learnMyNumber(page.auctionId, bid.bidder_number);
+  renderStanding();
 }
 
 // --- Bidding -------------------------------------------------------------------------------------
@@ -380,6 +424,11 @@ const REFUSALS = {
   auction_not_open: 'Bidding is not open.',
   not_qualified: 'You are not qualified for this auction.',
   above_cap: 'The amount is above the price cap.',
+  deposit_missing: 'Your deposit for this auction has not been recorded in full yet (保证金未到账): '
+    + 'you can be qualified once the auctioneer records the bank\'s receipt of your payment.',
+  not_eligible: 'Timed bidding is open only to bidders who bid during the listing (限时竞价仅限挂牌期出价者).',
+  not_winner: 'Only the winner of this auction can confirm the sale.',
+  confirmation_closed: 'The sale can no longer be confirmed: the confirmation window has closed.',
 };
 
 async function submitBid(event) {
@@ -455,6 +504,289 @@ function onReceipt(receipt, replayed, pending) {
   });
   const bid = page.bids.get(receipt.seq);
   if (bid) learnMyNumber(receipt.auction_id, bid.bidder_number);
+  const receipts = store.get('receipts') ?? {};
+  receipts[receipt.auction_id] = {
+    auction_id: receipt.auction_id, seq: receipt.seq, amount: receipt.amount, accepted_at_ms: receipt.accepted_at_ms,
+    chain_hash: receipt.chain_hash ?? null, receipt_signature: receipt.receipt_signature ?? null,
+  };
+  store.set('receipts', receipts);
+  renderReceipt();
+  refreshMe();
+}
+
+// --- The bidder's own standing -------------------------------------------------------------------
+
+const STANDING_REASONS = {
+  deposit_missing: 'You cannot be qualified until your deposit is recorded in full.',
+  not_qualified: 'You are not qualified for this auction: the auctioneer qualifies bidders whose documents and deposit are in order.',
+  auction_not_open: 'Bidding is not open now.',
+  not_eligible: REFUSALS.not_eligible,
+  already_leading: 'You hold the highest bid: wait for another bidder before bidding again.',
+};
+
+/** Asks the node for the bidder's standing in the room's auction; one request at a time. */
+async function refreshMe() {
+  const session = store.get('session');
+  if (!page.auctionId || !session) return;
+  if (page.meLoading) {
+    page.meStale = true;
+    return;
+  }
+  page.meLoading = true;
+  try {
+    const { status, data } = await api(`/auctions/${encodeURIComponent(page.auctionId)}/me`, { token: session.token });
+    if (status === 200 && data) {
+      page.me = data;
+      if (data.bidder_number != null && data.bidder_number !== myNumber()) learnMyNumber(page.auctionId, data.bidder_number);
+    } else if (status === 401) {
+      page.me = null; // a session this node has not applied yet, or one that ended: a bid will tell
+    }
+  } catch (error) {
+    if (!(error instanceof NodeUnreachable)) throw error;
+  } finally {
+    page.meLoading = false;
+  }
+  renderStanding();
+  renderAcceptance();
+  if (page.meStale) {
+    page.meStale = false;
+    refreshMe();
+  }
+}
+
+function renderStanding() {
+  const me = page.me;
+  const view = page.view;
+  const standing = $('standing');
+  standing.hidden = !me || !view;
+  if (!me || !view) return;
+  Object.assign(standing.dataset, {
+    bidderNumber: me.bidder_number ?? '', qualified: me.qualified, depositRequired: me.deposit_required,
+    deposited: me.deposited, mayBid: me.may_bid, reason: me.reason ?? '',
+  });
+  $('standing-number').textContent = me.bidder_number == null
+    ? 'You have no bidder number in this auction yet (尚未取得竞买号).'
+    : `您的竞买号 · You are bidder ${me.bidder_number}`;
+
+  const mine = myNumber();
+  const leader = view.leading_bidder_number;
+  const iBid = [...page.bids.values()].some((bid) => bid.bidder_number === mine);
+  let lead = 'none';
+  let leadText = mine == null ? '' : 'You have not bid yet.';
+  if (mine != null && leader === mine) {
+    lead = 'leading';
+    leadText = view.phase === 'sold' ? `You won at ${money(view.current_price)}.` : `You lead at ${money(view.current_price)} (领先).`;
+  } else if (iBid) {
+    lead = 'outbid';
+    leadText = `Outbid (已被超越): bidder ${leader} ${view.phase === 'sold' ? 'won' : 'leads'} at ${money(view.current_price)}.`;
+  }
+  $('standing-lead').dataset.state = lead;
+  $('standing-lead').textContent = leadText;
+
+  const deposit = $('standing-deposit');
+  let depositState = 'none';
+  let depositText = 'No deposit is required for this auction.';
+  if (me.deposit_required > 0) {
+    if (me.deposited >= me.deposit_required) {
+      depositState = 'recorded';
+      depositText = `Deposit recorded (保证金已到账): ${money(me.deposited)} of ${money(me.deposit_required)} required.`;
+    } else if (me.deposited > 0) {
+      depositState = 'partial';
+      depositText = `Deposit recorded in part: ${money(me.deposited)} of ${money(me.deposit_required)} required; `
+        + `${money(me.deposit_required - me.deposited)} still to be recorded.`;
+    } else {
+      depositState = 'missing';
+      depositText = `Deposit not yet recorded (保证金未到账): ${money(me.deposit_required)} required. `
+        + 'The auctioneer records it once the bank confirms your payment; you can be qualified after that.';
+    }
+  }
+  deposit.dataset.state = depositState;
+  deposit.textContent = depositText;
+  $('standing-eligibility').textContent = me.may_bid ? 'You may bid now.' : (STANDING_REASONS[me.reason] ?? '');
+}
+
+function renderRules() {
+  const view = page.view;
+  if (!view) return;
+  const rules = [
+    view.deposit > 0 ? `Deposit (保证金): ${money(view.deposit)}, recorded before qualification.` : 'No deposit.',
+    view.timed_bidding_entry === 'listing_bidders'
+      ? 'Timed bidding (限时竞价) is open only to bidders who bid during the listing.'
+      : 'Timed bidding (限时竞价) is open to every qualified bidder.',
+    view.winner_confirm_ms != null
+      ? `The winner confirms the sale (成交确认) within ${formatWindow(view.winner_confirm_ms)} of the close; `
+        + 'a winner who does not may be declared in default and lose the deposit.'
+      : 'No winner\'s confirmation step.',
+    `Increment ${money(view.increment)} (${view.increment_rule === 'at_least' ? 'at least' : 'multiples'}); `
+      + `countdown ${formatWindow(view.countdown_ms)}${view.price_cap != null ? `; price cap ${money(view.price_cap)}` : ''}.`,
+  ];
+  const key = rules.join('\n');
+  const list = $('rules-list');
+  if (list.dataset.key === key) return;
+  list.dataset.key = key;
+  list.replaceChildren(...rules.map((text) => Object.assign(document.createElement('li'), { textContent: text })));
+}
+
+function formatWindow(ms) {
+  if (ms % 3600000 === 0) return `${ms / 3600000} h`;
+  if (ms % 60000 === 0) return `${ms / 60000} min`;
+  return `${Math.round(ms / 100) / 10} s`;
+}
+
+const CONFIRMATION_TEXT = {
+  pending: 'The winner has yet to confirm the sale.',
+  confirmed: 'The winner confirmed the sale (已确认成交).',
+  lapsed: 'The winner did not confirm the sale in time (已逾期).',
+  defaulted: 'The sale was declared in default (违约): the winner did not confirm it.',
+};
+
+const WINNER_TEXT = {
+  pending: 'You won this auction. Confirm the sale (成交确认) before the deadline.',
+  confirmed: 'Confirmed (已确认成交): you confirmed the sale.',
+  lapsed: 'The confirmation window closed without your confirmation (已逾期): the auctioneer may declare a default, '
+    + 'and your deposit may be forfeited.',
+  defaulted: 'The sale was declared in default (违约) because it was not confirmed in time; your deposit is forfeited.',
+};
+
+function renderAcceptance() {
+  const view = page.view;
+  const section = $('acceptance');
+  const state = view?.confirmation ?? null;
+  section.hidden = state == null;
+  if (state == null) return;
+  const winner = Boolean(page.me?.winner);
+  section.dataset.state = state;
+  section.dataset.winner = winner;
+  $('acceptance-text').textContent = (winner ? WINNER_TEXT : CONFIRMATION_TEXT)[state] ?? state;
+  $('acceptance-deadline').hidden = state !== 'pending';
+  if (state === 'pending' && view.confirmation_deadline_ms != null) {
+    $('acceptance-deadline').title = `until ${new Date(view.confirmation_deadline_ms).toLocaleTimeString()}`;
+  }
+  $('accept-button').hidden = !(winner && state === 'pending');
+  $('accept-button').disabled = page.accepting;
+}
+
+/** The winner confirms the sale. */
+async function acceptSale() {
+  const session = store.get('session');
+  if (!session || !page.auctionId || page.accepting) return;
+  page.accepting = true;
+  renderAcceptance();
+  const status = $('acceptance-status');
+  status.dataset.state = 'pending';
+  status.textContent = 'Confirming the sale…';
+  try {
+    const { status: code, data } = await api(`/auctions/${encodeURIComponent(page.auctionId)}/acceptance`, {
+      method: 'POST', token: session.token,
+    });
+    if (code === 200 && data?.confirmation) {
+      status.dataset.state = 'accepted';
+      status.textContent = 'The sale is confirmed (已确认成交).';
+      page.view = { ...page.view, confirmation: data.confirmation };
+      renderRoom();
+    } else if (code === 401) {
+      signOut('Your session has ended: sign in again to confirm the sale.');
+    } else {
+      status.dataset.state = 'refused';
+      status.dataset.code = data?.code ?? '';
+      status.textContent = REFUSALS[data?.code] ?? data?.detail ?? `Refused (${code}).`;
+    }
+  } catch (error) {
+    if (!(error instanceof NodeUnreachable)) throw error;
+    status.dataset.state = 'refused';
+    status.textContent = 'This node does not answer: try again in a moment (the page moves to another node).';
+    checkNode('acceptance request failed');
+  } finally {
+    page.accepting = false;
+    renderAcceptance();
+  }
+  refreshSale();
+}
+
+/** After the sale the event stream has ended: follow the confirmation by polling. */
+function followSale() {
+  const open = ['pending', 'lapsed'].includes(page.view?.confirmation);
+  if (open && !page.salePoll) {
+    page.salePoll = setInterval(refreshSale, SALE_POLL_MS);
+  } else if (!open && page.salePoll) {
+    clearInterval(page.salePoll);
+    page.salePoll = null;
+  }
+}
+
+async function refreshSale() {
+  if (!page.auctionId) return;
+  try {
+    const { status, data } = await api(`/auctions/${encodeURIComponent(page.auctionId)}`);
+    if (status === 200 && data) onRoomView(data);
+  } catch (error) {
+    if (!(error instanceof NodeUnreachable)) throw error;
+  }
+  refreshMe();
+}
+
+// --- Receipts ----------------------------------------------------------------------------------------
+
+let receiptKey = null; // the cluster's receipt keys, once fetched
+
+const shortHash = (hash) => (hash && hash.length > 16 ? `${hash.slice(0, 8)}…${hash.slice(-8)}` : hash ?? '');
+
+function renderReceipt() {
+  const receipt = page.auctionId ? (store.get('receipts') ?? {})[page.auctionId] : null;
+  const section = $('receipt');
+  section.hidden = !receipt;
+  if (!receipt) return;
+  section.dataset.seq = receipt.seq;
+  section.dataset.chainHash = receipt.chain_hash ?? '';
+  const hashText = document.createElement('code');
+  hashText.textContent = shortHash(receipt.chain_hash) || 'none';
+  hashText.title = receipt.chain_hash ?? '';
+  $('receipt-text').replaceChildren(`Bid #${receipt.seq}, ${money(receipt.amount)}, accepted at `
+    + `${new Date(receipt.accepted_at_ms).toLocaleTimeString()}; chain hash `, hashText, '.');
+  const signature = $('receipt-signature');
+  if (!receipt.receipt_signature) {
+    signature.dataset.state = 'unsigned';
+    signature.textContent = 'This receipt carries no signature. See';
+    return;
+  }
+  if (signature.dataset.seq === String(receipt.seq) && signature.dataset.state !== 'unsigned') return;
+  signature.dataset.seq = receipt.seq;
+  signature.dataset.state = 'signed';
+  signature.textContent = 'Signed by the cluster (Ed25519); checking… Key:';
+  verifyReceipt(receipt).then((verdict) => {
+    if (signature.dataset.seq !== String(receipt.seq)) return;
+    signature.dataset.state = verdict;
+    signature.textContent = {
+      verified: 'Signed by the cluster: the signature checks out in this browser (Ed25519). Key:',
+      bad: 'Signed by the cluster, but the signature does NOT check out against',
+      signed: 'Signed by the cluster (Ed25519); this browser cannot check it: check the saved receipt with '
+        + '`gavel verify-receipt` and',
+    }[verdict];
+  });
+}
+
+const base64Bytes = (text) => Uint8Array.from(atob(text), (character) => character.charCodeAt(0));
+
+/** 'verified', 'bad', or 'signed' when this browser cannot check Ed25519 (or the key is out of reach). */
+async function verifyReceipt(receipt) {
+  try {
+    if (!globalThis.crypto?.subtle || !receipt.chain_hash) return 'signed';
+    if (!receiptKey) {
+      const { status, data } = await api('/receipt-key');
+      if (status !== 200 || !data?.public_key) return 'signed';
+      receiptKey = data;
+    }
+    const message = new TextEncoder().encode(['gavel-receipt', receipt.auction_id, receipt.seq, receipt.amount,
+      receipt.accepted_at_ms, receipt.chain_hash].join('\n'));
+    const signature = base64Bytes(receipt.receipt_signature);
+    for (const keyText of [receiptKey.public_key, ...(receiptKey.previous ?? [])]) {
+      const key = await crypto.subtle.importKey('raw', base64Bytes(keyText), { name: 'Ed25519' }, false, ['verify']);
+      if (await crypto.subtle.verify({ name: 'Ed25519' }, key, signature, message)) return 'verified';
+    }
+    return 'bad';
+  } catch {
+    return 'signed'; // no Ed25519 in this browser's WebCrypto, or no answer: shown unchecked
+  }
 }
 
 // --- Start ---------------------------------------------------------------------------------------
@@ -472,6 +804,7 @@ async function start() {
   $('sign-out').addEventListener('click', () => signOut());
   $('bid-form').addEventListener('submit', submitBid);
   $('bid-amount').addEventListener('input', () => { page.amountEdited = true; });
+  $('accept-button').addEventListener('click', acceptSale);
   $('lobby').hidden = Boolean(page.auctionId);
   $('room').hidden = !page.auctionId;
   renderWho();
@@ -495,6 +828,8 @@ async function start() {
     sendPending();
   }
   openStream();
+  renderReceipt();
+  if (page.auctionId) refreshMe();
   const frame = () => { tick(); requestAnimationFrame(frame); };
   requestAnimationFrame(frame);
   setInterval(tick, 250);

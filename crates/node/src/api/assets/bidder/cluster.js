@@ -18,7 +18,7 @@ const SYNC_SAMPLES = 5;
 const REQUEST_TIMEOUT_MS = 5000;
 const PROBE_TIMEOUT_MS = 1500;
 /** What a page hands over to the next node's page. */
-const HANDOFF_KEYS = ['session', 'numbers', 'pending', 'lastView', 'failovers', 'from'];
+const HANDOFF_KEYS = ['session', 'numbers', 'pending', 'lastView', 'failovers', 'from', 'receipts'];
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -10,16 +10,20 @@
  *   GET /control/v1/janitor   the last purification report
  * and sends the operator's actions (POST .../suspend|resume|terminate {reason},
  * .../increment {increment, reason}, /control/v1/cluster/switchover {to_node_id}).
+ * sale.js shows one sale's deposits and winner's confirmation (from its result), records
+ * deposits (POST .../deposits) and declares a lapsed sale in default (POST .../default).
  * Every refusal shows the API's problem+json `code` and `detail`.
  *
  * The parts: common.js (API client, formatting, messages), auctions.js (the auctions
- * table and its action dialog), charts.js (the live charts); this file holds the token
+ * table and its action dialog), sale.js (deposits and confirmation), charts.js (the live
+ * charts); this file holds the token
  * prompt, the refresh loop, the nodes table, the switchover control and the janitor.
  * No framework and no build step; the DOM is written with textContent only, never
  * innerHTML, and nothing is loaded from outside the node (CSP: default-src 'self').
  */
 
 import { renderAuctions, wireAuctions } from './auctions.js';
+import { renderSale, wireSale } from './sale.js';
 import { RollingSeries, drawChart, ratesBetween } from './charts.js';
 import { age, api, badge, byId, cell, clock, problemText, report, serverNowMs, session, setConnection } from './common.js';
 
@@ -82,7 +86,7 @@ async function refresh() {
     const sections = [
       ['/control/v1/stats', renderStats, 'stats-status'],
       ['/control/v1/cluster', renderCluster, 'nodes-status'],
-      ['/control/v1/auctions', renderAuctions, 'auctions-status'],
+      ['/control/v1/auctions', (answer) => { renderAuctions(answer); renderSale(answer); }, 'auctions-status'],
       ['/control/v1/janitor', renderJanitor, 'janitor-status'],
     ];
     const results = await Promise.allSettled(sections.map(([path]) => api('GET', path)));
@@ -316,6 +320,7 @@ function start() {
   });
   byId('sign-out').addEventListener('click', () => askForToken('Token forgotten.'));
   wireAuctions(refresh);
+  wireSale(refresh);
   byId('switchover-form').addEventListener('submit', submitSwitchover);
   window.addEventListener('resize', drawCharts);
 
