@@ -5,7 +5,7 @@
 use super::acceptance;
 use super::bidders;
 use super::bidding::ConfirmRequest;
-use super::bidding::{self, BidRequest};
+use super::bidding::{self, AfterCapRequest, BidRequest};
 use super::cap;
 use super::command::{Command, Envelope, Outcome};
 use super::deposits::{self, DepositRequest};
@@ -208,6 +208,8 @@ fn dispatch(
         | Command::Confirm { .. }
         | Command::ConfirmWithNonce { .. }
         | Command::AcceptSale { .. }
+        | Command::SubmitSealedQuote { .. }
+        | Command::PlaceSecondaryBid { .. }
         | Command::Advance { .. } => {
             dispatch_bidding(state, now_ms, envelope.seed, command, events)
         }
@@ -413,6 +415,34 @@ fn dispatch_bidding(
             let auction = advanced(state, auction_id, now_ms, seed, events)?;
             acceptance::accept(auction, now_ms, &bidder_id, events)
         }
+        Command::SubmitSealedQuote {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+        } => {
+            let request = AfterCapRequest {
+                auction_id,
+                token_hash,
+                amount: *amount,
+                request_id,
+            };
+            bidding::submit_sealed_quote(state, now_ms, seed, request, events)
+        }
+        Command::PlaceSecondaryBid {
+            auction_id,
+            token_hash,
+            secondary_amount,
+            request_id,
+        } => {
+            let request = AfterCapRequest {
+                auction_id,
+                token_hash,
+                amount: *secondary_amount,
+                request_id,
+            };
+            bidding::place_secondary_bid(state, now_ms, seed, request, events)
+        }
         other => misrouted(other),
     }
 }
@@ -493,7 +523,7 @@ fn create_auction(
     events: &mut Vec<Event>,
 ) -> Result<Outcome, Rejection> {
     spec.validate()?;
-    rules.validate()?;
+    rules.validate_for(spec)?;
     // An archived (or archived and pruned) id named another sale: it is never reused.
     if state.archived.was_archived(&spec.id) {
         return Err(Rejection::AuctionExists);
@@ -616,7 +646,7 @@ fn change_increment(
     });
     // A larger increment can leave the high bid less than one increment below the cap.
     if matches!(auction.phase, Phase::Listing | Phase::TimedBidding) && cap::cap_reached(auction) {
-        cap::enter_capped(auction, now_ms, seed, events);
+        cap::reach_cap(auction, now_ms, seed, events);
     }
     Ok(Outcome::AuctionUpdated)
 }

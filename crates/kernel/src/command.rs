@@ -193,6 +193,22 @@ pub enum Command {
         auction_id: String,
         reason: String,
     },
+    /// `cap_mode = sealed_bid`, in `capped`: a bidder holding a valid bid submits their one
+    /// sealed quote (`kernel::sealed`).
+    SubmitSealedQuote {
+        auction_id: String,
+        token_hash: String,
+        amount: Money,
+        request_id: String,
+    },
+    /// `cap_mode = secondary`, in `secondary_bidding`: a bid on the second quantity
+    /// (`kernel::secondary`).
+    PlaceSecondaryBid {
+        auction_id: String,
+        token_hash: String,
+        secondary_amount: u64,
+        request_id: String,
+    },
 }
 
 /// Most auctions one `Command::Archive` moves out, so one log entry stays small.
@@ -216,7 +232,9 @@ impl Command {
             | Command::Advance { auction_id }
             | Command::RecordDeposit { auction_id, .. }
             | Command::AcceptSale { auction_id, .. }
-            | Command::DefaultWinner { auction_id, .. } => Some(auction_id),
+            | Command::DefaultWinner { auction_id, .. }
+            | Command::SubmitSealedQuote { auction_id, .. }
+            | Command::PlaceSecondaryBid { auction_id, .. } => Some(auction_id),
             Command::CreateAuction { spec } | Command::CreateAuctionWithRules { spec, .. } => {
                 Some(&spec.id)
             }
@@ -379,6 +397,24 @@ pub enum Outcome {
     },
     /// The winner of a lapsed sale was declared in default.
     WinnerDefaulted,
+    /// A sealed quote was accepted at `accepted_at_ms` (`replayed`: the same request
+    /// again, answered with the quote it placed).
+    SealedQuoteAccepted { accepted_at_ms: u64, replayed: bool },
+    /// A secondary bid was accepted (`replayed`: the same request again).
+    SecondaryBidAccepted {
+        receipt: SecondaryReceipt,
+        replayed: bool,
+    },
+}
+
+/// What an accepted secondary bid answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondaryReceipt {
+    pub auction_id: String,
+    /// The bid's place among the auction's secondary bids, from 1.
+    pub seq: u64,
+    pub secondary_amount: u64,
+    pub accepted_at_ms: u64,
 }
 
 #[cfg(test)]

@@ -25,4 +25,10 @@ pub enum EventKind {
     Confirmation,
     /// The auction reached a final phase: sold, unsold or terminated.
     Closed,
+    /// A sealed quote was accepted (`cap_mode = sealed_bid`); its amount stays secret
+    /// until the window closes.
+    SealedQuote,
+    /// A secondary bid was accepted (`cap_mode = secondary`); `seq` indexes the auction's
+    /// secondary bids (1-based).
+    SecondaryBid { seq: u64 },
 }

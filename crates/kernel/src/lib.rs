@@ -26,7 +26,8 @@
 //!   what the state remembers of archived auctions.
 //! - the rules: `bidders` (registration, stored secrets), `signin` (sessions), `deposits`
 //!   (deposits and the qualification gate), `acceptance` (the winner's confirmation), `closing`,
-//!   `phases` and `cap` (phase changes), `bidding`, `housekeeping` (purge, archive),
+//!   `sealed` and `secondary` (the cap modes past the cap: sealed quotes, secondary
+//!   bidding), `phases` and `cap` (phase changes), `bidding`, `housekeeping` (purge, archive),
 //!   `takeover` (the takeover rule, applied before the first command of each leader term).
 //! - `invariants`: the named invariants, asserted after every command and reused by tests.
 //! - `apply`: dispatch of commands by group, and the effects; `ledger`: the exchange
@@ -55,6 +56,8 @@ pub mod rejection;
 pub mod requests;
 pub mod sale;
 pub mod sale_result;
+pub mod sealed;
+pub mod secondary;
 pub mod sessions;
 mod signin;
 pub mod state;

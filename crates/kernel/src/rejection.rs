@@ -47,6 +47,12 @@ pub enum Rejection {
     NotWinner,
     #[error("the sale can no longer be confirmed (confirmation: {status})")]
     ConfirmationClosed { status: String },
+    #[error("the bidder has already submitted a sealed quote; it cannot be changed")]
+    QuoteExists,
+    #[error("the amount must lie between {minimum} and {maximum}")]
+    OutOfRange { minimum: Money, maximum: Money },
+    #[error("only a bidder holding a valid bid may take part once the cap is reached")]
+    NoValidBid,
 }
 
 impl Rejection {
@@ -72,6 +78,9 @@ impl Rejection {
             Rejection::NotAListingBidder => "not_eligible",
             Rejection::NotWinner => "not_winner",
             Rejection::ConfirmationClosed { .. } => "confirmation_closed",
+            Rejection::QuoteExists => "quote_exists",
+            Rejection::OutOfRange { .. } => "out_of_range",
+            Rejection::NoValidBid => "not_eligible",
         }
     }
 
@@ -83,7 +92,8 @@ impl Rejection {
             Rejection::NotQualified
             | Rejection::NotEligible
             | Rejection::NotAListingBidder
-            | Rejection::NotWinner => 403,
+            | Rejection::NotWinner
+            | Rejection::NoValidBid => 403,
             Rejection::AuctionNotFound | Rejection::BidderNotFound => 404,
             _ => 409,
         }
