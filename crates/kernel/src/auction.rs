@@ -74,7 +74,10 @@ impl Phase {
                     Listing | TimedBidding | Capped | SecondaryBidding,
                     Sold | Unsold | Suspended
                 )
-                | (Suspended, Listing | TimedBidding | Capped | SecondaryBidding)
+                | (
+                    Suspended,
+                    Listing | TimedBidding | Capped | SecondaryBidding
+                )
                 | (
                     Scheduled | Listing | TimedBidding | Capped | SecondaryBidding | Suspended,
                     Terminated

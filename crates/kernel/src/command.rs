@@ -399,7 +399,10 @@ pub enum Outcome {
     WinnerDefaulted,
     /// A sealed quote was accepted at `accepted_at_ms` (`replayed`: the same request
     /// again, answered with the quote it placed).
-    SealedQuoteAccepted { accepted_at_ms: u64, replayed: bool },
+    SealedQuoteAccepted {
+        accepted_at_ms: u64,
+        replayed: bool,
+    },
     /// A secondary bid was accepted (`replayed`: the same request again).
     SecondaryBidAccepted {
         receipt: SecondaryReceipt,

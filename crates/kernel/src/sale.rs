@@ -152,7 +152,9 @@ impl SaleRules {
             );
         }
         if self.secondary.is_some() != (self.cap_mode == CapMode::Secondary) {
-            return invalid("secondary is required with cap_mode secondary, and applies only to it");
+            return invalid(
+                "secondary is required with cap_mode secondary, and applies only to it",
+            );
         }
         if sealed {
             match self.sealed_window_ms {
@@ -174,7 +176,10 @@ impl SecondarySpec {
     /// `label` and `unit`: 1 to 64 characters (no control characters); `start` and
     /// `increment` at least 1; `max` at least `start`.
     pub fn validate(&self) -> Result<(), Rejection> {
-        for (field, text) in [("secondary.label", &self.label), ("secondary.unit", &self.unit)] {
+        for (field, text) in [
+            ("secondary.label", &self.label),
+            ("secondary.unit", &self.unit),
+        ] {
             validate_text(field, text, true)?;
             if text.chars().count() > MAX_SECONDARY_TEXT_LEN {
                 return Err(Rejection::InvalidRequest(format!(
@@ -402,7 +407,9 @@ mod tests {
         assert!(sealed(60_000, 5000).validate_for(&uncapped).is_err());
         assert!(sealed(60_000, 4999).validate_for(&capped).is_err());
         assert!(sealed(0, 6000).validate_for(&capped).is_err());
-        assert!(sealed(MAX_DURATION_MS + 1, 6000).validate_for(&capped).is_err());
+        assert!(sealed(MAX_DURATION_MS + 1, 6000)
+            .validate_for(&capped)
+            .is_err());
         let no_ceiling = SaleRules {
             sealed_ceiling: None,
             ..sealed(60_000, 6000)

@@ -213,8 +213,7 @@ pub fn check_winner(auction: &Auction, winner: &Winner) -> Result<(), String> {
     let Some(decision) = decide(auction) else {
         let cap_bidder = auction.highest_bid().map(|bid| bid.bidder_id.as_str());
         let cap_price = auction.spec.price_cap.or(auction.current_price());
-        return if cap_bidder == Some(winner.bidder_id.as_str()) && Some(winner.price) == cap_price
-        {
+        return if cap_bidder == Some(winner.bidder_id.as_str()) && Some(winner.price) == cap_price {
             Ok(())
         } else {
             Err("with no sealed quote, the winner is not the cap bidder at the cap".to_string())

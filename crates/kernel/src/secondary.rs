@@ -72,10 +72,14 @@ fn receipt(auction_id: &str, bid: &SecondaryBid) -> SecondaryReceipt {
 
 /// The answer to a request_id the bidder used before in this auction: the receipt again
 /// for the same amount, `request_id_reused` for another; `None` for a new one.
-pub fn replayed(auction: &Auction, request: &SecondaryRequest<'_>) -> Option<Result<Outcome, Rejection>> {
-    let earlier = auction.sale.secondary_bids.iter().find(|bid| {
-        bid.bidder_id == request.bidder_id && bid.request_id == request.request_id
-    })?;
+pub fn replayed(
+    auction: &Auction,
+    request: &SecondaryRequest<'_>,
+) -> Option<Result<Outcome, Rejection>> {
+    let earlier =
+        auction.sale.secondary_bids.iter().find(|bid| {
+            bid.bidder_id == request.bidder_id && bid.request_id == request.request_id
+        })?;
     Some(if earlier.amount == request.amount {
         Ok(Outcome::SecondaryBidAccepted {
             receipt: receipt(request.auction_id, earlier),
