@@ -88,7 +88,6 @@ fn shows_number(text: &str, number: u64) -> bool {
     })
 }
 
-
 #[test]
 fn sealed_quotes_and_secondary_bidding_continue_across_a_leader_kill() {
     let dir = common::temp_dir("cap-modes");
@@ -110,22 +109,48 @@ fn sealed_quotes_and_secondary_bidding_continue_across_a_leader_kill() {
     let tokens: Vec<String> = bidders.iter().map(|b| node.login(b)).collect();
     let [alice, bob, carol, dave] = [&tokens[0], &tokens[1], &tokens[2], &tokens[3]];
     for auction in [SEALED, SECONDARY] {
-        assert_eq!(node.bid(alice, auction, 1_000_000, &format!("{auction}-a")).0, 201);
-        assert_eq!(node.bid(bob, auction, 1_010_000, &format!("{auction}-b")).0, 201);
-        assert_eq!(node.bid(carol, auction, CAP, &format!("{auction}-c")).0, 201);
+        assert_eq!(
+            node.bid(alice, auction, 1_000_000, &format!("{auction}-a"))
+                .0,
+            201
+        );
+        assert_eq!(
+            node.bid(bob, auction, 1_010_000, &format!("{auction}-b")).0,
+            201
+        );
+        assert_eq!(
+            node.bid(carol, auction, CAP, &format!("{auction}-c")).0,
+            201
+        );
     }
 
     // The sealed window: one quote each, in range, from a bidder holding a valid bid.
     let capped = node.auction(SEALED);
-    assert_eq!((capped["phase"].as_str(), capped["cap_mode"].as_str()), (Some("capped"), Some("sealed_bid")));
+    assert_eq!(
+        (capped["phase"].as_str(), capped["cap_mode"].as_str()),
+        (Some("capped"), Some("sealed_bid"))
+    );
     let (status, accepted) = quote(node, alice, QUOTES[0], "q-a");
     assert_eq!(status, 201, "{accepted}");
     assert!(accepted["accepted_at_ms"].as_u64().is_some(), "{accepted}");
     assert_eq!(accepted.as_object().map(|o| o.len()), Some(1), "{accepted}");
-    assert_eq!(quote(node, alice, QUOTES[0], "q-a").0, 200, "a retry answers the same quote");
-    assert_eq!(code(&quote(node, alice, QUOTES[1], "q-a2")), (409, Some("quote_exists")));
-    assert_eq!(code(&quote(node, bob, 1_100_001, "q-b0")), (409, Some("out_of_range")));
-    assert_eq!(code(&quote(node, dave, QUOTES[1], "q-d")), (403, Some("not_eligible")));
+    assert_eq!(
+        quote(node, alice, QUOTES[0], "q-a").0,
+        200,
+        "a retry answers the same quote"
+    );
+    assert_eq!(
+        code(&quote(node, alice, QUOTES[1], "q-a2")),
+        (409, Some("quote_exists"))
+    );
+    assert_eq!(
+        code(&quote(node, bob, 1_100_001, "q-b0")),
+        (409, Some("out_of_range"))
+    );
+    assert_eq!(
+        code(&quote(node, dave, QUOTES[1], "q-d")),
+        (403, Some("not_eligible"))
+    );
     assert_eq!(quote(node, bob, QUOTES[1], "q-b").0, 201);
     assert_eq!(node.auction(SEALED)["sealed_quotes_count"], 2);
     assert_no_quote_shown(node);
@@ -133,7 +158,10 @@ fn sealed_quotes_and_secondary_bidding_continue_across_a_leader_kill() {
     // Secondary bidding: the price frozen at the cap, bids on the second quantity.
     let view = node.auction(SECONDARY);
     assert_eq!(view["phase"], "secondary_bidding", "{view}");
-    assert_eq!(code(&node.bid(alice, SECONDARY, CAP, "s-price")), (409, Some("auction_not_open")));
+    assert_eq!(
+        code(&node.bid(alice, SECONDARY, CAP, "s-price")),
+        (409, Some("auction_not_open"))
+    );
     let both = node.public(
         "POST",
         &format!("/api/v1/auctions/{SECONDARY}/bids"),
@@ -143,13 +171,24 @@ fn sealed_quotes_and_secondary_bidding_continue_across_a_leader_kill() {
     assert_eq!(code(&both), (422, Some("invalid_request")));
     let (status, receipt) = secondary_bid(node, alice, 100, "s-a1");
     assert_eq!(status, 201, "{receipt}");
-    assert_eq!((receipt["secondary_seq"].as_u64(), receipt["secondary_amount"].as_u64()), (Some(1), Some(100)));
-    assert_eq!(code(&secondary_bid(node, alice, 110, "s-a2")), (409, Some("already_leading")));
+    assert_eq!(
+        (
+            receipt["secondary_seq"].as_u64(),
+            receipt["secondary_amount"].as_u64()
+        ),
+        (Some(1), Some(100))
+    );
+    assert_eq!(
+        code(&secondary_bid(node, alice, 110, "s-a2")),
+        (409, Some("already_leading"))
+    );
     assert_eq!(secondary_bid(node, bob, 110, "s-b1").0, 201);
 
     // The leader dies in the middle of the sealed window and of secondary bidding.
     cluster.node_mut(leader).kill();
-    let new_leader = cluster.leader(Duration::from_secs(20)).expect("a new leader");
+    let new_leader = cluster
+        .leader(Duration::from_secs(20))
+        .expect("a new leader");
     assert_ne!(new_leader, leader);
     let node = cluster.node(new_leader);
     assert_no_quote_shown(node);
@@ -160,16 +199,30 @@ fn sealed_quotes_and_secondary_bidding_continue_across_a_leader_kill() {
     assert_no_quote_shown(node);
     assert_eq!(secondary_bid(node, alice, 120, "s-a3").0, 201);
     let shown = node.auction(SECONDARY)["secondary"].clone();
-    assert_eq!((shown["current"].as_u64(), shown["minimum_next"].as_u64()), (Some(120), Some(130)), "{shown}");
+    assert_eq!(
+        (shown["current"].as_u64(), shown["minimum_next"].as_u64()),
+        (Some(120), Some(130)),
+        "{shown}"
+    );
     assert_eq!(shown["label"], "Self-held floor area");
 
     // The sealed window closes on the new leader: the highest quote wins at its amount,
     // and the result lists every quote.
     let sold = node.wait_for_phase(SEALED, "sold", Duration::from_secs(40));
     assert_eq!(sold["phase"], "sold", "{sold}");
-    let (status, result) = node.control("GET", &format!("/control/v1/auctions/{SEALED}/result"), None);
+    let (status, result) = node.control(
+        "GET",
+        &format!("/control/v1/auctions/{SEALED}/result"),
+        None,
+    );
     assert_eq!(status, 200, "{result}");
-    assert_eq!((result["winner_bidder_id"].as_str(), result["final_price"].as_u64()), (Some("bob"), Some(QUOTES[1])));
+    assert_eq!(
+        (
+            result["winner_bidder_id"].as_str(),
+            result["final_price"].as_u64()
+        ),
+        (Some("bob"), Some(QUOTES[1]))
+    );
     let mut listed: Vec<u64> = result["sealed_quotes"]
         .as_array()
         .map(|quotes| quotes.iter().filter_map(|q| q["amount"].as_u64()).collect())
@@ -184,9 +237,17 @@ fn sealed_quotes_and_secondary_bidding_continue_across_a_leader_kill() {
     assert_eq!(secondary_bid(node, bob, 500, "s-b2").0, 201);
     let ended = node.auction(SECONDARY);
     assert_eq!(ended["phase"], "sold", "{ended}");
-    let (_, result) = node.control("GET", &format!("/control/v1/auctions/{SECONDARY}/result"), None);
+    let (_, result) = node.control(
+        "GET",
+        &format!("/control/v1/auctions/{SECONDARY}/result"),
+        None,
+    );
     assert_eq!(
-        (result["winner_bidder_id"].as_str(), result["final_price"].as_u64(), result["secondary_amount"].as_u64()),
+        (
+            result["winner_bidder_id"].as_str(),
+            result["final_price"].as_u64(),
+            result["secondary_amount"].as_u64()
+        ),
         (Some("bob"), Some(CAP), Some(500)),
         "{result}"
     );

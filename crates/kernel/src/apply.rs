@@ -208,10 +208,11 @@ fn dispatch(
         | Command::Confirm { .. }
         | Command::ConfirmWithNonce { .. }
         | Command::AcceptSale { .. }
-        | Command::SubmitSealedQuote { .. }
-        | Command::PlaceSecondaryBid { .. }
         | Command::Advance { .. } => {
             dispatch_bidding(state, now_ms, envelope.seed, command, events)
+        }
+        Command::SubmitSealedQuote { .. } | Command::PlaceSecondaryBid { .. } => {
+            dispatch_after_cap(state, now_ms, envelope.seed, command, events)
         }
         Command::Takeover { .. }
         | Command::Purge { .. }
@@ -415,6 +416,19 @@ fn dispatch_bidding(
             let auction = advanced(state, auction_id, now_ms, seed, events)?;
             acceptance::accept(auction, now_ms, &bidder_id, events)
         }
+        other => misrouted(other),
+    }
+}
+
+/// The bidders' commands past the cap: sealed quotes and secondary bids.
+fn dispatch_after_cap(
+    state: &mut State,
+    now_ms: u64,
+    seed: u64,
+    command: &Command,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    match command {
         Command::SubmitSealedQuote {
             auction_id,
             token_hash,
