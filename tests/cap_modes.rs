@@ -206,6 +206,25 @@ fn sealed_quotes_and_secondary_bidding_continue_across_a_leader_kill() {
     );
     assert_eq!(shown["label"], "Self-held floor area");
 
+    // A bid to the maximum ends secondary bidding at once; the winner pays the cap.
+    assert_eq!(secondary_bid(node, bob, 500, "s-b2").0, 201);
+    let ended = node.auction(SECONDARY);
+    assert_eq!(ended["phase"], "sold", "{ended}");
+    let (_, result) = node.control(
+        "GET",
+        &format!("/control/v1/auctions/{SECONDARY}/result"),
+        None,
+    );
+    assert_eq!(
+        (
+            result["winner_bidder_id"].as_str(),
+            result["final_price"].as_u64(),
+            result["secondary_amount"].as_u64()
+        ),
+        (Some("bob"), Some(CAP), Some(500)),
+        "{result}"
+    );
+
     // The sealed window closes on the new leader: the highest quote wins at its amount,
     // and the result lists every quote.
     let sold = node.wait_for_phase(SEALED, "sold", Duration::from_secs(40));
@@ -232,23 +251,4 @@ fn sealed_quotes_and_secondary_bidding_continue_across_a_leader_kill() {
     let mut expected = QUOTES.to_vec();
     expected.sort();
     assert_eq!(listed, expected, "{result}");
-
-    // A bid to the maximum ends secondary bidding at once; the winner pays the cap.
-    assert_eq!(secondary_bid(node, bob, 500, "s-b2").0, 201);
-    let ended = node.auction(SECONDARY);
-    assert_eq!(ended["phase"], "sold", "{ended}");
-    let (_, result) = node.control(
-        "GET",
-        &format!("/control/v1/auctions/{SECONDARY}/result"),
-        None,
-    );
-    assert_eq!(
-        (
-            result["winner_bidder_id"].as_str(),
-            result["final_price"].as_u64(),
-            result["secondary_amount"].as_u64()
-        ),
-        (Some("bob"), Some(CAP), Some(500)),
-        "{result}"
-    );
 }
