@@ -76,7 +76,10 @@ fn mutually_exclusive_parcels_the_winner_loses_their_bids_in_the_group() {
     assert_eq!(leader(&harness, "a2"), Some(("bob".to_string(), 1_100)));
     assert_eq!(a2.current_price(), Some(1_100));
     let result = SaleResult::of(a2);
-    assert!(result.chain_verified, "the chain still covers the void bids");
+    assert!(
+        result.chain_verified,
+        "the chain still covers the void bids"
+    );
     assert_eq!(
         result.bids.iter().map(|b| b.void).collect::<Vec<_>>(),
         [true, false, true]
@@ -99,7 +102,10 @@ fn mutually_exclusive_parcels_further_bids_are_refused() {
         auction_id: "a2".to_string(),
         bidder_id: "alice".to_string(),
     };
-    assert_eq!(harness.run(110_000, qualify), Err(Rejection::ExcludedByGroup));
+    assert_eq!(
+        harness.run(110_000, qualify),
+        Err(Rejection::ExcludedByGroup)
+    );
     // Prices increase over the bids that count: Carol's 1200 follows Bob's 1100, though
     // a void bid of 1200 stands before it in the history.
     bid(&mut harness, "a2", 120_000, "carol", 1_200);

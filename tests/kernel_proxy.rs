@@ -103,8 +103,15 @@ fn proxy_bidding_two_proxies_resolve_in_one_step() {
     proxy(&mut harness, 20_000, "alice", 2_000);
     let bids_before = harness.a1().bids.len();
     let answer = proxy(&mut harness, 30_000, "bob", 1_550).expect("bob's proxy bid");
-    assert_eq!(answer.amount, 1_500, "the lower maximum, on the increment grid");
-    assert_eq!(harness.a1().bids.len(), bids_before + 2, "one step, two bids");
+    assert_eq!(
+        answer.amount, 1_500,
+        "the lower maximum, on the increment grid"
+    );
+    assert_eq!(
+        harness.a1().bids.len(),
+        bids_before + 2,
+        "one step, two bids"
+    );
     assert_eq!(leader(&harness), Some(("alice".to_string(), 1_600)));
     assert_eq!(
         history(&harness)[1..],
@@ -177,7 +184,10 @@ fn proxy_bidding_never_bids_above_the_maximum() {
 fn proxy_bidding_withdrawal_is_refused_while_leading() {
     let mut harness = sale(spec(AUCTION));
     proxy(&mut harness, 20_000, "alice", 2_000);
-    assert_eq!(withdraw(&mut harness, 21_000, "alice"), Err(Rejection::Leading));
+    assert_eq!(
+        withdraw(&mut harness, 21_000, "alice"),
+        Err(Rejection::Leading)
+    );
     assert_eq!(Rejection::Leading.code(), "leading");
     proxy(&mut harness, 22_000, "bob", 3_000);
     assert_eq!(leader(&harness), Some(("bob".to_string(), 2_100)));
@@ -185,7 +195,10 @@ fn proxy_bidding_withdrawal_is_refused_while_leading() {
         withdraw(&mut harness, 23_000, "alice"),
         Ok(Outcome::ProxyWithdrawn { withdrawn: true })
     );
-    assert_eq!(withdraw(&mut harness, 24_000, "bob"), Err(Rejection::Leading));
+    assert_eq!(
+        withdraw(&mut harness, 24_000, "bob"),
+        Err(Rejection::Leading)
+    );
     // Alice's proxy is gone: Carol outbids Bob's proxy, and only Bob's answers.
     harness.accept(25_000, "carol", 2_200);
     assert_eq!(leader(&harness), Some(("bob".to_string(), 2_300)));
@@ -301,7 +314,10 @@ fn proxy_bidding_a_huge_price_range_resolves_without_a_loop() {
     proxy(&mut harness, 20_000, "alice", huge);
     proxy(&mut harness, 21_000, "bob", huge - 1);
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert_eq!(harness.refuse(22_000, "carol", 5_000).code(), "below_minimum");
+    assert_eq!(
+        harness.refuse(22_000, "carol", 5_000).code(),
+        "below_minimum"
+    );
     assert_eq!(leader(&harness), Some(("alice".to_string(), huge)));
     assert_eq!(
         history(&harness)[1..3],

@@ -130,12 +130,20 @@ fn a_proxy_outlives_its_leader_and_an_exclusive_group_voids_the_winners_bids() {
     // The maximum is in no public view and no control read.
     let shown = [
         node.auction(PROXIED).to_string(),
-        node.control("GET", &format!("/control/v1/state/auctions/{PROXIED}"), None)
-            .1
-            .to_string(),
-        node.control("GET", &format!("/control/v1/auctions/{PROXIED}/result"), None)
-            .1
-            .to_string(),
+        node.control(
+            "GET",
+            &format!("/control/v1/state/auctions/{PROXIED}"),
+            None,
+        )
+        .1
+        .to_string(),
+        node.control(
+            "GET",
+            &format!("/control/v1/auctions/{PROXIED}/result"),
+            None,
+        )
+        .1
+        .to_string(),
     ];
     for text in shown {
         assert!(!text.contains(&MAXIMUM.to_string()), "{text}");

@@ -5,7 +5,7 @@
 use super::acceptance;
 use super::bidders;
 use super::bidding::ConfirmRequest;
-use super::bidding::{self, BidRequest};
+use super::bidding::{self, AfterCapRequest, BidRequest};
 use super::cap;
 use super::command::{Command, Envelope, Outcome};
 use super::deposits::{self, DepositRequest};
@@ -243,6 +243,9 @@ fn dispatch(
         | Command::Advance { .. } => {
             dispatch_bidding(state, now_ms, envelope.seed, command, events)
         }
+        Command::SubmitSealedQuote { .. } | Command::PlaceSecondaryBid { .. } => {
+            dispatch_after_cap(state, now_ms, envelope.seed, command, events)
+        }
         Command::Takeover { .. }
         | Command::Purge { .. }
         | Command::RecordOperatorAction { .. }
@@ -455,8 +458,12 @@ fn dispatch_proxy_bidding(
                 request_id,
             };
             let outcome = bidding::place_bid(state, now_ms, seed, request, events)?;
-            if let (Outcome::BidAccepted { replayed: false, .. }, Some(auction)) =
-                (&outcome, state.auctions.get_mut(auction_id.as_str()))
+            if let (
+                Outcome::BidAccepted {
+                    replayed: false, ..
+                },
+                Some(auction),
+            ) = (&outcome, state.auctions.get_mut(auction_id.as_str()))
             {
                 proxy::resolve(auction, now_ms, seed, events);
             }
@@ -480,6 +487,47 @@ fn dispatch_proxy_bidding(
             auction_id,
             token_hash,
         } => proxy::withdraw(state, now_ms, seed, auction_id, token_hash, events),
+        other => misrouted(other),
+    }
+}
+
+/// The bidders' commands past the cap: sealed quotes and secondary bids.
+fn dispatch_after_cap(
+    state: &mut State,
+    now_ms: u64,
+    seed: u64,
+    command: &Command,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    match command {
+        Command::SubmitSealedQuote {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+        } => {
+            let request = AfterCapRequest {
+                auction_id,
+                token_hash,
+                amount: *amount,
+                request_id,
+            };
+            bidding::submit_sealed_quote(state, now_ms, seed, request, events)
+        }
+        Command::PlaceSecondaryBid {
+            auction_id,
+            token_hash,
+            secondary_amount,
+            request_id,
+        } => {
+            let request = AfterCapRequest {
+                auction_id,
+                token_hash,
+                amount: *secondary_amount,
+                request_id,
+            };
+            bidding::place_secondary_bid(state, now_ms, seed, request, events)
+        }
         other => misrouted(other),
     }
 }
@@ -560,7 +608,7 @@ fn create_auction(
     events: &mut Vec<Event>,
 ) -> Result<Outcome, Rejection> {
     spec.validate()?;
-    rules.validate()?;
+    rules.validate_for(spec)?;
     // An archived (or archived and pruned) id named another sale: it is never reused.
     if state.archived.was_archived(&spec.id) {
         return Err(Rejection::AuctionExists);
@@ -686,7 +734,7 @@ fn change_increment(
     });
     // A larger increment can leave the high bid less than one increment below the cap.
     if matches!(auction.phase, Phase::Listing | Phase::TimedBidding) && cap::cap_reached(auction) {
-        cap::enter_capped(auction, now_ms, seed, events);
+        cap::reach_cap(auction, now_ms, seed, events);
     }
     Ok(Outcome::AuctionUpdated)
 }

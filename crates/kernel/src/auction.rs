@@ -23,6 +23,9 @@ pub enum Phase {
     Sold,
     Unsold,
     Terminated,
+    /// `cap_mode = secondary`: bidding on the second quantity at the frozen cap price.
+    /// Last, so that the binary records of the phases before it keep their numbers.
+    SecondaryBidding,
 }
 
 impl Phase {
@@ -37,6 +40,7 @@ impl Phase {
             Phase::Sold => "sold",
             Phase::Unsold => "unsold",
             Phase::Terminated => "terminated",
+            Phase::SecondaryBidding => "secondary_bidding",
         }
     }
 
@@ -47,25 +51,35 @@ impl Phase {
 
     /// Phases with a running deadline that may be suspended or extended.
     pub fn is_open(self) -> bool {
-        matches!(self, Phase::Listing | Phase::TimedBidding | Phase::Capped)
+        matches!(
+            self,
+            Phase::Listing | Phase::TimedBidding | Phase::Capped | Phase::SecondaryBidding
+        )
     }
 
     /// Whether an auction in this phase may enter `next` (docs/RULES.md, "Phases"): a
     /// scheduled auction opens its listing; a listing goes on to timed bidding; price
-    /// bidding (listing, timed bidding) reaches the cap; an open auction closes sold or
-    /// unsold, or is suspended; a suspended one resumes where it was; anything not yet
-    /// closed may be terminated. A final phase is never left.
+    /// bidding (listing, timed bidding) reaches the cap (`capped`, or `secondary_bidding`
+    /// under `cap_mode = secondary`); an open auction closes sold or unsold, or is
+    /// suspended; a suspended one resumes where it was; anything not yet closed may be
+    /// terminated. A final phase is never left.
     pub fn may_enter(self, next: Phase) -> bool {
         use Phase::*;
         matches!(
             (self, next),
             (Scheduled, Listing)
                 | (Listing, TimedBidding)
-                | (Listing | TimedBidding, Capped)
-                | (Listing | TimedBidding | Capped, Sold | Unsold | Suspended)
-                | (Suspended, Listing | TimedBidding | Capped)
+                | (Listing | TimedBidding, Capped | SecondaryBidding)
                 | (
-                    Scheduled | Listing | TimedBidding | Capped | Suspended,
+                    Listing | TimedBidding | Capped | SecondaryBidding,
+                    Sold | Unsold | Suspended
+                )
+                | (
+                    Suspended,
+                    Listing | TimedBidding | Capped | SecondaryBidding
+                )
+                | (
+                    Scheduled | Listing | TimedBidding | Capped | SecondaryBidding | Suspended,
                     Terminated
                 )
         )
@@ -272,18 +286,21 @@ impl Auction {
         self.qualified.get(bidder_id).copied()
     }
 
-    /// The auction without the lottery's secret while it is open, and without the proxy
-    /// maximums ever: what a read of the kernel's record may show. Which bids a proxy
-    /// placed stays; the maximums they were placed under read as 0.
+    /// The auction without the lottery's secret and the sealed quotes while it is open,
+    /// and without the proxy maximums ever: what a read of the kernel's record may show.
+    /// Which bids a proxy placed stays; the maximums they were placed under read as 0.
     pub fn without_open_secrets(&self) -> Auction {
         let mut copy = self.clone();
         if !self.phase.is_closed() {
             copy.lottery_secret = LotterySecret::default();
+            copy.sale.sealed_quotes.clear();
         }
         let sale = &mut copy.sale;
         sale.proxies.clear();
         sale.proxy_requests.clear();
-        sale.proxy_bids.values_mut().for_each(|maximum| *maximum = 0);
+        sale.proxy_bids
+            .values_mut()
+            .for_each(|maximum| *maximum = 0);
         copy
     }
 
@@ -355,6 +372,7 @@ mod tests {
             Phase::Sold,
             Phase::Unsold,
             Phase::Terminated,
+            Phase::SecondaryBidding,
         ];
         let from_scheduled: Vec<Phase> = all
             .into_iter()

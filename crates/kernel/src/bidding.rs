@@ -9,7 +9,9 @@ use super::lottery::{self, Confirmation};
 use super::phases::{advance, not_open};
 use super::rejection::Rejection;
 use super::requests::RequestKey;
-use super::sale::TimedBiddingEntry;
+use super::sale::{CapMode, TimedBiddingEntry};
+use super::sealed::{self, QuoteRequest};
+use super::secondary::{self, SecondaryRequest};
 use super::state::{Auction, BidRecord, Phase, RequestRecord, State};
 use super::types::{validate_id, BidderNumber, IncrementRule, Money};
 
@@ -237,7 +239,7 @@ pub(crate) fn append_bid(
         kind: EventKind::Bid { seq },
     });
     if cap::cap_reached(auction) {
-        cap::enter_capped(auction, now_ms, seed, events);
+        cap::reach_cap(auction, now_ms, seed, events);
     }
     Receipt {
         bid_id,
@@ -280,7 +282,8 @@ pub fn confirm(
         return Err(Rejection::NotQualified);
     }
     check_not_excluded(auction, &bidder_id)?;
-    if auction.phase != Phase::Capped {
+    // Under `sealed_bid`, `capped` takes quotes, not confirmations.
+    if auction.phase != Phase::Capped || auction.sale.rules.cap_mode != CapMode::Lottery {
         return Err(not_open(auction));
     }
     if !auction.counted_bids().any(|bid| bid.bidder_id == bidder_id) {
@@ -309,4 +312,87 @@ pub fn confirm(
         }
     }
     Ok(Outcome::Confirmed)
+}
+
+/// What a sealed quote or a secondary bid asks: the auction, the caller's session, the
+/// amount and the request_id.
+pub struct AfterCapRequest<'a> {
+    pub auction_id: &'a str,
+    pub token_hash: &'a str,
+    pub amount: u64,
+    pub request_id: &'a str,
+}
+
+impl AfterCapRequest<'_> {
+    /// Checks the request's own fields, and answers the caller's bidder id.
+    fn bidder_id(&self, state: &State, now_ms: u64) -> Result<String, Rejection> {
+        validate_id("request_id", self.request_id)?;
+        if self.amount == 0 {
+            return Err(Rejection::InvalidRequest(
+                "amount must be positive".to_string(),
+            ));
+        }
+        state
+            .session_bidder(self.token_hash, now_ms)
+            .map(str::to_string)
+            .ok_or(Rejection::Unauthenticated)
+    }
+}
+
+/// Under `cap_mode = sealed_bid`: the caller's one sealed quote (`sealed`).
+pub fn submit_sealed_quote(
+    state: &mut State,
+    now_ms: u64,
+    seed: u64,
+    request: AfterCapRequest<'_>,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    let bidder_id = request.bidder_id(state, now_ms)?;
+    let auction = state
+        .auctions
+        .get_mut(request.auction_id)
+        .ok_or(Rejection::AuctionNotFound)?;
+    advance(auction, now_ms, seed, events);
+    let quote = QuoteRequest {
+        bidder_id: &bidder_id,
+        amount: request.amount,
+        request_id: request.request_id,
+    };
+    sealed::submit(auction, now_ms, &quote, events)
+}
+
+/// Under `cap_mode = secondary`: a bid on the second quantity (`secondary`). A request_id
+/// is the bidder's across price and secondary bids: one used for a price bid is
+/// `request_id_reused` here.
+pub fn place_secondary_bid(
+    state: &mut State,
+    now_ms: u64,
+    seed: u64,
+    request: AfterCapRequest<'_>,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    let bidder_id = request.bidder_id(state, now_ms)?;
+    let used_for_a_price_bid = state
+        .requests
+        .get(&bidder_id)
+        .and_then(|records| records.get(RequestKey::of(request.request_id)))
+        .is_some();
+    let auction = state
+        .auctions
+        .get_mut(request.auction_id)
+        .ok_or(Rejection::AuctionNotFound)?;
+    let secondary_request = SecondaryRequest {
+        auction_id: request.auction_id,
+        bidder_id: &bidder_id,
+        amount: request.amount,
+        request_id: request.request_id,
+    };
+    if let Some(answer) = secondary::replayed(auction, &secondary_request) {
+        return answer;
+    }
+    if used_for_a_price_bid {
+        return Err(Rejection::RequestIdReused);
+    }
+    advance(auction, now_ms, seed, events);
+    secondary::place(auction, now_ms, &secondary_request, events)
 }

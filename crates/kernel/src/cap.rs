@@ -3,11 +3,18 @@
 //! lottery's seed; bidders holding a valid bid may confirm within `cap_confirm_ms`; then
 //! the lottery among those who confirmed picks the winner (no one confirmed: the cap
 //! bidder wins). The draw itself, and how anyone checks it, is `lottery`'s.
+//!
+//! That is `cap_mode = lottery`, the default. Under `sealed_bid` the auction enters
+//! `capped` the same way (seed committed) for `sealed_window_ms`, and the quotes decide
+//! (`sealed`); under `secondary` it enters `secondary_bidding` instead (`secondary`).
 
 use super::auction::{Auction, Phase, Winner};
 use super::closing::close;
 use super::event::{Event, EventKind};
 use super::lottery::{self, CommitReveal, Lottery, LotteryEntrant};
+use super::sale::CapMode;
+use super::sealed;
+use super::secondary;
 
 /// Whether the high bid has reached the cap.
 pub fn cap_reached(auction: &Auction) -> bool {
@@ -17,11 +24,27 @@ pub fn cap_reached(auction: &Auction) -> bool {
     }
 }
 
+/// Stops price bidding at `now_ms`, the cap being reached: `capped` (the lottery's
+/// confirmations, or the sealed quotes' window), or `secondary_bidding`, as the auction's
+/// `cap_mode` says.
+pub fn reach_cap(auction: &mut Auction, now_ms: u64, seed: u64, events: &mut Vec<Event>) {
+    match auction.sale.rules.cap_mode {
+        CapMode::Secondary => secondary::enter(auction, now_ms, events),
+        CapMode::Lottery | CapMode::SealedBid => enter_capped(auction, now_ms, seed, events),
+    }
+}
+
 /// Enters `capped` at `now_ms`, draws the lottery seed from the auction's pool and the
 /// leader's `seed` of this entry, publishes only its commitment, and opens the confirm
-/// window.
-pub fn enter_capped(auction: &mut Auction, now_ms: u64, seed: u64, events: &mut Vec<Event>) {
-    let deadline = now_ms.saturating_add(auction.spec.cap_confirm_ms);
+/// window (under `sealed_bid`, the quotes' window).
+fn enter_capped(auction: &mut Auction, now_ms: u64, seed: u64, events: &mut Vec<Event>) {
+    let sealed_window = auction
+        .sale
+        .rules
+        .sealed_window_ms
+        .filter(|_| auction.sale.rules.cap_mode == CapMode::SealedBid);
+    let window = sealed_window.unwrap_or(auction.spec.cap_confirm_ms);
+    let deadline = now_ms.saturating_add(window);
     lottery::mix(&mut auction.lottery_secret.pool, seed);
     let lottery_seed = lottery::seed_from_pool(&auction.lottery_secret.pool);
     let commitment = lottery::commitment(&lottery_seed);
@@ -34,7 +57,12 @@ pub fn enter_capped(auction: &mut Auction, now_ms: u64, seed: u64, events: &mut 
         "system",
         "capped",
         format!(
-            "confirm until {deadline}; lottery commitment {}",
+            "{} until {deadline}; lottery commitment {}",
+            if sealed_window.is_some() {
+                "sealed quotes"
+            } else {
+                "confirm"
+            },
             hex::encode(commitment)
         ),
     );
@@ -49,6 +77,10 @@ pub fn enter_capped(auction: &mut Auction, now_ms: u64, seed: u64, events: &mut 
 /// closes the window) is used only by an auction that entered `capped` without a
 /// committed seed (see `lottery`'s module doc).
 pub fn draw(auction: &mut Auction, closed_at_ms: u64, seed: u64, events: &mut Vec<Event>) {
+    if auction.sale.rules.cap_mode == CapMode::SealedBid {
+        sealed::close_window(auction, closed_at_ms, events);
+        return;
+    }
     let Some(price) = auction.current_price() else {
         close(auction, closed_at_ms, None, events);
         return;

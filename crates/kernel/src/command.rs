@@ -206,6 +206,22 @@ pub enum Command {
         auction_id: String,
         token_hash: String,
     },
+    /// `cap_mode = sealed_bid`, in `capped`: a bidder holding a valid bid submits their one
+    /// sealed quote (`kernel::sealed`).
+    SubmitSealedQuote {
+        auction_id: String,
+        token_hash: String,
+        amount: Money,
+        request_id: String,
+    },
+    /// `cap_mode = secondary`, in `secondary_bidding`: a bid on the second quantity
+    /// (`kernel::secondary`).
+    PlaceSecondaryBid {
+        auction_id: String,
+        token_hash: String,
+        secondary_amount: u64,
+        request_id: String,
+    },
 }
 
 /// Most auctions one `Command::Archive` moves out, so one log entry stays small.
@@ -231,7 +247,9 @@ impl Command {
             | Command::AcceptSale { auction_id, .. }
             | Command::DefaultWinner { auction_id, .. }
             | Command::SetProxy { auction_id, .. }
-            | Command::WithdrawProxy { auction_id, .. } => Some(auction_id),
+            | Command::WithdrawProxy { auction_id, .. }
+            | Command::SubmitSealedQuote { auction_id, .. }
+            | Command::PlaceSecondaryBid { auction_id, .. } => Some(auction_id),
             Command::CreateAuction { spec } | Command::CreateAuctionWithRules { spec, .. } => {
                 Some(&spec.id)
             }
@@ -405,6 +423,27 @@ pub enum Outcome {
     ProxyWithdrawn {
         withdrawn: bool,
     },
+    /// A sealed quote was accepted at `accepted_at_ms` (`replayed`: the same request
+    /// again, answered with the quote it placed).
+    SealedQuoteAccepted {
+        accepted_at_ms: u64,
+        replayed: bool,
+    },
+    /// A secondary bid was accepted (`replayed`: the same request again).
+    SecondaryBidAccepted {
+        receipt: SecondaryReceipt,
+        replayed: bool,
+    },
+}
+
+/// What an accepted secondary bid answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondaryReceipt {
+    pub auction_id: String,
+    /// The bid's place among the auction's secondary bids, from 1.
+    pub seq: u64,
+    pub secondary_amount: u64,
+    pub accepted_at_ms: u64,
 }
 
 #[cfg(test)]

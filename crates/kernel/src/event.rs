@@ -31,4 +31,10 @@ pub enum EventKind {
     /// A bidder's bids were voided (they won another auction of the exclusive group):
     /// the price and the leader may have changed.
     Voided,
+    /// A sealed quote was accepted (`cap_mode = sealed_bid`); its amount stays secret
+    /// until the window closes.
+    SealedQuote,
+    /// A secondary bid was accepted (`cap_mode = secondary`); `seq` indexes the auction's
+    /// secondary bids (1-based).
+    SecondaryBid { seq: u64 },
 }

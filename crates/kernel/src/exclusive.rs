@@ -29,8 +29,8 @@ pub(crate) fn apply(
     let mut touched = BTreeSet::new();
     let mut index = 0;
     while index < events.len() {
-        let closed = (events[index].kind == EventKind::Closed)
-            .then(|| events[index].auction_id.clone());
+        let closed =
+            (events[index].kind == EventKind::Closed).then(|| events[index].auction_id.clone());
         index += 1;
         let Some((group, winner)) = closed.and_then(|id| sold_in_group(state, &id)) else {
             continue;

@@ -4,6 +4,9 @@
 
 use super::auction::{Auction, Phase};
 use super::chain::verify_chain;
+use super::sale::CapMode;
+use super::sealed;
+use super::secondary;
 use super::state::State;
 
 /// A broken invariant, named.
@@ -29,6 +32,8 @@ pub enum Violation {
     ProxyAboveMaximum(String),
     #[error("auction {0}: a void bid counts, or a bid of an excluded bidder is not void")]
     VoidBidCounted(String),
+    #[error("auction {0}: {1}")]
+    CapModeMismatch(String, String),
 }
 
 /// Every accepted bid that counts is higher than the one that counts before it (void
@@ -46,13 +51,16 @@ pub fn prices_strictly_increase(auction: &Auction) -> Result<(), Violation> {
 }
 
 /// At most one winner; only a sold auction has one; the winner holds the highest bid,
-/// unless the capped lottery drew it from the confirmed bidders.
+/// unless the capped lottery drew it from the confirmed bidders. Past the cap under
+/// `cap_mode = sealed_bid` the winner's price is the winning quote, and under `secondary`
+/// the winner holds the highest secondary bid at the cap (`after_cap_winner`).
 pub fn single_winner_holds_highest_bid(auction: &Auction) -> Result<(), Violation> {
     let wrong = || Err(Violation::WrongWinner(auction.spec.id.clone()));
     match (&auction.winner, auction.phase) {
         (None, Phase::Sold) => wrong(),
         (None, _) => Ok(()),
         (Some(_), phase) if phase != Phase::Sold => wrong(),
+        (Some(winner), _) if past_cap_by_mode(auction) => after_cap_winner(auction, winner),
         (Some(winner), _) => {
             let Some(highest) = auction.highest_bid() else {
                 return wrong();
@@ -67,6 +75,30 @@ pub fn single_winner_holds_highest_bid(auction: &Auction) -> Result<(), Violatio
             }
         }
     }
+}
+
+/// Whether the auction went past the cap under `sealed_bid` or `secondary`.
+fn past_cap_by_mode(auction: &Auction) -> bool {
+    match auction.sale.rules.cap_mode {
+        CapMode::Lottery => false,
+        CapMode::SealedBid => auction.lottery_commitment.is_some(),
+        CapMode::Secondary => auction.sale.secondary_entered_at_ms.is_some(),
+    }
+}
+
+/// The winner of an auction decided past the cap by sealed quotes (`sealed::check_winner`:
+/// the winner's price equals the winning quote) or by secondary bids
+/// (`secondary::check_winner`).
+pub fn after_cap_winner(
+    auction: &Auction,
+    winner: &super::auction::Winner,
+) -> Result<(), Violation> {
+    let checked = match auction.sale.rules.cap_mode {
+        CapMode::SealedBid => sealed::check_winner(auction, winner),
+        CapMode::Secondary => secondary::check_winner(auction, winner),
+        CapMode::Lottery => Ok(()),
+    };
+    checked.map_err(|problem| Violation::CapModeMismatch(auction.spec.id.clone(), problem))
 }
 
 /// A drawn lottery re-draws to its winner from what it publishes, and its seed matches
@@ -152,11 +184,10 @@ pub fn void_bids_never_count(auction: &Auction) -> Result<(), Violation> {
         .bids
         .iter()
         .all(|bid| auction.is_void(bid.seq) == excluded.contains(&bid.bidder_id));
-    let void_known = auction
-        .sale
-        .voided
-        .iter()
-        .all(|seq| usize::try_from(*seq).is_ok_and(|seq| seq >= 1 && seq <= auction.bids.len()));
+    let void_known =
+        auction.sale.voided.iter().all(|seq| {
+            usize::try_from(*seq).is_ok_and(|seq| seq >= 1 && seq <= auction.bids.len())
+        });
     if !(void_exactly_excluded && void_known) {
         return Err(Violation::VoidBidCounted(auction.spec.id.clone()));
     }
@@ -227,7 +258,11 @@ pub fn bids_from_qualified_bidders(auction: &Auction) -> Result<(), Violation> {
 pub fn deadline_matches_phase(auction: &Auction) -> Result<(), Violation> {
     let expects_deadline = matches!(
         auction.phase,
-        Phase::Scheduled | Phase::Listing | Phase::TimedBidding | Phase::Capped
+        Phase::Scheduled
+            | Phase::Listing
+            | Phase::TimedBidding
+            | Phase::Capped
+            | Phase::SecondaryBidding
     );
     if expects_deadline == auction.deadline_ms.is_some()
         && (auction.phase == Phase::Suspended) == auction.suspension.is_some()

@@ -26,10 +26,11 @@
 //!   what the state remembers of archived auctions.
 //! - the rules: `bidders` (registration, stored secrets), `signin` (sessions), `deposits`
 //!   (deposits and the qualification gate), `acceptance` (the winner's confirmation), `closing`,
-//!   `phases` and `cap` (phase changes), `bidding`, `proxy` (proxy bidding, on top of
-//!   `bidding`), `exclusive` (mutually exclusive parcels, across the auctions of a group),
-//!   `housekeeping` (purge, archive), `takeover` (the takeover rule, applied before the
-//!   first command of each leader term).
+//!   `sealed` and `secondary` (the cap modes past the cap: sealed quotes, secondary
+//!   bidding), `phases` and `cap` (phase changes), `bidding`, `proxy` (proxy bidding, on
+//!   top of `bidding`), `exclusive` (mutually exclusive parcels, across the auctions of a
+//!   group), `housekeeping` (purge, archive), `takeover` (the takeover rule, applied before
+//!   the first command of each leader term).
 //! - `invariants`: the named invariants, asserted after every command and reused by tests.
 //! - `apply`: dispatch of commands by group, and the effects; `ledger`: the exchange
 //!   ledger and `Replica`; `sale_result`: an auction's result as the outbox spools it.
@@ -59,6 +60,8 @@ pub mod rejection;
 pub mod requests;
 pub mod sale;
 pub mod sale_result;
+pub mod sealed;
+pub mod secondary;
 pub mod sessions;
 mod signin;
 pub mod state;

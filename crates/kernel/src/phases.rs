@@ -11,6 +11,7 @@ use super::cap;
 use super::closing::{close, event};
 use super::event::{Event, EventKind};
 use super::rejection::Rejection;
+use super::secondary;
 
 /// One hour: the listing resume bound of docs/RULES.md.
 pub const ONE_HOUR_MS: u64 = 3_600_000;
@@ -37,6 +38,9 @@ fn advance_phases(auction: &mut Auction, now_ms: u64, seed: u64, events: &mut Ve
                 finish(auction, deadline, high_bidder, events);
             }
             Phase::Capped if now_ms > deadline => cap::draw(auction, deadline, seed, events),
+            Phase::SecondaryBidding if now_ms > deadline => {
+                secondary::finish(auction, deadline, events)
+            }
             _ => return,
         }
     }
@@ -118,7 +122,8 @@ pub fn suspend(
 
 /// Unfreezes a suspended auction. A listing gets its remaining time back (when the
 /// freeze began in the final hour that is at most one hour); timed bidding restarts
-/// with a full countdown; a capped auction gets its remaining confirm window back.
+/// with a full countdown, and so does secondary bidding; a capped auction gets its
+/// remaining confirm (or sealed-quote) window back.
 pub fn resume(
     auction: &mut Auction,
     now_ms: u64,
@@ -133,7 +138,7 @@ pub fn resume(
         ));
     };
     let remaining_ms = match suspension.from_phase {
-        Phase::TimedBidding => auction.spec.countdown_ms,
+        Phase::TimedBidding | Phase::SecondaryBidding => auction.spec.countdown_ms,
         Phase::Listing if suspension.remaining_ms <= ONE_HOUR_MS => {
             suspension.remaining_ms.min(ONE_HOUR_MS)
         }
@@ -158,7 +163,7 @@ pub fn resume(
     // An increment changed during the freeze can leave the high bid within one increment
     // of the cap: price bidding then stops.
     if matches!(auction.phase, Phase::Listing | Phase::TimedBidding) && cap::cap_reached(auction) {
-        cap::enter_capped(auction, now_ms, seed, events);
+        cap::reach_cap(auction, now_ms, seed, events);
     }
     Ok(())
 }

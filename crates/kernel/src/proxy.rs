@@ -133,7 +133,9 @@ fn replayed(
 
 /// The receipt of the bid numbered `seq`.
 fn receipt_of(auction: &Auction, seq: u64) -> Option<Receipt> {
-    let bid = auction.bids.get(usize::try_from(seq).ok()?.checked_sub(1)?)?;
+    let bid = auction
+        .bids
+        .get(usize::try_from(seq).ok()?.checked_sub(1)?)?;
     Some(Receipt {
         bid_id: bid.bid_id.clone(),
         seq: bid.seq,
@@ -190,9 +192,7 @@ struct Contender {
 
 /// The stronger first: the higher maximum, then the earlier one.
 fn stronger_first(a: &Contender, b: &Contender) -> Ordering {
-    b.max_amount
-        .cmp(&a.max_amount)
-        .then(a.order.cmp(&b.order))
+    b.max_amount.cmp(&a.max_amount).then(a.order.cmp(&b.order))
 }
 
 /// The highest valid next bid of at most `limit` (and the cap), on the increment grid
@@ -362,7 +362,10 @@ mod tests {
         let start = auction.spec.start_price;
         let increment = auction.increment;
         assert_eq!(highest_valid(&auction, start - 1), None);
-        assert_eq!(highest_valid(&auction, start + increment + 1), Some(start + increment));
+        assert_eq!(
+            highest_valid(&auction, start + increment + 1),
+            Some(start + increment)
+        );
         auction.spec.increment_rule = IncrementRule::AtLeast;
         assert_eq!(highest_valid(&auction, start + 7), Some(start + 7));
         assert_eq!(highest_valid(&auction, u64::MAX), Some(5_050));

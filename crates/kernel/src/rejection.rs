@@ -51,6 +51,12 @@ pub enum Rejection {
     ExcludedByGroup,
     #[error("the bidder holds the highest bid: their proxy maximum cannot be withdrawn now")]
     Leading,
+    #[error("the bidder has already submitted a sealed quote; it cannot be changed")]
+    QuoteExists,
+    #[error("the amount must lie between {minimum} and {maximum}")]
+    OutOfRange { minimum: Money, maximum: Money },
+    #[error("only a bidder holding a valid bid may take part once the cap is reached")]
+    NoValidBid,
 }
 
 impl Rejection {
@@ -78,6 +84,9 @@ impl Rejection {
             Rejection::ConfirmationClosed { .. } => "confirmation_closed",
             Rejection::ExcludedByGroup => "excluded_by_group",
             Rejection::Leading => "leading",
+            Rejection::QuoteExists => "quote_exists",
+            Rejection::OutOfRange { .. } => "out_of_range",
+            Rejection::NoValidBid => "not_eligible",
         }
     }
 
@@ -90,7 +99,8 @@ impl Rejection {
             | Rejection::NotEligible
             | Rejection::NotAListingBidder
             | Rejection::NotWinner
-            | Rejection::ExcludedByGroup => 403,
+            | Rejection::ExcludedByGroup
+            | Rejection::NoValidBid => 403,
             Rejection::AuctionNotFound | Rejection::BidderNotFound => 404,
             _ => 409,
         }

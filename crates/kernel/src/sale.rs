@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::money::Money;
+use super::money::{BidderNumber, Money};
 use super::rejection::Rejection;
-use super::types::{validate_id, MAX_DURATION_MS};
+use super::types::{validate_id, validate_text, AuctionSpec, MAX_DURATION_MS};
 
 /// Who may bid once the listing has closed (docs/RULES.md, "Who may bid in timed
 /// bidding").
@@ -34,9 +34,9 @@ pub enum CapMode {
     /// Confirmations, then the commit–reveal lottery (`cap`, `lottery`).
     #[default]
     Lottery,
-    /// One sealed quote per bidder (not yet implemented: refused at creation).
+    /// One sealed quote per bidder holding a valid bid, within a window (`sealed`).
     SealedBid,
-    /// Bidding on a second quantity (not yet implemented: refused at creation).
+    /// Bidding on a second quantity at the frozen cap price (`secondary`).
     Secondary,
 }
 
@@ -44,10 +44,15 @@ pub enum CapMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SealedRule {
+    /// The highest quote wins.
     #[default]
     Highest,
+    /// The quote nearest the mean of all quotes wins (the lower one on a tie of distance).
     ClosestToAverage,
 }
+
+/// Longest `label` or `unit` of a secondary quantity.
+pub const MAX_SECONDARY_TEXT_LEN: usize = 64;
 
 /// The second quantity of `cap_mode = secondary`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,8 +83,8 @@ pub struct SaleRules {
     pub winner_confirm_ms: Option<u64>,
 }
 
-/// The parameters this release accepts; the others of docs/RULES.md are refused with a
-/// clear error until their rules are in the kernel.
+/// The parameters this release does not run yet; they are refused with a clear error
+/// until their rules are in the kernel.
 const NOT_YET: &str = "is not supported by this release of Gavel yet";
 
 impl SaleRules {
@@ -88,21 +93,37 @@ impl SaleRules {
         self == &SaleRules::default()
     }
 
-    /// Checks every parameter; the first problem found is named in the rejection.
+    /// The rule that decides sealed quotes (`highest` unless set).
+    pub fn sealed_rule(&self) -> SealedRule {
+        self.sealed_rule.unwrap_or_default()
+    }
+
+    /// Checks every parameter, and those that depend on the auction's `spec` (a cap
+    /// mode other than the lottery needs a `price_cap`); the first problem found is named
+    /// in the rejection.
+    pub fn validate_for(&self, spec: &AuctionSpec) -> Result<(), Rejection> {
+        self.validate()?;
+        if self.cap_mode == CapMode::Lottery {
+            return Ok(());
+        }
+        let Some(cap) = spec.price_cap else {
+            return Err(Rejection::InvalidRequest(
+                "cap_mode sealed_bid and secondary need a price_cap".to_string(),
+            ));
+        };
+        if self.sealed_ceiling.is_some_and(|ceiling| ceiling < cap) {
+            return Err(Rejection::InvalidRequest(
+                "sealed_ceiling must be at least price_cap".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks every parameter that does not depend on the auction's spec; the first
+    /// problem found is named in the rejection.
     pub fn validate(&self) -> Result<(), Rejection> {
         let invalid = |detail: String| Err(Rejection::InvalidRequest(detail));
-        if self.cap_mode != CapMode::Lottery {
-            return invalid(format!("cap_mode {:?} {NOT_YET}", self.cap_mode));
-        }
-        if self.sealed_window_ms.is_some()
-            || self.sealed_ceiling.is_some()
-            || self.sealed_rule.is_some()
-        {
-            return invalid("sealed_window_ms, sealed_ceiling and sealed_rule apply only to cap_mode sealed_bid".to_string());
-        }
-        if self.secondary.is_some() {
-            return invalid("secondary applies only to cap_mode secondary".to_string());
-        }
+        self.validate_cap_mode()?;
         if self.require_signed_bids {
             return invalid(format!("require_signed_bids {NOT_YET}"));
         }
@@ -113,6 +134,67 @@ impl SaleRules {
             if window == 0 || window > MAX_DURATION_MS {
                 return invalid("winner_confirm_ms must be between 1 and 86400000".to_string());
             }
+        }
+        Ok(())
+    }
+
+    /// The parameters of the cap mode: each mode's own, and none of another's.
+    fn validate_cap_mode(&self) -> Result<(), Rejection> {
+        let invalid = |detail: &str| Err(Rejection::InvalidRequest(detail.to_string()));
+        let sealed = self.cap_mode == CapMode::SealedBid;
+        let sealed_fields = self.sealed_window_ms.is_some()
+            || self.sealed_ceiling.is_some()
+            || self.sealed_rule.is_some();
+        if sealed_fields && !sealed {
+            return invalid(
+                "sealed_window_ms, sealed_ceiling and sealed_rule apply only to cap_mode sealed_bid",
+            );
+        }
+        if self.secondary.is_some() != (self.cap_mode == CapMode::Secondary) {
+            return invalid(
+                "secondary is required with cap_mode secondary, and applies only to it",
+            );
+        }
+        if sealed {
+            match self.sealed_window_ms {
+                Some(window) if (1..=MAX_DURATION_MS).contains(&window) => {}
+                _ => return invalid("sealed_window_ms must be between 1 and 86400000"),
+            }
+            if self.sealed_ceiling.is_none() {
+                return invalid("cap_mode sealed_bid needs a sealed_ceiling");
+            }
+        }
+        match &self.secondary {
+            Some(secondary) => secondary.validate(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl SecondarySpec {
+    /// `label` and `unit`: 1 to 64 characters (no control characters); `start` and
+    /// `increment` at least 1; `max` at least `start`.
+    pub fn validate(&self) -> Result<(), Rejection> {
+        for (field, text) in [
+            ("secondary.label", &self.label),
+            ("secondary.unit", &self.unit),
+        ] {
+            validate_text(field, text, true)?;
+            if text.chars().count() > MAX_SECONDARY_TEXT_LEN {
+                return Err(Rejection::InvalidRequest(format!(
+                    "{field} is longer than {MAX_SECONDARY_TEXT_LEN} characters"
+                )));
+            }
+        }
+        let invalid = |detail: &str| Err(Rejection::InvalidRequest(detail.to_string()));
+        if self.start == 0 {
+            return invalid("secondary.start must be at least 1");
+        }
+        if self.increment == 0 {
+            return invalid("secondary.increment must be at least 1");
+        }
+        if self.max < self.start {
+            return invalid("secondary.max must be at least secondary.start");
         }
         Ok(())
     }
@@ -196,6 +278,19 @@ pub struct SaleState {
     /// may bid no more.
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     pub excluded: BTreeSet<String>,
+    /// `cap_mode = sealed_bid`: each bidder's sealed quote, by bidder id. Secret until
+    /// the window closes (`Auction::without_open_secrets`). The fields below are left out
+    /// of the JSON text while empty, so the records of auctions without them are written
+    /// as before.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sealed_quotes: BTreeMap<String, SealedQuote>,
+    /// `cap_mode = secondary`: when the auction entered `secondary_bidding`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secondary_entered_at_ms: Option<u64>,
+    /// `cap_mode = secondary`: the accepted secondary bids, oldest first, each higher
+    /// than the one before.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secondary_bids: Vec<SecondaryBid>,
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -218,6 +313,28 @@ pub struct ProxyMaximum {
 pub struct ProxyAnswer {
     pub max_amount: Money,
     pub bid_seq: Option<u64>,
+}
+
+/// A bidder's sealed quote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedQuote {
+    pub amount: Money,
+    pub accepted_at_ms: u64,
+    /// The request_id it came with: the same again answers the same quote.
+    pub request_id: String,
+}
+
+/// One accepted bid on the secondary quantity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondaryBid {
+    /// From 1, in the order accepted.
+    pub seq: u64,
+    pub bidder_id: String,
+    pub bidder_number: BidderNumber,
+    pub amount: u64,
+    pub accepted_at_ms: u64,
+    /// The request_id it came with: the same again answers the same bid.
+    pub request_id: String,
 }
 
 impl SaleState {
@@ -282,12 +399,6 @@ mod tests {
 
     #[test]
     fn a_parameter_this_release_does_not_run_is_refused_by_name() {
-        let sealed = SaleRules {
-            cap_mode: CapMode::SealedBid,
-            ..SaleRules::default()
-        };
-        let refused = sealed.validate().expect_err("refused");
-        assert!(refused.to_string().contains("SealedBid"), "{refused}");
         let signed = SaleRules {
             require_signed_bids: true,
             ..SaleRules::default()
@@ -312,6 +423,80 @@ mod tests {
             ..SaleRules::default()
         };
         assert!(window.validate().is_err());
+    }
+
+    fn sealed(window_ms: u64, ceiling: u64) -> SaleRules {
+        SaleRules {
+            cap_mode: CapMode::SealedBid,
+            sealed_window_ms: Some(window_ms),
+            sealed_ceiling: Some(ceiling),
+            ..SaleRules::default()
+        }
+    }
+
+    fn secondary(start: u64, increment: u64, max: u64) -> SaleRules {
+        SaleRules {
+            cap_mode: CapMode::Secondary,
+            secondary: Some(SecondarySpec {
+                label: "Affordable housing".to_string(),
+                unit: "m2".to_string(),
+                start,
+                increment,
+                max,
+            }),
+            ..SaleRules::default()
+        }
+    }
+
+    #[test]
+    fn the_cap_modes_need_a_cap_and_their_own_parameters() {
+        let capped = AuctionSpec {
+            price_cap: Some(5000),
+            ..AuctionSpec::example("lot")
+        };
+        let uncapped = AuctionSpec::example("lot");
+        assert_eq!(sealed(60_000, 5000).validate_for(&capped), Ok(()));
+        assert!(sealed(60_000, 5000).validate_for(&uncapped).is_err());
+        assert!(sealed(60_000, 4999).validate_for(&capped).is_err());
+        assert!(sealed(0, 6000).validate_for(&capped).is_err());
+        assert!(sealed(MAX_DURATION_MS + 1, 6000)
+            .validate_for(&capped)
+            .is_err());
+        let no_ceiling = SaleRules {
+            sealed_ceiling: None,
+            ..sealed(60_000, 6000)
+        };
+        assert!(no_ceiling.validate_for(&capped).is_err());
+        assert_eq!(sealed(60_000, 6000).sealed_rule(), SealedRule::Highest);
+
+        assert_eq!(secondary(1, 1, 1).validate_for(&capped), Ok(()));
+        assert!(secondary(1, 1, 1).validate_for(&uncapped).is_err());
+        assert!(secondary(0, 1, 10).validate().is_err());
+        assert!(secondary(1, 0, 10).validate().is_err());
+        assert!(secondary(5, 1, 4).validate().is_err());
+        let mut long_label = secondary(1, 1, 10);
+        if let Some(spec) = long_label.secondary.as_mut() {
+            spec.label = "x".repeat(MAX_SECONDARY_TEXT_LEN + 1);
+        }
+        assert!(long_label.validate().is_err());
+        let missing = SaleRules {
+            secondary: None,
+            ..secondary(1, 1, 10)
+        };
+        assert!(missing.validate().is_err());
+        let stray = SaleRules {
+            sealed_window_ms: Some(1000),
+            ..secondary(1, 1, 10)
+        };
+        assert!(stray.validate().is_err());
+    }
+
+    #[test]
+    fn a_state_without_the_cap_mode_fields_writes_them_not() {
+        let text = serde_json::to_string(&SaleState::default()).expect("encode");
+        for field in ["sealed_quotes", "secondary_entered_at_ms", "secondary_bids"] {
+            assert!(!text.contains(field), "{text}");
+        }
     }
 
     #[test]

@@ -36,6 +36,20 @@ pub struct SaleResult {
     /// the auction has no confirmation step, or no winner).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmation: Option<String>,
+    /// `cap_mode = sealed_bid`, once the auction has closed: every sealed quote, by
+    /// ascending bidder number (none while the window is open, or without quotes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed_quotes: Vec<ResultQuote>,
+    /// `cap_mode = secondary`: the highest secondary bid (none without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_amount: Option<u64>,
+}
+
+/// One sealed quote of a closed auction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultQuote {
+    pub bidder_number: u32,
+    pub amount: u64,
 }
 
 /// A bidder's deposits for an auction, added up, and what becomes of them: `held` while
@@ -130,6 +144,27 @@ impl From<&Lottery> for LotteryResult {
     }
 }
 
+/// The sealed quotes of a closed auction by ascending bidder number; none while it is
+/// open (a quote is secret until the window closes).
+fn closed_quotes(auction: &Auction) -> Vec<ResultQuote> {
+    if !auction.phase.is_closed() {
+        return Vec::new();
+    }
+    let mut quotes: Vec<ResultQuote> = auction
+        .sale
+        .sealed_quotes
+        .iter()
+        .filter_map(|(bidder_id, quote)| {
+            Some(ResultQuote {
+                bidder_number: auction.bidder_number_of(bidder_id)?,
+                amount: quote.amount,
+            })
+        })
+        .collect();
+    quotes.sort_by_key(|quote| quote.bidder_number);
+    quotes
+}
+
 impl SaleResult {
     /// The result of `auction` as it stands.
     pub fn of(auction: &Auction) -> Self {
@@ -173,6 +208,8 @@ impl SaleResult {
                 .confirmation
                 .as_ref()
                 .map(|confirmation| confirmation.status.as_str().to_string()),
+            sealed_quotes: closed_quotes(auction),
+            secondary_amount: auction.sale.secondary_bids.last().map(|bid| bid.amount),
         }
     }
 

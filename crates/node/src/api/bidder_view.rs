@@ -43,10 +43,10 @@ pub(super) async fn my_auction(
 
 #[cfg(test)]
 mod tests {
+    use gavel_kernel::auction::Winner;
     use gavel_kernel::sale::{
         ConfirmationStatus, Deposit, SaleRules, TimedBiddingEntry, WinnerConfirmation,
     };
-    use gavel_kernel::auction::Winner;
     use gavel_kernel::{Auction, AuctionSpec, BidRecord, Phase};
 
     use crate::model::views::MyAuctionView;

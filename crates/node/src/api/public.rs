@@ -15,10 +15,12 @@ use crate::model::error::ApiError;
 use crate::model::requests::SessionRequest;
 use crate::model::requests::{
     auction_path_id, BidRequest, BidsQuery, ConfirmRequest, JsonObject, ProxyRequest,
+    SealedQuoteRequest,
 };
 use crate::model::views::{
     AcceptanceView, AuctionList, AuctionView, BidList, BidMarks, BidReceipt, BidView,
-    ConfirmationView, ProxyView, ReceiptKeyView, SessionCreated, TimeView,
+    ConfirmationView, PlacedBid, ProxyView, ReceiptKeyView, SealedQuoteView, SecondaryBidReceipt,
+    SessionCreated, TimeView,
 };
 use gavel_kernel::{Command, Outcome, Receipt};
 
@@ -35,6 +37,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(get_auction)
         .service(list_bids)
         .service(confirm)
+        .service(submit_sealed_quote)
         .service(accept_sale)
         .service(set_proxy)
         .service(get_proxy)
@@ -237,15 +240,16 @@ async fn list_bids(
     }))
 }
 
-/// Places a bid. The receipt is sent only once the bid is committed; the same
-/// request_id with the same body answers the original receipt (200).
+/// Places a bid: on the price (`amount`), or in `secondary_bidding` on the second
+/// quantity (`secondary_amount`). The receipt is sent only once the bid is committed; the
+/// same request_id with the same body answers the original receipt (200).
 #[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), request_body = BidRequest,
     responses(
-        (status = 201, body = BidReceipt), (status = 200, description = "a retry: the original receipt", body = BidReceipt),
-        (status = 401, description = "unauthenticated", body = Problem), (status = 403, description = "not_qualified", body = Problem),
+        (status = 201, body = PlacedBid), (status = 200, description = "a retry: the original receipt", body = PlacedBid),
+        (status = 401, description = "unauthenticated", body = Problem), (status = 403, description = "not_qualified, not_eligible", body = Problem),
         (status = 404, description = "auction_not_found", body = Problem),
-        (status = 409, description = "auction_not_open, below_minimum, not_on_increment, already_leading, above_cap, request_id_reused", body = Problem),
-        (status = 422, description = "invalid_request", body = Problem),
+        (status = 409, description = "auction_not_open, below_minimum, not_on_increment, already_leading, above_cap, out_of_range, request_id_reused", body = Problem),
+        (status = 422, description = "invalid_request (also: both or neither of amount and secondary_amount)", body = Problem),
         (status = 429, description = "rate_limited, with Retry-After (seconds)", body = Problem),
         (status = 503, description = "no_leader", body = Problem)),
     security(("session" = [])))]
@@ -257,14 +261,11 @@ async fn place_bid(
     body: web::Json<JsonObject<BidRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let token_hash = session_token_hash(&request)?;
-    let bid = body.into_inner().into_inner();
-    bid.validate()?;
-    let command = Command::PlaceBid {
-        auction_id: auction_path_id(path.into_inner())?,
-        token_hash,
-        amount: bid.amount,
-        request_id: bid.request_id,
-    };
+    let auction_id = auction_path_id(path.into_inner())?;
+    let command = body
+        .into_inner()
+        .into_inner()
+        .into_command(auction_id, token_hash)?;
     let result = app.propose(command, "bidder".to_string()).await;
     if let Err(ApiError::Rejected(rejection)) = &result {
         app.metrics
@@ -275,12 +276,74 @@ async fn place_bid(
     match result? {
         Outcome::BidAccepted { receipt, replayed } => {
             let body = signed_receipt(&app, &receipt)?;
-            if replayed {
-                Ok(HttpResponse::Ok().json(body))
+            bid_answer(&app, PlacedBid::Price(body), replayed)
+        }
+        Outcome::SecondaryBidAccepted { receipt, replayed } => {
+            let now_ms = wall_clock_ms();
+            let view = app.read_auction(&receipt.auction_id, |auction| {
+                AuctionView::new(auction, now_ms)
+            })?;
+            let body = SecondaryBidReceipt {
+                auction_id: receipt.auction_id,
+                secondary_seq: receipt.seq,
+                secondary_amount: receipt.secondary_amount,
+                accepted_at_ms: receipt.accepted_at_ms,
+                auction: view,
+            };
+            bid_answer(&app, PlacedBid::Secondary(body), replayed)
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// 201 for a new bid (counted), 200 for a retry answered with the original receipt.
+fn bid_answer(app: &AppState, body: PlacedBid, replayed: bool) -> Result<HttpResponse, ApiError> {
+    if replayed {
+        Ok(HttpResponse::Ok().json(body))
+    } else {
+        app.metrics.bids_accepted_total.inc();
+        Ok(HttpResponse::Created().json(body))
+    }
+}
+
+/// Under `cap_mode` `sealed_bid`, in `capped`: the caller, holding a valid bid, submits
+/// their one sealed quote, between price_cap and sealed_ceiling. No one sees the amount
+/// before the window closes; the answer is only when it was accepted. The same
+/// request_id and amount again answers 200 with the same time.
+#[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), request_body = SealedQuoteRequest,
+    responses(
+        (status = 201, body = SealedQuoteView), (status = 200, description = "a retry: the quote already placed", body = SealedQuoteView),
+        (status = 401, description = "unauthenticated", body = Problem),
+        (status = 403, description = "not_qualified, not_eligible: no valid bid held", body = Problem),
+        (status = 404, description = "auction_not_found", body = Problem),
+        (status = 409, description = "auction_not_open, quote_exists, out_of_range", body = Problem),
+        (status = 422, description = "invalid_request", body = Problem),
+        (status = 503, description = "no_leader", body = Problem)),
+    security(("session" = [])))]
+#[post("/api/v1/auctions/{id}/sealed-quotes")]
+async fn submit_sealed_quote(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+    body: web::Json<JsonObject<SealedQuoteRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let token_hash = session_token_hash(&request)?;
+    let auction_id = auction_path_id(path.into_inner())?;
+    let command = body
+        .into_inner()
+        .into_inner()
+        .into_command(auction_id, token_hash)?;
+    match app.propose(command, "bidder".to_string()).await? {
+        Outcome::SealedQuoteAccepted {
+            accepted_at_ms,
+            replayed,
+        } => {
+            let body = SealedQuoteView { accepted_at_ms };
+            Ok(if replayed {
+                HttpResponse::Ok().json(body)
             } else {
-                app.metrics.bids_accepted_total.inc();
-                Ok(HttpResponse::Created().json(body))
-            }
+                HttpResponse::Created().json(body)
+            })
         }
         other => Err(unexpected(other)),
     }
@@ -387,8 +450,9 @@ async fn get_proxy(
             .get(&bidder_id)
             .map(|proxy| proxy.max_amount)
     })?;
-    let max_amount = max_amount
-        .ok_or_else(|| ApiError::NotFound("no proxy maximum of yours in this auction".to_string()))?;
+    let max_amount = max_amount.ok_or_else(|| {
+        ApiError::NotFound("no proxy maximum of yours in this auction".to_string())
+    })?;
     Ok(web::Json(ProxyView {
         max_amount,
         bid: None,
@@ -499,7 +563,7 @@ pub fn unexpected(outcome: Outcome) -> ApiError {
 #[openapi(
     info(title = "Gavel public API", description = "Bidding: sessions, auctions, bids, live events. Any request over the per-address or per-session rate limit is answered 429 rate_limited with Retry-After (seconds). A bidder holds at most sessions.max_sessions_per_bidder sessions (a new sign-in ends the oldest); wrong secrets in a row lock the bidder's sign-ins out (429 sign_in_locked); event streams are capped per address and per node (429 too_many_streams); a request body must arrive within http.body_read_timeout_ms (408 request_timeout)."),
     paths(server_time, receipt_key, create_session, delete_session, list_auctions,
-        get_auction, list_bids, place_bid, confirm, accept_sale, set_proxy, get_proxy, withdraw_proxy,
+        get_auction, list_bids, place_bid, confirm, submit_sealed_quote, accept_sale, set_proxy, get_proxy, withdraw_proxy,
         events::auction_events, events::all_events, super::bidder_view::my_auction),
     modifiers(&SessionAuth, &RateLimitedResponses, &ProblemResponses)
 )]

@@ -78,11 +78,18 @@ pub struct SessionRequest {
     pub secret: String,
 }
 
+/// A bid: `{"amount","request_id"}` on the price, or in `secondary_bidding`
+/// `{"secondary_amount","request_id"}` on the second quantity; exactly one of the two
+/// amounts.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BidRequest {
-    /// In the smallest currency unit.
-    pub amount: u64,
+    /// The price, in the smallest currency unit.
+    #[schema(minimum = 1)]
+    pub amount: Option<u64>,
+    /// In `secondary_bidding` (`cap_mode` `secondary`): the amount of the second quantity.
+    #[schema(minimum = 1)]
+    pub secondary_amount: Option<u64>,
     /// Chosen by the client; a retry with the same request_id and body returns the
     /// original receipt instead of bidding twice.
     #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
@@ -90,8 +97,52 @@ pub struct BidRequest {
 }
 
 impl BidRequest {
-    pub fn validate(&self) -> Result<(), ApiError> {
-        Ok(validate_id("request_id", &self.request_id)?)
+    /// The command placing this bid in `auction_id` through the session `token_hash`.
+    pub fn into_command(self, auction_id: String, token_hash: String) -> Result<Command, ApiError> {
+        validate_id("request_id", &self.request_id)?;
+        match (self.amount, self.secondary_amount) {
+            (Some(amount), None) => Ok(Command::PlaceBid {
+                auction_id,
+                token_hash,
+                amount,
+                request_id: self.request_id,
+            }),
+            (None, Some(secondary_amount)) => Ok(Command::PlaceSecondaryBid {
+                auction_id,
+                token_hash,
+                secondary_amount,
+                request_id: self.request_id,
+            }),
+            _ => Err(ApiError::invalid(
+                "a bid carries exactly one of amount and secondary_amount".to_string(),
+            )),
+        }
+    }
+}
+
+/// A sealed quote (`cap_mode` `sealed_bid`, in `capped`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealedQuoteRequest {
+    /// In the smallest currency unit, between price_cap and sealed_ceiling.
+    #[schema(minimum = 1)]
+    pub amount: u64,
+    /// Chosen by the client; a retry with the same request_id and amount answers the
+    /// quote already placed.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub request_id: String,
+}
+
+impl SealedQuoteRequest {
+    /// The command submitting this quote in `auction_id` through the session `token_hash`.
+    pub fn into_command(self, auction_id: String, token_hash: String) -> Result<Command, ApiError> {
+        validate_id("request_id", &self.request_id)?;
+        Ok(Command::SubmitSealedQuote {
+            auction_id,
+            token_hash,
+            amount: self.amount,
+            request_id: self.request_id,
+        })
     }
 }
 
@@ -226,17 +277,22 @@ pub struct AuctionSpecRequest {
     /// `all_qualified` (default) or `listing_bidders`.
     #[schema(value_type = Option<String>)]
     pub timed_bidding_entry: Option<TimedBiddingEntry>,
-    /// `lottery` (default). `sealed_bid` and `secondary` are refused by this release.
+    /// `lottery` (default), `sealed_bid` or `secondary`; the last two need a price_cap.
     #[schema(value_type = Option<String>)]
     pub cap_mode: Option<CapMode>,
-    /// With `cap_mode` `sealed_bid` only.
+    /// With `cap_mode` `sealed_bid` only, and required with it: how long quotes are
+    /// taken once the cap is reached (at most one day).
+    #[schema(minimum = 1, maximum = 86_400_000)]
     pub sealed_window_ms: Option<u64>,
-    /// With `cap_mode` `sealed_bid` only.
+    /// With `cap_mode` `sealed_bid` only, and required with it: the highest quote
+    /// accepted (at least price_cap).
     pub sealed_ceiling: Option<u64>,
-    /// With `cap_mode` `sealed_bid` only: `highest` or `closest_to_average`.
+    /// With `cap_mode` `sealed_bid` only: `highest` (default) or `closest_to_average`.
     #[schema(value_type = Option<String>)]
     pub sealed_rule: Option<SealedRule>,
-    /// With `cap_mode` `secondary` only: `{"label","unit","start","increment","max"}`.
+    /// With `cap_mode` `secondary` only, and required with it:
+    /// `{"label","unit","start","increment","max"}` (label and unit 1 to 64 characters;
+    /// start and increment at least 1; max at least start).
     #[schema(value_type = Option<Object>)]
     pub secondary: Option<SecondarySpec>,
     /// Refused as true by this release.
@@ -256,7 +312,7 @@ impl AuctionSpecRequest {
         let rules = self.rules();
         let spec = self.into_unchecked_spec()?;
         spec.validate()?;
-        rules.validate()?;
+        rules.validate_for(&spec)?;
         Ok((spec, rules))
     }
 

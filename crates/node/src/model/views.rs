@@ -11,7 +11,8 @@ use gavel_kernel::{Auction, BidRecord, Receipt};
 pub struct AuctionView {
     pub id: String,
     pub title: String,
-    /// scheduled, listing, timed_bidding, capped, suspended, sold, unsold or terminated.
+    /// scheduled, listing, timed_bidding, capped, secondary_bidding, suspended, sold,
+    /// unsold or terminated.
     pub phase: String,
     pub start_price: u64,
     /// The increment in force.
@@ -39,7 +40,7 @@ pub struct AuctionView {
     #[schema(value_type = Object)]
     pub parcel: serde_json::Value,
     pub server_time_ms: u64,
-    /// `lottery` (the only mode this release runs).
+    /// What reaching the cap leads to: `lottery`, `sealed_bid` or `secondary`.
     pub cap_mode: String,
     /// The deposit each bidder must have paid before qualifying; 0: none.
     pub deposit: u64,
@@ -52,6 +53,40 @@ pub struct AuctionView {
     pub confirmation: Option<String>,
     /// Until when a pending confirmation may be given.
     pub confirmation_deadline_ms: Option<u64>,
+    /// How many sealed quotes were submitted (`cap_mode` `sealed_bid`; 0 otherwise). The
+    /// amounts are in the result once the window has closed.
+    pub sealed_quotes_count: u64,
+    /// The second quantity of `cap_mode` `secondary`; null for the other modes.
+    pub secondary: Option<SecondaryView>,
+}
+
+/// The second quantity bid on in `secondary_bidding`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SecondaryView {
+    pub label: String,
+    pub unit: String,
+    /// The highest secondary bid; null before the first.
+    pub current: Option<u64>,
+    pub leading_bidder_number: Option<u32>,
+    /// The lowest secondary amount the next bid may carry, while secondary bidding is on.
+    pub minimum_next: Option<u64>,
+}
+
+impl SecondaryView {
+    fn of(auction: &Auction) -> Option<SecondaryView> {
+        let spec = gavel_kernel::secondary::spec(auction)?;
+        let current = gavel_kernel::secondary::current(auction);
+        let bidding = auction.phase == gavel_kernel::Phase::SecondaryBidding;
+        Some(SecondaryView {
+            label: spec.label.clone(),
+            unit: spec.unit.clone(),
+            current: current.map(|bid| bid.amount),
+            leading_bidder_number: current.map(|bid| bid.bidder_number),
+            minimum_next: bidding
+                .then(|| gavel_kernel::secondary::minimum_next(auction))
+                .flatten(),
+        })
+    }
 }
 
 /// A drawn lottery, as anyone re-draws it (`kernel::lottery` documents the draw).
@@ -197,6 +232,8 @@ impl AuctionView {
             winner_confirm_ms: rules.winner_confirm_ms,
             confirmation: confirmation.map(|c| c.status.as_str().to_string()),
             confirmation_deadline_ms: confirmation.map(|c| c.deadline_ms),
+            sealed_quotes_count: auction.sale.sealed_quotes.len() as u64,
+            secondary: SecondaryView::of(auction),
         }
     }
 }
@@ -252,7 +289,11 @@ impl BidMarks {
     pub fn from_seq(auction: &Auction, first_seq: u64) -> Self {
         let sale = &auction.sale;
         BidMarks {
-            proxy: sale.proxy_bids.range(first_seq..).map(|(seq, _)| *seq).collect(),
+            proxy: sale
+                .proxy_bids
+                .range(first_seq..)
+                .map(|(seq, _)| *seq)
+                .collect(),
             void: sale.voided.range(first_seq..).copied().collect(),
         }
     }
@@ -358,6 +399,32 @@ impl ReceiptKeyView {
             previous: key.previous(),
         }
     }
+}
+
+/// The answer to an accepted sealed quote: when it was accepted (never its amount).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SealedQuoteView {
+    pub accepted_at_ms: u64,
+}
+
+/// The receipt of an accepted secondary bid.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SecondaryBidReceipt {
+    pub auction_id: String,
+    /// The bid's place among the auction's secondary bids, from 1.
+    pub secondary_seq: u64,
+    pub secondary_amount: u64,
+    pub accepted_at_ms: u64,
+    pub auction: AuctionView,
+}
+
+/// What `POST /api/v1/auctions/{id}/bids` answers: a price bid's receipt, or in
+/// `secondary_bidding` a secondary bid's.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PlacedBid {
+    Price(BidReceipt),
+    Secondary(SecondaryBidReceipt),
 }
 
 /// The answer to a confirmation in `capped`.
@@ -490,6 +557,20 @@ pub struct ResultView {
     /// when the sale has no confirmation step or no winner.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirmation: Option<String>,
+    /// `cap_mode` `sealed_bid`, once closed: every sealed quote by ascending bidder
+    /// number. Absent while the window is open, or without quotes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sealed_quotes: Vec<ResultQuote>,
+    /// `cap_mode` `secondary`: the highest secondary bid. Absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secondary_amount: Option<u64>,
+}
+
+/// One sealed quote in a result.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ResultQuote {
+    pub bidder_number: u32,
+    pub amount: u64,
 }
 
 /// A bidder's deposits in a result.
@@ -545,6 +626,15 @@ impl From<SaleResult> for ResultView {
                 })
                 .collect(),
             confirmation: result.confirmation,
+            sealed_quotes: result
+                .sealed_quotes
+                .into_iter()
+                .map(|quote| ResultQuote {
+                    bidder_number: quote.bidder_number,
+                    amount: quote.amount,
+                })
+                .collect(),
+            secondary_amount: result.secondary_amount,
         }
     }
 }
