@@ -17,6 +17,7 @@ use super::operator::OperatorAction;
 use super::phases::{self, advance, not_open};
 use super::rejection::Rejection;
 use super::sale::SaleRules;
+use super::signed_bids;
 use super::signin;
 use super::state::{Auction, OperatorRecord, Phase, State, MAX_OPERATOR_RECORDS};
 use super::types::{validate_id, validate_text, AuctionSpec, BidderNumber, Money};
@@ -174,7 +175,26 @@ fn check_latest(auction: &Auction) -> Result<(), invariants::Violation> {
     }
     invariants::single_winner_holds_highest_bid(auction)?;
     invariants::lottery_redraws(auction)?;
+    signed_bid_kept(auction)?;
     invariants::deadline_matches_phase(auction)
+}
+
+/// The newest bid of an auction that requires signed bids has its signature kept
+/// (`invariants::signed_bids_kept` checks every bid).
+fn signed_bid_kept(auction: &Auction) -> Result<(), invariants::Violation> {
+    let newest = auction.bids.last().map(|bid| bid.seq);
+    match newest {
+        Some(seq)
+            if auction.sale.rules.require_signed_bids
+                && !auction.sale.bid_signatures.contains_key(&seq) =>
+        {
+            Err(invariants::Violation::SignatureMismatch(
+                auction.spec.id.clone(),
+                format!("bid record {seq} has no signature kept"),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Sends a command to the rules of its group (bidders, sessions, auction administration,
@@ -187,9 +207,9 @@ fn dispatch(
 ) -> Result<Outcome, Rejection> {
     let command = &envelope.command;
     match command {
-        Command::RegisterBidder { .. } | Command::UpgradeSecretHash { .. } => {
-            dispatch_bidders(state, now_ms, command)
-        }
+        Command::RegisterBidder { .. }
+        | Command::UpgradeSecretHash { .. }
+        | Command::RegisterBidderKey { .. } => dispatch_bidders(state, now_ms, command),
         Command::OpenSession { .. }
         | Command::OpenSessionUncapped { .. }
         | Command::CloseSession { .. } => dispatch_sessions(state, now_ms, command),
@@ -205,6 +225,7 @@ fn dispatch(
             dispatch_auction_admin(state, now_ms, envelope, events)
         }
         Command::PlaceBid { .. }
+        | Command::PlaceSignedBid { .. }
         | Command::Confirm { .. }
         | Command::ConfirmWithNonce { .. }
         | Command::AcceptSale { .. }
@@ -245,6 +266,11 @@ fn dispatch_bidders(
             old_secret_hash,
             new_secret_hash,
         } => bidders::upgrade_secret_hash(state, bidder_id, old_secret_hash, new_secret_hash),
+        Command::RegisterBidderKey {
+            bidder_id,
+            algorithm,
+            public_key,
+        } => signed_bids::register_key(state, now_ms, bidder_id, algorithm, public_key),
         other => misrouted(other),
     }
 }
@@ -380,6 +406,26 @@ fn dispatch_bidding(
                 token_hash,
                 amount: *amount,
                 request_id,
+                signature: None,
+            },
+            events,
+        ),
+        Command::PlaceSignedBid {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+            signature,
+        } => bidding::place_bid(
+            state,
+            now_ms,
+            seed,
+            BidRequest {
+                auction_id,
+                token_hash,
+                amount: *amount,
+                request_id,
+                signature: Some(signature),
             },
             events,
         ),

@@ -47,6 +47,15 @@ pub enum Rejection {
     NotWinner,
     #[error("the sale can no longer be confirmed (confirmation: {status})")]
     ConfirmationClosed { status: String },
+    /// A public key that is not one of its algorithm (docs/RULES.md, "Signed bids").
+    #[error("the public key is not valid: {0}")]
+    InvalidKey(String),
+    #[error("the bidder already holds {max} public keys")]
+    TooManyKeys { max: usize },
+    #[error("this auction accepts only signed bids: the bid must carry a signature")]
+    SignatureRequired,
+    #[error("the signature does not verify under any of the bidder's public keys")]
+    BadSignature,
 }
 
 impl Rejection {
@@ -72,14 +81,20 @@ impl Rejection {
             Rejection::NotAListingBidder => "not_eligible",
             Rejection::NotWinner => "not_winner",
             Rejection::ConfirmationClosed { .. } => "confirmation_closed",
+            Rejection::InvalidKey(_) => "invalid_key",
+            Rejection::TooManyKeys { .. } => "too_many_keys",
+            Rejection::SignatureRequired => "signature_required",
+            Rejection::BadSignature => "bad_signature",
         }
     }
 
     /// The HTTP status the contract gives this code.
     pub fn http_status(&self) -> u16 {
         match self {
-            Rejection::InvalidRequest(_) => 422,
-            Rejection::Unauthenticated => 401,
+            Rejection::InvalidRequest(_)
+            | Rejection::InvalidKey(_)
+            | Rejection::SignatureRequired => 422,
+            Rejection::Unauthenticated | Rejection::BadSignature => 401,
             Rejection::NotQualified
             | Rejection::NotEligible
             | Rejection::NotAListingBidder
