@@ -233,10 +233,10 @@ async fn list_bids(
 #[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), request_body = BidRequest,
     responses(
         (status = 201, body = BidReceipt), (status = 200, description = "a retry: the original receipt", body = BidReceipt),
-        (status = 401, description = "unauthenticated", body = Problem), (status = 403, description = "not_qualified", body = Problem),
+        (status = 401, description = "unauthenticated; bad_signature: the signature does not verify under any of the bidder's keys", body = Problem), (status = 403, description = "not_qualified", body = Problem),
         (status = 404, description = "auction_not_found", body = Problem),
         (status = 409, description = "auction_not_open, below_minimum, not_on_increment, already_leading, above_cap, request_id_reused", body = Problem),
-        (status = 422, description = "invalid_request", body = Problem),
+        (status = 422, description = "invalid_request; signature_required: the auction accepts signed bids only", body = Problem),
         (status = 429, description = "rate_limited, with Retry-After (seconds)", body = Problem),
         (status = 503, description = "no_leader", body = Problem)),
     security(("session" = [])))]
@@ -250,12 +250,7 @@ async fn place_bid(
     let token_hash = session_token_hash(&request)?;
     let bid = body.into_inner().into_inner();
     bid.validate()?;
-    let command = Command::PlaceBid {
-        auction_id: auction_path_id(path.into_inner())?,
-        token_hash,
-        amount: bid.amount,
-        request_id: bid.request_id,
-    };
+    let command = bid.into_command(auction_path_id(path.into_inner())?, token_hash);
     let result = app.propose(command, "bidder".to_string()).await;
     if let Err(ApiError::Rejected(rejection)) = &result {
         app.metrics

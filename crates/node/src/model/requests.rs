@@ -87,12 +87,63 @@ pub struct BidRequest {
     /// original receipt instead of bidding twice.
     #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub request_id: String,
+    /// The bidder's signature of the bid, standard base64, under one of their registered
+    /// public keys (docs/RULES.md, "Signed bids"): of the text
+    /// `gavel-bid\n{auction_id}\n{amount}\n{request_id}`. Required by an auction with
+    /// `require_signed_bids`; checked wherever it is sent.
+    #[schema(max_length = 256)]
+    pub signature: Option<String>,
 }
+
+/// Longest `signature` a bid may carry (an SM2 or Ed25519 signature is 88 characters).
+pub const MAX_SIGNATURE_CHARS: usize = 256;
 
 impl BidRequest {
     pub fn validate(&self) -> Result<(), ApiError> {
-        Ok(validate_id("request_id", &self.request_id)?)
+        validate_id("request_id", &self.request_id)?;
+        if self
+            .signature
+            .as_ref()
+            .is_some_and(|signature| signature.len() > MAX_SIGNATURE_CHARS)
+        {
+            return Err(ApiError::invalid(format!(
+                "signature must be at most {MAX_SIGNATURE_CHARS} characters"
+            )));
+        }
+        Ok(())
     }
+
+    /// The bid command: signed when the bid carries a signature.
+    pub fn into_command(self, auction_id: String, token_hash: String) -> Command {
+        match self.signature {
+            Some(signature) => Command::PlaceSignedBid {
+                auction_id,
+                token_hash,
+                amount: self.amount,
+                request_id: self.request_id,
+                signature,
+            },
+            None => Command::PlaceBid {
+                auction_id,
+                token_hash,
+                amount: self.amount,
+                request_id: self.request_id,
+            },
+        }
+    }
+}
+
+/// `POST /control/v1/bidders/{id}/keys`: a public key for signed bids.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BidderKeyRequest {
+    /// `ed25519` (a 32-byte key) or `sm2` (a SEC1 point of the SM2 curve, 65 bytes
+    /// uncompressed or 33 compressed).
+    #[schema(pattern = "^(ed25519|sm2)$")]
+    pub algorithm: String,
+    /// Standard base64 of the key's bytes.
+    #[schema(max_length = 256)]
+    pub public_key: String,
 }
 
 /// The optional body of a confirmation in `capped`: `{"nonce"?}`. No body, or `{}`, is a
