@@ -267,7 +267,8 @@ pub struct AuctionSpecRequest {
     /// With `cap_mode` `secondary` only: `{"label","unit","start","increment","max"}`.
     #[schema(value_type = Option<Object>)]
     pub secondary: Option<SecondarySpec>,
-    /// Refused as true by this release.
+    /// Whether the auction accepts signed bids only (docs/RULES.md, "Signed bids");
+    /// default false.
     pub require_signed_bids: Option<bool>,
     /// Refused by this release.
     pub exclusive_group: Option<String>,
