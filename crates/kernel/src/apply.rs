@@ -378,6 +378,38 @@ fn dispatch_auction_admin(
     }
 }
 
+/// The request of a bid command, signed or not.
+fn bid_request(command: &Command) -> Option<BidRequest<'_>> {
+    match command {
+        Command::PlaceBid {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+        } => Some(BidRequest {
+            auction_id,
+            token_hash,
+            amount: *amount,
+            request_id,
+            signature: None,
+        }),
+        Command::PlaceSignedBid {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+            signature,
+        } => Some(BidRequest {
+            auction_id,
+            token_hash,
+            amount: *amount,
+            request_id,
+            signature: Some(signature),
+        }),
+        _ => None,
+    }
+}
+
 /// The bidders' commands (bids, confirmations) and the timer's `Advance`.
 fn dispatch_bidding(
     state: &mut State,
@@ -392,43 +424,10 @@ fn dispatch_bidding(
         nonce,
     };
     match command {
-        Command::PlaceBid {
-            auction_id,
-            token_hash,
-            amount,
-            request_id,
-        } => bidding::place_bid(
-            state,
-            now_ms,
-            seed,
-            BidRequest {
-                auction_id,
-                token_hash,
-                amount: *amount,
-                request_id,
-                signature: None,
-            },
-            events,
-        ),
-        Command::PlaceSignedBid {
-            auction_id,
-            token_hash,
-            amount,
-            request_id,
-            signature,
-        } => bidding::place_bid(
-            state,
-            now_ms,
-            seed,
-            BidRequest {
-                auction_id,
-                token_hash,
-                amount: *amount,
-                request_id,
-                signature: Some(signature),
-            },
-            events,
-        ),
+        Command::PlaceBid { .. } | Command::PlaceSignedBid { .. } => {
+            let request = bid_request(command).unwrap_or_else(|| misrouted(command));
+            bidding::place_bid(state, now_ms, seed, request, events)
+        }
         Command::Confirm {
             auction_id,
             token_hash,
