@@ -377,7 +377,7 @@ fn without_a_window_a_sale_is_settled_at_close() {
 fn rules_this_release_does_not_run_are_refused_at_creation() {
     let mut harness = Harness::default();
     let rules = Box::new(SaleRules {
-        require_signed_bids: true,
+        exclusive_group: Some("east-bank".to_string()),
         ..SaleRules::default()
     });
     let refused = harness
