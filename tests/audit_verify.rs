@@ -156,14 +156,14 @@ fn alter_snapshot(data_dir: &Path, change: impl FnOnce(&mut gavel_kernel::State)
     length.copy_from_slice(&body[..8]);
     let data_start = 8 + u64::from_le_bytes(length) as usize;
     let stored = &body[data_start..];
-    // Snapshots hold the state in its current shape under format byte 2.
-    assert_eq!(stored[0], 2, "snapshot format byte");
+    // Snapshots hold the state in its current shape under format byte 3.
+    assert_eq!(stored[0], 3, "snapshot format byte");
     let mut payload: SnapshotPayload = options()
         .deserialize(&stored[1..])
         .expect("decode snapshot");
     change(&mut payload.kernel);
     let mut rest = body[..data_start].to_vec();
-    rest.push(2u8);
+    rest.push(3u8);
     options()
         .serialize_into(&mut rest, &payload)
         .expect("encode snapshot");

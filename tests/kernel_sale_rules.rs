@@ -371,24 +371,35 @@ fn without_a_window_a_sale_is_settled_at_close() {
     let _ = token_hash(1);
 }
 
-// Every addition "is an auction parameter, off by default": rules a release does not run
-// yet are refused at creation, and nothing is created.
+// Every addition "is an auction parameter, off by default": parameters that do not fit
+// together (a sealed window without the sealed mode, a cap mode past the cap without a
+// cap) are refused at creation, naming the field, and nothing is created.
 #[test]
-fn rules_this_release_does_not_run_are_refused_at_creation() {
+fn rules_that_do_not_fit_together_are_refused_at_creation() {
     let mut harness = Harness::default();
-    let rules = Box::new(SaleRules {
-        require_signed_bids: true,
-        ..SaleRules::default()
-    });
-    let refused = harness
-        .run(
-            0,
-            Command::CreateAuctionWithRules {
-                spec: spec(AUCTION),
-                rules,
-            },
-        )
-        .expect_err("refused");
-    assert_eq!(refused.code(), "invalid_request");
+    let cases = [
+        SaleRules {
+            sealed_window_ms: Some(60_000),
+            ..SaleRules::default()
+        },
+        SaleRules {
+            cap_mode: gavel_kernel::sale::CapMode::SealedBid,
+            sealed_window_ms: Some(60_000),
+            sealed_ceiling: Some(5_000),
+            ..SaleRules::default()
+        },
+        SaleRules {
+            exclusive_group: Some("east bank".to_string()),
+            ..SaleRules::default()
+        },
+    ];
+    for rules in cases {
+        let command = Command::CreateAuctionWithRules {
+            spec: spec(AUCTION),
+            rules: Box::new(rules.clone()),
+        };
+        let refused = harness.run(0, command).expect_err("refused");
+        assert_eq!(refused.code(), "invalid_request", "{rules:?}");
+    }
     assert!(harness.state.auctions.is_empty());
 }

@@ -2,7 +2,8 @@
 //! chain (`kernel::chain::verify_chain`), re-draws every capped lottery from its
 //! published seed and entrants and checks the seed against the commitment published at
 //! cap entry (`kernel::lottery::redraw`), and checks the named invariants
-//! (`kernel::invariants`), either online, from a running node's control listener (each
+//! (`kernel::invariants`), and the signature kept with every signed bid against its
+//! bidder's registered keys (docs/RULES.md, "Signed bids"), either online, from a running node's control listener (each
 //! auction's result carries its bid records with their hashes and its lottery), or
 //! offline, from a stopped node's data directory restored the way the node restores it
 //! (`replication::restore_offline`). It prints one line per auction and fails naming each
@@ -16,8 +17,10 @@ use serde_json::Value;
 use super::control_api::{path_segment, ApiRequest, ControlArgs};
 use super::Failure;
 use gavel::model::views::{hex_32, LotteryView};
+use gavel::model::views::{BidderKeyList, ResultBidSignature};
 use gavel_kernel::chain::verify_chain;
 use gavel_kernel::lottery::redraw;
+use gavel_kernel::signatures::{self, Algorithm, BidderKey};
 use gavel_kernel::{invariants, BidRecord};
 
 #[derive(Debug, clap::Subcommand)]
@@ -197,8 +200,10 @@ fn verify_offline(data_dir: &Path) -> Result<Vec<Checked>, Failure> {
         .map(|auction| {
             let id = auction.spec.id.clone();
             // The invariants include the lottery's re-draw (`invariants::lottery_redraws`).
+            let keys = &applied.kernel.bidder_keys;
             let finding = check_bids(&id, &auction.bids).err().or_else(|| {
                 invariants::check_auction(auction)
+                    .and_then(|()| invariants::bid_signatures_verify(auction, keys))
                     .err()
                     .map(|violation| Finding {
                         auction_id: id.clone(),
@@ -229,6 +234,7 @@ fn verify_online(control: &ControlArgs) -> Result<Vec<Checked>, Failure> {
         .filter_map(|auction| auction.get("id").and_then(Value::as_str).map(String::from))
         .collect();
     let mut checked = Vec::with_capacity(ids.len());
+    let mut keys = KeysByBidder::default();
     for id in ids {
         let path = format!("/control/v1/auctions/{}/result", path_segment(&id));
         let result = control.send(&ApiRequest::get_control(path))?;
@@ -243,7 +249,10 @@ fn verify_online(control: &ControlArgs) -> Result<Vec<Checked>, Failure> {
         let lottery = result.as_ref().and_then(|result| result.get("lottery"));
         let lottery = lottery.filter(|lottery| !lottery.is_null());
         let finding = check_bids(&id, &bids).err().or_else(|| {
-            let problem = check_published_lottery(&id, result.as_ref()?).err()?;
+            let result = result.as_ref()?;
+            let problem = check_published_lottery(&id, result)
+                .and_then(|()| check_published_signatures(&id, result, &bids, &mut keys, control))
+                .err()?;
             Some(Finding {
                 auction_id: id.clone(),
                 problem,
@@ -257,6 +266,81 @@ fn verify_online(control: &ControlArgs) -> Result<Vec<Checked>, Failure> {
         });
     }
     Ok(checked)
+}
+
+/// Bidders' public keys as the control listener lists them, fetched once per bidder.
+#[derive(Default)]
+struct KeysByBidder(std::collections::BTreeMap<String, Vec<BidderKey>>);
+
+impl KeysByBidder {
+    fn of(&mut self, bidder_id: &str, control: &ControlArgs) -> Result<&[BidderKey], String> {
+        if !self.0.contains_key(bidder_id) {
+            let path = format!("/control/v1/bidders/{}/keys", path_segment(bidder_id));
+            let listed = control
+                .send(&ApiRequest::get_control(path))
+                .map_err(|failure| failure.message)?
+                .ok_or("the bidder's keys were not answered")?;
+            let listed: BidderKeyList = serde_json::from_value(listed).map_err(|error| {
+                format!("the keys of bidder {bidder_id} cannot be read: {error}")
+            })?;
+            let keys = listed
+                .keys
+                .iter()
+                .map(|key| {
+                    let parsed = Algorithm::named(&key.algorithm)
+                        .and_then(|algorithm| signatures::parse_key(algorithm, &key.public_key))
+                        .map_err(|rejection| format!("key {}: {rejection}", key.key_id))?;
+                    match parsed.key_id == key.key_id {
+                        true => Ok(parsed),
+                        false => Err(format!("key {} is listed under another id", parsed.key_id)),
+                    }
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            self.0.insert(bidder_id.to_string(), keys);
+        }
+        Ok(self.0.get(bidder_id).map_or(&[][..], Vec::as_slice))
+    }
+}
+
+/// Checks the signatures a result publishes with its bids: every bid of an auction that
+/// required signed bids has one, and each verifies, over the bid's text, under the key it
+/// names among its bidder's registered keys.
+fn check_published_signatures(
+    auction_id: &str,
+    result: &Value,
+    bids: &[BidRecord],
+    keys: &mut KeysByBidder,
+    control: &ControlArgs,
+) -> Result<(), String> {
+    let kept: Vec<ResultBidSignature> = match result.get("bid_signatures") {
+        Some(kept) => serde_json::from_value(kept.clone())
+            .map_err(|error| format!("the bid signatures cannot be read: {error}"))?,
+        None => Vec::new(),
+    };
+    let required = result.get("require_signed_bids") == Some(&Value::Bool(true));
+    if let Some(bid) = bids
+        .iter()
+        .find(|bid| required && !kept.iter().any(|kept| kept.seq == bid.seq))
+    {
+        return Err(format!("bid record {} has no signature kept", bid.seq));
+    }
+    for signature in &kept {
+        let problem = |detail: &str| format!("bid record {}: {detail}", signature.seq);
+        let bid = bids
+            .iter()
+            .find(|bid| bid.seq == signature.seq)
+            .ok_or_else(|| problem("no such bid record"))?;
+        let held = keys.of(&bid.bidder_id, control)?;
+        let key = held
+            .iter()
+            .find(|key| key.key_id == signature.key_id)
+            .ok_or_else(|| problem("its key is not one of its bidder's keys"))?;
+        let text = signatures::bid_text(auction_id, bid.amount, &signature.request_id);
+        if !signatures::verifies(key, &text, &signature.signature) {
+            return Err(problem("its signature does not verify under its key"));
+        }
+    }
+    Ok(())
 }
 
 /// Re-draws the lottery a result publishes, if it has one, against the commitment it

@@ -69,6 +69,17 @@ pub enum BidderCommand {
         #[arg(long)]
         secret: String,
     },
+    /// Register a public key of a bidder for signed bids; prints the key with its id.
+    Key {
+        #[arg(long, value_name = "ID")]
+        bidder: String,
+        /// `ed25519` or `sm2`.
+        #[arg(long, value_parser = ["ed25519", "sm2"])]
+        algorithm: String,
+        /// Standard base64 of the public key.
+        #[arg(long, value_name = "B64")]
+        public_key: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -193,6 +204,14 @@ fn request_for(command: &CtlCommand) -> Result<ApiRequest, Failure> {
         CtlCommand::Bidder(BidderCommand::Add { id, name, secret }) => ApiRequest::post_control(
             "/control/v1/bidders",
             json!({"bidder_id": id, "name": name, "secret": secret}),
+        ),
+        CtlCommand::Bidder(BidderCommand::Key {
+            bidder,
+            algorithm,
+            public_key,
+        }) => ApiRequest::post_control(
+            format!("/control/v1/bidders/{}/keys", path_segment(bidder)),
+            json!({"algorithm": algorithm, "public_key": public_key}),
         ),
         CtlCommand::Auction(command) => auction_request(command)?,
         CtlCommand::Cluster => ApiRequest::get_control("/control/v1/cluster"),

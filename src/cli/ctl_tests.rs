@@ -33,6 +33,22 @@ fn each_command_sends_the_request_of_the_api() {
             ),
         ),
         (
+            vec![
+                "bidder",
+                "key",
+                "--bidder",
+                "b1",
+                "--algorithm",
+                "ed25519",
+                "--public-key",
+                "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+            ],
+            post(
+                "/control/v1/bidders/b1/keys",
+                json!({"algorithm": "ed25519", "public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}),
+            ),
+        ),
+        (
             vec!["auction", "qualify", "--auction", "a1", "--bidder", "b1"],
             post(
                 "/control/v1/auctions/a1/qualifications",

@@ -19,6 +19,7 @@ use super::phases::{self, advance, not_open};
 use super::proxy::{self, ProxyRequest};
 use super::rejection::Rejection;
 use super::sale::SaleRules;
+use super::signed_bids;
 use super::signin;
 use super::state::{Auction, OperatorRecord, Phase, State, MAX_OPERATOR_RECORDS};
 use super::types::{validate_id, validate_text, AuctionSpec, BidderNumber, Money};
@@ -204,7 +205,26 @@ fn check_latest(auction: &Auction) -> Result<(), invariants::Violation> {
     invariants::single_winner_holds_highest_bid(auction)?;
     invariants::lottery_redraws(auction)?;
     invariants::winner_and_leader_counted(auction)?;
+    signed_bid_kept(auction)?;
     invariants::deadline_matches_phase(auction)
+}
+
+/// The newest bid of an auction that requires signed bids has its signature kept
+/// (`invariants::signed_bids_kept` checks every bid).
+fn signed_bid_kept(auction: &Auction) -> Result<(), invariants::Violation> {
+    let newest = auction.bids.last().map(|bid| bid.seq);
+    match newest {
+        Some(seq)
+            if auction.sale.rules.require_signed_bids
+                && !auction.sale.bid_signatures.contains_key(&seq) =>
+        {
+            Err(invariants::Violation::SignatureMismatch(
+                auction.spec.id.clone(),
+                format!("bid record {seq} has no signature kept"),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Sends a command to the rules of its group (bidders, sessions, auction administration,
@@ -217,9 +237,9 @@ fn dispatch(
 ) -> Result<Outcome, Rejection> {
     let command = &envelope.command;
     match command {
-        Command::RegisterBidder { .. } | Command::UpgradeSecretHash { .. } => {
-            dispatch_bidders(state, now_ms, command)
-        }
+        Command::RegisterBidder { .. }
+        | Command::UpgradeSecretHash { .. }
+        | Command::RegisterBidderKey { .. } => dispatch_bidders(state, now_ms, command),
         Command::OpenSession { .. }
         | Command::OpenSessionUncapped { .. }
         | Command::CloseSession { .. } => dispatch_sessions(state, now_ms, command),
@@ -234,7 +254,10 @@ fn dispatch(
         | Command::ChangeIncrement { .. } => {
             dispatch_auction_admin(state, now_ms, envelope, events)
         }
-        Command::PlaceBid { .. } | Command::SetProxy { .. } | Command::WithdrawProxy { .. } => {
+        Command::PlaceBid { .. }
+        | Command::PlaceSignedBid { .. }
+        | Command::SetProxy { .. }
+        | Command::WithdrawProxy { .. } => {
             dispatch_proxy_bidding(state, now_ms, envelope.seed, command, events)
         }
         Command::Confirm { .. }
@@ -280,6 +303,11 @@ fn dispatch_bidders(
             old_secret_hash,
             new_secret_hash,
         } => bidders::upgrade_secret_hash(state, bidder_id, old_secret_hash, new_secret_hash),
+        Command::RegisterBidderKey {
+            bidder_id,
+            algorithm,
+            public_key,
+        } => signed_bids::register_key(state, now_ms, bidder_id, algorithm, public_key),
         other => misrouted(other),
     }
 }
@@ -435,6 +463,38 @@ fn dispatch_bidding(
     }
 }
 
+/// The request of a bid command, signed or not.
+fn bid_request(command: &Command) -> Option<BidRequest<'_>> {
+    match command {
+        Command::PlaceBid {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+        } => Some(BidRequest {
+            auction_id,
+            token_hash,
+            amount: *amount,
+            request_id,
+            signature: None,
+        }),
+        Command::PlaceSignedBid {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+            signature,
+        } => Some(BidRequest {
+            auction_id,
+            token_hash,
+            amount: *amount,
+            request_id,
+            signature: Some(signature),
+        }),
+        _ => None,
+    }
+}
+
 /// The commands that place bids: a bid, after which the proxies answer (docs/RULES.md,
 /// "Proxy bidding"), and setting or withdrawing a proxy maximum.
 fn dispatch_proxy_bidding(
@@ -445,25 +505,16 @@ fn dispatch_proxy_bidding(
     events: &mut Vec<Event>,
 ) -> Result<Outcome, Rejection> {
     match command {
-        Command::PlaceBid {
-            auction_id,
-            token_hash,
-            amount,
-            request_id,
-        } => {
-            let request = BidRequest {
-                auction_id,
-                token_hash,
-                amount: *amount,
-                request_id,
-            };
+        Command::PlaceBid { .. } | Command::PlaceSignedBid { .. } => {
+            let request = bid_request(command).unwrap_or_else(|| misrouted(command));
+            let auction_id = request.auction_id;
             let outcome = bidding::place_bid(state, now_ms, seed, request, events)?;
             if let (
                 Outcome::BidAccepted {
                     replayed: false, ..
                 },
                 Some(auction),
-            ) = (&outcome, state.auctions.get_mut(auction_id.as_str()))
+            ) = (&outcome, state.auctions.get_mut(auction_id))
             {
                 proxy::resolve(auction, now_ms, seed, events);
             }

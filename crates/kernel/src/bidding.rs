@@ -12,6 +12,7 @@ use super::requests::RequestKey;
 use super::sale::{CapMode, TimedBiddingEntry};
 use super::sealed::{self, QuoteRequest};
 use super::secondary::{self, SecondaryRequest};
+use super::signed_bids::{self, SignedBid};
 use super::state::{Auction, BidRecord, Phase, RequestRecord, State};
 use super::types::{validate_id, BidderNumber, IncrementRule, Money};
 
@@ -83,6 +84,8 @@ pub struct BidRequest<'a> {
     pub token_hash: &'a str,
     pub amount: Money,
     pub request_id: &'a str,
+    /// The bidder's signature of the bid (`signed_bids`), standard base64; `None`: unsigned.
+    pub signature: Option<&'a str>,
 }
 
 /// Places a bid at `now_ms`, or answers the original receipt for a repeated request_id.
@@ -115,6 +118,14 @@ pub fn place_bid(
     let bidder_number = auction
         .bidder_number_of(&bidder_id)
         .ok_or(Rejection::NotQualified)?;
+    let signed = SignedBid {
+        auction_id: request.auction_id,
+        amount: request.amount,
+        request_id: request.request_id,
+        signature: request.signature,
+    };
+    let required = auction.sale.rules.require_signed_bids;
+    let kept = signed_bids::check(&state.bidder_keys, &bidder_id, required, &signed)?;
     check_not_excluded(auction, &bidder_id)?;
     if !matches!(auction.phase, Phase::Listing | Phase::TimedBidding) {
         return Err(not_open(auction));
@@ -130,6 +141,9 @@ pub fn place_bid(
         request.amount,
         events,
     );
+    if let Some(kept) = kept {
+        auction.sale.bid_signatures.insert(receipt.seq, kept);
+    }
     state.requests.entry(bidder_id).or_default().insert(
         request_key,
         request.request_id.to_string(),

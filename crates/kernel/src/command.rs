@@ -222,6 +222,24 @@ pub enum Command {
         secondary_amount: u64,
         request_id: String,
     },
+    /// Registers a public key of a bidder for signed bids (`kernel::signed_bids`):
+    /// `algorithm` is `ed25519` or `sm2`, `public_key` standard base64. The same key again
+    /// changes nothing.
+    RegisterBidderKey {
+        bidder_id: String,
+        algorithm: String,
+        public_key: String,
+    },
+    /// `PlaceBid` with the bidder's signature (standard base64) over the bid's canonical
+    /// text (`kernel::signatures::bid_text`): checked against the bidder's keys and kept
+    /// with the bid.
+    PlaceSignedBid {
+        auction_id: String,
+        token_hash: String,
+        amount: Money,
+        request_id: String,
+        signature: String,
+    },
 }
 
 /// Most auctions one `Command::Archive` moves out, so one log entry stays small.
@@ -236,6 +254,7 @@ impl Command {
         match self {
             Command::Qualify { auction_id, .. }
             | Command::PlaceBid { auction_id, .. }
+            | Command::PlaceSignedBid { auction_id, .. }
             | Command::Confirm { auction_id, .. }
             | Command::ConfirmWithNonce { auction_id, .. }
             | Command::Suspend { auction_id, .. }
@@ -313,6 +332,15 @@ impl Command {
                 OperatorAction::DefaultWinner,
                 auction_id.clone(),
                 reason.clone(),
+            ),
+            Command::RegisterBidderKey {
+                bidder_id,
+                algorithm,
+                public_key,
+            } => (
+                OperatorAction::RegisterBidderKey,
+                bidder_id.clone(),
+                format!("{algorithm} {public_key}"),
             ),
             Command::RecordOperatorAction {
                 action,
@@ -433,6 +461,15 @@ pub enum Outcome {
     SecondaryBidAccepted {
         receipt: SecondaryReceipt,
         replayed: bool,
+    },
+    /// A bidder's public key for signed bids; `created` is false when the bidder held
+    /// it already.
+    BidderKeyRegistered {
+        bidder_id: String,
+        algorithm: String,
+        public_key: String,
+        key_id: String,
+        created: bool,
     },
 }
 

@@ -7,6 +7,7 @@ use super::chain::verify_chain;
 use super::sale::CapMode;
 use super::sealed;
 use super::secondary;
+use super::signatures::{self, BidderKeys};
 use super::state::State;
 
 /// A broken invariant, named.
@@ -34,6 +35,8 @@ pub enum Violation {
     VoidBidCounted(String),
     #[error("auction {0}: {1}")]
     CapModeMismatch(String, String),
+    #[error("auction {0}: {1}")]
+    SignatureMismatch(String, String),
 }
 
 /// Every accepted bid that counts is higher than the one that counts before it (void
@@ -290,7 +293,65 @@ pub fn check_auction(auction: &Auction) -> Result<(), Violation> {
     deadline_matches_phase(auction)?;
     proxy_bids_within_maximum(auction)?;
     void_bids_never_count(auction)?;
+    signed_bids_kept(auction)?;
     hash_chain_intact(auction)
+}
+
+/// In an auction that requires signed bids, every bid has its signature kept; and no
+/// signature is kept for a bid the auction does not have (docs/RULES.md, "Signed bids").
+pub fn signed_bids_kept(auction: &Auction) -> Result<(), Violation> {
+    let mismatch = |detail: String| {
+        Err(Violation::SignatureMismatch(
+            auction.spec.id.clone(),
+            detail,
+        ))
+    };
+    let kept = &auction.sale.bid_signatures;
+    if let Some((&seq, _)) = kept.last_key_value() {
+        if seq == 0 || seq > auction.bids.len() as u64 {
+            return mismatch(format!(
+                "a signature kept for bid record {seq}, which it does not have"
+            ));
+        }
+    }
+    if auction.sale.rules.require_signed_bids {
+        if let Some(bid) = auction.bids.iter().find(|bid| !kept.contains_key(&bid.seq)) {
+            return mismatch(format!("bid record {} has no signature kept", bid.seq));
+        }
+    }
+    Ok(())
+}
+
+/// Every signature kept with a bid of `auction` verifies, over the bid's text, under the
+/// key it names among `keys` (the state's `bidder_keys`). What the audit checks; the
+/// kernel verified each one before placing its bid.
+pub fn bid_signatures_verify(auction: &Auction, keys: &BidderKeys) -> Result<(), Violation> {
+    for (seq, kept) in &auction.sale.bid_signatures {
+        let mismatch = |detail: &str| {
+            Err(Violation::SignatureMismatch(
+                auction.spec.id.clone(),
+                format!("bid record {seq}: {detail}"),
+            ))
+        };
+        let Some(bid) = usize::try_from(*seq)
+            .ok()
+            .and_then(|seq| seq.checked_sub(1))
+            .and_then(|index| auction.bids.get(index))
+        else {
+            return mismatch("no such bid record");
+        };
+        let key = keys
+            .get(&bid.bidder_id)
+            .and_then(|held| held.iter().find(|key| key.key_id == kept.key_id));
+        let Some(key) = key else {
+            return mismatch("its key is not one of its bidder's keys");
+        };
+        let text = signatures::bid_text(&auction.spec.id, bid.amount, &kept.request_id);
+        if !signatures::verifies(key, &text, &kept.signature) {
+            return mismatch("its signature does not verify under its key");
+        }
+    }
+    Ok(())
 }
 
 /// Every auction of a whole state, each checked in full (`check_auction`): what a

@@ -21,16 +21,18 @@
 //!   changes, along the legal transitions; `chain`: the per-auction hash chain of accepted
 //!   bids; `lottery`: the capped lottery's commit–reveal.
 //! - `state`: the replicated state (bidders, sessions, auctions, idempotency records);
+//!   `signatures`: bidders' public keys and the verification of signed bids;
 //!   `sale`: the version 1.1 rules an auction runs under and what it keeps for them;
 //!   `sessions` and `requests` hold the sessions and the idempotency records; `archived`
 //!   what the state remembers of archived auctions.
 //! - the rules: `bidders` (registration, stored secrets), `signin` (sessions), `deposits`
 //!   (deposits and the qualification gate), `acceptance` (the winner's confirmation), `closing`,
 //!   `sealed` and `secondary` (the cap modes past the cap: sealed quotes, secondary
-//!   bidding), `phases` and `cap` (phase changes), `bidding`, `proxy` (proxy bidding, on
-//!   top of `bidding`), `exclusive` (mutually exclusive parcels, across the auctions of a
-//!   group), `housekeeping` (purge, archive), `takeover` (the takeover rule, applied before
-//!   the first command of each leader term).
+//!   bidding), `phases` and `cap` (phase changes), `signed_bids` (bidders' keys, the
+//!   signature a bid must carry), `bidding`, `proxy` (proxy bidding, on top of
+//!   `bidding`), `exclusive` (mutually exclusive parcels, across the auctions of a group),
+//!   `housekeeping` (purge, archive), `takeover` (the takeover rule, applied before the
+//!   first command of each leader term).
 //! - `invariants`: the named invariants, asserted after every command and reused by tests.
 //! - `apply`: dispatch of commands by group, and the effects; `ledger`: the exchange
 //!   ledger and `Replica`; `sale_result`: an auction's result as the outbox spools it.
@@ -63,6 +65,8 @@ pub mod sale_result;
 pub mod sealed;
 pub mod secondary;
 pub mod sessions;
+pub mod signatures;
+pub mod signed_bids;
 mod signin;
 pub mod state;
 pub mod takeover;

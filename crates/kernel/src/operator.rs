@@ -30,13 +30,15 @@ pub enum OperatorAction {
     RecordDeposit,
     /// The winner of a lapsed sale declared in default.
     DefaultWinner,
+    /// A bidder's public key for signed bids registered.
+    RegisterBidderKey,
     /// A name none of the above has: what a refused `RecordOperatorAction` asked for.
     Other(String),
 }
 
 impl OperatorAction {
     /// Every action with a name of its own.
-    pub const NAMED: [OperatorAction; 13] = [
+    pub const NAMED: [OperatorAction; 14] = [
         OperatorAction::RegisterBidder,
         OperatorAction::CreateAuction,
         OperatorAction::Qualify,
@@ -50,6 +52,7 @@ impl OperatorAction {
         OperatorAction::Migrate,
         OperatorAction::RecordDeposit,
         OperatorAction::DefaultWinner,
+        OperatorAction::RegisterBidderKey,
     ];
 
     /// The action's name in the audit trail (docs/API.md).
@@ -68,6 +71,7 @@ impl OperatorAction {
             OperatorAction::Migrate => "migrate",
             OperatorAction::RecordDeposit => "record_deposit",
             OperatorAction::DefaultWinner => "default",
+            OperatorAction::RegisterBidderKey => "register_bidder_key",
             OperatorAction::Other(name) => name,
         }
     }

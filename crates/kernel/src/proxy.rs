@@ -61,6 +61,11 @@ pub fn set(
         return answer;
     }
     check_not_excluded(auction, &bidder_id)?;
+    // A proxy bids without its bidder: in an auction that accepts signed bids only, every
+    // bid must be the bidder's own signed statement, so no proxy may bid there.
+    if auction.sale.rules.require_signed_bids {
+        return Err(Rejection::SignatureRequired);
+    }
     if !matches!(auction.phase, Phase::Listing | Phase::TimedBidding) {
         return Err(not_open(auction));
     }

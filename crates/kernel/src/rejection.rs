@@ -57,6 +57,15 @@ pub enum Rejection {
     OutOfRange { minimum: Money, maximum: Money },
     #[error("only a bidder holding a valid bid may take part once the cap is reached")]
     NoValidBid,
+    /// A public key that is not one of its algorithm (docs/RULES.md, "Signed bids").
+    #[error("the public key is not valid: {0}")]
+    InvalidKey(String),
+    #[error("the bidder already holds {max} public keys")]
+    TooManyKeys { max: usize },
+    #[error("this auction accepts only signed bids: the bid must carry a signature")]
+    SignatureRequired,
+    #[error("the signature does not verify under any of the bidder's public keys")]
+    BadSignature,
 }
 
 impl Rejection {
@@ -87,14 +96,20 @@ impl Rejection {
             Rejection::QuoteExists => "quote_exists",
             Rejection::OutOfRange { .. } => "out_of_range",
             Rejection::NoValidBid => "not_eligible",
+            Rejection::InvalidKey(_) => "invalid_key",
+            Rejection::TooManyKeys { .. } => "too_many_keys",
+            Rejection::SignatureRequired => "signature_required",
+            Rejection::BadSignature => "bad_signature",
         }
     }
 
     /// The HTTP status the contract gives this code.
     pub fn http_status(&self) -> u16 {
         match self {
-            Rejection::InvalidRequest(_) => 422,
-            Rejection::Unauthenticated => 401,
+            Rejection::InvalidRequest(_)
+            | Rejection::InvalidKey(_)
+            | Rejection::SignatureRequired => 422,
+            Rejection::Unauthenticated | Rejection::BadSignature => 401,
             Rejection::NotQualified
             | Rejection::NotEligible
             | Rejection::NotAListingBidder

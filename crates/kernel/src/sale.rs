@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::money::{BidderNumber, Money};
 use super::rejection::Rejection;
+use super::signatures::KeptSignature;
 use super::types::{validate_id, validate_text, AuctionSpec, MAX_DURATION_MS};
 
 /// Who may bid once the listing has closed (docs/RULES.md, "Who may bid in timed
@@ -83,10 +84,6 @@ pub struct SaleRules {
     pub winner_confirm_ms: Option<u64>,
 }
 
-/// The parameters this release does not run yet; they are refused with a clear error
-/// until their rules are in the kernel.
-const NOT_YET: &str = "is not supported by this release of Gavel yet";
-
 impl SaleRules {
     /// Whether every parameter is at its default (an auction of the base rules).
     pub fn is_default(&self) -> bool {
@@ -124,9 +121,6 @@ impl SaleRules {
     pub fn validate(&self) -> Result<(), Rejection> {
         let invalid = |detail: String| Err(Rejection::InvalidRequest(detail));
         self.validate_cap_mode()?;
-        if self.require_signed_bids {
-            return invalid(format!("require_signed_bids {NOT_YET}"));
-        }
         if let Some(group) = &self.exclusive_group {
             validate_id("exclusive_group", group)?;
         }
@@ -257,6 +251,11 @@ pub struct SaleState {
     /// `timed_bidding_entry` is `listing_bidders`).
     pub listing_bidders: BTreeSet<String>,
     pub confirmation: Option<WinnerConfirmation>,
+    /// The signature each signed bid was accepted with, by the bid's seq (docs/RULES.md,
+    /// "Signed bids"). Left out of the text when empty, so auctions without signed bids
+    /// keep the text they had.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub bid_signatures: BTreeMap<u64, KeptSignature>,
     /// Hidden proxy maximums by bidder id (docs/RULES.md, "Proxy bidding"). Never shown
     /// but to their owner.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -398,16 +397,12 @@ mod tests {
     }
 
     #[test]
-    fn a_parameter_this_release_does_not_run_is_refused_by_name() {
+    fn parameters_out_of_range_are_refused_by_name() {
         let signed = SaleRules {
             require_signed_bids: true,
             ..SaleRules::default()
         };
-        assert!(signed
-            .validate()
-            .expect_err("refused")
-            .to_string()
-            .contains("require_signed_bids"));
+        assert_eq!(signed.validate(), Ok(()));
         let group = SaleRules {
             exclusive_group: Some("bad group".to_string()),
             ..SaleRules::default()

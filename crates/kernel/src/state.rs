@@ -16,6 +16,7 @@ pub use super::requests::RequestRecord;
 use super::requests::RequestRecords;
 pub use super::sessions::Session;
 use super::sessions::Sessions;
+pub use super::signatures::BidderKeys;
 
 /// The whole kernel state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +45,10 @@ pub struct State {
     /// What the state remembers of the auctions it archived: their ids, a chain over
     /// their records, the newest prune cutoff (`archived`).
     pub archived: ArchiveLedger,
+    /// The public keys each bidder registered for signed bids (`signed_bids`), as JSON
+    /// text, so data added to them later needs no new shape of the state.
+    #[serde(with = "super::sale::json_text")]
+    pub bidder_keys: BidderKeys,
 }
 
 /// How many operator audit records the state keeps.

@@ -16,17 +16,21 @@ use crate::actors::supervisor::{ClusterView, GetClusterView, Switchover};
 use crate::actors::wall_clock_ms;
 use crate::model::error::ApiError;
 use crate::model::requests::{
-    auction_path_id, create_auction_command, AuctionSpecRequest, BidderRequest, DepositRequest,
-    IncrementRequest, JsonObject, QualificationRequest, ReasonRequest, SwitchoverRequest,
+    auction_path_id, create_auction_command, AuctionSpecRequest, BidderKeyRequest, BidderRequest,
+    DepositRequest, IncrementRequest, JsonObject, QualificationRequest, ReasonRequest,
+    SwitchoverRequest,
 };
 use crate::model::views::{
-    BidderCreated, ControlAuctionView, DepositView, QualificationView, ResultView,
+    BidderCreated, BidderKeyList, BidderKeyView, ControlAuctionView, DepositView,
+    QualificationView, ResultView,
 };
 use gavel_kernel::{Command, Outcome, Rejection};
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(register_bidder)
+        .service(register_bidder_key)
+        .service(bidder_keys)
         .service(create_auction)
         .service(list_auctions)
         .service(qualify)
@@ -84,6 +88,92 @@ async fn register_bidder(
         bidder_id: request.bidder_id,
         name: request.name,
     }))
+}
+
+/// A bidder id from a path: an unknown one when it is not an id.
+fn bidder_path_id(id: String) -> Result<String, ApiError> {
+    match gavel_kernel::types::validate_id("id", &id) {
+        Ok(()) => Ok(id),
+        Err(_) => Err(ApiError::Rejected(Rejection::BidderNotFound)),
+    }
+}
+
+/// Registers a public key of a bidder for signed bids (docs/RULES.md, "Signed bids");
+/// the same key again answers 200.
+#[utoipa::path(tag = "control", params(("id" = String, Path, description = "bidder id")), request_body = BidderKeyRequest, responses(
+    (status = 201, body = BidderKeyView), (status = 200, description = "the bidder held this key already", body = BidderKeyView),
+    (status = 404, description = "bidder_not_found", body = Problem),
+    (status = 409, description = "too_many_keys: the bidder holds the most keys they may (8)", body = Problem),
+    (status = 422, description = "invalid_key: not base64, a wrong length, not a point of the curve, or an unknown algorithm; invalid_request", body = Problem)),
+    security(("admin" = [])))]
+#[post("/control/v1/bidders/{id}/keys")]
+async fn register_bidder_key(
+    app: web::Data<AppState>,
+    operator: Operator,
+    path: web::Path<String>,
+    body: web::Json<JsonObject<BidderKeyRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let bidder_id = bidder_path_id(path.into_inner())?;
+    let request = body.into_inner().into_inner();
+    let command = Command::RegisterBidderKey {
+        bidder_id,
+        algorithm: request.algorithm,
+        public_key: request.public_key,
+    };
+    match app.propose(command, operator.0).await? {
+        Outcome::BidderKeyRegistered {
+            bidder_id,
+            algorithm,
+            public_key,
+            key_id,
+            created,
+        } => {
+            let view = BidderKeyView {
+                bidder_id,
+                algorithm,
+                public_key,
+                key_id,
+            };
+            Ok(if created {
+                HttpResponse::Created().json(view)
+            } else {
+                HttpResponse::Ok().json(view)
+            })
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// A bidder's public keys for signed bids, in the order registered.
+#[utoipa::path(tag = "control", params(("id" = String, Path, description = "bidder id")), responses(
+    (status = 200, body = BidderKeyList), (status = 404, description = "bidder_not_found", body = Problem)),
+    security(("admin" = [])))]
+#[get("/control/v1/bidders/{id}/keys")]
+async fn bidder_keys(
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<web::Json<BidderKeyList>, ApiError> {
+    let bidder_id = bidder_path_id(path.into_inner())?;
+    let state = app.state.read();
+    if !state.kernel.bidders.contains_key(&bidder_id) {
+        return Err(ApiError::Rejected(Rejection::BidderNotFound));
+    }
+    let keys = state
+        .kernel
+        .bidder_keys
+        .get(&bidder_id)
+        .map(|keys| {
+            keys.iter()
+                .map(|key| BidderKeyView {
+                    bidder_id: bidder_id.clone(),
+                    algorithm: key.algorithm.as_str().to_string(),
+                    public_key: key.public_key.clone(),
+                    key_id: key.key_id.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(web::Json(BidderKeyList { bidder_id, keys }))
 }
 
 /// Creates an auction; the same id and spec again answers 200, a different spec 409.
@@ -437,7 +527,7 @@ async fn exchange(
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Gavel control API", description = "Operations: bidders, auctions, qualifications, phase actions, cluster, janitor, the operator audit trail."),
-    paths(register_bidder, create_auction, list_auctions, qualify, record_deposit, default_winner,
+    paths(register_bidder, register_bidder_key, bidder_keys, create_auction, list_auctions, qualify, record_deposit, default_winner,
         suspend, resume, terminate, change_increment, result,
         cluster, switchover, cluster_nodes::add_node, cluster_nodes::remove_node, backup::backup, migration::node_status, migration::take_checkpoint, migration::checkpoint, migration::replace, janitor, exchange, dashboard::stats, audit::audit_trail,
         replica::replica_state, replica::replica_auction),

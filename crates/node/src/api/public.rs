@@ -246,10 +246,10 @@ async fn list_bids(
 #[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), request_body = BidRequest,
     responses(
         (status = 201, body = PlacedBid), (status = 200, description = "a retry: the original receipt", body = PlacedBid),
-        (status = 401, description = "unauthenticated", body = Problem), (status = 403, description = "not_qualified, not_eligible", body = Problem),
+        (status = 401, description = "unauthenticated; bad_signature: the signature does not verify under any of the bidder's keys", body = Problem), (status = 403, description = "not_qualified, not_eligible, excluded_by_group", body = Problem),
         (status = 404, description = "auction_not_found", body = Problem),
         (status = 409, description = "auction_not_open, below_minimum, not_on_increment, already_leading, above_cap, out_of_range, request_id_reused", body = Problem),
-        (status = 422, description = "invalid_request (also: both or neither of amount and secondary_amount)", body = Problem),
+        (status = 422, description = "invalid_request (also: both or neither of amount and secondary_amount); signature_required: the auction accepts signed bids only", body = Problem),
         (status = 429, description = "rate_limited, with Retry-After (seconds)", body = Problem),
         (status = 503, description = "no_leader", body = Problem)),
     security(("session" = [])))]

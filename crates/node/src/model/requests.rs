@@ -94,30 +94,73 @@ pub struct BidRequest {
     /// original receipt instead of bidding twice.
     #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub request_id: String,
+    /// The bidder's signature of a price bid, standard base64, under one of their
+    /// registered public keys (docs/RULES.md, "Signed bids"): of the text
+    /// `gavel-bid\n{auction_id}\n{amount}\n{request_id}`. Required by an auction with
+    /// `require_signed_bids`; checked wherever it is sent.
+    #[schema(max_length = 256)]
+    pub signature: Option<String>,
 }
 
+/// Longest `signature` a bid may carry (an SM2 or Ed25519 signature is 88 characters).
+pub const MAX_SIGNATURE_CHARS: usize = 256;
+
 impl BidRequest {
-    /// The command placing this bid in `auction_id` through the session `token_hash`.
+    /// The command placing this bid in `auction_id` through the session `token_hash`:
+    /// a price bid (signed when it carries a signature) or a secondary bid.
     pub fn into_command(self, auction_id: String, token_hash: String) -> Result<Command, ApiError> {
         validate_id("request_id", &self.request_id)?;
-        match (self.amount, self.secondary_amount) {
-            (Some(amount), None) => Ok(Command::PlaceBid {
+        if self
+            .signature
+            .as_ref()
+            .is_some_and(|signature| signature.len() > MAX_SIGNATURE_CHARS)
+        {
+            return Err(ApiError::invalid(format!(
+                "signature must be at most {MAX_SIGNATURE_CHARS} characters"
+            )));
+        }
+        let request_id = self.request_id;
+        match (self.amount, self.secondary_amount, self.signature) {
+            (Some(amount), None, Some(signature)) => Ok(Command::PlaceSignedBid {
                 auction_id,
                 token_hash,
                 amount,
-                request_id: self.request_id,
+                request_id,
+                signature,
             }),
-            (None, Some(secondary_amount)) => Ok(Command::PlaceSecondaryBid {
+            (Some(amount), None, None) => Ok(Command::PlaceBid {
+                auction_id,
+                token_hash,
+                amount,
+                request_id,
+            }),
+            (None, Some(_), Some(_)) => Err(ApiError::invalid(
+                "a secondary bid carries no signature in this release".to_string(),
+            )),
+            (None, Some(secondary_amount), None) => Ok(Command::PlaceSecondaryBid {
                 auction_id,
                 token_hash,
                 secondary_amount,
-                request_id: self.request_id,
+                request_id,
             }),
             _ => Err(ApiError::invalid(
                 "a bid carries exactly one of amount and secondary_amount".to_string(),
             )),
         }
     }
+}
+
+/// `POST /control/v1/bidders/{id}/keys`: a public key for signed bids.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BidderKeyRequest {
+    /// `ed25519` (a 32-byte key) or `sm2` (a SEC1 point of the SM2 curve, 65 bytes
+    /// uncompressed or 33 compressed).
+    #[schema(pattern = "^(ed25519|sm2)$")]
+    pub algorithm: String,
+    /// Standard base64 of the key's bytes.
+    #[schema(max_length = 256)]
+    pub public_key: String,
 }
 
 /// A sealed quote (`cap_mode` `sealed_bid`, in `capped`).
@@ -295,7 +338,8 @@ pub struct AuctionSpecRequest {
     /// start and increment at least 1; max at least start).
     #[schema(value_type = Option<Object>)]
     pub secondary: Option<SecondarySpec>,
-    /// Refused as true by this release.
+    /// Whether the auction accepts signed bids only (docs/RULES.md, "Signed bids");
+    /// default false.
     pub require_signed_bids: Option<bool>,
     /// Refused by this release.
     pub exclusive_group: Option<String>,

@@ -474,6 +474,25 @@ pub struct BidderCreated {
     pub name: String,
 }
 
+/// A bidder's public key for signed bids, as registered.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BidderKeyView {
+    pub bidder_id: String,
+    /// `ed25519` or `sm2`.
+    pub algorithm: String,
+    /// Standard base64 of the key's bytes.
+    pub public_key: String,
+    /// `{algorithm}:` and 16 hex digits; named by the signatures it verified.
+    pub key_id: String,
+}
+
+/// A bidder's public keys, in the order registered.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BidderKeyList {
+    pub bidder_id: String,
+    pub keys: Vec<BidderKeyView>,
+}
+
 /// The answer to the winner's confirmation of a sale.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AcceptanceView {
@@ -564,6 +583,24 @@ pub struct ResultView {
     /// `cap_mode` `secondary`: the highest secondary bid. Absent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secondary_amount: Option<u64>,
+    /// Whether the auction accepted signed bids only (docs/RULES.md, "Signed bids").
+    /// Absent when it did not.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub require_signed_bids: bool,
+    /// The signature kept with each signed bid, by seq. Absent when no bid was signed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bid_signatures: Vec<ResultBidSignature>,
+}
+
+/// The signature a bid was accepted with: it signs `gavel-bid\n{auction_id}\n{amount}\n{request_id}`
+/// under the bidder's key `key_id`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ResultBidSignature {
+    pub seq: u64,
+    pub key_id: String,
+    pub request_id: String,
+    /// Standard base64.
+    pub signature: String,
 }
 
 /// One sealed quote in a result.
@@ -586,7 +623,20 @@ impl ResultView {
     /// The kernel's result of the auction (`gavel_kernel::sale_result`), as the API shows
     /// it: the same fields, so the same JSON as the exchange outbox's results.
     pub fn new(auction: &Auction) -> Self {
-        ResultView::from(SaleResult::of(auction))
+        let mut view = ResultView::from(SaleResult::of(auction));
+        view.require_signed_bids = auction.sale.rules.require_signed_bids;
+        view.bid_signatures = auction
+            .sale
+            .bid_signatures
+            .iter()
+            .map(|(seq, kept)| ResultBidSignature {
+                seq: *seq,
+                key_id: kept.key_id.clone(),
+                request_id: kept.request_id.clone(),
+                signature: kept.signature.clone(),
+            })
+            .collect();
+        view
     }
 }
 
@@ -635,6 +685,8 @@ impl From<SaleResult> for ResultView {
                 })
                 .collect(),
             secondary_amount: result.secondary_amount,
+            require_signed_bids: false,
+            bid_signatures: Vec::new(),
         }
     }
 }

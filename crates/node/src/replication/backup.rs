@@ -37,7 +37,7 @@ use super::archive::{ArchiveStore, ArchivedAuction, ARCHIVED_IN_SNAPSHOT};
 use super::codec::{decode_body, decode_versioned, encode_as};
 use super::durable::Durable;
 use super::error::{blocking, ReplicationError, StoreError};
-use super::legacy::AUCTIONS_FORMAT;
+use super::legacy::{StateV3, AUCTIONS_FORMAT, STATE_FORMAT};
 use super::snapshots::snapshot_data;
 use super::{LogStore, NodeInfo, SharedState, StateMachineStore};
 use gavel_kernel::ledger::ExchangeLedger;
@@ -88,6 +88,15 @@ struct PayloadV1 {
     exchange: ExchangeLedger,
 }
 
+/// A backup's payload as written before bidders kept public keys (`legacy`, the v3
+/// state; format byte `AUCTIONS_FORMAT`).
+#[derive(Deserialize)]
+struct PayloadV3 {
+    kernel: StateV3,
+    archived: Vec<ArchivedAuction>,
+    exchange: ExchangeLedger,
+}
+
 /// A backup's payload as written before auctions kept the version 1.1 rules (`legacy`).
 #[derive(Deserialize)]
 struct PayloadV2 {
@@ -100,6 +109,19 @@ struct PayloadV2 {
 fn decode_current(what: &str, body: &[u8]) -> Result<(Payload, String), StoreError> {
     let decoded: Payload = decode_body(what, body)?;
     let digest = decoded.kernel.digest();
+    Ok((decoded, digest))
+}
+
+/// A payload with the v3 state, with its digest as v3 computed it (the one its header
+/// names).
+fn decode_v3(what: &str, body: &[u8]) -> Result<(Payload, String), StoreError> {
+    let old: PayloadV3 = decode_body(what, body)?;
+    let digest = old.kernel.digest();
+    let decoded = Payload {
+        kernel: old.kernel.into(),
+        archived: old.archived,
+        exchange: old.exchange,
+    };
     Ok((decoded, digest))
 }
 
@@ -164,7 +186,7 @@ pub fn take_backup(
     let state = state.read();
     let archived = archive.newest(state.last_applied_index, usize::MAX)?;
     let payload = encode_as(
-        AUCTIONS_FORMAT,
+        STATE_FORMAT,
         "backup",
         &PayloadRef {
             kernel: &state.kernel,
@@ -233,7 +255,11 @@ pub fn read_backup(bytes: &[u8]) -> Result<Backup, BackupError> {
     let (decoded, digest) = decode_versioned(
         "backup",
         payload,
-        &[(AUCTIONS_FORMAT, decode_current), (1, decode_v2_or_v1)],
+        &[
+            (STATE_FORMAT, decode_current),
+            (AUCTIONS_FORMAT, decode_v3),
+            (1, decode_v2_or_v1),
+        ],
     )
     .map_err(|error| bad(error.to_string()))?;
     if digest != header.state_digest {
@@ -415,6 +441,52 @@ mod tests {
             exchange: Default::default(),
         }));
         take_backup(&state, &archive, 1, 1_000).expect("backup")
+    }
+
+    /// A backup file as written before bidders kept public keys: the v3 state under
+    /// format byte 2, its header naming the v3 digest.
+    fn sample_v3(kernel: &State) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct PayloadV3Ref<'a> {
+            kernel: &'a StateV3,
+            archived: &'a [ArchivedAuction],
+            exchange: &'a ExchangeLedger,
+        }
+        let old = StateV3::of(kernel);
+        let payload = encode_as(
+            AUCTIONS_FORMAT,
+            "backup",
+            &PayloadV3Ref {
+                kernel: &old,
+                archived: &[],
+                exchange: &ExchangeLedger::default(),
+            },
+        )
+        .expect("encode");
+        let header = BackupHeader {
+            taken_at_ms: 1_000,
+            node_id: 1,
+            last_applied_index: 7,
+            auctions: kernel.auctions.len(),
+            archived_auctions: 0,
+            bidders: kernel.bidders.len(),
+            state_digest: old.digest(),
+            payload_bytes: payload.len() as u64,
+            payload_sha256: hex::encode(Sha256::digest(&payload)),
+        };
+        let header = serde_json::to_string(&header).expect("header");
+        let mut bytes = format!("{BACKUP_MAGIC}\n{header}\n").into_bytes();
+        bytes.extend_from_slice(&payload);
+        bytes
+    }
+
+    #[test]
+    fn a_backup_written_before_bidder_keys_reads_back_with_none() {
+        let current = read_backup(&sample()).expect("reads").kernel;
+        let backup = read_backup(&sample_v3(&current)).expect("a v3 backup reads");
+        assert_eq!(backup.kernel, current);
+        assert!(backup.kernel.bidder_keys.is_empty());
+        assert_eq!(backup.header.bidders, 1);
     }
 
     #[test]

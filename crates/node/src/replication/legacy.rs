@@ -12,6 +12,12 @@
 //! then reads with the base rules. Records in the current shape carry format byte
 //! `AUCTIONS_FORMAT`, so a record's shape is known from its first byte, never guessed.
 //!
+//! The third shape ("v3", format byte 2) is the state from the version 1.1 rules until
+//! bidders kept public keys for signed bids (`State::bidder_keys`): its bidders then hold
+//! no key. Its auctions have the current shape, so an archived auction record (which holds
+//! an auction, not the state) is still written under format byte 2; snapshots and backups,
+//! which hold the state, are written under `STATE_FORMAT`.
+//!
 //! The encoding is positional (bincode), so the field order is the order written then.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -30,9 +36,52 @@ use gavel_kernel::state::{
 };
 use gavel_kernel::types::{AuctionSpec, BidderNumber, Money};
 
-/// The format byte of the records that hold auctions (snapshots, backups, archived
-/// auctions) in the current shape; format 1 holds the v1 and v2 shapes.
+/// The format byte of the records that hold auctions in the current shape: archived
+/// auctions, and snapshots and backups of the v3 state; format 1 holds the v1 and v2
+/// shapes.
 pub(crate) const AUCTIONS_FORMAT: u8 = 2;
+
+/// The format byte of the records that hold the state in the current shape (snapshots,
+/// backups); format `AUCTIONS_FORMAT` holds the v3 state.
+pub(crate) const STATE_FORMAT: u8 = 3;
+
+/// `State` in the v3 shape: the current one without `bidder_keys`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StateV3 {
+    clock_ms: u64,
+    bidders: BTreeMap<String, Bidder>,
+    sessions: Sessions,
+    auctions: BTreeMap<String, Auction>,
+    requests: BTreeMap<String, RequestRecords>,
+    takeovers: Vec<TakeoverRecord>,
+    operator_audit: VecDeque<OperatorRecord>,
+    archived: ArchiveLedger,
+}
+
+impl StateV3 {
+    /// The state's digest as v3 computed it: what a backup written then names.
+    pub(super) fn digest(&self) -> String {
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(&bytes))
+    }
+}
+
+impl From<StateV3> for State {
+    fn from(old: StateV3) -> State {
+        State {
+            clock_ms: old.clock_ms,
+            leader_term: 0,
+            bidders: old.bidders,
+            sessions: old.sessions,
+            auctions: old.auctions,
+            requests: old.requests,
+            takeovers: old.takeovers,
+            operator_audit: old.operator_audit,
+            archived: old.archived,
+            bidder_keys: Default::default(),
+        }
+    }
+}
 
 /// `State` in the v2 shape.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,6 +146,7 @@ impl From<StateV2> for State {
             takeovers: old.takeovers,
             operator_audit: old.operator_audit,
             archived: old.archived,
+            bidder_keys: Default::default(),
         }
     }
 }
@@ -208,6 +258,7 @@ impl From<StateV1> for State {
             // v1 kept no ledger of archived ids; the HTTP handler's look into the node's
             // own archive still refuses the ids archived before.
             archived: Default::default(),
+            bidder_keys: Default::default(),
         }
     }
 }
@@ -254,6 +305,24 @@ impl ArchivedAuctionV1 {
     /// current shape (`archive::ArchivedAuction` is built from them).
     pub(super) fn into_current(self) -> (u64, Auction) {
         (self.archived_at_index, self.auction.into())
+    }
+}
+
+#[cfg(test)]
+impl StateV3 {
+    /// `state` in the v3 shape (its bidders' keys left out), for the tests of older
+    /// encodings.
+    pub(super) fn of(state: &State) -> StateV3 {
+        StateV3 {
+            clock_ms: state.clock_ms,
+            bidders: state.bidders.clone(),
+            sessions: state.sessions.clone(),
+            auctions: state.auctions.clone(),
+            requests: state.requests.clone(),
+            takeovers: state.takeovers.clone(),
+            operator_audit: state.operator_audit.clone(),
+            archived: state.archived.clone(),
+        }
     }
 }
 
@@ -414,6 +483,36 @@ mod tests {
         state.auctions.insert("lot-v1".to_string(), auction);
         assert_eq!(State::from(old), state);
         assert_ne!(state.digest(), digest, "the current shape has more to it");
+    }
+
+    #[test]
+    fn a_v3_state_converts_with_no_keys_and_keeps_its_own_digest() {
+        let mut state = State {
+            clock_ms: 6,
+            ..State::default()
+        };
+        let mut auction = Auction::from(sold_by_lottery());
+        auction.sale.rules.deposit = 500;
+        state.auctions.insert("lot-v1".to_string(), auction);
+        let old = StateV3::of(&state);
+        // The v3 digest is the digest of the state of then: the same fields, in order.
+        let digest = old.digest();
+        let bytes = encode("state", &old).expect("encode");
+        let read: StateV3 = crate::replication::codec::decode("state", &bytes).expect("decode");
+        assert_eq!(read.digest(), digest);
+        let converted = State::from(read);
+        assert_eq!(converted, state);
+        assert!(converted.bidder_keys.is_empty());
+        assert_ne!(
+            converted.digest(),
+            digest,
+            "the current shape has more to it"
+        );
+        // The current shape differs from v3 by the keys only: its encoding is v3's with
+        // the keys' JSON text after it.
+        let current = encode("state", &state).expect("encode");
+        assert_eq!(&current[..bytes.len()], &bytes[..]);
+        assert_eq!(&current[bytes.len() + 8..], b"{}");
     }
 
     #[test]

@@ -24,7 +24,9 @@ use super::background::at_low_priority;
 use super::codec::{decode, decode_body, encode, encode_as, encode_large_as};
 use super::durable::Durable;
 use super::error::{blocking, StoreError};
-use super::legacy::{ArchivedAuctionV1, ArchivedAuctionV2, StateV1, StateV2, AUCTIONS_FORMAT};
+use super::legacy::{
+    ArchivedAuctionV1, ArchivedAuctionV2, StateV1, StateV2, StateV3, AUCTIONS_FORMAT, STATE_FORMAT,
+};
 use super::snapshot_file;
 use super::{AppliedState, NodeInfo, SharedState, TypeConfig};
 use gavel_kernel::ledger::ExchangeLedger;
@@ -70,6 +72,31 @@ pub(super) struct SnapshotPayload {
     pub(super) exchange: ExchangeLedger,
     /// `State::leader_term`, which the state's own encoding leaves out.
     pub(super) leader_term: u64,
+}
+
+/// A snapshot's data as written before bidders kept public keys (`legacy`, the v3
+/// state; format byte `AUCTIONS_FORMAT`).
+#[derive(Deserialize)]
+struct SnapshotPayloadV3 {
+    kernel: StateV3,
+    last_applied: Option<LogId<u64>>,
+    last_membership: StoredMembership<u64, NodeInfo>,
+    archived: Vec<ArchivedAuction>,
+    exchange: ExchangeLedger,
+    leader_term: u64,
+}
+
+impl From<SnapshotPayloadV3> for SnapshotPayload {
+    fn from(old: SnapshotPayloadV3) -> SnapshotPayload {
+        SnapshotPayload {
+            kernel: old.kernel.into(),
+            last_applied: old.last_applied,
+            last_membership: old.last_membership,
+            archived: old.archived,
+            exchange: old.exchange,
+            leader_term: old.leader_term,
+        }
+    }
 }
 
 /// A snapshot's data as written before auctions kept the version 1.1 rules (`legacy`).
@@ -132,7 +159,7 @@ pub(super) fn snapshot_data(
     exchange: &ExchangeLedger,
 ) -> Result<Vec<u8>, StoreError> {
     encode_as(
-        AUCTIONS_FORMAT,
+        STATE_FORMAT,
         "snapshot",
         &SnapshotPayloadRef {
             kernel,
@@ -253,7 +280,8 @@ pub(super) fn payload_for(
         .as_ref()
         .map_or(0, |log_id| log_id.leader_id.term);
     let payload = match data.split_first() {
-        Some((&AUCTIONS_FORMAT, body)) => decode_body(&what, body)?,
+        Some((&STATE_FORMAT, body)) => decode_body(&what, body)?,
+        Some((&AUCTIONS_FORMAT, body)) => decode_body::<SnapshotPayloadV3>(&what, body)?.into(),
         _ => decode_earlier(&what, data, leader_term)?,
     };
     if payload.last_applied != meta.last_log_id {
@@ -393,7 +421,7 @@ impl SnapshotBuilder {
         let capacity = (previous + previous / 4) as usize;
         at_low_priority("gavel-snapshot", move || {
             encode_large_as(
-                AUCTIONS_FORMAT,
+                STATE_FORMAT,
                 "snapshot",
                 &SnapshotPayloadRef {
                     kernel: &copy.kernel,
@@ -506,6 +534,61 @@ mod snapshot_format_tests {
         };
         let current = snapshot_data(&kernel, &last_applied, &membership, &[], &ledger).unwrap();
         assert_eq!(payload_for(&meta, &current).unwrap().exchange.next_seq, 3);
+    }
+
+    /// The shape snapshots had before bidders kept public keys (format byte 2).
+    #[derive(Serialize)]
+    struct WithoutBidderKeys<'a> {
+        kernel: &'a StateV3,
+        last_applied: &'a Option<LogId<u64>>,
+        last_membership: &'a StoredMembership<u64, NodeInfo>,
+        archived: &'a [ArchivedAuction],
+        exchange: &'a ExchangeLedger,
+        leader_term: u64,
+    }
+
+    #[test]
+    fn snapshots_written_before_bidder_keys_still_load() {
+        let mut kernel = State {
+            clock_ms: 11,
+            ..State::default()
+        };
+        let auction = gavel_kernel::Auction::new(gavel_kernel::AuctionSpec::example("lot-3"));
+        kernel.auctions.insert("lot-3".to_string(), auction);
+        let last_applied = Some(LogId::new(openraft::CommittedLeaderId::new(2, 1), 12));
+        let membership = StoredMembership::default();
+        let ledger = ExchangeLedger::default();
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership.clone(),
+            snapshot_id: "v3".to_string(),
+        };
+        let old = encode_as(
+            AUCTIONS_FORMAT,
+            "snapshot",
+            &WithoutBidderKeys {
+                kernel: &StateV3::of(&kernel),
+                last_applied: &last_applied,
+                last_membership: &membership,
+                archived: &[],
+                exchange: &ledger,
+                leader_term: 2,
+            },
+        )
+        .unwrap();
+        let read = payload_for(&meta, &old).unwrap();
+        assert_eq!(read.kernel, kernel);
+        assert_eq!(read.leader_term, 2);
+        // The current shape carries its own format byte and the keys.
+        let key = gavel_kernel::signatures::parse_key(
+            gavel_kernel::signatures::Algorithm::Ed25519,
+            "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+        )
+        .unwrap();
+        kernel.bidder_keys.insert("ada".to_string(), vec![key]);
+        let current = snapshot_data(&kernel, &last_applied, &membership, &[], &ledger).unwrap();
+        assert_eq!(current[0], STATE_FORMAT);
+        assert_eq!(payload_for(&meta, &current).unwrap().kernel, kernel);
     }
 
     #[test]
