@@ -30,6 +30,17 @@ pub struct ProxyRequest<'a> {
     pub request_id: &'a str,
 }
 
+/// Whether `bidder_id` may leave a maximum in `auction`: not excluded by a group, and not
+/// in an auction that accepts signed bids only (every bid there must be the bidder's own
+/// signed statement, and a proxy bids without its bidder).
+fn check_may_leave_proxy(auction: &Auction, bidder_id: &str) -> Result<(), Rejection> {
+    check_not_excluded(auction, bidder_id)?;
+    if auction.sale.rules.require_signed_bids {
+        return Err(Rejection::SignatureRequired);
+    }
+    Ok(())
+}
+
 /// Sets or raises the caller's maximum, then lets the proxies answer; the same
 /// request_id with the same maximum answers as the first time.
 pub fn set(
@@ -60,12 +71,7 @@ pub fn set(
     if let Some(answer) = replayed(auction, &bidder_id, &request) {
         return answer;
     }
-    check_not_excluded(auction, &bidder_id)?;
-    // A proxy bids without its bidder: in an auction that accepts signed bids only, every
-    // bid must be the bidder's own signed statement, so no proxy may bid there.
-    if auction.sale.rules.require_signed_bids {
-        return Err(Rejection::SignatureRequired);
-    }
+    check_may_leave_proxy(auction, &bidder_id)?;
     if !matches!(auction.phase, Phase::Listing | Phase::TimedBidding) {
         return Err(not_open(auction));
     }
