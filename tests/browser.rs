@@ -12,6 +12,9 @@
 //!   (sale.mjs): a sale with a deposit and a winner's confirmation window; only one bidder
 //!   has paid and is qualified, the operator records the other's deposit on the
 //!   dashboard, and the winner confirms the sale on the page.
+//! - `a_proxy_answers_on_the_page_and_a_sealed_quote_is_submitted_from_it` (pastcap.mjs):
+//!   a proxy maximum set on the page answers a rival's bid, and a sealed quote is
+//!   submitted from the page once the price reaches the cap.
 //!
 //! Chromium, Node.js and npm must be installed (`apt-get install -y chromium nodejs npm`);
 //! without them these tests fail, saying so. `npm ci` installs the script's one package
@@ -178,6 +181,32 @@ fn a_sale_with_a_deposit_shows_each_bidder_their_standing_and_the_winner_confirm
             ("bob".to_string(), DEPOSIT, "refund".to_string()),
         ]
     );
+}
+
+#[test]
+fn a_proxy_answers_on_the_page_and_a_sealed_quote_is_submitted_from_it() {
+    let _one_at_a_time = ONE_SCENARIO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    // Start 1 000 000, increment 10 000: the cap is three increments up, and the sealed
+    // window outlasts the scenario.
+    let spec = serde_json::json!({
+        "price_cap": 1_030_000,
+        "cap_mode": "sealed_bid",
+        "sealed_window_ms": 120_000,
+        "sealed_ceiling": 1_200_000,
+    });
+    let stage = Stage::new("pastcap", spec);
+    let leader = stage.leader();
+    let follower = stage.other_than(&[leader]);
+    let output = stage.run_script("pastcap.mjs", leader, follower);
+    assert_result_line(&output, "pastcap");
+    // What the pages showed, against the applied state: the sale is in its sealed window
+    // with one quote, whose amount no public view shows.
+    let view = stage.cluster.node(leader).auction(&stage.auction_id);
+    assert_eq!(view["phase"], "capped", "{view}");
+    assert_eq!(view["sealed_quotes_count"], 1, "{view}");
+    assert!(!view.to_string().contains("1100000"), "{view}");
 }
 
 /// A running cluster with its bidders and one open auction.

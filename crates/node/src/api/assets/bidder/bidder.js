@@ -84,6 +84,7 @@ const page = {
   meStale: false, // asked again while a request was out: ask once more when it ends
   salePoll: null,
   accepting: false,
+  proxyMax: null, // the bidder's own hidden maximum in the room's auction, or null
 };
 
 // --- Clock -------------------------------------------------------------------------------
@@ -343,6 +344,7 @@ function onRoomView(view) {
   const changed = !previous || previous.id !== view.id || previous.phase !== view.phase
     || previous.bid_count !== view.bid_count || previous.confirmation !== view.confirmation;
   if (changed || !page.me) refreshMe();
+  if (!previous || previous.id !== view.id) loadProxy();
   followSale();
   if (page.resumePending) {
     page.resumePending = false;
@@ -384,6 +386,7 @@ function renderRoom() {
   renderStanding();
   renderAcceptance();
   renderRules();
+  renderPastTheCap();
   if (minimum != null && (!page.amountEdited || Number(amount.value) < minimum)) {
     amount.value = minimum;
     amount.min = minimum;
@@ -399,8 +402,11 @@ function onBid(bid) {
   item.dataset.seq = bid.seq;
   item.dataset.bidderNumber = bid.bidder_number;
   item.classList.toggle('mine', bid.bidder_number === myNumber());
+  item.dataset.proxy = bid.proxy ? 'true' : 'false';
+  item.dataset.void = bid.void ? 'true' : 'false';
   item.textContent = `#${bid.seq} · bidder ${bid.bidder_number} · ${money(bid.amount)} · `
-    + new Date(bid.accepted_at_ms).toLocaleTimeString();
+    + new Date(bid.accepted_at_ms).toLocaleTimeString()
+    + (bid.proxy ? ' · 委托 proxy' : '') + (bid.void ? ' · void (作废)' : '');
   const later = [...$('history').children].find((other) => Number(other.dataset.seq) < bid.seq);
   $('history').insertBefore(item, later ?? null);
   const status = $('bid-status');
@@ -429,6 +435,11 @@ const REFUSALS = {
   not_eligible: 'Timed bidding is open only to bidders who bid during the listing (限时竞价仅限挂牌期出价者).',
   not_winner: 'Only the winner of this auction can confirm the sale.',
   confirmation_closed: 'The sale can no longer be confirmed: the confirmation window has closed.',
+  leading: 'You hold the highest bid: your maximum cannot be withdrawn now.',
+  quote_exists: 'You have already submitted your sealed quote; it cannot be changed.',
+  out_of_range: 'The quote must lie between the price cap and the sealed ceiling.',
+  excluded_by_group: 'You won another parcel of this group: you may not bid on this one.',
+  signature_required: 'This sale accepts signed bids only.',
 };
 
 async function submitBid(event) {
@@ -512,6 +523,118 @@ function onReceipt(receipt, replayed, pending) {
   store.set('receipts', receipts);
   renderReceipt();
   refreshMe();
+}
+
+// --- Proxy maximum and sealed quote ------------------------------------------------------------
+
+/** Shows the proxy form while price bidding is open, and the sealed-quote form in a sealed window. */
+function renderPastTheCap() {
+  const view = page.view;
+  const signedIn = store.get('session') != null;
+  const open = view != null && (view.phase === 'listing' || view.phase === 'timed_bidding');
+  $('proxy').hidden = !(open && signedIn);
+  $('proxy-withdraw').hidden = page.proxyMax == null;
+  $('proxy').dataset.max = page.proxyMax ?? '';
+  const sealed = view != null && view.phase === 'capped' && view.cap_mode === 'sealed_bid';
+  $('sealed').hidden = !(sealed && signedIn);
+  if (sealed) {
+    const count = view.sealed_quotes_count ?? 0;
+    $('sealed-count').dataset.count = count;
+    $('sealed-count').textContent = `${count} sealed quote${count === 1 ? '' : 's'} submitted so far `
+      + `(the amounts stay secret until the window closes; price cap ${money(view.price_cap)}).`;
+    const quote = $('sealed-amount');
+    if (!quote.value && view.price_cap != null) quote.value = view.price_cap;
+  }
+}
+
+function showStatus(id, state, text) {
+  $(id).dataset.state = state;
+  $(id).textContent = text;
+}
+
+const refusal = (status, data) => REFUSALS[data?.code] ?? data?.detail ?? `Refused (${status}).`;
+
+/** The bidder's own hidden maximum, read from the node (only its owner may). */
+async function loadProxy() {
+  const session = store.get('session');
+  if (!session || !page.auctionId) return;
+  try {
+    const { status, data } = await api(`/auctions/${encodeURIComponent(page.auctionId)}/proxy`, { token: session.token });
+    page.proxyMax = status === 200 ? data.max_amount : null;
+  } catch {
+    return;
+  }
+  if (page.proxyMax != null) showStatus('proxy-status', 'set', `Your hidden maximum: ${money(page.proxyMax)}.`);
+  renderPastTheCap();
+}
+
+async function setProxy(event) {
+  event.preventDefault();
+  const session = store.get('session');
+  const max = Number($('proxy-max').value);
+  if (!session || !Number.isSafeInteger(max) || max <= 0) {
+    showStatus('proxy-status', 'refused', 'Enter a whole amount.');
+    return;
+  }
+  showStatus('proxy-status', 'pending', `Setting your maximum of ${money(max)}…`);
+  try {
+    const { status, data } = await api(`/auctions/${encodeURIComponent(page.auctionId)}/proxy`, {
+      method: 'POST', token: session.token, body: { max_amount: max, request_id: newRequestId() },
+    });
+    if (status === 200 || status === 201) {
+      page.proxyMax = data.max_amount;
+      const placed = data.bid ? ` Your proxy bid ${money(data.bid.amount)} at once (bid #${data.bid.seq}).` : '';
+      showStatus('proxy-status', 'set', `Your hidden maximum: ${money(data.max_amount)}.${placed}`);
+    } else {
+      showStatus('proxy-status', 'refused', refusal(status, data));
+    }
+  } catch {
+    showStatus('proxy-status', 'refused', 'The node does not answer: try again.');
+  }
+  renderPastTheCap();
+}
+
+async function withdrawProxy() {
+  const session = store.get('session');
+  if (!session) return;
+  try {
+    const { status, data } = await api(`/auctions/${encodeURIComponent(page.auctionId)}/proxy`, {
+      method: 'DELETE', token: session.token,
+    });
+    if (status === 204) {
+      page.proxyMax = null;
+      showStatus('proxy-status', 'withdrawn', 'Your maximum is withdrawn.');
+    } else {
+      showStatus('proxy-status', 'refused', refusal(status, data));
+    }
+  } catch {
+    showStatus('proxy-status', 'refused', 'The node does not answer: try again.');
+  }
+  renderPastTheCap();
+}
+
+async function submitQuote(event) {
+  event.preventDefault();
+  const session = store.get('session');
+  const amount = Number($('sealed-amount').value);
+  if (!session || !Number.isSafeInteger(amount) || amount <= 0) {
+    showStatus('sealed-status', 'refused', 'Enter a whole amount.');
+    return;
+  }
+  showStatus('sealed-status', 'pending', `Submitting your sealed quote of ${money(amount)}…`);
+  try {
+    const { status, data } = await api(`/auctions/${encodeURIComponent(page.auctionId)}/sealed-quotes`, {
+      method: 'POST', token: session.token, body: { amount, request_id: newRequestId() },
+    });
+    if (status === 200 || status === 201) {
+      showStatus('sealed-status', 'accepted', `Your sealed quote of ${money(amount)} was accepted at `
+        + `${new Date(data.accepted_at_ms).toLocaleTimeString()}; it stays secret until the window closes.`);
+    } else {
+      showStatus('sealed-status', 'refused', refusal(status, data));
+    }
+  } catch {
+    showStatus('sealed-status', 'refused', 'The node does not answer: try again.');
+  }
 }
 
 // --- The bidder's own standing -------------------------------------------------------------------
@@ -803,6 +926,9 @@ async function start() {
   $('sign-in-form').addEventListener('submit', signIn);
   $('sign-out').addEventListener('click', () => signOut());
   $('bid-form').addEventListener('submit', submitBid);
+  $('proxy-form').addEventListener('submit', setProxy);
+  $('proxy-withdraw').addEventListener('click', withdrawProxy);
+  $('sealed-form').addEventListener('submit', submitQuote);
   $('bid-amount').addEventListener('input', () => { page.amountEdited = true; });
   $('accept-button').addEventListener('click', acceptSale);
   $('lobby').hidden = Boolean(page.auctionId);
