@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::snapshot::alter_snapshot;
 use common::{auction_spec, raw_request, start_with, temp_dir, Node, ADMIN_TOKEN};
 use gavel_kernel::lottery::{commitment, Lottery};
 use serde_json::{json, Value};
@@ -105,19 +106,6 @@ fn audit_verify_passes_on_intact_chains_and_fails_on_a_bid_altered_offline() {
     );
 }
 
-/// The snapshot's data as the node writes it (`replication::state_machine`): a format
-/// byte, then bincode with fixed-width little-endian integers.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SnapshotPayload {
-    kernel: gavel_kernel::State,
-    last_applied: Option<openraft::LogId<u64>>,
-    last_membership: openraft::StoredMembership<u64, gavel::replication::NodeInfo>,
-    archived: Vec<gavel::replication::archive::ArchivedAuction>,
-    exchange: gavel_kernel::ledger::ExchangeLedger,
-    /// The term of the last takeover applied (`State::leader_term`).
-    leader_term: u64,
-}
-
 /// Adds `raise` to the amount of bid `index` of `auction_id` in the stored snapshot, and
 /// answers that bid's seq.
 fn alter_snapshot_bid(data_dir: &Path, auction_id: &str, index: usize, raise: u64) -> u64 {
@@ -133,44 +121,6 @@ fn alter_snapshot_bid(data_dir: &Path, auction_id: &str, index: usize, raise: u6
         seq = bids[index].seq;
     });
     seq
-}
-
-/// Changes the kernel state in the stored snapshot, in the node's own encoding.
-fn alter_snapshot(data_dir: &Path, change: impl FnOnce(&mut gavel_kernel::State)) {
-    use bincode::Options;
-    let options = || {
-        bincode::DefaultOptions::new()
-            .with_fixint_encoding()
-            .with_little_endian()
-            .reject_trailing_bytes()
-    };
-    // The snapshot file (`replication::snapshot_file`): a magic, the SHA-256 of the rest,
-    // the metadata record's length (u64, little-endian), the metadata record, then the
-    // data. The tampering recomputes the checksum, as one who knows the format would.
-    const MAGIC: &[u8; 8] = b"GVSNAP\x02\n";
-    let path = data_dir.join("raft").join("gavel-snapshot");
-    let file = std::fs::read(&path).expect("a stored snapshot file");
-    assert_eq!(&file[..8], MAGIC, "a checksummed snapshot file");
-    let body = &file[8 + 32..];
-    let mut length = [0u8; 8];
-    length.copy_from_slice(&body[..8]);
-    let data_start = 8 + u64::from_le_bytes(length) as usize;
-    let stored = &body[data_start..];
-    // Snapshots hold the state in its current shape under format byte 3.
-    assert_eq!(stored[0], 3, "snapshot format byte");
-    let mut payload: SnapshotPayload = options()
-        .deserialize(&stored[1..])
-        .expect("decode snapshot");
-    change(&mut payload.kernel);
-    let mut rest = body[..data_start].to_vec();
-    rest.push(3u8);
-    options()
-        .serialize_into(&mut rest, &payload)
-        .expect("encode snapshot");
-    let mut bytes = MAGIC.to_vec();
-    bytes.extend_from_slice(&Sha256::digest(&rest));
-    bytes.extend_from_slice(&rest);
-    std::fs::write(&path, bytes).expect("write the altered snapshot");
 }
 
 fn confirm(node: &Node, token: &str, body: &[u8]) -> (u16, Value) {

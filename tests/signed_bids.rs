@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use common::snapshot::alter_snapshot;
 use common::{auction_spec, raw_request, start_with, temp_dir, Node, ADMIN_TOKEN};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 fn gavel_ctl(node: &Node, args: &[&str]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_gavel"))
@@ -227,53 +227,4 @@ fn signed_bids_are_verified_kept_and_audited() {
         text.contains("bid record 1: its signature does not verify"),
         "{text}"
     );
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SnapshotPayload {
-    kernel: gavel_kernel::State,
-    last_applied: Option<openraft::LogId<u64>>,
-    last_membership: openraft::StoredMembership<u64, gavel::replication::NodeInfo>,
-    archived: Vec<gavel::replication::archive::ArchivedAuction>,
-    exchange: gavel_kernel::ledger::ExchangeLedger,
-    /// The term of the last takeover applied (`State::leader_term`).
-    leader_term: u64,
-}
-
-/// Changes the kernel state in the stored snapshot, in the node's own encoding.
-fn alter_snapshot(data_dir: &std::path::Path, change: impl FnOnce(&mut gavel_kernel::State)) {
-    use bincode::Options;
-    let options = || {
-        bincode::DefaultOptions::new()
-            .with_fixint_encoding()
-            .with_little_endian()
-            .reject_trailing_bytes()
-    };
-    // The snapshot file (`replication::snapshot_file`): a magic, the SHA-256 of the rest,
-    // the metadata record's length (u64, little-endian), the metadata record, then the
-    // data. The tampering recomputes the checksum, as one who knows the format would.
-    const MAGIC: &[u8; 8] = b"GVSNAP\x02\n";
-    let path = data_dir.join("raft").join("gavel-snapshot");
-    let file = std::fs::read(&path).expect("a stored snapshot file");
-    assert_eq!(&file[..8], MAGIC, "a checksummed snapshot file");
-    let body = &file[8 + 32..];
-    let mut length = [0u8; 8];
-    length.copy_from_slice(&body[..8]);
-    let data_start = 8 + u64::from_le_bytes(length) as usize;
-    let stored = &body[data_start..];
-    // Snapshots hold the state in its current shape under format byte 3.
-    assert_eq!(stored[0], 3, "snapshot format byte");
-    let mut payload: SnapshotPayload = options()
-        .deserialize(&stored[1..])
-        .expect("decode snapshot");
-    change(&mut payload.kernel);
-    let mut rest = body[..data_start].to_vec();
-    rest.push(3u8);
-    options()
-        .serialize_into(&mut rest, &payload)
-        .expect("encode snapshot");
-    let mut bytes = MAGIC.to_vec();
-    bytes.extend_from_slice(&Sha256::digest(&rest));
-    bytes.extend_from_slice(&rest);
-    std::fs::write(&path, bytes).expect("write the altered snapshot");
 }

@@ -15,7 +15,7 @@ use super::housekeeping;
 use super::invariants;
 use super::lottery::{self, splitmix64};
 use super::operator::OperatorAction;
-use super::phases::{self, advance, not_open};
+use super::phases::{self, advance, advanced, not_open};
 use super::proxy::{self, ProxyRequest};
 use super::rejection::Rejection;
 use super::sale::SaleRules;
@@ -374,12 +374,12 @@ fn dispatch_auction_admin(
             if !state.bidders.contains_key(bidder_id) {
                 return Err(Rejection::BidderNotFound);
             }
-            let auction = advanced(state, auction_id, now_ms, seed, events)?;
+            let auction = advanced(&mut state.auctions, auction_id, now_ms, seed, events)?;
             deposits::record(auction, now_ms, actor, &request)
         }
         Command::DefaultWinner { auction_id, reason } => {
             validate_text("reason", reason, false)?;
-            let auction = advanced(state, auction_id, now_ms, seed, events)?;
+            let auction = advanced(&mut state.auctions, auction_id, now_ms, seed, events)?;
             acceptance::default_winner(auction, now_ms, actor, reason, events)
         }
         Command::Qualify {
@@ -388,19 +388,19 @@ fn dispatch_auction_admin(
         } => qualify(state, now_ms, seed, actor, auction_id, bidder_id, events),
         Command::Suspend { auction_id, reason } => {
             validate_text("reason", reason, false)?;
-            let auction = advanced(state, auction_id, now_ms, seed, events)?;
+            let auction = advanced(&mut state.auctions, auction_id, now_ms, seed, events)?;
             phases::suspend(auction, now_ms, actor, reason, events)
                 .map(|()| Outcome::AuctionUpdated)
         }
         Command::Resume { auction_id, reason } => {
             validate_text("reason", reason, false)?;
-            let auction = advanced(state, auction_id, now_ms, seed, events)?;
+            let auction = advanced(&mut state.auctions, auction_id, now_ms, seed, events)?;
             phases::resume(auction, now_ms, seed, actor, reason, events)
                 .map(|()| Outcome::AuctionUpdated)
         }
         Command::Terminate { auction_id, reason } => {
             validate_text("reason", reason, false)?;
-            let auction = advanced(state, auction_id, now_ms, seed, events)?;
+            let auction = advanced(&mut state.auctions, auction_id, now_ms, seed, events)?;
             phases::terminate(auction, now_ms, actor, reason, events)
                 .map(|()| Outcome::AuctionUpdated)
         }
@@ -445,7 +445,7 @@ fn dispatch_bidding(
             bidding::confirm(state, now_ms, seed, request, events)
         }
         Command::Advance { auction_id } => {
-            advanced(state, auction_id, now_ms, seed, events)?;
+            advanced(&mut state.auctions, auction_id, now_ms, seed, events)?;
             Ok(Outcome::AuctionUpdated)
         }
         Command::AcceptSale {
@@ -456,7 +456,7 @@ fn dispatch_bidding(
                 .session_bidder(token_hash, now_ms)
                 .ok_or(Rejection::Unauthenticated)?
                 .to_string();
-            let auction = advanced(state, auction_id, now_ms, seed, events)?;
+            let auction = advanced(&mut state.auctions, auction_id, now_ms, seed, events)?;
             acceptance::accept(auction, now_ms, &bidder_id, events)
         }
         other => misrouted(other),
@@ -633,22 +633,6 @@ fn dispatch_housekeeping(
     }
 }
 
-/// The auction, with its due time transitions applied.
-fn advanced<'a>(
-    state: &'a mut State,
-    auction_id: &str,
-    now_ms: u64,
-    seed: u64,
-    events: &mut Vec<Event>,
-) -> Result<&'a mut Auction, Rejection> {
-    let auction = state
-        .auctions
-        .get_mut(auction_id)
-        .ok_or(Rejection::AuctionNotFound)?;
-    advance(auction, now_ms, seed, events);
-    Ok(auction)
-}
-
 fn create_auction(
     state: &mut State,
     now_ms: u64,
@@ -704,7 +688,7 @@ fn qualify(
     if !state.bidders.contains_key(bidder_id) {
         return Err(Rejection::BidderNotFound);
     }
-    let auction = advanced(state, auction_id, now_ms, seed, events)?;
+    let auction = advanced(&mut state.auctions, auction_id, now_ms, seed, events)?;
     if auction.sale.excluded.contains(bidder_id) {
         return Err(Rejection::ExcludedByGroup);
     }
@@ -767,7 +751,7 @@ fn change_increment(
             "increment must be positive".to_string(),
         ));
     }
-    let auction = advanced(state, auction_id, now_ms, seed, events)?;
+    let auction = advanced(&mut state.auctions, auction_id, now_ms, seed, events)?;
     if auction.phase.is_closed() {
         return Err(not_open(auction));
     }

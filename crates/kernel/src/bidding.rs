@@ -6,7 +6,7 @@ use super::chain::{bid_hash, bid_id_from_hash, BidFields, GENESIS_HASH};
 use super::command::{Outcome, Receipt};
 use super::event::{Event, EventKind};
 use super::lottery::{self, Confirmation};
-use super::phases::{advance, not_open};
+use super::phases::{advance, advanced, not_open};
 use super::rejection::Rejection;
 use super::requests::RequestKey;
 use super::sale::{CapMode, TimedBiddingEntry};
@@ -110,11 +110,13 @@ pub fn place_bid(
     if let Some(answer) = replayed(state, &bidder_id, request_key, &request) {
         return answer;
     }
-    let auction = state
-        .auctions
-        .get_mut(request.auction_id)
-        .ok_or(Rejection::AuctionNotFound)?;
-    advance(auction, now_ms, seed, events);
+    let auction = advanced(
+        &mut state.auctions,
+        request.auction_id,
+        now_ms,
+        seed,
+        events,
+    )?;
     let bidder_number = auction
         .bidder_number_of(&bidder_id)
         .ok_or(Rejection::NotQualified)?;
@@ -287,11 +289,13 @@ pub fn confirm(
         .session_bidder(request.token_hash, now_ms)
         .ok_or(Rejection::Unauthenticated)?
         .to_string();
-    let auction = state
-        .auctions
-        .get_mut(request.auction_id)
-        .ok_or(Rejection::AuctionNotFound)?;
-    advance(auction, now_ms, seed, events);
+    let auction = advanced(
+        &mut state.auctions,
+        request.auction_id,
+        now_ms,
+        seed,
+        events,
+    )?;
     if auction.bidder_number_of(&bidder_id).is_none() {
         return Err(Rejection::NotQualified);
     }
@@ -362,11 +366,13 @@ pub fn submit_sealed_quote(
     events: &mut Vec<Event>,
 ) -> Result<Outcome, Rejection> {
     let bidder_id = request.bidder_id(state, now_ms)?;
-    let auction = state
-        .auctions
-        .get_mut(request.auction_id)
-        .ok_or(Rejection::AuctionNotFound)?;
-    advance(auction, now_ms, seed, events);
+    let auction = advanced(
+        &mut state.auctions,
+        request.auction_id,
+        now_ms,
+        seed,
+        events,
+    )?;
     let quote = QuoteRequest {
         bidder_id: &bidder_id,
         amount: request.amount,

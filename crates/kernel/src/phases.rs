@@ -5,6 +5,8 @@
 //! the command's time; it runs before any command touches an auction, so a bid that
 //! arrives after the deadline finds the auction already closed.
 
+use std::collections::BTreeMap;
+
 use super::acceptance;
 use super::auction::{Auction, Phase, Suspension, Winner};
 use super::cap;
@@ -15,6 +17,21 @@ use super::secondary;
 
 /// One hour: the listing resume bound of docs/RULES.md.
 pub const ONE_HOUR_MS: u64 = 3_600_000;
+
+/// Auction `auction_id` of `auctions`, with its due time transitions applied at `now_ms`.
+pub fn advanced<'a>(
+    auctions: &'a mut BTreeMap<String, Auction>,
+    auction_id: &str,
+    now_ms: u64,
+    seed: u64,
+    events: &mut Vec<Event>,
+) -> Result<&'a mut Auction, Rejection> {
+    let auction = auctions
+        .get_mut(auction_id)
+        .ok_or(Rejection::AuctionNotFound)?;
+    advance(auction, now_ms, seed, events);
+    Ok(auction)
+}
 
 /// Applies every time transition due at `now_ms`: the phases' deadlines, then the end of
 /// a winner's confirmation window.

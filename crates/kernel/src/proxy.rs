@@ -16,7 +16,7 @@ use super::bidding::{
 };
 use super::command::{Outcome, Receipt};
 use super::event::Event;
-use super::phases::{advance, not_open};
+use super::phases::{advanced, not_open};
 use super::rejection::Rejection;
 use super::sale::{ProxyAnswer, ProxyMaximum};
 use super::state::{Auction, Phase, State};
@@ -60,11 +60,13 @@ pub fn set(
         .session_bidder(request.token_hash, now_ms)
         .ok_or(Rejection::Unauthenticated)?
         .to_string();
-    let auction = state
-        .auctions
-        .get_mut(request.auction_id)
-        .ok_or(Rejection::AuctionNotFound)?;
-    advance(auction, now_ms, seed, events);
+    let auction = advanced(
+        &mut state.auctions,
+        request.auction_id,
+        now_ms,
+        seed,
+        events,
+    )?;
     let bidder_number = auction
         .bidder_number_of(&bidder_id)
         .ok_or(Rejection::NotQualified)?;
@@ -169,11 +171,7 @@ pub fn withdraw(
         .session_bidder(token_hash, now_ms)
         .ok_or(Rejection::Unauthenticated)?
         .to_string();
-    let auction = state
-        .auctions
-        .get_mut(auction_id)
-        .ok_or(Rejection::AuctionNotFound)?;
-    advance(auction, now_ms, seed, events);
+    let auction = advanced(&mut state.auctions, auction_id, now_ms, seed, events)?;
     if auction.bidder_number_of(&bidder_id).is_none() {
         return Err(Rejection::NotQualified);
     }

@@ -421,6 +421,7 @@ pub mod cluster;
 pub mod local;
 pub mod process;
 pub mod restore;
+pub mod snapshot;
 pub mod tls;
 
 /// The `gavel` executable the nodes run: `GAVEL_BIN` when set; the running program
