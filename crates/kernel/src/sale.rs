@@ -84,6 +84,27 @@ pub struct SaleRules {
     pub winner_confirm_ms: Option<u64>,
 }
 
+impl TimedBiddingEntry {
+    /// The API's name of the rule.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimedBiddingEntry::AllQualified => "all_qualified",
+            TimedBiddingEntry::ListingBidders => "listing_bidders",
+        }
+    }
+}
+
+impl CapMode {
+    /// The API's name of the mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapMode::Lottery => "lottery",
+            CapMode::SealedBid => "sealed_bid",
+            CapMode::Secondary => "secondary",
+        }
+    }
+}
+
 impl SaleRules {
     /// Whether every parameter is at its default (an auction of the base rules).
     pub fn is_default(&self) -> bool {
@@ -388,6 +409,32 @@ pub mod json_text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_api_names_are_the_serialized_names() {
+        let text = |value: &dyn erased::Named| value.json();
+        for mode in [CapMode::Lottery, CapMode::SealedBid, CapMode::Secondary] {
+            assert_eq!(text(&mode), format!("\"{}\"", mode.as_str()));
+        }
+        for entry in [
+            TimedBiddingEntry::AllQualified,
+            TimedBiddingEntry::ListingBidders,
+        ] {
+            assert_eq!(text(&entry), format!("\"{}\"", entry.as_str()));
+        }
+    }
+
+    /// Serialization of either enum, for the test above.
+    mod erased {
+        pub trait Named {
+            fn json(&self) -> String;
+        }
+        impl<T: serde::Serialize> Named for T {
+            fn json(&self) -> String {
+                serde_json::to_string(self).expect("encode")
+            }
+        }
+    }
 
     #[test]
     fn rules_read_from_json_with_every_field_missing_are_the_base_rules() {

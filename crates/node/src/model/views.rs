@@ -226,23 +226,15 @@ impl AuctionView {
             parcel: serde_json::from_str(&auction.spec.parcel_json)
                 .unwrap_or(serde_json::Value::Null),
             server_time_ms,
-            cap_mode: snake_name(&rules.cap_mode),
+            cap_mode: rules.cap_mode.as_str().to_string(),
             deposit: rules.deposit,
-            timed_bidding_entry: snake_name(&rules.timed_bidding_entry),
+            timed_bidding_entry: rules.timed_bidding_entry.as_str().to_string(),
             winner_confirm_ms: rules.winner_confirm_ms,
             confirmation: confirmation.map(|c| c.status.as_str().to_string()),
             confirmation_deadline_ms: confirmation.map(|c| c.deadline_ms),
             sealed_quotes_count: auction.sale.sealed_quotes.len() as u64,
             secondary: SecondaryView::of(auction),
         }
-    }
-}
-
-/// The snake_case name a kernel enum serializes as.
-fn snake_name<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => String::new(),
     }
 }
 
