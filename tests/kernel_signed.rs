@@ -6,11 +6,11 @@ mod common_kernel;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common_kernel::{spec, Harness, AUCTION};
+use common_kernel::{spec, with, Harness, AUCTION};
 use ed25519_dalek::{Signer, SigningKey};
 use gavel_kernel::invariants;
-use gavel_kernel::sale::SaleRules;
-use gavel_kernel::signatures::{bid_text, MAX_KEYS_PER_BIDDER};
+use gavel_kernel::sale::{CapMode, SaleRules, SecondarySpec};
+use gavel_kernel::signatures::{bid_text, signed_text, Statement, MAX_KEYS_PER_BIDDER};
 use gavel_kernel::{Command, Outcome, Rejection};
 
 const NOW: u64 = 20_000;
@@ -288,27 +288,291 @@ fn signed_bids_replicas_replaying_the_log_hold_the_same_keys_and_signatures() {
     assert_eq!(decoded.auctions[AUCTION].sale, harness.a1().sale);
 }
 
-// Signed bids: a proxy bids without its bidder, so an auction that accepts signed bids
-// only takes no proxy maximum (and so never holds an unsigned bid).
-#[test]
-fn an_auction_of_signed_bids_takes_no_proxy() {
+fn sign_statement(key: &SigningKey, statement: Statement, request_id: &str) -> String {
+    let text = signed_text(AUCTION, statement, request_id);
+    STANDARD.encode(key.sign(text.as_bytes()).to_bytes())
+}
+
+/// A sale of signed bids with a price cap of 1500 under `cap_mode`: Alice (key 1) bids
+/// 1000 and Bob (key 2) reaches the cap at `NOW`, both signed.
+fn signed_and_capped(cap_mode: CapMode) -> Harness {
     let mut harness = Harness::default();
     let rules = SaleRules {
         require_signed_bids: true,
+        cap_mode,
+        sealed_window_ms: Some(60_000),
+        sealed_ceiling: Some(3_000),
+        secondary: Some(SecondarySpec {
+            label: "Self-held floor area".to_string(),
+            unit: "m2".to_string(),
+            start: 100,
+            increment: 10,
+            max: 300,
+        }),
         ..SaleRules::default()
     };
-    harness.create_with_rules(0, spec(AUCTION), rules);
-    harness.register("alice");
-    harness.qualify(11, AUCTION, "alice");
-    let command = Command::SetProxy {
-        auction_id: AUCTION.to_string(),
-        token_hash: harness.token("alice"),
-        max_amount: 5_000,
-        request_id: "p-1".to_string(),
+    let rules = match cap_mode {
+        CapMode::SealedBid => SaleRules {
+            secondary: None,
+            ..rules
+        },
+        _ => SaleRules {
+            sealed_window_ms: None,
+            sealed_ceiling: None,
+            ..rules
+        },
     };
+    let capped = with(spec(AUCTION), |s| s.price_cap = Some(1_500));
+    harness.create_with_rules(0, capped, rules);
+    for (seed, bidder) in [(1, "alice"), (2, "bob")] {
+        harness.register(bidder);
+        harness.qualify(7, AUCTION, bidder);
+        assert!(register_key(&mut harness, bidder, "ed25519", &public(&key(seed))).is_ok());
+    }
+    harness.advance(NOW - 1_000);
+    for (seed, bidder, amount) in [(1, "alice", 1_000), (2, "bob", 1_500)] {
+        let request_id = format!("{bidder}-{amount}");
+        let signature = sign(&key(seed), amount, &request_id);
+        let placed = signed_bid(&mut harness, bidder, amount, &request_id, &signature);
+        assert!(placed.is_ok(), "{placed:?}");
+    }
+    harness
+}
+
+fn after_cap(
+    harness: &mut Harness,
+    sealed: bool,
+    bidder_id: &str,
+    amount: u64,
+    request_id: &str,
+    signature: Option<String>,
+) -> Result<Outcome, Rejection> {
+    let (auction_id, token_hash) = (AUCTION.to_string(), harness.token(bidder_id));
+    let request_id = request_id.to_string();
+    let command = match (sealed, signature) {
+        (true, None) => Command::SubmitSealedQuote {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+        },
+        (true, Some(signature)) => Command::SubmitSignedSealedQuote {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+            signature,
+        },
+        (false, None) => Command::PlaceSecondaryBid {
+            auction_id,
+            token_hash,
+            secondary_amount: amount,
+            request_id,
+        },
+        (false, Some(signature)) => Command::PlaceSignedSecondaryBid {
+            auction_id,
+            token_hash,
+            secondary_amount: amount,
+            request_id,
+            signature,
+        },
+    };
+    harness.run(NOW + 1_000, command)
+}
+
+/// "(and the same with `secondary_amount`, `sealed_amount` or `proxy_max` for those
+/// bids)": where signed bids are required, a sealed quote and a secondary bid must carry
+/// the bidder's signature of their own text; a signature of another statement, or of
+/// another amount, does not pass; what verified is kept and checked by the audit.
+#[test]
+fn signed_bids_sealed_quotes_and_secondary_bids_are_signed_statements_too() {
+    for (cap_mode, sealed, amount) in [
+        (CapMode::SealedBid, true, 1_800),
+        (CapMode::Secondary, false, 120),
+    ] {
+        let mut harness = signed_and_capped(cap_mode);
+        let statement = match sealed {
+            true => Statement::Sealed(amount),
+            false => Statement::Secondary(amount),
+        };
+        let alice = key(1);
+        let unsigned = after_cap(&mut harness, sealed, "alice", amount, "q-1", None);
+        assert_eq!(unsigned, Err(Rejection::SignatureRequired), "{cap_mode:?}");
+        for wrong in [
+            sign(&alice, amount, "q-1"),
+            sign_statement(&alice, Statement::ProxyMax(amount), "q-1"),
+            sign_statement(&alice, statement, "q-2"),
+            sign_statement(&key(2), statement, "q-1"),
+        ] {
+            let refused = after_cap(&mut harness, sealed, "alice", amount, "q-1", Some(wrong));
+            assert_eq!(refused, Err(Rejection::BadSignature), "{cap_mode:?}");
+        }
+        let signature = sign_statement(&alice, statement, "q-1");
+        let taken = after_cap(
+            &mut harness,
+            sealed,
+            "alice",
+            amount,
+            "q-1",
+            Some(signature.clone()),
+        );
+        assert!(taken.is_ok(), "{cap_mode:?}: {taken:?}");
+        // A retry is answered as the first time, signed or not.
+        let retried = after_cap(&mut harness, sealed, "alice", amount, "q-1", None);
+        assert_eq!(retried, taken.map(replayed), "{cap_mode:?}");
+        let sale = &harness.a1().sale;
+        let kept = match sealed {
+            true => sale.sealed_quotes["alice"].signature.clone(),
+            false => sale.secondary_bids[0].signature.clone(),
+        };
+        assert_eq!(kept.map(|kept| kept.signature), Some(signature));
+        let keys = &harness.state.bidder_keys;
+        assert_eq!(invariants::check_auction(harness.a1()), Ok(()));
+        assert_eq!(
+            invariants::bid_signatures_verify(harness.a1(), keys),
+            Ok(())
+        );
+        // The audit names a quote or secondary bid whose amount was altered.
+        let mut altered = harness.a1().clone();
+        match sealed {
+            true => {
+                altered
+                    .sale
+                    .sealed_quotes
+                    .get_mut("alice")
+                    .expect("quote")
+                    .amount += 100
+            }
+            false => altered.sale.secondary_bids[0].amount += 10,
+        }
+        assert!(
+            invariants::bid_signatures_verify(&altered, keys).is_err(),
+            "{cap_mode:?}"
+        );
+        // And one kept without its signature.
+        let mut stripped = harness.a1().clone();
+        match sealed {
+            true => {
+                stripped
+                    .sale
+                    .sealed_quotes
+                    .get_mut("alice")
+                    .expect("quote")
+                    .signature = None
+            }
+            false => stripped.sale.secondary_bids[0].signature = None,
+        }
+        assert!(
+            invariants::signed_bids_kept(&stripped).is_err(),
+            "{cap_mode:?}"
+        );
+    }
+}
+
+fn replayed(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::SealedQuoteAccepted { accepted_at_ms, .. } => Outcome::SealedQuoteAccepted {
+            accepted_at_ms,
+            replayed: true,
+        },
+        Outcome::SecondaryBidAccepted { receipt, .. } => Outcome::SecondaryBidAccepted {
+            receipt,
+            replayed: true,
+        },
+        other => other,
+    }
+}
+
+fn set_proxy(
+    harness: &mut Harness,
+    bidder_id: &str,
+    max_amount: u64,
+    request_id: &str,
+    signature: Option<String>,
+) -> Result<Outcome, Rejection> {
+    let (auction_id, token_hash) = (AUCTION.to_string(), harness.token(bidder_id));
+    let request_id = request_id.to_string();
+    let command = match signature {
+        None => Command::SetProxy {
+            auction_id,
+            token_hash,
+            max_amount,
+            request_id,
+        },
+        Some(signature) => Command::SetSignedProxy {
+            auction_id,
+            token_hash,
+            max_amount,
+            request_id,
+            signature,
+        },
+    };
+    harness.run(NOW, command)
+}
+
+/// A proxy bids without its bidder, so where signed bids are required a maximum is taken
+/// only as the bidder's signed statement (`proxy_max`), and each bid the proxy places
+/// keeps that signature, marked with the maximum it covers; the audit checks the bid
+/// stays within it.
+#[test]
+fn signed_bids_a_proxy_bids_on_its_bidders_signed_maximum() {
+    let mut harness = signed_sale(true);
+    let (alice, bob) = (key(1), key(2));
+    assert!(register_key(&mut harness, "alice", "ed25519", &public(&alice)).is_ok());
+    assert!(register_key(&mut harness, "bob", "ed25519", &public(&bob)).is_ok());
+    harness.advance(NOW);
     assert_eq!(
-        harness.run(20_000, command),
+        set_proxy(&mut harness, "alice", 5_000, "p-1", None),
         Err(Rejection::SignatureRequired)
     );
+    let of_a_bid = sign(&alice, 5_000, "p-1");
+    assert_eq!(
+        set_proxy(&mut harness, "alice", 5_000, "p-1", Some(of_a_bid)),
+        Err(Rejection::BadSignature)
+    );
     assert!(harness.a1().sale.proxies.is_empty());
+    let maximum = sign_statement(&alice, Statement::ProxyMax(5_000), "p-1");
+    let set = set_proxy(&mut harness, "alice", 5_000, "p-1", Some(maximum.clone()));
+    assert!(matches!(set, Ok(Outcome::ProxySet { .. })), "{set:?}");
+    // Bob's signed bid outbids the proxy's first bid; the proxy answers at once.
+    let bob_bid = sign(&bob, 1_100, "b-1");
+    assert!(signed_bid(&mut harness, "bob", 1_100, "b-1", &bob_bid).is_ok());
+    let auction = harness.a1();
+    assert_eq!(
+        auction
+            .bids
+            .iter()
+            .map(|bid| (bid.bidder_id.as_str(), bid.amount))
+            .collect::<Vec<_>>(),
+        [("alice", 1_000), ("bob", 1_100), ("alice", 1_200)]
+    );
+    for seq in [1, 3] {
+        let kept = &auction.sale.bid_signatures[&seq];
+        assert_eq!(
+            (kept.proxy_max, kept.signature.as_str()),
+            (Some(5_000), maximum.as_str())
+        );
+    }
+    let keys = &harness.state.bidder_keys;
+    assert_eq!(invariants::check_auction(auction), Ok(()));
+    assert_eq!(invariants::bid_signatures_verify(auction, keys), Ok(()));
+    // While the sale is open, a read of the record shows no signed maximum.
+    let shown = auction.without_open_secrets();
+    assert_eq!(shown.sale.bid_signatures.keys().collect::<Vec<_>>(), [&2]);
+    let text = serde_json::to_string(&shown).expect("json");
+    assert!(!text.contains("5000") && !text.contains(&maximum), "{text}");
+    // A kept maximum lowered below the bid, or changed, is named by the audit.
+    for altered_max in [1_100, 6_000] {
+        let mut altered = auction.clone();
+        altered
+            .sale
+            .bid_signatures
+            .get_mut(&3)
+            .expect("kept")
+            .proxy_max = Some(altered_max);
+        assert!(
+            invariants::bid_signatures_verify(&altered, keys).is_err(),
+            "{altered_max}"
+        );
+    }
 }

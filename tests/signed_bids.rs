@@ -228,3 +228,103 @@ fn signed_bids_are_verified_kept_and_audited() {
         "{text}"
     );
 }
+
+fn sign_proxy(key: &SigningKey, auction_id: &str, max_amount: u64, request_id: &str) -> String {
+    let text = format!("gavel-bid\n{auction_id}\nproxy_max={max_amount}\n{request_id}");
+    STANDARD.encode(key.sign(text.as_bytes()).to_bytes())
+}
+
+fn set_proxy(node: &Node, token: &str, body: Value) -> (u16, Value) {
+    let url = format!("{}/api/v1/auctions/lot-p/proxy", node.public_url);
+    let body = body.to_string();
+    raw_request(
+        "POST",
+        &url,
+        Some(token),
+        "application/json",
+        body.as_bytes(),
+    )
+}
+
+/// Where signed bids are required, a proxy maximum is taken only signed; its bids carry
+/// its signature, withheld from the result while the sale is open (it would show the
+/// maximum) and listed with the maximum once it is closed; the audit passes both times.
+#[test]
+fn a_signed_proxy_maximum_stands_behind_its_bids_and_is_audited() {
+    let dir = temp_dir("signed-proxy");
+    let node = start_with(dir.path(), "");
+    let mut spec = auction_spec("lot-p", 60_000, 5_000);
+    spec["require_signed_bids"] = json!(true);
+    node.create_auction(spec);
+    let ivan = SigningKey::from_bytes(&[11u8; 32]);
+    let jane = SigningKey::from_bytes(&[12u8; 32]);
+    for (bidder, key) in [("ivan", &ivan), ("jane", &jane)] {
+        node.register_bidder(bidder);
+        node.qualify("lot-p", bidder);
+        let public = STANDARD.encode(key.verifying_key().as_bytes());
+        assert_eq!(register_key(&node, bidder, "ed25519", &public).0, 201);
+    }
+    let ivan_token = node.login("ivan");
+    let jane_token = node.login("jane");
+    let unsigned = json!({"max_amount": 1_100_000, "request_id": "p-1"});
+    let (status, problem) = set_proxy(&node, &ivan_token, unsigned);
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("signature_required")),
+        "{problem}"
+    );
+    let of_another_maximum = sign_proxy(&ivan, "lot-p", 1_200_000, "p-1");
+    let body =
+        json!({"max_amount": 1_100_000, "request_id": "p-1", "signature": of_another_maximum});
+    let (status, problem) = set_proxy(&node, &ivan_token, body);
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (401, Some("bad_signature")),
+        "{problem}"
+    );
+    let signature = sign_proxy(&ivan, "lot-p", 1_100_000, "p-1");
+    let body = json!({"max_amount": 1_100_000, "request_id": "p-1", "signature": signature});
+    let (status, set) = set_proxy(&node, &ivan_token, body);
+    assert_eq!(status, 201, "{set}");
+    assert_eq!(set["bid"]["amount"], json!(1_000_000), "{set}");
+    let url = format!("{}/api/v1/auctions/lot-p/bids", node.public_url);
+    let jane_bid = json!({
+        "amount": 1_010_000,
+        "request_id": "j-1",
+        "signature": STANDARD.encode(
+            jane.sign(b"gavel-bid\nlot-p\n1010000\nj-1").to_bytes()
+        ),
+    });
+    let body = jane_bid.to_string();
+    let (status, receipt) = raw_request(
+        "POST",
+        &url,
+        Some(&jane_token),
+        "application/json",
+        body.as_bytes(),
+    );
+    assert_eq!(status, 201, "{receipt}");
+
+    let (status, result) = node.control("GET", "/control/v1/auctions/lot-p/result", None);
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["bids"].as_array().map(Vec::len), Some(3), "{result}");
+    assert_eq!(result["bid_signatures_withheld"], json!([1, 3]), "{result}");
+    assert!(!result.to_string().contains("1100000"), "{result}");
+    let (ok, text) = gavel_ctl(&node, &["audit", "verify"]);
+    assert!(ok && text.contains("auction lot-p: 3 bids"), "{text}");
+
+    let body = json!({"reason": "the parcel is withdrawn"});
+    let (status, view) = node.control("POST", "/control/v1/auctions/lot-p/terminate", Some(body));
+    assert_eq!(status, 200, "{view}");
+    let (_, result) = node.control("GET", "/control/v1/auctions/lot-p/result", None);
+    assert_eq!(result.get("bid_signatures_withheld"), None, "{result}");
+    let proxied: Vec<&Value> = result["bid_signatures"]
+        .as_array()
+        .expect("signatures")
+        .iter()
+        .filter(|kept| kept["proxy_max"] == json!(1_100_000))
+        .collect();
+    assert_eq!(proxied.len(), 2, "{result}");
+    let (ok, text) = gavel_ctl(&node, &["audit", "verify"]);
+    assert!(ok && text.contains("auction lot-p: 3 bids"), "{text}");
+}

@@ -20,7 +20,7 @@ use gavel::model::views::{hex_32, LotteryView};
 use gavel::model::views::{BidderKeyList, ResultBidSignature};
 use gavel_kernel::chain::verify_chain;
 use gavel_kernel::lottery::redraw;
-use gavel_kernel::signatures::{self, Algorithm, BidderKey};
+use gavel_kernel::signatures::{self, Algorithm, BidderKey, Statement};
 use gavel_kernel::{invariants, BidRecord};
 
 #[derive(Debug, clap::Subcommand)]
@@ -303,8 +303,10 @@ impl KeysByBidder {
 }
 
 /// Checks the signatures a result publishes with its bids: every bid of an auction that
-/// required signed bids has one, and each verifies, over the bid's text, under the key it
-/// names among its bidder's registered keys.
+/// required signed bids has one (or, while the sale is open, is a proxy's bid whose
+/// signature is withheld with its maximum), and each verifies, over the bid's text (a proxy's bid:
+/// its bidder's signed maximum, which it does not exceed), under the key it names among
+/// its bidder's registered keys.
 fn check_published_signatures(
     auction_id: &str,
     result: &Value,
@@ -317,11 +319,14 @@ fn check_published_signatures(
             .map_err(|error| format!("the bid signatures cannot be read: {error}"))?,
         None => Vec::new(),
     };
+    let withheld: Vec<u64> = match result.get("bid_signatures_withheld") {
+        Some(seqs) => serde_json::from_value(seqs.clone())
+            .map_err(|error| format!("the withheld bid signatures cannot be read: {error}"))?,
+        None => Vec::new(),
+    };
     let required = result.get("require_signed_bids") == Some(&Value::Bool(true));
-    if let Some(bid) = bids
-        .iter()
-        .find(|bid| required && !kept.iter().any(|kept| kept.seq == bid.seq))
-    {
+    let covered = |seq: u64| kept.iter().any(|kept| kept.seq == seq) || withheld.contains(&seq);
+    if let Some(bid) = bids.iter().find(|bid| required && !covered(bid.seq)) {
         return Err(format!("bid record {} has no signature kept", bid.seq));
     }
     for signature in &kept {
@@ -335,7 +340,14 @@ fn check_published_signatures(
             .iter()
             .find(|key| key.key_id == signature.key_id)
             .ok_or_else(|| problem("its key is not one of its bidder's keys"))?;
-        let text = signatures::bid_text(auction_id, bid.amount, &signature.request_id);
+        let statement = match signature.proxy_max {
+            Some(max) if bid.amount > max => {
+                return Err(problem(&format!("above the signed proxy maximum {max}")))
+            }
+            Some(max) => Statement::ProxyMax(max),
+            None => Statement::Bid(bid.amount),
+        };
+        let text = signatures::signed_text(auction_id, statement, &signature.request_id);
         if !signatures::verifies(key, &text, &signature.signature) {
             return Err(problem("its signature does not verify under its key"));
         }

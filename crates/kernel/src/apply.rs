@@ -209,21 +209,39 @@ fn check_latest(auction: &Auction) -> Result<(), invariants::Violation> {
     invariants::deadline_matches_phase(auction)
 }
 
-/// The newest bid of an auction that requires signed bids has its signature kept
-/// (`invariants::signed_bids_kept` checks every bid).
+/// The newest bid and secondary bid, and every sealed quote, of an auction that requires
+/// signed bids have their signatures kept (`invariants::signed_bids_kept` checks every
+/// record).
 fn signed_bid_kept(auction: &Auction) -> Result<(), invariants::Violation> {
-    let newest = auction.bids.last().map(|bid| bid.seq);
-    match newest {
-        Some(seq)
-            if auction.sale.rules.require_signed_bids
-                && !auction.sale.bid_signatures.contains_key(&seq) =>
-        {
-            Err(invariants::Violation::SignatureMismatch(
-                auction.spec.id.clone(),
-                format!("bid record {seq} has no signature kept"),
-            ))
+    let sale = &auction.sale;
+    if !sale.rules.require_signed_bids {
+        return Ok(());
+    }
+    let missing = |what: String| {
+        Err(invariants::Violation::SignatureMismatch(
+            auction.spec.id.clone(),
+            format!("{what} has no signature kept"),
+        ))
+    };
+    if let Some(bid) = auction.bids.last() {
+        if !sale.bid_signatures.contains_key(&bid.seq) {
+            return missing(format!("bid record {}", bid.seq));
         }
-        _ => Ok(()),
+    }
+    if let Some(bid) = sale
+        .secondary_bids
+        .last()
+        .filter(|bid| bid.signature.is_none())
+    {
+        return missing(format!("secondary bid {}", bid.seq));
+    }
+    match sale
+        .sealed_quotes
+        .iter()
+        .find(|(_, quote)| quote.signature.is_none())
+    {
+        Some((bidder_id, _)) => missing(format!("the sealed quote of {bidder_id}")),
+        None => Ok(()),
     }
 }
 
@@ -257,6 +275,7 @@ fn dispatch(
         Command::PlaceBid { .. }
         | Command::PlaceSignedBid { .. }
         | Command::SetProxy { .. }
+        | Command::SetSignedProxy { .. }
         | Command::WithdrawProxy { .. } => {
             dispatch_proxy_bidding(state, now_ms, envelope.seed, command, events)
         }
@@ -266,7 +285,10 @@ fn dispatch(
         | Command::Advance { .. } => {
             dispatch_bidding(state, now_ms, envelope.seed, command, events)
         }
-        Command::SubmitSealedQuote { .. } | Command::PlaceSecondaryBid { .. } => {
+        Command::SubmitSealedQuote { .. }
+        | Command::PlaceSecondaryBid { .. }
+        | Command::SubmitSignedSealedQuote { .. }
+        | Command::PlaceSignedSecondaryBid { .. } => {
             dispatch_after_cap(state, now_ms, envelope.seed, command, events)
         }
         Command::Takeover { .. }
@@ -520,18 +542,8 @@ fn dispatch_proxy_bidding(
             }
             Ok(outcome)
         }
-        Command::SetProxy {
-            auction_id,
-            token_hash,
-            max_amount,
-            request_id,
-        } => {
-            let request = ProxyRequest {
-                auction_id,
-                token_hash,
-                max_amount: *max_amount,
-                request_id,
-            };
+        Command::SetProxy { .. } | Command::SetSignedProxy { .. } => {
+            let request = proxy_request(command).unwrap_or_else(|| misrouted(command));
             proxy::set(state, now_ms, seed, request, events)
         }
         Command::WithdrawProxy {
@@ -542,7 +554,7 @@ fn dispatch_proxy_bidding(
     }
 }
 
-/// The bidders' commands past the cap: sealed quotes and secondary bids.
+/// The bidders' commands past the cap: sealed quotes and secondary bids, signed or not.
 fn dispatch_after_cap(
     state: &mut State,
     now_ms: u64,
@@ -550,37 +562,107 @@ fn dispatch_after_cap(
     command: &Command,
     events: &mut Vec<Event>,
 ) -> Result<Outcome, Rejection> {
-    match command {
+    let (request, sealed) = after_cap_request(command).unwrap_or_else(|| misrouted(command));
+    match sealed {
+        true => bidding::submit_sealed_quote(state, now_ms, seed, request, events),
+        false => bidding::place_secondary_bid(state, now_ms, seed, request, events),
+    }
+}
+
+/// The request of a proxy maximum, signed or not.
+fn proxy_request(command: &Command) -> Option<ProxyRequest<'_>> {
+    let (auction_id, token_hash, max_amount, request_id, signature) = match command {
+        Command::SetProxy {
+            auction_id,
+            token_hash,
+            max_amount,
+            request_id,
+        } => (auction_id, token_hash, max_amount, request_id, None),
+        Command::SetSignedProxy {
+            auction_id,
+            token_hash,
+            max_amount,
+            request_id,
+            signature,
+        } => (
+            auction_id,
+            token_hash,
+            max_amount,
+            request_id,
+            Some(signature),
+        ),
+        _ => return None,
+    };
+    Some(ProxyRequest {
+        auction_id,
+        token_hash,
+        max_amount: *max_amount,
+        request_id,
+        signature: signature.map(String::as_str),
+    })
+}
+
+/// The request of a command past the cap, and whether it is a sealed quote (else a
+/// secondary bid).
+fn after_cap_request(command: &Command) -> Option<(AfterCapRequest<'_>, bool)> {
+    let (auction_id, token_hash, amount, request_id, signature, sealed) = match command {
         Command::SubmitSealedQuote {
             auction_id,
             token_hash,
             amount,
             request_id,
-        } => {
-            let request = AfterCapRequest {
-                auction_id,
-                token_hash,
-                amount: *amount,
-                request_id,
-            };
-            bidding::submit_sealed_quote(state, now_ms, seed, request, events)
-        }
+        } => (auction_id, token_hash, amount, request_id, None, true),
+        Command::SubmitSignedSealedQuote {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+            signature,
+        } => (
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+            Some(signature),
+            true,
+        ),
         Command::PlaceSecondaryBid {
             auction_id,
             token_hash,
             secondary_amount,
             request_id,
-        } => {
-            let request = AfterCapRequest {
-                auction_id,
-                token_hash,
-                amount: *secondary_amount,
-                request_id,
-            };
-            bidding::place_secondary_bid(state, now_ms, seed, request, events)
-        }
-        other => misrouted(other),
-    }
+        } => (
+            auction_id,
+            token_hash,
+            secondary_amount,
+            request_id,
+            None,
+            false,
+        ),
+        Command::PlaceSignedSecondaryBid {
+            auction_id,
+            token_hash,
+            secondary_amount,
+            request_id,
+            signature,
+        } => (
+            auction_id,
+            token_hash,
+            secondary_amount,
+            request_id,
+            Some(signature),
+            false,
+        ),
+        _ => return None,
+    };
+    let request = AfterCapRequest {
+        auction_id,
+        token_hash,
+        amount: *amount,
+        request_id,
+        signature: signature.map(String::as_str),
+    };
+    Some((request, sealed))
 }
 
 /// The system's commands: the takeover's stamp, purges, records, checkpoints, and the

@@ -286,14 +286,21 @@ impl Auction {
         self.qualified.get(bidder_id).copied()
     }
 
-    /// The auction without the lottery's secret and the sealed quotes while it is open,
-    /// and without the proxy maximums ever: what a read of the kernel's record may show.
-    /// Which bids a proxy placed stays; the maximums they were placed under read as 0.
+    /// The auction without the lottery's secret, the sealed quotes and the signatures of
+    /// signed proxy maximums while it is open, and without the proxy maximums ever: what
+    /// a read of the kernel's record may show. Which bids a proxy placed stays; the
+    /// maximums they were placed under read as 0 (once the sale is closed, a signed
+    /// maximum shows in the signature kept with the bids placed under it).
     pub fn without_open_secrets(&self) -> Auction {
         let mut copy = self.clone();
         if !self.phase.is_closed() {
             copy.lottery_secret = LotterySecret::default();
             copy.sale.sealed_quotes.clear();
+            // A signed proxy maximum's signature, kept with the bids placed under it,
+            // would show the maximum.
+            copy.sale
+                .bid_signatures
+                .retain(|_, kept| kept.proxy_max.is_none());
         }
         let sale = &mut copy.sale;
         sale.proxies.clear();

@@ -12,6 +12,7 @@ use super::requests::RequestKey;
 use super::sale::{CapMode, TimedBiddingEntry};
 use super::sealed::{self, QuoteRequest};
 use super::secondary::{self, SecondaryRequest};
+use super::signatures::Statement;
 use super::signed_bids::{self, SignedBid};
 use super::state::{Auction, BidRecord, Phase, RequestRecord, State};
 use super::types::{validate_id, BidderNumber, IncrementRule, Money};
@@ -122,7 +123,7 @@ pub fn place_bid(
         .ok_or(Rejection::NotQualified)?;
     let signed = SignedBid {
         auction_id: request.auction_id,
-        amount: request.amount,
+        statement: Statement::Bid(request.amount),
         request_id: request.request_id,
         signature: request.signature,
     };
@@ -333,12 +334,13 @@ pub fn confirm(
 }
 
 /// What a sealed quote or a secondary bid asks: the auction, the caller's session, the
-/// amount and the request_id.
+/// amount, the request_id, and the bidder's signature of it if signed.
 pub struct AfterCapRequest<'a> {
     pub auction_id: &'a str,
     pub token_hash: &'a str,
     pub amount: u64,
     pub request_id: &'a str,
+    pub signature: Option<&'a str>,
 }
 
 impl AfterCapRequest<'_> {
@@ -378,7 +380,18 @@ pub fn submit_sealed_quote(
         amount: request.amount,
         request_id: request.request_id,
     };
-    sealed::submit(auction, now_ms, &quote, events)
+    if let Some(answer) = sealed::replayed(auction, &quote) {
+        return answer;
+    }
+    let signed = SignedBid {
+        auction_id: request.auction_id,
+        statement: Statement::Sealed(request.amount),
+        request_id: request.request_id,
+        signature: request.signature,
+    };
+    let required = auction.sale.rules.require_signed_bids;
+    let kept = signed_bids::check(&state.bidder_keys, &bidder_id, required, &signed)?;
+    sealed::submit(auction, now_ms, &quote, kept, events)
 }
 
 /// Under `cap_mode = secondary`: a bid on the second quantity (`secondary`). A request_id
@@ -413,6 +426,14 @@ pub fn place_secondary_bid(
     if used_for_a_price_bid {
         return Err(Rejection::RequestIdReused);
     }
+    let signed = SignedBid {
+        auction_id: request.auction_id,
+        statement: Statement::Secondary(request.amount),
+        request_id: request.request_id,
+        signature: request.signature,
+    };
+    let required = auction.sale.rules.require_signed_bids;
+    let kept = signed_bids::check(&state.bidder_keys, &bidder_id, required, &signed)?;
     advance(auction, now_ms, seed, events);
-    secondary::place(auction, now_ms, &secondary_request, events)
+    secondary::place(auction, now_ms, &secondary_request, kept, events)
 }

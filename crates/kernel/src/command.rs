@@ -240,6 +240,34 @@ pub enum Command {
         request_id: String,
         signature: String,
     },
+    /// `SubmitSealedQuote` with the bidder's signature (standard base64) of the quote
+    /// (`signatures::Statement::Sealed`): checked and kept with the quote.
+    SubmitSignedSealedQuote {
+        auction_id: String,
+        token_hash: String,
+        amount: Money,
+        request_id: String,
+        signature: String,
+    },
+    /// `PlaceSecondaryBid` with the bidder's signature of the secondary amount
+    /// (`signatures::Statement::Secondary`): checked and kept with the bid.
+    PlaceSignedSecondaryBid {
+        auction_id: String,
+        token_hash: String,
+        secondary_amount: u64,
+        request_id: String,
+        signature: String,
+    },
+    /// `SetProxy` with the bidder's signature of the maximum
+    /// (`signatures::Statement::ProxyMax`): checked, kept with the maximum and with every
+    /// bid the proxy places under it.
+    SetSignedProxy {
+        auction_id: String,
+        token_hash: String,
+        max_amount: Money,
+        request_id: String,
+        signature: String,
+    },
 }
 
 /// Most auctions one `Command::Archive` moves out, so one log entry stays small.
@@ -268,7 +296,10 @@ impl Command {
             | Command::SetProxy { auction_id, .. }
             | Command::WithdrawProxy { auction_id, .. }
             | Command::SubmitSealedQuote { auction_id, .. }
-            | Command::PlaceSecondaryBid { auction_id, .. } => Some(auction_id),
+            | Command::PlaceSecondaryBid { auction_id, .. }
+            | Command::SubmitSignedSealedQuote { auction_id, .. }
+            | Command::PlaceSignedSecondaryBid { auction_id, .. }
+            | Command::SetSignedProxy { auction_id, .. } => Some(auction_id),
             Command::CreateAuction { spec } | Command::CreateAuctionWithRules { spec, .. } => {
                 Some(&spec.id)
             }

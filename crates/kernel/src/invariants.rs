@@ -7,7 +7,7 @@ use super::chain::verify_chain;
 use super::sale::CapMode;
 use super::sealed;
 use super::secondary;
-use super::signatures::{self, BidderKeys};
+use super::signatures::{self, BidderKeys, KeptSignature, Statement};
 use super::state::State;
 
 /// A broken invariant, named.
@@ -297,8 +297,9 @@ pub fn check_auction(auction: &Auction) -> Result<(), Violation> {
     hash_chain_intact(auction)
 }
 
-/// In an auction that requires signed bids, every bid has its signature kept; and no
-/// signature is kept for a bid the auction does not have (docs/RULES.md, "Signed bids").
+/// In an auction that requires signed bids, every bid, sealed quote and secondary bid
+/// has its signature kept; and no signature is kept for a bid the auction does not have
+/// (docs/RULES.md, "Signed bids").
 pub fn signed_bids_kept(auction: &Auction) -> Result<(), Violation> {
     let mismatch = |detail: String| {
         Err(Violation::SignatureMismatch(
@@ -314,41 +315,91 @@ pub fn signed_bids_kept(auction: &Auction) -> Result<(), Violation> {
             ));
         }
     }
-    if auction.sale.rules.require_signed_bids {
-        if let Some(bid) = auction.bids.iter().find(|bid| !kept.contains_key(&bid.seq)) {
-            return mismatch(format!("bid record {} has no signature kept", bid.seq));
-        }
+    if !auction.sale.rules.require_signed_bids {
+        return Ok(());
+    }
+    if let Some(bid) = auction.bids.iter().find(|bid| !kept.contains_key(&bid.seq)) {
+        return mismatch(format!("bid record {} has no signature kept", bid.seq));
+    }
+    let sale = &auction.sale;
+    if let Some((bidder, _)) = sale
+        .sealed_quotes
+        .iter()
+        .find(|(_, q)| q.signature.is_none())
+    {
+        return mismatch(format!(
+            "the sealed quote of {bidder} has no signature kept"
+        ));
+    }
+    if let Some(bid) = sale
+        .secondary_bids
+        .iter()
+        .find(|bid| bid.signature.is_none())
+    {
+        return mismatch(format!("secondary bid {} has no signature kept", bid.seq));
     }
     Ok(())
 }
 
-/// Every signature kept with a bid of `auction` verifies, over the bid's text, under the
-/// key it names among `keys` (the state's `bidder_keys`). What the audit checks; the
-/// kernel verified each one before placing its bid.
+/// Every signature kept in `auction` verifies, over the text of what it signs, under the
+/// key it names among `keys` (the state's `bidder_keys`): each bid's (a proxy's bid: its
+/// bidder's signed maximum, which the bid does not exceed), each sealed quote's and each
+/// secondary bid's. What the audit checks; the kernel verified each one before taking it.
 pub fn bid_signatures_verify(auction: &Auction, keys: &BidderKeys) -> Result<(), Violation> {
-    for (seq, kept) in &auction.sale.bid_signatures {
+    let id = &auction.spec.id;
+    let verify = |what: String, bidder_id: &str, statement: Statement, kept: &KeptSignature| {
         let mismatch = |detail: &str| {
             Err(Violation::SignatureMismatch(
-                auction.spec.id.clone(),
-                format!("bid record {seq}: {detail}"),
+                id.clone(),
+                format!("{what}: {detail}"),
             ))
         };
+        let key = keys
+            .get(bidder_id)
+            .and_then(|held| held.iter().find(|key| key.key_id == kept.key_id));
+        let Some(key) = key else {
+            return mismatch("its key is not one of its bidder's keys");
+        };
+        let text = signatures::signed_text(id, statement, &kept.request_id);
+        match signatures::verifies(key, &text, &kept.signature) {
+            true => Ok(()),
+            false => mismatch("its signature does not verify under its key"),
+        }
+    };
+    for (seq, kept) in &auction.sale.bid_signatures {
+        let what = format!("bid record {seq}");
         let Some(bid) = usize::try_from(*seq)
             .ok()
             .and_then(|seq| seq.checked_sub(1))
             .and_then(|index| auction.bids.get(index))
         else {
-            return mismatch("no such bid record");
+            return Err(Violation::SignatureMismatch(
+                id.clone(),
+                format!("{what}: no such bid record"),
+            ));
         };
-        let key = keys
-            .get(&bid.bidder_id)
-            .and_then(|held| held.iter().find(|key| key.key_id == kept.key_id));
-        let Some(key) = key else {
-            return mismatch("its key is not one of its bidder's keys");
+        let statement = match kept.proxy_max {
+            Some(max) if bid.amount > max => {
+                return Err(Violation::SignatureMismatch(
+                    id.clone(),
+                    format!("{what}: above the signed proxy maximum {max}"),
+                ))
+            }
+            Some(max) => Statement::ProxyMax(max),
+            None => Statement::Bid(bid.amount),
         };
-        let text = signatures::bid_text(&auction.spec.id, bid.amount, &kept.request_id);
-        if !signatures::verifies(key, &text, &kept.signature) {
-            return mismatch("its signature does not verify under its key");
+        verify(what, &bid.bidder_id, statement, kept)?;
+    }
+    for (bidder_id, quote) in &auction.sale.sealed_quotes {
+        if let Some(kept) = &quote.signature {
+            let what = format!("the sealed quote of {bidder_id}");
+            verify(what, bidder_id, Statement::Sealed(quote.amount), kept)?;
+        }
+    }
+    for bid in &auction.sale.secondary_bids {
+        if let Some(kept) = &bid.signature {
+            let what = format!("secondary bid {}", bid.seq);
+            verify(what, &bid.bidder_id, Statement::Secondary(bid.amount), kept)?;
         }
     }
     Ok(())

@@ -6,7 +6,10 @@
 //! At most two bids are placed per step, whatever the price range between them.
 //!
 //! A proxy bid is an ordinary bid of the hash chain, placed with `bidding::append_bid`;
-//! its seq and the maximum it was placed under are kept in `SaleState::proxy_bids`.
+//! its seq and the maximum it was placed under are kept in `SaleState::proxy_bids`. A
+//! maximum the bidder signed (required where the auction takes signed bids only) is the
+//! bidder's statement behind each bid placed under it: its signature is kept with each
+//! of them, marked with the maximum it covers.
 
 use std::cmp::Ordering;
 
@@ -19,6 +22,8 @@ use super::event::Event;
 use super::phases::{advanced, not_open};
 use super::rejection::Rejection;
 use super::sale::{ProxyAnswer, ProxyMaximum};
+use super::signatures::{BidderKeys, KeptSignature, Statement};
+use super::signed_bids::{self, SignedBid};
 use super::state::{Auction, Phase, State};
 use super::types::{validate_id, IncrementRule, Money};
 
@@ -28,17 +33,10 @@ pub struct ProxyRequest<'a> {
     pub token_hash: &'a str,
     pub max_amount: Money,
     pub request_id: &'a str,
-}
-
-/// Whether `bidder_id` may leave a maximum in `auction`: not excluded by a group, and not
-/// in an auction that accepts signed bids only (every bid there must be the bidder's own
-/// signed statement, and a proxy bids without its bidder).
-fn check_may_leave_proxy(auction: &Auction, bidder_id: &str) -> Result<(), Rejection> {
-    check_not_excluded(auction, bidder_id)?;
-    if auction.sale.rules.require_signed_bids {
-        return Err(Rejection::SignatureRequired);
-    }
-    Ok(())
+    /// The bidder's signature of the maximum (`Statement::ProxyMax`), if signed: required
+    /// in an auction with `require_signed_bids`, where it is the bidder's signed statement
+    /// behind every bid the proxy places.
+    pub signature: Option<&'a str>,
 }
 
 /// Sets or raises the caller's maximum, then lets the proxies answer; the same
@@ -73,27 +71,13 @@ pub fn set(
     if let Some(answer) = replayed(auction, &bidder_id, &request) {
         return answer;
     }
-    check_may_leave_proxy(auction, &bidder_id)?;
-    if !matches!(auction.phase, Phase::Listing | Phase::TimedBidding) {
-        return Err(not_open(auction));
-    }
-    check_entry(auction, &bidder_id)?;
-    let minimum = minimum_next_bid(auction)?;
-    if request.max_amount < minimum {
-        return Err(Rejection::BelowMinimum { minimum });
-    }
-    if let Some(existing) = auction.sale.proxies.get(&bidder_id) {
-        if request.max_amount <= existing.max_amount {
-            return Err(Rejection::Conflict(
-                "a proxy maximum can only be raised; withdraw it to set a lower one".to_string(),
-            ));
-        }
-    }
+    let signature = check_maximum(auction, &state.bidder_keys, &bidder_id, &request)?;
     auction.sale.proxy_order += 1;
     let maximum = ProxyMaximum {
         max_amount: request.max_amount,
         order: auction.sale.proxy_order,
         set_at_ms: now_ms,
+        signature,
     };
     auction.sale.proxies.insert(bidder_id.clone(), maximum);
     // The maximum stays hidden: the audit trail names the bidder only.
@@ -120,6 +104,41 @@ pub fn set(
         receipt,
         replayed: false,
     })
+}
+
+/// Checks a new maximum of `bidder_id` (its signature, the bidder's standing, the phase,
+/// the amount) without changing anything; answers the signature to keep with it.
+fn check_maximum(
+    auction: &Auction,
+    keys: &BidderKeys,
+    bidder_id: &str,
+    request: &ProxyRequest<'_>,
+) -> Result<Option<KeptSignature>, Rejection> {
+    let signed = SignedBid {
+        auction_id: request.auction_id,
+        statement: Statement::ProxyMax(request.max_amount),
+        request_id: request.request_id,
+        signature: request.signature,
+    };
+    let required = auction.sale.rules.require_signed_bids;
+    let signature = signed_bids::check(keys, bidder_id, required, &signed)?;
+    check_not_excluded(auction, bidder_id)?;
+    if !matches!(auction.phase, Phase::Listing | Phase::TimedBidding) {
+        return Err(not_open(auction));
+    }
+    check_entry(auction, bidder_id)?;
+    let minimum = minimum_next_bid(auction)?;
+    if request.max_amount < minimum {
+        return Err(Rejection::BelowMinimum { minimum });
+    }
+    if let Some(existing) = auction.sale.proxies.get(bidder_id) {
+        if request.max_amount <= existing.max_amount {
+            return Err(Rejection::Conflict(
+                "a proxy maximum can only be raised; withdraw it to set a lower one".to_string(),
+            ));
+        }
+    }
+    Ok(signature)
 }
 
 /// The answer to a request_id the bidder used before for a maximum in this auction.
@@ -328,9 +347,16 @@ pub(crate) fn resolve(
             break;
         };
         let max_amount = proxy.max_amount;
+        let kept = proxy.signature.clone().map(|signature| KeptSignature {
+            proxy_max: Some(max_amount),
+            ..signature
+        });
         note_listing_bidder(auction, &bidder_id);
         let receipt = append_bid(auction, now_ms, seed, (&bidder_id, number), amount, events);
         auction.sale.proxy_bids.insert(receipt.seq, max_amount);
+        if let Some(kept) = kept {
+            auction.sale.bid_signatures.insert(receipt.seq, kept);
+        }
         placed.push((bidder_id, receipt));
     }
     placed

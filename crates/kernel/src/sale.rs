@@ -325,6 +325,10 @@ pub struct ProxyMaximum {
     /// the earlier leads.
     pub order: u64,
     pub set_at_ms: u64,
+    /// The bidder's signature of this maximum, if signed: kept with every bid the proxy
+    /// places under it. Left out of the text when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<KeptSignature>,
 }
 
 /// What a request to set a maximum answered: the maximum, and the seq of the bid the
@@ -342,6 +346,9 @@ pub struct SealedQuote {
     pub accepted_at_ms: u64,
     /// The request_id it came with: the same again answers the same quote.
     pub request_id: String,
+    /// The bidder's signature of the quote, if signed. Left out of the text when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<KeptSignature>,
 }
 
 /// One accepted bid on the secondary quantity.
@@ -355,6 +362,9 @@ pub struct SecondaryBid {
     pub accepted_at_ms: u64,
     /// The request_id it came with: the same again answers the same bid.
     pub request_id: String,
+    /// The bidder's signature of the bid, if signed. Left out of the text when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<KeptSignature>,
 }
 
 impl SaleState {

@@ -17,6 +17,7 @@ use super::lottery::{self, CommitReveal, Lottery, LotteryEntrant};
 use super::money::{BidderNumber, Money};
 use super::rejection::Rejection;
 use super::sale::{CapMode, SealedQuote, SealedRule};
+use super::signatures::KeptSignature;
 
 /// A quote as a bidder submits it, the session already resolved to `bidder_id`.
 pub struct QuoteRequest<'a> {
@@ -30,26 +31,39 @@ pub fn window_open(auction: &Auction) -> bool {
     auction.phase == Phase::Capped && auction.sale.rules.cap_mode == CapMode::SealedBid
 }
 
-/// Submits a quote in `auction` (already advanced to `now_ms`). The same request again
-/// answers the quote it placed; any other quote by the same bidder is `quote_exists`.
-pub fn submit(
-    auction: &mut Auction,
-    now_ms: u64,
+/// The answer to a quote by a bidder who has quoted: the same request again answers the
+/// quote it placed; any other quote is `quote_exists`. `None` for a bidder's first quote.
+pub fn replayed(
+    auction: &Auction,
     request: &QuoteRequest<'_>,
-    events: &mut Vec<Event>,
-) -> Result<Outcome, Rejection> {
-    let bidder_number = auction
-        .bidder_number_of(request.bidder_id)
-        .ok_or(Rejection::NotQualified)?;
-    if let Some(quote) = auction.sale.sealed_quotes.get(request.bidder_id) {
-        return if quote.request_id == request.request_id && quote.amount == request.amount {
+) -> Option<Result<Outcome, Rejection>> {
+    let quote = auction.sale.sealed_quotes.get(request.bidder_id)?;
+    Some(
+        if quote.request_id == request.request_id && quote.amount == request.amount {
             Ok(Outcome::SealedQuoteAccepted {
                 accepted_at_ms: quote.accepted_at_ms,
                 replayed: true,
             })
         } else {
             Err(Rejection::QuoteExists)
-        };
+        },
+    )
+}
+
+/// Submits a quote in `auction` (already advanced to `now_ms`), with the bidder's
+/// signature of it if signed; retries are answered by `replayed`, also here.
+pub fn submit(
+    auction: &mut Auction,
+    now_ms: u64,
+    request: &QuoteRequest<'_>,
+    signature: Option<KeptSignature>,
+    events: &mut Vec<Event>,
+) -> Result<Outcome, Rejection> {
+    let bidder_number = auction
+        .bidder_number_of(request.bidder_id)
+        .ok_or(Rejection::NotQualified)?;
+    if let Some(answer) = replayed(auction, request) {
+        return answer;
     }
     if !window_open(auction) {
         return Err(Rejection::AuctionNotOpen {
@@ -73,6 +87,7 @@ pub fn submit(
             amount: request.amount,
             accepted_at_ms: now_ms,
             request_id: request.request_id.to_string(),
+            signature,
         },
     );
     // The audit trail names who quoted, never the amount, until the window closes.

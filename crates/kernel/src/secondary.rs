@@ -16,6 +16,7 @@ use super::command::{Outcome, SecondaryReceipt};
 use super::event::{Event, EventKind};
 use super::rejection::Rejection;
 use super::sale::{SecondaryBid, SecondarySpec};
+use super::signatures::KeptSignature;
 
 /// Enters `secondary_bidding` at `now_ms`, with a full countdown.
 pub fn enter(auction: &mut Auction, now_ms: u64, events: &mut Vec<Event>) {
@@ -126,11 +127,13 @@ fn not_open(auction: &Auction) -> Rejection {
 }
 
 /// Places a secondary bid in `auction` (already advanced to `now_ms`; retries already
-/// answered by `replayed`). A bid that reaches `max` closes the auction at once.
+/// answered by `replayed`), with the bidder's signature of it if signed. A bid that
+/// reaches `max` closes the auction at once.
 pub fn place(
     auction: &mut Auction,
     now_ms: u64,
     request: &SecondaryRequest<'_>,
+    signature: Option<KeptSignature>,
     events: &mut Vec<Event>,
 ) -> Result<Outcome, Rejection> {
     let bidder_number = auction
@@ -154,6 +157,7 @@ pub fn place(
         amount: request.amount,
         accepted_at_ms: now_ms,
         request_id: request.request_id.to_string(),
+        signature,
     };
     let answer = receipt(request.auction_id, &bid);
     auction.sale.secondary_bids.push(bid);

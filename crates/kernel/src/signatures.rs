@@ -12,6 +12,11 @@
 //! {request_id}
 //! ```
 //!
+//! The other statements a bidder signs have the same four lines with the third naming
+//! what is signed: `secondary_amount={n}` for a bid on the second quantity,
+//! `sealed_amount={n}` for a sealed quote, `proxy_max={n}` for a proxy maximum. So a
+//! signature over one kind of statement never verifies as another.
+//!
 //! Keys and signatures travel as standard base64 (padded or not). `ed25519`: a 32-byte
 //! public key, a 64-byte signature, checked strictly (RFC 8032 with the small-order and
 //! non-canonical encodings refused). `sm2` (GM/T 0003.2, GB/T 32918.2; SM3 digest): a
@@ -84,14 +89,45 @@ pub struct BidderKey {
 /// Every bidder's keys, by bidder id, in the order registered.
 pub type BidderKeys = BTreeMap<String, Vec<BidderKey>>;
 
-/// What an auction keeps of a signed bid: the key that verified it, the signature, and
-/// the bid's request_id (the signed text's last line, which the bid record does not hold).
+/// What an auction keeps of a signed statement: the key that verified it, the signature,
+/// and the statement's request_id (the signed text's last line, which the records do not
+/// hold).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeptSignature {
     pub key_id: String,
     pub request_id: String,
     /// Standard base64, as the bidder sent it (trimmed).
     pub signature: String,
+    /// Kept with a bid a proxy placed: the signature is the bidder's over this proxy
+    /// maximum (`Statement::ProxyMax`), not over the bid's amount. Left out of the text
+    /// when `None`, so the signatures of bidders' own bids are written as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_max: Option<Money>,
+}
+
+/// What a signature states, the third line of its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statement {
+    /// A bid at this price.
+    Bid(Money),
+    /// A bid of this amount on the second quantity.
+    Secondary(u64),
+    /// A sealed quote of this amount.
+    Sealed(Money),
+    /// A proxy maximum: bids up to this price, placed for the bidder.
+    ProxyMax(Money),
+}
+
+impl Statement {
+    /// The third line of the statement's text.
+    fn line(self) -> String {
+        match self {
+            Statement::Bid(amount) => amount.to_string(),
+            Statement::Secondary(amount) => format!("secondary_amount={amount}"),
+            Statement::Sealed(amount) => format!("sealed_amount={amount}"),
+            Statement::ProxyMax(amount) => format!("proxy_max={amount}"),
+        }
+    }
 }
 
 /// A key's id: the algorithm's name, `:`, and the first 16 hex digits of the SHA-256 of
@@ -107,7 +143,12 @@ pub fn key_id(algorithm: Algorithm, key: &[u8]) -> String {
 
 /// The canonical text a bid's signature covers (this module's documentation).
 pub fn bid_text(auction_id: &str, amount: Money, request_id: &str) -> String {
-    format!("{DOMAIN}\n{auction_id}\n{amount}\n{request_id}")
+    signed_text(auction_id, Statement::Bid(amount), request_id)
+}
+
+/// The canonical text a signature of `statement` covers (this module's documentation).
+pub fn signed_text(auction_id: &str, statement: Statement, request_id: &str) -> String {
+    format!("{DOMAIN}\n{auction_id}\n{}\n{request_id}", statement.line())
 }
 
 /// Bytes written as standard base64, padded or not; `None` for anything else.
@@ -194,20 +235,21 @@ pub fn verifies(key: &BidderKey, text: &str, signature: &str) -> bool {
     }
 }
 
-/// The first of `keys` under which `signature` signs the text of the bid `(auction_id,
-/// amount, request_id)`, as kept with the bid.
+/// The first of `keys` under which `signature` signs the text of `(auction_id,
+/// statement, request_id)`, as kept with what it signs.
 pub fn verify_any(
     keys: &[BidderKey],
-    (auction_id, amount, request_id): (&str, Money, &str),
+    (auction_id, statement, request_id): (&str, Statement, &str),
     signature: &str,
 ) -> Option<KeptSignature> {
-    let text = bid_text(auction_id, amount, request_id);
+    let text = signed_text(auction_id, statement, request_id);
     keys.iter()
         .find(|key| verifies(key, &text, signature))
         .map(|key| KeptSignature {
             key_id: key.key_id.clone(),
             request_id: request_id.to_string(),
             signature: signature.trim().to_string(),
+            proxy_max: None,
         })
 }
 
@@ -231,6 +273,35 @@ mod tests {
             bid_text("lot-7", 1_500, "r-1"),
             "gavel-bid\nlot-7\n1500\nr-1"
         );
+    }
+
+    #[test]
+    fn each_kind_of_statement_names_itself_on_the_third_line() {
+        let texts = [
+            signed_text("lot-7", Statement::Secondary(30), "r-1"),
+            signed_text("lot-7", Statement::Sealed(1_500), "r-1"),
+            signed_text("lot-7", Statement::ProxyMax(1_500), "r-1"),
+        ];
+        assert_eq!(
+            texts,
+            [
+                "gavel-bid\nlot-7\nsecondary_amount=30\nr-1",
+                "gavel-bid\nlot-7\nsealed_amount=1500\nr-1",
+                "gavel-bid\nlot-7\nproxy_max=1500\nr-1",
+            ]
+        );
+        let signing = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        let key = parse_key(
+            Algorithm::Ed25519,
+            &STANDARD.encode(signing.verifying_key().as_bytes()),
+        )
+        .expect("a key");
+        let signature = STANDARD.encode(signing.sign(texts[1].as_bytes()).to_bytes());
+        let keys = std::slice::from_ref(&key);
+        assert!(verify_any(keys, ("lot-7", Statement::Sealed(1_500), "r-1"), &signature).is_some());
+        for other in [Statement::Bid(1_500), Statement::ProxyMax(1_500)] {
+            assert_eq!(verify_any(keys, ("lot-7", other, "r-1"), &signature), None);
+        }
     }
 
     #[test]
@@ -291,7 +362,7 @@ mod tests {
             &STANDARD.encode(other.verifying_key().as_bytes()),
         )
         .expect("a key");
-        let bid = ("lot-7", 1_500, "r-1");
+        let bid = ("lot-7", Statement::Bid(1_500), "r-1");
         assert_eq!(
             verify_any(std::slice::from_ref(&other), bid, &signature),
             None

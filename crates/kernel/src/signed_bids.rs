@@ -5,9 +5,9 @@
 
 use super::command::Outcome;
 use super::rejection::Rejection;
-use super::signatures::{self, Algorithm, BidderKeys, KeptSignature, MAX_KEYS_PER_BIDDER};
+use super::signatures::MAX_KEYS_PER_BIDDER;
+use super::signatures::{self, Algorithm, BidderKeys, KeptSignature, Statement};
 use super::state::State;
-use super::types::Money;
 
 /// Registers a public key of `bidder_id`. The same key again answers it with `created`
 /// false; a key beyond `MAX_KEYS_PER_BIDDER` is refused.
@@ -43,18 +43,19 @@ pub fn register_key(
     })
 }
 
-/// What a bid carries that its signature covers.
+/// What a bidder's request carries that its signature covers: a bid, a secondary bid, a
+/// sealed quote or a proxy maximum (`signatures::Statement`).
 pub struct SignedBid<'a> {
     pub auction_id: &'a str,
-    pub amount: Money,
+    pub statement: Statement,
     pub request_id: &'a str,
-    /// Standard base64; `None`: the bid is not signed.
+    /// Standard base64; `None`: the request is not signed.
     pub signature: Option<&'a str>,
 }
 
-/// Checks a bid's signature against the bidder's keys. A signed bid must verify,
-/// wherever it is placed; an unsigned one is refused where the auction requires signed
-/// bids. Answers what to keep with the bid (`None` for an unsigned one).
+/// Checks a request's signature against the bidder's keys. A signed request must verify,
+/// wherever it is made; an unsigned one is refused where the auction requires signed
+/// bids. Answers what to keep with what it placed (`None` for an unsigned one).
 pub fn check(
     keys: &BidderKeys,
     bidder_id: &str,
@@ -68,7 +69,7 @@ pub fn check(
         };
     };
     let keys = keys.get(bidder_id).map_or(&[][..], Vec::as_slice);
-    let fields = (bid.auction_id, bid.amount, bid.request_id);
+    let fields = (bid.auction_id, bid.statement, bid.request_id);
     signatures::verify_any(keys, fields, signature)
         .map(Some)
         .ok_or(Rejection::BadSignature)

@@ -313,11 +313,11 @@ fn bid_answer(app: &AppState, body: PlacedBid, replayed: bool) -> Result<HttpRes
 #[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), request_body = SealedQuoteRequest,
     responses(
         (status = 201, body = SealedQuoteView), (status = 200, description = "a retry: the quote already placed", body = SealedQuoteView),
-        (status = 401, description = "unauthenticated", body = Problem),
+        (status = 401, description = "unauthenticated; bad_signature: the signature does not verify under any of the bidder's keys", body = Problem),
         (status = 403, description = "not_qualified, not_eligible: no valid bid held", body = Problem),
         (status = 404, description = "auction_not_found", body = Problem),
         (status = 409, description = "auction_not_open, quote_exists, out_of_range", body = Problem),
-        (status = 422, description = "invalid_request", body = Problem),
+        (status = 422, description = "invalid_request; signature_required: the auction accepts signed bids only", body = Problem),
         (status = 503, description = "no_leader", body = Problem)),
     security(("session" = [])))]
 #[post("/api/v1/auctions/{id}/sealed-quotes")]
@@ -375,11 +375,11 @@ fn signed_receipt(app: &AppState, receipt: &Receipt) -> Result<BidReceipt, ApiEr
 #[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id")), request_body = ProxyRequest,
     responses(
         (status = 201, body = ProxyView), (status = 200, description = "a retry: the first answer", body = ProxyView),
-        (status = 401, description = "unauthenticated", body = Problem),
+        (status = 401, description = "unauthenticated; bad_signature: the signature does not verify under any of the bidder's keys", body = Problem),
         (status = 403, description = "not_qualified, not_eligible (timed bidding for listing bidders only), excluded_by_group", body = Problem),
         (status = 404, description = "auction_not_found", body = Problem),
         (status = 409, description = "auction_not_open, below_minimum, request_id_reused, or conflict: a maximum can only be raised", body = Problem),
-        (status = 422, description = "invalid_request", body = Problem),
+        (status = 422, description = "invalid_request; signature_required: the auction accepts signed bids only", body = Problem),
         (status = 503, description = "no_leader", body = Problem)),
     security(("session" = [])))]
 #[post("/api/v1/auctions/{id}/proxy")]
@@ -391,13 +391,7 @@ async fn set_proxy(
 ) -> Result<HttpResponse, ApiError> {
     let token_hash = session_token_hash(&request)?;
     let proxy = body.into_inner().into_inner();
-    proxy.validate()?;
-    let command = Command::SetProxy {
-        auction_id: auction_path_id(path.into_inner())?,
-        token_hash,
-        max_amount: proxy.max_amount,
-        request_id: proxy.request_id,
-    };
+    let command = proxy.into_command(auction_path_id(path.into_inner())?, token_hash)?;
     match app.propose(command, "bidder".to_string()).await? {
         Outcome::ProxySet {
             max_amount,

@@ -94,31 +94,35 @@ pub struct BidRequest {
     /// original receipt instead of bidding twice.
     #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub request_id: String,
-    /// The bidder's signature of a price bid, standard base64, under one of their
+    /// The bidder's signature of the bid, standard base64, under one of their
     /// registered public keys (docs/RULES.md, "Signed bids"): of the text
-    /// `gavel-bid\n{auction_id}\n{amount}\n{request_id}`. Required by an auction with
-    /// `require_signed_bids`; checked wherever it is sent.
+    /// `gavel-bid\n{auction_id}\n{amount}\n{request_id}`, or for a secondary bid
+    /// `gavel-bid\n{auction_id}\nsecondary_amount={secondary_amount}\n{request_id}`.
+    /// Required by an auction with `require_signed_bids`; checked wherever it is sent.
     #[schema(max_length = 256)]
     pub signature: Option<String>,
 }
 
-/// Longest `signature` a bid may carry (an SM2 or Ed25519 signature is 88 characters).
+/// Longest `signature` a request may carry (an SM2 or Ed25519 signature is 88
+/// characters).
 pub const MAX_SIGNATURE_CHARS: usize = 256;
+
+/// Refuses a `signature` longer than `MAX_SIGNATURE_CHARS`.
+fn check_signature_length(signature: Option<&String>) -> Result<(), ApiError> {
+    match signature {
+        Some(signature) if signature.len() > MAX_SIGNATURE_CHARS => Err(ApiError::invalid(
+            format!("signature must be at most {MAX_SIGNATURE_CHARS} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
 
 impl BidRequest {
     /// The command placing this bid in `auction_id` through the session `token_hash`:
     /// a price bid (signed when it carries a signature) or a secondary bid.
     pub fn into_command(self, auction_id: String, token_hash: String) -> Result<Command, ApiError> {
         validate_id("request_id", &self.request_id)?;
-        if self
-            .signature
-            .as_ref()
-            .is_some_and(|signature| signature.len() > MAX_SIGNATURE_CHARS)
-        {
-            return Err(ApiError::invalid(format!(
-                "signature must be at most {MAX_SIGNATURE_CHARS} characters"
-            )));
-        }
+        check_signature_length(self.signature.as_ref())?;
         let request_id = self.request_id;
         match (self.amount, self.secondary_amount, self.signature) {
             (Some(amount), None, Some(signature)) => Ok(Command::PlaceSignedBid {
@@ -134,9 +138,15 @@ impl BidRequest {
                 amount,
                 request_id,
             }),
-            (None, Some(_), Some(_)) => Err(ApiError::invalid(
-                "a secondary bid carries no signature in this release".to_string(),
-            )),
+            (None, Some(secondary_amount), Some(signature)) => {
+                Ok(Command::PlaceSignedSecondaryBid {
+                    auction_id,
+                    token_hash,
+                    secondary_amount,
+                    request_id,
+                    signature,
+                })
+            }
             (None, Some(secondary_amount), None) => Ok(Command::PlaceSecondaryBid {
                 auction_id,
                 token_hash,
@@ -174,17 +184,33 @@ pub struct SealedQuoteRequest {
     /// quote already placed.
     #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub request_id: String,
+    /// The bidder's signature of the quote, standard base64 (docs/RULES.md, "Signed
+    /// bids"): of `gavel-bid\n{auction_id}\nsealed_amount={amount}\n{request_id}`.
+    /// Required by an auction with `require_signed_bids`.
+    #[schema(max_length = 256)]
+    pub signature: Option<String>,
 }
 
 impl SealedQuoteRequest {
     /// The command submitting this quote in `auction_id` through the session `token_hash`.
     pub fn into_command(self, auction_id: String, token_hash: String) -> Result<Command, ApiError> {
         validate_id("request_id", &self.request_id)?;
-        Ok(Command::SubmitSealedQuote {
-            auction_id,
-            token_hash,
-            amount: self.amount,
-            request_id: self.request_id,
+        check_signature_length(self.signature.as_ref())?;
+        let (amount, request_id) = (self.amount, self.request_id);
+        Ok(match self.signature {
+            Some(signature) => Command::SubmitSignedSealedQuote {
+                auction_id,
+                token_hash,
+                amount,
+                request_id,
+                signature,
+            },
+            None => Command::SubmitSealedQuote {
+                auction_id,
+                token_hash,
+                amount,
+                request_id,
+            },
         })
     }
 }
@@ -200,15 +226,38 @@ pub struct ProxyRequest {
     /// first time.
     #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub request_id: String,
+    /// The bidder's signature of the maximum, standard base64 (docs/RULES.md, "Signed
+    /// bids"): of `gavel-bid\n{auction_id}\nproxy_max={max_amount}\n{request_id}`.
+    /// Required by an auction with `require_signed_bids`, where it stands behind every
+    /// bid the proxy places.
+    #[schema(max_length = 256)]
+    pub signature: Option<String>,
 }
 
 impl ProxyRequest {
-    pub fn validate(&self) -> Result<(), ApiError> {
+    /// The command setting this maximum in `auction_id` through the session `token_hash`.
+    pub fn into_command(self, auction_id: String, token_hash: String) -> Result<Command, ApiError> {
         validate_id("request_id", &self.request_id)?;
         if self.max_amount == 0 {
             return Err(ApiError::invalid("max_amount must be positive".to_string()));
         }
-        Ok(())
+        check_signature_length(self.signature.as_ref())?;
+        let (max_amount, request_id) = (self.max_amount, self.request_id);
+        Ok(match self.signature {
+            Some(signature) => Command::SetSignedProxy {
+                auction_id,
+                token_hash,
+                max_amount,
+                request_id,
+                signature,
+            },
+            None => Command::SetProxy {
+                auction_id,
+                token_hash,
+                max_amount,
+                request_id,
+            },
+        })
     }
 }
 

@@ -582,10 +582,17 @@ pub struct ResultView {
     /// The signature kept with each signed bid, by seq. Absent when no bid was signed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bid_signatures: Vec<ResultBidSignature>,
+    /// While the sale is open: the seqs of bids a proxy placed under a signed maximum,
+    /// whose signatures would show the hidden maximum and are listed in `bid_signatures`
+    /// once the sale closes. Absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bid_signatures_withheld: Vec<u64>,
 }
 
 /// The signature a bid was accepted with: it signs `gavel-bid\n{auction_id}\n{amount}\n{request_id}`
-/// under the bidder's key `key_id`.
+/// under the bidder's key `key_id` — or, for a bid a proxy placed (`proxy_max` present),
+/// `gavel-bid\n{auction_id}\nproxy_max={proxy_max}\n{request_id}`, the bidder's signed
+/// maximum the bid stays within.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ResultBidSignature {
     pub seq: u64,
@@ -593,6 +600,8 @@ pub struct ResultBidSignature {
     pub request_id: String,
     /// Standard base64.
     pub signature: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_max: Option<u64>,
 }
 
 /// One sealed quote in a result.
@@ -617,15 +626,21 @@ impl ResultView {
     pub fn new(auction: &Auction) -> Self {
         let mut view = ResultView::from(SaleResult::of(auction));
         view.require_signed_bids = auction.sale.rules.require_signed_bids;
-        view.bid_signatures = auction
+        let open = !auction.phase.is_closed();
+        let (withheld, shown): (Vec<_>, Vec<_>) = auction
             .sale
             .bid_signatures
             .iter()
+            .partition(|(_, kept)| open && kept.proxy_max.is_some());
+        view.bid_signatures_withheld = withheld.into_iter().map(|(seq, _)| *seq).collect();
+        view.bid_signatures = shown
+            .into_iter()
             .map(|(seq, kept)| ResultBidSignature {
                 seq: *seq,
                 key_id: kept.key_id.clone(),
                 request_id: kept.request_id.clone(),
                 signature: kept.signature.clone(),
+                proxy_max: kept.proxy_max,
             })
             .collect();
         view
@@ -679,6 +694,7 @@ impl From<SaleResult> for ResultView {
             secondary_amount: result.secondary_amount,
             require_signed_bids: false,
             bid_signatures: Vec::new(),
+            bid_signatures_withheld: Vec::new(),
         }
     }
 }
