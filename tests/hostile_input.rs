@@ -671,6 +671,63 @@ fn control_catalogue() -> Vec<Entry> {
     ]
 }
 
+/// The routes of the version 1.1 sale rules, on both listeners. `lot-h` takes none of
+/// them (no deposit, no cap, no signed bids), so a well-formed request is refused by the
+/// rules and changes nothing either.
+#[rustfmt::skip]
+fn sale_rules_catalogue() -> Vec<Entry> {
+    use Listener::{Control, Public};
+    const QUOTES: &str = "/api/v1/auctions/lot-h/sealed-quotes";
+    const PROXY: &str = "/api/v1/auctions/lot-h/proxy";
+    const DEPOSITS: &str = "/control/v1/auctions/lot-h/deposits";
+    const KEYS: &str = "/control/v1/bidders/alice/keys";
+    let long_signature = format!(r#"{{"amount": 1010000, "request_id": "q-1", "signature": "{}"}}"#, "A".repeat(10_000));
+    vec![
+        entry("quote: malformed JSON", Public, "POST", QUOTES, Token::Bidder, 400, "invalid_json").json(&b"{\"amount\": 1,"[..]),
+        entry("quote: amount as a string", Public, "POST", QUOTES, Token::Bidder, 422, "invalid_request").json(&br#"{"amount": "1", "request_id": "q-1"}"#[..]),
+        entry("quote: amount overflowing u64", Public, "POST", QUOTES, Token::Bidder, 422, "invalid_request").json(&br#"{"amount": 18446744073709551616, "request_id": "q-1"}"#[..]),
+        entry("quote: negative amount", Public, "POST", QUOTES, Token::Bidder, 422, "invalid_request").json(&br#"{"amount": -5, "request_id": "q-1"}"#[..]),
+        entry("quote: unknown field", Public, "POST", QUOTES, Token::Bidder, 422, "invalid_request").json(&br#"{"amount": 1010000, "request_id": "q-1", "bidder_id": "bob"}"#[..]),
+        entry("quote: a signature of 10 000 characters", Public, "POST", QUOTES, Token::Bidder, 422, "invalid_request").json(long_signature),
+        entry("quote: no token", Public, "POST", QUOTES, Token::None, 401, "unauthenticated").json(&br#"{"amount": 1010000, "request_id": "q-1"}"#[..]),
+        entry("quote: outside a sealed-bid window", Public, "POST", QUOTES, Token::Bidder, 409, "auction_not_open").json(&br#"{"amount": 1010000, "request_id": "q-1"}"#[..]),
+        entry("quote: a signature that is not base64", Public, "POST", QUOTES, Token::Bidder, 401, "bad_signature").json(&br#"{"amount": 1010000, "request_id": "q-1", "signature": "!!"}"#[..]),
+        entry("proxy: maximum of 0", Public, "POST", PROXY, Token::Bidder, 422, "invalid_request").json(&br#"{"max_amount": 0, "request_id": "p-1"}"#[..]),
+        entry("proxy: float maximum", Public, "POST", PROXY, Token::Bidder, 422, "invalid_request").json(&br#"{"max_amount": 1.5, "request_id": "p-1"}"#[..]),
+        entry("proxy: junk request_id", Public, "POST", PROXY, Token::Bidder, 422, "invalid_request").json(&br#"{"max_amount": 2000000, "request_id": "../p"}"#[..]),
+        entry("proxy: a signature under no key of the bidder", Public, "POST", PROXY, Token::Bidder, 401, "bad_signature")
+            .json(format!(r#"{{"max_amount": 2000000, "request_id": "p-1", "signature": "{}"}}"#, "A".repeat(88))),
+        entry("proxy: expired token", Public, "POST", PROXY, Token::Expired, 401, "unauthenticated").json(&br#"{"max_amount": 2000000, "request_id": "p-1"}"#[..]),
+        entry("proxy: withdraw with a garbage token", Public, "DELETE", PROXY, Token::Garbage, 401, "unauthenticated"),
+        entry("proxy: PUT", Public, "PUT", PROXY, Token::Bidder, 405, "method_not_allowed").json(&b"{}"[..]),
+        entry("bid: both amount and secondary_amount", Public, "POST", BIDS, Token::Bidder, 422, "invalid_request")
+            .json(&br#"{"amount": 1010000, "secondary_amount": 5, "request_id": "r-9"}"#[..]),
+        entry("bid: neither amount nor secondary_amount", Public, "POST", BIDS, Token::Bidder, 422, "invalid_request").json(&br#"{"request_id": "r-9"}"#[..]),
+        entry("bid: secondary_amount outside secondary bidding", Public, "POST", BIDS, Token::Bidder, 409, "auction_not_open").json(&br#"{"secondary_amount": 5, "request_id": "r-9"}"#[..]),
+        entry("acceptance: no token", Public, "POST", "/api/v1/auctions/lot-h/acceptance", Token::None, 401, "unauthenticated"),
+        entry("acceptance: by a bidder who did not win", Public, "POST", "/api/v1/auctions/lot-h/acceptance", Token::Bidder, 403, "not_winner"),
+        entry("receipt key: POST", Public, "POST", "/api/v1/receipt-key", Token::None, 405, "method_not_allowed").json(&b"{}"[..]),
+        entry("deposit: negative amount", Control, "POST", DEPOSITS, Token::Admin, 422, "invalid_request").json(&br#"{"bidder_id": "alice", "amount": -1, "reference": "bank-1"}"#[..]),
+        entry("deposit: amount overflowing u64", Control, "POST", DEPOSITS, Token::Admin, 422, "invalid_request").json(&br#"{"bidder_id": "alice", "amount": 18446744073709551616, "reference": "bank-1"}"#[..]),
+        entry("deposit: a control character in the reference", Control, "POST", DEPOSITS, Token::Admin, 422, "invalid_request").json(&br#"{"bidder_id": "alice", "amount": 1, "reference": "bank\u0007"}"#[..]),
+        entry("deposit: a reference of 10 000 characters", Control, "POST", DEPOSITS, Token::Admin, 422, "invalid_request")
+            .json(format!(r#"{{"bidder_id": "alice", "amount": 1, "reference": "{}"}}"#, "b".repeat(10_000))),
+        entry("deposit: missing reference", Control, "POST", DEPOSITS, Token::Admin, 422, "invalid_request").json(&br#"{"bidder_id": "alice", "amount": 1}"#[..]),
+        entry("deposit: a bidder token", Control, "POST", DEPOSITS, Token::Bidder, 401, "unauthorized").json(&br#"{"bidder_id": "alice", "amount": 1, "reference": "bank-1"}"#[..]),
+        entry("deposit: in an unknown auction", Control, "POST", "/control/v1/auctions/nope/deposits", Token::Admin, 404, "auction_not_found").json(&br#"{"bidder_id": "alice", "amount": 1, "reference": "bank-1"}"#[..]),
+        entry("key: unknown algorithm", Control, "POST", KEYS, Token::Admin, 422, "invalid_key").json(&br#"{"algorithm": "rsa", "public_key": "AAAA"}"#[..]),
+        entry("key: not base64", Control, "POST", KEYS, Token::Admin, 422, "invalid_key").json(&br#"{"algorithm": "ed25519", "public_key": "*not*"}"#[..]),
+        entry("key: 31 bytes", Control, "POST", KEYS, Token::Admin, 422, "invalid_key").json(&br#"{"algorithm": "ed25519", "public_key": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB"}"#[..]),
+        entry("key: of an unknown bidder", Control, "POST", "/control/v1/bidders/nobody/keys", Token::Admin, 404, "bidder_not_found")
+            .json(&br#"{"algorithm": "ed25519", "public_key": "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="}"#[..]),
+        entry("key: a junk bidder id", Control, "POST", "/control/v1/bidders/..%2fx/keys", Token::Admin, 404, "bidder_not_found")
+            .json(&br#"{"algorithm": "ed25519", "public_key": "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="}"#[..]),
+        entry("key: unknown field", Control, "POST", KEYS, Token::Admin, 422, "invalid_request").json(&br#"{"algorithm": "ed25519", "public_key": "AAAA", "owner": "x"}"#[..]),
+        entry("default: of an auction that is not lapsed", Control, "POST", "/control/v1/auctions/lot-h/default", Token::Admin, 409, "conflict").json(&br#"{"reason": "the winner did not pay"}"#[..]),
+        entry("default: a reason with a control character", Control, "POST", "/control/v1/auctions/lot-h/default", Token::Admin, 422, "invalid_request").json(&br#"{"reason": "x\u0001"}"#[..]),
+    ]
+}
+
 /// What must not change: every auction as operators see it (clock fields left out) and
 /// every bid with its hash chain.
 fn state_of(node: &Node) -> Value {
@@ -710,47 +767,52 @@ fn hostile_requests_get_their_problem_and_change_nothing() {
     let alice = node.login("alice");
     assert_eq!(node.bid(&alice, "lot-h", 1_000_000, "a-1").0, 201);
     std::thread::sleep(Duration::from_millis(1_100));
-    let tokens = Tokens {
-        bidder: node.login("alice"),
-        expired,
-    };
     let before = state_of(&node);
 
     let mut failures = Vec::new();
-    let catalogue: Vec<Entry> = public_catalogue()
-        .into_iter()
-        .chain(control_catalogue())
-        .collect();
-    let entries = catalogue.len();
-    for entry in &catalogue {
-        let base_url = match entry.listener {
-            Listener::Public => &node.public_url,
-            Listener::Control => &node.control_url,
+    let catalogues = [
+        public_catalogue(),
+        control_catalogue(),
+        sale_rules_catalogue(),
+    ];
+    let entries: usize = catalogues.iter().map(Vec::len).sum();
+    // Sessions live 1 s here: each catalogue gets a fresh one, so that a slow machine
+    // does not turn its live-session entries into expired ones.
+    for catalogue in &catalogues {
+        let tokens = Tokens {
+            bidder: node.login("alice"),
+            expired: expired.clone(),
         };
-        let answer = send_raw(base_url, &request_bytes(entry, &tokens));
-        let problem: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
-        let got = (answer.status, problem["code"].as_str().map(str::to_string));
-        let wanted = (entry.status, entry.code.map(str::to_string));
-        let problem_ok = entry.code.is_none()
-            || (answer.header("content-type") == Some("application/problem+json")
-                && problem["status"] == entry.status);
-        let status_ok = if entry.code.is_none() {
-            got.0 == wanted.0
-        } else {
-            got == wanted
-        };
-        if !(status_ok && problem_ok) {
-            failures.push(format!(
-                "{:?} {} ({}): wanted {wanted:?}, got {got:?} {:?} {}",
-                entry.listener,
-                entry.method,
-                entry.what,
-                answer.header("content-type"),
-                String::from_utf8_lossy(&answer.body[..answer.body.len().min(300)])
-            ));
-        }
-        if entry.status == 405 {
-            assert!(answer.header("allow").is_some(), "{}: no Allow", entry.what);
+        for entry in catalogue {
+            let base_url = match entry.listener {
+                Listener::Public => &node.public_url,
+                Listener::Control => &node.control_url,
+            };
+            let answer = send_raw(base_url, &request_bytes(entry, &tokens));
+            let problem: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+            let got = (answer.status, problem["code"].as_str().map(str::to_string));
+            let wanted = (entry.status, entry.code.map(str::to_string));
+            let problem_ok = entry.code.is_none()
+                || (answer.header("content-type") == Some("application/problem+json")
+                    && problem["status"] == entry.status);
+            let status_ok = if entry.code.is_none() {
+                got.0 == wanted.0
+            } else {
+                got == wanted
+            };
+            if !(status_ok && problem_ok) {
+                failures.push(format!(
+                    "{:?} {} ({}): wanted {wanted:?}, got {got:?} {:?} {}",
+                    entry.listener,
+                    entry.method,
+                    entry.what,
+                    answer.header("content-type"),
+                    String::from_utf8_lossy(&answer.body[..answer.body.len().min(300)])
+                ));
+            }
+            if entry.status == 405 {
+                assert!(answer.header("allow").is_some(), "{}: no Allow", entry.what);
+            }
         }
     }
     assert!(
