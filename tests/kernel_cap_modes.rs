@@ -462,6 +462,68 @@ fn sealed_quote_invariant_names_a_price_that_is_not_the_winning_quote() {
     );
 }
 
+// Sealed quote: "quotes secret until the window closes", as the audit checks it on the
+// record: an audit record before the close that names a quote, or a quote dated outside
+// its window, is a broken invariant; the record as the kernel kept it passes, before and
+// after the close.
+#[test]
+fn sealed_quote_secrecy_is_checked_on_the_record() {
+    let mut harness = capped_under(sealed_rules(None));
+    assert!(quote(&mut harness, 40_000, "alice", 2345).is_ok());
+    assert!(quote(&mut harness, 41_000, "bob", 2777).is_ok());
+    check_auction(harness.a1()).expect("the open window's record holds");
+    let mut leaked = harness.a1().clone();
+    let record = leaked.audit.back_mut().expect("a record");
+    record.detail = format!("{} quoted 2777", record.detail);
+    let violation = check_auction(&leaked).expect_err("a leak");
+    assert!(
+        violation.to_string().contains("names a sealed quote"),
+        "{violation}"
+    );
+    let mut early = harness.a1().clone();
+    early
+        .sale
+        .sealed_quotes
+        .get_mut("alice")
+        .expect("quote")
+        .accepted_at_ms = 29_000;
+    let violation = check_auction(&early).expect_err("early");
+    assert!(
+        violation.to_string().contains("outside its window"),
+        "{violation}"
+    );
+
+    harness.advance(30_000 + WINDOW_MS + 1);
+    assert_eq!(harness.a1().phase, Phase::Sold);
+    // After the close the records name the winning quote, as they may.
+    assert!(harness
+        .a1()
+        .audit
+        .iter()
+        .any(|record| shows_number(&record.detail, 2777)));
+    check_auction(harness.a1()).expect("the closed record holds");
+    let mut late = harness.a1().clone();
+    late.sale
+        .sealed_quotes
+        .get_mut("bob")
+        .expect("quote")
+        .accepted_at_ms = 30_000 + WINDOW_MS + 5;
+    let violation = check_auction(&late).expect_err("late");
+    assert!(
+        violation.to_string().contains("outside its window"),
+        "{violation}"
+    );
+    // A leak before the close is found in the closed record too.
+    let mut leaked = harness.a1().clone();
+    let quoted = leaked
+        .audit
+        .iter_mut()
+        .find(|record| record.action == "sealed_quote")
+        .expect("a quote record");
+    quoted.detail = "bidder number 1, quote 2345".to_string();
+    assert!(check_auction(&leaked).is_err());
+}
+
 // Secondary bidding: "entering the cap freezes the price at `price_cap` and bidding moves
 // to a second quantity"; phase `secondary_bidding` with a full countdown.
 #[test]

@@ -2,6 +2,8 @@
 //! touched an auction (a violation is a bug and stops the node); property tests and the
 //! cluster checkers call the same functions.
 
+use std::collections::BTreeSet;
+
 use super::auction::{Auction, Phase};
 use super::chain::verify_chain;
 use super::sale::CapMode;
@@ -294,7 +296,65 @@ pub fn check_auction(auction: &Auction) -> Result<(), Violation> {
     proxy_bids_within_maximum(auction)?;
     void_bids_never_count(auction)?;
     signed_bids_kept(auction)?;
+    sealed_quotes_kept_secret(auction)?;
     hash_chain_intact(auction)
+}
+
+/// A sealed quote stays secret until its window closes (docs/RULES.md, "Sealed quote"):
+/// every quote was taken in the window (not before the bid that reached the cap, not
+/// after the window's close), and no audit record before the close (the
+/// `sealed_decided` record) names a quote's amount — the price cap aside, which is
+/// public. Where the trail no longer holds the close (older records dropped), the
+/// records are not checked.
+pub fn sealed_quotes_kept_secret(auction: &Auction) -> Result<(), Violation> {
+    let quotes = &auction.sale.sealed_quotes;
+    if quotes.is_empty() {
+        return Ok(());
+    }
+    let broken = |detail: String| Err(Violation::CapModeMismatch(auction.spec.id.clone(), detail));
+    let decided = auction
+        .audit
+        .iter()
+        .position(|record| record.action == "sealed_decided");
+    let closed_at = decided.map(|index| auction.audit[index].at_ms);
+    let opened_at = auction.highest_bid().map(|bid| bid.accepted_at_ms);
+    for (bidder_id, quote) in quotes {
+        let early = opened_at.is_some_and(|opened| quote.accepted_at_ms < opened);
+        let late = closed_at.is_some_and(|closed| quote.accepted_at_ms > closed);
+        if early || late {
+            return broken(format!(
+                "the sealed quote of {bidder_id} was taken outside its window"
+            ));
+        }
+    }
+    let checked = match decided {
+        Some(index) => index,
+        None if auction.phase.is_closed() => 0,
+        None => auction.audit.len(),
+    };
+    let secret: BTreeSet<String> = quotes
+        .values()
+        .map(|quote| quote.amount)
+        .filter(|amount| Some(*amount) != auction.spec.price_cap)
+        .map(|amount| amount.to_string())
+        .collect();
+    let named = |detail: &str| {
+        detail
+            .split(|c: char| !c.is_ascii_digit())
+            .any(|number| secret.contains(number))
+    };
+    match auction
+        .audit
+        .iter()
+        .take(checked)
+        .find(|record| named(&record.detail))
+    {
+        Some(record) => broken(format!(
+            "the audit record {} at {} names a sealed quote before its window closed",
+            record.action, record.at_ms
+        )),
+        None => Ok(()),
+    }
 }
 
 /// In an auction that requires signed bids, every bid, sealed quote and secondary bid
