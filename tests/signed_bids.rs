@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use common::cluster::Cluster;
 use common::snapshot::alter_snapshot;
-use common::{auction_spec, raw_request, start_with, temp_dir, Node, ADMIN_TOKEN};
+use common::{auction_spec, raw_request, start_with, temp_dir, wait_until, Node, ADMIN_TOKEN};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
 
@@ -248,11 +249,18 @@ fn set_proxy(node: &Node, token: &str, body: Value) -> (u16, Value) {
 
 /// Where signed bids are required, a proxy maximum is taken only signed; its bids carry
 /// its signature, withheld from the result while the sale is open (it would show the
-/// maximum) and listed with the maximum once it is closed; the audit passes both times.
+/// maximum) and listed with the maximum once it is closed; the audit passes both times,
+/// on a follower of a 3-voter cluster as on its leader.
 #[test]
 fn a_signed_proxy_maximum_stands_behind_its_bids_and_is_audited() {
     let dir = temp_dir("signed-proxy");
-    let node = start_with(dir.path(), "");
+    let cluster = Cluster::start(dir.path(), 3, 0);
+    let leader = cluster.leader(Duration::from_secs(30)).expect("a leader");
+    let node = cluster.node(leader);
+    let follower = (1..=3)
+        .find(|&id| id != leader)
+        .map(|id| cluster.node(id))
+        .expect("a follower");
     let mut spec = auction_spec("lot-p", 60_000, 5_000);
     spec["require_signed_bids"] = json!(true);
     node.create_auction(spec);
@@ -262,12 +270,12 @@ fn a_signed_proxy_maximum_stands_behind_its_bids_and_is_audited() {
         node.register_bidder(bidder);
         node.qualify("lot-p", bidder);
         let public = STANDARD.encode(key.verifying_key().as_bytes());
-        assert_eq!(register_key(&node, bidder, "ed25519", &public).0, 201);
+        assert_eq!(register_key(node, bidder, "ed25519", &public).0, 201);
     }
     let ivan_token = node.login("ivan");
     let jane_token = node.login("jane");
     let unsigned = json!({"max_amount": 1_100_000, "request_id": "p-1"});
-    let (status, problem) = set_proxy(&node, &ivan_token, unsigned);
+    let (status, problem) = set_proxy(node, &ivan_token, unsigned);
     assert_eq!(
         (status, problem["code"].as_str()),
         (422, Some("signature_required")),
@@ -276,7 +284,7 @@ fn a_signed_proxy_maximum_stands_behind_its_bids_and_is_audited() {
     let of_another_maximum = sign_proxy(&ivan, "lot-p", 1_200_000, "p-1");
     let body =
         json!({"max_amount": 1_100_000, "request_id": "p-1", "signature": of_another_maximum});
-    let (status, problem) = set_proxy(&node, &ivan_token, body);
+    let (status, problem) = set_proxy(node, &ivan_token, body);
     assert_eq!(
         (status, problem["code"].as_str()),
         (401, Some("bad_signature")),
@@ -284,7 +292,7 @@ fn a_signed_proxy_maximum_stands_behind_its_bids_and_is_audited() {
     );
     let signature = sign_proxy(&ivan, "lot-p", 1_100_000, "p-1");
     let body = json!({"max_amount": 1_100_000, "request_id": "p-1", "signature": signature});
-    let (status, set) = set_proxy(&node, &ivan_token, body);
+    let (status, set) = set_proxy(node, &ivan_token, body);
     assert_eq!(status, 201, "{set}");
     assert_eq!(set["bid"]["amount"], json!(1_000_000), "{set}");
     let url = format!("{}/api/v1/auctions/lot-p/bids", node.public_url);
@@ -310,8 +318,17 @@ fn a_signed_proxy_maximum_stands_behind_its_bids_and_is_audited() {
     assert_eq!(result["bids"].as_array().map(Vec::len), Some(3), "{result}");
     assert_eq!(result["bid_signatures_withheld"], json!([1, 3]), "{result}");
     assert!(!result.to_string().contains("1100000"), "{result}");
-    let (ok, text) = gavel_ctl(&node, &["audit", "verify"]);
-    assert!(ok && text.contains("auction lot-p: 3 bids"), "{text}");
+    let applied = |node: &Node, phase: &str| {
+        let (_, result) = node.control("GET", "/control/v1/auctions/lot-p/result", None);
+        result["bids"].as_array().map(Vec::len) == Some(3) && result["phase"] == json!(phase)
+    };
+    assert!(wait_until(Duration::from_secs(10), || applied(
+        follower, "listing"
+    )));
+    for node in [node, follower] {
+        let (ok, text) = gavel_ctl(node, &["audit", "verify"]);
+        assert!(ok && text.contains("auction lot-p: 3 bids"), "{text}");
+    }
 
     let body = json!({"reason": "the parcel is withdrawn"});
     let (status, view) = node.control("POST", "/control/v1/auctions/lot-p/terminate", Some(body));
@@ -325,6 +342,12 @@ fn a_signed_proxy_maximum_stands_behind_its_bids_and_is_audited() {
         .filter(|kept| kept["proxy_max"] == json!(1_100_000))
         .collect();
     assert_eq!(proxied.len(), 2, "{result}");
-    let (ok, text) = gavel_ctl(&node, &["audit", "verify"]);
-    assert!(ok && text.contains("auction lot-p: 3 bids"), "{text}");
+    assert!(wait_until(Duration::from_secs(10), || applied(
+        follower,
+        "terminated"
+    )));
+    for node in [node, follower] {
+        let (ok, text) = gavel_ctl(node, &["audit", "verify"]);
+        assert!(ok && text.contains("auction lot-p: 3 bids"), "{text}");
+    }
 }
