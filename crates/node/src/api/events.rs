@@ -192,11 +192,8 @@ impl StreamStart {
             .secondary_bids
             .into_iter()
             .map(move |bid| frame(bid_count, "secondary_bid", &json(&bid)));
-        let frames = futures::stream::iter(
-            bids.chain(secondary)
-                .chain(std::iter::once(view))
-                .map(Ok),
-        );
+        let frames =
+            futures::stream::iter(bids.chain(secondary).chain(std::iter::once(view)).map(Ok));
         (frames, bid_count, self.closed)
     }
 }

@@ -430,6 +430,7 @@ function onRoomView(view) {
   page.carriedView = null;
   const movedWithoutBid = previous && previous.id === view.id && previous.phase === view.phase
     && previous.bid_count === view.bid_count && previous.deadline_ms != null
+    && previous.secondary?.current === view.secondary?.current
     && view.deadline_ms != null && view.deadline_ms > previous.deadline_ms;
   if (movedWithoutBid) showExtension(previous.deadline_ms, view.deadline_ms);
   page.view = view;
@@ -481,12 +482,12 @@ function renderRoom() {
   renderRules();
   renderPastTheCap();
   renderSecondary();
-  renderSigning();
   if (minimum != null && (!page.amountEdited || Number(amount.value) < minimum)) {
     amount.value = minimum;
     amount.min = minimum;
     page.amountEdited = false;
   }
+  renderSigning();
   tick();
 }
 
