@@ -280,7 +280,9 @@ fn the_control_view_counts_proxies_without_amounts_and_names_the_signature_rule(
             "POST",
             "/api/v1/auctions/dash-proxies/proxy",
             Some(&token),
-            Some(serde_json::json!({"max_amount": maximum, "request_id": format!("{bidder}-proxy")})),
+            Some(
+                serde_json::json!({"max_amount": maximum, "request_id": format!("{bidder}-proxy")}),
+            ),
         );
         assert_eq!(status, 201, "{answer}");
     }
