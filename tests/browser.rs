@@ -15,6 +15,10 @@
 //! - `a_proxy_answers_on_the_page_and_a_sealed_quote_is_submitted_from_it` (pastcap.mjs):
 //!   a proxy maximum set on the page answers a rival's bid, and a sealed quote is
 //!   submitted from the page once the price reaches the cap.
+//! - `secondary_bidding_and_signed_bids_run_from_the_page` (rules11.mjs): a sale past its
+//!   cap in secondary bidding, bid on from both pages with the quantity's unit shown, and
+//!   a sale that takes signed bids only, signed in the browser with each bidder's own
+//!   Ed25519 key (a PEM, a seed, a pasted signature); the dashboard shows both.
 //!
 //! Chromium, Node.js and npm must be installed (`apt-get install -y chromium nodejs npm`);
 //! without them these tests fail, saying so. `npm ci` installs the script's one package
@@ -207,6 +211,78 @@ fn a_proxy_answers_on_the_page_and_a_sealed_quote_is_submitted_from_it() {
     assert_eq!(view["phase"], "capped", "{view}");
     assert_eq!(view["sealed_quotes_count"], 1, "{view}");
     assert!(!view.to_string().contains("1100000"), "{view}");
+}
+
+#[test]
+fn secondary_bidding_and_signed_bids_run_from_the_page() {
+    let _one_at_a_time = ONE_SCENARIO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    // Start 1 000 000, increment 10 000: the cap is two increments up; then the second
+    // quantity from 100 by 10 up to 500.
+    let spec = serde_json::json!({
+        "price_cap": 1_020_000,
+        "cap_mode": "secondary",
+        "secondary": {"label": "self-held floor area", "unit": "m²", "start": 100, "increment": 10, "max": 500},
+    });
+    const SIGNED: &str = "parcel-rules11-signed";
+    let stage = Stage::prepared("rules11", 180_000, spec, |node, auction_id| {
+        let mut signed = auction_spec(SIGNED, 180_000, 60_000);
+        signed["require_signed_bids"] = serde_json::json!(true);
+        node.create_auction(signed);
+        for bidder in ["alice", "bob"] {
+            node.register_bidder(bidder);
+            node.qualify(auction_id, bidder);
+            node.qualify(SIGNED, bidder);
+        }
+        vec![("GAVEL_AUCTION_SIGNED".to_string(), SIGNED.to_string())]
+    });
+    let leader = stage.leader();
+    let follower = stage.other_than(&[leader]);
+    let output = stage.run_script("rules11.mjs", leader, follower);
+    assert_result_line(&output, "rules11");
+    // What the pages showed, against the applied state. Secondary bidding: bob leads the
+    // second quantity at 110 (the sale may have closed since, at that amount).
+    let node = stage.cluster.node(leader);
+    let secondary = node.auction(&stage.auction_id)["secondary"].clone();
+    assert_eq!(secondary["current"], 110, "{secondary}");
+    assert_eq!(secondary["unit"], "m²", "{secondary}");
+    // Signed bids: three bids, each kept with the signature of its bidder's registered key.
+    let (status, result) = node.control(
+        "GET",
+        &format!("/control/v1/auctions/{SIGNED}/result"),
+        None,
+    );
+    assert_eq!(status, 200, "{result}");
+    let key_of = |bidder: &str| {
+        let (status, keys) =
+            node.control("GET", &format!("/control/v1/bidders/{bidder}/keys"), None);
+        assert_eq!(status, 200, "{keys}");
+        keys["keys"][0]["key_id"]
+            .as_str()
+            .expect("a key id")
+            .to_string()
+    };
+    let signed_by: Vec<(u64, String)> = result["bid_signatures"]
+        .as_array()
+        .expect("bid_signatures")
+        .iter()
+        .map(|kept| {
+            (
+                kept["seq"].as_u64().unwrap_or(0),
+                kept["key_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        signed_by,
+        vec![
+            (1, key_of("alice")),
+            (2, key_of("bob")),
+            (3, key_of("alice"))
+        ],
+        "{result}"
+    );
 }
 
 /// A running cluster with its bidders and one open auction.

@@ -246,3 +246,54 @@ fn stats_need_the_admin_token_and_move_when_a_bid_is_placed() {
     assert!(figure(&after, "/server_time_ms") >= figure(&before, "/server_time_ms"));
     assert_eq!(figure(&after, "/auctions_open"), 1);
 }
+
+/// What the sale panel reads of the 1.1 rules: the control view counts proxy maximums
+/// (never their amounts) and says whether signed bids are required, as the public view does.
+#[test]
+fn the_control_view_counts_proxies_without_amounts_and_names_the_signature_rule() {
+    let (_dir, node) = node("dashboard-rules");
+    let mut spec = auction_spec("dash-proxies", 60_000, 60_000);
+    spec["require_signed_bids"] = serde_json::json!(false);
+    node.create_auction(spec);
+    let mut signed = auction_spec("dash-signed", 60_000, 60_000);
+    signed["require_signed_bids"] = serde_json::json!(true);
+    node.create_auction(signed);
+    for bidder in ["alice", "bob"] {
+        node.register_bidder(bidder);
+        node.qualify("dash-proxies", bidder);
+    }
+    let control_view = |id: &str| {
+        let (status, list) = node.control("GET", "/control/v1/auctions", None);
+        assert_eq!(status, 200, "{list}");
+        list.as_array()
+            .and_then(|auctions| auctions.iter().find(|auction| auction["id"] == id).cloned())
+            .expect("the auction is listed")
+    };
+    let view = control_view("dash-proxies");
+    assert_eq!(view["proxies_count"], 0, "{view}");
+
+    // Off the increment grid, so no bid a proxy places carries either amount.
+    const MAXIMA: [u64; 2] = [1_075_000, 1_095_000];
+    for (bidder, maximum) in [("alice", MAXIMA[0]), ("bob", MAXIMA[1])] {
+        let token = node.login(bidder);
+        let (status, answer) = node.public(
+            "POST",
+            "/api/v1/auctions/dash-proxies/proxy",
+            Some(&token),
+            Some(
+                serde_json::json!({"max_amount": maximum, "request_id": format!("{bidder}-proxy")}),
+            ),
+        );
+        assert_eq!(status, 201, "{answer}");
+    }
+    let view = control_view("dash-proxies");
+    assert_eq!(view["proxies_count"], 2, "{view}");
+    for maximum in MAXIMA {
+        assert!(!view.to_string().contains(&maximum.to_string()), "{view}");
+    }
+    assert_eq!(view["require_signed_bids"], false, "{view}");
+
+    assert_eq!(control_view("dash-signed")["require_signed_bids"], true);
+    assert_eq!(node.auction("dash-signed")["require_signed_bids"], true);
+    assert!(node.auction("dash-signed").get("proxies_count").is_none());
+}

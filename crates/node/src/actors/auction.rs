@@ -21,7 +21,7 @@ use tokio::sync::broadcast;
 use super::messages::Propose;
 use super::supervision::InjectPanic;
 use crate::clock::wall_clock_ms;
-use crate::model::views::{AuctionView, BidView};
+use crate::model::views::{AuctionView, BidView, SecondaryBidView};
 use crate::replication::SharedState;
 use gavel_kernel::{Auction, Command, EventKind, Phase};
 
@@ -168,14 +168,25 @@ impl AuctionActor {
             let _ = self.publisher.send(Arc::new(LiveEvent { id, name, data }));
         };
         for kind in kinds {
-            if let EventKind::Bid { seq } = kind {
-                if let Some(bid) = auction.bids.get((*seq as usize).saturating_sub(1)) {
-                    let _ = self.publisher.send(Arc::new(LiveEvent {
-                        id: *seq,
-                        name: "bid",
-                        data: json(&BidView::of(auction, bid)),
-                    }));
+            match kind {
+                EventKind::Bid { seq } => {
+                    if let Some(bid) = auction.bids.get((*seq as usize).saturating_sub(1)) {
+                        let _ = self.publisher.send(Arc::new(LiveEvent {
+                            id: *seq,
+                            name: "bid",
+                            data: json(&BidView::of(auction, bid)),
+                        }));
+                    }
                 }
+                // Carries the price bids' count as its id, as `auction` events do, so a
+                // stream resumes after the price bids it had.
+                EventKind::SecondaryBid { seq } => {
+                    let index = (*seq as usize).saturating_sub(1);
+                    if let Some(bid) = auction.sale.secondary_bids.get(index) {
+                        send("secondary_bid", json(&SecondaryBidView::of(bid)));
+                    }
+                }
+                _ => {}
             }
         }
         let view = json(&AuctionView::new(auction, now_ms));

@@ -1,7 +1,8 @@
 //! Server-sent events of one auction, from this node's own applied state.
 //!
 //! On connect the stream sends every bid after `Last-Event-ID` (a bid's id is its `seq`),
-//! then the current `auction` view; then the Auction actor's live events. A `: keep-alive`
+//! every secondary bid (`cap_mode` `secondary`, each time: they are few, and their id is
+//! the price bids' count), then the current `auction` view; then the Auction actor's live events. A `: keep-alive`
 //! comment goes out every 15 s. A consumer too slow to keep up with the actor's bounded
 //! buffer is cut off (it reconnects with `Last-Event-ID` and misses nothing); the kernel
 //! never waits for it. The stream ends after the `closed` event. The history is read from
@@ -34,7 +35,7 @@ use crate::actors::auction::{LiveEvent, Subscribe};
 use crate::actors::resource_pool::SubscribeAuction;
 use crate::actors::wall_clock_ms;
 use crate::model::error::ApiError;
-use crate::model::views::{AuctionView, BidMarks};
+use crate::model::views::{AuctionView, BidMarks, SecondaryBidView};
 use gavel_kernel::{Auction, BidRecord, Rejection};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -47,7 +48,7 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string())
 }
 
-/// Live updates of one auction: `auction`, `bid` and `closed` events.
+/// Live updates of one auction: `auction`, `bid`, `secondary_bid` and `closed` events.
 #[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id"),
     ("Last-Event-ID" = Option<u64>, Header, description = "resume after this bid seq")),
     responses((status = 200, content_type = "text/event-stream", description = "the event stream"),
@@ -146,6 +147,9 @@ fn event_stream(
 struct StreamStart {
     bids: Vector<BidRecord>,
     marks: BidMarks,
+    /// Every secondary bid (`cap_mode` `secondary`): sent in full at every connect, as
+    /// they carry no event id of their own.
+    secondary_bids: Vec<SecondaryBidView>,
     view: AuctionView,
     closed: bool,
 }
@@ -155,6 +159,7 @@ impl StreamStart {
         StreamStart {
             bids: auction.bids.clone(),
             marks: BidMarks::of(auction),
+            secondary_bids: SecondaryBidView::after(auction, 0),
             view: AuctionView::new(auction, wall_clock_ms()),
             closed: auction.phase.is_closed(),
         }
@@ -183,7 +188,12 @@ impl StreamStart {
             .skip(skipped)
             .into_iter()
             .map(move |bid| frame(bid.seq, "bid", &json(&marks.view(&bid))));
-        let frames = futures::stream::iter(bids.chain(std::iter::once(view)).map(Ok));
+        let secondary = self
+            .secondary_bids
+            .into_iter()
+            .map(move |bid| frame(bid_count, "secondary_bid", &json(&bid)));
+        let frames =
+            futures::stream::iter(bids.chain(secondary).chain(std::iter::once(view)).map(Ok));
         (frames, bid_count, self.closed)
     }
 }

@@ -19,6 +19,7 @@ use super::AppState;
 const INDEX_HTML: &str = include_str!("assets/bidder/index.html");
 const BIDDER_JS: &str = include_str!("assets/bidder/bidder.js");
 const CLUSTER_JS: &str = include_str!("assets/bidder/cluster.js");
+const SIGNING_JS: &str = include_str!("assets/bidder/signing.js");
 const BIDDER_CSS: &str = include_str!("assets/bidder/bidder.css");
 
 /// Where the node list goes in `index.html`.
@@ -43,6 +44,7 @@ async fn asset(app: web::Data<AppState>, file: web::Path<String>) -> HttpRespons
     let (content_type, body) = match file.as_str() {
         "bidder.js" => ("text/javascript; charset=utf-8", BIDDER_JS),
         "cluster.js" => ("text/javascript; charset=utf-8", CLUSTER_JS),
+        "signing.js" => ("text/javascript; charset=utf-8", SIGNING_JS),
         "bidder.css" => ("text/css; charset=utf-8", BIDDER_CSS),
         _ => {
             return HttpResponse::NotFound()
@@ -150,6 +152,7 @@ mod tests {
         assert!(INDEX_HTML.contains("/assets/bidder/bidder.js"));
         assert!(INDEX_HTML.contains("/assets/bidder/bidder.css"));
         assert!(BIDDER_JS.contains("from './cluster.js'"));
-        assert!(!CLUSTER_JS.is_empty() && !BIDDER_CSS.is_empty());
+        assert!(BIDDER_JS.contains("from './signing.js'"));
+        assert!(!CLUSTER_JS.is_empty() && !BIDDER_CSS.is_empty() && !SIGNING_JS.is_empty());
     }
 }

@@ -58,6 +58,8 @@ pub struct AuctionView {
     pub sealed_quotes_count: u64,
     /// The second quantity of `cap_mode` `secondary`; null for the other modes.
     pub secondary: Option<SecondaryView>,
+    /// Whether the auction accepts signed bids only (docs/RULES.md, "Signed bids").
+    pub require_signed_bids: bool,
 }
 
 /// The second quantity bid on in `secondary_bidding`.
@@ -70,6 +72,38 @@ pub struct SecondaryView {
     pub leading_bidder_number: Option<u32>,
     /// The lowest secondary amount the next bid may carry, while secondary bidding is on.
     pub minimum_next: Option<u64>,
+}
+
+/// One accepted secondary bid, as the auction's event stream sends it (`secondary_bid`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SecondaryBidView {
+    /// The bid's place among the auction's secondary bids, from 1.
+    pub secondary_seq: u64,
+    pub bidder_number: u32,
+    pub secondary_amount: u64,
+    pub accepted_at_ms: u64,
+}
+
+impl SecondaryBidView {
+    /// The auction's secondary bids numbered `after_seq + 1` on, oldest first.
+    pub fn after(auction: &Auction, after_seq: u64) -> Vec<SecondaryBidView> {
+        auction
+            .sale
+            .secondary_bids
+            .iter()
+            .filter(|bid| bid.seq > after_seq)
+            .map(SecondaryBidView::of)
+            .collect()
+    }
+
+    pub fn of(bid: &gavel_kernel::sale::SecondaryBid) -> SecondaryBidView {
+        SecondaryBidView {
+            secondary_seq: bid.seq,
+            bidder_number: bid.bidder_number,
+            secondary_amount: bid.amount,
+            accepted_at_ms: bid.accepted_at_ms,
+        }
+    }
 }
 
 impl SecondaryView {
@@ -234,6 +268,7 @@ impl AuctionView {
             confirmation_deadline_ms: confirmation.map(|c| c.deadline_ms),
             sealed_quotes_count: auction.sale.sealed_quotes.len() as u64,
             secondary: SecondaryView::of(auction),
+            require_signed_bids: rules.require_signed_bids,
         }
     }
 }
@@ -443,12 +478,16 @@ pub struct SessionCreated {
     pub expires_at_ms: u64,
 }
 
-/// An auction as operators see it: the bidder view plus the reserve price.
+/// An auction as operators see it: the bidder view plus the reserve price and how many
+/// proxy maximums are set (never their amounts).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ControlAuctionView {
     #[serde(flatten)]
     pub auction: AuctionView,
     pub reserve_price: Option<u64>,
+    /// How many bidders hold a proxy maximum in this auction now (docs/RULES.md, "Proxy
+    /// bidding"); the maximums themselves are shown to their owners only.
+    pub proxies_count: u64,
 }
 
 impl ControlAuctionView {
@@ -456,6 +495,7 @@ impl ControlAuctionView {
         ControlAuctionView {
             auction: AuctionView::new(auction, server_time_ms),
             reserve_price: auction.spec.reserve_price,
+            proxies_count: auction.sale.proxies.len() as u64,
         }
     }
 }

@@ -39,14 +39,35 @@
  * GET /api/v1/receipt-key where the browser has it (otherwise shown unchecked, with a link
  * to the key for `gavel verify-receipt`).
  *
+ * Secondary bidding (竞配建 / 竞自持). Under cap_mode "secondary", once the price reaches the
+ * cap the view's `secondary` ({label, unit, current, leading_bidder_number, minimum_next})
+ * is what is bid on: the page shows it with its unit, counts down the phase's deadline and
+ * offers a form that posts {secondary_amount, request_id} to the same bids route, through
+ * the same pending-bid path as a price bid (retries and failovers keep the request_id).
+ * The room's stream sends each secondary bid as a `secondary_bid` event, listed in the
+ * history with its unit.
+ *
+ * Signed bids (电子签名). signing.js loads the bidder's own Ed25519 private key into this
+ * tab's memory (never sent, never stored) and signs each bid, secondary bid, sealed quote
+ * and proxy maximum with WebCrypto; the request carries `signature`. Without a key (an SM2
+ * key, whose tool signs outside the browser) the page shows the exact text the next bid
+ * signs, with the request_id it will use, and sends the signature pasted under it.
+ *
+ * Strings. What the secondary bidding and signing parts say is in TEXT below, in one place;
+ * elements with data-text="name" get TEXT[name] when the page starts.
+ *
  * State a test can read: data-* attributes on <body> (connection, node-id, clock-offset-ms,
  * clock-syncs, failovers), #countdown (remaining-ms, deadline-ms), #history li (seq,
  * bidder-number), #bid-status (state, receipt-seq, request-id, attempts, replayed),
  * #standing (bidder-number, qualified, deposit-required, deposited, may-bid, reason),
  * #standing-lead and #standing-deposit (state), #acceptance (state, winner),
- * #acceptance-countdown (remaining-ms), #receipt (seq, chain-hash), #receipt-signature (state).
+ * #acceptance-countdown (remaining-ms), #receipt (seq, chain-hash), #receipt-signature (state),
+ * #secondary (phase), #secondary-current (amount), #secondary-countdown (remaining-ms),
+ * #history li[data-secondary-seq] (bidder-number, amount), #bid-status (secondary-seq, key-id),
+ * #signing-state (required), #signing-status (state, key-id), #signing-text (request-id).
  */
 
+import { KeyProblem, loadKey, sign, signedText } from './signing.js';
 import {
   API, NodeUnreachable, api, clusterNodes, handOver, measureClock, newRequestId, reachable, sleep, store,
   takeHandoff,
@@ -62,6 +83,59 @@ const SALE_POLL_MS = 2000;
 const $ = (id) => document.getElementById(id);
 const moneyFormat = new Intl.NumberFormat('en-US');
 const money = (amount) => (amount == null ? '–' : moneyFormat.format(amount));
+
+// --- Strings of secondary bidding and signed bids ----------------------------------------------
+
+const TEXT = {
+  leadingBidder: 'Leading bidder',
+  timeLeft: 'Time left',
+  secondaryHeading: (label) => `Secondary bidding (竞配建 / 竞自持): ${label}`,
+  secondaryAbout: (cap) => `The price reached the cap and is frozen at ${money(cap)}: bidders holding a valid bid `
+    + 'now bid on the quantity below. Each bid restarts the countdown; the highest bid wins at the cap.',
+  secondaryClosed: (cap) => `Secondary bidding has ended; the price is the cap, ${money(cap)}.`,
+  secondaryYourBid: 'Your bid',
+  secondaryButton: 'Bid',
+  secondaryEligibility: 'Secondary bidding is open to bidders who hold a valid bid.',
+  secondaryRule: (secondary) => `Past the price cap, bidding goes on over ${secondary.label} in ${secondary.unit} `
+    + '(竞配建 / 竞自持).',
+  secondaryHistory: (bid, secondary) => `secondary #${bid.secondary_seq} · bidder ${bid.bidder_number} · `
+    + `${quantity(bid.secondary_amount, secondary)} · ${new Date(bid.accepted_at_ms).toLocaleTimeString()}`,
+  secondaryAccepted: (receipt, secondary, replayed) => `Accepted: your bid of ${quantity(receipt.secondary_amount, secondary)} `
+    + `is secondary bid #${receipt.secondary_seq}`
+    + (replayed ? ' (the cluster already had it: the retry got the original receipt).' : '.'),
+  signingHeading: 'Signed bids (电子签名)',
+  signingRequired: 'This sale accepts signed bids only: every bid carries your signature, '
+    + 'under a key the auctioneer registered for you.',
+  signingOptional: 'Signatures are optional in this sale; a signed bid is checked and kept with the bid.',
+  signingSummary: 'Your signing key',
+  signingAbout: 'Your Ed25519 private key signs each bid in this browser tab. It stays in the tab\'s memory: '
+    + 'it is never sent and never stored, and it is gone when the tab closes or you forget it. '
+    + 'Give a PKCS#8 PEM ("BEGIN PRIVATE KEY") or the base64 of the 32-byte seed.',
+  signingKeyLabel: 'Private key',
+  signingFileLabel: 'or a key file',
+  signingLoad: 'Load key',
+  signingForget: 'Forget key',
+  signingNone: 'No key loaded.',
+  signingLoaded: (keyId) => `Key ${keyId} loaded: your bids are signed in this tab.`,
+  signingProblem: {
+    sm2: 'This is an SM2 key: browsers cannot sign with SM2. Sign the text below with your certificate tool '
+      + 'and paste the signature under it.',
+    unreadable: 'This is not an Ed25519 private key (PKCS#8 PEM, or the base64 of a 32-byte seed).',
+    unsupported: 'This browser cannot sign with Ed25519: sign the text below with your own tool and paste the signature.',
+  },
+  signingManualAbout: 'Without a key here (an SM2 key, say), sign this exact text with your own tool, '
+    + 'then paste the base64 signature: your next bid sends it.',
+  signingPasteLabel: 'Signature (base64)',
+  signingMissing: 'This sale accepts signed bids only: load your key, or paste the signature of the shown text.',
+  signingFailed: 'Your bid could not be signed in this browser.',
+  signedBy: (keyId) => ` Signed with key ${keyId}.`,
+  signaturesRule: (required) => (required
+    ? 'Signed bids only (电子签名): each bid carries the bidder\'s signature.'
+    : 'Signatures on bids are optional.'),
+};
+
+/** An amount of the second quantity with its unit. */
+const quantity = (amount, secondary) => `${amount == null ? '–' : moneyFormat.format(amount)} ${secondary?.unit ?? ''}`.trim();
 
 const page = {
   nodes: [], // origins of the cluster's nodes, in the listed order, this one included
@@ -85,6 +159,12 @@ const page = {
   salePoll: null,
   accepting: false,
   proxyMax: null, // the bidder's own hidden maximum in the room's auction, or null
+  secondaryBids: new Map(), // the room's secondary bids: secondary_seq -> view
+  secondaryEdited: false,
+  // The bidder's signing key, in this tab's memory only: { key, keyId } or null; and the
+  // request_id the shown text (for a pasted signature) is made for.
+  signing: null,
+  manualRequestId: null,
 };
 
 // --- Clock -------------------------------------------------------------------------------
@@ -130,6 +210,16 @@ function tick() {
     delete countdown.dataset.remainingMs;
     countdown.textContent = '–';
   }
+  const secondaryCountdown = $('secondary-countdown');
+  if (page.view?.phase === 'secondary_bidding' && page.view.deadline_ms != null) {
+    const left = remainingOf(page.view);
+    secondaryCountdown.dataset.remainingMs = left;
+    secondaryCountdown.textContent = formatRemaining(left);
+    secondaryCountdown.classList.toggle('urgent', left < 60000);
+  } else {
+    delete secondaryCountdown.dataset.remainingMs;
+    secondaryCountdown.textContent = '–';
+  }
   const confirmBy = page.view?.confirmation === 'pending' ? page.view.confirmation_deadline_ms : null;
   if (confirmBy != null) {
     const left = Math.max(0, Math.round(confirmBy - serverNow()));
@@ -160,6 +250,7 @@ function openStream() {
   stream.addEventListener('error', () => { if (page.stream === stream) onStreamError(); });
   if (page.auctionId) {
     stream.addEventListener('bid', parsed(onBid));
+    stream.addEventListener('secondary_bid', parsed(onSecondaryBid));
     stream.addEventListener('auction', parsed(onRoomView));
     stream.addEventListener('closed', parsed((view) => {
       onRoomView(view);
@@ -255,6 +346,7 @@ function renderWho() {
   $('who').hidden = !session;
   $('who-name').textContent = session ? session.bidder_id : '';
   $('bid-button').disabled = !session || page.sending;
+  $('secondary-button').disabled = !session || page.sending;
   document.body.dataset.signedIn = Boolean(session);
 }
 
@@ -285,6 +377,7 @@ async function signOut(message) {
   const session = store.get('session');
   for (const key of ['session', 'numbers', 'pending', 'receipts']) store.remove(key);
   page.me = null;
+  page.signing = null;
   renderWho();
   renderStanding();
   renderReceipt();
@@ -337,6 +430,7 @@ function onRoomView(view) {
   page.carriedView = null;
   const movedWithoutBid = previous && previous.id === view.id && previous.phase === view.phase
     && previous.bid_count === view.bid_count && previous.deadline_ms != null
+    && previous.secondary?.current === view.secondary?.current
     && view.deadline_ms != null && view.deadline_ms > previous.deadline_ms;
   if (movedWithoutBid) showExtension(previous.deadline_ms, view.deadline_ms);
   page.view = view;
@@ -387,11 +481,13 @@ function renderRoom() {
   renderAcceptance();
   renderRules();
   renderPastTheCap();
+  renderSecondary();
   if (minimum != null && (!page.amountEdited || Number(amount.value) < minimum)) {
     amount.value = minimum;
     amount.min = minimum;
     page.amountEdited = false;
   }
+  renderSigning();
   tick();
 }
 
@@ -437,23 +533,77 @@ const REFUSALS = {
   confirmation_closed: 'The sale can no longer be confirmed: the confirmation window has closed.',
   leading: 'You hold the highest bid: your maximum cannot be withdrawn now.',
   quote_exists: 'You have already submitted your sealed quote; it cannot be changed.',
-  out_of_range: 'The quote must lie between the price cap and the sealed ceiling.',
+  out_of_range: 'The amount is out of range: a sealed quote between the price cap and the sealed ceiling, '
+    + 'a secondary bid at most its maximum.',
   excluded_by_group: 'You won another parcel of this group: you may not bid on this one.',
   signature_required: 'This sale accepts signed bids only.',
+  bad_signature: 'The signature does not check out under any key registered for you: check the key or the signed text.',
 };
 
 async function submitBid(event) {
   event.preventDefault();
+  await queueBid('price', Number($('bid-amount').value));
+}
+
+async function submitSecondary(event) {
+  event.preventDefault();
+  await queueBid('secondary', Number($('secondary-amount').value));
+}
+
+/**
+ * Makes a bid of `kind` (price or secondary) the pending one, signed when the bidder loaded
+ * a key or pasted a signature, and sends it.
+ */
+async function queueBid(kind, amount) {
   if (store.get('pending') || page.sending) return;
-  const amount = Number($('bid-amount').value);
   if (!Number.isSafeInteger(amount) || amount <= 0) {
     showBidStatus('refused', 'Enter a whole amount.');
     return;
   }
-  page.amountEdited = false;
-  store.set('pending', { auction_id: page.auctionId, amount, request_id: newRequestId(), attempts: 0, started_ms: Date.now() });
+  let signed;
+  try {
+    signed = await signatureFor(kind, amount, { manual: true });
+  } catch {
+    showBidStatus('refused', TEXT.signingFailed, { code: '' });
+    return;
+  }
+  if (!signed.signature && page.view?.require_signed_bids) {
+    showBidStatus('refused', TEXT.signingMissing, { code: 'signature_required' });
+    return;
+  }
+  if (kind === 'price') page.amountEdited = false;
+  else page.secondaryEdited = false;
+  store.set('pending', {
+    auction_id: page.auctionId, kind, amount, request_id: signed.requestId, signature: signed.signature,
+    key_id: signed.keyId, attempts: 0, started_ms: Date.now(),
+  });
   await sendPending();
 }
+
+/**
+ * The request_id and signature of a request of `kind` for `amount`: signed with the loaded
+ * key; or, for the main bid form (`manual`), the pasted signature of the shown text with
+ * the request_id that text names; or unsigned.
+ */
+async function signatureFor(kind, amount, { manual = false } = {}) {
+  if (page.signing) {
+    const requestId = newRequestId();
+    const signature = await sign(page.signing.key, signedText(kind, page.auctionId, amount, requestId));
+    return { requestId, signature, keyId: page.signing.keyId };
+  }
+  const pasted = $('signing-paste').value.trim();
+  if (manual && pasted && page.manualRequestId) {
+    const requestId = page.manualRequestId;
+    $('signing-paste').value = '';
+    page.manualRequestId = null;
+    renderSignedText();
+    return { requestId, signature: pasted, keyId: null };
+  }
+  return { requestId: newRequestId(), signature: null, keyId: null };
+}
+
+/** What a pending bid is, for the messages: its amount, with the unit of a secondary one. */
+const pendingAmount = (pending) => (pending.kind === 'secondary' ? quantity(pending.amount, page.view?.secondary) : money(pending.amount));
 
 /** Sends the pending bid (again) until it has an answer; a retry reuses its request_id. */
 async function sendPending() {
@@ -466,16 +616,22 @@ async function sendPending() {
     for (;;) {
       pending.attempts += 1;
       store.set('pending', pending);
-      const details = { requestId: pending.request_id, attempts: pending.attempts, receiptSeq: '', replayed: '' };
-      showBidStatus('pending', `Sending your bid of ${money(pending.amount)} (attempt ${pending.attempts})…`, details);
+      const details = {
+        requestId: pending.request_id, attempts: pending.attempts, receiptSeq: '', secondarySeq: '', replayed: '', keyId: '',
+      };
+      showBidStatus('pending', `Sending your bid of ${pendingAmount(pending)} (attempt ${pending.attempts})…`, details);
+      const body = pending.kind === 'secondary'
+        ? { secondary_amount: pending.amount, request_id: pending.request_id }
+        : { amount: pending.amount, request_id: pending.request_id };
+      if (pending.signature) body.signature = pending.signature;
       let answer;
       try {
         answer = await api(`/auctions/${encodeURIComponent(pending.auction_id)}/bids`, {
-          method: 'POST', token: session.token, body: { amount: pending.amount, request_id: pending.request_id },
+          method: 'POST', token: session.token, body,
         });
       } catch (error) {
         if (!(error instanceof NodeUnreachable)) throw error;
-        showBidStatus('pending', `Node ${page.clock.node_id} does not answer: your bid of ${money(pending.amount)} `
+        showBidStatus('pending', `Node ${page.clock.node_id} does not answer: your bid of ${pendingAmount(pending)} `
           + 'will be resent to another node with the same request id.');
         failOver('bid request failed');
         return;
@@ -483,7 +639,8 @@ async function sendPending() {
       const { status, data, retryAfter } = answer;
       if (status === 200 || status === 201) {
         store.remove('pending');
-        onReceipt(data, status === 200, pending);
+        if (data?.secondary_seq != null) onSecondaryReceipt(data, status === 200, pending);
+        else onReceipt(data, status === 200, pending);
         return;
       }
       const transient = status === 503 || status === 429 || status >= 500;
@@ -494,7 +651,7 @@ async function sendPending() {
         continue;
       }
       store.remove('pending');
-      if (status === 401) {
+      if (status === 401 && data?.code !== 'bad_signature') {
         signOut('Your session has ended: sign in again.');
         return;
       }
@@ -509,9 +666,11 @@ async function sendPending() {
 
 function onReceipt(receipt, replayed, pending) {
   const text = `Accepted: your bid of ${money(receipt.amount)} is bid #${receipt.seq}`
-    + (replayed ? ' (the cluster already had it: the retry got the original receipt).' : '.');
+    + (replayed ? ' (the cluster already had it: the retry got the original receipt).' : '.')
+    + (pending.key_id ? TEXT.signedBy(pending.key_id) : '');
   showBidStatus('accepted', text, {
     receiptSeq: receipt.seq, requestId: pending.request_id, attempts: pending.attempts, replayed,
+    keyId: pending.key_id ?? '',
   });
   const bid = page.bids.get(receipt.seq);
   if (bid) learnMyNumber(receipt.auction_id, bid.bidder_number);
@@ -523,6 +682,138 @@ function onReceipt(receipt, replayed, pending) {
   store.set('receipts', receipts);
   renderReceipt();
   refreshMe();
+}
+
+function onSecondaryReceipt(receipt, replayed, pending) {
+  const secondary = receipt.auction?.secondary ?? page.view?.secondary;
+  showBidStatus('accepted', TEXT.secondaryAccepted(receipt, secondary, replayed) + (pending.key_id ? TEXT.signedBy(pending.key_id) : ''), {
+    secondarySeq: receipt.secondary_seq, requestId: pending.request_id, attempts: pending.attempts, replayed,
+    keyId: pending.key_id ?? '',
+  });
+  refreshMe();
+}
+
+// --- Secondary bidding -------------------------------------------------------------------------
+
+/** Shows the second quantity while it is bid on, and after: its value, leader and countdown. */
+function renderSecondary() {
+  const view = page.view;
+  const secondary = view?.secondary ?? null;
+  const bidding = view?.phase === 'secondary_bidding';
+  const section = $('secondary');
+  // Secondary bids the stream sent before the first view are listed once the unit is known.
+  for (const item of document.querySelectorAll('#history li[data-secondary-seq]')) {
+    const bid = page.secondaryBids.get(Number(item.dataset.secondarySeq));
+    if (bid && secondary) item.textContent = TEXT.secondaryHistory(bid, secondary);
+  }
+  section.hidden = !(secondary && (bidding || secondary.current != null));
+  if (section.hidden) return;
+  const mine = myNumber();
+  section.dataset.phase = view.phase;
+  $('secondary-title').textContent = TEXT.secondaryHeading(secondary.label);
+  $('secondary-about').textContent = bidding ? TEXT.secondaryAbout(view.price_cap) : TEXT.secondaryClosed(view.price_cap);
+  $('secondary-label').textContent = secondary.label;
+  $('secondary-current').textContent = quantity(secondary.current, secondary);
+  $('secondary-current').dataset.amount = secondary.current ?? '';
+  const leader = secondary.leading_bidder_number;
+  $('secondary-leader').textContent = leader == null ? '–' : `bidder ${leader}${leader === mine ? ' (you)' : ''}`;
+  $('secondary-leader').classList.toggle('mine', leader != null && leader === mine);
+  $('secondary-unit').textContent = secondary.unit;
+  const minimum = secondary.minimum_next;
+  $('secondary-form').hidden = !(bidding && minimum != null && store.get('session'));
+  const input = $('secondary-amount');
+  if (minimum != null && (!page.secondaryEdited || Number(input.value) < minimum)) {
+    input.value = minimum;
+    input.min = minimum;
+    page.secondaryEdited = false;
+  }
+}
+
+function onSecondaryBid(bid) {
+  if (page.secondaryBids.has(bid.secondary_seq)) return;
+  page.secondaryBids.set(bid.secondary_seq, bid);
+  const item = document.createElement('li');
+  item.dataset.secondarySeq = bid.secondary_seq;
+  item.dataset.bidderNumber = bid.bidder_number;
+  item.dataset.amount = bid.secondary_amount;
+  item.classList.add('secondary-bid');
+  item.classList.toggle('mine', bid.bidder_number === myNumber());
+  item.textContent = TEXT.secondaryHistory(bid, page.view?.secondary);
+  // Newest first; secondary bids come after every price bid.
+  const later = [...$('history').children].find((other) => other.dataset.secondarySeq == null
+    || Number(other.dataset.secondarySeq) < bid.secondary_seq);
+  $('history').insertBefore(item, later ?? null);
+}
+
+// --- Signing keys ----------------------------------------------------------------------------
+
+function renderSigning() {
+  const view = page.view;
+  const section = $('signing');
+  section.hidden = !(view && store.get('session'));
+  if (section.hidden) return;
+  const required = Boolean(view.require_signed_bids);
+  const state = $('signing-state');
+  state.dataset.required = required;
+  state.textContent = required ? TEXT.signingRequired : TEXT.signingOptional;
+  if (required && !section.dataset.opened) {
+    section.dataset.opened = 'true';
+    $('signing-details').open = true;
+  }
+  $('signing-forget').hidden = page.signing == null;
+  renderSignedText();
+}
+
+function showSigningStatus(state, text) {
+  const status = $('signing-status');
+  status.dataset.state = state;
+  status.dataset.keyId = page.signing?.keyId ?? '';
+  status.textContent = text;
+}
+
+/** The text the next bid of the main form signs, for a signature made outside the browser. */
+function renderSignedText() {
+  const view = page.view;
+  if (!view) return;
+  if (!page.manualRequestId) page.manualRequestId = newRequestId();
+  const secondary = view.phase === 'secondary_bidding';
+  const amount = Number($(secondary ? 'secondary-amount' : 'bid-amount').value) || 0;
+  const text = $('signing-text');
+  text.dataset.requestId = page.manualRequestId;
+  text.textContent = signedText(secondary ? 'secondary' : 'price', page.auctionId, amount, page.manualRequestId);
+}
+
+async function loadSigningKey(event) {
+  event.preventDefault();
+  const field = $('signing-key');
+  const text = field.value;
+  field.value = '';
+  if (!text.trim()) return;
+  try {
+    const loaded = await loadKey(text);
+    page.signing = { key: loaded.key, keyId: loaded.keyId };
+    showSigningStatus('loaded', TEXT.signingLoaded(loaded.keyId));
+  } catch (error) {
+    page.signing = null;
+    const code = error instanceof KeyProblem ? error.code : 'unreadable';
+    showSigningStatus('refused', TEXT.signingProblem[code] ?? TEXT.signingProblem.unreadable);
+  }
+  renderSigning();
+}
+
+async function loadSigningFile() {
+  const input = $('signing-key-file');
+  const file = input.files?.[0];
+  input.value = '';
+  if (!file || file.size > 16384) return;
+  $('signing-key').value = await file.text();
+  $('signing-load').click();
+}
+
+function forgetSigningKey() {
+  page.signing = null;
+  showSigningStatus('none', TEXT.signingNone);
+  renderSigning();
 }
 
 // --- Proxy maximum and sealed quote ------------------------------------------------------------
@@ -578,8 +869,11 @@ async function setProxy(event) {
   }
   showStatus('proxy-status', 'pending', `Setting your maximum of ${money(max)}…`);
   try {
+    const signed = await signatureFor('proxy', max);
+    const body = { max_amount: max, request_id: signed.requestId };
+    if (signed.signature) body.signature = signed.signature;
     const { status, data } = await api(`/auctions/${encodeURIComponent(page.auctionId)}/proxy`, {
-      method: 'POST', token: session.token, body: { max_amount: max, request_id: newRequestId() },
+      method: 'POST', token: session.token, body,
     });
     if (status === 200 || status === 201) {
       page.proxyMax = data.max_amount;
@@ -623,8 +917,11 @@ async function submitQuote(event) {
   }
   showStatus('sealed-status', 'pending', `Submitting your sealed quote of ${money(amount)}…`);
   try {
+    const signed = await signatureFor('sealed', amount);
+    const body = { amount, request_id: signed.requestId };
+    if (signed.signature) body.signature = signed.signature;
     const { status, data } = await api(`/auctions/${encodeURIComponent(page.auctionId)}/sealed-quotes`, {
-      method: 'POST', token: session.token, body: { amount, request_id: newRequestId() },
+      method: 'POST', token: session.token, body,
     });
     if (status === 200 || status === 201) {
       showStatus('sealed-status', 'accepted', `Your sealed quote of ${money(amount)} was accepted at `
@@ -725,7 +1022,8 @@ function renderStanding() {
   }
   deposit.dataset.state = depositState;
   deposit.textContent = depositText;
-  $('standing-eligibility').textContent = me.may_bid ? 'You may bid now.' : (STANDING_REASONS[me.reason] ?? '');
+  $('standing-eligibility').textContent = view.phase === 'secondary_bidding' ? TEXT.secondaryEligibility
+    : (me.may_bid ? 'You may bid now.' : (STANDING_REASONS[me.reason] ?? ''));
 }
 
 function renderRules() {
@@ -742,6 +1040,8 @@ function renderRules() {
       : 'No winner\'s confirmation step.',
     `Increment ${money(view.increment)} (${view.increment_rule === 'at_least' ? 'at least' : 'multiples'}); `
       + `countdown ${formatWindow(view.countdown_ms)}${view.price_cap != null ? `; price cap ${money(view.price_cap)}` : ''}.`,
+    ...(view.secondary ? [TEXT.secondaryRule(view.secondary)] : []),
+    TEXT.signaturesRule(Boolean(view.require_signed_bids)),
   ];
   const key = rules.join('\n');
   const list = $('rules-list');
@@ -929,6 +1229,14 @@ async function start() {
   $('proxy-form').addEventListener('submit', setProxy);
   $('proxy-withdraw').addEventListener('click', withdrawProxy);
   $('sealed-form').addEventListener('submit', submitQuote);
+  $('secondary-form').addEventListener('submit', submitSecondary);
+  $('secondary-amount').addEventListener('input', () => { page.secondaryEdited = true; renderSignedText(); });
+  $('bid-amount').addEventListener('input', renderSignedText);
+  $('signing-key-form').addEventListener('submit', loadSigningKey);
+  $('signing-key-file').addEventListener('change', loadSigningFile);
+  $('signing-forget').addEventListener('click', forgetSigningKey);
+  for (const element of document.querySelectorAll('[data-text]')) element.textContent = TEXT[element.dataset.text];
+  showSigningStatus('none', TEXT.signingNone);
   $('bid-amount').addEventListener('input', () => { page.amountEdited = true; });
   $('accept-button').addEventListener('click', acceptSale);
   $('lobby').hidden = Boolean(page.auctionId);
@@ -946,10 +1254,10 @@ async function start() {
   if (pending && Date.now() - pending.started_ms > PENDING_KEPT_MS) {
     // Too old to resend blindly (the cluster forgets request ids after a while).
     store.remove('pending');
-    showBidStatus('refused', `Your bid of ${money(pending.amount)} was never confirmed and was not resent: see the bid history.`);
+    showBidStatus('refused', `Your bid of ${pendingAmount(pending)} was never confirmed and was not resent: see the bid history.`);
   } else if (pending && pending.auction_id === page.auctionId) {
     page.resumePending = true;
-    showBidStatus('pending', `Resending your bid of ${money(pending.amount)} on node ${page.clock.node_id} with the same request id…`);
+    showBidStatus('pending', `Resending your bid of ${pendingAmount(pending)} on node ${page.clock.node_id} with the same request id…`);
   } else if (pending) {
     sendPending();
   }

@@ -13,11 +13,36 @@
  * a deposit from a bank receipt (POST …/deposits {bidder_id, amount, reference}) and,
  * once the confirmation has lapsed, declare the winner in default (POST …/default
  * {reason}). Refusals show the problem+json code and detail.
+ *
+ * The rules past the cap and the 1.1 sale rules, from the same two reads: the cap mode;
+ * how many proxy maximums are set (`proxies_count` of the ControlAuctionView: never an
+ * amount); under `sealed_bid` the number of quotes while the window is open
+ * (`sealed_quotes_count`) and, once closed, the quotes themselves (the result's
+ * `sealed_quotes`); under `secondary` the second quantity (current value with its unit,
+ * leader); whether signed bids are required, and each bid of the result with the key its
+ * signature verified under (`bid_signatures`), or none. The newest 200 bids are listed.
  */
 
 import { api, badge, byId, cell, clock, duration, money, problemText, report, serverNowMs } from './common.js';
 
 const RESULT_EVERY_MS = 3000;
+const BIDS_LISTED = 200;
+
+/** What the panel says of the rules past the cap and of signatures, in one place. */
+const SALE_TEXT = {
+  capMode: { lottery: 'lottery (摇号)', sealed_bid: 'sealed quote (一次报价)', secondary: 'secondary bidding (竞配建 / 竞自持)' },
+  proxies: (count) => `${count} set (amounts hidden)`,
+  sealedOpen: (count) => `${count} submitted (amounts hidden until the window closes)`,
+  sealedClosed: (count) => `${count} submitted (listed below)`,
+  secondary: (secondary) => (secondary.current == null
+    ? `${secondary.label}: no bid yet (${secondary.unit})`
+    : `${secondary.label}: ${money(secondary.current)} ${secondary.unit}, bidder ${secondary.leading_bidder_number}`),
+  signaturesRequired: (required) => (required ? 'required' : 'optional'),
+  signaturesNote: (required, signed, total) => `${required ? 'This sale accepts signed bids only.' : 'Signatures are optional in this sale.'} `
+    + `${signed} of ${total} bids signed.`,
+  signedBy: (keyId) => `signed by ${keyId}`,
+  unsigned: 'unsigned',
+};
 
 const sale = {
   auctions: new Map(), // every auction listed since the page opened: id -> its last view
@@ -44,6 +69,7 @@ export function renderSale(answer) {
   }
   if (!auction) {
     renderDeposits([]);
+    renderBids(null, null);
   }
 }
 
@@ -83,6 +109,7 @@ function renderRules(auction, result) {
     ['timed bidding', auction.timed_bidding_entry === 'listing_bidders' ? 'listing bidders only' : 'every qualified bidder'],
     ['confirmation window', auction.winner_confirm_ms == null ? 'none' : duration(auction.winner_confirm_ms)],
     ['winner', auction.winner_bidder_number == null ? '—' : `bidder ${auction.winner_bidder_number}`],
+    ...pastTheCapRules(auction, result),
   ].flatMap(([term, value]) => {
     const dt = document.createElement('dt');
     dt.textContent = term;
@@ -91,6 +118,10 @@ function renderRules(auction, result) {
     return [dt, dd];
   });
   rules.replaceChildren(...entries);
+  rules.dataset.proxiesCount = auction.proxies_count ?? '';
+  rules.dataset.sealedQuotesCount = auction.sealed_quotes_count ?? '';
+  rules.dataset.secondaryCurrent = auction.secondary?.current ?? '';
+  rules.dataset.requireSignedBids = Boolean(auction.require_signed_bids);
   // A confirmed or defaulted sale leaves the live list: its result has the last word.
   const confirmation = (result && result.confirmation) || auction.confirmation;
   const text = byId('sale-confirmation');
@@ -110,6 +141,52 @@ function renderRules(auction, result) {
   byId('default-submit').disabled = confirmation !== 'lapsed';
 }
 
+/** Rows of the rules list for the cap mode, proxies, sealed quotes, secondary and signatures. */
+function pastTheCapRules(auction, result) {
+  const rows = [['cap mode', SALE_TEXT.capMode[auction.cap_mode] ?? auction.cap_mode]];
+  if (auction.proxies_count != null) {
+    rows.push(['proxy maximums', SALE_TEXT.proxies(auction.proxies_count)]);
+  }
+  if (auction.cap_mode === 'sealed_bid') {
+    const closed = result && Array.isArray(result.sealed_quotes) && result.sealed_quotes.length > 0;
+    rows.push(['sealed quotes', closed ? SALE_TEXT.sealedClosed(result.sealed_quotes.length) : SALE_TEXT.sealedOpen(auction.sealed_quotes_count)]);
+  }
+  if (auction.secondary) {
+    rows.push(['second quantity', SALE_TEXT.secondary(auction.secondary)]);
+  }
+  rows.push(['signed bids', SALE_TEXT.signaturesRequired(Boolean(auction.require_signed_bids))]);
+  return rows;
+}
+
+/** Each bid of the result with its signature state, and the sealed quotes of a closed window. */
+function renderBids(auction, result) {
+  const signatures = new Map(((result && result.bid_signatures) || []).map((kept) => [kept.seq, kept]));
+  const bids = ((result && result.bids) || []).slice(-BIDS_LISTED).reverse();
+  const rows = bids.map((bid) => {
+    const kept = signatures.get(bid.seq);
+    const row = document.createElement('tr');
+    row.dataset.seq = bid.seq;
+    row.dataset.signature = kept ? kept.key_id : '';
+    row.append(cell(String(bid.seq), 'number'), cell(String(bid.bidder_number), 'number'),
+      cell(money(bid.amount), 'number'), cell(kept ? SALE_TEXT.signedBy(kept.key_id) : SALE_TEXT.unsigned));
+    return row;
+  });
+  byId('sale-bids-body').replaceChildren(...rows);
+  byId('sale-bids-empty').hidden = rows.length > 0;
+  const required = Boolean((auction && auction.require_signed_bids) || (result && result.require_signed_bids));
+  const total = ((result && result.bids) || []).length;
+  byId('sale-signatures').textContent = auction || result ? SALE_TEXT.signaturesNote(required, signatures.size, total) : '';
+  const quotes = (result && result.sealed_quotes) || [];
+  byId('sealed-quotes-title').hidden = quotes.length === 0;
+  byId('sealed-quotes').hidden = quotes.length === 0;
+  byId('sealed-quotes-body').replaceChildren(...quotes.map((quote) => {
+    const row = document.createElement('tr');
+    row.dataset.bidderNumber = quote.bidder_number;
+    row.append(cell(String(quote.bidder_number), 'number'), cell(money(quote.amount), 'number'));
+    return row;
+  }));
+}
+
 async function loadResult(auctionId) {
   if (sale.loading) {
     return;
@@ -124,6 +201,7 @@ async function loadResult(auctionId) {
       byId('sale-status').textContent = '';
       renderDeposits(result.deposits || []);
       renderRules(sale.auctions.get(auctionId), result);
+      renderBids(sale.auctions.get(auctionId), result);
     }
   } catch (error) {
     byId('sale-status').textContent = `result of ${auctionId}: ${problemText(error)}`;
@@ -201,6 +279,7 @@ async function submitDefault(event) {
     sale.resultFor = auctionId;
     renderDeposits(answer.deposits || []);
     renderRules(sale.auctions.get(auctionId), answer);
+    renderBids(sale.auctions.get(auctionId), answer);
   } catch (error) {
     result.className = 'result problem';
     result.textContent = problemText(error);
