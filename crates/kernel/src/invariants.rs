@@ -157,7 +157,8 @@ pub fn proxy_bids_within_maximum(auction: &Auction) -> Result<(), Violation> {
 }
 
 /// The leader, the price and the winner never come from a void bid: the highest bid
-/// counts, and no excluded bidder wins or stands in the lottery (docs/RULES.md,
+/// counts, and no excluded bidder wins, stands in the lottery or holds a sealed quote
+/// (docs/RULES.md,
 /// "Mutually exclusive parcels"). Checked after every command.
 pub fn winner_and_leader_counted(auction: &Auction) -> Result<(), Violation> {
     let excluded = &auction.sale.excluded;
@@ -172,7 +173,12 @@ pub fn winner_and_leader_counted(auction: &Auction) -> Result<(), Violation> {
         .confirmations
         .iter()
         .all(|confirmation| !excluded.contains(&confirmation.bidder_id));
-    if counted && winner_counted && entrants_counted {
+    let quotes_counted = auction
+        .sale
+        .sealed_quotes
+        .keys()
+        .all(|bidder_id| !excluded.contains(bidder_id));
+    if counted && winner_counted && entrants_counted && quotes_counted {
         Ok(())
     } else {
         Err(Violation::VoidBidCounted(auction.spec.id.clone()))
