@@ -140,14 +140,18 @@ pub fn lottery_redraws(auction: &Auction) -> Result<(), Violation> {
 }
 
 /// A proxy never bids above its maximum: every proxy bid is at most the maximum it was
-/// placed under (docs/RULES.md, "Proxy bidding").
+/// placed under, and never above the cap (docs/RULES.md, "Proxy bidding").
 pub fn proxy_bids_within_maximum(auction: &Auction) -> Result<(), Violation> {
+    let maximum_and_cap = |maximum: &u64| match auction.spec.price_cap {
+        Some(cap) => (*maximum).min(cap),
+        None => *maximum,
+    };
     let within = auction.sale.proxy_bids.iter().all(|(seq, maximum)| {
         usize::try_from(*seq)
             .ok()
             .and_then(|seq| seq.checked_sub(1))
             .and_then(|index| auction.bids.get(index))
-            .is_some_and(|bid| bid.seq == *seq && bid.amount <= *maximum)
+            .is_some_and(|bid| bid.seq == *seq && bid.amount <= maximum_and_cap(maximum))
     });
     if within {
         Ok(())
