@@ -176,3 +176,123 @@ fn mutually_exclusive_parcels_proxies_answer_the_recomputed_price() {
     assert_eq!(leader(&harness, "a2"), Some(("carol".to_string(), 1_300)));
     assert_eq!(check_auction(harness.auction("a2")), Ok(()));
 }
+
+/// `a2` of the group under `rules` with a cap of 1 500: Bob bids 1 000 and Alice reaches
+/// the cap at 22 000; Alice alone bids in `a1`, which closes sold to her at 100 001 and
+/// excludes her from `a2`, still past its cap.
+fn alice_wins_a1_while_a2_is_past_the_cap(rules: SaleRules) -> Harness {
+    let mut harness = Harness::default();
+    let capped = with(spec("a2"), |s| s.price_cap = Some(1_500));
+    harness.create_with_rules(0, spec(AUCTION), group("district-7"));
+    harness.create_with_rules(0, capped, rules);
+    for (seed, bidder) in [(11, "alice"), (12, "bob")] {
+        harness.register(bidder);
+        harness.qualify(seed, AUCTION, bidder);
+        harness.qualify(seed, "a2", bidder);
+    }
+    bid(&mut harness, "a2", 20_000, "bob", 1_000);
+    bid(&mut harness, "a2", 22_000, "alice", 1_500);
+    bid(&mut harness, AUCTION, 23_000, "alice", 1_000);
+    harness
+}
+
+fn after_cap(
+    auction_id: &str,
+    harness: &Harness,
+    bidder: &str,
+    amount: u64,
+    secondary: bool,
+) -> Command {
+    let (auction_id, token_hash) = (auction_id.to_string(), harness.token(bidder));
+    let request_id = format!("after-cap-{}", harness.log.len());
+    match secondary {
+        false => Command::SubmitSealedQuote {
+            auction_id,
+            token_hash,
+            amount,
+            request_id,
+        },
+        true => Command::PlaceSecondaryBid {
+            auction_id,
+            token_hash,
+            secondary_amount: amount,
+            request_id,
+        },
+    }
+}
+
+// "their confirmation in `capped` and their proxy there are dropped; further bids,
+// proxies, confirmations and qualifications there are refused with `excluded_by_group`":
+// a sealed quote is a bid past the cap. The excluded bidder's quote goes, they may quote
+// no more, and they never win (before, the void bids still entitled them to quote, and
+// their winning quote broke the kernel's invariant that no excluded bidder wins).
+#[test]
+fn mutually_exclusive_parcels_the_winner_quotes_no_more_in_a_sealed_window() {
+    let rules = SaleRules {
+        cap_mode: gavel_kernel::sale::CapMode::SealedBid,
+        sealed_window_ms: Some(200_000),
+        sealed_ceiling: Some(3_000),
+        ..group("district-7")
+    };
+    let mut harness = alice_wins_a1_while_a2_is_past_the_cap(rules);
+    let quote = after_cap("a2", &harness, "alice", 3_000, false);
+    assert!(harness.run(50_000, quote).is_ok(), "quoted before her win");
+    let quote = after_cap("a2", &harness, "bob", 1_600, false);
+    assert!(harness.run(60_000, quote).is_ok());
+    harness.advance(100_001);
+    let a2 = harness.auction("a2");
+    assert_eq!(a2.phase, Phase::Capped);
+    assert!(a2.sale.excluded.contains("alice"));
+    assert!(
+        !a2.sale.sealed_quotes.contains_key("alice"),
+        "her quote went"
+    );
+    let quote = after_cap("a2", &harness, "alice", 2_900, false);
+    assert_eq!(harness.run(110_000, quote), Err(Rejection::ExcludedByGroup));
+    let close = Command::Advance {
+        auction_id: "a2".to_string(),
+    };
+    assert_eq!(harness.run(222_001, close), Ok(Outcome::AuctionUpdated));
+    let a2 = harness.auction("a2");
+    let winner = a2.winner.as_ref().expect("sold");
+    assert_eq!((winner.bidder_id.as_str(), winner.price), ("bob", 1_600));
+    assert_eq!(check_auction(a2), Ok(()));
+}
+
+// The same under `cap_mode = secondary`: the excluded bidder's secondary bids no longer
+// count (the current value is recomputed from the others'), and they may bid no more.
+#[test]
+fn mutually_exclusive_parcels_the_winner_loses_their_secondary_bids() {
+    let rules = SaleRules {
+        cap_mode: gavel_kernel::sale::CapMode::Secondary,
+        secondary: Some(gavel_kernel::sale::SecondarySpec {
+            label: "self-held area".to_string(),
+            unit: "m2".to_string(),
+            start: 10,
+            increment: 5,
+            max: 100,
+        }),
+        ..group("district-7")
+    };
+    let mut harness = alice_wins_a1_while_a2_is_past_the_cap(rules);
+    let secondary = after_cap("a2", &harness, "alice", 20, true);
+    assert!(harness.run(50_000, secondary).is_ok(), "bid before her win");
+    harness.advance(100_001);
+    assert_eq!(harness.auction("a2").phase, Phase::SecondaryBidding);
+    let secondary = after_cap("a2", &harness, "alice", 25, true);
+    assert_eq!(
+        harness.run(110_000, secondary),
+        Err(Rejection::ExcludedByGroup)
+    );
+    // Bob starts from `start` again: Alice's 20 no longer stands.
+    let secondary = after_cap("a2", &harness, "bob", 10, true);
+    assert!(harness.run(120_000, secondary).is_ok());
+    let close = Command::Advance {
+        auction_id: "a2".to_string(),
+    };
+    assert_eq!(harness.run(360_001, close), Ok(Outcome::AuctionUpdated));
+    let a2 = harness.auction("a2");
+    let winner = a2.winner.as_ref().expect("sold");
+    assert_eq!((winner.bidder_id.as_str(), winner.price), ("bob", 1_500));
+    assert_eq!(check_auction(a2), Ok(()));
+}

@@ -10,7 +10,19 @@
 //! bid in timed bidding", "Winner's confirmation"): a deposit that one bidder falls short
 //! of (refused qualification), timed bidding for listing bidders only, and a winner's
 //! confirmation window, with the winner's confirmations and operators' defaults among the
-//! steps; the deposits' dispositions are checked against the outcome.
+//! steps; the deposits' dispositions are checked against the outcome. They mix the other
+//! modes of version 1.1 as well ("Proxy bidding", "Mutually exclusive parcels", "Sealed
+//! quote", "Secondary bidding", "Signed bids"): proxy maximums set, raised and withdrawn;
+//! both auctions of a scenario in one exclusive group; `cap_mode` `sealed_bid` (either
+//! rule) or `secondary`, with quotes and secondary bids among the steps; auctions that
+//! require signed bids, with valid, invalid and missing Ed25519 signatures. What the model
+//! predicts exactly and what is left to invariants is listed in `common_kernel::model`.
+//! The invariants of those modes are checked after every step as well: a void bid never
+//! counts (the price and the leader are those of the newest bid that is not void, and the
+//! void bids are exactly the excluded bidders'); a proxy bid is never above its maximum
+//! nor the cap; no excluded bidder wins; no sealed quote amount is in any event, nor, while
+//! the auction is not closed, in any view, control read, kernel record read, result, bid
+//! or audit line of it.
 //!
 //! The scenarios also carry exchange records (`Command::Exchange`, keys drawn from a few so
 //! that they repeat), exports and prunes: after every step the exchange ledger must keep
@@ -24,15 +36,21 @@ mod common_kernel;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use common_kernel::model::{bidder_id, nonce_is_valid, takes_bids, ModelAuction, ModelWinner};
 use common_kernel::model::{rules_commitment, rules_draw};
-use common_kernel::model::{OperatorAction, View};
+use common_kernel::model::{OperatorAction, Signing, View};
 use common_kernel::{replay_with_ledger, spec, Harness};
+use ed25519_dalek::{Signer, SigningKey};
+use gavel::model::views::{AuctionView, BidView, ControlAuctionView, ResultView};
 use gavel_kernel::invariants::check_auction;
 use gavel_kernel::ledger::{ExchangeLedger, OutboxStatus, MAX_OUTBOX};
 use gavel_kernel::lottery::Lottery;
-use gavel_kernel::sale::{ConfirmationStatus, SaleRules, TimedBiddingEntry};
+use gavel_kernel::sale::TimedBiddingEntry;
+use gavel_kernel::sale::{CapMode, ConfirmationStatus, SaleRules, SealedRule, SecondarySpec};
 use gavel_kernel::sale_result::SaleResult;
+use gavel_kernel::signatures::bid_text;
 use gavel_kernel::Phase;
 use gavel_kernel::{apply, Applied, Auction, AuctionSpec, Command, Effect, Envelope};
 use gavel_kernel::{Event, EventKind, IncrementRule, Outcome, Receipt, Rejection};
@@ -54,13 +72,76 @@ enum Amount {
 }
 
 /// A bid. `bidder: None` is whichever of b0 and b1 does not lead; `reused_request:
-/// Some(n)` uses request_id `r{n}`, shared by all of that bidder's bids.
+/// Some(n)` uses request_id `r{n}`, shared by all of that bidder's bids. `signing`
+/// applies where the auction requires signed bids, and elsewhere too when `sign_anyway`.
 #[derive(Debug, Clone)]
 struct Bid {
     auction: usize,
     bidder: Option<usize>,
     amount: Amount,
     reused_request: Option<u8>,
+    signing: Signing,
+    sign_anyway: bool,
+}
+
+/// A proxy maximum set or raised: its amount as `Amount` (from the model's minimum), and
+/// `reused_request: Some(n)` uses request_id `p{n}`.
+#[derive(Debug, Clone)]
+struct Proxy {
+    auction: usize,
+    bidder: Option<usize>,
+    max: Amount,
+    reused_request: Option<u8>,
+}
+
+/// A sealed quote's amount: the cap itself, `QUOTE_BASE` above it plus a little (so that
+/// quotes tie, and are told apart from every other number in a serialized text), above
+/// the ceiling, or below the cap.
+#[derive(Debug, Clone, Copy)]
+enum QuoteAmount {
+    Cap,
+    Above(u64),
+    OverCeiling,
+    UnderCap,
+}
+
+/// A sealed quote or a secondary bid; `reused_request: Some(n)` uses request_id `q{n}`
+/// (a quote) or `r0` / `s{n}` (a secondary bid: `r0` may be a price bid's).
+#[derive(Debug, Clone)]
+struct AfterCap<A> {
+    auction: usize,
+    bidder: Option<usize>,
+    amount: A,
+    reused_request: Option<u8>,
+}
+
+/// A secondary amount: the model's minimum plus whole increments, `max`, or a small
+/// offset from the minimum.
+#[derive(Debug, Clone, Copy)]
+enum SecondaryAmount {
+    Steps(u64),
+    Max,
+    Offset(i64),
+}
+
+/// Sealed quotes range from the cap to this far above it; quotes the test submits above
+/// the cap lie at least `QUOTE_BASE` above it.
+const QUOTE_BASE: u64 = 7_000_000;
+const CEILING_ABOVE_CAP: u64 = QUOTE_BASE + 3;
+
+/// What reaching the cap leads to.
+#[derive(Debug, Clone, Copy)]
+enum CapChoice {
+    Lottery,
+    Sealed {
+        window_ms: u64,
+        closest: bool,
+    },
+    Secondary {
+        start: u64,
+        increment: u64,
+        span: u64,
+    },
 }
 
 /// The version 1.1 rules of a generated auction.
@@ -69,14 +150,57 @@ struct Rules {
     deposit: bool,
     listing_bidders_only: bool,
     winner_confirm_ms: Option<u64>,
+    cap: CapChoice,
+    signed: bool,
 }
 
 /// The deposit an auction with `Rules::deposit` requires; b3 pays only half of it.
 const DEPOSIT: u64 = 100;
 
 impl Rules {
-    fn sale_rules(self) -> SaleRules {
+    /// The auction's rules, in exclusive group `g1` when `grouped`.
+    fn sale_rules(self, spec: &AuctionSpec, grouped: bool) -> SaleRules {
+        let cap = spec.price_cap.unwrap_or_default();
+        let (cap_mode, sealed_window_ms, sealed_ceiling, sealed_rule, secondary) = match self.cap {
+            CapChoice::Lottery => (CapMode::Lottery, None, None, None, None),
+            CapChoice::Sealed { window_ms, closest } => {
+                let rule = if closest {
+                    SealedRule::ClosestToAverage
+                } else {
+                    SealedRule::Highest
+                };
+                let ceiling = Some(cap + CEILING_ABOVE_CAP);
+                (
+                    CapMode::SealedBid,
+                    Some(window_ms),
+                    ceiling,
+                    Some(rule),
+                    None,
+                )
+            }
+            CapChoice::Secondary {
+                start,
+                increment,
+                span,
+            } => {
+                let secondary = SecondarySpec {
+                    label: "配建面积".to_string(),
+                    unit: "m2".to_string(),
+                    start,
+                    increment,
+                    max: start + span,
+                };
+                (CapMode::Secondary, None, None, None, Some(secondary))
+            }
+        };
         SaleRules {
+            cap_mode,
+            sealed_window_ms,
+            sealed_ceiling,
+            sealed_rule,
+            secondary,
+            require_signed_bids: self.signed,
+            exclusive_group: grouped.then(|| "g1".to_string()),
             deposit: if self.deposit { DEPOSIT } else { 0 },
             timed_bidding_entry: if self.listing_bidders_only {
                 TimedBiddingEntry::ListingBidders
@@ -84,7 +208,6 @@ impl Rules {
                 TimedBiddingEntry::AllQualified
             },
             winner_confirm_ms: self.winner_confirm_ms,
-            ..SaleRules::default()
         }
     }
 }
@@ -97,6 +220,12 @@ enum Action {
     /// An operator declares the winner of a sale in default.
     DefaultWinner(usize),
     Bid(Bid),
+    SetProxy(Proxy),
+    /// (auction, bidder)
+    WithdrawProxy(usize, usize),
+    /// A sealed quote in an auction under `sealed_bid`, a secondary bid under
+    /// `secondary`; the other one when `true` (and in a lottery auction).
+    AfterCap(AfterCap<(QuoteAmount, SecondaryAmount)>, bool),
     /// The previous bid command again, unchanged: a client's retry.
     RetryLastBid,
     /// (auction, bidder, nonce); `Confirm` without a nonce when it is empty.
@@ -129,22 +258,50 @@ struct Scenario {
     /// Each auction, whether b2 is qualified for it (b0, b1 always are, b3 unless the
     /// auction takes a deposit), and its version 1.1 rules.
     auctions: Vec<(AuctionSpec, bool, Rules)>,
+    /// Whether the auctions form one exclusive group.
+    grouped: bool,
     bidder_2_expires_at_ms: u64,
     /// Wait, then act.
     steps: Vec<(u64, Action)>,
 }
 
-fn rules() -> impl Strategy<Value = Rules> {
-    let window = prop_oneof![2 => Just(None), 1 => (20..=400u64).prop_map(Some)];
-    (any::<bool>(), any::<bool>(), window).prop_map(|(deposit, listing, winner_confirm_ms)| Rules {
-        deposit,
-        listing_bidders_only: listing,
-        winner_confirm_ms,
-    })
+fn cap_choice() -> impl Strategy<Value = CapChoice> {
+    let sealed = (100..=1200u64, any::<bool>())
+        .prop_map(|(window_ms, closest)| CapChoice::Sealed { window_ms, closest });
+    let secondary =
+        (1..=5u64, 1..=3u64, 0..=10u64).prop_map(|(start, increment, span)| CapChoice::Secondary {
+            start,
+            increment,
+            span,
+        });
+    prop_oneof![2 => Just(CapChoice::Lottery), 1 => sealed, 1 => secondary]
 }
 
+fn rules() -> impl Strategy<Value = Rules> {
+    let window = prop_oneof![2 => Just(None), 1 => (20..=400u64).prop_map(Some)];
+    let signed = prop::bool::weighted(0.2);
+    (any::<bool>(), any::<bool>(), window, cap_choice(), signed).prop_map(
+        |(deposit, listing, winner_confirm_ms, cap, signed)| Rules {
+            deposit,
+            listing_bidders_only: listing,
+            winner_confirm_ms,
+            cap,
+            signed,
+        },
+    )
+}
+
+/// A cap mode other than the lottery needs a cap: three increments above the start
+/// when the spec drew none.
 fn auction_spec() -> impl Strategy<Value = (AuctionSpec, bool, Rules)> {
-    (base_auction_spec(), rules()).prop_map(|((spec, b2), rules)| (spec, b2, rules))
+    (base_auction_spec(), rules()).prop_map(|((mut spec, b2), rules)| {
+        if !matches!(rules.cap, CapChoice::Lottery) && spec.price_cap.is_none() {
+            let cap = spec.start_price + 3 * spec.increment;
+            spec.price_cap = Some(cap);
+            spec.reserve_price = spec.reserve_price.map(|reserve| reserve.min(cap));
+        }
+        (spec, b2, rules)
+    })
 }
 
 fn base_auction_spec() -> impl Strategy<Value = (AuctionSpec, bool)> {
@@ -204,6 +361,68 @@ fn carried() -> impl Strategy<Value = Carried> {
     ]
 }
 
+fn signing() -> impl Strategy<Value = Signing> {
+    prop_oneof![
+        8 => Just(Signing::Valid),
+        1 => Just(Signing::Unsigned),
+        1 => Just(Signing::Invalid),
+    ]
+}
+
+fn after_cap_actions() -> impl Strategy<Value = Action> {
+    let reused = prop_oneof![3 => Just(None), 2 => (0..3u8).prop_map(Some)];
+    let bidder = prop_oneof![8 => 0..2usize, 3 => Just(2usize), 1 => Just(3usize)];
+    let bid_by = prop_oneof![Just(None), bidder.prop_map(Some)];
+    let quote = prop_oneof![
+        2 => Just(QuoteAmount::Cap),
+        6 => (0..3u64).prop_map(QuoteAmount::Above),
+        1 => Just(QuoteAmount::OverCeiling),
+        1 => Just(QuoteAmount::UnderCap),
+    ];
+    let secondary = prop_oneof![
+        6 => (0..=2u64).prop_map(SecondaryAmount::Steps),
+        2 => Just(SecondaryAmount::Max),
+        2 => (-2..=3i64).prop_map(SecondaryAmount::Offset),
+    ];
+    (
+        0..2usize,
+        bid_by,
+        (quote, secondary),
+        reused,
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(
+            |(auction, bidder, (quote, secondary), reused_request, other_mode)| {
+                Action::AfterCap(
+                    AfterCap {
+                        auction,
+                        bidder,
+                        amount: (quote, secondary),
+                        reused_request,
+                    },
+                    other_mode,
+                )
+            },
+        )
+}
+
+fn proxy_actions() -> impl Strategy<Value = Action> {
+    let max = prop_oneof![
+        6 => (0..=8u64).prop_map(Amount::Steps),
+        3 => (-3..=9i64).prop_map(Amount::Offset),
+        1 => (1..=400u64).prop_map(Amount::Raw),
+    ];
+    let reused = prop_oneof![3 => Just(None), 2 => (0..3u8).prop_map(Some)];
+    let bidder = prop_oneof![8 => 0..2usize, 3 => Just(2usize), 1 => Just(3usize)];
+    let bid_by = prop_oneof![Just(None), bidder.clone().prop_map(Some)];
+    prop_oneof![
+        3 => (0..2usize, bid_by, max, reused).prop_map(|(auction, bidder, max, reused_request)| {
+            Action::SetProxy(Proxy { auction, bidder, max, reused_request })
+        }),
+        1 => (0..2usize, bidder).prop_map(|(auction, bidder)| Action::WithdrawProxy(auction, bidder)),
+    ]
+}
+
 fn action() -> impl Strategy<Value = Action> {
     let amount = prop_oneof![
         6 => (0..=3u64).prop_map(Amount::Steps),
@@ -214,10 +433,13 @@ fn action() -> impl Strategy<Value = Action> {
     let auction = 0..2usize;
     let bidder = prop_oneof![8 => 0..2usize, 3 => Just(2usize), 1 => Just(3usize)];
     let bid_by = prop_oneof![Just(None), bidder.clone().prop_map(Some)];
+    let signed = (signing(), prop::bool::weighted(0.1));
     prop_oneof![
-        30 => (auction.clone(), bid_by, amount, reused).prop_map(|(auction, bidder, amount, reused_request)| {
-            Action::Bid(Bid { auction, bidder, amount, reused_request })
+        30 => (auction.clone(), bid_by, amount, reused, signed).prop_map(|(auction, bidder, amount, reused_request, (signing, sign_anyway))| {
+            Action::Bid(Bid { auction, bidder, amount, reused_request, signing, sign_anyway })
         }),
+        8 => proxy_actions(),
+        12 => after_cap_actions(),
         4 => Just(Action::RetryLastBid),
         3 => (auction.clone(), 0..3usize).prop_map(|(auction, bidder)| Action::AcceptSale(auction, bidder)),
         1 => auction.clone().prop_map(Action::DefaultWinner),
@@ -241,9 +463,10 @@ fn scenario() -> impl Strategy<Value = Scenario> {
     let wait_ms = prop_oneof![3 => 0..=25u64, 1 => 26..=200u64];
     let steps = prop::collection::vec((wait_ms, action()), 5..=80);
     let auctions = prop::collection::vec(auction_spec(), 1..=2);
-    (any::<u64>(), auctions, 100..=4000u64, steps).prop_map(
-        |(seed, auctions, bidder_2_expires_at_ms, steps)| Scenario {
+    (any::<u64>(), auctions, any::<bool>(), 100..=4000u64, steps).prop_map(
+        |(seed, auctions, grouped, bidder_2_expires_at_ms, steps)| Scenario {
             seed,
+            grouped: grouped && auctions.len() > 1,
             auctions,
             bidder_2_expires_at_ms,
             steps,
@@ -263,7 +486,11 @@ struct Run {
     now_ms: u64,
     seed: u64,
     fresh_requests: u64,
-    last_bid: Option<(usize, usize, u64, String)>,
+    last_bid: Option<(usize, usize, u64, String, Signing)>,
+    /// Each bidder's signing key; b3's is registered nowhere.
+    signing_keys: Vec<SigningKey>,
+    /// Every sealed quote amount submitted and accepted so far.
+    quoted: BTreeSet<u64>,
     model: Vec<ModelAuction>,
     session_expiry_ms: [Option<u64>; BIDDERS],
     /// Accepted requests: (bidder, request_id) to (auction, amount, receipt).
@@ -310,6 +537,10 @@ impl Run {
             seed: scenario.seed,
             fresh_requests: 0,
             last_bid: None,
+            signing_keys: (0..BIDDERS)
+                .map(|bidder| SigningKey::from_bytes(&[bidder as u8 + 1; 32]))
+                .collect(),
+            quoted: BTreeSet::new(),
             model: Vec::new(),
             session_expiry_ms: expiry_ms.map(Some),
             requests: BTreeMap::new(),
@@ -326,12 +557,23 @@ impl Run {
             run.harness
                 .register_until(&bidder_id(bidder), expires_at_ms);
         }
+        // Signed bids: b0, b1 and b2 register their keys; b3 has none.
+        for bidder in 0..3 {
+            let public_key = run.signing_keys[bidder].verifying_key();
+            let command = Command::RegisterBidderKey {
+                bidder_id: bidder_id(bidder),
+                algorithm: "ed25519".to_string(),
+                public_key: STANDARD.encode(public_key.as_bytes()),
+            };
+            assert!(run.harness.run(0, command).is_ok());
+        }
         for (index, (spec, bidder_2_qualified, rules)) in scenario.auctions.iter().enumerate() {
             let id = format!("lot{index}");
             let candidates = [0, 1, 2, 3].into_iter();
             let candidates = candidates.filter(|&bidder| bidder != 2 || *bidder_2_qualified);
             let spec = AuctionSpec { id, ..spec.clone() };
-            run.create(index, spec, rules.sale_rules(), candidates.collect());
+            let rules = rules.sale_rules(&spec, scenario.grouped);
+            run.create(index, spec, rules, candidates.collect());
         }
         run
     }
@@ -445,9 +687,34 @@ impl Run {
         let count = self.model.len();
         match action {
             Action::Bid(bid) => self.bid(bid),
+            Action::SetProxy(proxy) => self.set_proxy(proxy),
+            Action::WithdrawProxy(auction, bidder) => self.withdraw_proxy(auction % count, *bidder),
+            Action::AfterCap(after_cap, other_mode) => {
+                let auction = after_cap.auction % count;
+                let sealed = self.model[auction].rules.cap_mode == CapMode::SealedBid;
+                let (quote, secondary) = after_cap.amount;
+                let (bidder, reused_request) = (after_cap.bidder, after_cap.reused_request);
+                match sealed != *other_mode {
+                    true => self.quote(&AfterCap {
+                        auction,
+                        bidder,
+                        amount: quote,
+                        reused_request,
+                    }),
+                    false => {
+                        let amount = secondary;
+                        self.secondary_bid(&AfterCap {
+                            auction,
+                            bidder,
+                            amount,
+                            reused_request,
+                        })
+                    }
+                }
+            }
             Action::RetryLastBid => match self.last_bid.clone() {
-                Some((auction, bidder, amount, request_id)) => {
-                    self.place_bid(auction, bidder, amount, request_id)
+                Some((auction, bidder, amount, request_id, signing)) => {
+                    self.place_bid(auction, bidder, amount, request_id, signing)
                 }
                 // Every step applies a command: the model has caught up to its time.
                 None => self.step(0, &Action::Advance(0)),
@@ -673,20 +940,65 @@ impl Run {
             Some(index) => format!("r{index}"),
             None => format!("fresh{}", self.fresh_requests),
         };
-        self.place_bid(auction, bidder, amount, request_id);
+        let signing = match model.rules.require_signed_bids || bid.sign_anyway {
+            true => bid.signing,
+            false => Signing::Unsigned,
+        };
+        self.place_bid(auction, bidder, amount, request_id, signing);
     }
 
-    fn place_bid(&mut self, auction: usize, bidder: usize, amount: u64, request_id: String) {
-        self.last_bid = Some((auction, bidder, amount, request_id.clone()));
-        let before = self.observe(auction);
+    /// The bid command: `PlaceSignedBid` with a signature over the bid's text (or, when
+    /// `Invalid`, over another amount), or `PlaceBid`.
+    fn bid_command(
+        &self,
+        auction: usize,
+        bidder: usize,
+        amount: u64,
+        request_id: String,
+        signing: Signing,
+    ) -> Command {
         let (auction_id, token_hash) = (self.id(auction), self.harness.token(&bidder_id(bidder)));
-        let request = request_id.clone();
-        let result = self.apply(Command::PlaceBid {
+        let signed_amount = match signing {
+            Signing::Unsigned => {
+                return Command::PlaceBid {
+                    auction_id,
+                    token_hash,
+                    amount,
+                    request_id,
+                };
+            }
+            Signing::Valid => amount,
+            Signing::Invalid => amount + 1,
+        };
+        let text = bid_text(&auction_id, signed_amount, &request_id);
+        let signature = STANDARD.encode(self.signing_keys[bidder].sign(text.as_bytes()).to_bytes());
+        Command::PlaceSignedBid {
             auction_id,
             token_hash,
             amount,
             request_id,
-        });
+            signature,
+        }
+    }
+
+    fn place_bid(
+        &mut self,
+        auction: usize,
+        bidder: usize,
+        amount: u64,
+        request_id: String,
+        signing: Signing,
+    ) {
+        self.last_bid = Some((auction, bidder, amount, request_id.clone(), signing));
+        let before = self.observe(auction);
+        let request = request_id.clone();
+        let command = self.bid_command(auction, bidder, amount, request_id, signing);
+        let result = self.apply(command);
+        // b3 holds no key: no signature of theirs verifies.
+        let signing = match (signing, bidder) {
+            (Signing::Valid, 3) => Signing::Invalid,
+            (signing, _) => signing,
+        };
         if !self.session_valid(bidder) {
             return assert_eq!(result, UNAUTHENTICATED);
         }
@@ -701,7 +1013,7 @@ impl Run {
             return assert_eq!(result, expected, "request_id {request} again");
         }
         let model = &mut self.model[auction];
-        let refusals = model.bid_refusals(bidder, amount);
+        let refusals = model.bid_refusals(bidder, amount, signing);
         match result {
             Ok(Outcome::BidAccepted {
                 receipt,
@@ -722,7 +1034,7 @@ impl Run {
                     (receipt.seq, receipt.amount, receipt.accepted_at_ms),
                     expected
                 );
-                model.accept_bid(bidder, amount, self.now_ms);
+                model.accept_bid(bidder, amount, self.now_ms, signing == Signing::Valid);
                 self.requests
                     .insert((bidder, request), (auction, amount, receipt));
             }
@@ -744,6 +1056,359 @@ impl Run {
                 assert!(detail_right, "wrong detail in {rejection:?}");
             }
             other => panic!("unexpected answer to a bid: {other:?}"),
+        }
+    }
+
+    /// The bidder an action names, or whichever of b0 and b1 does not lead.
+    fn bidder_or_challenger(&self, auction: usize, bidder: Option<usize>) -> usize {
+        bidder.unwrap_or(usize::from(self.model[auction].leader() == Some(0)))
+    }
+
+    /// Proxy bidding: setting or raising a maximum.
+    fn set_proxy(&mut self, proxy: &Proxy) {
+        let auction = proxy.auction % self.model.len();
+        let bidder = self.bidder_or_challenger(auction, proxy.bidder);
+        let model = &self.model[auction];
+        let max = match proxy.max {
+            Amount::Steps(steps) => model.minimum() + steps * model.increment,
+            Amount::Offset(offset) => (model.minimum() as i64 + offset).max(1) as u64,
+            Amount::Raw(raw) => raw,
+        };
+        self.fresh_requests += 1;
+        let request_id = match proxy.reused_request {
+            Some(index) => format!("p{index}"),
+            None => format!("fresh{}", self.fresh_requests),
+        };
+        let (auction_id, token_hash) = (self.id(auction), self.harness.token(&bidder_id(bidder)));
+        let command = Command::SetProxy {
+            auction_id,
+            token_hash,
+            max_amount: max,
+            request_id: request_id.clone(),
+        };
+        let result = self.apply(command);
+        if !self.session_valid(bidder) {
+            return assert_eq!(result, UNAUTHENTICATED);
+        }
+        let model = &mut self.model[auction];
+        let expected = model.set_proxy(bidder, max, &request_id, self.now_ms);
+        let answer = match result {
+            Ok(Outcome::ProxySet {
+                max_amount,
+                receipt,
+                replayed,
+            }) => {
+                let receipt = receipt.map(|r| (r.seq, r.amount, r.accepted_at_ms));
+                Ok((max_amount, receipt, replayed))
+            }
+            Err(rejection) => Err(rejection.code()),
+            other => panic!("unexpected answer to a proxy maximum: {other:?}"),
+        };
+        let expected = expected.map(|(max_amount, seq, replayed)| {
+            let receipt = seq.map(|seq| {
+                let (_, amount, at_ms) = model.bids[seq as usize - 1];
+                (seq, amount, at_ms)
+            });
+            (max_amount, receipt, replayed)
+        });
+        assert_eq!(
+            answer, expected,
+            "proxy maximum {max} of b{bidder} ({request_id})"
+        );
+    }
+
+    fn withdraw_proxy(&mut self, auction: usize, bidder: usize) {
+        let (auction_id, token_hash) = (self.id(auction), self.harness.token(&bidder_id(bidder)));
+        let result = self.apply(Command::WithdrawProxy {
+            auction_id,
+            token_hash,
+        });
+        if !self.session_valid(bidder) {
+            return assert_eq!(result, UNAUTHENTICATED);
+        }
+        let expected = self.model[auction].withdraw_proxy(bidder);
+        let expected = expected.map(|withdrawn| Outcome::ProxyWithdrawn { withdrawn });
+        assert_eq!(
+            result.map_err(|r| r.code()),
+            expected,
+            "withdrawal of b{bidder}'s proxy"
+        );
+    }
+
+    /// Sealed quote, `cap_mode = sealed_bid`.
+    fn quote(&mut self, quote: &AfterCap<QuoteAmount>) {
+        let auction = quote.auction % self.model.len();
+        let bidder = self.bidder_or_challenger(auction, quote.bidder);
+        let model = &self.model[auction];
+        // Without a cap (a lottery auction without one) the quote is of any amount.
+        let cap = model.spec.price_cap.unwrap_or(model.spec.start_price + 1);
+        let amount = match quote.amount {
+            QuoteAmount::Cap => cap,
+            QuoteAmount::Above(extra) => cap + QUOTE_BASE + extra,
+            QuoteAmount::OverCeiling => cap + CEILING_ABOVE_CAP + 1,
+            QuoteAmount::UnderCap => cap - 1,
+        };
+        self.fresh_requests += 1;
+        let request_id = match quote.reused_request {
+            Some(index) => format!("q{index}"),
+            None => format!("fresh{}", self.fresh_requests),
+        };
+        let (auction_id, token_hash) = (self.id(auction), self.harness.token(&bidder_id(bidder)));
+        let command = Command::SubmitSealedQuote {
+            auction_id,
+            token_hash,
+            amount,
+            request_id: request_id.clone(),
+        };
+        let result = self.apply(command);
+        if !self.session_valid(bidder) {
+            return assert_eq!(result, UNAUTHENTICATED);
+        }
+        let expected = self.model[auction].quote(bidder, amount, &request_id, self.now_ms);
+        let expected = expected.map(|(accepted_at_ms, replayed)| Outcome::SealedQuoteAccepted {
+            accepted_at_ms,
+            replayed,
+        });
+        if expected.is_ok() {
+            self.quoted.insert(amount);
+        }
+        assert_eq!(
+            result.map_err(|r| r.code()),
+            expected,
+            "quote {amount} of b{bidder}"
+        );
+    }
+
+    /// Secondary bidding, `cap_mode = secondary`.
+    fn secondary_bid(&mut self, bid: &AfterCap<SecondaryAmount>) {
+        let auction = bid.auction % self.model.len();
+        let bidder = self.bidder_or_challenger(auction, bid.bidder);
+        let model = &self.model[auction];
+        let amount = match (&model.rules.secondary, bid.amount) {
+            (None, _) => 1,
+            (Some(spec), SecondaryAmount::Steps(steps)) => {
+                model.secondary_minimum() + steps * spec.increment
+            }
+            (Some(spec), SecondaryAmount::Max) => spec.max,
+            (Some(_), SecondaryAmount::Offset(offset)) => {
+                (model.secondary_minimum() as i64 + offset).max(1) as u64
+            }
+        };
+        self.fresh_requests += 1;
+        let request_id = match bid.reused_request {
+            Some(0) => "r0".to_string(),
+            Some(index) => format!("s{index}"),
+            None => format!("fresh{}", self.fresh_requests),
+        };
+        let (auction_id, token_hash) = (self.id(auction), self.harness.token(&bidder_id(bidder)));
+        let command = Command::PlaceSecondaryBid {
+            auction_id: auction_id.clone(),
+            token_hash,
+            secondary_amount: amount,
+            request_id: request_id.clone(),
+        };
+        let result = self.apply(command);
+        if !self.session_valid(bidder) {
+            return assert_eq!(result, UNAUTHENTICATED);
+        }
+        let receipt =
+            |seq: u64, amount: u64, accepted_at_ms: u64| gavel_kernel::command::SecondaryReceipt {
+                auction_id: auction_id.clone(),
+                seq,
+                secondary_amount: amount,
+                accepted_at_ms,
+            };
+        let model = &mut self.model[auction];
+        let earlier = model
+            .secondary
+            .iter()
+            .enumerate()
+            .find(|(_, earlier)| earlier.bidder == bidder && earlier.request_id == request_id);
+        let expected = match earlier {
+            Some((index, earlier)) if earlier.amount == amount => {
+                Ok(Outcome::SecondaryBidAccepted {
+                    receipt: receipt(index as u64 + 1, amount, earlier.at_ms),
+                    replayed: true,
+                })
+            }
+            Some(_) => Err("request_id_reused"),
+            None if self.requests.contains_key(&(bidder, request_id.clone())) => {
+                Err("request_id_reused")
+            }
+            None => model
+                .secondary_bid(bidder, amount, &request_id, self.now_ms)
+                .map(|seq| Outcome::SecondaryBidAccepted {
+                    receipt: receipt(seq, amount, self.now_ms),
+                    replayed: false,
+                }),
+        };
+        assert_eq!(
+            result.map_err(|r| r.code()),
+            expected,
+            "secondary bid {amount} of b{bidder}"
+        );
+    }
+
+    /// Exclusive groups: every auction the kernel closed sold in this step (its `Closed`
+    /// events, the takeover's first) excludes its winner from the group's other
+    /// auctions that are not closed, in the order of their ids. The winner is the one the
+    /// kernel drew (`check_winner` checks it against the rules).
+    fn apply_exclusions(&mut self, grouped: bool) {
+        if !grouped {
+            return;
+        }
+        let takeover = self.harness.last_takeover.iter();
+        let applied = self.last_applied.iter();
+        let events = takeover
+            .chain(applied)
+            .flat_map(|applied| applied.events.iter());
+        let closed: Vec<String> = events
+            .filter(|event| event.kind == EventKind::Closed)
+            .map(|event| event.auction_id.clone())
+            .collect();
+        for auction_id in closed {
+            let Some(auction) = self
+                .model
+                .iter()
+                .position(|model| model.spec.id == auction_id)
+            else {
+                continue;
+            };
+            if self.model[auction].phase != Phase::Sold {
+                continue;
+            }
+            let winner = &self.harness.state.auctions[&auction_id].winner;
+            let winner = winner.as_ref().expect("a sold auction has a winner");
+            let bidder: usize = winner.bidder_id[1..].parse().expect("b{n}");
+            let now_ms = self.now_ms;
+            for sibling in (0..self.model.len()).filter(|&sibling| sibling != auction) {
+                let model = &mut self.model[sibling];
+                if !model.phase.is_closed() {
+                    model.exclude(bidder, now_ms);
+                }
+            }
+        }
+    }
+
+    /// The invariants of the version 1.1 modes, after every step, on the kernel's
+    /// auction as it stands (`observed`) and as the state holds it (`real`).
+    fn check_sale_invariants(&self, auction: usize, observed: &Auction, real: &Auction) {
+        let model = &self.model[auction];
+        for auction in [observed, real] {
+            // A void bid never counts: the price and the leader are the newest bid that
+            // is not void, and exactly the excluded bidders' bids are void.
+            let counted = auction
+                .bids
+                .iter()
+                .rev()
+                .find(|bid| !auction.sale.voided.contains(&bid.seq));
+            let counted = counted.map(|bid| (bid.bidder_id.clone(), bid.amount));
+            let highest = auction
+                .highest_bid()
+                .map(|bid| (bid.bidder_id.clone(), bid.amount));
+            assert_eq!(
+                highest, counted,
+                "the leader and price come from bids that count"
+            );
+            for bid in &auction.bids {
+                let excluded = auction.sale.excluded.contains(&bid.bidder_id);
+                assert_eq!(
+                    auction.is_void(bid.seq),
+                    excluded,
+                    "void exactly when excluded"
+                );
+            }
+            // A proxy never bids above its maximum, nor above the cap.
+            for (seq, kept_max) in &auction.sale.proxy_bids {
+                let amount = auction.bids[*seq as usize - 1].amount;
+                let max = model.proxy_bids.get(seq).copied();
+                assert!(
+                    Some(amount) <= max && amount <= *kept_max,
+                    "proxy bid {seq} above its maximum"
+                );
+                let cap = auction.spec.price_cap.unwrap_or(u64::MAX);
+                assert!(amount <= cap, "proxy bid {seq} above the cap");
+            }
+            // One winner at most (an `Option`), and never an excluded bidder.
+            if let Some(winner) = &auction.winner {
+                assert!(
+                    !auction.sale.excluded.contains(&winner.bidder_id),
+                    "an excluded bidder won"
+                );
+            }
+        }
+        assert_eq!(
+            (
+                observed.current_price(),
+                observed.highest_bid().map(|b| b.bidder_id.clone())
+            ),
+            (model.price(), model.leader().map(bidder_id)),
+            "price and leader"
+        );
+        self.check_quotes_hidden(real);
+    }
+
+    /// No sealed quote amount is in anything a reader sees of the auction before its
+    /// window closes: the views, the control read, the kernel record a read shows, the
+    /// result, the bids, the audit trail.
+    fn check_quotes_hidden(&self, real: &Auction) {
+        if real.phase.is_closed() || real.sale.sealed_quotes.is_empty() {
+            return;
+        }
+        let json = |value: serde_json::Result<String>| value.expect("encode");
+        let mut readings = vec![
+            json(serde_json::to_string(&AuctionView::new(real, self.now_ms))),
+            json(serde_json::to_string(&ControlAuctionView::new(
+                real,
+                self.now_ms,
+            ))),
+            json(serde_json::to_string(&real.without_open_secrets())),
+            json(serde_json::to_string(&ResultView::new(real))),
+            SaleResult::of(real).to_outbox_json(),
+        ];
+        let bids = real
+            .bids
+            .iter()
+            .map(|bid| json(serde_json::to_string(&BidView::of(real, bid))));
+        readings.extend(bids);
+        readings.extend(real.audit.iter().map(|record| format!("{record:?}")));
+        for quote in real
+            .sale
+            .sealed_quotes
+            .values()
+            .filter(|quote| quote.amount >= QUOTE_BASE)
+        {
+            let amount = quote.amount.to_string();
+            for reading in &readings {
+                assert!(
+                    !reading.contains(&amount),
+                    "quote {amount} shown in {reading}"
+                );
+            }
+        }
+    }
+
+    /// No event ever names a sealed quote's amount: a `SealedQuote` event carries the
+    /// auction only, and no event's serialized form holds an amount quoted so far.
+    fn check_events_hide_quotes(&self) {
+        let takeover = self.harness.last_takeover.iter();
+        let applied = self.last_applied.iter();
+        for event in takeover
+            .chain(applied)
+            .flat_map(|applied| applied.events.iter())
+        {
+            let text = serde_json::to_string(event).expect("encode");
+            if event.kind == EventKind::SealedQuote {
+                let bare =
+                    serde_json::json!({"auction_id": event.auction_id, "kind": "SealedQuote"});
+                assert_eq!(text, bare.to_string(), "a sealed quote's event");
+            }
+            for amount in self.quoted.iter().filter(|&&amount| amount >= QUOTE_BASE) {
+                assert!(
+                    !text.contains(&amount.to_string()),
+                    "quote {amount} in {text}"
+                );
+            }
         }
     }
 
@@ -848,6 +1513,7 @@ impl Run {
                 check_auction(auction).unwrap_or_else(|broken| panic!("invariant: {broken}"));
             }
             assert_eq!(View::of(&observed), model.view());
+            self.check_sale_invariants(auction, &observed, real);
             self.check_winner(auction, &observed);
             self.check_deposits(auction, &observed);
         }
@@ -939,6 +1605,40 @@ impl Run {
                 assert_eq!(winner.bidder_number, entrants[index].0);
                 assert_eq!(Some(winner.price), model.price());
             }
+            Some(ModelWinner::AtPrice(bidder, price)) => {
+                let expected = (bidder_id(*bidder), *price, None);
+                let lottery = winner.lottery.clone();
+                assert_eq!((winner.bidder_id.clone(), winner.price, lottery), expected);
+            }
+            Some(ModelWinner::Sealed(amount, tied)) => {
+                assert_eq!(winner.price, *amount, "the winning quote is the price");
+                let numbers = &self.numbers[auction];
+                let mut entrants: Vec<(u32, usize)> =
+                    tied.iter().map(|b| (numbers[b], *b)).collect();
+                entrants.sort();
+                let [(_, only)] = entrants.as_slice() else {
+                    let Some(Lottery::CommitReveal(draw)) = &winner.lottery else {
+                        panic!("a draw among tied quotes shows a commit-reveal draw: {winner:?}");
+                    };
+                    let committed = self.commitments[auction].expect("committed at cap entry");
+                    assert_eq!(
+                        rules_commitment(&draw.seed),
+                        committed,
+                        "the committed seed"
+                    );
+                    let lines: Vec<(u32, String)> = entrants
+                        .iter()
+                        .map(|(number, _)| (*number, String::new()))
+                        .collect();
+                    let index = rules_draw(&self.id(auction), &draw.seed, &lines);
+                    assert_eq!(draw.drawn_index, index as u64, "the draw follows the rules");
+                    return assert_eq!(winner.bidder_id, bidder_id(entrants[index].1));
+                };
+                assert_eq!(
+                    (winner.bidder_id.clone(), winner.lottery.clone()),
+                    (bidder_id(*only), None)
+                );
+            }
             None => panic!("the kernel sold to {winner:?}; the model expects no winner"),
         }
     }
@@ -950,7 +1650,9 @@ fn run_scenario(scenario: &Scenario) {
     for (wait_ms, action) in &scenario.steps {
         let before = run.harness.ledger.clone();
         run.step(*wait_ms, action);
+        run.apply_exclusions(scenario.grouped);
         run.check_ledger(&before);
+        run.check_events_hide_quotes();
         run.check_against_model();
     }
     let (mut replica, mut ledger) = (Default::default(), ExchangeLedger::default());

@@ -179,7 +179,9 @@ fn check_latest(auction: &Auction) -> Result<(), invariants::Violation> {
             .sale
             .proxy_bids
             .get(&bid.seq)
-            .is_some_and(|maximum| bid.amount > *maximum)
+            .is_some_and(|maximum| {
+                bid.amount > *maximum || auction.spec.price_cap.is_some_and(|cap| bid.amount > cap)
+            })
         {
             return Err(Violation::ProxyAboveMaximum(id()));
         }

@@ -92,6 +92,9 @@ fn exclude(
         .confirmations
         .retain(|confirmation| confirmation.bidder_id != bidder_id);
     auction.sale.proxies.remove(bidder_id);
+    // Their sealed quote goes too; their secondary bids no longer count
+    // (`secondary::counted`).
+    auction.sale.sealed_quotes.remove(bidder_id);
     let who = match auction.bidder_number_of(bidder_id) {
         Some(number) => format!("bidder number {number}"),
         None => "a bidder not qualified here".to_string(),

@@ -142,14 +142,18 @@ pub fn lottery_redraws(auction: &Auction) -> Result<(), Violation> {
 }
 
 /// A proxy never bids above its maximum: every proxy bid is at most the maximum it was
-/// placed under (docs/RULES.md, "Proxy bidding").
+/// placed under, and never above the cap (docs/RULES.md, "Proxy bidding").
 pub fn proxy_bids_within_maximum(auction: &Auction) -> Result<(), Violation> {
+    let maximum_and_cap = |maximum: &u64| match auction.spec.price_cap {
+        Some(cap) => (*maximum).min(cap),
+        None => *maximum,
+    };
     let within = auction.sale.proxy_bids.iter().all(|(seq, maximum)| {
         usize::try_from(*seq)
             .ok()
             .and_then(|seq| seq.checked_sub(1))
             .and_then(|index| auction.bids.get(index))
-            .is_some_and(|bid| bid.seq == *seq && bid.amount <= *maximum)
+            .is_some_and(|bid| bid.seq == *seq && bid.amount <= maximum_and_cap(maximum))
     });
     if within {
         Ok(())
@@ -159,7 +163,8 @@ pub fn proxy_bids_within_maximum(auction: &Auction) -> Result<(), Violation> {
 }
 
 /// The leader, the price and the winner never come from a void bid: the highest bid
-/// counts, and no excluded bidder wins or stands in the lottery (docs/RULES.md,
+/// counts, and no excluded bidder wins, stands in the lottery or holds a sealed quote
+/// (docs/RULES.md,
 /// "Mutually exclusive parcels"). Checked after every command.
 pub fn winner_and_leader_counted(auction: &Auction) -> Result<(), Violation> {
     let excluded = &auction.sale.excluded;
@@ -174,7 +179,12 @@ pub fn winner_and_leader_counted(auction: &Auction) -> Result<(), Violation> {
         .confirmations
         .iter()
         .all(|confirmation| !excluded.contains(&confirmation.bidder_id));
-    if counted && winner_counted && entrants_counted {
+    let quotes_counted = auction
+        .sale
+        .sealed_quotes
+        .keys()
+        .all(|bidder_id| !excluded.contains(bidder_id));
+    if counted && winner_counted && entrants_counted && quotes_counted {
         Ok(())
     } else {
         Err(Violation::VoidBidCounted(auction.spec.id.clone()))

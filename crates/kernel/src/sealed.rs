@@ -65,14 +65,17 @@ pub fn submit(
     if let Some(answer) = replayed(auction, request) {
         return answer;
     }
+    // An exclusive group's winner elsewhere quotes no more (their quote went with it).
+    if auction.sale.excluded.contains(request.bidder_id) {
+        return Err(Rejection::ExcludedByGroup);
+    }
     if !window_open(auction) {
         return Err(Rejection::AuctionNotOpen {
             phase: auction.phase.as_str().to_string(),
         });
     }
     if !auction
-        .bids
-        .iter()
+        .counted_bids()
         .any(|bid| bid.bidder_id == request.bidder_id)
     {
         return Err(Rejection::NoValidBid);

@@ -39,9 +39,17 @@ pub fn spec(auction: &Auction) -> Option<&SecondarySpec> {
     auction.sale.rules.secondary.as_ref()
 }
 
-/// The current secondary value: the last accepted secondary bid.
+/// The current secondary value: the last accepted secondary bid that counts (a bid of a
+/// bidder an exclusive group excluded does not).
 pub fn current(auction: &Auction) -> Option<&SecondaryBid> {
-    auction.sale.secondary_bids.last()
+    counted(auction).next_back()
+}
+
+/// The secondary bids that count, oldest first: every one but those of excluded bidders.
+pub fn counted(auction: &Auction) -> impl DoubleEndedIterator<Item = &SecondaryBid> {
+    let excluded = &auction.sale.excluded;
+    let bids = auction.sale.secondary_bids.iter();
+    bids.filter(move |bid| !excluded.contains(&bid.bidder_id))
 }
 
 /// The lowest secondary amount the next bid may carry: `start` for the first, then the
@@ -139,12 +147,14 @@ pub fn place(
     let bidder_number = auction
         .bidder_number_of(request.bidder_id)
         .ok_or(Rejection::NotQualified)?;
+    if auction.sale.excluded.contains(request.bidder_id) {
+        return Err(Rejection::ExcludedByGroup);
+    }
     if auction.phase != Phase::SecondaryBidding {
         return Err(not_open(auction));
     }
     if !auction
-        .bids
-        .iter()
+        .counted_bids()
         .any(|bid| bid.bidder_id == request.bidder_id)
     {
         return Err(Rejection::NoValidBid);
@@ -195,11 +205,11 @@ pub fn finish(auction: &mut Auction, closed_at_ms: u64, events: &mut Vec<Event>)
     close(auction, closed_at_ms, winner, events);
 }
 
-/// The secondary-bidding invariant: secondary bids strictly increase and stay within
-/// `[start, max]`; the winner holds the highest secondary bid (the cap bid when there is
-/// none) at `price_cap`. Answers what does not hold.
+/// The secondary-bidding invariant: the secondary bids that count strictly increase and
+/// stay within `[start, max]`; the winner holds the highest of them (the cap bid when
+/// there is none) at `price_cap`. Answers what does not hold.
 pub fn check_winner(auction: &Auction, winner: &Winner) -> Result<(), String> {
-    let bids = &auction.sale.secondary_bids;
+    let bids: Vec<&SecondaryBid> = counted(auction).collect();
     let increasing = bids.windows(2).all(|pair| pair[0].amount < pair[1].amount);
     let within = spec(auction).is_some_and(|spec| {
         bids.iter()
