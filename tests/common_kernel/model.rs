@@ -726,9 +726,10 @@ impl ModelAuction {
             };
         }
         let existing = self.proxies.get(&bidder).map(|proxy| proxy.0);
+        // The model leaves maximums unsigned: refused wherever bids must be signed.
         let refusals = [
-            (self.excluded.contains(&bidder), "excluded_by_group"),
             (self.rules.require_signed_bids, "signature_required"),
+            (self.excluded.contains(&bidder), "excluded_by_group"),
             (!takes_bids(self.phase), "auction_not_open"),
             (!self.may_enter(bidder), "not_eligible"),
             (max < self.minimum(), "below_minimum"),
@@ -781,7 +782,9 @@ impl ModelAuction {
         }
         let window = self.phase == Phase::Capped && self.rules.cap_mode == CapMode::SealedBid;
         let ceiling = self.rules.sealed_ceiling.unwrap_or(0);
+        // The model leaves quotes unsigned: refused wherever bids must be signed.
         let refusals = [
+            (self.rules.require_signed_bids, "signature_required"),
             (self.excluded.contains(&bidder), "excluded_by_group"),
             (!window, "auction_not_open"),
             (!self.holds_counted_bid(bidder), "not_eligible"),
@@ -832,7 +835,9 @@ impl ModelAuction {
         let off_grid = current.as_ref().is_some_and(|bid| {
             amount != max && !amount.wrapping_sub(bid.amount).is_multiple_of(increment)
         });
+        // The model leaves secondary bids unsigned: refused wherever bids must be signed.
         let refusals = [
+            (self.rules.require_signed_bids, "signature_required"),
             (self.excluded.contains(&bidder), "excluded_by_group"),
             (self.phase != Phase::SecondaryBidding, "auction_not_open"),
             (!self.holds_counted_bid(bidder), "not_eligible"),

@@ -380,6 +380,9 @@ pub fn submit_sealed_quote(
         amount: request.amount,
         request_id: request.request_id,
     };
+    auction
+        .bidder_number_of(&bidder_id)
+        .ok_or(Rejection::NotQualified)?;
     if let Some(answer) = sealed::replayed(auction, &quote) {
         return answer;
     }
@@ -426,6 +429,9 @@ pub fn place_secondary_bid(
     if used_for_a_price_bid {
         return Err(Rejection::RequestIdReused);
     }
+    auction
+        .bidder_number_of(&bidder_id)
+        .ok_or(Rejection::NotQualified)?;
     let signed = SignedBid {
         auction_id: request.auction_id,
         statement: Statement::Secondary(request.amount),
