@@ -115,10 +115,13 @@ fn a_panicking_auction_actor_ends_alone_and_the_next_sweep_restarts_it() {
     assert_eq!(read_events(&mut after, 1)[0].0, "auction");
     let (status, receipt) = node.bid(&alice, "lot-p", 1_000_000, "p-1");
     assert_eq!(status, 201, "{receipt}");
-    let pushed = read_events(&mut after, 2);
-    assert_eq!(pushed.len(), 2, "{pushed:?}");
+    // One compact frame: the bid and what it changed.
+    let pushed = read_events(&mut after, 1);
+    assert_eq!(pushed.len(), 1, "{pushed:?}");
     assert_eq!(pushed[0].0, "bid");
     assert_eq!(pushed[0].1["amount"], 1_000_000);
+    assert_eq!(pushed[0].1["current_price"], 1_000_000, "{pushed:?}");
+    assert_eq!(pushed[0].1["bid_count"], 1, "{pushed:?}");
 
     // Bad targets change nothing.
     let (status, problem) = node.control(

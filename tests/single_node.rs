@@ -539,10 +539,13 @@ fn event_streams_push_bids_and_resume_from_last_event_id() {
     assert_eq!(read_events(&mut all, 1)[0].2["id"], "lot-v");
 
     assert_eq!(node.bid(&people[0].0, "lot-v", 1_000_000, "p-1").0, 201);
-    let pushed = read_events(&mut stream, 2);
+    // One compact frame per bid: the bid, and what it changed.
+    let pushed = read_events(&mut stream, 1);
     assert_eq!((pushed[0].0.as_str(), pushed[0].1.as_str()), ("1", "bid"));
     assert_eq!(pushed[0].2["bidder_number"], people[0].1);
-    assert_eq!(pushed[1].2["current_price"], 1_000_000);
+    assert_eq!(pushed[0].2["current_price"], 1_000_000);
+    assert_eq!(pushed[0].2["leading_bidder_number"], people[0].1);
+    assert_eq!(pushed[0].2["minimum_next_bid"], 1_010_000);
     assert_eq!(
         read_events(&mut all, 1)[0].2["current_price"],
         1_000_000,

@@ -16,22 +16,40 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use actix_web::web::Bytes;
 use tokio::sync::broadcast;
 
 use super::messages::Propose;
 use super::supervision::InjectPanic;
 use crate::clock::wall_clock_ms;
-use crate::model::views::{AuctionView, BidView, SecondaryBidView};
+use crate::model::views::{AuctionView, LiveBidView, SecondaryBidView};
 use crate::replication::SharedState;
 use gavel_kernel::{Auction, Command, EventKind, Phase};
 
-/// One server-sent event, rendered once. `id` is the auction's bid count when it was
-/// sent: a client resuming from it is sent every later bid.
+/// One server-sent event, rendered once into the bytes every subscriber writes. `id` is
+/// the auction's bid count when it was sent (a bid's: its seq): a client resuming from it
+/// is sent every later bid.
 #[derive(Debug, Clone)]
 pub struct LiveEvent {
     pub id: u64,
     pub name: &'static str,
-    pub data: String,
+    /// The whole frame: `id`, `event` and `data` lines and the blank line after them.
+    pub frame: Bytes,
+}
+
+impl LiveEvent {
+    pub fn new(id: u64, name: &'static str, data: &str) -> Self {
+        LiveEvent {
+            id,
+            name,
+            frame: sse_frame(id, name, data),
+        }
+    }
+}
+
+/// One server-sent event's frame.
+pub fn sse_frame(id: u64, name: &str, data: &str) -> Bytes {
+    Bytes::from(format!("id: {id}\nevent: {name}\ndata: {data}\n\n"))
 }
 
 /// What an Auction actor last read of its auction; compared by the Janitor with the state
@@ -153,6 +171,9 @@ impl AuctionActor {
             .spawn(ctx);
     }
 
+    /// Publishes what the state machine applied: each new bid as one compact `bid` event
+    /// (`LiveBidView`); the full `auction` (or `closed`) view only when something besides
+    /// bids changed. Each event is rendered once, whatever the number of subscribers.
     fn publish(&self, kinds: &[EventKind]) {
         if self.publisher.receiver_count() == 0 {
             return;
@@ -163,19 +184,17 @@ impl AuctionActor {
             return;
         };
         let id = auction.bids.len() as u64;
-        let send = |name: &'static str, data: String| {
-            // No receiver is fine; a lagging one is cut off by the stream itself.
-            let _ = self.publisher.send(Arc::new(LiveEvent { id, name, data }));
+        let send = |id: u64, name: &'static str, data: String| {
+            // No receiver is fine; a lagging one catches up from the state itself.
+            let _ = self
+                .publisher
+                .send(Arc::new(LiveEvent::new(id, name, &data)));
         };
         for kind in kinds {
             match kind {
                 EventKind::Bid { seq } => {
                     if let Some(bid) = auction.bids.get((*seq as usize).saturating_sub(1)) {
-                        let _ = self.publisher.send(Arc::new(LiveEvent {
-                            id: *seq,
-                            name: "bid",
-                            data: json(&BidView::of(auction, bid)),
-                        }));
+                        send(*seq, "bid", json(&LiveBidView::of(auction, bid, now_ms)));
                     }
                 }
                 // Carries the price bids' count as its id, as `auction` events do, so a
@@ -183,17 +202,23 @@ impl AuctionActor {
                 EventKind::SecondaryBid { seq } => {
                     let index = (*seq as usize).saturating_sub(1);
                     if let Some(bid) = auction.sale.secondary_bids.get(index) {
-                        send("secondary_bid", json(&SecondaryBidView::of(bid)));
+                        send(id, "secondary_bid", json(&SecondaryBidView::of(bid)));
                     }
                 }
                 _ => {}
             }
         }
+        let only_bids = kinds
+            .iter()
+            .all(|kind| matches!(kind, EventKind::Bid { .. }));
+        if only_bids && !kinds.is_empty() {
+            return;
+        }
         let view = json(&AuctionView::new(auction, now_ms));
         if kinds.contains(&EventKind::Closed) {
-            send("closed", view);
+            send(id, "closed", view);
         } else {
-            send("auction", view);
+            send(id, "auction", view);
         }
     }
 }

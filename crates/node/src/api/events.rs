@@ -2,12 +2,17 @@
 //!
 //! On connect the stream sends every bid after `Last-Event-ID` (a bid's id is its `seq`),
 //! every secondary bid (`cap_mode` `secondary`, each time: they are few, and their id is
-//! the price bids' count), then the current `auction` view; then the Auction actor's live events. A `: keep-alive`
-//! comment goes out every 15 s. A consumer too slow to keep up with the actor's bounded
-//! buffer is cut off (it reconnects with `Last-Event-ID` and misses nothing); the kernel
-//! never waits for it. The stream ends after the `closed` event. The history is read from
-//! a copy of the auction's persistent bid vector, taken under the state's lock in the
-//! time of one view, and formatted after the lock is released.
+//! the price bids' count), then the current `auction` view; then the Auction actor's live
+//! events, each rendered once into shared bytes (`LiveEvent::frame`) that every stream
+//! writes as they are: a live bid is one compact `bid` frame (`LiveBidView`), the full view
+//! follows only other changes. A `: keep-alive` comment goes out every 15 s. The kernel
+//! never waits for a stream: one too slow for the actor's bounded buffer is sent, in one
+//! write, what it missed, read from the state (`LiveStream::caught_up`: the bids and the
+//! view, or a `resync` event past `MAX_CATCH_UP_BIDS`), then goes on from the newest event;
+//! the ids stay bid seqs, so a reconnection with `Last-Event-ID` still misses nothing. The
+//! stream ends after the `closed` event. The history is read from a copy of the auction's
+//! persistent bid vector, taken under the state's lock in the time of one view, and
+//! formatted after the lock is released.
 //!
 //! Each stream holds a slot of `stream_slots` while it runs: a client address, or the
 //! node, with as many streams open as it may hold is answered 429 `too_many_streams`.
@@ -31,17 +36,23 @@ use super::limits::RateLimiter;
 use super::problem::Problem;
 use super::stream_slots::StreamPermit;
 use super::AppState;
-use crate::actors::auction::{LiveEvent, Subscribe};
+use crate::actors::auction::{sse_frame, LiveEvent, Subscribe};
 use crate::actors::resource_pool::SubscribeAuction;
 use crate::actors::wall_clock_ms;
 use crate::model::error::ApiError;
 use crate::model::views::{AuctionView, BidMarks, SecondaryBidView};
+use crate::replication::SharedState;
 use gavel_kernel::{Auction, BidRecord, Rejection};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// Most missed bids a stream that fell behind is sent in its catch-up write; past this,
+/// it is sent a `resync` event with the current view, and the page reads the bids it
+/// missed from the bid list.
+const MAX_CATCH_UP_BIDS: usize = 256;
+
 fn frame(id: u64, name: &str, data: &str) -> Bytes {
-    Bytes::from(format!("id: {id}\nevent: {name}\ndata: {data}\n\n"))
+    sse_frame(id, name, data)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -104,6 +115,7 @@ pub async fn auction_events(
         keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
         last_sent_seq,
         done: closed,
+        catch_up: Some((app.state.clone(), auction_id)),
     };
     Ok(event_stream(initial.chain(live.into_stream()), permit))
 }
@@ -203,6 +215,9 @@ struct LiveStream {
     keep_alive: tokio::time::Interval,
     last_sent_seq: u64,
     done: bool,
+    /// Where a stream that fell behind reads what it missed: the node's state and the
+    /// auction's id. `None`: such a stream ends instead.
+    catch_up: Option<(SharedState, String)>,
 }
 
 impl LiveStream {
@@ -224,11 +239,17 @@ impl LiveStream {
                             if event.name == "closed" {
                                 live.done = true;
                             }
-                            return Some((Ok(frame(event.id, event.name, &event.data)), live));
+                            return Some((Ok(event.frame.clone()), live));
                         }
-                        // Too slow for the bounded buffer, or the auction's actor stopped:
-                        // end the stream; the client resumes with Last-Event-ID.
-                        Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+                        // Too slow for the bounded buffer: one write of what it missed,
+                        // from the state, then on from the newest event.
+                        Err(RecvError::Lagged(_)) => match live.caught_up() {
+                            Some(frames) => return Some((Ok(frames), live)),
+                            None => return None,
+                        },
+                        // The auction's actor stopped: end the stream; the client
+                        // resumes with Last-Event-ID.
+                        Err(RecvError::Closed) => return None,
                     },
                     _ = live.keep_alive.tick() => {
                         return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), live));
@@ -236,6 +257,41 @@ impl LiveStream {
                 }
             }
         })
+    }
+
+    /// What a stream that fell behind is sent in one write instead of the events it
+    /// missed: the bids after the last one it was sent and the current view, or, past
+    /// `MAX_CATCH_UP_BIDS` bids, a `resync` event with the view (its id the bid count).
+    /// The receiver moves to the newest event first, so nothing falls between the two;
+    /// an event already covered by the catch-up is skipped as a repeated bid is. `None`
+    /// when there is no state to read (the stream then ends).
+    fn caught_up(&mut self) -> Option<Bytes> {
+        let (state, auction_id) = self.catch_up.as_ref()?;
+        self.receiver = self.receiver.resubscribe();
+        let (bids, marks, view, closed) = {
+            let state = state.read();
+            let auction = state.kernel.auctions.get(auction_id)?;
+            let first = usize::try_from(self.last_sent_seq).unwrap_or(usize::MAX);
+            let missed = auction.bids.len().saturating_sub(first);
+            let bids = (missed <= MAX_CATCH_UP_BIDS)
+                .then(|| auction.bids.clone().slice(first.min(auction.bids.len())..));
+            let marks = BidMarks::from_seq(auction, self.last_sent_seq + 1);
+            let view = AuctionView::new(auction, wall_clock_ms());
+            (bids, marks, view, auction.phase.is_closed())
+        };
+        let mut text = Vec::new();
+        let name = match (&bids, closed) {
+            (_, true) => "closed",
+            (Some(_), false) => "auction",
+            (None, false) => "resync",
+        };
+        for bid in bids.iter().flatten() {
+            text.extend_from_slice(&frame(bid.seq, "bid", &json(&marks.view(bid))));
+        }
+        text.extend_from_slice(&frame(view.bid_count, name, &json(&view)));
+        self.last_sent_seq = self.last_sent_seq.max(view.bid_count);
+        self.done = closed;
+        Some(Bytes::from(text))
     }
 }
 
@@ -346,11 +402,7 @@ mod tests {
     use super::*;
 
     fn live_event(id: u64, name: &'static str) -> Arc<LiveEvent> {
-        Arc::new(LiveEvent {
-            id,
-            name,
-            data: "{}".to_string(),
-        })
+        Arc::new(LiveEvent::new(id, name, "{}"))
     }
 
     fn stream_of(receiver: broadcast::Receiver<Arc<LiveEvent>>) -> LiveStream {
@@ -362,11 +414,12 @@ mod tests {
             ),
             last_sent_seq: 0,
             done: false,
+            catch_up: None,
         }
     }
 
     #[tokio::test]
-    async fn a_consumer_that_falls_behind_the_bounded_buffer_is_cut_off() {
+    async fn a_consumer_that_falls_behind_with_no_state_to_read_is_cut_off() {
         let (publisher, receiver) = broadcast::channel(4);
         let stream = stream_of(receiver).into_stream();
         futures::pin_mut!(stream);
@@ -379,6 +432,142 @@ mod tests {
             matches!(next, Ok(None)),
             "the lagging stream ends; the client resumes with Last-Event-ID"
         );
+    }
+
+    /// A node state holding auction `lot` with `bids` bids, alternating between two
+    /// bidders from 1000 by 100, in its listing.
+    fn state_with_bids(bids: u64) -> SharedState {
+        use gavel_kernel::{AuctionSpec, Command, Envelope};
+        let mut kernel = gavel_kernel::State::default();
+        let mut run = |now_ms: u64, command: Command| {
+            let envelope = Envelope {
+                now_ms,
+                seed: now_ms,
+                actor: "test".to_string(),
+                command,
+            };
+            let applied = gavel_kernel::apply(&mut kernel, &envelope);
+            assert!(applied.result.is_ok(), "{:?}", applied.result);
+        };
+        let token = |bidder: &str| format!("{:0>64}", hex::encode(bidder));
+        run(
+            0,
+            Command::CreateAuction {
+                spec: AuctionSpec::example("lot"),
+            },
+        );
+        for bidder in ["alice", "bob"] {
+            run(
+                0,
+                Command::RegisterBidder {
+                    bidder_id: bidder.to_string(),
+                    name: bidder.to_string(),
+                    secret_salt: "0123456789abcdef0123456789abcdef".to_string(),
+                    secret_hash: "ab".repeat(32),
+                },
+            );
+            run(
+                0,
+                Command::OpenSession {
+                    token_hash: token(bidder),
+                    bidder_id: bidder.to_string(),
+                    expires_at_ms: 1_000_000,
+                    max_sessions_per_bidder: 8,
+                },
+            );
+            run(
+                0,
+                Command::Qualify {
+                    auction_id: "lot".to_string(),
+                    bidder_id: bidder.to_string(),
+                },
+            );
+        }
+        for seq in 1..=bids {
+            let bidder = if seq % 2 == 1 { "alice" } else { "bob" };
+            run(
+                20_000 + seq,
+                Command::PlaceBid {
+                    auction_id: "lot".to_string(),
+                    token_hash: token(bidder),
+                    amount: 900 + 100 * seq,
+                    request_id: format!("r-{seq}"),
+                },
+            );
+        }
+        let applied = crate::replication::AppliedState {
+            kernel,
+            ..Default::default()
+        };
+        Arc::new(parking_lot::RwLock::new(applied))
+    }
+
+    /// The frames of one write: (event name, id) of each.
+    fn events_of(bytes: &Bytes) -> Vec<(String, u64)> {
+        let text = String::from_utf8_lossy(bytes).to_string();
+        text.split("\n\n")
+            .filter(|frame| !frame.is_empty())
+            .map(|frame| {
+                let field = |name: &str| {
+                    frame
+                        .lines()
+                        .find_map(|line| line.strip_prefix(name))
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                (field("event: "), field("id: ").parse().unwrap_or(0))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_consumer_that_falls_behind_is_sent_what_it_missed_in_one_write_and_goes_on() {
+        let state = state_with_bids(12);
+        let (publisher, receiver) = broadcast::channel(4);
+        let mut live = stream_of(receiver);
+        live.last_sent_seq = 2;
+        live.catch_up = Some((state, "lot".to_string()));
+        let stream = live.into_stream();
+        futures::pin_mut!(stream);
+        // Ten bid events into a buffer of four, nobody reading: the stream lags.
+        for seq in 3..=12 {
+            let _ = publisher.send(live_event(seq, "bid"));
+        }
+        let next = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
+        let Ok(Some(Ok(write))) = next else {
+            panic!("the lagging stream ended: {next:?}");
+        };
+        let mut wanted: Vec<(String, u64)> = (3..=12).map(|seq| ("bid".to_string(), seq)).collect();
+        wanted.push(("auction".to_string(), 12));
+        assert_eq!(events_of(&write), wanted);
+        // It goes on from the newest event, and skips bids it was already sent.
+        let _ = publisher.send(live_event(12, "bid"));
+        let _ = publisher.send(live_event(13, "bid"));
+        let next = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
+        let Ok(Some(Ok(write))) = next else {
+            panic!("the stream ended after catching up: {next:?}");
+        };
+        assert_eq!(events_of(&write), [("bid".to_string(), 13)]);
+    }
+
+    #[tokio::test]
+    async fn a_consumer_too_far_behind_is_sent_a_resync_with_the_view() {
+        let state = state_with_bids(MAX_CATCH_UP_BIDS as u64 + 10);
+        let (publisher, receiver) = broadcast::channel(4);
+        let mut live = stream_of(receiver);
+        live.catch_up = Some((state, "lot".to_string()));
+        let stream = live.into_stream();
+        futures::pin_mut!(stream);
+        for seq in 1..=10 {
+            let _ = publisher.send(live_event(seq, "bid"));
+        }
+        let next = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
+        let Ok(Some(Ok(write))) = next else {
+            panic!("the lagging stream ended: {next:?}");
+        };
+        let count = MAX_CATCH_UP_BIDS as u64 + 10;
+        assert_eq!(events_of(&write), [("resync".to_string(), count)]);
+        assert!(write.len() < 4_096, "{} bytes", write.len());
     }
 
     #[tokio::test]

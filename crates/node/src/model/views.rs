@@ -294,7 +294,46 @@ pub struct BidView {
 impl BidView {
     /// The view of `bid`, a bid of `auction`.
     pub fn of(auction: &Auction, bid: &BidRecord) -> Self {
-        BidMarks::of(auction).view(bid)
+        BidMarks::from_seq(auction, bid.seq).view(bid)
+    }
+}
+
+/// A live `bid` event of an auction's stream (docs/API.md, "Events"): the bid, and what
+/// the page shows that it changed, so that one frame carries a bid instead of a bid and
+/// a whole AuctionView. The rest of the view changes only with a phase, a rule or an
+/// operator's action, which send the full `auction` view.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LiveBidView {
+    #[serde(flatten)]
+    pub bid: BidView,
+    pub phase: &'static str,
+    pub current_price: Option<u64>,
+    pub leading_bidder_number: Option<u32>,
+    pub minimum_next_bid: Option<u64>,
+    pub bid_count: u64,
+    pub deadline_ms: Option<u64>,
+    pub server_time_ms: u64,
+}
+
+impl LiveBidView {
+    /// The event of `bid`, a bid of `auction`, with the auction as it stands now.
+    pub fn of(auction: &Auction, bid: &BidRecord, server_time_ms: u64) -> Self {
+        let open = matches!(
+            auction.phase,
+            gavel_kernel::Phase::Listing | gavel_kernel::Phase::TimedBidding
+        );
+        LiveBidView {
+            bid: BidView::of(auction, bid),
+            phase: auction.phase.as_str(),
+            current_price: auction.current_price(),
+            leading_bidder_number: auction.highest_bid().map(|bid| bid.bidder_number),
+            minimum_next_bid: open
+                .then(|| gavel_kernel::bidding::minimum_next_bid(auction).ok())
+                .flatten(),
+            bid_count: auction.bids.len() as u64,
+            deadline_ms: auction.deadline_ms,
+            server_time_ms,
+        }
     }
 }
 

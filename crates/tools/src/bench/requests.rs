@@ -9,8 +9,8 @@
 //! - the old page: every `poll_ms`, GET `/api/v1/time` and GET `/api/v1/auctions/{id}`;
 //! - Gavel's page (docs/DESIGN.md decision 5, `crates/node/src/api/assets/bidder/bidder.js`): 5 samples of
 //!   `/api/v1/time` to sync its clock, one event stream `/api/v1/auctions/{id}/events`
-//!   kept open (one request), 5 samples again every `resync_s` (none in a run shorter than
-//!   that) and after a dropped stream is reopened;
+//!   kept open (one request), one sample again every `resync_s` (none in a run shorter
+//!   than that) and after a dropped stream is reopened;
 //!
 //! and on both, a quote after every think time, at the bid the page believes acceptable.
 //! Every virtual user is a bidder of its own on a keep-alive connection, with the same
@@ -42,8 +42,10 @@ use gavel_testkit::local::{check_interrupt, now_ms, Interrupt, LocalCluster};
 
 /// Longest wait for one HTTP answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Samples of `/api/v1/time` per clock sync, as `bidder.js` takes them.
+/// Samples of `/api/v1/time` of the page's first clock sync, as `bidder.js` takes them.
 const SYNC_SAMPLES: u64 = 5;
+/// Samples of every later sync (the periodic one, and after a dropped stream).
+const RESYNC_SAMPLES: u64 = 1;
 /// The page waits this long before it reopens a dropped event stream.
 const STREAM_REOPEN_PAUSE: Duration = Duration::from_secs(1);
 /// A cap on event-stream openings per user and run.
@@ -222,7 +224,8 @@ struct Plan {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Action {
     Poll,
-    SyncClock,
+    /// A clock sync of this many samples.
+    SyncClock(u64),
     Quote,
 }
 
@@ -359,10 +362,14 @@ async fn virtual_user(plan: Arc<Plan>, index: u64, token: String) -> Counts {
     let quotes = every(first_quote, plan.think, plan.deadline).take(plan.quotes as usize);
     let mut schedule: Vec<(Instant, Action)> = quotes.map(|at| (at, Action::Quote)).collect();
     let (period, action) = match plan.gavel_page {
-        true => (plan.resync, Action::SyncClock),
+        true => (plan.resync, Action::SyncClock(RESYNC_SAMPLES)),
         false => (plan.poll, Action::Poll),
     };
-    schedule.extend(every(opened, period, plan.deadline).map(|at| (at, action)));
+    let times = every(opened, period, plan.deadline).enumerate();
+    schedule.extend(times.map(|(number, at)| match (number, action) {
+        (0, Action::SyncClock(_)) => (at, Action::SyncClock(SYNC_SAMPLES)),
+        _ => (at, action),
+    }));
     schedule.sort();
     let next_bid = AtomicU64::new(0);
     let (mut page, mut stream) = (Tab::new(plan.address), Tab::new(plan.address));
@@ -419,7 +426,7 @@ impl Tab {
                     let view = self.get(&plan.auction_path).await;
                     learn_next_bid(next_bid, &view.unwrap_or(Value::Null));
                 }
-                Action::SyncClock => self.sync_clock().await,
+                Action::SyncClock(samples) => self.sync_clock(samples).await,
                 Action::Quote => {
                     let amount = next_bid.load(Ordering::Relaxed).max(START_PRICE);
                     let request_id = format!("{:032x}", rand::random::<u128>());
@@ -477,13 +484,13 @@ impl Tab {
             }
             self.counts.stream_reopens += 1;
             tokio::time::sleep(STREAM_REOPEN_PAUSE).await;
-            self.sync_clock().await;
+            self.sync_clock(RESYNC_SAMPLES).await;
         }
     }
 
-    /// A clock sync: `SYNC_SAMPLES` GETs of `/api/v1/time`, one after another.
-    async fn sync_clock(&mut self) {
-        for _ in 0..SYNC_SAMPLES {
+    /// A clock sync: `samples` GETs of `/api/v1/time`, one after another.
+    async fn sync_clock(&mut self, samples: u64) {
+        for _ in 0..samples {
             self.get("/api/v1/time").await;
         }
     }

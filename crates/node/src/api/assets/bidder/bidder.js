@@ -6,12 +6,15 @@
  * Clock. Bidders must see the server's time. The page takes five samples of
  * GET /api/v1/time and keeps the one with the smallest round trip:
  * offset = server_time - (t0 + t1) / 2. It then counts down locally every frame from
- * deadline_ms - (Date.now() + offset), and re-syncs every five minutes and after every
- * reconnect: no polling.
+ * deadline_ms - (Date.now() + offset), and re-syncs with one sample every five minutes
+ * and after every reconnect: no polling.
  *
  * Live data. Server-sent events: /api/v1/events for the list of auctions,
- * /api/v1/auctions/{id}/events in a room (bids by seq, auction views; the browser resumes
- * with Last-Event-ID). A deadline that moves without a bid is shown as "deadline extended"
+ * /api/v1/auctions/{id}/events in a room (the browser resumes with Last-Event-ID): each
+ * live bid comes as one compact `bid` event carrying what it changed (price, leader, next
+ * minimum, deadline), merged into the last full `auction` view, which comes at connect and
+ * with every other change; a `resync` (the node could not keep this page up to date)
+ * carries the view, and the page reads the bids it missed from the bid list. A deadline that moves without a bid is shown as "deadline extended"
  * (a leader takeover's grace, or an operator's action).
  *
  * Failover. The page only talks to the node that served it (same origin, no CORS). When a
@@ -79,6 +82,9 @@ const PROBE_PAUSE_MS = 300;
 const BID_RETRY_FOR_MS = 30000;
 const PENDING_KEPT_MS = 2 * 60 * 1000;
 const SALE_POLL_MS = 2000;
+/** A resync's reading of missed bids: this many per request, at most this many requests. */
+const RESYNC_PAGE = 500;
+const RESYNC_MAX_PAGES = 20;
 
 const $ = (id) => document.getElementById(id);
 const moneyFormat = new Intl.NumberFormat('en-US');
@@ -169,9 +175,9 @@ const page = {
 
 // --- Clock -------------------------------------------------------------------------------
 
-/** Re-measures the offset to the server's clock and shows it. */
-async function syncClock() {
-  const best = await measureClock();
+/** Re-measures the offset to the server's clock (over `samples` round trips) and shows it. */
+async function syncClock(samples) {
+  const best = await measureClock(samples);
   if (!best) return;
   Object.assign(page.clock, best, { syncs: page.clock.syncs + 1 });
   const body = document.body.dataset;
@@ -249,7 +255,8 @@ function openStream() {
   stream.addEventListener('open', () => { if (page.stream === stream) onStreamOpen(); });
   stream.addEventListener('error', () => { if (page.stream === stream) onStreamError(); });
   if (page.auctionId) {
-    stream.addEventListener('bid', parsed(onBid));
+    stream.addEventListener('bid', parsed(onLiveBid));
+    stream.addEventListener('resync', parsed(onResync));
     stream.addEventListener('secondary_bid', parsed(onSecondaryBid));
     stream.addEventListener('auction', parsed(onRoomView));
     stream.addEventListener('closed', parsed((view) => {
@@ -267,7 +274,7 @@ async function onStreamOpen() {
   setConnection('live');
   if (page.streamFailed) {
     page.streamFailed = false;
-    await syncClock().catch(() => checkNode('clock re-sync failed'));
+    await syncClock(1).catch(() => checkNode('clock re-sync failed'));
   }
 }
 
@@ -435,8 +442,13 @@ function onRoomView(view) {
   if (movedWithoutBid) showExtension(previous.deadline_ms, view.deadline_ms);
   page.view = view;
   renderRoom();
+  // A bidder who may bid asks again only when the phase or the sale's outcome changes:
+  // whether they lead is known from the view itself. One who may not bid yet (a deposit
+  // or a qualification still to come) asks at every bid too.
+  const waiting = !page.me || !page.me.may_bid;
   const changed = !previous || previous.id !== view.id || previous.phase !== view.phase
-    || previous.bid_count !== view.bid_count || previous.confirmation !== view.confirmation;
+    || previous.confirmation !== view.confirmation
+    || (waiting && previous.bid_count !== view.bid_count);
   if (changed || !page.me) refreshMe();
   if (!previous || previous.id !== view.id) loadProxy();
   followSale();
@@ -489,6 +501,45 @@ function renderRoom() {
   }
   renderSigning();
   tick();
+}
+
+/** The fields of the auction a live `bid` event carries besides the bid itself. */
+const LIVE_BID_FIELDS = ['phase', 'current_price', 'leading_bidder_number', 'minimum_next_bid',
+  'bid_count', 'deadline_ms', 'server_time_ms'];
+
+/**
+ * A live `bid` event: the bid, and (compact form) what it changed in the auction, merged
+ * into the last full view; a bid from the history sent at connect carries the bid only.
+ */
+function onLiveBid(bid) {
+  onBid(bid);
+  if (bid.bid_count == null || !page.view || bid.bid_count < page.view.bid_count) return;
+  const view = { ...page.view };
+  for (const field of LIVE_BID_FIELDS) view[field] = bid[field];
+  onRoomView(view);
+}
+
+/**
+ * The node could not send this page every event in time: `resync` carries the current
+ * view; the bids missed are read from the bid list, page by page, after the newest held.
+ */
+async function onResync(view) {
+  onRoomView(view);
+  let after = Math.max(0, ...page.bids.keys());
+  for (let pageNumber = 0; pageNumber < RESYNC_MAX_PAGES && after < view.bid_count; pageNumber += 1) {
+    const path = `/auctions/${encodeURIComponent(page.auctionId)}/bids?after_seq=${after}&limit=${RESYNC_PAGE}`;
+    let answer;
+    try {
+      answer = await api(path);
+    } catch (error) {
+      if (!(error instanceof NodeUnreachable)) throw error;
+      return checkNode('bid list unreachable');
+    }
+    if (answer.status !== 200 || !answer.data) return;
+    for (const bid of answer.data.bids) onBid(bid);
+    if (answer.data.next_after_seq == null) return;
+    after = answer.data.next_after_seq;
+  }
 }
 
 function onBid(bid) {
@@ -1249,7 +1300,7 @@ async function start() {
     if (error instanceof NodeUnreachable) return failOver('this node does not answer');
     throw error;
   }
-  setInterval(() => syncClock().catch(() => checkNode('clock re-sync failed')), RESYNC_EVERY_MS);
+  setInterval(() => syncClock(1).catch(() => checkNode('clock re-sync failed')), RESYNC_EVERY_MS);
   const pending = store.get('pending');
   if (pending && Date.now() - pending.started_ms > PENDING_KEPT_MS) {
     // Too old to resend blindly (the cluster forgets request ids after a while).

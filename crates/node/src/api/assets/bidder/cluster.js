@@ -3,7 +3,8 @@
  * - api(): requests to the node that served the page (same origin, so no CORS); a request
  *   that gets no HTTP answer at all throws NodeUnreachable, the page's reason to fail over;
  * - measureClock(): the NTP-style offset to the server's clock, from the one of five
- *   GET /api/v1/time samples with the smallest round trip: server_time - (t0 + t1) / 2;
+ *   GET /api/v1/time samples (or as many as asked: a re-sync takes one) with the smallest
+ *   round trip: server_time - (t0 + t1) / 2;
  * - clusterNodes(), reachable(), handOver(), takeHandoff(): the nodes the page may move
  *   to (the <meta name="gavel-nodes"> the serving node fills in from its Raft membership,
  *   or a `?nodes=` query parameter), a liveness probe of one of them (the
@@ -57,10 +58,10 @@ export async function api(path, { method = 'GET', body, token } = {}) {
   }
 }
 
-/** NTP-style: answers { offset_ms, rtt_ms, node_id } of the fastest sample, or null. */
-export async function measureClock() {
+/** NTP-style: answers { offset_ms, rtt_ms, node_id } of the fastest of `samples`, or null. */
+export async function measureClock(samples = SYNC_SAMPLES) {
   let best = null;
-  for (let sample = 0; sample < SYNC_SAMPLES; sample += 1) {
+  for (let sample = 0; sample < samples; sample += 1) {
     const t0 = Date.now();
     const { status, data } = await api('/time');
     const t1 = Date.now();
