@@ -540,6 +540,7 @@ fn app_state(
         archive: replication.archive.clone(),
         faults_enabled: config.faults.enabled,
         applied_events: replication.events.clone(),
+        lobby_frames: Arc::default(),
         raft: replication.raft.clone(),
         metrics,
         operators: operator_credentials(config)?,

@@ -240,7 +240,7 @@ impl LocalCluster {
                     .with_context(|| format!("cannot create {}", directory.display()))?;
             }
             let extra = format!(
-                "[limits]\n# Every virtual user of a benchmark shares 127.0.0.1, and load bidders bid as fast\n# as the cluster answers: the benchmarks measure Gavel, not its rate limits.\nper_ip_per_second = 1000000\nper_ip_burst = 1000000\nper_session_per_second = 1000000\nper_session_burst = 1000000\n\n{extra_config}\n{members}"
+                "[http]\n# Up to 50,000 watchers of `bench fanout` on one node.\nmax_connections = 60000\n\n[limits]\n# Every virtual user of a benchmark shares 127.0.0.1, and load bidders bid as fast\n# as the cluster answers: the benchmarks measure Gavel, not its rate limits.\nper_ip_per_second = 1000000\nper_ip_burst = 1000000\nper_session_per_second = 1000000\nper_session_burst = 1000000\nmax_streams_per_ip = 60000\nmax_streams = 60000\n\n{extra_config}\n{members}"
             );
             let config = NodeConfig {
                 id,

@@ -25,9 +25,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web::Bytes;
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{get, web, HttpRequest, HttpResponse};
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use futures::StreamExt;
 use imbl::Vector;
@@ -50,6 +50,9 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// it is sent a `resync` event with the current view, and the page reads the bids it
 /// missed from the bid list.
 const MAX_CATCH_UP_BIDS: usize = 256;
+
+/// Most bytes of waiting events one write of a stream gathers (`LiveStream::take_waiting`).
+const MAX_WRITE_BYTES: usize = 64 * 1024;
 
 fn frame(id: u64, name: &str, data: &str) -> Bytes {
     sse_frame(id, name, data)
@@ -230,16 +233,13 @@ impl LiveStream {
                 tokio::select! {
                     received = live.receiver.recv() => match received {
                         Ok(event) => {
-                            if event.name == "bid" {
-                                if event.id <= live.last_sent_seq {
-                                    continue;
-                                }
-                                live.last_sent_seq = event.id;
+                            let mut pending = BytesMut::new();
+                            live.take(&event, &mut pending);
+                            live.take_waiting(&mut pending);
+                            if pending.is_empty() {
+                                continue;
                             }
-                            if event.name == "closed" {
-                                live.done = true;
-                            }
-                            return Some((Ok(event.frame.clone()), live));
+                            return Some((Ok(pending.freeze()), live));
                         }
                         // Too slow for the bounded buffer: one write of what it missed,
                         // from the state, then on from the newest event.
@@ -257,6 +257,38 @@ impl LiveStream {
                 }
             }
         })
+    }
+
+    /// Adds `event` to the pending write, unless it is a bid already sent.
+    fn take(&mut self, event: &LiveEvent, pending: &mut BytesMut) {
+        if event.name == "bid" {
+            if event.id <= self.last_sent_seq {
+                return;
+            }
+            self.last_sent_seq = event.id;
+        }
+        if event.name == "closed" {
+            self.done = true;
+        }
+        pending.extend_from_slice(&event.frame);
+    }
+
+    /// Adds the events already waiting (up to `MAX_WRITE_BYTES`) to the pending write: a
+    /// stream that its client reads more slowly than events come writes them in one go
+    /// instead of one write each. Lagging behind the buffer meanwhile adds the catch-up.
+    fn take_waiting(&mut self, pending: &mut BytesMut) {
+        while !self.done && pending.len() < MAX_WRITE_BYTES {
+            match self.receiver.try_recv() {
+                Ok(event) => self.take(&event, pending),
+                Err(TryRecvError::Lagged(_)) => {
+                    if let Some(frames) = self.caught_up() {
+                        pending.extend_from_slice(&frames);
+                    }
+                    return;
+                }
+                Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => return,
+            }
+        }
     }
 
     /// What a stream that fell behind is sent in one write instead of the events it
@@ -331,21 +363,49 @@ pub async fn all_events(
         receiver,
         keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
         state: app.state.clone(),
+        rendered: app.lobby_frames.clone(),
     };
     let stream = futures::stream::iter(initial.into_iter().map(Ok::<Bytes, actix_web::Error>))
         .chain(live.into_stream());
     Ok(event_stream(stream, permit))
 }
 
+/// The all-auctions stream's frames of one log entry, kept for the next stream that asks
+/// for the same entry: each entry's views are rendered once, whatever the number of
+/// streams.
+#[derive(Default)]
+pub struct LobbyFrames(parking_lot::Mutex<Option<(u64, Bytes)>>);
+
+impl LobbyFrames {
+    /// The frames of the entry `log_index`, rendered by `render` unless they are kept.
+    fn get_or_render(&self, log_index: u64, render: impl FnOnce() -> Bytes) -> Bytes {
+        let mut kept = self.0.lock();
+        if let Some((index, frames)) = kept.as_ref() {
+            if *index == log_index {
+                return frames.clone();
+            }
+        }
+        let frames = render();
+        *kept = Some((log_index, frames.clone()));
+        frames
+    }
+}
+
 struct AllAuctions {
     receiver: broadcast::Receiver<Arc<crate::replication::AppliedEvents>>,
     keep_alive: tokio::time::Interval,
     state: crate::replication::SharedState,
+    rendered: Arc<LobbyFrames>,
 }
 
 impl AllAuctions {
-    /// The views of the auctions one committed command changed.
+    /// The views of the auctions one committed command changed, rendered once per entry.
     fn frames(&self, applied: &crate::replication::AppliedEvents) -> Bytes {
+        self.rendered
+            .get_or_render(applied.log_index, || self.render(applied))
+    }
+
+    fn render(&self, applied: &crate::replication::AppliedEvents) -> Bytes {
         let state = self.state.read();
         let now_ms = wall_clock_ms();
         let touched: BTreeSet<&str> = applied
@@ -570,11 +630,32 @@ mod tests {
         assert!(write.len() < 4_096, "{} bytes", write.len());
     }
 
+    #[test]
+    fn the_all_auctions_frames_of_an_entry_are_rendered_once() {
+        let kept = LobbyFrames::default();
+        let mut renders = 0;
+        for _ in 0..3 {
+            let frames = kept.get_or_render(7, || {
+                renders += 1;
+                Bytes::from_static(b"seven")
+            });
+            assert_eq!(&frames[..], b"seven");
+        }
+        assert_eq!(renders, 1);
+        let frames = kept.get_or_render(8, || {
+            renders += 1;
+            Bytes::from_static(b"eight")
+        });
+        assert_eq!((&frames[..], renders), (&b"eight"[..], 2));
+    }
+
     #[tokio::test]
     async fn a_consumer_that_keeps_up_gets_every_bid_once_and_ends_after_closed() {
         let (publisher, receiver) = broadcast::channel(16);
         let stream = stream_of(receiver).into_stream();
         futures::pin_mut!(stream);
+        let mut names = Vec::new();
+        let mut writes = 0;
         for event in [
             live_event(1, "bid"),
             live_event(1, "bid"),
@@ -583,23 +664,47 @@ mod tests {
             live_event(2, "closed"),
         ] {
             let _ = publisher.send(event);
-        }
-        let mut names = Vec::new();
-        while let Ok(Some(Ok(frame))) =
-            tokio::time::timeout(Duration::from_secs(1), stream.next()).await
-        {
-            let text = String::from_utf8_lossy(&frame).to_string();
-            names.push(
-                text.lines()
-                    .find_map(|line| line.strip_prefix("event: "))
-                    .unwrap_or_default()
-                    .to_string(),
-            );
+            // Read as the events come: one write each (the repeated bid none).
+            if let Ok(Some(Ok(write))) =
+                tokio::time::timeout(Duration::from_millis(100), stream.next()).await
+            {
+                writes += 1;
+                names.extend(events_of(&write).into_iter().map(|(name, _)| name));
+            }
         }
         assert_eq!(
             names,
             ["bid", "auction", "bid", "closed"],
             "the repeated bid 1 is skipped"
         );
+        assert_eq!(writes, 4);
+        let end = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
+        assert!(matches!(end, Ok(None)), "the stream ends after closed");
+    }
+
+    #[tokio::test]
+    async fn events_waiting_for_a_slow_reader_go_out_in_one_write() {
+        let (publisher, receiver) = broadcast::channel(64);
+        let stream = stream_of(receiver).into_stream();
+        futures::pin_mut!(stream);
+        for seq in 1..=20 {
+            let _ = publisher.send(live_event(seq, "bid"));
+        }
+        let next = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
+        let Ok(Some(Ok(write))) = next else {
+            panic!("no write: {next:?}");
+        };
+        let sent: Vec<u64> = events_of(&write).into_iter().map(|(_, id)| id).collect();
+        assert_eq!(
+            sent,
+            (1..=20).collect::<Vec<u64>>(),
+            "every waiting bid, in order, once"
+        );
+        let _ = publisher.send(live_event(21, "bid"));
+        let next = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
+        let Ok(Some(Ok(write))) = next else {
+            panic!("no write: {next:?}");
+        };
+        assert_eq!(events_of(&write), [("bid".to_string(), 21)]);
     }
 }

@@ -82,6 +82,9 @@ pub struct AppState {
     pub faults_enabled: bool,
     /// Every committed command's events, for the all-auctions stream.
     pub applied_events: tokio::sync::broadcast::Sender<Arc<crate::replication::AppliedEvents>>,
+    /// The all-auctions stream's frames of the newest log entry, rendered by the first
+    /// stream that needs them and written as they are by every other.
+    pub lobby_frames: Arc<events::LobbyFrames>,
     pub raft: GavelRaft,
     pub metrics: Arc<Metrics>,
     /// Every operator allowed on the control listener, by the SHA-256 of their token;
