@@ -1,4 +1,7 @@
-//! The Auction actor: one per live auction, started by the ResourcePool on every node.
+//! The Auction actor: one per live auction, started by the ResourcePool on every node,
+//! leader or not, and kept for as long as the auction is live: a takeover neither starts
+//! nor stops it, it only arms or disarms its timer (`SetLeader`; docs/DESIGN.md, "Hot
+//! actors").
 //!
 //! It owns the auction's deadline timer: when the deadline passes on the leader, the
 //! timer proposes `Command::Advance` through the Supervisor, and the kernel decides from
