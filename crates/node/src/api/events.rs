@@ -54,6 +54,11 @@ const MAX_CATCH_UP_BIDS: usize = 256;
 /// Most bytes of waiting events one write of a stream gathers (`LiveStream::take_waiting`).
 const MAX_WRITE_BYTES: usize = 64 * 1024;
 
+/// The shortest time between two writes of live events on one stream: under a burst of
+/// bids a stream writes them together, at most 20 times a second, instead of once each
+/// (what a node with thousands of watchers spends is one send per stream and write).
+const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(50);
+
 fn frame(id: u64, name: &str, data: &str) -> Bytes {
     sse_frame(id, name, data)
 }
@@ -119,6 +124,7 @@ pub async fn auction_events(
         last_sent_seq,
         done: closed,
         catch_up: Some((app.state.clone(), auction_id)),
+        last_write: None,
     };
     Ok(event_stream(initial.chain(live.into_stream()), permit))
 }
@@ -221,6 +227,9 @@ struct LiveStream {
     /// Where a stream that fell behind reads what it missed: the node's state and the
     /// auction's id. `None`: such a stream ends instead.
     catch_up: Option<(SharedState, String)>,
+    /// When this stream last wrote events: the next write waits until
+    /// `MIN_WRITE_INTERVAL` after it, gathering what came meanwhile.
+    last_write: Option<tokio::time::Instant>,
 }
 
 impl LiveStream {
@@ -235,10 +244,16 @@ impl LiveStream {
                         Ok(event) => {
                             let mut pending = BytesMut::new();
                             live.take(&event, &mut pending);
-                            live.take_waiting(&mut pending);
                             if pending.is_empty() {
                                 continue;
                             }
+                            // A busy auction: one write per interval, with every event
+                            // of it; a quiet one writes at once.
+                            if let Some(last) = live.last_write {
+                                tokio::time::sleep_until(last + MIN_WRITE_INTERVAL).await;
+                            }
+                            live.take_waiting(&mut pending);
+                            live.last_write = Some(tokio::time::Instant::now());
                             return Some((Ok(pending.freeze()), live));
                         }
                         // Too slow for the bounded buffer: one write of what it missed,
@@ -475,6 +490,7 @@ mod tests {
             last_sent_seq: 0,
             done: false,
             catch_up: None,
+            last_write: None,
         }
     }
 
@@ -680,6 +696,35 @@ mod tests {
         assert_eq!(writes, 4);
         let end = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
         assert!(matches!(end, Ok(None)), "the stream ends after closed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_events_goes_out_in_one_write_per_interval() {
+        let (publisher, receiver) = broadcast::channel(64);
+        let stream = stream_of(receiver).into_stream();
+        futures::pin_mut!(stream);
+        let _ = publisher.send(live_event(1, "bid"));
+        let first = stream.next().await.expect("a write").expect("bytes");
+        assert_eq!(
+            events_of(&first),
+            [("bid".to_string(), 1)],
+            "a quiet stream writes at once"
+        );
+        let started = tokio::time::Instant::now();
+        let reader = async {
+            let write = stream.next().await.expect("a write").expect("bytes");
+            (write, started.elapsed())
+        };
+        let publisher_side = async {
+            for seq in 2..=6 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let _ = publisher.send(live_event(seq, "bid"));
+            }
+        };
+        let ((write, waited), ()) = tokio::join!(reader, publisher_side);
+        let sent: Vec<u64> = events_of(&write).into_iter().map(|(_, id)| id).collect();
+        assert_eq!(sent, [2, 3, 4, 5, 6], "the burst in one write");
+        assert!(waited >= MIN_WRITE_INTERVAL, "{waited:?}");
     }
 
     #[tokio::test]
