@@ -13,7 +13,7 @@ use super::sale::{CapMode, TimedBiddingEntry};
 use super::sealed::{self, QuoteRequest};
 use super::secondary::{self, SecondaryRequest};
 use super::signatures::Statement;
-use super::signed_bids::{self, SignedBid};
+use super::signed_bids;
 use super::state::{Auction, BidRecord, Phase, RequestRecord, State};
 use super::types::{validate_id, BidderNumber, IncrementRule, Money};
 
@@ -121,14 +121,14 @@ pub fn place_bid(
     let bidder_number = auction
         .bidder_number_of(&bidder_id)
         .ok_or(Rejection::NotQualified)?;
-    let signed = SignedBid {
-        auction_id: request.auction_id,
-        statement: Statement::Bid(request.amount),
-        request_id: request.request_id,
-        signature: request.signature,
-    };
-    let required = auction.sale.rules.require_signed_bids;
-    let kept = signed_bids::check(&state.bidder_keys, &bidder_id, required, &signed)?;
+    let statement = (Statement::Bid(request.amount), request.request_id);
+    let kept = signed_bids::check(
+        &state.bidder_keys,
+        auction,
+        &bidder_id,
+        statement,
+        request.signature,
+    )?;
     check_not_excluded(auction, &bidder_id)?;
     if !matches!(auction.phase, Phase::Listing | Phase::TimedBidding) {
         return Err(not_open(auction));
@@ -386,14 +386,14 @@ pub fn submit_sealed_quote(
     if let Some(answer) = sealed::replayed(auction, &quote) {
         return answer;
     }
-    let signed = SignedBid {
-        auction_id: request.auction_id,
-        statement: Statement::Sealed(request.amount),
-        request_id: request.request_id,
-        signature: request.signature,
-    };
-    let required = auction.sale.rules.require_signed_bids;
-    let kept = signed_bids::check(&state.bidder_keys, &bidder_id, required, &signed)?;
+    let statement = (Statement::Sealed(request.amount), request.request_id);
+    let kept = signed_bids::check(
+        &state.bidder_keys,
+        auction,
+        &bidder_id,
+        statement,
+        request.signature,
+    )?;
     sealed::submit(auction, now_ms, &quote, kept, events)
 }
 
@@ -432,14 +432,14 @@ pub fn place_secondary_bid(
     auction
         .bidder_number_of(&bidder_id)
         .ok_or(Rejection::NotQualified)?;
-    let signed = SignedBid {
-        auction_id: request.auction_id,
-        statement: Statement::Secondary(request.amount),
-        request_id: request.request_id,
-        signature: request.signature,
-    };
-    let required = auction.sale.rules.require_signed_bids;
-    let kept = signed_bids::check(&state.bidder_keys, &bidder_id, required, &signed)?;
+    let statement = (Statement::Secondary(request.amount), request.request_id);
+    let kept = signed_bids::check(
+        &state.bidder_keys,
+        auction,
+        &bidder_id,
+        statement,
+        request.signature,
+    )?;
     advance(auction, now_ms, seed, events);
     secondary::place(auction, now_ms, &secondary_request, kept, events)
 }

@@ -23,7 +23,7 @@ use super::phases::{advanced, not_open};
 use super::rejection::Rejection;
 use super::sale::{ProxyAnswer, ProxyMaximum};
 use super::signatures::{BidderKeys, KeptSignature, Statement};
-use super::signed_bids::{self, SignedBid};
+use super::signed_bids;
 use super::state::{Auction, Phase, State};
 use super::types::{validate_id, IncrementRule, Money};
 
@@ -114,14 +114,8 @@ fn check_maximum(
     bidder_id: &str,
     request: &ProxyRequest<'_>,
 ) -> Result<Option<KeptSignature>, Rejection> {
-    let signed = SignedBid {
-        auction_id: request.auction_id,
-        statement: Statement::ProxyMax(request.max_amount),
-        request_id: request.request_id,
-        signature: request.signature,
-    };
-    let required = auction.sale.rules.require_signed_bids;
-    let signature = signed_bids::check(keys, bidder_id, required, &signed)?;
+    let statement = (Statement::ProxyMax(request.max_amount), request.request_id);
+    let signature = signed_bids::check(keys, auction, bidder_id, statement, request.signature)?;
     check_not_excluded(auction, bidder_id)?;
     if !matches!(auction.phase, Phase::Listing | Phase::TimedBidding) {
         return Err(not_open(auction));

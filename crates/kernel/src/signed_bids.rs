@@ -7,7 +7,7 @@ use super::command::Outcome;
 use super::rejection::Rejection;
 use super::signatures::MAX_KEYS_PER_BIDDER;
 use super::signatures::{self, Algorithm, BidderKeys, KeptSignature, Statement};
-use super::state::State;
+use super::state::{Auction, State};
 
 /// Registers a public key of `bidder_id`. The same key again answers it with `created`
 /// false; a key beyond `MAX_KEYS_PER_BIDDER` is refused.
@@ -43,33 +43,26 @@ pub fn register_key(
     })
 }
 
-/// What a bidder's request carries that its signature covers: a bid, a secondary bid, a
-/// sealed quote or a proxy maximum (`signatures::Statement`).
-pub struct SignedBid<'a> {
-    pub auction_id: &'a str,
-    pub statement: Statement,
-    pub request_id: &'a str,
-    /// Standard base64; `None`: the request is not signed.
-    pub signature: Option<&'a str>,
-}
-
-/// Checks a request's signature against the bidder's keys. A signed request must verify,
-/// wherever it is made; an unsigned one is refused where the auction requires signed
-/// bids. Answers what to keep with what it placed (`None` for an unsigned one).
+/// Checks the signature of a bidder's request in `auction` (a bid, a secondary bid, a
+/// sealed quote or a proxy maximum: `statement`) against the bidder's keys. A signed
+/// request must verify, wherever it is made; an unsigned one is refused where the auction
+/// requires signed bids. Answers what to keep with what it placed (`None` for an unsigned
+/// one).
 pub fn check(
     keys: &BidderKeys,
+    auction: &Auction,
     bidder_id: &str,
-    required: bool,
-    bid: &SignedBid<'_>,
+    (statement, request_id): (Statement, &str),
+    signature: Option<&str>,
 ) -> Result<Option<KeptSignature>, Rejection> {
-    let Some(signature) = bid.signature else {
-        return match required {
+    let Some(signature) = signature else {
+        return match auction.sale.rules.require_signed_bids {
             true => Err(Rejection::SignatureRequired),
             false => Ok(None),
         };
     };
     let keys = keys.get(bidder_id).map_or(&[][..], Vec::as_slice);
-    let fields = (bid.auction_id, bid.statement, bid.request_id);
+    let fields = (auction.spec.id.as_str(), statement, request_id);
     signatures::verify_any(keys, fields, signature)
         .map(Some)
         .ok_or(Rejection::BadSignature)

@@ -59,10 +59,6 @@ const MAX_WRITE_BYTES: usize = 64 * 1024;
 /// (what a node with thousands of watchers spends is one send per stream and write).
 const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(50);
 
-fn frame(id: u64, name: &str, data: &str) -> Bytes {
-    sse_frame(id, name, data)
-}
-
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string())
 }
@@ -199,7 +195,7 @@ impl StreamStart {
     ) {
         let bid_count = self.bids.len() as u64;
         let name = if self.closed { "closed" } else { "auction" };
-        let view = frame(bid_count, name, &json(&self.view));
+        let view = sse_frame(bid_count, name, &json(&self.view));
         let skipped = usize::try_from(last_event_id)
             .unwrap_or(usize::MAX)
             .min(self.bids.len());
@@ -208,11 +204,11 @@ impl StreamStart {
             .bids
             .skip(skipped)
             .into_iter()
-            .map(move |bid| frame(bid.seq, "bid", &json(&marks.view(&bid))));
+            .map(move |bid| sse_frame(bid.seq, "bid", &json(&marks.view(&bid))));
         let secondary = self
             .secondary_bids
             .into_iter()
-            .map(move |bid| frame(bid_count, "secondary_bid", &json(&bid)));
+            .map(move |bid| sse_frame(bid_count, "secondary_bid", &json(&bid)));
         let frames =
             futures::stream::iter(bids.chain(secondary).chain(std::iter::once(view)).map(Ok));
         (frames, bid_count, self.closed)
@@ -333,9 +329,9 @@ impl LiveStream {
             (None, false) => "resync",
         };
         for bid in bids.iter().flatten() {
-            text.extend_from_slice(&frame(bid.seq, "bid", &json(&marks.view(bid))));
+            text.extend_from_slice(&sse_frame(bid.seq, "bid", &json(&marks.view(bid))));
         }
-        text.extend_from_slice(&frame(view.bid_count, name, &json(&view)));
+        text.extend_from_slice(&sse_frame(view.bid_count, name, &json(&view)));
         self.last_sent_seq = self.last_sent_seq.max(view.bid_count);
         self.done = closed;
         Some(Bytes::from(text))
@@ -366,7 +362,7 @@ pub async fn all_events(
                 } else {
                     "auction"
                 };
-                frame(
+                sse_frame(
                     state.last_applied_index,
                     name,
                     &json(&AuctionView::new(auction, now_ms)),

@@ -220,14 +220,20 @@ pub fn hex_32(field: &str, text: &str) -> Result<Bytes32, String> {
     Ok(bytes)
 }
 
+/// The lowest bid the auction takes next, while it takes price bids.
+fn minimum_next_bid(auction: &Auction) -> Option<u64> {
+    let open = matches!(
+        auction.phase,
+        gavel_kernel::Phase::Listing | gavel_kernel::Phase::TimedBidding
+    );
+    open.then(|| gavel_kernel::bidding::minimum_next_bid(auction).ok())
+        .flatten()
+}
+
 impl AuctionView {
     pub fn new(auction: &Auction, server_time_ms: u64) -> Self {
         let rules = &auction.sale.rules;
         let confirmation = auction.sale.confirmation.as_ref();
-        let open = matches!(
-            auction.phase,
-            gavel_kernel::Phase::Listing | gavel_kernel::Phase::TimedBidding
-        );
         AuctionView {
             id: auction.spec.id.clone(),
             title: auction.spec.title.clone(),
@@ -242,9 +248,7 @@ impl AuctionView {
             price_cap: auction.spec.price_cap,
             current_price: auction.current_price(),
             leading_bidder_number: auction.highest_bid().map(|bid| bid.bidder_number),
-            minimum_next_bid: open
-                .then(|| gavel_kernel::bidding::minimum_next_bid(auction).ok())
-                .flatten(),
+            minimum_next_bid: minimum_next_bid(auction),
             bid_count: auction.bids.len() as u64,
             listing_opens_at_ms: auction.spec.listing_opens_at_ms,
             listing_closes_at_ms: auction.spec.listing_closes_at_ms,
@@ -318,18 +322,12 @@ pub struct LiveBidView {
 impl LiveBidView {
     /// The event of `bid`, a bid of `auction`, with the auction as it stands now.
     pub fn of(auction: &Auction, bid: &BidRecord, server_time_ms: u64) -> Self {
-        let open = matches!(
-            auction.phase,
-            gavel_kernel::Phase::Listing | gavel_kernel::Phase::TimedBidding
-        );
         LiveBidView {
             bid: BidView::of(auction, bid),
             phase: auction.phase.as_str(),
             current_price: auction.current_price(),
             leading_bidder_number: auction.highest_bid().map(|bid| bid.bidder_number),
-            minimum_next_bid: open
-                .then(|| gavel_kernel::bidding::minimum_next_bid(auction).ok())
-                .flatten(),
+            minimum_next_bid: minimum_next_bid(auction),
             bid_count: auction.bids.len() as u64,
             deadline_ms: auction.deadline_ms,
             server_time_ms,
