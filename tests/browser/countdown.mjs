@@ -4,11 +4,14 @@
  * sync to the cluster NTP-style and count down locally. Twenty readings of each page's
  * displayed remaining time (data-remaining-ms of #countdown) are compared with
  * deadline_ms minus the server time this process measures itself: every difference must
- * stay within 200 ms. While counting, a page sends no request at all (no polling).
+ * stay within 200 ms. While counting, a page sends no request at all (no polling). Then
+ * each page bids: its receipt's time, stamped by the leader, must confirm the page's clock
+ * (a confirmation counted, no re-sync, no request besides the bid).
  */
 
 import {
-  bidderSetting, check, countdownErrors, log, openBidder, run, screenshot, setting, sleep, summary,
+  bidderSetting, check, clickBid, countdownErrors, log, openBidder, receipt, run, screenshot, setting, sleep,
+  summary, waitForBidCount,
 } from './lib.mjs';
 
 const LIMIT_MS = 200;
@@ -51,6 +54,27 @@ run('countdown', async (browser, bidders) => {
       browser_clock_skew_ms: settings.skewMs, page_offset_ms: clock.offset, sync_rtt_ms: clock.rtt,
       countdown_error_ms: summary(differences), worst_abs_error_ms: worst, requests_while_counting: requests,
     };
+  }
+  let seq = 0;
+  for (const bidder of bidders) {
+    const clockState = () => bidder.page.evaluate(() => ({
+      syncs: Number(document.body.dataset.clockSyncs), confirmations: Number(document.body.dataset.clockConfirmations ?? 0),
+    }));
+    await waitForBidCount(bidder, seq);
+    const before = await clockState();
+    const requests = [];
+    const count = (request) => { requests.push(request.url()); };
+    bidder.page.on('request', count);
+    await clickBid(bidder);
+    seq = (await receipt(bidder, seq)).seq;
+    await sleep(300);
+    bidder.page.off('request', count);
+    const after = await clockState();
+    log(`${bidder.name}: bid #${seq}; clock ${JSON.stringify(before)} -> ${JSON.stringify(after)}; requests ${JSON.stringify(requests)}`);
+    check(after.confirmations === before.confirmations + 1 && after.syncs === before.syncs,
+      `${bidder.name}'s receipt did not confirm its clock: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
+    check(requests.length === 1, `${bidder.name} sent ${requests.length} requests for one bid: ${requests.join(', ')}`);
+    result[bidder.name].receipt_confirmed_clock = true;
   }
   return { limit_ms: LIMIT_MS, ...result };
 });

@@ -24,6 +24,10 @@ const BIDDER_CSS: &str = include_str!("assets/bidder/bidder.css");
 
 /// Where the node list goes in `index.html`.
 const NODES_PLACEHOLDER: &str = "{{GAVEL_NODES}}";
+/// Where the receipt keys go in `index.html` (what `GET /api/v1/receipt-key` lists: the
+/// current public key, then the previous ones), so that checking a receipt costs the page
+/// no request.
+const RECEIPT_KEYS_PLACEHOLDER: &str = "{{GAVEL_RECEIPT_KEYS}}";
 
 /// Registers the page routes on the public listener.
 pub fn public_pages(config: &mut web::ServiceConfig) {
@@ -32,10 +36,15 @@ pub fn public_pages(config: &mut web::ServiceConfig) {
         .route("/assets/bidder/{file}", web::get().to(asset));
 }
 
-/// The page, with the cluster's public URLs in its `<meta name="gavel-nodes">` tag.
+/// The page, with the cluster's public URLs in its `<meta name="gavel-nodes">` tag and
+/// the receipt keys in `<meta name="gavel-receipt-keys">`.
 async fn index(app: web::Data<AppState>) -> HttpResponse {
     let nodes = cluster_public_urls(&app);
-    let page = INDEX_HTML.replace(NODES_PLACEHOLDER, &escape_attribute(&nodes.join(" ")));
+    let mut keys = vec![app.receipt_key.public_key()];
+    keys.extend(app.receipt_key.previous());
+    let page = INDEX_HTML
+        .replace(NODES_PLACEHOLDER, &escape_attribute(&nodes.join(" ")))
+        .replace(RECEIPT_KEYS_PLACEHOLDER, &escape_attribute(&keys.join(" ")));
     page_response("text/html; charset=utf-8", &nodes).body(page)
 }
 

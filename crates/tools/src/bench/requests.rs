@@ -7,10 +7,11 @@
 //! benchmark runs both pages, one after the other, for `duration_s` each against one
 //! `gavel serve` node on loopback:
 //! - the old page: every `poll_ms`, GET `/api/v1/time` and GET `/api/v1/auctions/{id}`;
-//! - Gavel's page (docs/DESIGN.md decision 5, `crates/node/src/api/assets/bidder/bidder.js`): 5 samples of
+//! - Gavel's page (docs/DESIGN.md decision 5, `crates/node/src/api/assets/bidder/bidder.js`): 2 samples of
 //!   `/api/v1/time` to sync its clock, one event stream `/api/v1/auctions/{id}/events`
-//!   kept open (one request), one sample again every `resync_s` (none in a run shorter
-//!   than that) and after a dropped stream is reopened;
+//!   kept open (one request), one sample again when `resync_s` pass without an accepted
+//!   bid confirming the clock (the page looks every 15 s) and after a dropped stream is
+//!   reopened;
 //!
 //! and on both, a quote after every think time, at the bid the page believes acceptable.
 //! Every virtual user is a bidder of its own on a keep-alive connection, with the same
@@ -42,8 +43,10 @@ use gavel_testkit::local::{check_interrupt, now_ms, Interrupt, LocalCluster};
 
 /// Longest wait for one HTTP answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Samples of `/api/v1/time` of the page's first clock sync, as `bidder.js` takes them.
-const SYNC_SAMPLES: u64 = 5;
+/// Samples of `/api/v1/time` of the page's first clock sync, as `cluster.js` takes them.
+const SYNC_SAMPLES: u64 = 2;
+/// How often the page looks whether its clock needs a re-sync (`bidder.js`: 15 s).
+const CLOCK_CHECK: Duration = Duration::from_secs(15);
 /// Samples of every later sync (the periodic one, and after a dropped stream).
 const RESYNC_SAMPLES: u64 = 1;
 /// The page waits this long before it reopens a dropped event stream.
@@ -224,8 +227,10 @@ struct Plan {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Action {
     Poll,
-    /// A clock sync of this many samples.
-    SyncClock(u64),
+    /// The first clock sync.
+    SyncClock,
+    /// A look whether the clock went unconfirmed for the re-sync period (then one sample).
+    CheckClock,
     Quote,
 }
 
@@ -362,12 +367,12 @@ async fn virtual_user(plan: Arc<Plan>, index: u64, token: String) -> Counts {
     let quotes = every(first_quote, plan.think, plan.deadline).take(plan.quotes as usize);
     let mut schedule: Vec<(Instant, Action)> = quotes.map(|at| (at, Action::Quote)).collect();
     let (period, action) = match plan.gavel_page {
-        true => (plan.resync, Action::SyncClock(RESYNC_SAMPLES)),
+        true => (CLOCK_CHECK, Action::CheckClock),
         false => (plan.poll, Action::Poll),
     };
     let times = every(opened, period, plan.deadline).enumerate();
     schedule.extend(times.map(|(number, at)| match (number, action) {
-        (0, Action::SyncClock(_)) => (at, Action::SyncClock(SYNC_SAMPLES)),
+        (0, Action::CheckClock) => (at, Action::SyncClock),
         _ => (at, action),
     }));
     schedule.sort();
@@ -392,6 +397,8 @@ async fn virtual_user(plan: Arc<Plan>, index: u64, token: String) -> Counts {
 struct Tab {
     connection: HttpConnection,
     counts: Counts,
+    /// When the page's clock was last synced or confirmed by a receipt.
+    clock_confirmed: Instant,
 }
 
 impl Tab {
@@ -399,6 +406,7 @@ impl Tab {
         Tab {
             connection: HttpConnection::new(address),
             counts: Counts::default(),
+            clock_confirmed: Instant::now(),
         }
     }
 
@@ -426,7 +434,11 @@ impl Tab {
                     let view = self.get(&plan.auction_path).await;
                     learn_next_bid(next_bid, &view.unwrap_or(Value::Null));
                 }
-                Action::SyncClock(samples) => self.sync_clock(samples).await,
+                Action::SyncClock => self.sync_clock(SYNC_SAMPLES).await,
+                Action::CheckClock if now >= self.clock_confirmed + plan.resync => {
+                    self.sync_clock(RESYNC_SAMPLES).await
+                }
+                Action::CheckClock => {}
                 Action::Quote => {
                     let amount = next_bid.load(Ordering::Relaxed).max(START_PRICE);
                     let request_id = format!("{:032x}", rand::random::<u128>());
@@ -441,6 +453,8 @@ impl Tab {
                         .bid_times_us
                         .extend(receipt.is_some().then_some(answered_us));
                     if receipt.is_some_and(|receipt| receipt["seq"].is_u64()) {
+                        // A new receipt confirms the page's clock (bidder.js, confirmClock).
+                        self.clock_confirmed = Instant::now();
                         self.counts.bids_accepted += 1;
                         next_bid.fetch_max(amount + INCREMENT, Ordering::Relaxed);
                     }
@@ -493,6 +507,7 @@ impl Tab {
         for _ in 0..samples {
             self.get("/api/v1/time").await;
         }
+        self.clock_confirmed = Instant::now();
     }
 
     async fn get(&mut self, path: &str) -> Option<Value> {

@@ -3,11 +3,13 @@
  * Served by every node's public listener (src/api/pages.rs); plain ES modules, no build step:
  * this file holds the page's state and screens, cluster.js how it reaches the cluster.
  *
- * Clock. Bidders must see the server's time. The page takes five samples of
+ * Clock. Bidders must see the server's time. The page takes two samples of
  * GET /api/v1/time and keeps the one with the smallest round trip:
  * offset = server_time - (t0 + t1) / 2. It then counts down locally every frame from
- * deadline_ms - (Date.now() + offset), and re-syncs with one sample every five minutes
- * and after every reconnect: no polling.
+ * deadline_ms - (Date.now() + offset), and re-syncs with one sample after every reconnect
+ * and when five minutes pass without confirmation: every new receipt confirms the clock
+ * (the leader's stamp must fall within the bid's round trip, give or take 50 ms) or, if it
+ * does not, re-syncs it at once. No polling.
  *
  * Live data. Server-sent events: /api/v1/events for the list of auctions,
  * /api/v1/auctions/{id}/events in a room (the browser resumes with Last-Event-ID): each
@@ -38,8 +40,9 @@
  *
  * Receipts. The last receipt of each auction is kept in the tab and shown with its chain
  * hash (short form) and its signature: "signed by the cluster" once it carries
- * receipt_signature, checked here with WebCrypto's Ed25519 against
- * GET /api/v1/receipt-key where the browser has it (otherwise shown unchecked, with a link
+ * receipt_signature, checked here with WebCrypto's Ed25519 against the cluster's receipt keys
+ * (written into the page's <meta name="gavel-receipt-keys">, as GET /api/v1/receipt-key
+ * lists them) where the browser has it (otherwise shown unchecked, with a link
  * to the key for `gavel verify-receipt`).
  *
  * Secondary bidding (竞配建 / 竞自持). Under cap_mode "secondary", once the price reaches the
@@ -77,6 +80,10 @@ import {
 } from './cluster.js';
 
 const RESYNC_EVERY_MS = 5 * 60 * 1000;
+/** How often the page looks whether a re-sync is due (no request unless it is). */
+const CLOCK_CHECK_MS = 15 * 1000;
+/** How far a receipt's time may lie outside its request's round trip and still confirm the clock. */
+const CLOCK_TOLERANCE_MS = 50;
 const PROBE_ATTEMPTS = 3;
 const PROBE_PAUSE_MS = 300;
 const BID_RETRY_FOR_MS = 30000;
@@ -146,7 +153,7 @@ const quantity = (amount, secondary) => `${amount == null ? '–' : moneyFormat.
 const page = {
   nodes: [], // origins of the cluster's nodes, in the listed order, this one included
   auctionId: null, // the room, or null for the list of auctions
-  clock: { offset_ms: 0, rtt_ms: null, node_id: null, syncs: 0 },
+  clock: { offset_ms: 0, rtt_ms: null, node_id: null, syncs: 0, confirmed_at: 0, confirmations: 0 },
   stream: null,
   streamFailed: false, // the stream dropped since it last opened: re-sync when it reopens
   checking: false,
@@ -179,7 +186,7 @@ const page = {
 async function syncClock(samples) {
   const best = await measureClock(samples);
   if (!best) return;
-  Object.assign(page.clock, best, { syncs: page.clock.syncs + 1 });
+  Object.assign(page.clock, best, { syncs: page.clock.syncs + 1, confirmed_at: Date.now() });
   const body = document.body.dataset;
   body.nodeId = best.node_id;
   body.clockOffsetMs = Math.round(best.offset_ms);
@@ -191,6 +198,32 @@ async function syncClock(samples) {
 }
 
 const serverNow = () => Date.now() + page.clock.offset_ms;
+
+/**
+ * A new receipt is a clock sample too: the leader stamped the bid while the request was out,
+ * so its time must lie between the request's sending and its answer on the synced clock. One
+ * that does confirms the clock and puts off the periodic re-sync; one that does not
+ * re-syncs at once.
+ */
+function confirmClock(acceptedAtMs, { sentAt, answeredAt }) {
+  const offset = page.clock.offset_ms;
+  if (page.clock.syncs === 0 || typeof acceptedAtMs !== 'number') return;
+  const fits = acceptedAtMs >= sentAt + offset - CLOCK_TOLERANCE_MS && acceptedAtMs <= answeredAt + offset + CLOCK_TOLERANCE_MS;
+  if (fits) {
+    page.clock.confirmed_at = Date.now();
+    page.clock.confirmations += 1;
+    document.body.dataset.clockConfirmations = page.clock.confirmations;
+  } else {
+    syncClock(1).catch(() => checkNode('clock re-sync failed'));
+  }
+}
+
+/** Re-syncs once the clock has gone unconfirmed for RESYNC_EVERY_MS. */
+function resyncWhenDue() {
+  if (page.clock.syncs > 0 && Date.now() - page.clock.confirmed_at >= RESYNC_EVERY_MS) {
+    syncClock(1).catch(() => checkNode('clock re-sync failed'));
+  }
+}
 
 function formatRemaining(ms) {
   const tenths = Math.floor(ms / 100) % 10;
@@ -445,7 +478,8 @@ function onRoomView(view) {
   // A bidder who may bid asks again only when the phase or the sale's outcome changes:
   // whether they lead is known from the view itself. One who may not bid yet (a deposit
   // or a qualification still to come) asks at every bid too.
-  const waiting = !page.me || !page.me.may_bid;
+  const standing = standingNow();
+  const waiting = !standing || (!standing.may_bid && standing.reason !== 'already_leading');
   const changed = !previous || previous.id !== view.id || previous.phase !== view.phase
     || previous.confirmation !== view.confirmation
     || (waiting && previous.bid_count !== view.bid_count);
@@ -676,6 +710,7 @@ async function sendPending() {
         : { amount: pending.amount, request_id: pending.request_id };
       if (pending.signature) body.signature = pending.signature;
       let answer;
+      const sentAt = Date.now();
       try {
         answer = await api(`/auctions/${encodeURIComponent(pending.auction_id)}/bids`, {
           method: 'POST', token: session.token, body,
@@ -691,7 +726,7 @@ async function sendPending() {
       if (status === 200 || status === 201) {
         store.remove('pending');
         if (data?.secondary_seq != null) onSecondaryReceipt(data, status === 200, pending);
-        else onReceipt(data, status === 200, pending);
+        else onReceipt(data, status === 200, pending, { sentAt, answeredAt: Date.now() });
         return;
       }
       const transient = status === 503 || status === 429 || status >= 500;
@@ -715,7 +750,7 @@ async function sendPending() {
   }
 }
 
-function onReceipt(receipt, replayed, pending) {
+function onReceipt(receipt, replayed, pending, timing) {
   const text = `Accepted: your bid of ${money(receipt.amount)} is bid #${receipt.seq}`
     + (replayed ? ' (the cluster already had it: the retry got the original receipt).' : '.')
     + (pending.key_id ? TEXT.signedBy(pending.key_id) : '');
@@ -732,7 +767,9 @@ function onReceipt(receipt, replayed, pending) {
   };
   store.set('receipts', receipts);
   renderReceipt();
-  refreshMe();
+  if (!replayed) confirmClock(receipt.accepted_at_ms, timing);
+  // Whether this bidder now leads is read from the view: /me only when not yet known.
+  if (!page.me) refreshMe();
 }
 
 function onSecondaryReceipt(receipt, replayed, pending) {
@@ -1025,8 +1062,22 @@ async function refreshMe() {
   }
 }
 
-function renderStanding() {
+/**
+ * The bidder's standing as of the latest view: the last /me answer, with whether this bidder
+ * leads read from the view (a bidder who leads may not bid again; one who was outbid may),
+ * so that neither an own bid nor a rival's needs another /me request.
+ */
+function standingNow() {
   const me = page.me;
+  if (!me || !page.view) return me;
+  const leading = me.bidder_number != null && page.view.leading_bidder_number === me.bidder_number;
+  if (me.may_bid && leading) return { ...me, may_bid: false, reason: 'already_leading' };
+  if (!me.may_bid && me.reason === 'already_leading' && !leading) return { ...me, may_bid: true, reason: null };
+  return me;
+}
+
+function renderStanding() {
+  const me = standingNow();
   const view = page.view;
   const standing = $('standing');
   standing.hidden = !me || !view;
@@ -1246,6 +1297,13 @@ async function verifyReceipt(receipt) {
   try {
     if (!globalThis.crypto?.subtle || !receipt.chain_hash) return 'signed';
     if (!receiptKey) {
+      // Written into the page by the node that served it; asked for only when missing.
+      const inPage = document.querySelector('meta[name="gavel-receipt-keys"]')?.content.trim().split(/\s+/) ?? [];
+      if (inPage.length > 0 && !inPage[0].startsWith('{{') && inPage[0] !== '') {
+        receiptKey = { public_key: inPage[0], previous: inPage.slice(1) };
+      }
+    }
+    if (!receiptKey) {
       const { status, data } = await api('/receipt-key');
       if (status !== 200 || !data?.public_key) return 'signed';
       receiptKey = data;
@@ -1300,7 +1358,7 @@ async function start() {
     if (error instanceof NodeUnreachable) return failOver('this node does not answer');
     throw error;
   }
-  setInterval(() => syncClock(1).catch(() => checkNode('clock re-sync failed')), RESYNC_EVERY_MS);
+  setInterval(resyncWhenDue, CLOCK_CHECK_MS);
   const pending = store.get('pending');
   if (pending && Date.now() - pending.started_ms > PENDING_KEPT_MS) {
     // Too old to resend blindly (the cluster forgets request ids after a while).

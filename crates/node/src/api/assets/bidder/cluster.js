@@ -2,7 +2,7 @@
  * How Gavel's bidder page reaches the cluster (used by bidder.js):
  * - api(): requests to the node that served the page (same origin, so no CORS); a request
  *   that gets no HTTP answer at all throws NodeUnreachable, the page's reason to fail over;
- * - measureClock(): the NTP-style offset to the server's clock, from the one of five
+ * - measureClock(): the NTP-style offset to the server's clock, from the one of two
  *   GET /api/v1/time samples (or as many as asked: a re-sync takes one) with the smallest
  *   round trip: server_time - (t0 + t1) / 2;
  * - clusterNodes(), reachable(), handOver(), takeHandoff(): the nodes the page may move
@@ -15,7 +15,7 @@
  */
 
 export const API = '/api/v1';
-const SYNC_SAMPLES = 5;
+const SYNC_SAMPLES = 2;
 const REQUEST_TIMEOUT_MS = 5000;
 const PROBE_TIMEOUT_MS = 1500;
 /** What a page hands over to the next node's page. */
