@@ -19,6 +19,10 @@
 //!   cap in secondary bidding, bid on from both pages with the quantity's unit shown, and
 //!   a sale that takes signed bids only, signed in the browser with each bidder's own
 //!   Ed25519 key (a PEM, a seed, a pasted signature); the dashboard shows both.
+//! - `the_hall_screen_follows_every_live_sale_at_1920x1080` (hall.mjs): the bidding-hall
+//!   screen in a Chinese browser: two sales, Chinese phase names and 万元, countdowns on
+//!   the server clock, a bid from a bidder's page, an operator's suspension announced, no
+//!   identities, English on request; its screenshot is the README's.
 //!
 //! Chromium, Node.js and npm must be installed (`apt-get install -y chromium nodejs npm`);
 //! without them these tests fail, saying so. `npm ci` installs the script's one package
@@ -69,6 +73,34 @@ fn the_countdown_agrees_with_the_server_clock_within_200_ms() {
     let second = stage.other_than(&[leader, first]);
     let output = stage.run_script("countdown.mjs", first, second);
     assert_result_line(&output, "countdown");
+}
+
+#[test]
+fn the_hall_screen_follows_every_live_sale_at_1920x1080() {
+    let _one_at_a_time = ONE_SCENARIO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    const SECOND: &str = "parcel-hall-second";
+    let spec = serde_json::json!({
+        "title": "苏地2026-WG-17号地块",
+        "parcel": {"district": "姑苏区", "use": "住宅", "area_m2": 12000, "plot_ratio": 2.0},
+    });
+    let stage = Stage::prepared("hall", 180_000, spec, |node, auction_id| {
+        let mut second = auction_spec(SECOND, 240_000, 60_000);
+        second["title"] = serde_json::json!("苏地2026-WG-18号地块");
+        second["parcel"] = serde_json::json!({"district": "吴中区", "use": "商服", "area_m2": 8600});
+        node.create_auction(second);
+        for bidder in ["alice", "bob"] {
+            node.register_bidder(bidder);
+            node.qualify(auction_id, bidder);
+            node.qualify(SECOND, bidder);
+        }
+        vec![("GAVEL_AUCTION_SECOND".to_string(), SECOND.to_string())]
+    });
+    let leader = stage.leader();
+    let follower = stage.other_than(&[leader]);
+    let output = stage.run_script("hall.mjs", follower, leader);
+    assert_result_line(&output, "hall");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 /*
  * Shared helpers of Gavel's real-browser tests (outbid.mjs, countdown.mjs, failover.mjs,
- * sale.mjs, pastcap.mjs, rules11.mjs).
+ * sale.mjs, pastcap.mjs, rules11.mjs, hall.mjs).
  *
  * tests/browser.rs starts a real cluster and runs each scenario as
  * `node tests/browser/<scenario>.mjs`, passing the cluster in environment variables:
@@ -13,7 +13,7 @@
  *   GAVEL_CONTROL_A    the control URL of page A's node (its operator dashboard)
  *   GAVEL_ADMIN_TOKEN  the operators' token the cluster accepts
  *   and what a scenario's stage adds (sale.mjs: GAVEL_BIDDER_NUMBER_A, GAVEL_DEPOSIT;
- *   rules11.mjs: GAVEL_AUCTION_SIGNED)
+ *   rules11.mjs: GAVEL_AUCTION_SIGNED; hall.mjs: GAVEL_AUCTION_SECOND)
  * Debian's Chromium runs headless (never a downloaded browser). A scenario exits 0 when
  * every check passed; it prints one `RESULT <scenario> <json>` line with its figures.
  */

@@ -1,7 +1,9 @@
 //! The bidder web page, served by the public listener of every node.
 //!
-//! `GET /` answers the page and `GET /assets/bidder/{file}` its scripts and style sheet. The
-//! files live in `src/api/assets/bidder/` and are compiled into the binary, so a node
+//! `GET /` answers the page and `GET /assets/bidder/{file}` its scripts and style sheet;
+//! `GET /hall` the bidding-hall screen (a public display of every live sale) and
+//! `GET /assets/hall/{file}` its own. The files live in `src/api/assets/bidder/` and
+//! `src/api/assets/hall/` and are compiled into the binary, so a node
 //! serves the page with nothing loaded from outside the cluster (no CDN, no web fonts).
 //!
 //! The page talks only to the node that served it (same origin: no CORS). It fails over
@@ -21,6 +23,10 @@ const BIDDER_JS: &str = include_str!("assets/bidder/bidder.js");
 const CLUSTER_JS: &str = include_str!("assets/bidder/cluster.js");
 const SIGNING_JS: &str = include_str!("assets/bidder/signing.js");
 const BIDDER_CSS: &str = include_str!("assets/bidder/bidder.css");
+const I18N_JS: &str = include_str!("assets/bidder/i18n.js");
+const HALL_HTML: &str = include_str!("assets/hall/index.html");
+const HALL_JS: &str = include_str!("assets/hall/hall.js");
+const HALL_CSS: &str = include_str!("assets/hall/hall.css");
 
 /// Where the node list goes in `index.html`.
 const NODES_PLACEHOLDER: &str = "{{GAVEL_NODES}}";
@@ -33,7 +39,9 @@ const RECEIPT_KEYS_PLACEHOLDER: &str = "{{GAVEL_RECEIPT_KEYS}}";
 pub fn public_pages(config: &mut web::ServiceConfig) {
     config
         .route("/", web::get().to(index))
-        .route("/assets/bidder/{file}", web::get().to(asset));
+        .route("/hall", web::get().to(hall))
+        .route("/assets/bidder/{file}", web::get().to(asset))
+        .route("/assets/hall/{file}", web::get().to(hall_asset));
 }
 
 /// The page, with the cluster's public URLs in its `<meta name="gavel-nodes">` tag and
@@ -55,6 +63,27 @@ async fn asset(app: web::Data<AppState>, file: web::Path<String>) -> HttpRespons
         "cluster.js" => ("text/javascript; charset=utf-8", CLUSTER_JS),
         "signing.js" => ("text/javascript; charset=utf-8", SIGNING_JS),
         "bidder.css" => ("text/css; charset=utf-8", BIDDER_CSS),
+        "i18n.js" => ("text/javascript; charset=utf-8", I18N_JS),
+        _ => {
+            return HttpResponse::NotFound()
+                .content_type("text/plain; charset=utf-8")
+                .body("no such asset\n")
+        }
+    };
+    page_response(content_type, &cluster_public_urls(&app)).body(body)
+}
+
+/// The bidding-hall screen: every live sale for a public display (bidder numbers only).
+async fn hall(app: web::Data<AppState>) -> HttpResponse {
+    page_response("text/html; charset=utf-8", &cluster_public_urls(&app)).body(HALL_HTML)
+}
+
+/// The hall screen's script and style sheet (it shares the bidder page's `cluster.js` and
+/// `i18n.js`); anything else is a 404.
+async fn hall_asset(app: web::Data<AppState>, file: web::Path<String>) -> HttpResponse {
+    let (content_type, body) = match file.as_str() {
+        "hall.js" => ("text/javascript; charset=utf-8", HALL_JS),
+        "hall.css" => ("text/css; charset=utf-8", HALL_CSS),
         _ => {
             return HttpResponse::NotFound()
                 .content_type("text/plain; charset=utf-8")
