@@ -88,7 +88,8 @@ fn the_hall_screen_follows_every_live_sale_at_1920x1080() {
     let stage = Stage::prepared("hall", 180_000, spec, |node, auction_id| {
         let mut second = auction_spec(SECOND, 240_000, 60_000);
         second["title"] = serde_json::json!("苏地2026-WG-18号地块");
-        second["parcel"] = serde_json::json!({"district": "吴中区", "use": "商服", "area_m2": 8600});
+        second["parcel"] =
+            serde_json::json!({"district": "吴中区", "use": "商服", "area_m2": 8600});
         node.create_auction(second);
         for bidder in ["alice", "bob"] {
             node.register_bidder(bidder);

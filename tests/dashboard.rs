@@ -118,6 +118,21 @@ fn dashboard_page_and_assets_are_served_locally_with_a_content_security_policy()
 
     let mut referenced: Vec<String> = attribute_values(&page.body, "src");
     referenced.extend(attribute_values(&page.body, "href"));
+    // A link to the listener's other page (the printable result) is served here too.
+    let (pages, referenced): (Vec<String>, Vec<String>) = referenced
+        .into_iter()
+        .partition(|path| path == "/certificate");
+    for path in &pages {
+        let linked = fetch(&format!("{}{path}", node.control_url));
+        assert_eq!(linked.status, 200, "{path}");
+        assert!(
+            linked
+                .content_security_policy
+                .contains("default-src 'self'"),
+            "{path}"
+        );
+        assert_nothing_from_outside(path, &linked.body);
+    }
     assert!(!referenced.is_empty(), "the page references no assets");
     for path in &referenced {
         assert!(

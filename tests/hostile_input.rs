@@ -638,6 +638,9 @@ fn control_catalogue() -> Vec<Entry> {
             .json(with_reason("x")),
         entry("result of percent-encoded bad UTF-8", Control, "GET", "/control/v1/auctions/%c3%28/result", Token::Admin, 404, "auction_not_found"),
         entry("result of ../", Control, "GET", "/control/v1/auctions/%2e%2e/result", Token::Admin, 404, "auction_not_found"),
+        entry("certificate of percent-encoded bad UTF-8", Control, "GET", "/control/v1/auctions/%c3%28/certificate", Token::Admin, 404, "auction_not_found"),
+        entry("certificate of an open sale", Control, "GET", "/control/v1/auctions/lot-h/certificate", Token::Admin, 409, "conflict"),
+        entry("certificate with a bidder token", Control, "GET", "/control/v1/auctions/lot-h/certificate", Token::Bidder, 401, "unauthorized"),
         entry("switchover to node -1", Control, "POST", "/control/v1/cluster/switchover", Token::Admin, 422, "invalid_request")
             .json(&br#"{"to_node_id": -1}"#[..]),
         entry("switchover to node 2^64", Control, "POST", "/control/v1/cluster/switchover", Token::Admin, 422, "invalid_request")

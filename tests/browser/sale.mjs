@@ -45,6 +45,43 @@ async function openDashboard(browser, origin) {
   return operator;
 }
 
+/**
+ * The sold sale's printable result, opened from the dashboard's link in the operator's tab:
+ * English as the operator's browser asks, then Chinese (?lang=zh), printed to an A4 PDF of
+ * one page. Its chain head must be the winning receipt's chain hash.
+ */
+async function printCertificate(operator, chainHash) {
+  const page = operator.page;
+  await waitFor(page, () => { const link = document.getElementById('sale-certificate'); return link && !link.hidden; },
+    { what: 'the dashboard to offer the sale certificate' });
+  await page.click('#sale-certificate');
+  await waitFor(page, () => document.body.dataset.state === 'ready', { what: 'the certificate (English)' });
+  const read = () => page.evaluate(() => ({
+    text: document.getElementById('certificate').innerText, head: document.getElementById('chain-head').textContent,
+    signature: document.getElementById('receipt-signature').textContent, price: document.getElementById('final-price').textContent,
+    deposits: [...document.querySelectorAll('#deposit-rows tr')].map((row) => row.innerText.replace(/\s+/g, ' ')),
+  }));
+  const english = await read();
+  check(english.text.includes('Sale certificate') && english.text.includes('alice') && english.price === '¥1,000,000',
+    `the English certificate reads ${JSON.stringify(english)}`);
+  await page.goto(`${page.url()}&lang=zh`);
+  await waitFor(page, () => document.body.dataset.state === 'ready', { what: 'the certificate (Chinese)' });
+  const chinese = await read();
+  log(`certificate: ${JSON.stringify({ ...chinese, text: chinese.text.slice(0, 120) })}`);
+  check(chinese.text.includes('成交确认书') && chinese.price === '100 万元', `the certificate reads ${JSON.stringify(chinese)}`);
+  check(chinese.head === chainHash, `the certificate's chain head ${chinese.head} is not the receipt's ${chainHash}`);
+  check(/^[A-Za-z0-9+/]{86}==$/.test(chinese.signature), `the receipt signature reads "${chinese.signature}"`);
+  check(chinese.deposits.some((row) => row.includes('alice') && row.includes('转作成交价款'))
+    && chinese.deposits.some((row) => row.includes('bob') && row.includes('予以退还')), `deposits ${JSON.stringify(chinese.deposits)}`);
+  await screenshot(operator, 'certificate');
+  const directory = process.env.GAVEL_SCREENSHOTS;
+  const pdf = await page.pdf({ path: `${directory}/certificate.pdf`, format: 'A4', printBackground: true });
+  const pages = (pdf.toString('latin1').match(/\/Type\s*\/Page[^s]/g) ?? []).length;
+  log(`certificate.pdf: ${pdf.length} bytes, ${pages} page(s)`);
+  check(pdf.subarray(0, 5).toString() === '%PDF-' && pages === 1, `the PDF has ${pages} pages (${pdf.length} bytes)`);
+  return { pdf_bytes: pdf.length, pdf_pages: pages };
+}
+
 /** The deposits the dashboard lists: "bidder:disposition" in order. */
 const listedDeposits = (operator) => operator.page.evaluate(() => [...document.querySelectorAll('#deposits-body tr')]
   .map((row) => `${row.dataset.bidder}:${row.dataset.disposition}`).join(','));
@@ -150,5 +187,8 @@ run('sale', async (browser, bidders) => {
   await waitForDeposits(operator, 'alice:applied_to_price,bob:refund');
   await screenshot(a, 'sale-winner-confirmed');
   await screenshot(operator, 'sale-dashboard');
-  return { bidder_number: Number(expectedNumber), chain_hash: receiptA.chainHash, countdown_ms: remaining };
+  const certificate = await printCertificate(operator, receiptA.chainHash);
+  return {
+    bidder_number: Number(expectedNumber), chain_hash: receiptA.chainHash, countdown_ms: remaining, certificate,
+  };
 });

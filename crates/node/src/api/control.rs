@@ -9,7 +9,7 @@ use super::doc_modifiers::{AdminAuth, ProblemResponses};
 use super::problem::Problem;
 use super::public::unexpected;
 use super::AppState;
-use super::{audit, backup, cluster_nodes, dashboard, migration, replica};
+use super::{audit, backup, certificate, cluster_nodes, dashboard, migration, replica};
 use crate::actors::exchange::{ExchangeReport, GetExchangeReport};
 use crate::actors::janitor::{GetReport, JanitorReport};
 use crate::actors::supervisor::{ClusterView, GetClusterView, Switchover};
@@ -41,6 +41,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(terminate)
         .service(change_increment)
         .service(result)
+        .service(super::certificate::certificate)
         .service(cluster)
         .service(switchover)
         .configure(super::cluster_nodes::configure)
@@ -528,7 +529,7 @@ async fn exchange(
 #[openapi(
     info(title = "Gavel control API", description = "Operations: bidders, auctions, qualifications, phase actions, cluster, janitor, the operator audit trail."),
     paths(register_bidder, register_bidder_key, bidder_keys, create_auction, list_auctions, qualify, record_deposit, default_winner,
-        suspend, resume, terminate, change_increment, result,
+        suspend, resume, terminate, change_increment, result, certificate::certificate,
         cluster, switchover, cluster_nodes::add_node, cluster_nodes::remove_node, backup::backup, migration::node_status, migration::take_checkpoint, migration::checkpoint, migration::replace, janitor, exchange, dashboard::stats, audit::audit_trail,
         replica::replica_state, replica::replica_auction),
     modifiers(&AdminAuth, &ProblemResponses)

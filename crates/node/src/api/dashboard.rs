@@ -30,10 +30,11 @@ pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 const INDEX_HTML: &str = include_str!("assets/dashboard/index.html");
+const CERTIFICATE_HTML: &str = include_str!("assets/dashboard/certificate.html");
 
 /// The page's scripts and stylesheet, served under `/assets/dashboard/`: file name,
 /// content type, contents.
-pub const ASSETS: [(&str, &str, &str); 6] = [
+pub const ASSETS: [(&str, &str, &str); 9] = [
     (
         "dashboard.js",
         "text/javascript; charset=utf-8",
@@ -64,6 +65,21 @@ pub const ASSETS: [(&str, &str, &str); 6] = [
         "text/css; charset=utf-8",
         include_str!("assets/dashboard/dashboard.css"),
     ),
+    (
+        "certificate.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/dashboard/certificate.js"),
+    ),
+    (
+        "i18n.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/bidder/i18n.js"),
+    ),
+    (
+        "certificate.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/dashboard/certificate.css"),
+    ),
 ];
 
 /// Registers the dashboard's page, its assets and the stats endpoint on the control
@@ -73,6 +89,10 @@ pub fn control_pages(config: &mut web::ServiceConfig) {
         .route(
             "/",
             web::get().to(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
+        .route(
+            "/certificate",
+            web::get().to(|| async { asset("text/html; charset=utf-8", CERTIFICATE_HTML) }),
         )
         .service(stats);
     for (file_name, content_type, body) in ASSETS {

@@ -28,6 +28,7 @@ pub mod auth;
 pub mod backup;
 pub mod bidder_view;
 pub mod body_timeout;
+pub mod certificate;
 pub mod cluster_nodes;
 pub mod control;
 pub mod dashboard;

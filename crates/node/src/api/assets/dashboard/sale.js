@@ -100,6 +100,7 @@ function renderRules(auction, result) {
   if (!auction) {
     rules.replaceChildren();
     byId('sale-confirmation').textContent = 'Choose an auction.';
+    byId('sale-certificate').hidden = true;
     byId('default-submit').disabled = true;
     return;
   }
@@ -139,6 +140,11 @@ function renderRules(auction, result) {
     text.textContent = confirmation;
   }
   byId('default-submit').disabled = confirmation !== 'lapsed';
+  // A sold sale has a printable result (成交确认书), opened in this tab (it reads the token here).
+  const certificate = byId('sale-certificate');
+  const sold = (result && result.phase === 'sold') || auction.phase === 'sold';
+  certificate.hidden = !sold;
+  certificate.href = `/certificate?auction=${encodeURIComponent(auction.id)}`;
 }
 
 /** Rows of the rules list for the cap mode, proxies, sealed quotes, secondary and signatures. */
