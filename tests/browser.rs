@@ -23,6 +23,10 @@
 //!   screen in a Chinese browser: two sales, Chinese phase names and 万元, countdowns on
 //!   the server clock, a bid from a bidder's page, an operator's suspension announced, no
 //!   identities, English on request; its screenshot is the README's.
+//! - `the_dashboard_suspends_resumes_and_reprices_a_sale_and_switches_the_leader`
+//!   (dashboard.mjs): the operator dashboard signs in with the token, suspends, resumes
+//!   and changes the increment of a live sale from its table while a bidder's page
+//!   follows, then switches the leader over and its nodes table follows.
 //!
 //! Chromium, Node.js and npm must be installed (`apt-get install -y chromium nodejs npm`);
 //! without them these tests fail, saying so. `npm ci` installs the script's one package
@@ -102,6 +106,19 @@ fn the_hall_screen_follows_every_live_sale_at_1920x1080() {
     let follower = stage.other_than(&[leader]);
     let output = stage.run_script("hall.mjs", follower, leader);
     assert_result_line(&output, "hall");
+}
+
+#[test]
+fn the_dashboard_suspends_resumes_and_reprices_a_sale_and_switches_the_leader() {
+    let _one_at_a_time = ONE_SCENARIO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let stage = Stage::new("dashboard", serde_json::json!({}));
+    let leader = stage.leader();
+    let follower = stage.other_than(&[leader]);
+    // The dashboard on the leader's control listener, the bidder's page on a follower.
+    let output = stage.run_script("dashboard.mjs", leader, follower);
+    assert_result_line(&output, "dashboard");
 }
 
 #[test]
