@@ -268,5 +268,50 @@ fn a_backup_restores_into_a_new_cluster_with_identical_results_and_histories() {
     assert_eq!(status, 201, "{receipt}");
     let count = originals[1].1["bids"].as_array().unwrap().len() as u64;
     assert_eq!(receipt["seq"].as_u64(), Some(count + 1), "{receipt}");
-    drop(up);
+
+    // `gavel cluster down` stops it from another process: `cluster up` ends cleanly, every
+    // node with it, and their ports are free again; a second `down` finds nothing to stop.
+    let mut up = up;
+    let pid_file = restored.join("cluster-up.pid");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file)
+            .unwrap_or_default()
+            .trim(),
+        up.0.id().to_string(),
+        "cluster up records its pid"
+    );
+    let down = ["cluster", "down", "--data-dir", restored.to_str().unwrap()];
+    let output = gavel(&down);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("is stopped"), "{}", text(&output));
+    let status = up.0.try_wait().expect("cluster up's status");
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "cluster up ended cleanly: {status:?}"
+    );
+    assert!(!pid_file.exists(), "the pid file is removed");
+    for port in (1..=3).flat_map(|k| [public + k, control + k, peer + k]) {
+        let free = wait_until(Duration::from_secs(5), || {
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        });
+        assert!(free, "port {port} is free once the cluster is down");
+    }
+    let output = gavel(&down);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("no cluster runs"),
+        "{}",
+        text(&output)
+    );
+    // A pid file naming a process that is not `cluster up` stops nothing.
+    std::fs::write(&pid_file, format!("{}\n", std::process::id())).unwrap();
+    let output = gavel(&down);
+    assert!(
+        text(&output).contains("no cluster runs"),
+        "{}",
+        text(&output)
+    );
+    std::fs::write(&pid_file, "not a pid\n").unwrap();
+    let output = gavel(&down);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
 }

@@ -26,6 +26,9 @@ pub enum ClusterCommand {
     /// Start a local cluster on loopback in the foreground; Ctrl-C stops every node.
     /// Rerun on the same --data-dir to restart the same cluster with its state.
     Up(UpArgs),
+    /// Stop the local cluster `gavel cluster up` runs on --data-dir (from another
+    /// terminal): its nodes stop in order, as on Ctrl-C.
+    Down(DownArgs),
     /// Show a cluster's nodes, roles and health.
     Status(StatusArgs),
     /// Build a new local cluster in --data-dir from a backup (`gavel ctl backup`); then
@@ -38,6 +41,16 @@ pub enum ClusterCommand {
     /// 32-byte Ed25519 seed, mode 0600; an existing file is not replaced) and print its
     /// public key. Give every node of the cluster the same file.
     ReceiptKey(ReceiptKeyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DownArgs {
+    /// The cluster's directory [default: ./gavel-data, from the definition].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Cluster definition whose data_dir is the default, instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub definition: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -85,6 +98,7 @@ pub struct StatusArgs {
 pub fn run(command: ClusterCommand) -> Result<(), Failure> {
     match command {
         ClusterCommand::Up(args) => up(args),
+        ClusterCommand::Down(args) => down(args),
         ClusterCommand::Status(args) => status(args),
         ClusterCommand::Restore(args) => super::backup::restore(args),
         ClusterCommand::Secret(args) => secret(args),
@@ -127,6 +141,19 @@ fn secret(args: SecretArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+fn down(args: DownArgs) -> Result<(), Failure> {
+    let directory = match args.data_dir {
+        Some(directory) => directory,
+        None => match &args.definition {
+            Some(path) => LocalClusterDefinition::load(path)?,
+            None => LocalClusterDefinition::built_in()?,
+        }
+        .data_dir
+        .clone(),
+    };
+    super::cluster_down::down(&directory)
+}
+
 fn up(args: UpArgs) -> Result<(), Failure> {
     let definition = match &args.definition {
         Some(path) => LocalClusterDefinition::load(path)?,
@@ -144,6 +171,7 @@ fn up(args: UpArgs) -> Result<(), Failure> {
     let plan = ClusterPlan::new(&directory, &request, &definition)?;
     check_ports_are_free(&plan)?;
     plan.write()?;
+    let _running = super::cluster_down::record_running(&directory)?;
     let executable = std::env::current_exe().map_err(|error| {
         Failure::failed(format!(
             "cannot find the gavel executable to start the nodes: {error}"

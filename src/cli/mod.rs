@@ -17,6 +17,7 @@
 mod audit;
 mod backup;
 mod cluster;
+mod cluster_down;
 mod control_api;
 mod ctl;
 mod local_cluster;
