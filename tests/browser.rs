@@ -23,6 +23,11 @@
 //!   screen in a Chinese browser: two sales, Chinese phase names and 万元, countdowns on
 //!   the server clock, a bid from a bidder's page, an operator's suspension announced, no
 //!   identities, English on request; its screenshot is the README's.
+//! - `the_bidder_page_is_chinese_first_and_english_on_request` (bidderzh.mjs): the bidder
+//!   page in a Chinese browser (挂牌, 万元, 平方米, 竞买号, 领先), outbid by a bidder whose
+//!   English browser gets the English page (已被超越, the title flashing with the outbid
+//!   alert ticked), a bid below the minimum refused in Chinese, and the header's switch to
+//!   English; its Chinese screenshot is the README's.
 //!
 //! Chromium, Node.js and npm must be installed (`apt-get install -y chromium nodejs npm`);
 //! without them these tests fail, saying so. `npm ci` installs the script's one package
@@ -101,6 +106,23 @@ fn the_hall_screen_follows_every_live_sale_at_1920x1080() {
     let follower = stage.other_than(&[leader]);
     let output = stage.run_script("hall.mjs", follower, leader);
     assert_result_line(&output, "hall");
+}
+
+#[test]
+fn the_bidder_page_is_chinese_first_and_english_on_request() {
+    let _one_at_a_time = ONE_SCENARIO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let spec = serde_json::json!({
+        "title": "苏地2026-WG-17号地块",
+        "parcel": {"district": "姑苏区", "use": "住宅", "area_m2": 12000, "plot_ratio": 2.0},
+    });
+    let stage = Stage::new("bidderzh", spec);
+    // The Chinese page on a follower, the English one on the leader.
+    let leader = stage.leader();
+    let follower = stage.other_than(&[leader]);
+    let output = stage.run_script("bidderzh.mjs", follower, leader);
+    assert_result_line(&output, "bidderzh");
 }
 
 #[test]
