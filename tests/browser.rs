@@ -27,6 +27,11 @@
 //!   (dashboard.mjs): the operator dashboard signs in with the token, suspends, resumes
 //!   and changes the increment of a live sale from its table while a bidder's page
 //!   follows, then switches the leader over and its nodes table follows.
+//! - `the_bidder_page_is_chinese_first_and_english_on_request` (bidderzh.mjs): the bidder
+//!   page in a Chinese browser (挂牌, 万元, 平方米, 竞买号, 领先), outbid by a bidder whose
+//!   English browser gets the English page (已被超越, the title flashing with the outbid
+//!   alert ticked), a bid below the minimum refused in Chinese, and the header's switch to
+//!   English; its Chinese screenshot is the README's.
 //!
 //! Chromium, Node.js and npm must be installed (`apt-get install -y chromium nodejs npm`);
 //! without them these tests fail, saying so. `npm ci` installs the script's one package
@@ -119,6 +124,23 @@ fn the_dashboard_suspends_resumes_and_reprices_a_sale_and_switches_the_leader() 
     // The dashboard on the leader's control listener, the bidder's page on a follower.
     let output = stage.run_script("dashboard.mjs", leader, follower);
     assert_result_line(&output, "dashboard");
+}
+
+#[test]
+fn the_bidder_page_is_chinese_first_and_english_on_request() {
+    let _one_at_a_time = ONE_SCENARIO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let spec = serde_json::json!({
+        "title": "苏地2026-WG-17号地块",
+        "parcel": {"district": "姑苏区", "use": "住宅", "area_m2": 12000, "plot_ratio": 2.0},
+    });
+    let stage = Stage::new("bidderzh", spec);
+    // The Chinese page on a follower, the English one on the leader.
+    let leader = stage.leader();
+    let follower = stage.other_than(&[leader]);
+    let output = stage.run_script("bidderzh.mjs", follower, leader);
+    assert_result_line(&output, "bidderzh");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 /*
  * Shared helpers of Gavel's real-browser tests (outbid.mjs, countdown.mjs, failover.mjs,
- * sale.mjs, pastcap.mjs, rules11.mjs, hall.mjs).
+ * sale.mjs, pastcap.mjs, rules11.mjs, hall.mjs, bidderzh.mjs).
  *
  * tests/browser.rs starts a real cluster and runs each scenario as
  * `node tests/browser/<scenario>.mjs`, passing the cluster in environment variables:
@@ -77,12 +77,15 @@ export async function waitFor(page, predicate, { arg, timeoutMs = 10000, what = 
 
 /**
  * A bidder in its own browser context: opens the auction room on `origin` (or the list of
- * auctions, then the room from it), signs in through the form and waits until it is live. `skewMs` shifts the browser's Date.now().
+ * auctions, then the room from it), signs in through the form and waits until it is live. `skewMs` shifts the browser's Date.now();
+ * `locale` sets the browser's languages (Playwright's default, English, unless given).
  * Every request the page makes must stay inside the cluster; CSP violations and script
  * errors are collected in `problems`.
  */
-export async function openBidder(browser, { name, origin, bidderId, secret, auctionId, skewMs = 0, viaLobby = false }) {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
+export async function openBidder(browser, {
+  name, origin, bidderId, secret, auctionId, skewMs = 0, viaLobby = false, locale,
+}) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, ...(locale ? { locale } : {}) });
   if (skewMs) {
     await context.addInitScript((skew) => {
       const realNow = Date.now.bind(Date);

@@ -24,6 +24,7 @@ const CLUSTER_JS: &str = include_str!("assets/bidder/cluster.js");
 const SIGNING_JS: &str = include_str!("assets/bidder/signing.js");
 const BIDDER_CSS: &str = include_str!("assets/bidder/bidder.css");
 const I18N_JS: &str = include_str!("assets/bidder/i18n.js");
+const TEXTS_JS: &str = include_str!("assets/bidder/texts.js");
 const HALL_HTML: &str = include_str!("assets/hall/index.html");
 const HALL_JS: &str = include_str!("assets/hall/hall.js");
 const HALL_CSS: &str = include_str!("assets/hall/hall.css");
@@ -64,6 +65,7 @@ async fn asset(app: web::Data<AppState>, file: web::Path<String>) -> HttpRespons
         "signing.js" => ("text/javascript; charset=utf-8", SIGNING_JS),
         "bidder.css" => ("text/css; charset=utf-8", BIDDER_CSS),
         "i18n.js" => ("text/javascript; charset=utf-8", I18N_JS),
+        "texts.js" => ("text/javascript; charset=utf-8", TEXTS_JS),
         _ => {
             return HttpResponse::NotFound()
                 .content_type("text/plain; charset=utf-8")
@@ -191,6 +193,7 @@ mod tests {
         assert!(INDEX_HTML.contains("/assets/bidder/bidder.css"));
         assert!(BIDDER_JS.contains("from './cluster.js'"));
         assert!(BIDDER_JS.contains("from './signing.js'"));
+        assert!(BIDDER_JS.contains("from './texts.js'") && TEXTS_JS.contains("from './i18n.js'"));
         assert!(!CLUSTER_JS.is_empty() && !BIDDER_CSS.is_empty() && !SIGNING_JS.is_empty());
     }
 }

@@ -3,6 +3,15 @@
  * Served by every node's public listener (src/api/pages.rs); plain ES modules, no build step:
  * this file holds the page's state and screens, cluster.js how it reaches the cluster.
  *
+ * Language. The page is in Simplified Chinese first, as a Chinese land trading centre writes
+ * it (竞买人, 竞买号, 保证金, 当前价, 最低应价, 已被超越 …), and in English: Chinese when the
+ * browser lists Chinese before English (or neither), English when English comes first;
+ * `?lang=zh|en` (the header's "中文 · English" switch, which keeps the auction) switches and is
+ * remembered (i18n.js). Every text is in texts.js, one table per language; amounts show
+ * through i18n.js's money() (zh "9,800 元", "1,234.5 万元"; en "¥1,234,500"), phases through
+ * phaseName() (挂牌, 限时竞价 …), the parcel through parcelText(), times in the language's
+ * local format.
+ *
  * Clock. Bidders must see the server's time. The page takes two samples of
  * GET /api/v1/time and keeps the one with the smallest round trip:
  * offset = server_time - (t0 + t1) / 2. It then counts down locally every frame from
@@ -59,13 +68,20 @@
  * key, whose tool signs outside the browser) the page shows the exact text the next bid
  * signs, with the request_id it will use, and sends the signature pasted under it.
  *
- * Strings. What the secondary bidding and signing parts say is in TEXT below, in one place;
- * elements with data-text="name" get TEXT[name] when the page starts.
+ * Outbid alert. A checkbox in the bidder's standing (off by default, remembered in the tab's
+ * sessionStorage): when this bidder goes from leading to outbid, the tab's title flashes
+ * ("【已被超越】…" / "[Outbid] …") until the tab is focused, the bidder bids or leads again,
+ * and a short beep sounds (WebAudio, no sound file).
  *
- * State a test can read: data-* attributes on <body> (connection, node-id, clock-offset-ms,
- * clock-syncs, failovers), #countdown (remaining-ms, deadline-ms), #history li (seq,
+ * Strings. Every text the page shows is in texts.js (TEXTS.zh, TEXTS.en), read with t(key);
+ * elements with data-t="key" get theirs when the page starts (translatePage()); a refusal's
+ * message is TEXTS[lang].refusals[code], for every code the API answers the page's requests with.
+ *
+ * State a test can read: data-* attributes on <body> (language, connection, node-id, clock-offset-ms,
+ * clock-syncs, failovers, outbid-alert: off, on or flashing, outbid-beeps), #countdown (remaining-ms, deadline-ms), #history li (seq,
  * bidder-number), #bid-status (state, receipt-seq, request-id, attempts, replayed),
- * #standing (bidder-number, qualified, deposit-required, deposited, may-bid, reason),
+ * #standing (bidder-number, qualified, deposit-required, deposited, may-bid, reason, lead),
+ * #standing-minimum (amount), #auction-list td[data-phase],
  * #standing-lead and #standing-deposit (state), #acceptance (state, winner),
  * #acceptance-countdown (remaining-ms), #receipt (seq, chain-hash), #receipt-signature (state),
  * #secondary (phase), #secondary-current (amount), #secondary-countdown (remaining-ms),
@@ -74,6 +90,11 @@
  */
 
 import { KeyProblem, loadKey, sign, signedText } from './signing.js';
+import {
+  chooseLanguage, clockTime, currentLanguage, money, parcelText, phaseName, remaining as formatRemaining, t,
+  translatePage, useLanguage,
+} from './i18n.js';
+import { TEXTS, quantity } from './texts.js';
 import {
   API, NodeUnreachable, api, clusterNodes, handOver, measureClock, newRequestId, reachable, sleep, store,
   takeHandoff,
@@ -94,61 +115,8 @@ const RESYNC_PAGE = 500;
 const RESYNC_MAX_PAGES = 20;
 
 const $ = (id) => document.getElementById(id);
-const moneyFormat = new Intl.NumberFormat('en-US');
-const money = (amount) => (amount == null ? '–' : moneyFormat.format(amount));
-
-// --- Strings of secondary bidding and signed bids ----------------------------------------------
-
-const TEXT = {
-  leadingBidder: 'Leading bidder',
-  timeLeft: 'Time left',
-  secondaryHeading: (label) => `Secondary bidding (竞配建 / 竞自持): ${label}`,
-  secondaryAbout: (cap) => `The price reached the cap and is frozen at ${money(cap)}: bidders holding a valid bid `
-    + 'now bid on the quantity below. Each bid restarts the countdown; the highest bid wins at the cap.',
-  secondaryClosed: (cap) => `Secondary bidding has ended; the price is the cap, ${money(cap)}.`,
-  secondaryYourBid: 'Your bid',
-  secondaryButton: 'Bid',
-  secondaryEligibility: 'Secondary bidding is open to bidders who hold a valid bid.',
-  secondaryRule: (secondary) => `Past the price cap, bidding goes on over ${secondary.label} in ${secondary.unit} `
-    + '(竞配建 / 竞自持).',
-  secondaryHistory: (bid, secondary) => `secondary #${bid.secondary_seq} · bidder ${bid.bidder_number} · `
-    + `${quantity(bid.secondary_amount, secondary)} · ${new Date(bid.accepted_at_ms).toLocaleTimeString()}`,
-  secondaryAccepted: (receipt, secondary, replayed) => `Accepted: your bid of ${quantity(receipt.secondary_amount, secondary)} `
-    + `is secondary bid #${receipt.secondary_seq}`
-    + (replayed ? ' (the cluster already had it: the retry got the original receipt).' : '.'),
-  signingHeading: 'Signed bids (电子签名)',
-  signingRequired: 'This sale accepts signed bids only: every bid carries your signature, '
-    + 'under a key the auctioneer registered for you.',
-  signingOptional: 'Signatures are optional in this sale; a signed bid is checked and kept with the bid.',
-  signingSummary: 'Your signing key',
-  signingAbout: 'Your Ed25519 private key signs each bid in this browser tab. It stays in the tab\'s memory: '
-    + 'it is never sent and never stored, and it is gone when the tab closes or you forget it. '
-    + 'Give a PKCS#8 PEM ("BEGIN PRIVATE KEY") or the base64 of the 32-byte seed.',
-  signingKeyLabel: 'Private key',
-  signingFileLabel: 'or a key file',
-  signingLoad: 'Load key',
-  signingForget: 'Forget key',
-  signingNone: 'No key loaded.',
-  signingLoaded: (keyId) => `Key ${keyId} loaded: your bids are signed in this tab.`,
-  signingProblem: {
-    sm2: 'This is an SM2 key: browsers cannot sign with SM2. Sign the text below with your certificate tool '
-      + 'and paste the signature under it.',
-    unreadable: 'This is not an Ed25519 private key (PKCS#8 PEM, or the base64 of a 32-byte seed).',
-    unsupported: 'This browser cannot sign with Ed25519: sign the text below with your own tool and paste the signature.',
-  },
-  signingManualAbout: 'Without a key here (an SM2 key, say), sign this exact text with your own tool, '
-    + 'then paste the base64 signature: your next bid sends it.',
-  signingPasteLabel: 'Signature (base64)',
-  signingMissing: 'This sale accepts signed bids only: load your key, or paste the signature of the shown text.',
-  signingFailed: 'Your bid could not be signed in this browser.',
-  signedBy: (keyId) => ` Signed with key ${keyId}.`,
-  signaturesRule: (required) => (required
-    ? 'Signed bids only (电子签名): each bid carries the bidder\'s signature.'
-    : 'Signatures on bids are optional.'),
-};
-
-/** An amount of the second quantity with its unit. */
-const quantity = (amount, secondary) => `${amount == null ? '–' : moneyFormat.format(amount)} ${secondary?.unit ?? ''}`.trim();
+/** How often the outbid alert flashes the tab's title. */
+const FLASH_EVERY_MS = 800;
 
 const page = {
   nodes: [], // origins of the cluster's nodes, in the listed order, this one included
@@ -178,6 +146,10 @@ const page = {
   // request_id the shown text (for a pasted signature) is made for.
   signing: null,
   manualRequestId: null,
+  baseTitle: null, // the tab's title in the room (the outbid alert flashes a mark before it)
+  lead: 'none', // 'leading', 'outbid' or 'none': the bidder's standing last shown
+  flashing: null, // the outbid alert's title timer
+  audio: null, // the outbid alert's AudioContext, made when the bidder ticks the box
 };
 
 // --- Clock -------------------------------------------------------------------------------
@@ -192,9 +164,8 @@ async function syncClock(samples) {
   body.clockOffsetMs = Math.round(best.offset_ms);
   body.clockRttMs = best.rtt_ms;
   body.clockSyncs = page.clock.syncs;
-  $('node-text').textContent = `node ${best.node_id}`;
-  $('clock-text').textContent = `Server clock synced with node ${best.node_id}: offset ${Math.round(best.offset_ms)} ms, `
-    + `round trip ${best.rtt_ms} ms, at ${new Date(serverNow()).toLocaleTimeString()}`;
+  $('node-text').textContent = t('nodeText', best.node_id);
+  $('clock-text').textContent = t('clockSynced', best.node_id, Math.round(best.offset_ms), best.rtt_ms, clockTime(serverNow()));
 }
 
 const serverNow = () => Date.now() + page.clock.offset_ms;
@@ -223,14 +194,6 @@ function resyncWhenDue() {
   if (page.clock.syncs > 0 && Date.now() - page.clock.confirmed_at >= RESYNC_EVERY_MS) {
     syncClock(1).catch(() => checkNode('clock re-sync failed'));
   }
-}
-
-function formatRemaining(ms) {
-  const tenths = Math.floor(ms / 100) % 10;
-  const seconds = Math.floor(ms / 1000);
-  const pad = (value) => String(value).padStart(2, '0');
-  const clock = `${pad(Math.floor(seconds / 60) % 60)}:${pad(seconds % 60)}`;
-  return seconds >= 3600 ? `${Math.floor(seconds / 3600)}:${clock}` : `${clock}.${tenths}`;
 }
 
 const remainingOf = (view) => Math.max(0, Math.round(view.deadline_ms - serverNow()));
@@ -276,7 +239,7 @@ function tick() {
 function setConnection(state) {
   document.body.dataset.connection = state;
   $('connection').dataset.state = state;
-  $('connection-text').textContent = state;
+  $('connection-text').textContent = t('connection')[state] ?? state;
 }
 
 function openStream() {
@@ -369,6 +332,7 @@ function moveTo(origin, reason) {
     numbers: store.get('numbers'),
     pending: store.get('pending'),
     receipts: store.get('receipts'),
+    outbidAlert: store.get('outbidAlert'),
     lastView: page.view,
     failovers: (store.get('failovers') ?? 0) + 1,
     from: { node_id: page.clock.node_id, origin: location.origin, reason },
@@ -394,7 +358,7 @@ async function signIn(event) {
   event.preventDefault();
   const status = $('sign-in-status');
   const body = { bidder_id: $('bidder-id').value.trim(), secret: $('secret').value };
-  status.textContent = 'Signing in…';
+  status.textContent = t('signingIn');
   try {
     const { status: code, data } = await api('/sessions', { method: 'POST', body });
     if (code === 201) {
@@ -403,11 +367,11 @@ async function signIn(event) {
       status.textContent = '';
       refreshMe();
     } else {
-      status.textContent = code === 401 ? 'Wrong bidder id or secret.' : (data?.detail ?? `Refused (${code}).`);
+      status.textContent = code === 401 ? t('refusals').bad_credentials : refusal(code, data);
     }
   } catch (error) {
     if (!(error instanceof NodeUnreachable)) throw error;
-    status.textContent = 'This node does not answer: moving to another one. Please sign in again there.';
+    status.textContent = t('signInUnreachable');
     failOver('sign-in request failed');
   }
   renderWho();
@@ -436,12 +400,13 @@ function onLobbyView(view) {
   $('auction-list').replaceChildren(...rows.map((auction) => {
     query.set('auction', auction.id);
     const link = Object.assign(document.createElement('a'), { href: `/?${query}`, textContent: auction.title });
-    const cells = [link, auction.phase, money(auction.current_price), String(auction.bid_count), '–']
+    const cells = [link, phaseName(auction.phase), money(auction.current_price ?? auction.start_price), String(auction.bid_count), '–']
       .map((content) => {
         const cell = document.createElement('td');
         cell.append(content);
         return cell;
       });
+    cells[1].dataset.phase = auction.phase;
     if (auction.deadline_ms != null) cells[4].dataset.deadlineMs = auction.deadline_ms;
     const row = document.createElement('tr');
     row.dataset.auctionId = auction.id;
@@ -496,8 +461,7 @@ function showExtension(fromMs, toMs) {
   page.extensions += 1;
   const notice = $('extension-notice');
   notice.dataset.extensions = page.extensions;
-  notice.textContent = `Deadline extended by ${Math.round((toMs - fromMs) / 1000)} s without a bid `
-    + `(a leader takeover's grace or an operator's action): bidding now closes at ${new Date(toMs).toLocaleTimeString()}.`;
+  notice.textContent = t('extension', Math.round((toMs - fromMs) / 1000), clockTime(toMs));
   notice.hidden = false;
 }
 
@@ -506,19 +470,23 @@ function renderRoom() {
   if (!view) return;
   const mine = myNumber();
   $('room-title').textContent = view.title;
-  $('room-parcel').textContent = Object.entries(view.parcel ?? {}).map(([key, value]) => `${key}: ${value}`).join(' · ');
+  page.baseTitle = `${view.title} · ${t('pageTitle')}`;
+  if (!page.flashing) document.title = page.baseTitle;
+  $('room-parcel').textContent = parcelText(view.parcel);
   const phase = view.winner_bidder_number != null
-    ? `${view.phase}: bidder ${view.winner_bidder_number} won` : view.phase;
+    ? t('phaseWon', phaseName(view.phase), view.winner_bidder_number) : phaseName(view.phase);
   $('phase').textContent = phase;
   $('room').dataset.phase = view.phase;
   $('room').dataset.bidCount = view.bid_count;
-  $('current-price').textContent = money(view.current_price);
+  // Before the first bid, the start price (起始价).
+  $('current-price-label').textContent = view.current_price == null ? t('startPrice') : t('currentPrice');
+  $('current-price').textContent = money(view.current_price ?? view.start_price);
   $('current-price').dataset.amount = view.current_price ?? '';
   const leader = view.leading_bidder_number;
-  $('leading-bidder').textContent = leader == null ? '–' : `bidder ${leader}${leader === mine ? ' (you)' : ''}`;
+  $('leading-bidder').textContent = leader == null ? '–' : t('bidder', leader, leader === mine);
   $('leading-bidder').classList.toggle('mine', leader != null && leader === mine);
   $('my-number').hidden = mine == null;
-  $('my-number').textContent = mine == null ? '' : `You are bidder ${mine}`;
+  $('my-number').textContent = mine == null ? '' : t('youAreBidder', mine);
   $('my-number').dataset.bidderNumber = mine ?? '';
   const amount = $('bid-amount');
   const minimum = view.minimum_next_bid;
@@ -533,8 +501,15 @@ function renderRoom() {
     amount.min = minimum;
     page.amountEdited = false;
   }
+  renderAmountText();
   renderSigning();
   tick();
+}
+
+/** The typed bid in the language's money ("即 103 万元"), against a slip of a zero. */
+function renderAmountText() {
+  const amount = Number($('bid-amount').value);
+  $('bid-amount-text').textContent = Number.isSafeInteger(amount) && amount > 0 ? t('amountInWords', amount) : '';
 }
 
 /** The fields of the auction a live `bid` event carries besides the bid itself. */
@@ -585,9 +560,8 @@ function onBid(bid) {
   item.classList.toggle('mine', bid.bidder_number === myNumber());
   item.dataset.proxy = bid.proxy ? 'true' : 'false';
   item.dataset.void = bid.void ? 'true' : 'false';
-  item.textContent = `#${bid.seq} · bidder ${bid.bidder_number} · ${money(bid.amount)} · `
-    + new Date(bid.accepted_at_ms).toLocaleTimeString()
-    + (bid.proxy ? ' · 委托 proxy' : '') + (bid.void ? ' · void (作废)' : '');
+  item.textContent = t('historyLine', bid.seq, bid.bidder_number, bid.amount, clockTime(bid.accepted_at_ms))
+    + (bid.proxy ? t('historyProxy') : '') + (bid.void ? t('historyVoid') : '');
   const later = [...$('history').children].find((other) => Number(other.dataset.seq) < bid.seq);
   $('history').insertBefore(item, later ?? null);
   const status = $('bid-status');
@@ -604,26 +578,8 @@ function showBidStatus(state, text, details = {}) {
   for (const [key, value] of Object.entries(details)) status.dataset[key] = value;
 }
 
-const REFUSALS = {
-  below_minimum: 'Too low: someone bid first, or the amount is under the minimum.',
-  already_leading: 'You already hold the highest bid.',
-  not_on_increment: 'The amount must be the current price plus whole increments.',
-  auction_not_open: 'Bidding is not open.',
-  not_qualified: 'You are not qualified for this auction.',
-  above_cap: 'The amount is above the price cap.',
-  deposit_missing: 'Your deposit for this auction has not been recorded in full yet (保证金未到账): '
-    + 'you can be qualified once the auctioneer records the bank\'s receipt of your payment.',
-  not_eligible: 'Timed bidding is open only to bidders who bid during the listing (限时竞价仅限挂牌期出价者).',
-  not_winner: 'Only the winner of this auction can confirm the sale.',
-  confirmation_closed: 'The sale can no longer be confirmed: the confirmation window has closed.',
-  leading: 'You hold the highest bid: your maximum cannot be withdrawn now.',
-  quote_exists: 'You have already submitted your sealed quote; it cannot be changed.',
-  out_of_range: 'The amount is out of range: a sealed quote between the price cap and the sealed ceiling, '
-    + 'a secondary bid at most its maximum.',
-  excluded_by_group: 'You won another parcel of this group: you may not bid on this one.',
-  signature_required: 'This sale accepts signed bids only.',
-  bad_signature: 'The signature does not check out under any key registered for you: check the key or the signed text.',
-};
+/** A refusal's plain message in the page's language (the node's detail for an unknown code). */
+const refusal = (status, data) => t('refusals')[data?.code] ?? t('refusedUnknown', status, data?.detail);
 
 async function submitBid(event) {
   event.preventDefault();
@@ -642,20 +598,21 @@ async function submitSecondary(event) {
 async function queueBid(kind, amount) {
   if (store.get('pending') || page.sending) return;
   if (!Number.isSafeInteger(amount) || amount <= 0) {
-    showBidStatus('refused', 'Enter a whole amount.');
+    showBidStatus('refused', t('enterWholeAmount'), { code: '' });
     return;
   }
   let signed;
   try {
     signed = await signatureFor(kind, amount, { manual: true });
   } catch {
-    showBidStatus('refused', TEXT.signingFailed, { code: '' });
+    showBidStatus('refused', t('signingFailed'), { code: '' });
     return;
   }
   if (!signed.signature && page.view?.require_signed_bids) {
-    showBidStatus('refused', TEXT.signingMissing, { code: 'signature_required' });
+    showBidStatus('refused', t('signingMissing'), { code: 'signature_required' });
     return;
   }
+  stopOutbidAlert();
   if (kind === 'price') page.amountEdited = false;
   else page.secondaryEdited = false;
   store.set('pending', {
@@ -704,7 +661,7 @@ async function sendPending() {
       const details = {
         requestId: pending.request_id, attempts: pending.attempts, receiptSeq: '', secondarySeq: '', replayed: '', keyId: '',
       };
-      showBidStatus('pending', `Sending your bid of ${pendingAmount(pending)} (attempt ${pending.attempts})…`, details);
+      showBidStatus('pending', t('sending', pendingAmount(pending), pending.attempts), details);
       const body = pending.kind === 'secondary'
         ? { secondary_amount: pending.amount, request_id: pending.request_id }
         : { amount: pending.amount, request_id: pending.request_id };
@@ -717,8 +674,7 @@ async function sendPending() {
         });
       } catch (error) {
         if (!(error instanceof NodeUnreachable)) throw error;
-        showBidStatus('pending', `Node ${page.clock.node_id} does not answer: your bid of ${pendingAmount(pending)} `
-          + 'will be resent to another node with the same request id.');
+        showBidStatus('pending', t('nodeNoAnswerBid', page.clock.node_id, pendingAmount(pending)));
         failOver('bid request failed');
         return;
       }
@@ -738,10 +694,10 @@ async function sendPending() {
       }
       store.remove('pending');
       if (status === 401 && data?.code !== 'bad_signature') {
-        signOut('Your session has ended: sign in again.');
+        signOut(t('sessionEnded'));
         return;
       }
-      showBidStatus('refused', REFUSALS[data?.code] ?? data?.detail ?? `Refused (${status}).`, { code: data?.code ?? '' });
+      showBidStatus('refused', refusal(status, data), { code: data?.code ?? '' });
       return;
     }
   } finally {
@@ -751,9 +707,7 @@ async function sendPending() {
 }
 
 function onReceipt(receipt, replayed, pending, timing) {
-  const text = `Accepted: your bid of ${money(receipt.amount)} is bid #${receipt.seq}`
-    + (replayed ? ' (the cluster already had it: the retry got the original receipt).' : '.')
-    + (pending.key_id ? TEXT.signedBy(pending.key_id) : '');
+  const text = t('accepted', receipt.amount, receipt.seq, replayed) + (pending.key_id ? t('signedBy', pending.key_id) : '');
   showBidStatus('accepted', text, {
     receiptSeq: receipt.seq, requestId: pending.request_id, attempts: pending.attempts, replayed,
     keyId: pending.key_id ?? '',
@@ -774,7 +728,7 @@ function onReceipt(receipt, replayed, pending, timing) {
 
 function onSecondaryReceipt(receipt, replayed, pending) {
   const secondary = receipt.auction?.secondary ?? page.view?.secondary;
-  showBidStatus('accepted', TEXT.secondaryAccepted(receipt, secondary, replayed) + (pending.key_id ? TEXT.signedBy(pending.key_id) : ''), {
+  showBidStatus('accepted', t('secondaryAccepted', receipt, secondary, replayed) + (pending.key_id ? t('signedBy', pending.key_id) : ''), {
     secondarySeq: receipt.secondary_seq, requestId: pending.request_id, attempts: pending.attempts, replayed,
     keyId: pending.key_id ?? '',
   });
@@ -792,19 +746,19 @@ function renderSecondary() {
   // Secondary bids the stream sent before the first view are listed once the unit is known.
   for (const item of document.querySelectorAll('#history li[data-secondary-seq]')) {
     const bid = page.secondaryBids.get(Number(item.dataset.secondarySeq));
-    if (bid && secondary) item.textContent = TEXT.secondaryHistory(bid, secondary);
+    if (bid && secondary) item.textContent = t('secondaryHistory', bid, secondary);
   }
   section.hidden = !(secondary && (bidding || secondary.current != null));
   if (section.hidden) return;
   const mine = myNumber();
   section.dataset.phase = view.phase;
-  $('secondary-title').textContent = TEXT.secondaryHeading(secondary.label);
-  $('secondary-about').textContent = bidding ? TEXT.secondaryAbout(view.price_cap) : TEXT.secondaryClosed(view.price_cap);
+  $('secondary-title').textContent = t('secondaryHeading', secondary.label);
+  $('secondary-about').textContent = bidding ? t('secondaryAbout', view.price_cap) : t('secondaryClosed', view.price_cap);
   $('secondary-label').textContent = secondary.label;
   $('secondary-current').textContent = quantity(secondary.current, secondary);
   $('secondary-current').dataset.amount = secondary.current ?? '';
   const leader = secondary.leading_bidder_number;
-  $('secondary-leader').textContent = leader == null ? '–' : `bidder ${leader}${leader === mine ? ' (you)' : ''}`;
+  $('secondary-leader').textContent = leader == null ? '–' : t('bidder', leader, leader === mine);
   $('secondary-leader').classList.toggle('mine', leader != null && leader === mine);
   $('secondary-unit').textContent = secondary.unit;
   const minimum = secondary.minimum_next;
@@ -826,7 +780,7 @@ function onSecondaryBid(bid) {
   item.dataset.amount = bid.secondary_amount;
   item.classList.add('secondary-bid');
   item.classList.toggle('mine', bid.bidder_number === myNumber());
-  item.textContent = TEXT.secondaryHistory(bid, page.view?.secondary);
+  item.textContent = t('secondaryHistory', bid, page.view?.secondary);
   // Newest first; secondary bids come after every price bid.
   const later = [...$('history').children].find((other) => other.dataset.secondarySeq == null
     || Number(other.dataset.secondarySeq) < bid.secondary_seq);
@@ -843,7 +797,7 @@ function renderSigning() {
   const required = Boolean(view.require_signed_bids);
   const state = $('signing-state');
   state.dataset.required = required;
-  state.textContent = required ? TEXT.signingRequired : TEXT.signingOptional;
+  state.textContent = required ? t('signingRequired') : t('signingOptional');
   if (required && !section.dataset.opened) {
     section.dataset.opened = 'true';
     $('signing-details').open = true;
@@ -880,11 +834,11 @@ async function loadSigningKey(event) {
   try {
     const loaded = await loadKey(text);
     page.signing = { key: loaded.key, keyId: loaded.keyId };
-    showSigningStatus('loaded', TEXT.signingLoaded(loaded.keyId));
+    showSigningStatus('loaded', t('signingLoaded', loaded.keyId));
   } catch (error) {
     page.signing = null;
     const code = error instanceof KeyProblem ? error.code : 'unreadable';
-    showSigningStatus('refused', TEXT.signingProblem[code] ?? TEXT.signingProblem.unreadable);
+    showSigningStatus('refused', t('signingProblem')[code] ?? t('signingProblem').unreadable);
   }
   renderSigning();
 }
@@ -900,7 +854,7 @@ async function loadSigningFile() {
 
 function forgetSigningKey() {
   page.signing = null;
-  showSigningStatus('none', TEXT.signingNone);
+  showSigningStatus('none', t('signingNone'));
   renderSigning();
 }
 
@@ -919,8 +873,7 @@ function renderPastTheCap() {
   if (sealed) {
     const count = view.sealed_quotes_count ?? 0;
     $('sealed-count').dataset.count = count;
-    $('sealed-count').textContent = `${count} sealed quote${count === 1 ? '' : 's'} submitted so far `
-      + `(the amounts stay secret until the window closes; price cap ${money(view.price_cap)}).`;
+    $('sealed-count').textContent = t('sealedCount', count, view.price_cap);
     const quote = $('sealed-amount');
     if (!quote.value && view.price_cap != null) quote.value = view.price_cap;
   }
@@ -930,8 +883,6 @@ function showStatus(id, state, text) {
   $(id).dataset.state = state;
   $(id).textContent = text;
 }
-
-const refusal = (status, data) => REFUSALS[data?.code] ?? data?.detail ?? `Refused (${status}).`;
 
 /** The bidder's own hidden maximum, read from the node (only its owner may). */
 async function loadProxy() {
@@ -943,7 +894,7 @@ async function loadProxy() {
   } catch {
     return;
   }
-  if (page.proxyMax != null) showStatus('proxy-status', 'set', `Your hidden maximum: ${money(page.proxyMax)}.`);
+  if (page.proxyMax != null) showStatus('proxy-status', 'set', t('proxyMaxIs', page.proxyMax));
   renderPastTheCap();
 }
 
@@ -952,10 +903,10 @@ async function setProxy(event) {
   const session = store.get('session');
   const max = Number($('proxy-max').value);
   if (!session || !Number.isSafeInteger(max) || max <= 0) {
-    showStatus('proxy-status', 'refused', 'Enter a whole amount.');
+    showStatus('proxy-status', 'refused', t('enterWholeAmount'));
     return;
   }
-  showStatus('proxy-status', 'pending', `Setting your maximum of ${money(max)}…`);
+  showStatus('proxy-status', 'pending', t('proxySetting', max));
   try {
     const signed = await signatureFor('proxy', max);
     const body = { max_amount: max, request_id: signed.requestId };
@@ -965,13 +916,13 @@ async function setProxy(event) {
     });
     if (status === 200 || status === 201) {
       page.proxyMax = data.max_amount;
-      const placed = data.bid ? ` Your proxy bid ${money(data.bid.amount)} at once (bid #${data.bid.seq}).` : '';
-      showStatus('proxy-status', 'set', `Your hidden maximum: ${money(data.max_amount)}.${placed}`);
+      const placed = data.bid ? t('proxyPlaced', data.bid.amount, data.bid.seq) : '';
+      showStatus('proxy-status', 'set', t('proxyMaxIs', data.max_amount) + placed);
     } else {
       showStatus('proxy-status', 'refused', refusal(status, data));
     }
   } catch {
-    showStatus('proxy-status', 'refused', 'The node does not answer: try again.');
+    showStatus('proxy-status', 'refused', t('nodeNoAnswerRetry'));
   }
   renderPastTheCap();
 }
@@ -985,12 +936,12 @@ async function withdrawProxy() {
     });
     if (status === 204) {
       page.proxyMax = null;
-      showStatus('proxy-status', 'withdrawn', 'Your maximum is withdrawn.');
+      showStatus('proxy-status', 'withdrawn', t('proxyWithdrawn'));
     } else {
       showStatus('proxy-status', 'refused', refusal(status, data));
     }
   } catch {
-    showStatus('proxy-status', 'refused', 'The node does not answer: try again.');
+    showStatus('proxy-status', 'refused', t('nodeNoAnswerRetry'));
   }
   renderPastTheCap();
 }
@@ -1000,10 +951,10 @@ async function submitQuote(event) {
   const session = store.get('session');
   const amount = Number($('sealed-amount').value);
   if (!session || !Number.isSafeInteger(amount) || amount <= 0) {
-    showStatus('sealed-status', 'refused', 'Enter a whole amount.');
+    showStatus('sealed-status', 'refused', t('enterWholeAmount'));
     return;
   }
-  showStatus('sealed-status', 'pending', `Submitting your sealed quote of ${money(amount)}…`);
+  showStatus('sealed-status', 'pending', t('sealedSubmitting', amount));
   try {
     const signed = await signatureFor('sealed', amount);
     const body = { amount, request_id: signed.requestId };
@@ -1012,25 +963,16 @@ async function submitQuote(event) {
       method: 'POST', token: session.token, body,
     });
     if (status === 200 || status === 201) {
-      showStatus('sealed-status', 'accepted', `Your sealed quote of ${money(amount)} was accepted at `
-        + `${new Date(data.accepted_at_ms).toLocaleTimeString()}; it stays secret until the window closes.`);
+      showStatus('sealed-status', 'accepted', t('sealedAccepted', amount, clockTime(data.accepted_at_ms)));
     } else {
       showStatus('sealed-status', 'refused', refusal(status, data));
     }
   } catch {
-    showStatus('sealed-status', 'refused', 'The node does not answer: try again.');
+    showStatus('sealed-status', 'refused', t('nodeNoAnswerRetry'));
   }
 }
 
 // --- The bidder's own standing -------------------------------------------------------------------
-
-const STANDING_REASONS = {
-  deposit_missing: 'You cannot be qualified until your deposit is recorded in full.',
-  not_qualified: 'You are not qualified for this auction: the auctioneer qualifies bidders whose documents and deposit are in order.',
-  auction_not_open: 'Bidding is not open now.',
-  not_eligible: REFUSALS.not_eligible,
-  already_leading: 'You hold the highest bid: wait for another bidder before bidding again.',
-};
 
 /** Asks the node for the bidder's standing in the room's auction; one request at a time. */
 async function refreshMe() {
@@ -1086,64 +1028,126 @@ function renderStanding() {
     bidderNumber: me.bidder_number ?? '', qualified: me.qualified, depositRequired: me.deposit_required,
     deposited: me.deposited, mayBid: me.may_bid, reason: me.reason ?? '',
   });
-  $('standing-number').textContent = me.bidder_number == null
-    ? 'You have no bidder number in this auction yet (尚未取得竞买号).'
-    : `您的竞买号 · You are bidder ${me.bidder_number}`;
+  $('standing-number').textContent = me.bidder_number == null ? t('noNumber') : t('myNumber', me.bidder_number);
 
   const mine = myNumber();
   const leader = view.leading_bidder_number;
   const iBid = [...page.bids.values()].some((bid) => bid.bidder_number === mine);
   let lead = 'none';
-  let leadText = mine == null ? '' : 'You have not bid yet.';
+  let leadText = mine == null ? '' : t('notBidYet');
   if (mine != null && leader === mine) {
     lead = 'leading';
-    leadText = view.phase === 'sold' ? `You won at ${money(view.current_price)}.` : `You lead at ${money(view.current_price)} (领先).`;
+    leadText = view.phase === 'sold' ? t('youWon', view.current_price) : t('youLead', view.current_price);
   } else if (iBid) {
     lead = 'outbid';
-    leadText = `Outbid (已被超越): bidder ${leader} ${view.phase === 'sold' ? 'won' : 'leads'} at ${money(view.current_price)}.`;
+    leadText = t('outbid', leader, view.phase === 'sold', view.current_price);
   }
   $('standing-lead').dataset.state = lead;
   $('standing-lead').textContent = leadText;
+  standing.dataset.lead = lead;
+  if (lead === 'outbid' && page.lead === 'leading' && view.phase !== 'sold') startOutbidAlert();
+  if (lead !== 'outbid') stopOutbidAlert();
+  page.lead = lead;
+
+  const minimum = view.minimum_next_bid;
+  $('standing-minimum').hidden = minimum == null;
+  $('standing-minimum').dataset.amount = minimum ?? '';
+  $('standing-minimum').textContent = minimum == null ? '' : t('minimumNext', minimum);
 
   const deposit = $('standing-deposit');
   let depositState = 'none';
-  let depositText = 'No deposit is required for this auction.';
+  let depositText = t('depositNone');
   if (me.deposit_required > 0) {
     if (me.deposited >= me.deposit_required) {
       depositState = 'recorded';
-      depositText = `Deposit recorded (保证金已到账): ${money(me.deposited)} of ${money(me.deposit_required)} required.`;
+      depositText = t('depositRecorded', me.deposited, me.deposit_required);
     } else if (me.deposited > 0) {
       depositState = 'partial';
-      depositText = `Deposit recorded in part: ${money(me.deposited)} of ${money(me.deposit_required)} required; `
-        + `${money(me.deposit_required - me.deposited)} still to be recorded.`;
+      depositText = t('depositPartial', me.deposited, me.deposit_required, me.deposit_required - me.deposited);
     } else {
       depositState = 'missing';
-      depositText = `Deposit not yet recorded (保证金未到账): ${money(me.deposit_required)} required. `
-        + 'The auctioneer records it once the bank confirms your payment; you can be qualified after that.';
+      depositText = t('depositMissing', me.deposit_required);
     }
   }
   deposit.dataset.state = depositState;
   deposit.textContent = depositText;
-  $('standing-eligibility').textContent = view.phase === 'secondary_bidding' ? TEXT.secondaryEligibility
-    : (me.may_bid ? 'You may bid now.' : (STANDING_REASONS[me.reason] ?? ''));
+  $('standing-eligibility').textContent = view.phase === 'secondary_bidding' ? t('secondaryEligibility')
+    : (me.may_bid ? t('mayBidNow') : (t('standingReasons')[me.reason] ?? ''));
+}
+
+// --- Outbid alert -------------------------------------------------------------------------------
+
+const ALERT_KEY = 'outbidAlert';
+const alertWanted = () => store.get(ALERT_KEY) === true;
+
+/** The bidder ticks or unticks the alert; the tick (a user gesture) lets the page make sounds. */
+function chooseOutbidAlert() {
+  const wanted = $('outbid-alert').checked;
+  store.set(ALERT_KEY, wanted);
+  document.body.dataset.outbidAlert = wanted ? 'on' : 'off';
+  if (wanted && !page.audio && globalThis.AudioContext) {
+    try { page.audio = new AudioContext(); } catch { page.audio = null; }
+  }
+  page.audio?.resume?.().catch(() => {});
+  if (!wanted) stopOutbidAlert();
+}
+
+/**
+ * Outbid, with the alert chosen: the title flashes until the tab is focused, the bidder
+ * bids or leads again; and one short beep.
+ */
+function startOutbidAlert() {
+  if (!alertWanted() || page.flashing) return;
+  let marked = false;
+  const flash = () => {
+    marked = !marked;
+    const title = page.baseTitle ?? t('pageTitle');
+    document.title = marked ? `${t('outbidMark')}${title}` : title;
+  };
+  flash();
+  page.flashing = setInterval(flash, FLASH_EVERY_MS);
+  document.body.dataset.outbidAlert = 'flashing';
+  beep();
+}
+
+function stopOutbidAlert() {
+  if (!page.flashing) return;
+  clearInterval(page.flashing);
+  page.flashing = null;
+  document.title = page.baseTitle ?? t('pageTitle');
+  document.body.dataset.outbidAlert = alertWanted() ? 'on' : 'off';
+}
+
+/** A short beep made with WebAudio (no sound file); counted in <body data-outbid-beeps>. */
+function beep() {
+  const audio = page.audio;
+  if (!audio) return;
+  try {
+    const tone = audio.createOscillator();
+    const volume = audio.createGain();
+    tone.type = 'sine';
+    tone.frequency.value = 880;
+    volume.gain.setValueAtTime(0.2, audio.currentTime);
+    volume.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.25);
+    tone.connect(volume).connect(audio.destination);
+    tone.start();
+    tone.stop(audio.currentTime + 0.25);
+    document.body.dataset.outbidBeeps = Number(document.body.dataset.outbidBeeps ?? 0) + 1;
+  } catch {
+    // No sound here: the title still flashes.
+  }
 }
 
 function renderRules() {
   const view = page.view;
   if (!view) return;
   const rules = [
-    view.deposit > 0 ? `Deposit (保证金): ${money(view.deposit)}, recorded before qualification.` : 'No deposit.',
-    view.timed_bidding_entry === 'listing_bidders'
-      ? 'Timed bidding (限时竞价) is open only to bidders who bid during the listing.'
-      : 'Timed bidding (限时竞价) is open to every qualified bidder.',
-    view.winner_confirm_ms != null
-      ? `The winner confirms the sale (成交确认) within ${formatWindow(view.winner_confirm_ms)} of the close; `
-        + 'a winner who does not may be declared in default and lose the deposit.'
-      : 'No winner\'s confirmation step.',
-    `Increment ${money(view.increment)} (${view.increment_rule === 'at_least' ? 'at least' : 'multiples'}); `
-      + `countdown ${formatWindow(view.countdown_ms)}${view.price_cap != null ? `; price cap ${money(view.price_cap)}` : ''}.`,
-    ...(view.secondary ? [TEXT.secondaryRule(view.secondary)] : []),
-    TEXT.signaturesRule(Boolean(view.require_signed_bids)),
+    view.deposit > 0 ? t('ruleDeposit', view.deposit) : t('ruleNoDeposit'),
+    view.timed_bidding_entry === 'listing_bidders' ? t('ruleTimedListing') : t('ruleTimedAll'),
+    view.winner_confirm_ms != null ? t('ruleConfirm', formatWindow(view.winner_confirm_ms)) : t('ruleNoConfirm'),
+    t('ruleIncrement', view.increment, view.increment_rule === 'at_least', formatWindow(view.countdown_ms), view.price_cap),
+    ...(view.secondary ? [t('secondaryRule', view.secondary)] : []),
+    t('signaturesRule', Boolean(view.require_signed_bids)),
   ];
   const key = rules.join('\n');
   const list = $('rules-list');
@@ -1153,25 +1157,10 @@ function renderRules() {
 }
 
 function formatWindow(ms) {
-  if (ms % 3600000 === 0) return `${ms / 3600000} h`;
-  if (ms % 60000 === 0) return `${ms / 60000} min`;
-  return `${Math.round(ms / 100) / 10} s`;
+  if (ms % 3600000 === 0) return t('hours', ms / 3600000);
+  if (ms % 60000 === 0) return t('minutes', ms / 60000);
+  return t('seconds', Math.round(ms / 100) / 10);
 }
-
-const CONFIRMATION_TEXT = {
-  pending: 'The winner has yet to confirm the sale.',
-  confirmed: 'The winner confirmed the sale (已确认成交).',
-  lapsed: 'The winner did not confirm the sale in time (已逾期).',
-  defaulted: 'The sale was declared in default (违约): the winner did not confirm it.',
-};
-
-const WINNER_TEXT = {
-  pending: 'You won this auction. Confirm the sale (成交确认) before the deadline.',
-  confirmed: 'Confirmed (已确认成交): you confirmed the sale.',
-  lapsed: 'The confirmation window closed without your confirmation (已逾期): the auctioneer may declare a default, '
-    + 'and your deposit may be forfeited.',
-  defaulted: 'The sale was declared in default (违约) because it was not confirmed in time; your deposit is forfeited.',
-};
 
 function renderAcceptance() {
   const view = page.view;
@@ -1182,10 +1171,10 @@ function renderAcceptance() {
   const winner = Boolean(page.me?.winner);
   section.dataset.state = state;
   section.dataset.winner = winner;
-  $('acceptance-text').textContent = (winner ? WINNER_TEXT : CONFIRMATION_TEXT)[state] ?? state;
+  $('acceptance-text').textContent = t(winner ? 'winner' : 'confirmation')[state] ?? state;
   $('acceptance-deadline').hidden = state !== 'pending';
   if (state === 'pending' && view.confirmation_deadline_ms != null) {
-    $('acceptance-deadline').title = `until ${new Date(view.confirmation_deadline_ms).toLocaleTimeString()}`;
+    $('acceptance-deadline').title = t('confirmUntil', clockTime(view.confirmation_deadline_ms));
   }
   $('accept-button').hidden = !(winner && state === 'pending');
   $('accept-button').disabled = page.accepting;
@@ -1199,27 +1188,27 @@ async function acceptSale() {
   renderAcceptance();
   const status = $('acceptance-status');
   status.dataset.state = 'pending';
-  status.textContent = 'Confirming the sale…';
+  status.textContent = t('confirming');
   try {
     const { status: code, data } = await api(`/auctions/${encodeURIComponent(page.auctionId)}/acceptance`, {
       method: 'POST', token: session.token,
     });
     if (code === 200 && data?.confirmation) {
       status.dataset.state = 'accepted';
-      status.textContent = 'The sale is confirmed (已确认成交).';
+      status.textContent = t('confirmedNow');
       page.view = { ...page.view, confirmation: data.confirmation };
       renderRoom();
     } else if (code === 401) {
-      signOut('Your session has ended: sign in again to confirm the sale.');
+      signOut(t('sessionEndedConfirm'));
     } else {
       status.dataset.state = 'refused';
       status.dataset.code = data?.code ?? '';
-      status.textContent = REFUSALS[data?.code] ?? data?.detail ?? `Refused (${code}).`;
+      status.textContent = refusal(code, data);
     }
   } catch (error) {
     if (!(error instanceof NodeUnreachable)) throw error;
     status.dataset.state = 'refused';
-    status.textContent = 'This node does not answer: try again in a moment (the page moves to another node).';
+    status.textContent = t('nodeDown');
     checkNode('acceptance request failed');
   } finally {
     page.accepting = false;
@@ -1264,29 +1253,24 @@ function renderReceipt() {
   section.dataset.seq = receipt.seq;
   section.dataset.chainHash = receipt.chain_hash ?? '';
   const hashText = document.createElement('code');
-  hashText.textContent = shortHash(receipt.chain_hash) || 'none';
+  hashText.textContent = shortHash(receipt.chain_hash) || t('hashNone');
   hashText.title = receipt.chain_hash ?? '';
-  $('receipt-text').replaceChildren(`Bid #${receipt.seq}, ${money(receipt.amount)}, accepted at `
-    + `${new Date(receipt.accepted_at_ms).toLocaleTimeString()}; chain hash `, hashText, '.');
+  $('receipt-text').replaceChildren(t('receiptLine', receipt.seq, receipt.amount, clockTime(receipt.accepted_at_ms)),
+    hashText, t('receiptEnd'));
   const signature = $('receipt-signature');
   if (!receipt.receipt_signature) {
     signature.dataset.state = 'unsigned';
-    signature.textContent = 'This receipt carries no signature. See';
+    signature.textContent = t('receiptUnsigned');
     return;
   }
   if (signature.dataset.seq === String(receipt.seq) && signature.dataset.state !== 'unsigned') return;
   signature.dataset.seq = receipt.seq;
   signature.dataset.state = 'signed';
-  signature.textContent = 'Signed by the cluster (Ed25519); checking… Key:';
+  signature.textContent = t('receiptChecking');
   verifyReceipt(receipt).then((verdict) => {
     if (signature.dataset.seq !== String(receipt.seq)) return;
     signature.dataset.state = verdict;
-    signature.textContent = {
-      verified: 'Signed by the cluster: the signature checks out in this browser (Ed25519). Key:',
-      bad: 'Signed by the cluster, but the signature does NOT check out against',
-      signed: 'Signed by the cluster (Ed25519); this browser cannot check it: check the saved receipt with '
-        + '`gavel verify-receipt` and',
-    }[verdict];
+    signature.textContent = t({ verified: 'receiptVerified', bad: 'receiptBad', signed: 'receiptCannotCheck' }[verdict]);
   });
 }
 
@@ -1323,7 +1307,23 @@ async function verifyReceipt(receipt) {
 
 // --- Start ---------------------------------------------------------------------------------------
 
+/** The header's language switch: each link keeps the page's other query parameters (the auction). */
+function renderLanguageLinks() {
+  for (const language of ['zh', 'en']) {
+    const query = new URLSearchParams(location.search);
+    query.set('lang', language);
+    const link = $(`language-${language}`);
+    link.href = `/?${query}`;
+    if (language === currentLanguage()) link.setAttribute('aria-current', 'true');
+    else link.removeAttribute('aria-current');
+  }
+}
+
 async function start() {
+  document.body.dataset.language = useLanguage(chooseLanguage(), TEXTS);
+  translatePage();
+  document.title = t('pageTitle');
+  renderLanguageLinks();
   takeHandoff();
   page.nodes = clusterNodes();
   page.auctionId = new URLSearchParams(location.search).get('auction');
@@ -1344,9 +1344,12 @@ async function start() {
   $('signing-key-form').addEventListener('submit', loadSigningKey);
   $('signing-key-file').addEventListener('change', loadSigningFile);
   $('signing-forget').addEventListener('click', forgetSigningKey);
-  for (const element of document.querySelectorAll('[data-text]')) element.textContent = TEXT[element.dataset.text];
-  showSigningStatus('none', TEXT.signingNone);
-  $('bid-amount').addEventListener('input', () => { page.amountEdited = true; });
+  $('outbid-alert').checked = alertWanted();
+  document.body.dataset.outbidAlert = alertWanted() ? 'on' : 'off';
+  $('outbid-alert').addEventListener('change', chooseOutbidAlert);
+  window.addEventListener('focus', stopOutbidAlert);
+  showSigningStatus('none', t('signingNone'));
+  $('bid-amount').addEventListener('input', () => { page.amountEdited = true; renderAmountText(); });
   $('accept-button').addEventListener('click', acceptSale);
   $('lobby').hidden = Boolean(page.auctionId);
   $('room').hidden = !page.auctionId;
@@ -1363,10 +1366,10 @@ async function start() {
   if (pending && Date.now() - pending.started_ms > PENDING_KEPT_MS) {
     // Too old to resend blindly (the cluster forgets request ids after a while).
     store.remove('pending');
-    showBidStatus('refused', `Your bid of ${pendingAmount(pending)} was never confirmed and was not resent: see the bid history.`);
+    showBidStatus('refused', t('neverConfirmed', pendingAmount(pending)));
   } else if (pending && pending.auction_id === page.auctionId) {
     page.resumePending = true;
-    showBidStatus('pending', `Resending your bid of ${pendingAmount(pending)} on node ${page.clock.node_id} with the same request id…`);
+    showBidStatus('pending', t('resending', pendingAmount(pending), page.clock.node_id));
   } else if (pending) {
     sendPending();
   }

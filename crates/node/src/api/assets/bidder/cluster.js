@@ -19,7 +19,7 @@ const SYNC_SAMPLES = 2;
 const REQUEST_TIMEOUT_MS = 5000;
 const PROBE_TIMEOUT_MS = 1500;
 /** What a page hands over to the next node's page. */
-const HANDOFF_KEYS = ['session', 'numbers', 'pending', 'lastView', 'failovers', 'from', 'receipts'];
+const HANDOFF_KEYS = ['session', 'numbers', 'pending', 'lastView', 'failovers', 'from', 'receipts', 'outbidAlert'];
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
