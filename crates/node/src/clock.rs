@@ -103,6 +103,14 @@ impl ClockSamples {
         self.by_peer.is_empty()
     }
 
+    /// The round trip of the newest sample of `peer`'s clock, in milliseconds.
+    pub fn round_trip_ms(&self, peer: u64) -> Option<u64> {
+        self.by_peer
+            .get(&peer)?
+            .back()
+            .map(|sample| sample.round_trip_ms)
+    }
+
     /// The best offset known for `peer`: that of its sample of the smallest round trip.
     pub fn offset_ms(&self, peer: u64) -> Option<i64> {
         let samples = self.by_peer.get(&peer)?;

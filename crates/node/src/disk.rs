@@ -26,6 +26,12 @@ pub fn disk_usage(path: &Path) -> std::io::Result<u64> {
 
 /// Bytes an unprivileged process can still write on the file system holding `path`.
 pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    space(path).map(|(free, _)| free)
+}
+
+/// Bytes an unprivileged process can still write on the file system holding `path`, and
+/// that file system's size.
+pub fn space(path: &Path) -> std::io::Result<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
@@ -36,7 +42,12 @@ pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
     }
     // The field types differ between targets (32 bits on some).
     #[allow(clippy::useless_conversion)]
-    Ok(u64::from(stats.f_bavail).saturating_mul(u64::from(stats.f_frsize)))
+    let block = u64::from(stats.f_frsize);
+    #[allow(clippy::useless_conversion)]
+    Ok((
+        u64::from(stats.f_bavail).saturating_mul(block),
+        u64::from(stats.f_blocks).saturating_mul(block),
+    ))
 }
 
 #[cfg(test)]
@@ -51,6 +62,8 @@ mod tests {
         let used = disk_usage(dir.path()).unwrap();
         assert!(used >= 64 * 1024, "{used}");
         assert!(free_bytes(dir.path()).unwrap() > 0);
+        let (free, total) = space(dir.path()).unwrap();
+        assert!(free > 0 && total >= free, "{free} of {total}");
         assert!(free_bytes(Path::new("/no/such/dir")).is_err());
     }
 }

@@ -1,9 +1,12 @@
 //! Telemetry: the Prometheus metrics of one node, served as text at `/metrics` on both
-//! listeners; the Supervisor, the Proposer and the handlers update them.
+//! listeners; the Supervisor, the Proposer and the handlers update them, and each scrape
+//! refreshes the figures read from elsewhere (`ScrapeGauges`) and the process's own
+//! (`gavel_process_*`: CPU, memory, open files). `cluster/monitoring/` holds the alert
+//! rules and the Grafana dashboard that read them.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -25,6 +28,7 @@ pub struct Metrics {
     pub clock_offset_ms: IntGauge,
     /// 1 while this node's clock is too far off the voters' median for it to lead.
     pub clock_refuses_to_lead: IntGauge,
+    pub scrape: ScrapeGauges,
 }
 
 impl Metrics {
@@ -82,7 +86,12 @@ impl Metrics {
         registry.register(Box::new(sessions_live.clone()))?;
         registry.register(Box::new(clock_offset_ms.clone()))?;
         registry.register(Box::new(clock_refuses_to_lead.clone()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        let scrape = ScrapeGauges::new(&registry)?;
         Ok(Metrics {
+            scrape,
             registry,
             bids_accepted_total,
             bids_rejected_total,
@@ -110,5 +119,179 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+/// What `/metrics` reads afresh at every scrape besides the counters above: the Raft log's
+/// progress, the cluster as the Supervisor sees it (per peer: health, heartbeat age, round
+/// trip, clock offset), the Janitor's counters, the open event streams, the data
+/// directory's file system and the process itself. Each is set from a snapshot just
+/// before rendering.
+pub struct ScrapeGauges {
+    pub raft_last_log_index: IntGauge,
+    /// Entries in the log not yet applied here.
+    pub raft_apply_lag: IntGauge,
+    /// On the leader, milliseconds since a quorum last acknowledged it; -1 elsewhere.
+    pub raft_millis_since_quorum_ack: IntGauge,
+    pub cluster_has_leader: IntGauge,
+    pub cluster_voters: IntGauge,
+    pub cluster_standbys: IntGauge,
+    /// 1 while the peer answers its health checks (`up`), 0 when `suspect` or `down`.
+    pub peer_up: IntGaugeVec,
+    pub peer_heartbeat_age_ms: IntGaugeVec,
+    pub peer_round_trip_ms: IntGaugeVec,
+    pub peer_clock_offset_ms: IntGaugeVec,
+    pub janitor_sweeps_total: IntCounter,
+    pub janitor_actors_started_total: IntCounter,
+    pub janitor_actors_crashed_total: IntCounter,
+    pub janitor_actors_rebuilt_total: IntCounter,
+    pub janitor_actors_stuck_replaced_total: IntCounter,
+    pub janitor_auctions_archived_total: IntCounter,
+    pub janitor_live_actors: IntGauge,
+    pub janitor_last_sweep_age_ms: IntGauge,
+    pub event_streams_open: IntGauge,
+    pub disk_free_bytes: IntGauge,
+    pub disk_total_bytes: IntGauge,
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+    let gauge = IntGauge::new(name, help)?;
+    registry.register(Box::new(gauge.clone()))?;
+    Ok(gauge)
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+    let counter = IntCounter::new(name, help)?;
+    registry.register(Box::new(counter.clone()))?;
+    Ok(counter)
+}
+
+fn peer_gauge(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+) -> Result<IntGaugeVec, prometheus::Error> {
+    let gauge = IntGaugeVec::new(Opts::new(name, help), &["peer", "role"])?;
+    registry.register(Box::new(gauge.clone()))?;
+    Ok(gauge)
+}
+
+impl ScrapeGauges {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        Ok(ScrapeGauges {
+            raft_last_log_index: gauge(
+                registry,
+                "raft_last_log_index",
+                "Last log index in this node's log",
+            )?,
+            raft_apply_lag: gauge(
+                registry,
+                "raft_apply_lag",
+                "Log entries this node holds but has not applied yet",
+            )?,
+            raft_millis_since_quorum_ack: gauge(
+                registry,
+                "raft_millis_since_quorum_ack",
+                "On the leader, ms since a quorum last acknowledged it; -1 on other nodes",
+            )?,
+            cluster_has_leader: gauge(
+                registry,
+                "cluster_has_leader",
+                "1 when this node knows a leader",
+            )?,
+            cluster_voters: gauge(
+                registry,
+                "cluster_voters",
+                "Voters in the membership this node holds",
+            )?,
+            cluster_standbys: gauge(
+                registry,
+                "cluster_standbys",
+                "Standbys (learners) in the membership this node holds",
+            )?,
+            peer_up: peer_gauge(
+                registry,
+                "peer_up",
+                "1 while the peer answers its health checks, 0 when suspect or down",
+            )?,
+            peer_heartbeat_age_ms: peer_gauge(
+                registry,
+                "peer_heartbeat_age_ms",
+                "Ms since the peer last answered a health check",
+            )?,
+            peer_round_trip_ms: peer_gauge(
+                registry,
+                "peer_round_trip_ms",
+                "Round trip of the newest health check to the peer, in ms",
+            )?,
+            peer_clock_offset_ms: peer_gauge(
+                registry,
+                "peer_clock_offset_ms",
+                "The peer's clock minus this node's, in ms",
+            )?,
+            janitor_sweeps_total: counter(
+                registry,
+                "janitor_sweeps_total",
+                "Janitor sweeps on this node",
+            )?,
+            janitor_actors_started_total: counter(
+                registry,
+                "janitor_actors_started_total",
+                "Auction actors the janitor (re)started",
+            )?,
+            janitor_actors_crashed_total: counter(
+                registry,
+                "janitor_actors_crashed_total",
+                "Auction actors the janitor found dead (they panicked)",
+            )?,
+            janitor_actors_rebuilt_total: counter(
+                registry,
+                "janitor_actors_rebuilt_total",
+                "Auction actors rebuilt because their view disagreed with the state machine",
+            )?,
+            janitor_actors_stuck_replaced_total: counter(
+                registry,
+                "janitor_actors_stuck_replaced_total",
+                "Auction actors replaced because they stopped answering",
+            )?,
+            janitor_auctions_archived_total: counter(
+                registry,
+                "janitor_auctions_archived_total",
+                "Closed auctions this node's sweeps archived",
+            )?,
+            janitor_live_actors: gauge(
+                registry,
+                "janitor_live_actors",
+                "Auction actors running on this node",
+            )?,
+            janitor_last_sweep_age_ms: gauge(
+                registry,
+                "janitor_last_sweep_age_ms",
+                "Ms since the janitor's last sweep; -1 before the first",
+            )?,
+            event_streams_open: gauge(
+                registry,
+                "event_streams_open",
+                "Server-sent event streams open on this node",
+            )?,
+            disk_free_bytes: gauge(
+                registry,
+                "disk_free_bytes",
+                "Bytes still writable on the data directory's file system",
+            )?,
+            disk_total_bytes: gauge(
+                registry,
+                "disk_total_bytes",
+                "Size of the data directory's file system in bytes",
+            )?,
+        })
+    }
+}
+
+/// Raises `counter` to `value` (a total read from a report; it never goes down).
+pub fn raise_to(counter: &IntCounter, value: u64) {
+    let current = counter.get();
+    if value > current {
+        counter.inc_by(value - current);
     }
 }

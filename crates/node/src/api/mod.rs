@@ -43,6 +43,7 @@ pub mod pages;
 pub mod problem;
 pub mod public;
 pub mod replica;
+mod scrape;
 pub mod sign_in;
 pub mod stream_slots;
 
@@ -267,6 +268,7 @@ async fn readyz(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 }
 
 async fn metrics_text(app: web::Data<AppState>) -> HttpResponse {
+    app.refresh_scrape_gauges().await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(app.render_metrics())

@@ -73,6 +73,11 @@ impl StreamSlots {
         })
     }
 
+    /// Streams open on this node, in all.
+    pub fn total(&self) -> usize {
+        self.open.lock().total
+    }
+
     /// Streams open: (from `ip`, in all).
     pub fn open(&self, ip: IpAddr) -> (usize, usize) {
         let open = self.open.lock();

@@ -36,6 +36,9 @@ pub struct NodeView {
     /// The node's clock minus this node's, as last measured (null for this node itself
     /// and for nodes not measured).
     pub clock_offset_ms: Option<i64>,
+    /// The round trip of the newest health check's clock sample to the node, in
+    /// milliseconds (null for this node itself and for nodes not measured).
+    pub round_trip_ms: Option<u64>,
 }
 
 pub struct GetClusterView;
@@ -119,6 +122,9 @@ impl Supervisor {
             last_heartbeat_ms,
             clock_offset_ms: (!is_self)
                 .then(|| self.clock_samples.offset_ms(node_id))
+                .flatten(),
+            round_trip_ms: (!is_self)
+                .then(|| self.clock_samples.round_trip_ms(node_id))
                 .flatten(),
         }
     }
