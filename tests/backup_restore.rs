@@ -315,3 +315,114 @@ fn a_backup_restores_into_a_new_cluster_with_identical_results_and_histories() {
     let output = gavel(&down);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
 }
+
+/// A sample of a Prometheus exposition: the first line of `name` with no labels.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(&format!("{name} ")))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[test]
+fn the_leader_writes_verified_backups_on_schedule_and_keeps_the_newest() {
+    let dir = tempfile::Builder::new()
+        .prefix("scheduled-backups")
+        .tempdir()
+        .expect("temp dir");
+    let backups = dir.path().join("backups");
+    let extra = format!(
+        "[backup]\ndir = {:?}\nevery_ms = 1000\nkeep = 2\n",
+        backups.display().to_string()
+    );
+    let cluster = Cluster::start_with(dir.path(), 3, 0, &extra);
+    let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
+    let node = cluster.node(leader);
+    node.create_auction(auction_spec("lot-s", 120_000, 60_000));
+    node.register_bidder("ada");
+    node.qualify("lot-s", "ada");
+    let scrape = |url: &str| {
+        ureq::get(&format!("{url}/metrics"))
+            .call()
+            .expect("GET /metrics")
+            .into_string()
+            .expect("text")
+    };
+    let written = wait_until(Duration::from_secs(30), || {
+        metric(&scrape(&node.control_url), "gavel_backups_written_total")
+            .is_some_and(|written| written >= 3.0)
+    });
+    let leader_metrics = scrape(&node.control_url);
+    assert!(
+        written,
+        "the leader wrote fewer than 3 backups in 30 s:\n{leader_metrics}"
+    );
+    assert_eq!(
+        metric(&leader_metrics, "gavel_backup_failures_total"),
+        Some(0.0),
+        "{leader_metrics}"
+    );
+    assert!(metric(&leader_metrics, "gavel_last_backup_at_ms").is_some_and(|at| at > 0.0));
+
+    // Only the newest two are kept, every one the leader's and every one restorable.
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&backups)
+        .expect("the backup directory")
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "backup")
+        })
+        .collect();
+    files.sort();
+    assert!(
+        (1..=3).contains(&files.len()),
+        "keep = 2 (one more may be on its way): {files:?}"
+    );
+    for file in &files {
+        let bytes = std::fs::read(file).expect("a backup");
+        let header = gavel::replication::backup::read_header(&bytes).expect("its header");
+        assert_eq!(header.node_id, leader, "{}", file.display());
+        assert!(
+            gavel::replication::backup::read_backup(&bytes).is_ok(),
+            "{} does not check",
+            file.display()
+        );
+    }
+    for follower in cluster
+        .nodes
+        .iter()
+        .filter(|other| other.control_url != node.control_url)
+    {
+        let follower_metrics = scrape(&follower.control_url);
+        assert_eq!(
+            metric(&follower_metrics, "gavel_backups_written_total"),
+            Some(0.0),
+            "a follower wrote a backup:\n{follower_metrics}"
+        );
+    }
+    let newest = files.last().expect("a backup");
+    let (public, control, peer) = free_port_bases(3);
+    let definition = dir.path().join("definition.toml");
+    std::fs::write(
+        &definition,
+        format!(
+            "voters = 3\nstandbys = 0\ndata_dir = \"unused\"\npublic_port_base = {public}\ncontrol_port_base = {control}\npeer_port_base = {peer}\n"
+        ),
+    )
+    .unwrap();
+    let restored = dir.path().join("restored");
+    let output = gavel(&[
+        "cluster",
+        "restore",
+        "--from",
+        newest.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+        "--definition",
+        definition.to_str().unwrap(),
+        "--admin-token",
+        ADMIN_TOKEN,
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+}

@@ -182,7 +182,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         },
         listeners.peer,
     );
-    let actors = start_actors(&config, &replication, supervisor)?;
+    let actors = start_actors(&config, &replication, supervisor, &metrics)?;
     let singletons = actors.singletons();
     let app_state = app_state(
         &config,
@@ -407,6 +407,9 @@ struct Actors {
     pool: Addr<ResourcePool>,
     janitor: Addr<Janitor>,
     exchange: Option<Addr<Exchange>>,
+    /// Scheduled backups, when `[backup] dir` is set (not a singleton: a node without
+    /// them still serves; a failed backup is counted and logged).
+    _backups: Option<Addr<crate::actors::backups::Backups>>,
     secret_hasher: Arc<crate::model::bidder_secret::SecretHasher>,
 }
 
@@ -431,6 +434,7 @@ fn start_actors(
     config: &Config,
     replication: &replication::Replication,
     supervisor: Addr<Supervisor>,
+    metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Actors> {
     let pool = ResourcePool::new(
         replication.state.clone(),
@@ -449,11 +453,27 @@ fn start_actors(
         config.limits.secret_hash_concurrency,
     ));
     let exchange = start_exchange(config, replication, &supervisor, &secret_hasher)?;
+    let backups = config.backup.dir.clone().map(|dir| {
+        crate::actors::backups::Backups::new(
+            crate::actors::backups::BackupSettings {
+                dir,
+                every_ms: config.backup.every_ms,
+                keep: config.backup.keep,
+            },
+            config.node.id,
+            replication.raft.clone(),
+            replication.state.clone(),
+            replication.archive.clone(),
+            metrics.clone(),
+        )
+        .start()
+    });
     Ok(Actors {
         supervisor,
         pool,
         janitor,
         exchange,
+        _backups: backups,
         secret_hasher,
     })
 }

@@ -28,14 +28,17 @@ pub struct Metrics {
     pub clock_offset_ms: IntGauge,
     /// 1 while this node's clock is too far off the voters' median for it to lead.
     pub clock_refuses_to_lead: IntGauge,
+    /// Scheduled backups written and verified, and those that failed (`actors::backups`).
+    pub backups_written_total: IntCounter,
+    pub backup_failures_total: IntCounter,
+    /// When this node last wrote a scheduled backup (ms since the epoch; 0: never).
+    pub last_backup_at_ms: IntGauge,
     pub scrape: ScrapeGauges,
 }
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("gavel".to_string()), None)?;
-        let bids_accepted_total =
-            IntCounter::new("bids_accepted_total", "Bids accepted and committed")?;
         let bids_rejected_total = IntCounterVec::new(
             Opts::new("bids_rejected_total", "Bids refused, by code"),
             &["code"],
@@ -60,51 +63,44 @@ impl Metrics {
             )
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
         )?;
-        let raft_term = IntGauge::new("raft_term", "Current Raft term")?;
-        let raft_last_applied_index =
-            IntGauge::new("raft_last_applied_index", "Last applied log index")?;
-        let raft_is_leader = IntGauge::new("raft_is_leader", "1 when this node leads")?;
-        let auctions_open = IntGauge::new("auctions_open", "Auctions not yet closed")?;
-        let sessions_live = IntGauge::new("sessions_live", "Sessions in the replicated state")?;
-        let clock_offset_ms = IntGauge::new(
-            "clock_offset_ms",
-            "This node's clock minus the voters' median clock, in milliseconds",
-        )?;
-        let clock_refuses_to_lead = IntGauge::new(
-            "clock_refuses_to_lead",
-            "1 while this node's clock is more than cluster.max_clock_skew_ms off the voters' median",
-        )?;
-        registry.register(Box::new(bids_accepted_total.clone()))?;
         registry.register(Box::new(bids_rejected_total.clone()))?;
         registry.register(Box::new(commands_total.clone()))?;
         registry.register(Box::new(commit_latency_seconds.clone()))?;
         registry.register(Box::new(proposal_commands.clone()))?;
-        registry.register(Box::new(raft_term.clone()))?;
-        registry.register(Box::new(raft_last_applied_index.clone()))?;
-        registry.register(Box::new(raft_is_leader.clone()))?;
-        registry.register(Box::new(auctions_open.clone()))?;
-        registry.register(Box::new(sessions_live.clone()))?;
-        registry.register(Box::new(clock_offset_ms.clone()))?;
-        registry.register(Box::new(clock_refuses_to_lead.clone()))?;
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
         let scrape = ScrapeGauges::new(&registry)?;
         Ok(Metrics {
+            bids_accepted_total: counter(&registry, "bids_accepted_total", "Bids accepted and committed")?,
+            raft_term: gauge(&registry, "raft_term", "Current Raft term")?,
+            raft_last_applied_index: gauge(&registry, "raft_last_applied_index", "Last applied log index")?,
+            raft_is_leader: gauge(&registry, "raft_is_leader", "1 when this node leads")?,
+            auctions_open: gauge(&registry, "auctions_open", "Auctions not yet closed")?,
+            sessions_live: gauge(&registry, "sessions_live", "Sessions in the replicated state")?,
+            clock_offset_ms: gauge(&registry, "clock_offset_ms", "This node's clock minus the voters' median clock, in milliseconds")?,
+            clock_refuses_to_lead: gauge(&registry, "clock_refuses_to_lead", "1 while this node's clock is more than cluster.max_clock_skew_ms off the voters' median")?,
+            backups_written_total: counter(
+                &registry,
+                "backups_written_total",
+                "Scheduled backups this node wrote and verified",
+            )?,
+            backup_failures_total: counter(
+                &registry,
+                "backup_failures_total",
+                "Scheduled backups that failed (not taken, not written, or not checking)",
+            )?,
+            last_backup_at_ms: gauge(
+                &registry,
+                "last_backup_at_ms",
+                "When this node last wrote a scheduled backup, ms since the epoch; 0 never",
+            )?,
             scrape,
             registry,
-            bids_accepted_total,
             bids_rejected_total,
             commands_total,
             commit_latency_seconds,
             proposal_commands,
-            raft_term,
-            raft_last_applied_index,
-            raft_is_leader,
-            auctions_open,
-            sessions_live,
-            clock_offset_ms,
-            clock_refuses_to_lead,
         })
     }
 
@@ -141,14 +137,7 @@ pub struct ScrapeGauges {
     pub peer_heartbeat_age_ms: IntGaugeVec,
     pub peer_round_trip_ms: IntGaugeVec,
     pub peer_clock_offset_ms: IntGaugeVec,
-    pub janitor_sweeps_total: IntCounter,
-    pub janitor_actors_started_total: IntCounter,
-    pub janitor_actors_crashed_total: IntCounter,
-    pub janitor_actors_rebuilt_total: IntCounter,
-    pub janitor_actors_stuck_replaced_total: IntCounter,
-    pub janitor_auctions_archived_total: IntCounter,
-    pub janitor_live_actors: IntGauge,
-    pub janitor_last_sweep_age_ms: IntGauge,
+    pub janitor: JanitorGauges,
     pub event_streams_open: IntGauge,
     pub disk_free_bytes: IntGauge,
     pub disk_total_bytes: IntGauge,
@@ -229,46 +218,7 @@ impl ScrapeGauges {
                 "peer_clock_offset_ms",
                 "The peer's clock minus this node's, in ms",
             )?,
-            janitor_sweeps_total: counter(
-                registry,
-                "janitor_sweeps_total",
-                "Janitor sweeps on this node",
-            )?,
-            janitor_actors_started_total: counter(
-                registry,
-                "janitor_actors_started_total",
-                "Auction actors the janitor (re)started",
-            )?,
-            janitor_actors_crashed_total: counter(
-                registry,
-                "janitor_actors_crashed_total",
-                "Auction actors the janitor found dead (they panicked)",
-            )?,
-            janitor_actors_rebuilt_total: counter(
-                registry,
-                "janitor_actors_rebuilt_total",
-                "Auction actors rebuilt because their view disagreed with the state machine",
-            )?,
-            janitor_actors_stuck_replaced_total: counter(
-                registry,
-                "janitor_actors_stuck_replaced_total",
-                "Auction actors replaced because they stopped answering",
-            )?,
-            janitor_auctions_archived_total: counter(
-                registry,
-                "janitor_auctions_archived_total",
-                "Closed auctions this node's sweeps archived",
-            )?,
-            janitor_live_actors: gauge(
-                registry,
-                "janitor_live_actors",
-                "Auction actors running on this node",
-            )?,
-            janitor_last_sweep_age_ms: gauge(
-                registry,
-                "janitor_last_sweep_age_ms",
-                "Ms since the janitor's last sweep; -1 before the first",
-            )?,
+            janitor: JanitorGauges::new(registry)?,
             event_streams_open: gauge(
                 registry,
                 "event_streams_open",
@@ -283,6 +233,65 @@ impl ScrapeGauges {
                 registry,
                 "disk_total_bytes",
                 "Size of the data directory's file system in bytes",
+            )?,
+        })
+    }
+}
+
+/// The Janitor's report as series (`gavel_janitor_*`), set at each scrape.
+pub struct JanitorGauges {
+    pub sweeps_total: IntCounter,
+    pub actors_started_total: IntCounter,
+    pub actors_crashed_total: IntCounter,
+    pub actors_rebuilt_total: IntCounter,
+    pub actors_stuck_replaced_total: IntCounter,
+    pub auctions_archived_total: IntCounter,
+    pub live_actors: IntGauge,
+    pub last_sweep_age_ms: IntGauge,
+}
+
+impl JanitorGauges {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        Ok(JanitorGauges {
+            sweeps_total: counter(
+                registry,
+                "janitor_sweeps_total",
+                "Janitor sweeps on this node",
+            )?,
+            actors_started_total: counter(
+                registry,
+                "janitor_actors_started_total",
+                "Auction actors the janitor (re)started",
+            )?,
+            actors_crashed_total: counter(
+                registry,
+                "janitor_actors_crashed_total",
+                "Auction actors the janitor found dead (they panicked)",
+            )?,
+            actors_rebuilt_total: counter(
+                registry,
+                "janitor_actors_rebuilt_total",
+                "Auction actors rebuilt because their view disagreed with the state machine",
+            )?,
+            actors_stuck_replaced_total: counter(
+                registry,
+                "janitor_actors_stuck_replaced_total",
+                "Auction actors replaced because they stopped answering",
+            )?,
+            auctions_archived_total: counter(
+                registry,
+                "janitor_auctions_archived_total",
+                "Closed auctions this node's sweeps archived",
+            )?,
+            live_actors: gauge(
+                registry,
+                "janitor_live_actors",
+                "Auction actors running on this node",
+            )?,
+            last_sweep_age_ms: gauge(
+                registry,
+                "janitor_last_sweep_age_ms",
+                "Ms since the janitor's last sweep; -1 before the first",
             )?,
         })
     }

@@ -20,6 +20,7 @@
 //!   ResourcePool. Its own decisions are plain functions too (`supervisor::decisions`).
 
 pub mod auction;
+pub mod backups;
 pub mod exchange;
 pub mod janitor;
 pub mod membership;

@@ -101,20 +101,20 @@ fn set_peers(gauges: &ScrapeGauges, view: &ClusterView, node_id: u64, now_ms: u6
 }
 
 fn set_janitor(gauges: &ScrapeGauges, report: &JanitorReport, now_ms: u64) {
-    raise_to(&gauges.janitor_sweeps_total, report.sweeps);
-    raise_to(&gauges.janitor_actors_started_total, report.actors_started);
-    raise_to(&gauges.janitor_actors_crashed_total, report.actors_crashed);
-    raise_to(&gauges.janitor_actors_rebuilt_total, report.actors_rebuilt);
+    raise_to(&gauges.janitor.sweeps_total, report.sweeps);
+    raise_to(&gauges.janitor.actors_started_total, report.actors_started);
+    raise_to(&gauges.janitor.actors_crashed_total, report.actors_crashed);
+    raise_to(&gauges.janitor.actors_rebuilt_total, report.actors_rebuilt);
     raise_to(
-        &gauges.janitor_actors_stuck_replaced_total,
+        &gauges.janitor.actors_stuck_replaced_total,
         report.actors_stuck_replaced,
     );
     raise_to(
-        &gauges.janitor_auctions_archived_total,
+        &gauges.janitor.auctions_archived_total,
         report.auctions_archived,
     );
-    gauges.janitor_live_actors.set(report.live_actors as i64);
-    gauges.janitor_last_sweep_age_ms.set(
+    gauges.janitor.live_actors.set(report.live_actors as i64);
+    gauges.janitor.last_sweep_age_ms.set(
         report
             .last_sweep_at_ms
             .map_or(-1, |at| now_ms.saturating_sub(at) as i64),

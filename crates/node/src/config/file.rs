@@ -38,6 +38,8 @@ pub(super) struct ConfigFile {
     pub(super) host: HostSection,
     #[serde(default)]
     pub(super) archive: ArchiveSection,
+    #[serde(default)]
+    pub(super) backup: BackupSection,
 }
 
 #[derive(Default, Deserialize)]
@@ -124,6 +126,7 @@ impl TryFrom<ConfigFile> for Config {
             exchange: file.exchange,
             host: file.host,
             archive: file.archive,
+            backup: file.backup,
         })
     }
 }

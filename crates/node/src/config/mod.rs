@@ -81,6 +81,7 @@ pub struct Config {
     pub exchange: ExchangeSection,
     pub host: HostSection,
     pub archive: ArchiveSection,
+    pub backup: BackupSection,
 }
 
 /// `[node]`: who this node is and where it keeps its state.
@@ -392,6 +393,32 @@ impl Default for ArchiveSection {
     }
 }
 
+/// `[backup]`: scheduled backups, written by the leader (`actors::backups`). Off unless
+/// `dir` is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupSection {
+    /// Where the backups go: `gavel-backup-{log index}-{taken at ms}.backup`, each
+    /// written whole, synced and read back before it counts. Every node may name the same
+    /// directory (only the leader writes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Time between two backups. Default one hour (1000 to 604800000, a week).
+    pub every_ms: u64,
+    /// Backups kept: older ones are removed after each new one. Default 48 (1 to 10000).
+    pub keep: u32,
+}
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        BackupSection {
+            dir: None,
+            every_ms: 3_600_000,
+            keep: 48,
+        }
+    }
+}
+
 /// `[exchange]`: the intranet–internet spool (docs/DESIGN.md decision 6). Off unless `dir`
 /// is set; every node of the cluster must see the same directory (the leader's Exchange
 /// actor reads and writes it).
@@ -486,6 +513,7 @@ impl Config {
         self.validate_security()?;
         self.validate_raft()?;
         self.validate_timers_and_limits()?;
+        self.validate_backup()?;
         self.validate_rate_limits()?;
         self.validate_tls()
     }

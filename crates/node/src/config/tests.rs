@@ -132,6 +132,10 @@ fn each_bad_value_names_its_key() {
         ("exchange.hmac_key_file", |c| {
             c.exchange.dir = Some("spool".into())
         }),
+        ("backup.every_ms", |c| c.backup.every_ms = 999),
+        ("backup.every_ms", |c| c.backup.every_ms = 604_800_001),
+        ("backup.keep", |c| c.backup.keep = 0),
+        ("backup.dir", |c| c.backup.dir = Some("".into())),
         ("limits.secret_hash_concurrency", |c| {
             c.limits.secret_hash_concurrency = 65
         }),

@@ -109,6 +109,29 @@ impl Config {
         )
     }
 
+    pub(super) fn validate_backup(&self) -> Result<(), ConfigError> {
+        all_hold(&[
+            (
+                "backup.every_ms",
+                (1_000..=604_800_000).contains(&self.backup.every_ms),
+                "must be between 1000 and 604800000",
+            ),
+            (
+                "backup.keep",
+                (1..=10_000).contains(&self.backup.keep),
+                "must be between 1 and 10000",
+            ),
+            (
+                "backup.dir",
+                self.backup
+                    .dir
+                    .as_ref()
+                    .is_none_or(|dir| !dir.as_os_str().is_empty()),
+                NOT_EMPTY,
+            ),
+        ])
+    }
+
     pub(super) fn validate_timers_and_limits(&self) -> Result<(), ConfigError> {
         let (janitor, pool, http) = (&self.janitor, &self.pool, &self.http);
         all_hold(&[
