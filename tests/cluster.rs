@@ -696,6 +696,139 @@ fn standbys_are_added_and_removed_while_bidding_goes_on() {
     joiner.kill();
 }
 
+#[test]
+fn voters_are_added_and_removed_live_and_never_below_three_without_force() {
+    let (dir, mut cluster) = cluster("voters", 3, 0);
+    let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    cluster
+        .node(leader)
+        .create_auction(auction_spec("lot-v", 120_000, 60_000));
+    // Two bidders taking turns (a bidder who leads may not bid again).
+    let bidders = setup_bidders(&cluster, "lot-v", 2);
+    let bid = |cluster: &Cluster, amount: u64, request: &str| {
+        let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
+        let turn = ((amount - 1_000_000) / 10_000) as usize % 2;
+        cluster
+            .node(leader)
+            .bid(&bidders[turn].1, "lot-v", amount, request)
+            .0
+    };
+    assert_eq!(bid(&cluster, 1_000_000, "v-1"), 201);
+
+    // A new node joins with a vote: 4 voters.
+    let (mut joiner, joiner_peer) = cluster.configure_joiner(&dir.path().join("node-5"), 5);
+    joiner.spawn_without_waiting();
+    let add = json!({
+        "node_id": 5, "name": "node-5", "peer": joiner_peer,
+        "public_url": joiner.public_url, "control_url": joiner.control_url, "voter": true,
+    });
+    let mut added = (0, Value::Null);
+    wait_until(Duration::from_secs(20), || {
+        added = cluster.node(followers[0]).control(
+            "POST",
+            "/control/v1/cluster/nodes",
+            Some(add.clone()),
+        );
+        added.0 == 201
+    });
+    assert_eq!(
+        added.0, 201,
+        "node add --voter, relayed to the leader: {}",
+        added.1
+    );
+    let voters = |cluster: &Cluster| -> Vec<u64> {
+        roles(cluster, leader)
+            .into_iter()
+            .filter(|(_, role)| role == "leader" || role == "follower")
+            .map(|(id, _)| id)
+            .collect()
+    };
+    assert_eq!(
+        voters(&cluster),
+        vec![1, 2, 3, 5],
+        "{:?}",
+        roles(&cluster, leader)
+    );
+    let (status, again) =
+        cluster
+            .node(leader)
+            .control("POST", "/control/v1/cluster/nodes", Some(add.clone()));
+    assert_eq!(status, 200, "a voter asked again is no change: {again}");
+    assert_eq!(bid(&cluster, 1_010_000, "v-2"), 201);
+
+    // A voter leaves: back to 3, and the node stops.
+    let leaving = followers[1];
+    let (status, body) = cluster.node(leader).control(
+        "DELETE",
+        &format!("/control/v1/cluster/nodes/{leaving}"),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let exit = cluster
+        .node_mut(leaving)
+        .wait_for_exit(Duration::from_secs(10));
+    assert!(
+        exit.is_some_and(|status| status.success()),
+        "the removed voter stops: {exit:?}"
+    );
+    let mut expected: Vec<u64> = vec![1, 2, 3, 5]
+        .into_iter()
+        .filter(|id| *id != leaving)
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(voters(&cluster), expected, "{:?}", roles(&cluster, leader));
+    assert_eq!(bid(&cluster, 1_020_000, "v-3"), 201);
+
+    // Not below 3 without force, and never the leader.
+    let (status, body) = cluster.node(leader).control(
+        "DELETE",
+        &format!("/control/v1/cluster/nodes/{}", followers[0]),
+        None,
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("force"),
+        "{body}"
+    );
+    let (status, body) = cluster.node(followers[0]).control(
+        "DELETE",
+        &format!("/control/v1/cluster/nodes/{leader}?force=true"),
+        None,
+    );
+    assert_eq!(status, 409, "the leader is not removed: {body}");
+    assert_eq!(voters(&cluster), expected, "refusals change nothing");
+
+    // With force: 2 voters, which still commit.
+    let (status, body) = cluster.node(leader).control(
+        "DELETE",
+        &format!("/control/v1/cluster/nodes/{}?force=true", followers[0]),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(voters(&cluster).len(), 2, "{:?}", roles(&cluster, leader));
+    assert_eq!(bid(&cluster, 1_030_000, "v-4"), 201);
+    let audit = cluster
+        .node(leader)
+        .control("GET", "/control/v1/audit", None)
+        .1;
+    let actions: Vec<&str> = audit["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|record| record["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"node add voter") && actions.contains(&"node remove"),
+        "{actions:?}"
+    );
+    joiner.kill();
+}
+
 /// `gavel ctl migrate …` through `control_url`; its output.
 fn migrate(control_url: &str, arguments: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))

@@ -101,11 +101,18 @@ pub enum NodeCommand {
         /// Its control listener's URL.
         #[arg(long, value_name = "URL")]
         control_url: String,
+        /// Give it a vote once it has caught up (or give an existing standby one).
+        #[arg(long)]
+        voter: bool,
     },
-    /// Take a standby out of the cluster; it stops. Voters are refused.
+    /// Take a node out of the cluster; it stops. A voter only while 3 voters remain
+    /// (fewer with --force); never the leader (switch over first).
     Remove {
         #[arg(long, value_name = "NODE_ID")]
         id: u64,
+        /// Remove a voter even when fewer than 3 would remain.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -224,6 +231,7 @@ fn request_for(command: &CtlCommand) -> Result<ApiRequest, Failure> {
             peer,
             public_url,
             control_url,
+            voter,
         }) => ApiRequest::post_control(
             "/control/v1/cluster/nodes",
             json!({
@@ -232,12 +240,13 @@ fn request_for(command: &CtlCommand) -> Result<ApiRequest, Failure> {
                 "peer": peer,
                 "public_url": public_url,
                 "control_url": control_url,
+                "voter": voter,
             }),
         ),
-        CtlCommand::Node(NodeCommand::Remove { id }) => ApiRequest {
+        CtlCommand::Node(NodeCommand::Remove { id, force }) => ApiRequest {
             listener: Listener::Control,
             method: "DELETE",
-            path: format!("/control/v1/cluster/nodes/{id}"),
+            path: format!("/control/v1/cluster/nodes/{id}?force={force}"),
             body: None,
         },
         CtlCommand::Janitor => ApiRequest::get_control("/control/v1/janitor"),

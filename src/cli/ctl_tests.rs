@@ -219,13 +219,33 @@ fn node_add_and_remove_send_the_cluster_node_requests() {
         ApiRequest::post_control(
             "/control/v1/cluster/nodes",
             json!({"node_id": 5, "name": "node-5", "peer": "10.0.0.5:7085",
-                "public_url": "http://10.0.0.5:8085", "control_url": "http://10.0.0.5:9085"}),
+                "public_url": "http://10.0.0.5:8085", "control_url": "http://10.0.0.5:9085",
+                "voter": false}),
         )
+    );
+    let voter = request_of(&[
+        "node",
+        "add",
+        "--id",
+        "5",
+        "--peer",
+        "10.0.0.5:7085",
+        "--public-url",
+        "http://10.0.0.5:8085",
+        "--control-url",
+        "http://10.0.0.5:9085",
+        "--voter",
+    ]);
+    assert_eq!(
+        voter.body.as_ref().map(|body| &body["voter"]),
+        Some(&json!(true))
     );
     let remove = request_of(&["node", "remove", "--id", "5"]);
     assert_eq!(
         (remove.method, remove.path.as_str(), remove.body),
-        ("DELETE", "/control/v1/cluster/nodes/5", None)
+        ("DELETE", "/control/v1/cluster/nodes/5?force=false", None)
     );
+    let forced = request_of(&["node", "remove", "--id", "5", "--force"]);
+    assert_eq!(forced.path, "/control/v1/cluster/nodes/5?force=true");
     assert!(Cli::try_parse_from(["gavel", "ctl", "node", "remove", "--id", "x"]).is_err());
 }

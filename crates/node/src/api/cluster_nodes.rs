@@ -12,7 +12,7 @@ use super::auth::Operator;
 use super::problem::Problem;
 use super::AppState;
 use crate::actors::supervisor::{
-    AddStandby, Added, ClusterView, GetClusterView, NodeChangeError, RemoveStandby,
+    AddStandby, Added, ClusterView, GetClusterView, NodeChangeError, PromoteStandby, RemoveStandby,
 };
 use crate::config::is_http_url;
 use crate::model::error::ApiError;
@@ -46,7 +46,7 @@ async fn add_node(
     body: web::Json<JsonObject<NodeRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner().into_inner();
-    let dry_run = body.dry_run;
+    let (dry_run, voter) = (body.dry_run, body.voter);
     let (node_id, info) = node_info(body)?;
     let relayed = serde_json::json!({
         "node_id": node_id,
@@ -55,6 +55,7 @@ async fn add_node(
         "public_url": info.public_url,
         "control_url": info.control_url,
         "dry_run": dry_run,
+        "voter": voter,
     });
     let target = format!("node {node_id} at {}", info.peer_addr);
     let answer = app
@@ -63,6 +64,7 @@ async fn add_node(
             node_id,
             info,
             dry_run,
+            voter,
         })
         .await?;
     let added = match answer {
@@ -80,22 +82,58 @@ async fn add_node(
     };
     if added == Added::Added {
         tracing::info!(operator = %operator.0, node_id, "standby added");
-        record(&app, &operator, "node add", target).await;
+        record(&app, &operator, "node add", target.clone()).await;
     }
+    let promoted =
+        voter && added != Added::Checked && promote(&app, &operator, node_id, &target).await?;
     let view = app.supervisor.send(GetClusterView).await?;
-    Ok(if added == Added::Added {
+    Ok(if added == Added::Added || promoted {
         HttpResponse::Created().json(view)
     } else {
         HttpResponse::Ok().json(view)
     })
 }
 
-/// Takes a standby out of the cluster; the node is told to stop. Voters are refused:
-/// hand their place to a standby first.
-#[utoipa::path(tag = "control", params(("id" = u64, Path, minimum = 1)), responses(
+/// Gives the standby `node_id` a vote; answers whether it was not a voter before.
+async fn promote(
+    app: &AppState,
+    operator: &Operator,
+    node_id: u64,
+    target: &str,
+) -> Result<bool, ApiError> {
+    let was_voter = app
+        .supervisor
+        .send(GetClusterView)
+        .await?
+        .nodes
+        .iter()
+        .any(|node| node.node_id == node_id && matches!(node.role.as_str(), "leader" | "follower"));
+    app.supervisor
+        .send(PromoteStandby { node_id })
+        .await?
+        .map_err(node_change_error)?;
+    if !was_voter {
+        tracing::info!(operator = %operator.0, node_id, "voter added");
+        record(app, operator, "node add voter", target.to_string()).await;
+    }
+    Ok(!was_voter)
+}
+
+/// `?force=true` on a node removal.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct RemoveQuery {
+    /// Remove a voter even when fewer than 3 would remain.
+    #[serde(default)]
+    force: bool,
+}
+
+/// Takes a node out of the cluster; the node is told to stop. A standby, or a voter other
+/// than the leader while 3 voters remain (fewer only with `force`).
+#[utoipa::path(tag = "control", params(("id" = u64, Path, minimum = 1), RemoveQuery), responses(
     (status = 200, description = "removed; the cluster as it is now", body = ClusterView),
     (status = 404, description = "not_found: not a member", body = Problem),
-    (status = 409, description = "conflict: a voter, or a change under way", body = Problem),
+    (status = 409, description = "conflict: the leader, a voter when fewer than 3 would remain (without force), or a change under way", body = Problem),
     (status = 422, description = "invalid_request: not a node id", body = Problem),
     (status = 503, description = "no_leader, or the change failed", body = Problem)),
     security(("admin" = [])))]
@@ -105,7 +143,9 @@ async fn remove_node(
     operator: Operator,
     request: HttpRequest,
     path: web::Path<String>,
+    query: web::Query<RemoveQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let force = query.force;
     let node_id: u64 = path.parse().ok().filter(|id| *id >= 1).ok_or_else(|| {
         ApiError::invalid("the node id must be an integer, 1 or more".to_string())
     })?;
@@ -115,14 +155,18 @@ async fn remove_node(
         ))
         .into());
     }
-    match app.supervisor.send(RemoveStandby { node_id }).await? {
+    match app
+        .supervisor
+        .send(RemoveStandby { node_id, force })
+        .await?
+    {
         Err(NodeChangeError::NotLeader) => {
-            let path = format!("/control/v1/cluster/nodes/{node_id}");
+            let path = format!("/control/v1/cluster/nodes/{node_id}?force={force}");
             return relay_to_leader(&app, &request, Method::DELETE, &path, None).await;
         }
         other => other.map_err(node_change_error)?,
     }
-    tracing::info!(operator = %operator.0, node_id, "standby removed");
+    tracing::info!(operator = %operator.0, node_id, force, "node removed");
     record(&app, &operator, "node remove", format!("node {node_id}")).await;
     Ok(HttpResponse::Ok().json(app.supervisor.send(GetClusterView).await?))
 }

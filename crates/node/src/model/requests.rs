@@ -603,6 +603,10 @@ pub struct NodeRequest {
     /// secret, as this node id); change nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Give the node a vote once it has caught up (a standby already in the cluster is
+    /// given one too). Default false: a standby.
+    #[serde(default)]
+    pub voter: bool,
 }
 
 /// `POST /control/v1/cluster/replace`: the cutover of a migration.

@@ -520,6 +520,8 @@ mod switchover;
 pub use super::messages::PeerReport;
 pub use cluster_view::{ClusterView, GetClusterView, NodeView};
 use decisions::{FollowerView, LeadershipStep, Reconfigurable};
-pub use nodes::{AddStandby, Added, NodeChangeError, PanicPeerLink, RemoveStandby, ReplaceVoter};
+pub use nodes::{
+    AddStandby, Added, NodeChangeError, PanicPeerLink, PromoteStandby, RemoveStandby, ReplaceVoter,
+};
 use proposer::Proposer;
 pub use switchover::Switchover;

@@ -65,13 +65,17 @@ pub struct AddStandby {
     pub node_id: u64,
     pub info: NodeInfo,
     pub dry_run: bool,
+    /// The operator wants it to vote (`PromoteStandby` follows): a voter with these
+    /// addresses is then no change either.
+    pub voter: bool,
 }
 
 /// What `AddStandby` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Added {
     Added,
-    /// It already was a standby with these addresses.
+    /// It already was a standby with these addresses (or a voter, when one was asked
+    /// for).
     AlreadyStandby,
     /// `dry_run`: the precheck passed, nothing changed.
     Checked,
@@ -95,9 +99,50 @@ impl Message for ReplaceVoter {
 /// How far behind the leader's log a standby may be to take a vote in a cutover.
 const CUTOVER_MAX_LAG: u64 = 1_000;
 
-/// Takes the standby `node_id` out of the cluster and tells it to stop.
+/// Takes `node_id` out of the cluster and tells it to stop: a standby, or a voter other
+/// than the leader as long as at least `MIN_VOTERS` remain (fewer only with `force`).
 pub struct RemoveStandby {
     pub node_id: u64,
+    pub force: bool,
+}
+
+/// Gives the standby `node_id` a vote: once it is up and caught up, it joins the voters.
+pub struct PromoteStandby {
+    pub node_id: u64,
+}
+
+impl Message for PromoteStandby {
+    type Result = Result<(), NodeChangeError>;
+}
+
+/// Fewer voters than this cannot lose one and go on committing: removing a voter below
+/// it takes `force`.
+pub const MIN_VOTERS: usize = 3;
+
+/// Whether the voter `node_id` may leave `voters` (decided by the leader `self_id`).
+pub fn voter_removal_check(
+    voters: &BTreeSet<u64>,
+    self_id: u64,
+    node_id: u64,
+    force: bool,
+) -> Result<(), NodeChangeError> {
+    if node_id == self_id {
+        return Err(NodeChangeError::Conflict(format!(
+            "node {node_id} leads; hand leadership to another voter first (switchover)"
+        )));
+    }
+    let remaining = voters.len().saturating_sub(1);
+    if remaining == 0 {
+        return Err(NodeChangeError::Conflict(format!(
+            "node {node_id} is the only voter"
+        )));
+    }
+    if remaining < MIN_VOTERS && !force {
+        return Err(NodeChangeError::Conflict(format!(
+            "removing voter {node_id} would leave {remaining} voters: with fewer than {MIN_VOTERS} the cluster stops at the next failure; add a voter first, or force it (gavel ctl node remove --force, ?force=true)"
+        )));
+    }
+    Ok(())
 }
 
 impl Message for RemoveStandby {
@@ -194,7 +239,7 @@ impl Handler<AddStandby> for Supervisor {
             voters: membership.voter_ids().collect(),
             busy: self.reconfiguring || self.switching_to.is_some(),
         };
-        match add_standby_check(&observed, add.node_id, &add.info) {
+        match add_standby_check(&observed, add.node_id, &add.info, add.voter) {
             Ok(None) => {}
             Ok(Some(added)) => return Box::pin(actix::fut::ready(Ok(added))),
             Err(error) => return Box::pin(actix::fut::ready(Err(error))),
@@ -235,13 +280,14 @@ fn add_standby_check(
     observed: &MembershipView,
     node_id: u64,
     info: &NodeInfo,
+    wants_vote: bool,
 ) -> Result<Option<Added>, NodeChangeError> {
     if !observed.is_leader {
         return Err(NodeChangeError::NotLeader);
     }
     if let Some(known) = observed.nodes.get(&node_id) {
         let is_voter = observed.voters.contains(&node_id);
-        if known == info && !is_voter {
+        if known == info && (!is_voter || wants_vote) {
             return Ok(Some(Added::AlreadyStandby));
         }
         return Err(NodeChangeError::Conflict(format!(
@@ -283,6 +329,7 @@ async fn add_standby(
         node_id,
         info,
         dry_run,
+        ..
     } = add;
     let status = client.ping(PRECHECK_TIMEOUT).await.map_err(|error| {
         NodeChangeError::Conflict(format!(
@@ -458,10 +505,14 @@ impl Handler<RemoveStandby> for Supervisor {
                 "node {node_id} is not a member of the cluster"
             )));
         };
-        if membership.voter_ids().any(|id| id == node_id) {
-            return refuse(NodeChangeError::Conflict(format!(
-                "node {node_id} is a voter; only standbys are removed (hand its vote to a standby first: stop it, or switch leadership away and stop it)"
-            )));
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let is_voter = voters.contains(&node_id);
+        if is_voter {
+            if let Err(refused) =
+                voter_removal_check(&voters, self.settings.node_id, node_id, remove.force)
+            {
+                return refuse(refused);
+            }
         }
         if self.reconfiguring || self.switching_to.is_some() {
             return refuse(NodeChangeError::Conflict(
@@ -477,6 +528,17 @@ impl Handler<RemoveStandby> for Supervisor {
         Box::pin(
             async move {
                 let removed: BTreeSet<u64> = BTreeSet::from([node_id]);
+                if is_voter {
+                    // Its vote first (kept as a learner), then the node itself.
+                    tracing::warn!(node_id, "an operator removes a voter");
+                    raft.change_membership(ChangeMembers::RemoveVoters(removed.clone()), true)
+                        .await
+                        .map_err(|error| {
+                            NodeChangeError::Failed(format!(
+                                "could not take node {node_id}'s vote: {error}"
+                            ))
+                        })?;
+                }
                 raft.change_membership(ChangeMembers::RemoveNodes(removed), false)
                     .await
                     .map_err(|error| {
@@ -606,7 +668,7 @@ mod tests {
     #[test]
     fn a_new_node_on_a_free_address_goes_on_to_the_precheck() {
         assert_eq!(
-            add_standby_check(&view(), 5, &info("127.0.0.1:7005")),
+            add_standby_check(&view(), 5, &info("127.0.0.1:7005"), false),
             Ok(None)
         );
     }
@@ -614,7 +676,7 @@ mod tests {
     #[test]
     fn the_same_standby_again_is_nothing_to_do() {
         assert_eq!(
-            add_standby_check(&view(), 4, &info("127.0.0.1:7004")),
+            add_standby_check(&view(), 4, &info("127.0.0.1:7004"), false),
             Ok(Some(Added::AlreadyStandby))
         );
     }
@@ -626,13 +688,14 @@ mod tests {
             ..view()
         };
         assert_eq!(
-            add_standby_check(&follower, 5, &info("127.0.0.1:7005")),
+            add_standby_check(&follower, 5, &info("127.0.0.1:7005"), false),
             Err(NodeChangeError::NotLeader)
         );
         let conflict = |observed: &MembershipView, node_id, addr| match add_standby_check(
             observed,
             node_id,
             &info(addr),
+            false,
         ) {
             Err(NodeChangeError::Conflict(reason)) => reason,
             other => panic!("expected a conflict, got {other:?}"),
@@ -654,5 +717,92 @@ mod tests {
             ..view()
         };
         assert!(conflict(&busy, 5, "127.0.0.1:7005").contains("already under way"));
+    }
+}
+
+impl Handler<PromoteStandby> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<(), NodeChangeError>>;
+
+    fn handle(&mut self, promote: PromoteStandby, _ctx: &mut Self::Context) -> Self::Result {
+        let node_id = promote.node_id;
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let lag = metrics.last_log_index.unwrap_or(0).saturating_sub(
+            metrics
+                .replication
+                .as_ref()
+                .and_then(|replication| replication.get(&node_id).cloned().flatten())
+                .map_or(0, |log_id| log_id.index),
+        );
+        let is_leader = metrics.state == ServerState::Leader;
+        if is_leader && membership.voter_ids().any(|id| id == node_id) {
+            return Box::pin(actix::fut::ready(Ok(())));
+        }
+        let refused = if !is_leader {
+            Some(NodeChangeError::NotLeader)
+        } else if membership.get_node(&node_id).is_none() {
+            Some(NodeChangeError::NotFound(format!(
+                "node {node_id} is not a member of the cluster"
+            )))
+        } else if self.peers.get(&node_id).map(|peer| peer.health) != Some(Health::Up) {
+            Some(NodeChangeError::Conflict(format!(
+                "node {node_id} is not up"
+            )))
+        } else if lag > CUTOVER_MAX_LAG {
+            Some(NodeChangeError::Conflict(format!(
+                "node {node_id} is {lag} entries behind; let it catch up first"
+            )))
+        } else if self.reconfiguring || self.switching_to.is_some() {
+            Some(NodeChangeError::Conflict(
+                "a membership change or switchover is already under way".to_string(),
+            ))
+        } else {
+            None
+        };
+        if let Some(error) = refused {
+            return Box::pin(actix::fut::ready(Err(error)));
+        }
+        self.reconfiguring = true;
+        let raft = self.raft.clone();
+        tracing::warn!(node_id, "an operator gives a standby a vote");
+        Box::pin(
+            async move {
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), true)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| {
+                        NodeChangeError::Failed(format!(
+                            "node {node_id} did not become a voter: {error}"
+                        ))
+                    })
+            }
+            .into_actor(self)
+            .map(|result, supervisor, ctx| {
+                supervisor.reconfiguring = false;
+                supervisor.watch_peers(ctx);
+                result
+            }),
+        )
+    }
+}
+
+#[cfg(test)]
+mod voter_removal_tests {
+    use super::*;
+
+    #[test]
+    fn a_voter_leaves_only_while_three_remain_unless_forced_and_never_the_leader() {
+        let four = BTreeSet::from([1, 2, 3, 4]);
+        let three = BTreeSet::from([1, 2, 3]);
+        assert_eq!(voter_removal_check(&four, 1, 4, false), Ok(()));
+        assert!(
+            matches!(voter_removal_check(&three, 1, 3, false), Err(NodeChangeError::Conflict(detail)) if detail.contains("leave 2 voters"))
+        );
+        assert_eq!(voter_removal_check(&three, 1, 3, true), Ok(()));
+        assert!(
+            matches!(voter_removal_check(&four, 1, 1, true), Err(NodeChangeError::Conflict(detail)) if detail.contains("leads"))
+        );
+        assert!(voter_removal_check(&BTreeSet::from([1, 2]), 1, 2, true).is_ok());
+        assert!(voter_removal_check(&BTreeSet::from([2]), 1, 2, true).is_err());
     }
 }
