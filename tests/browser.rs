@@ -32,6 +32,10 @@
 //!   English browser gets the English page (已被超越, the title flashing with the outbid
 //!   alert ticked), a bid below the minimum refused in Chinese, and the header's switch to
 //!   English; its Chinese screenshot is the README's.
+//! - `the_dashboard_is_chinese_first_and_english_on_request` (dashboardzh.mjs): the
+//!   operator dashboard in a Chinese browser (挂牌, 万元, 主节点 / 从节点, the parcel in
+//!   平方米), a sale suspended and resumed through its Chinese dialog (暂停竞价, 恢复竞价),
+//!   and the header's switch to English, still signed in and remembered.
 //!
 //! Chromium, Node.js and npm must be installed (`apt-get install -y chromium nodejs npm`);
 //! without them these tests fail, saying so. `npm ci` installs the script's one package
@@ -141,6 +145,23 @@ fn the_bidder_page_is_chinese_first_and_english_on_request() {
     let follower = stage.other_than(&[leader]);
     let output = stage.run_script("bidderzh.mjs", follower, leader);
     assert_result_line(&output, "bidderzh");
+}
+
+#[test]
+fn the_dashboard_is_chinese_first_and_english_on_request() {
+    let _one_at_a_time = ONE_SCENARIO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let spec = serde_json::json!({
+        "title": "苏地2026-WG-17号地块",
+        "parcel": {"district": "姑苏区", "use": "住宅", "area_m2": 12000, "plot_ratio": 2.0},
+    });
+    let stage = Stage::new("dashboardzh", spec);
+    // The dashboard on the leader's control listener (its nodes table knows every role).
+    let leader = stage.leader();
+    let follower = stage.other_than(&[leader]);
+    let output = stage.run_script("dashboardzh.mjs", leader, follower);
+    assert_result_line(&output, "dashboardzh");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 /*
  * Shared helpers of Gavel's real-browser tests (outbid.mjs, countdown.mjs, failover.mjs,
- * sale.mjs, pastcap.mjs, rules11.mjs, hall.mjs, bidderzh.mjs).
+ * sale.mjs, pastcap.mjs, rules11.mjs, hall.mjs, bidderzh.mjs, dashboardzh.mjs).
  *
  * tests/browser.rs starts a real cluster and runs each scenario as
  * `node tests/browser/<scenario>.mjs`, passing the cluster in environment variables:

@@ -2,7 +2,8 @@
 //!
 //! A single page of plain HTML, CSS and JavaScript, embedded in the binary with
 //! `include_str!` so that nothing is fetched from outside the cluster (no CDN, no web
-//! fonts, charts drawn by hand on `<canvas>`). The page itself is public; everything it
+//! fonts, charts drawn by hand on `<canvas>`). It is in Simplified Chinese first and in
+//! English on request: its texts in `texts.js`, the formats in the bidder page's `i18n.js`. The page itself is public; everything it
 //! shows comes from the control API, which it calls with the admin token the operator
 //! types in. Every asset is sent with `Content-Security-Policy: default-src 'self'`, so
 //! the page can run only its own script and talk only to this node.
@@ -34,7 +35,7 @@ const CERTIFICATE_HTML: &str = include_str!("assets/dashboard/certificate.html")
 
 /// The page's scripts and stylesheet, served under `/assets/dashboard/`: file name,
 /// content type, contents.
-pub const ASSETS: [(&str, &str, &str); 9] = [
+pub const ASSETS: [(&str, &str, &str); 10] = [
     (
         "dashboard.js",
         "text/javascript; charset=utf-8",
@@ -74,6 +75,11 @@ pub const ASSETS: [(&str, &str, &str); 9] = [
         "i18n.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/bidder/i18n.js"),
+    ),
+    (
+        "texts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/dashboard/texts.js"),
     ),
     (
         "certificate.css",

@@ -6,19 +6,19 @@
  * terminate and the increment change each open one dialog that asks for a reason (kept
  * in the audit trail) and POST to /control/v1/auctions/{id}/suspend|resume|terminate
  * {reason} or /increment {increment, reason}; a refusal is shown with its problem+json
- * code and detail.
+ * code and detail. Texts in the page's language (texts.js): phases by phaseName() (挂牌,
+ * 限时竞价 …; each badge's data-value stays the API's word), amounts by money() (万元 / ¥).
  */
 
-import { api, badge, byId, cell, duration, money, problemText, report, serverNowMs } from './common.js';
+import {
+  api, badge, byId, cell, duration, label, money, parcelText, phaseName, problemText, report, serverNowMs, t,
+} from './common.js';
 
 const CLOSED_PHASES = new Set(['sold', 'unsold', 'terminated']);
 
-const ACTIONS = {
-  suspend: { verb: 'Suspend', about: 'Stops the clock; bids are refused until it is resumed.' },
-  resume: { verb: 'Resume', about: 'Restarts bidding where the suspension stopped it.' },
-  terminate: { verb: 'Terminate', about: 'Ends the auction without a sale. This cannot be undone.' },
-  increment: { verb: 'Change the increment of', about: 'Applies to every bid from now on.' },
-};
+/** The row's actions, in order; their texts are texts.js's `actions`. */
+const ACTIONS = ['suspend', 'resume', 'terminate', 'increment'];
+const actionText = (action) => t('actions')[action];
 
 const table = {
   auctions: new Map(),
@@ -80,12 +80,12 @@ function createAuctionRow(auctionId) {
   }
   const actions = document.createElement('td');
   actions.className = 'actions';
-  for (const action of Object.keys(ACTIONS)) {
+  for (const action of ACTIONS) {
     const button = document.createElement('button');
     button.type = 'button';
     button.dataset.action = action;
     button.className = action === 'terminate' ? 'danger' : '';
-    button.textContent = action === 'increment' ? 'increment…' : action;
+    button.textContent = actionText(action).button;
     actions.append(button);
   }
   row.append(actions);
@@ -97,11 +97,12 @@ function updateAuctionRow(row, auction) {
   const closed = CLOSED_PHASES.has(auction.phase);
   cells[0].textContent = auction.id;
   cells[1].textContent = auction.title;
+  cells[1].title = parcelText(auction.parcel);
   if (cells[2].firstChild === null || cells[2].firstChild.dataset.value !== auction.phase) {
-    cells[2].replaceChildren(badge(auction.phase));
+    cells[2].replaceChildren(badge(auction.phase, phaseName(auction.phase)));
   }
-  cells[3].textContent = money(auction.current_price);
-  cells[4].textContent = auction.reserve_price == null ? 'none' : money(auction.reserve_price);
+  cells[3].textContent = auction.current_price == null ? t('noPrice') : money(auction.current_price);
+  cells[4].textContent = auction.reserve_price == null ? t('none') : money(auction.reserve_price);
   cells[5].textContent = money(auction.increment);
   cells[6].textContent = countdownText(auction);
   cells[7].textContent = String(auction.bid_count);
@@ -117,13 +118,13 @@ function updateAuctionRow(row, auction) {
 
 function countdownText(auction) {
   if (auction.phase === 'suspended') {
-    return 'paused';
+    return t('paused');
   }
   if (auction.deadline_ms === null) {
     return '—';
   }
   const remaining = auction.deadline_ms - serverNowMs();
-  return remaining > 0 ? duration(remaining) : 'due';
+  return remaining > 0 ? duration(remaining) : t('due');
 }
 
 function openAction(action, auctionId) {
@@ -132,12 +133,12 @@ function openAction(action, auctionId) {
     return;
   }
   table.pendingAction = { action, auctionId };
-  byId('action-title').textContent = `${ACTIONS[action].verb} ${auctionId}`;
-  const about = ACTIONS[action].about;
+  byId('action-title').textContent = t('actionTitle', actionText(action).title, auctionId);
+  const { about } = actionText(action);
   byId('action-description').textContent =
     action === 'increment'
-      ? `Increment now ${money(auction.increment)} (rule: ${auction.increment_rule}). ${about}`
-      : `“${auction.title}”, ${auction.phase.replace(/_/g, ' ')}. ${about}`;
+      ? t('incrementNow', money(auction.increment), label('incrementRules', auction.increment_rule), about)
+      : t('auctionNow', auction.title, phaseName(auction.phase), about);
   const incrementField = byId('increment-field');
   const incrementInput = byId('action-increment');
   incrementField.hidden = action !== 'increment';
@@ -159,14 +160,14 @@ async function submitAction(event) {
   }
   const reason = byId('action-reason').value.trim();
   if (!reason) {
-    byId('action-problem').textContent = 'Give a reason: it is kept in the audit trail.';
+    byId('action-problem').textContent = t('giveReason');
     return;
   }
   const body = { reason };
   if (pending.action === 'increment') {
     const increment = Number(byId('action-increment').value);
     if (!Number.isSafeInteger(increment) || increment <= 0) {
-      byId('action-problem').textContent = 'The increment is a whole, positive amount in the smallest currency unit.';
+      byId('action-problem').textContent = t('wholeIncrement');
       return;
     }
     body.increment = increment;
@@ -178,11 +179,11 @@ async function submitAction(event) {
     const auction = await api('POST', path, body);
     byId('action-dialog').close();
     table.pendingAction = null;
-    report(`${pending.action} ${pending.auctionId}: done, phase ${auction.phase}, increment ${money(auction.increment)}.`, 'done');
+    report(t('actionDone', actionText(pending.action).verb, pending.auctionId, phaseName(auction.phase), money(auction.increment)), 'done');
     table.afterAction();
   } catch (error) {
     byId('action-problem').textContent = problemText(error);
-    report(`${pending.action} ${pending.auctionId} refused: ${problemText(error)}`, 'problem');
+    report(t('actionRefused', actionText(pending.action).verb, pending.auctionId, problemText(error)), 'problem');
     confirm.disabled = false;
   }
 }

@@ -6,11 +6,15 @@
  * between two samples: `ratesBetween` turns a pair of samples into bids per second and
  * the commit latency (mean and a p99 bound) of the commits in between. `RollingSeries`
  * keeps the last two minutes of such points and `drawChart` draws them by hand on a
- * <canvas>: no chart library, nothing loaded from outside the node.
+ * <canvas>: no chart library, nothing loaded from outside the node. The time axis is
+ * labelled in the page's language (texts.js).
  */
+
+import { t } from './i18n.js';
 
 /** How much history the charts show. */
 export const WINDOW_MS = 120_000;
+const AXIS_FONT = '11px system-ui, "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif';
 
 /** A bounded list of `{timeMs, value}` points; `value` null marks a gap. */
 export class RollingSeries {
@@ -123,9 +127,6 @@ function prepareCanvas(canvas) {
  */
 export function drawChart(canvas, lines, nowMs, options) {
   const { context, width, height } = prepareCanvas(canvas);
-  const margin = { left: 56, right: 10, top: 10, bottom: 22 };
-  const plotWidth = width - margin.left - margin.right;
-  const plotHeight = height - margin.top - margin.bottom;
   const startMs = nowMs - WINDOW_MS;
 
   let maximum = options.minimumMaximum || 1;
@@ -137,6 +138,13 @@ export function drawChart(canvas, lines, nowMs, options) {
     }
   }
   maximum = niceCeiling(maximum);
+
+  // Room on the left for the longest axis label ("0.50/s", "0.50 次/秒").
+  context.font = AXIS_FONT;
+  const labelWidth = Math.max(...[0, 0.5, 1].map((fraction) => context.measureText(options.formatValue(maximum * fraction)).width));
+  const margin = { left: Math.max(56, Math.ceil(labelWidth) + 12), right: 10, top: 10, bottom: 22 };
+  const plotWidth = width - margin.left - margin.right;
+  const plotHeight = height - margin.top - margin.bottom;
 
   const xOf = (timeMs) => margin.left + ((timeMs - startMs) / WINDOW_MS) * plotWidth;
   const yOf = (value) => margin.top + plotHeight - (value / maximum) * plotHeight;
@@ -179,7 +187,7 @@ function drawLine(context, line, startMs, xOf, yOf) {
 function drawGrid(context, margin, plotWidth, plotHeight, maximum, formatValue, yOf) {
   const gridColor = cssColor('--chart-grid', '#d9dde3');
   const textColor = cssColor('--chart-text', '#5b6470');
-  context.font = '11px system-ui, sans-serif';
+  context.font = AXIS_FONT;
   context.lineWidth = 1;
   context.textBaseline = 'middle';
   for (const fraction of [0, 0.5, 1]) {
@@ -197,9 +205,9 @@ function drawGrid(context, margin, plotWidth, plotHeight, maximum, formatValue, 
   context.textBaseline = 'top';
   const labelY = margin.top + plotHeight + 6;
   context.textAlign = 'left';
-  context.fillText('−2 min', margin.left, labelY);
+  context.fillText(t('axisTwoMinutes'), margin.left, labelY);
   context.textAlign = 'center';
-  context.fillText('−1 min', margin.left + plotWidth / 2, labelY);
+  context.fillText(t('axisOneMinute'), margin.left + plotWidth / 2, labelY);
   context.textAlign = 'right';
-  context.fillText('now', margin.left + plotWidth, labelY);
+  context.fillText(t('axisNow'), margin.left + plotWidth, labelY);
 }

@@ -4,9 +4,17 @@
  * `api` calls the control API of the node that served the page with the admin token as
  * `Authorization: Bearer`, and turns every refusal into an `ApiProblem` carrying the
  * problem+json `code` and `detail` (a 401 also hands control back to the token prompt
- * through `session.onUnauthorized`). The rest formats figures, builds table cells with
- * textContent only (never innerHTML) and keeps the operator's message list.
+ * through `session.onUnauthorized`). The rest formats figures in the page's language
+ * (Chinese first, English on request: money in 元 / 万元 or ¥, times in the language's
+ * local format, through i18n.js; every text from texts.js through t()), builds table
+ * cells with textContent only (never innerHTML) and keeps the operator's message list.
  */
+
+import { clockTime, t } from './i18n.js';
+
+export {
+  dateTime, money, number, parcelText, phaseName, t,
+} from './i18n.js';
 
 const MAX_MESSAGES = 6;
 
@@ -40,7 +48,7 @@ export async function api(method, path, body) {
   try {
     response = await fetch(path, init);
   } catch (error) {
-    throw new ApiProblem(0, 'unreachable', `the node did not answer (${error.message})`);
+    throw new ApiProblem(0, 'unreachable', t('notAnswering', error.message));
   }
   const text = await response.text();
   let data = null;
@@ -55,15 +63,21 @@ export async function api(method, path, body) {
   const code = (data && data.code) || `http_${response.status}`;
   const detail = (data && data.detail) || text.slice(0, 200) || response.statusText;
   if (response.status === 401) {
-    session.onUnauthorized(`The node refused the token (${detail}).`);
+    session.onUnauthorized(t('tokenRefused', detail));
   }
   throw new ApiProblem(response.status, code, detail);
 }
 
 /** The node's clock as estimated here, from the last stats sample's server time. */
 export const serverNowMs = () => Date.now() + session.serverOffsetMs;
-export const money = (amount) => (amount === null || amount === undefined ? '—' : Number(amount).toLocaleString());
-export const clock = (ms) => new Date(ms).toLocaleTimeString();
+/** A time of day with seconds, in the language's local format. */
+export const clock = (ms) => clockTime(ms);
+
+/** The shown word for an API word from one of texts.js's tables (`roles`, `health` …). */
+export function label(table, value) {
+  const words = t(table);
+  return (words && typeof words === 'object' && words[value]) || String(value).replace(/_/g, ' ');
+}
 
 export function duration(ms) {
   const totalSeconds = Math.floor(Math.abs(ms) / 1000);
@@ -75,9 +89,9 @@ export function duration(ms) {
 
 export function age(ms) {
   if (ms < 1000) {
-    return `${Math.max(0, Math.round(ms))} ms`;
+    return t('ms', Math.max(0, Math.round(ms)));
   }
-  return ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : duration(ms);
+  return ms < 120_000 ? t('seconds', (ms / 1000).toFixed(1)) : duration(ms);
 }
 
 export function cell(content, className) {
@@ -93,16 +107,17 @@ export function cell(content, className) {
   return td;
 }
 
-export function badge(value) {
+/** A badge: `data-value` the API's word (what the stylesheet and tests read), its text `shown`. */
+export function badge(value, shown = String(value).replace(/_/g, ' ')) {
   const span = document.createElement('span');
   span.className = 'badge';
   span.dataset.value = value;
-  span.textContent = value.replace(/_/g, ' ');
+  span.textContent = shown;
   return span;
 }
 
 export function problemText(error) {
-  return error instanceof ApiProblem ? `${error.code}: ${error.detail}` : String(error);
+  return error instanceof ApiProblem ? t('problem', error.code, error.detail) : String(error);
 }
 
 export function setConnection(state, text) {
@@ -123,7 +138,7 @@ export function report(text, kind) {
   dismiss.type = 'button';
   dismiss.className = 'quiet dismiss';
   dismiss.textContent = '×';
-  dismiss.title = 'Dismiss';
+  dismiss.title = t('dismiss');
   dismiss.addEventListener('click', () => item.remove());
   item.append(when, body, dismiss);
   const list = byId('messages');

@@ -14,9 +14,16 @@
  * deposits (POST .../deposits) and declares a lapsed sale in default (POST .../default).
  * Every refusal shows the API's problem+json `code` and `detail`.
  *
+ * The page is in Simplified Chinese first, as a land and resources trading centre's
+ * operators write it (节点, 主节点 / 从节点, 竞价场次, 挂牌, 暂停 / 恢复 / 终止, 保证金 …), and
+ * in English when the browser lists English before Chinese; `?lang=zh|en` (the header's
+ * "中文 · English" switch) changes it and is remembered (i18n.js). Every text is in
+ * texts.js, one table per language; money in 元 / 万元 (English: ¥), phases by their
+ * names, times in the language's local format. The token stays in the tab across a switch.
+ *
  * The parts: common.js (API client, formatting, messages), auctions.js (the auctions
  * table and its action dialog), sale.js (deposits and confirmation), charts.js (the live
- * charts); this file holds the token
+ * charts), texts.js (the texts); this file holds the language, the token
  * prompt, the refresh loop, the nodes table, the switchover control and the janitor.
  * No framework and no build step; the DOM is written with textContent only, never
  * innerHTML, and nothing is loaded from outside the node (CSP: default-src 'self').
@@ -25,7 +32,11 @@
 import { renderAuctions, wireAuctions } from './auctions.js';
 import { renderSale, wireSale } from './sale.js';
 import { RollingSeries, drawChart, ratesBetween } from './charts.js';
-import { age, api, badge, byId, cell, clock, problemText, report, serverNowMs, session, setConnection } from './common.js';
+import {
+  age, api, badge, byId, cell, clock, label, problemText, report, serverNowMs, session, setConnection, t,
+} from './common.js';
+import { chooseLanguage, currentLanguage, translatePage, useLanguage } from './i18n.js';
+import { TEXTS } from './texts.js';
 
 const TOKEN_KEY = 'gavel.adminToken';
 const REFRESH_MS = 1000;
@@ -58,7 +69,7 @@ function askForToken(message) {
   byId('sign-out').hidden = true;
   byId('sign-in').hidden = false;
   byId('token-message').textContent = message || '';
-  setConnection('idle', 'not connected');
+  setConnection('idle', t('notConnected'));
   byId('token-input').focus();
 }
 
@@ -70,7 +81,7 @@ function signIn(token) {
   byId('sign-in').hidden = true;
   byId('dashboard').hidden = false;
   byId('sign-out').hidden = false;
-  setConnection('idle', 'connecting…');
+  setConnection('idle', t('connecting'));
   refresh();
   page.timer = setInterval(refresh, REFRESH_MS);
 }
@@ -101,7 +112,7 @@ async function refresh() {
         status.textContent = '';
         render(result.value);
       } else {
-        status.textContent = `${path}: ${problemText(result.reason)}`;
+        status.textContent = t('sectionProblem', path, problemText(result.reason));
         firstProblem = firstProblem || result.reason;
         if (path === '/control/v1/stats') {
           pushChartGap();
@@ -109,9 +120,9 @@ async function refresh() {
       }
     });
     if (firstProblem) {
-      setConnection('error', `trouble: ${problemText(firstProblem)}`);
+      setConnection('error', t('trouble', problemText(firstProblem)));
     } else {
-      setConnection('live', `live · updated ${clock(Date.now())}`);
+      setConnection('live', t('live', clock(Date.now())));
     }
     drawCharts();
   } finally {
@@ -122,12 +133,9 @@ async function refresh() {
 function renderStats(stats) {
   session.serverOffsetMs = stats.server_time_ms - Date.now();
   page.nodeId = stats.node_id;
-  const identity = `node ${stats.node_id} · ${stats.is_leader ? 'leader' : 'not the leader'} · term ${stats.term}`;
-  byId('node-identity').textContent = identity;
-  document.title = `Gavel · node ${stats.node_id} · operator dashboard`;
-  byId('latency-note').textContent = stats.is_leader
-    ? ''
-    : 'Commit latency is measured where commands are proposed, on the leader: open the leader\'s dashboard for its figures.';
+  byId('node-identity').textContent = t('identity', stats.node_id, stats.is_leader, stats.term);
+  document.title = t('pageTitleOfNode', stats.node_id);
+  byId('latency-note').textContent = stats.is_leader ? '' : t('latencyNote');
   const previous = page.previousStats;
   page.previousStats = stats;
   if (!previous) {
@@ -155,8 +163,8 @@ function decimals(value) {
   return value.toFixed(value < 1 ? 2 : 1);
 }
 
-const formatRate = (value) => `${decimals(value)}/s`;
-const formatMs = (value) => `${decimals(value)} ms`;
+const formatRate = (value) => t('perSecond', decimals(value));
+const formatMs = (value) => t('ms', decimals(value));
 
 function drawCharts() {
   const nowMs = Date.now();
@@ -178,22 +186,21 @@ function drawCharts() {
   const mean = page.latencyMeanSeries.latest();
   const p99 = page.latencyP99Series.latest();
   byId('latency-now').textContent =
-    mean === null ? 'no commits in the last second' : `mean ${formatMs(mean)} · p99 ≤ ${formatMs(p99)}`;
+    mean === null ? t('noCommits') : t('latencyNow', formatMs(mean), formatMs(p99));
 }
 
 function renderCluster(cluster) {
-  const leader = cluster.leader_id === null ? 'none: election under way' : `node ${cluster.leader_id}`;
-  byId('cluster-summary').textContent = `${cluster.cluster_id} · term ${cluster.term} · leader ${leader}`;
+  byId('cluster-summary').textContent = t('clusterSummary', cluster.cluster_id, cluster.term, cluster.leader_id);
   const now = serverNowMs();
   const rows = cluster.nodes.map((node) => {
     const row = document.createElement('tr');
     row.dataset.health = node.health;
-    const heartbeat = node.last_heartbeat_ms === null ? 'never' : age(now - node.last_heartbeat_ms);
+    const heartbeat = node.last_heartbeat_ms === null ? t('never') : age(now - node.last_heartbeat_ms);
     row.append(
       cell(node.node_id, 'number'),
-      cell(node.node_id === page.nodeId ? `${node.name} (this node)` : node.name),
-      cell(badge(node.role)),
-      cell(badge(node.health)),
+      cell(node.node_id === page.nodeId ? t('thisNode', node.name) : node.name),
+      cell(badge(node.role, label('roles', node.role))),
+      cell(badge(node.health, label('health', node.health))),
       cell(node.last_applied_index, 'number'),
       cell(heartbeat, 'number'),
       cell(controlLink(node.control_url)),
@@ -230,7 +237,7 @@ function updateSwitchoverTargets(cluster) {
     ...voters.map((node) => {
       const option = document.createElement('option');
       option.value = String(node.node_id);
-      option.textContent = `node ${node.node_id} (${node.name})${node.role === 'leader' ? ' · leads now' : ''}`;
+      option.textContent = t('switchoverOption', node.node_id, node.name, node.role === 'leader');
       return option;
     }),
   );
@@ -238,20 +245,15 @@ function updateSwitchoverTargets(cluster) {
     select.value = chosen;
   }
 }
-const JANITOR_LABELS = {
-  last_sweep_at_ms: 'last sweep',
-  sweeps: 'sweeps',
-  live_actors: 'live auction actors',
-  actors_started: 'actors (re)started',
-  actors_stuck_replaced: 'stuck actors replaced',
-  auctions_released: 'closed auctions released',
-  sessions_expired: 'sessions expired',
-  requests_expired: 'idempotency records expired',
-  last_purge_skipped: 'last purge skipped because',
-};
+
+/** The janitor's figures shown first, in this order; the others follow as the node sends them. */
+const JANITOR_FIRST = [
+  'last_sweep_at_ms', 'sweeps', 'live_actors', 'actors_started', 'actors_stuck_replaced', 'auctions_released',
+  'sessions_expired', 'requests_expired', 'last_purge_skipped',
+];
 
 function renderJanitor(janitorReport) {
-  const keys = Object.keys(JANITOR_LABELS).filter((key) => key in janitorReport);
+  const keys = JANITOR_FIRST.filter((key) => key in janitorReport);
   for (const key of Object.keys(janitorReport)) {
     if (!keys.includes(key)) {
       keys.push(key);
@@ -259,7 +261,7 @@ function renderJanitor(janitorReport) {
   }
   const entries = keys.flatMap((key) => {
     const term = document.createElement('dt');
-    term.textContent = JANITOR_LABELS[key] || key.replace(/_/g, ' ');
+    term.textContent = label('janitorLabels', key);
     const value = document.createElement('dd');
     value.textContent = janitorValue(key, janitorReport[key]);
     return [term, value];
@@ -269,10 +271,13 @@ function renderJanitor(janitorReport) {
 
 function janitorValue(key, value) {
   if (value === null || value === undefined) {
-    return key === 'last_purge_skipped' ? '— (not skipped)' : '—';
+    return key === 'last_purge_skipped' ? t('notSkipped') : '—';
   }
   if (key === 'last_sweep_at_ms') {
-    return `${age(serverNowMs() - value)} ago (${clock(value)})`;
+    return t('ago', age(serverNowMs() - value), clock(value));
+  }
+  if (typeof value === 'string') {
+    return t('janitorReasons')[value] ?? value;
   }
   return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }
@@ -285,22 +290,22 @@ async function submitSwitchover(event) {
   if (!Number.isSafeInteger(target)) {
     return;
   }
-  if (!window.confirm(`Make node ${target} the leader of the cluster?`)) {
+  if (!window.confirm(t('switchoverAsk', target))) {
     return;
   }
   const button = event.target.querySelector('button');
   button.disabled = true;
   result.className = 'result';
-  result.textContent = `asking node ${target} to lead…`;
+  result.textContent = t('switchoverAsking', target);
   try {
     const cluster = await api('POST', '/control/v1/cluster/switchover', { to_node_id: target });
-    result.textContent = `node ${cluster.leader_id} leads, term ${cluster.term}.`;
-    report(`switchover: node ${cluster.leader_id} leads (term ${cluster.term}).`, 'done');
+    result.textContent = t('switchoverDone', cluster.leader_id, cluster.term);
+    report(t('switchoverReport', cluster.leader_id, cluster.term), 'done');
     refresh();
   } catch (error) {
     result.className = 'result problem';
     result.textContent = problemText(error);
-    report(`switchover to node ${target} refused: ${problemText(error)}`, 'problem');
+    report(t('switchoverRefused', target, problemText(error)), 'problem');
   } finally {
     button.disabled = false;
   }
@@ -308,7 +313,28 @@ async function submitSwitchover(event) {
 
 // --- Wiring --------------------------------------------------------------------------
 
+// --- Language ------------------------------------------------------------------------
+
+/** The header's "中文 · English" switch: each link keeps the page's other query parameters. */
+function renderLanguageLinks() {
+  for (const language of ['zh', 'en']) {
+    const query = new URLSearchParams(location.search);
+    query.set('lang', language);
+    const link = byId(`language-${language}`);
+    link.href = `/?${query}`;
+    if (language === currentLanguage()) {
+      link.setAttribute('aria-current', 'true');
+    } else {
+      link.removeAttribute('aria-current');
+    }
+  }
+}
+
 function start() {
+  document.body.dataset.language = useLanguage(chooseLanguage(), TEXTS);
+  translatePage();
+  document.title = t('pageTitle');
+  renderLanguageLinks();
   session.onUnauthorized = askForToken;
   byId('token-form').addEventListener('submit', (event) => {
     event.preventDefault();
@@ -318,7 +344,7 @@ function start() {
       signIn(token);
     }
   });
-  byId('sign-out').addEventListener('click', () => askForToken('Token forgotten.'));
+  byId('sign-out').addEventListener('click', () => askForToken(t('tokenForgotten')));
   wireAuctions(refresh);
   wireSale(refresh);
   byId('switchover-form').addEventListener('submit', submitSwitchover);

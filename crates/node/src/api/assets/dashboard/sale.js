@@ -21,28 +21,24 @@
  * `sealed_quotes`); under `secondary` the second quantity (current value with its unit,
  * leader); whether signed bids are required, and each bid of the result with the key its
  * signature verified under (`bid_signatures`), or none. The newest 200 bids are listed.
+ *
+ * Every text in the page's language (texts.js: 保证金, 处置, 成交确认, 违约, 电子签名 …);
+ * amounts by money(), the confirmation deadline in the language's local time; the deposit
+ * badges keep the API's disposition in data-value.
  */
 
-import { api, badge, byId, cell, clock, duration, money, problemText, report, serverNowMs } from './common.js';
+import {
+  api, badge, byId, cell, dateTime, duration, label, money, number, parcelText, phaseName, problemText, report, serverNowMs, t,
+} from './common.js';
 
 const RESULT_EVERY_MS = 3000;
 const BIDS_LISTED = 200;
 
-/** What the panel says of the rules past the cap and of signatures, in one place. */
-const SALE_TEXT = {
-  capMode: { lottery: 'lottery (摇号)', sealed_bid: 'sealed quote (一次报价)', secondary: 'secondary bidding (竞配建 / 竞自持)' },
-  proxies: (count) => `${count} set (amounts hidden)`,
-  sealedOpen: (count) => `${count} submitted (amounts hidden until the window closes)`,
-  sealedClosed: (count) => `${count} submitted (listed below)`,
-  secondary: (secondary) => (secondary.current == null
-    ? `${secondary.label}: no bid yet (${secondary.unit})`
-    : `${secondary.label}: ${money(secondary.current)} ${secondary.unit}, bidder ${secondary.leading_bidder_number}`),
-  signaturesRequired: (required) => (required ? 'required' : 'optional'),
-  signaturesNote: (required, signed, total) => `${required ? 'This sale accepts signed bids only.' : 'Signatures are optional in this sale.'} `
-    + `${signed} of ${total} bids signed.`,
-  signedBy: (keyId) => `signed by ${keyId}`,
-  unsigned: 'unsigned',
-};
+/** The second quantity's state: its value with its unit (not money), and who leads it. */
+const secondaryText = (secondary) => (secondary.current == null
+  ? t('secondaryNone', secondary.label, secondary.unit)
+  : t('secondaryNow', secondary.label, number(secondary.current), secondary.unit, secondary.leading_bidder_number));
+const rule = (name) => t('rules')[name];
 
 const sale = {
   auctions: new Map(), // every auction listed since the page opened: id -> its last view
@@ -99,17 +95,18 @@ function renderRules(auction, result) {
   const rules = byId('sale-rules');
   if (!auction) {
     rules.replaceChildren();
-    byId('sale-confirmation').textContent = 'Choose an auction.';
+    byId('sale-confirmation').textContent = t('chooseAuction');
     byId('sale-certificate').hidden = true;
     byId('default-submit').disabled = true;
     return;
   }
   const entries = [
-    ['phase', auction.phase.replace(/_/g, ' ')],
-    ['deposit required', auction.deposit > 0 ? money(auction.deposit) : 'none'],
-    ['timed bidding', auction.timed_bidding_entry === 'listing_bidders' ? 'listing bidders only' : 'every qualified bidder'],
-    ['confirmation window', auction.winner_confirm_ms == null ? 'none' : duration(auction.winner_confirm_ms)],
-    ['winner', auction.winner_bidder_number == null ? '—' : `bidder ${auction.winner_bidder_number}`],
+    ...(parcelText(auction.parcel) ? [[rule('parcel'), parcelText(auction.parcel)]] : []),
+    [rule('phase'), phaseName(auction.phase)],
+    [rule('deposit'), auction.deposit > 0 ? money(auction.deposit) : t('none')],
+    [rule('timedBidding'), auction.timed_bidding_entry === 'listing_bidders' ? t('listingBiddersOnly') : t('everyQualified')],
+    [rule('confirmWindow'), auction.winner_confirm_ms == null ? t('none') : duration(auction.winner_confirm_ms)],
+    [rule('winner'), auction.winner_bidder_number == null ? '—' : t('winnerNumber', auction.winner_bidder_number)],
     ...pastTheCapRules(auction, result),
   ].flatMap(([term, value]) => {
     const dt = document.createElement('dt');
@@ -128,16 +125,14 @@ function renderRules(auction, result) {
   const text = byId('sale-confirmation');
   text.dataset.state = confirmation || '';
   if (confirmation == null) {
-    text.textContent = auction.winner_confirm_ms == null ? 'This sale has no confirmation step.' : 'No sale to confirm yet.';
+    text.textContent = auction.winner_confirm_ms == null ? t('noConfirmationStep') : t('nothingToConfirm');
   } else if (confirmation === 'pending') {
     const left = auction.confirmation_deadline_ms - serverNowMs();
-    text.textContent = `pending: the winner confirms by ${clock(auction.confirmation_deadline_ms)} `
-      + `(${left > 0 ? `${duration(left)} left` : 'due'}).`;
+    text.textContent = t('confirmationPending', dateTime(auction.confirmation_deadline_ms), left > 0 ? duration(left) : null);
   } else if (confirmation === 'lapsed') {
-    text.textContent = `lapsed at ${clock(auction.confirmation_deadline_ms)}: the winner did not confirm. `
-      + 'Declare the default to settle the sale (the winner\'s deposit is forfeited, the others refunded).';
+    text.textContent = t('confirmationLapsed', dateTime(auction.confirmation_deadline_ms));
   } else {
-    text.textContent = confirmation;
+    text.textContent = label('confirmations', confirmation);
   }
   byId('default-submit').disabled = confirmation !== 'lapsed';
   // A sold sale has a printable result (成交确认书), opened in this tab (it reads the token here).
@@ -149,18 +144,18 @@ function renderRules(auction, result) {
 
 /** Rows of the rules list for the cap mode, proxies, sealed quotes, secondary and signatures. */
 function pastTheCapRules(auction, result) {
-  const rows = [['cap mode', SALE_TEXT.capMode[auction.cap_mode] ?? auction.cap_mode]];
+  const rows = [[rule('capMode'), t('capModes')[auction.cap_mode] ?? auction.cap_mode]];
   if (auction.proxies_count != null) {
-    rows.push(['proxy maximums', SALE_TEXT.proxies(auction.proxies_count)]);
+    rows.push([rule('proxies'), t('proxiesSet', auction.proxies_count)]);
   }
   if (auction.cap_mode === 'sealed_bid') {
     const closed = result && Array.isArray(result.sealed_quotes) && result.sealed_quotes.length > 0;
-    rows.push(['sealed quotes', closed ? SALE_TEXT.sealedClosed(result.sealed_quotes.length) : SALE_TEXT.sealedOpen(auction.sealed_quotes_count)]);
+    rows.push([rule('sealed'), closed ? t('sealedClosed', result.sealed_quotes.length) : t('sealedOpen', auction.sealed_quotes_count)]);
   }
   if (auction.secondary) {
-    rows.push(['second quantity', SALE_TEXT.secondary(auction.secondary)]);
+    rows.push([rule('secondary'), secondaryText(auction.secondary)]);
   }
-  rows.push(['signed bids', SALE_TEXT.signaturesRequired(Boolean(auction.require_signed_bids))]);
+  rows.push([rule('signed'), t('signaturesRequired', Boolean(auction.require_signed_bids))]);
   return rows;
 }
 
@@ -174,14 +169,14 @@ function renderBids(auction, result) {
     row.dataset.seq = bid.seq;
     row.dataset.signature = kept ? kept.key_id : '';
     row.append(cell(String(bid.seq), 'number'), cell(String(bid.bidder_number), 'number'),
-      cell(money(bid.amount), 'number'), cell(kept ? SALE_TEXT.signedBy(kept.key_id) : SALE_TEXT.unsigned));
+      cell(money(bid.amount), 'number'), cell(kept ? t('signedBy', kept.key_id) : t('unsigned')));
     return row;
   });
   byId('sale-bids-body').replaceChildren(...rows);
   byId('sale-bids-empty').hidden = rows.length > 0;
   const required = Boolean((auction && auction.require_signed_bids) || (result && result.require_signed_bids));
   const total = ((result && result.bids) || []).length;
-  byId('sale-signatures').textContent = auction || result ? SALE_TEXT.signaturesNote(required, signatures.size, total) : '';
+  byId('sale-signatures').textContent = auction || result ? t('signaturesNote', required, signatures.size, total) : '';
   const quotes = (result && result.sealed_quotes) || [];
   byId('sealed-quotes-title').hidden = quotes.length === 0;
   byId('sealed-quotes').hidden = quotes.length === 0;
@@ -210,7 +205,7 @@ async function loadResult(auctionId) {
       renderBids(sale.auctions.get(auctionId), result);
     }
   } catch (error) {
-    byId('sale-status').textContent = `result of ${auctionId}: ${problemText(error)}`;
+    byId('sale-status').textContent = t('resultRefused', auctionId, problemText(error));
   } finally {
     sale.loading = false;
   }
@@ -221,7 +216,7 @@ function renderDeposits(deposits) {
     const row = document.createElement('tr');
     row.dataset.bidder = deposit.bidder_id;
     row.dataset.disposition = deposit.disposition;
-    row.append(cell(deposit.bidder_id), cell(money(deposit.amount), 'number'), cell(badge(deposit.disposition)));
+    row.append(cell(deposit.bidder_id), cell(money(deposit.amount), 'number'), cell(badge(deposit.disposition, label('dispositions', deposit.disposition))));
     return row;
   });
   byId('deposits-body').replaceChildren(...rows);
@@ -242,7 +237,7 @@ async function submitDeposit(event) {
   }
   if (!Number.isSafeInteger(body.amount) || body.amount <= 0) {
     result.className = 'result problem';
-    result.textContent = 'The amount is a whole, positive amount in the smallest currency unit.';
+    result.textContent = t('wholeAmount');
     return;
   }
   const button = byId('deposit-submit');
@@ -251,15 +246,15 @@ async function submitDeposit(event) {
     const answer = await api('POST', `/control/v1/auctions/${encodeURIComponent(auctionId)}/deposits`, body);
     result.className = 'result';
     result.dataset.deposited = answer.deposited;
-    result.textContent = `${answer.bidder_id}: ${money(answer.deposited)} recorded of ${money(answer.required)} required`
-      + `${answer.deposited >= answer.required ? ' (enough to qualify)' : ''}.`;
-    report(`deposit ${body.reference} for ${body.bidder_id} on ${auctionId}: ${money(body.amount)} recorded.`, 'done');
+    result.textContent = t('depositRecorded', answer.bidder_id, money(answer.deposited), money(answer.required),
+      answer.deposited >= answer.required);
+    report(t('depositReport', body.reference, body.bidder_id, auctionId, money(body.amount)), 'done');
     byId('deposit-reference').value = '';
     loadResult(auctionId);
   } catch (error) {
     result.className = 'result problem';
     result.textContent = problemText(error);
-    report(`deposit for ${body.bidder_id} on ${auctionId} refused: ${problemText(error)}`, 'problem');
+    report(t('depositRefused', body.bidder_id, auctionId, problemText(error)), 'problem');
   } finally {
     button.disabled = false;
   }
@@ -278,8 +273,8 @@ async function submitDefault(event) {
   try {
     const answer = await api('POST', `/control/v1/auctions/${encodeURIComponent(auctionId)}/default`, { reason });
     result.className = 'result';
-    result.textContent = `declared in default: confirmation ${answer.confirmation || 'defaulted'}.`;
-    report(`default declared on ${auctionId}.`, 'done');
+    result.textContent = t('defaultDeclared', answer.confirmation);
+    report(t('defaultReport', auctionId), 'done');
     byId('default-reason').value = '';
     sale.result = answer;
     sale.resultFor = auctionId;
@@ -289,7 +284,7 @@ async function submitDefault(event) {
   } catch (error) {
     result.className = 'result problem';
     result.textContent = problemText(error);
-    report(`default on ${auctionId} refused: ${problemText(error)}`, 'problem');
+    report(t('defaultRefused', auctionId, problemText(error)), 'problem');
     button.disabled = false;
   }
 }
