@@ -449,21 +449,62 @@ impl StopSignals {
 
 /// `gavel cluster status`.
 fn status(args: StatusArgs) -> Result<(), Failure> {
-    let view = args
+    let mut view = args
         .control
         .send(&ApiRequest::get_control("/control/v1/cluster"))?
         .unwrap_or(Value::Null);
+    // Each node's actors, from its own control listener (a node that does not answer
+    // shows "-").
+    let token = args.control.token();
+    if let Some(nodes) = view["nodes"].as_array_mut() {
+        for node in nodes {
+            let status = node["control_url"].as_str().and_then(|url| {
+                super::control_api::send(
+                    url,
+                    token.as_deref(),
+                    &ApiRequest::get_control("/control/v1/node"),
+                )
+                .ok()
+                .flatten()
+            });
+            let actors = status
+                .map(|status| status["actors"].clone())
+                .unwrap_or(Value::Null);
+            node["auctions"] = actors["auctions_live"].clone();
+            node["timers"] = actors["timers_armed"].clone();
+            node["links"] = actors["peer_links"].clone();
+            node["restarts"] = restarts(&actors["restarts"]);
+        }
+    }
     print!("{}", render_cluster_view(&view));
     Ok(())
 }
 
-const STATUS_COLUMNS: [&str; 6] = [
+/// Every restart a node's actors had, added up (`-` when unknown).
+fn restarts(restarts: &Value) -> Value {
+    match restarts.as_object() {
+        Some(counts) => counts
+            .values()
+            .filter_map(Value::as_u64)
+            .sum::<u64>()
+            .into(),
+        None => Value::Null,
+    }
+}
+
+/// The table's columns: the ClusterView's, then each node's own actor counts (Auction
+/// actors, armed deadline timers, PeerLinks, restarts).
+const STATUS_COLUMNS: [&str; 10] = [
     "node_id",
     "name",
     "role",
     "health",
     "last_applied_index",
     "public_url",
+    "auctions",
+    "timers",
+    "links",
+    "restarts",
 ];
 
 /// A ClusterView as a heading line and a table, one row per node.
@@ -532,14 +573,23 @@ mod tests {
         let view = serde_json::json!({
             "cluster_id": "c1", "term": 3, "leader_id": 1,
             "nodes": [
-                {"node_id": 1, "name": "node-1", "role": "leader", "health": "up", "last_applied_index": 42, "public_url": "http://127.0.0.1:8081"},
+                {"node_id": 1, "name": "node-1", "role": "leader", "health": "up", "last_applied_index": 42, "public_url": "http://127.0.0.1:8081",
+                    "auctions": 3, "timers": 3, "links": 1, "restarts": 0},
                 {"node_id": 2, "name": "node-2", "role": "standby", "health": "down", "last_applied_index": null, "public_url": "http://127.0.0.1:8082"}
             ]
         });
         let expected = "cluster c1  term 3  leader 1\n\
-            node_id  name    role     health  last_applied_index  public_url\n\
-            1        node-1  leader   up      42                  http://127.0.0.1:8081\n\
-            2        node-2  standby  down    -                   http://127.0.0.1:8082\n";
+            node_id  name    role     health  last_applied_index  public_url             auctions  timers  links  restarts\n\
+            1        node-1  leader   up      42                  http://127.0.0.1:8081  3         3       1      0\n\
+            2        node-2  standby  down    -                   http://127.0.0.1:8082  -         -       -      -\n";
         assert_eq!(render_cluster_view(&view), expected);
+    }
+
+    #[test]
+    fn restarts_add_up_every_kind() {
+        let counts =
+            serde_json::json!({"auctions_started": 2, "auctions_crashed": 1, "peer_links": 3});
+        assert_eq!(restarts(&counts), serde_json::json!(6));
+        assert_eq!(restarts(&Value::Null), Value::Null);
     }
 }

@@ -290,6 +290,22 @@ impl Handler<Subscribe> for AuctionActor {
     }
 }
 
+/// Whether the actor's deadline timer is armed (it leads and its auction has a deadline):
+/// what `GET /control/v1/node` counts as armed timers.
+pub struct TimerArmed;
+
+impl Message for TimerArmed {
+    type Result = bool;
+}
+
+impl Handler<TimerArmed> for AuctionActor {
+    type Result = bool;
+
+    fn handle(&mut self, _: TimerArmed, _ctx: &mut Self::Context) -> bool {
+        self.timer.is_some()
+    }
+}
+
 /// Answers at once with what the actor last read of its auction: the Janitor's probe for
 /// a stuck mailbox and for a view that disagrees with the state machine.
 pub struct Ping;

@@ -330,6 +330,49 @@ impl Handler<ListActors> for ResourcePool {
     }
 }
 
+/// How long `CountActors` waits for the actors' answers.
+const COUNT_WAIT: Duration = Duration::from_secs(1);
+
+/// The Auction actors running on this node, and how many have their deadline timer
+/// armed (on the leader, every open auction with a deadline); an actor that does not
+/// answer within a second counts as not armed.
+pub struct CountActors;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActorCounts {
+    pub auctions_live: u64,
+    pub timers_armed: u64,
+}
+
+impl Message for CountActors {
+    type Result = ActorCounts;
+}
+
+impl Handler<CountActors> for ResourcePool {
+    type Result = ResponseFuture<ActorCounts>;
+
+    fn handle(&mut self, _: CountActors, _ctx: &mut Self::Context) -> Self::Result {
+        let actors: Vec<Addr<AuctionActor>> = self.actors.values().cloned().collect();
+        Box::pin(async move {
+            let asked = actors
+                .iter()
+                .map(|actor| actor.send(super::auction::TimerArmed));
+            let armed = tokio::time::timeout(COUNT_WAIT, futures::future::join_all(asked))
+                .await
+                .map_or(0, |answers| {
+                    answers
+                        .into_iter()
+                        .filter(|armed| matches!(armed, Ok(true)))
+                        .count()
+                });
+            ActorCounts {
+                auctions_live: actors.len() as u64,
+                timers_armed: armed as u64,
+            }
+        })
+    }
+}
+
 /// The running actor of one auction, if there is one (not started on demand).
 pub struct RunningActor {
     pub auction_id: String,

@@ -45,6 +45,8 @@ pub struct NodeStatus {
     pub archive_digest: String,
     /// The node is still fetching archived auctions a snapshot did not carry.
     pub archive_catching_up: bool,
+    /// The actors it runs, by kind, and their restarts.
+    pub actors: super::node_actors::NodeActors,
 }
 
 #[utoipa::path(tag = "control", responses((status = 200, body = NodeStatus),
@@ -68,6 +70,8 @@ async fn node_status(
     .map_err(|error| {
         ApiError::Unavailable(format!("cannot measure the data directory: {error}"))
     })?;
+    // Asked before the state is read: no lock is held while the actors answer.
+    let actors = super::node_actors::node_actors(&app).await;
     Ok(web::Json(NodeStatus {
         node_id: app.node_id,
         name: app.node_name.clone(),
@@ -78,6 +82,7 @@ async fn node_status(
         archive_auctions: archive.auctions,
         archive_digest: archive.digest,
         archive_catching_up: archive.catching_up,
+        actors,
     }))
 }
 

@@ -38,6 +38,7 @@ pub mod events;
 pub mod faults;
 pub mod limits;
 pub mod migration;
+pub mod node_actors;
 pub mod openapi;
 pub mod pages;
 pub mod problem;

@@ -521,7 +521,8 @@ pub use super::messages::PeerReport;
 pub use cluster_view::{ClusterView, GetClusterView, NodeView};
 use decisions::{FollowerView, LeadershipStep, Reconfigurable};
 pub use nodes::{
-    AddStandby, Added, NodeChangeError, PanicPeerLink, PromoteStandby, RemoveStandby, ReplaceVoter,
+    AddStandby, Added, CountLinks, LinkCounts, NodeChangeError, PanicPeerLink, PromoteStandby,
+    RemoveStandby, ReplaceVoter,
 };
 use proposer::Proposer;
 pub use switchover::Switchover;

@@ -806,3 +806,27 @@ mod voter_removal_tests {
         assert!(voter_removal_check(&BTreeSet::from([2]), 1, 2, true).is_err());
     }
 }
+
+/// The PeerLinks this Supervisor runs, and how many it started again after a panic.
+pub struct CountLinks;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkCounts {
+    pub peer_links: u64,
+    pub restarts: u64,
+}
+
+impl Message for CountLinks {
+    type Result = LinkCounts;
+}
+
+impl Handler<CountLinks> for Supervisor {
+    type Result = MessageResult<CountLinks>;
+
+    fn handle(&mut self, _: CountLinks, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(LinkCounts {
+            peer_links: self.links.len() as u64,
+            restarts: self.link_restarts,
+        })
+    }
+}
