@@ -20,6 +20,16 @@ pub struct PeerHealth {
     pub last_applied_index: Option<u64>,
 }
 
+/// A peer's health after `misses` health checks missed in a row: `up` with none, `down`
+/// from `down_after_misses` on, `suspect` between (the PeerLink's rule).
+pub fn health_after(misses: u32, down_after_misses: u32) -> Health {
+    match misses {
+        0 => Health::Up,
+        misses if misses >= down_after_misses => Health::Down,
+        _ => Health::Suspect,
+    }
+}
+
 /// The voter set after replacing dead voters by healthy standbys, or `None` when nothing
 /// should change. `self_id` is the leader deciding (always healthy to itself).
 pub fn repaired_voters(
@@ -124,6 +134,79 @@ mod tests {
             repaired_voters(1, &set(&[1, 2, 3]), &set(&[4, 5]), &peers),
             Some(set(&[1, 3, 5]))
         );
+    }
+
+    /// The membership as the Supervisor changes it: the new voter set, the replaced
+    /// voters kept as learners (openraft's `retain`), as `change_membership(next, true)`.
+    fn apply(voters: &mut BTreeSet<u64>, learners: &mut BTreeSet<u64>, next: BTreeSet<u64>) {
+        for old in voters.difference(&next) {
+            learners.insert(*old);
+        }
+        for new in next.difference(voters) {
+            learners.remove(new);
+        }
+        *voters = next;
+    }
+
+    /// Over simulated time, one health check every 500 ms and `down_after_misses` = 3: a
+    /// voter that stops answering is suspect, then down at its third miss, and only then
+    /// replaced by the standby; brought back, it answers again as a learner and nothing
+    /// changes (it is the standby now); when another voter dies later, the revived node
+    /// is the standby that takes its place.
+    #[test]
+    fn a_dead_voter_is_replaced_then_returns_as_the_standby_over_simulated_time() {
+        const DOWN_AFTER: u32 = 3;
+        let (mut voters, mut learners) = (set(&[1, 2, 3]), set(&[4]));
+        let mut misses: BTreeMap<u64, u32> = BTreeMap::from([(2, 0), (3, 0), (4, 0)]);
+        // (time ms, the peers whose check fails at that time)
+        let timeline: Vec<(u64, Vec<u64>)> = (0..20u64)
+            .map(|step| {
+                let at = step * 500;
+                let failing = match at {
+                    1_000..=2_500 => vec![2], // node 2 killed at 1 s, back at 3 s
+                    6_000..=9_500 => vec![3], // node 3 killed at 6 s
+                    _ => vec![],
+                };
+                (at, failing)
+            })
+            .collect();
+        let mut changes = Vec::new();
+        for (at, failing) in timeline {
+            for (peer, missed) in misses.iter_mut() {
+                *missed = if failing.contains(peer) {
+                    *missed + 1
+                } else {
+                    0
+                };
+            }
+            let peers: BTreeMap<u64, PeerHealth> = misses
+                .iter()
+                .map(|(peer, missed)| {
+                    let health = health_after(*missed, DOWN_AFTER);
+                    (
+                        *peer,
+                        PeerHealth {
+                            health,
+                            consecutive_misses: *missed,
+                            last_heartbeat_ms: None,
+                            last_applied_index: Some(at),
+                        },
+                    )
+                })
+                .collect();
+            if let Some(next) = repaired_voters(1, &voters, &learners, &peers) {
+                changes.push((at, next.clone()));
+                apply(&mut voters, &mut learners, next);
+            }
+        }
+        // Node 2 fails at 1.0, 1.5 and 2.0 s: down (and replaced by 4) at 2.0 s, not before.
+        // Node 3 fails from 6.0 s: down at 7.0 s, replaced by the revived node 2.
+        assert_eq!(
+            changes,
+            vec![(2_000, set(&[1, 3, 4])), (7_000, set(&[1, 2, 4]))]
+        );
+        assert_eq!((voters, learners), (set(&[1, 2, 4]), set(&[3])));
+        assert_eq!(health_after(1, DOWN_AFTER), Health::Suspect);
     }
 
     #[test]

@@ -51,11 +51,10 @@ impl PeerLink {
     }
 
     fn health(&self) -> Health {
-        match self.consecutive_misses {
-            0 => Health::Up,
-            misses if misses >= self.settings.down_after_misses => Health::Down,
-            _ => Health::Suspect,
-        }
+        crate::actors::membership::health_after(
+            self.consecutive_misses,
+            self.settings.down_after_misses,
+        )
     }
 
     fn check(&mut self, ctx: &mut Context<Self>) {
