@@ -8,7 +8,7 @@
  */
 
 import {
-  bidderSetting, check, clickBid, log, openBidder, receipt, run, screenshot, setting, waitFor,
+  bidderSetting, check, clickBid, log, openBidder, receipt, run, screenshot, setting, sleep, waitFor,
 } from './lib.mjs';
 
 const NEW_INCREMENT = 20000;
@@ -35,8 +35,20 @@ async function act(operator, auctionId, action, { increment } = {}) {
   await operator.page.click(button);
   if (increment != null) await operator.page.fill('#action-increment', String(increment));
   await operator.page.fill('#action-reason', `dashboard test: ${action}`);
-  await operator.page.click('#action-confirm');
-  await waitFor(operator.page, () => !document.getElementById('action-dialog').open, { what: `the ${action} dialog to close` });
+  // An election under way answers no_leader ("retry shortly"): the operator confirms again.
+  for (let attempt = 1; ; attempt += 1) {
+    await operator.page.click('#action-confirm');
+    const outcome = await waitFor(operator.page, () => {
+      if (!document.getElementById('action-dialog').open) return 'closed';
+      const problem = document.getElementById('action-problem').textContent;
+      return problem.includes('no_leader') ? 'no_leader' : null;
+    }, { what: `the ${action} dialog to close` });
+    if (outcome === 'closed') return;
+    check(attempt < 5, `${action}: still no leader after ${attempt} tries`);
+    log(`${action}: no leader at the moment; confirming again`);
+    await operator.page.evaluate(() => { document.getElementById('action-problem').textContent = ''; });
+    await sleep(500);
+  }
 }
 
 const phaseOf = (bidder) => bidder.page.evaluate(() => document.getElementById('room').dataset.phase);
@@ -62,6 +74,12 @@ run('dashboard', async (browser, bidders) => {
   bidders.push(operator);
   await waitFor(operator.page, (id) => !document.getElementById('dashboard').hidden
     && document.querySelector(`#auctions-body tr[data-auction="${id}"]`) !== null, { arg: auctionId, what: 'the dashboard' });
+  // The dashboard sits on the leader's control listener: one live sale, its timer armed here.
+  const actors = await waitFor(operator.page, () => {
+    const line = document.getElementById('node-actors');
+    return line.dataset.timersArmed === '1' && Number(line.dataset.auctionsLive) >= 1 ? line.textContent : null;
+  }, { what: "the leader's actors on the dashboard" });
+  log(`node actors: ${actors}`);
   const alice = await openBidder(browser, { name: 'A', origin: setting('GAVEL_PAGE_B'), ...bidderSetting('GAVEL_BIDDER_A'), auctionId });
   bidders.push(alice);
   check(await phaseOf(alice) === 'listing', 'the sale is listing');

@@ -40,6 +40,8 @@ import { TEXTS } from './texts.js';
 
 const TOKEN_KEY = 'gavel.adminToken';
 const REFRESH_MS = 1000;
+/** This node's actors (GET /control/v1/node, which also measures the data directory) are read this often. */
+const NODE_EVERY_MS = 10000;
 const VOTER_ROLES = new Set(['leader', 'follower']);
 
 const page = {
@@ -95,6 +97,7 @@ async function refresh() {
   page.refreshing = true;
   try {
     const sections = [
+      ...(Date.now() - (page.nodeReadAt ?? 0) >= NODE_EVERY_MS ? [['/control/v1/node', renderNodeActors, 'nodes-status']] : []),
       ['/control/v1/stats', renderStats, 'stats-status'],
       ['/control/v1/cluster', renderCluster, 'nodes-status'],
       ['/control/v1/auctions', (answer) => { renderAuctions(answer); renderSale(answer); }, 'auctions-status'],
@@ -187,6 +190,16 @@ function drawCharts() {
   const p99 = page.latencyP99Series.latest();
   byId('latency-now').textContent =
     mean === null ? t('noCommits') : t('latencyNow', formatMs(mean), formatMs(p99));
+}
+
+/** This node's actors by kind (hot actors: an Auction actor per live sale on every node, timers armed on the leader). */
+function renderNodeActors(node) {
+  page.nodeReadAt = Date.now();
+  const actors = node?.actors;
+  const line = byId('node-actors');
+  if (!actors) return;
+  Object.assign(line.dataset, { auctionsLive: actors.auctions_live, timersArmed: actors.timers_armed, peerLinks: actors.peer_links });
+  line.textContent = t('nodeActors', actors);
 }
 
 function renderCluster(cluster) {
