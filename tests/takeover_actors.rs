@@ -161,6 +161,29 @@ fn a_new_leader_arms_a_timer_for_every_open_sale_and_closes_them_after_two_kills
     let actors = wait_for_actors(&cluster, third, 2, 2);
     assert_eq!(actors["restarts"]["auctions_crashed"], 0, "{actors}");
 
+    // Every node's counts in one answer (the dashboard's node table): the killed ones none.
+    let gathered = cluster
+        .node(third)
+        .control("GET", "/control/v1/cluster/actors", None)
+        .1;
+    let member = |id: u64| {
+        gathered["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|node| node["node_id"] == id)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(member(third)["actors"]["timers_armed"], 2, "{gathered}");
+    assert!(member(first)["actors"].is_null(), "{gathered}");
+    let others: Vec<u64> = (1..=4)
+        .filter(|id| ![first, second, third].contains(id))
+        .collect();
+    for id in others {
+        assert_eq!(member(id)["actors"]["timers_armed"], 0, "{gathered}");
+    }
+
     // `gavel cluster status` shows each node's counts; the killed nodes show "-".
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
         .args([

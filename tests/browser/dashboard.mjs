@@ -80,6 +80,14 @@ run('dashboard', async (browser, bidders) => {
     return line.dataset.timersArmed === '1' && Number(line.dataset.auctionsLive) >= 1 ? line.textContent : null;
   }, { what: "the leader's actors on the dashboard" });
   log(`node actors: ${actors}`);
+  // Every node's actors in the node table: one live sale on each, the timer armed on the leader only.
+  const column = await waitFor(operator.page, () => {
+    const rows = [...document.querySelectorAll('#nodes-body tr')];
+    const texts = rows.map((row) => [row.querySelector('.badge')?.dataset.value, row.cells[6].textContent]);
+    const ok = texts.length === 3 && texts.every(([role, text]) => text.startsWith(role === 'leader' ? '1 / 1 / ' : '1 / 0 / '));
+    return ok ? JSON.stringify(texts) : null;
+  }, { what: "every node's actors in the node table" });
+  log(`node table actors: ${column}`);
   const alice = await openBidder(browser, { name: 'A', origin: setting('GAVEL_PAGE_B'), ...bidderSetting('GAVEL_BIDDER_A'), auctionId });
   bidders.push(alice);
   check(await phaseOf(alice) === 'listing', 'the sale is listing');

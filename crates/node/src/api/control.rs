@@ -9,7 +9,9 @@ use super::doc_modifiers::{AdminAuth, ProblemResponses};
 use super::problem::Problem;
 use super::public::unexpected;
 use super::AppState;
-use super::{audit, backup, certificate, cluster_nodes, dashboard, migration, replica};
+use super::{
+    audit, backup, certificate, cluster_nodes, dashboard, migration, node_actors, replica,
+};
 use crate::actors::exchange::{ExchangeReport, GetExchangeReport};
 use crate::actors::janitor::{GetReport, JanitorReport};
 use crate::actors::supervisor::{ClusterView, GetClusterView, Switchover};
@@ -43,6 +45,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(result)
         .service(super::certificate::certificate)
         .service(cluster)
+        .service(super::node_actors::cluster_actors)
         .service(switchover)
         .configure(super::cluster_nodes::configure)
         .configure(super::backup::configure)
@@ -530,7 +533,7 @@ async fn exchange(
     info(title = "Gavel control API", description = "Operations: bidders, auctions, qualifications, phase actions, cluster, janitor, the operator audit trail."),
     paths(register_bidder, register_bidder_key, bidder_keys, create_auction, list_auctions, qualify, record_deposit, default_winner,
         suspend, resume, terminate, change_increment, result, certificate::certificate,
-        cluster, switchover, cluster_nodes::add_node, cluster_nodes::remove_node, backup::backup, migration::node_status, migration::take_checkpoint, migration::checkpoint, migration::replace, janitor, exchange, dashboard::stats, audit::audit_trail,
+        cluster, node_actors::cluster_actors, switchover, cluster_nodes::add_node, cluster_nodes::remove_node, backup::backup, migration::node_status, migration::take_checkpoint, migration::checkpoint, migration::replace, janitor, exchange, dashboard::stats, audit::audit_trail,
         replica::replica_state, replica::replica_auction),
     modifiers(&AdminAuth, &ProblemResponses)
 )]

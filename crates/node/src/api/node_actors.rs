@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use actix_web::get;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -18,7 +19,7 @@ use crate::actors::supervisor::CountLinks;
 const ASK_WAIT: Duration = Duration::from_secs(2);
 
 /// The actors of one node, by kind.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct NodeActors {
     /// Auction actors running: one per live auction (and per auction opening within
     /// `pool.preload_ms`), on every node.
@@ -37,7 +38,7 @@ pub struct NodeActors {
 }
 
 /// Actors started again since the node started.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct ActorRestarts {
     /// Auction actors the Janitor's sweeps (re)started.
     pub auctions_started: u64,
@@ -83,4 +84,89 @@ pub async fn node_actors(app: &AppState) -> NodeActors {
         actors.restarts.auctions_stuck_replaced = report.actors_stuck_replaced;
     }
     actors
+}
+
+/// One member's actors, as `GET /control/v1/cluster/actors` gathered them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MemberActors {
+    pub node_id: u64,
+    /// Absent when the node did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actors: Option<NodeActors>,
+    /// Why there are no counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Every member's actors, by node id.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClusterActors {
+    pub nodes: Vec<MemberActors>,
+}
+
+/// Every node's actors by kind (each node's `GET /control/v1/node`, asked with the
+/// caller's token, 3 s at most each; this node's read directly): what the dashboard's node
+/// table shows, since a page may only talk to the node that served it.
+#[utoipa::path(tag = "control", responses((status = 200, body = ClusterActors)), security(("admin" = [])))]
+#[get("/control/v1/cluster/actors")]
+pub async fn cluster_actors(
+    app: actix_web::web::Data<AppState>,
+    _operator: super::auth::Operator,
+    request: actix_web::HttpRequest,
+) -> Result<actix_web::web::Json<ClusterActors>, crate::model::error::ApiError> {
+    let view = app
+        .supervisor
+        .send(crate::actors::supervisor::GetClusterView)
+        .await?;
+    let token = super::auth::bearer_token(&request)
+        .unwrap_or_default()
+        .to_string();
+    let asked = view
+        .nodes
+        .iter()
+        .filter(|node| node.role != "removed")
+        .map(|node| {
+            let (node_id, url, token, app) = (
+                node.node_id,
+                format!("{}/control/v1/node", node.control_url.trim_end_matches('/')),
+                token.clone(),
+                app.clone(),
+            );
+            async move {
+                let answer = if node_id == app.node_id {
+                    Ok(node_actors(&app).await)
+                } else {
+                    remote_actors(url, token).await
+                };
+                match answer {
+                    Ok(actors) => MemberActors {
+                        node_id,
+                        actors: Some(actors),
+                        error: None,
+                    },
+                    Err(error) => MemberActors {
+                        node_id,
+                        actors: None,
+                        error: Some(error),
+                    },
+                }
+            }
+        });
+    let nodes = futures::future::join_all(asked).await;
+    Ok(actix_web::web::Json(ClusterActors { nodes }))
+}
+
+/// Another node's actors, from its control listener.
+async fn remote_actors(url: String, token: String) -> Result<NodeActors, String> {
+    actix_web::web::block(move || {
+        let response = ureq::get(&url)
+            .timeout(Duration::from_secs(3))
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+            .map_err(|error| error.to_string())?;
+        let status: serde_json::Value = response.into_json().map_err(|error| error.to_string())?;
+        serde_json::from_value(status["actors"].clone()).map_err(|error| error.to_string())
+    })
+    .await
+    .map_err(|error| error.to_string())?
 }

@@ -97,8 +97,9 @@ async function refresh() {
   page.refreshing = true;
   try {
     const sections = [
-      ...(Date.now() - (page.nodeReadAt ?? 0) >= NODE_EVERY_MS ? [['/control/v1/node', renderNodeActors, 'nodes-status']] : []),
+      // After the stats, which say which node this is.
       ['/control/v1/stats', renderStats, 'stats-status'],
+      ...(Date.now() - (page.nodeReadAt ?? 0) >= NODE_EVERY_MS ? [['/control/v1/cluster/actors', renderNodeActors, 'nodes-status']] : []),
       ['/control/v1/cluster', renderCluster, 'nodes-status'],
       ['/control/v1/auctions', (answer) => { renderAuctions(answer); renderSale(answer); }, 'auctions-status'],
       ['/control/v1/janitor', renderJanitor, 'janitor-status'],
@@ -192,14 +193,26 @@ function drawCharts() {
     mean === null ? t('noCommits') : t('latencyNow', formatMs(mean), formatMs(p99));
 }
 
-/** This node's actors by kind (hot actors: an Auction actor per live sale on every node, timers armed on the leader). */
-function renderNodeActors(node) {
+/**
+ * Every node's actors by kind (hot actors: an Auction actor per live sale on every node,
+ * timers armed on the leader), from GET /control/v1/cluster/actors: a column of the node
+ * table, and this node's line above it.
+ */
+function renderNodeActors(answer) {
   page.nodeReadAt = Date.now();
-  const actors = node?.actors;
+  page.actorsByNode = new Map((answer?.nodes ?? []).map((member) => [member.node_id, member.actors ?? null]));
+  const actors = page.actorsByNode.get(page.nodeId);
   const line = byId('node-actors');
   if (!actors) return;
   Object.assign(line.dataset, { auctionsLive: actors.auctions_live, timersArmed: actors.timers_armed, peerLinks: actors.peer_links });
   line.textContent = t('nodeActors', actors);
+}
+
+/** A node's actors in its table cell; "—" when it did not answer. */
+function actorsText(actors) {
+  if (!actors) return '—';
+  const restarts = Object.values(actors.restarts ?? {}).reduce((sum, count) => sum + count, 0);
+  return t('actorsCell', actors.auctions_live, actors.timers_armed, actors.peer_links, restarts);
 }
 
 function renderCluster(cluster) {
@@ -216,6 +229,7 @@ function renderCluster(cluster) {
       cell(badge(node.health, label('health', node.health))),
       cell(node.last_applied_index, 'number'),
       cell(heartbeat, 'number'),
+      cell(actorsText(page.actorsByNode?.get(node.node_id))),
       cell(controlLink(node.control_url)),
     );
     return row;

@@ -65,6 +65,8 @@ export const TEXTS = {
     controlUrl: '控制地址',
     identity: (node, leader, term) => `节点 ${node} · ${leader ? '主节点' : '非主节点'} · 任期 ${term}`,
     clusterSummary: (cluster, term, leader) => `${cluster} · 任期 ${term} · 主节点：${leader == null ? '暂无（正在选举）' : `节点 ${leader}`}`,
+    actorsColumn: '执行体（场次 / 计时器 / 链接 / 重启）',
+    actorsCell: (live, armed, links, restarts) => `${live} / ${armed} / ${links} / ${restarts}`,
     nodeActors: (a) => `本节点执行体：竞价场次 ${a.auctions_live} 个（已启动截止计时器 ${a.timers_armed} 个）· 对等链接 ${a.peer_links} 个 · `
       + `资源池 ${a.resource_pool} · 清理任务 ${a.janitor} · 交换 ${a.exchange} · 重启 ${Object.values(a.restarts ?? {}).reduce((sum, n) => sum + n, 0)} 次`,
     never: '无',
@@ -253,6 +255,8 @@ export const TEXTS = {
     controlUrl: 'control',
     identity: (node, leader, term) => `node ${node} · ${leader ? 'leader' : 'not the leader'} · term ${term}`,
     clusterSummary: (cluster, term, leader) => `${cluster} · term ${term} · leader ${leader == null ? 'none: election under way' : `node ${leader}`}`,
+    actorsColumn: 'actors (auctions / timers / links / restarts)',
+    actorsCell: (live, armed, links, restarts) => `${live} / ${armed} / ${links} / ${restarts}`,
     nodeActors: (a) => `This node's actors: ${a.auctions_live} auction actors (${a.timers_armed} deadline timers armed) · ${a.peer_links} peer links · `
       + `pool ${a.resource_pool} · janitor ${a.janitor} · exchange ${a.exchange} · ${Object.values(a.restarts ?? {}).reduce((sum, n) => sum + n, 0)} restarts`,
     never: 'never',
