@@ -662,6 +662,12 @@ fn control_catalogue() -> Vec<Entry> {
         entry("node remove of node -1", Control, "DELETE", "/control/v1/cluster/nodes/-1", Token::Admin, 422, "invalid_request"),
         entry("node remove of node 2^64", Control, "DELETE", "/control/v1/cluster/nodes/18446744073709551616", Token::Admin, 422, "invalid_request"),
         entry("node remove of a node that is not a member", Control, "DELETE", "/control/v1/cluster/nodes/42", Token::Admin, 404, "not_found"),
+        entry("node remove with force=maybe", Control, "DELETE", "/control/v1/cluster/nodes/42?force=maybe", Token::Admin, 422, "invalid_request"),
+        entry("node remove with an unknown query field", Control, "DELETE", "/control/v1/cluster/nodes/42?quick=true", Token::Admin, 422, "invalid_request"),
+        entry("node add with voter as a string", Control, "POST", "/control/v1/cluster/nodes", Token::Admin, 422, "invalid_request")
+            .json(&br#"{"node_id": 9, "name": "n", "peer": "127.0.0.1:7999", "public_url": "http://127.0.0.1:1", "control_url": "http://127.0.0.1:2", "voter": "yes"}"#[..]),
+        entry("cluster actors with a bidder token", Control, "GET", "/control/v1/cluster/actors", Token::Bidder, 401, "unauthorized"),
+        entry("cluster actors without a token", Control, "GET", "/control/v1/cluster/actors", Token::None, 401, "unauthorized"),
         entry("node remove of the node asked", Control, "DELETE", "/control/v1/cluster/nodes/1", Token::Admin, 409, "conflict"),
         entry("backup with a bidder token", Control, "GET", "/control/v1/backup", Token::Bidder, 401, "unauthorized"),
         entry("POST a backup", Control, "POST", "/control/v1/backup", Token::Admin, 405, "method_not_allowed")
