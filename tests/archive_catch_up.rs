@@ -226,11 +226,7 @@ fn a_standby_added_after_thousands_of_archived_sales_answers_every_result_and_ba
     // ... and a new cluster restored from it answers them all.
     let (public, control, peer) = free_port_bases();
     let definition = dir.path().join("restored-definition.toml");
-    std::fs::write(
-        &definition,
-        format!("voters = 3\nstandbys = 0\ndata_dir = \"unused\"\npublic_port_base = {public}\ncontrol_port_base = {control}\npeer_port_base = {peer}\n"),
-    )
-    .expect("write the definition");
+    common::restore::write_definition(&definition, (public, control, peer));
     let restored = dir.path().join("restored");
     let restore = gavel(&[
         "cluster",

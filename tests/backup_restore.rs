@@ -188,13 +188,7 @@ fn a_backup_restores_into_a_new_cluster_with_identical_results_and_histories() {
     // Restore into a new directory and start it.
     let (public, control, peer) = free_port_bases(3);
     let definition = dir.path().join("restored-definition.toml");
-    std::fs::write(
-        &definition,
-        format!(
-            "voters = 3\nstandbys = 0\ndata_dir = \"unused\"\npublic_port_base = {public}\ncontrol_port_base = {control}\npeer_port_base = {peer}\n"
-        ),
-    )
-    .unwrap();
+    common::restore::write_definition(&definition, (public, control, peer));
     let restored: PathBuf = dir.path().join("restored");
     let restore_args = [
         "cluster",
@@ -404,13 +398,7 @@ fn the_leader_writes_verified_backups_on_schedule_and_keeps_the_newest() {
     let newest = files.last().expect("a backup");
     let (public, control, peer) = free_port_bases(3);
     let definition = dir.path().join("definition.toml");
-    std::fs::write(
-        &definition,
-        format!(
-            "voters = 3\nstandbys = 0\ndata_dir = \"unused\"\npublic_port_base = {public}\ncontrol_port_base = {control}\npeer_port_base = {peer}\n"
-        ),
-    )
-    .unwrap();
+    common::restore::write_definition(&definition, (public, control, peer));
     let restored = dir.path().join("restored");
     let output = gavel(&[
         "cluster",

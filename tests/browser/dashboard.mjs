@@ -8,24 +8,11 @@
  */
 
 import {
-  bidderSetting, check, clickBid, log, openBidder, receipt, run, screenshot, setting, sleep, waitFor,
+  bidderSetting, check, clickBid, log, openBidder, openDashboard, receipt, run, screenshot, setting, sleep, waitFor,
 } from './lib.mjs';
 
 const NEW_INCREMENT = 20000;
-
-async function openDashboard(browser, origin, token) {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 1500 } });
-  const page = await context.newPage();
-  const operator = { name: 'operator', context, page, problems: [] };
-  page.on('pageerror', (error) => operator.problems.push(`operator: script error: ${error.message}`));
-  page.on('console', (message) => {
-    if (/Content.Security.Policy/i.test(message.text())) operator.problems.push(`operator: ${message.text()}`);
-  });
-  await page.goto(`${origin}/`);
-  await page.fill('#token-input', token);
-  await page.click('#token-form button[type="submit"]');
-  return operator;
-}
+const VIEWPORT = { width: 1400, height: 1500 };
 
 /** Runs one action of the auctions table's row through its dialog. */
 async function act(operator, auctionId, action, { increment } = {}) {
@@ -65,12 +52,12 @@ run('dashboard', async (browser, bidders) => {
   const control = setting('GAVEL_CONTROL_A');
 
   // A wrong token: refused, the form stays.
-  const wrong = await openDashboard(browser, control, 'not-the-token');
+  const wrong = await openDashboard(browser, control, 'not-the-token', { viewport: VIEWPORT });
   await waitFor(wrong.page, () => document.getElementById('token-message').textContent !== ''
     && !document.getElementById('sign-in').hidden, { what: 'the wrong token to be refused' });
   await wrong.context.close();
 
-  const operator = await openDashboard(browser, control, setting('GAVEL_ADMIN_TOKEN'));
+  const operator = await openDashboard(browser, control, setting('GAVEL_ADMIN_TOKEN'), { viewport: VIEWPORT });
   bidders.push(operator);
   await waitFor(operator.page, (id) => !document.getElementById('dashboard').hidden
     && document.querySelector(`#auctions-body tr[data-auction="${id}"]`) !== null, { arg: auctionId, what: 'the dashboard' });

@@ -8,21 +8,9 @@
  * to English, still signed in, and the choice is remembered. Screenshot: dashboard-zh.
  */
 
-import { check, log, run, screenshot, setting, waitFor } from './lib.mjs';
-
-async function openDashboard(browser, origin, token) {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 1500 }, locale: 'zh-CN' });
-  const page = await context.newPage();
-  const operator = { name: 'operator', context, page, problems: [] };
-  page.on('pageerror', (error) => operator.problems.push(`operator: script error: ${error.message}`));
-  page.on('console', (message) => {
-    if (/Content.Security.Policy/i.test(message.text())) operator.problems.push(`operator: ${message.text()}`);
-  });
-  await page.goto(`${origin}/`);
-  await page.fill('#token-input', token);
-  await page.click('#token-form button[type="submit"]');
-  return operator;
-}
+import {
+  check, log, openDashboard, run, screenshot, setting, waitFor,
+} from './lib.mjs';
 
 /** What the dashboard shows of the sale and the cluster, as text. */
 const shown = (operator, auctionId) => operator.page.evaluate((id) => {
@@ -65,7 +53,9 @@ const phaseShown = (operator, auctionId, phase) => waitFor(operator.page, ({ id,
 run('dashboardzh', async (browser, bidders) => {
   const auctionId = setting('GAVEL_AUCTION');
   const control = setting('GAVEL_CONTROL_A');
-  const operator = await openDashboard(browser, control, setting('GAVEL_ADMIN_TOKEN'));
+  const operator = await openDashboard(browser, control, setting('GAVEL_ADMIN_TOKEN'), {
+    viewport: { width: 1400, height: 1500 }, locale: 'zh-CN',
+  });
   bidders.push(operator);
   await waitFor(operator.page, (id) => !document.getElementById('dashboard').hidden
     && document.querySelector(`#auctions-body tr[data-auction="${id}"]`) !== null

@@ -131,6 +131,25 @@ async function signInAndEnter(page, { name, origin, bidderId, secret, auctionId,
   await waitForLive(page, name);
 }
 
+/**
+ * The operator's dashboard on `origin` in a browser context of its own (`viewport`,
+ * `locale`), signed in with `token` through its form; script errors and CSP violations
+ * collected in `problems`.
+ */
+export async function openDashboard(browser, origin, token, { viewport = { width: 1200, height: 1400 }, locale } = {}) {
+  const context = await browser.newContext({ viewport, ...(locale ? { locale } : {}) });
+  const page = await context.newPage();
+  const operator = { name: 'operator', context, page, problems: [] };
+  page.on('pageerror', (error) => operator.problems.push(`operator: script error: ${error.message}`));
+  page.on('console', (message) => {
+    if (/Content.Security.Policy/i.test(message.text())) operator.problems.push(`operator: ${message.text()}`);
+  });
+  await page.goto(`${origin}/`);
+  await page.fill('#token-input', token);
+  await page.click('#token-form button[type="submit"]');
+  return operator;
+}
+
 export async function waitForLive(page, name, timeoutMs = 10000) {
   await waitFor(page, () => document.body.dataset.connection === 'live'
     && document.getElementById('room').dataset.bidCount !== undefined, { timeoutMs, what: `${name} live` });

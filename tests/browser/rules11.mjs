@@ -22,7 +22,7 @@
 import crypto from 'node:crypto';
 
 import {
-  bidderSetting, check, clickBid, log, openBidder, receipt, run, screenshot, setting, waitFor, waitForBid,
+  bidderSetting, check, clickBid, log, openBidder, openDashboard, receipt, run, screenshot, setting, waitFor, waitForBid,
   waitForBidCount, waitForLive,
 } from './lib.mjs';
 
@@ -43,17 +43,8 @@ async function clearStatus(bidder) {
 }
 
 /** The operator's dashboard on `origin`, signed in with the admin token, on `auctionId`. */
-async function openDashboard(browser, origin, auctionId) {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 1600 } });
-  const page = await context.newPage();
-  const operator = { name: 'operator', context, page, problems: [] };
-  page.on('pageerror', (error) => operator.problems.push(`operator: script error: ${error.message}`));
-  page.on('console', (message) => {
-    if (/Content.Security.Policy/i.test(message.text())) operator.problems.push(`operator: ${message.text()}`);
-  });
-  await page.goto(`${origin}/`);
-  await page.fill('#token-input', setting('GAVEL_ADMIN_TOKEN'));
-  await page.click('#token-form button[type="submit"]');
+async function openSaleDashboard(browser, origin, auctionId) {
+  const operator = await openDashboard(browser, origin, setting('GAVEL_ADMIN_TOKEN'), { viewport: { width: 1200, height: 1600 } });
   await chooseAuction(operator, auctionId);
   return operator;
 }
@@ -173,7 +164,7 @@ async function secondaryScenario(browser, bidders) {
   { what: "A's reloaded history to list two secondary bids with the unit" });
   await waitForBid(a, 2);
 
-  const operator = await openDashboard(browser, setting('GAVEL_CONTROL_A'), auctionId);
+  const operator = await openSaleDashboard(browser, setting('GAVEL_CONTROL_A'), auctionId);
   bidders.push(operator);
   const shownByDashboard = await waitFor(operator.page, () => {
     const rules = document.getElementById('sale-rules');

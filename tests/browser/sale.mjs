@@ -13,7 +13,7 @@
  */
 
 import {
-  bidderSetting, check, clickBid, log, openBidder, receipt, run, screenshot, setting, waitFor,
+  bidderSetting, check, clickBid, log, openBidder, openDashboard, receipt, run, screenshot, setting, waitFor,
 } from './lib.mjs';
 
 const SALE_TIMEOUT_MS = 60000;
@@ -28,21 +28,6 @@ async function waitForData(bidder, id, key, value, timeoutMs = 10000) {
     if (!node || node.closest('[hidden]') || node.dataset[name] !== wanted) return null;
     return { ...node.dataset, text: node.textContent };
   }, { arg: { element: id, name: key, wanted: String(value) }, timeoutMs, what: `${bidder.name}'s #${id} with ${key}=${value}` });
-}
-
-/** The operator's dashboard on `origin`, signed in with the admin token. */
-async function openDashboard(browser, origin) {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 1400 } });
-  const page = await context.newPage();
-  const operator = { name: 'operator', context, page, problems: [] };
-  page.on('pageerror', (error) => operator.problems.push(`operator: script error: ${error.message}`));
-  page.on('console', (message) => {
-    if (/Content.Security.Policy/i.test(message.text())) operator.problems.push(`operator: ${message.text()}`);
-  });
-  await page.goto(`${origin}/`);
-  await page.fill('#token-input', setting('GAVEL_ADMIN_TOKEN'));
-  await page.click('#token-form button[type="submit"]');
-  return operator;
 }
 
 /**
@@ -123,7 +108,7 @@ run('sale', async (browser, bidders) => {
   await screenshot(b, 'sale-bidder-b-no-deposit');
 
   // The operator records bob's deposit from a bank receipt on the dashboard.
-  const operator = await openDashboard(browser, setting('GAVEL_CONTROL_A'));
+  const operator = await openDashboard(browser, setting('GAVEL_CONTROL_A'), setting('GAVEL_ADMIN_TOKEN'));
   bidders.push(operator);
   await waitFor(operator.page, (id) => [...document.getElementById('sale-auction').options].some((option) => option.value === id),
     { arg: auctionId, what: 'the dashboard to list the auction' });

@@ -42,3 +42,15 @@ pub fn free_port_bases(count: u16, from: u16) -> (u16, u16, u16) {
     assert_eq!(bases.len(), 3, "no free port bases from {from}");
     (bases[0], bases[1], bases[2])
 }
+
+/// Writes a local cluster definition of three voters on the port bases `(public, control,
+/// peer)` (from `free_port_bases`) to `path`, for `gavel cluster restore|up --definition`.
+pub fn write_definition(path: &std::path::Path, (public, control, peer): (u16, u16, u16)) {
+    std::fs::write(
+        path,
+        format!(
+            "voters = 3\nstandbys = 0\ndata_dir = \"unused\"\npublic_port_base = {public}\ncontrol_port_base = {control}\npeer_port_base = {peer}\n"
+        ),
+    )
+    .expect("write the cluster definition");
+}

@@ -101,22 +101,16 @@ async fn promote(
     node_id: u64,
     target: &str,
 ) -> Result<bool, ApiError> {
-    let was_voter = app
+    let promoted = app
         .supervisor
-        .send(GetClusterView)
-        .await?
-        .nodes
-        .iter()
-        .any(|node| node.node_id == node_id && matches!(node.role.as_str(), "leader" | "follower"));
-    app.supervisor
         .send(PromoteStandby { node_id })
         .await?
         .map_err(node_change_error)?;
-    if !was_voter {
+    if promoted {
         tracing::info!(operator = %operator.0, node_id, "voter added");
         record(app, operator, "node add voter", target.to_string()).await;
     }
-    Ok(!was_voter)
+    Ok(promoted)
 }
 
 /// `?force=true` on a node removal.

@@ -107,12 +107,13 @@ pub struct RemoveStandby {
 }
 
 /// Gives the standby `node_id` a vote: once it is up and caught up, it joins the voters.
+/// Answers whether it was given one (false: it was a voter already).
 pub struct PromoteStandby {
     pub node_id: u64,
 }
 
 impl Message for PromoteStandby {
-    type Result = Result<(), NodeChangeError>;
+    type Result = Result<bool, NodeChangeError>;
 }
 
 /// Fewer voters than this cannot lose one and go on committing: removing a voter below
@@ -721,7 +722,7 @@ mod tests {
 }
 
 impl Handler<PromoteStandby> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<(), NodeChangeError>>;
+    type Result = ResponseActFuture<Self, Result<bool, NodeChangeError>>;
 
     fn handle(&mut self, promote: PromoteStandby, _ctx: &mut Self::Context) -> Self::Result {
         let node_id = promote.node_id;
@@ -736,7 +737,7 @@ impl Handler<PromoteStandby> for Supervisor {
         );
         let is_leader = metrics.state == ServerState::Leader;
         if is_leader && membership.voter_ids().any(|id| id == node_id) {
-            return Box::pin(actix::fut::ready(Ok(())));
+            return Box::pin(actix::fut::ready(Ok(false)));
         }
         let refused = if !is_leader {
             Some(NodeChangeError::NotLeader)
@@ -769,7 +770,7 @@ impl Handler<PromoteStandby> for Supervisor {
             async move {
                 raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), true)
                     .await
-                    .map(|_| ())
+                    .map(|_| true)
                     .map_err(|error| {
                         NodeChangeError::Failed(format!(
                             "node {node_id} did not become a voter: {error}"
