@@ -209,12 +209,23 @@ fn a_reset_voter_rejoins_its_cluster_as_a_standby() {
     let (ok, said) = gavel_node_reset(&data_dir, true);
     assert!(ok, "{said}");
     cluster.node_mut(victim).spawn_without_waiting();
+    // The node removes its rejoin file, then logs that it rejoined: wait for both.
     let rejoined = common::wait_until(Duration::from_secs(40), || {
         !data_dir.join("rejoin-as-standby").exists()
+            && cluster
+                .node(victim)
+                .log_text()
+                .contains("rejoined the cluster as a standby")
     });
     let log = cluster.node(victim).log_tail();
     assert!(rejoined, "{log}");
-    assert!(log.contains("rejoined the cluster as a standby"), "{log}");
+    assert!(
+        cluster
+            .node(victim)
+            .log_text()
+            .contains("rejoined the cluster as a standby"),
+        "{log}"
+    );
     let standby = common::wait_until(Duration::from_secs(10), || {
         has_role(&roles(&cluster, leader), victim, "standby")
     });
