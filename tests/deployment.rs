@@ -55,11 +55,11 @@ fn three_hosts() -> Vec<Config> {
     let (receipt_key_file, public_key) = made_receipt_key_file(dir.path());
     let mut paths = Vec::new();
     node_configs(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster"),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/three-hosts"),
         &mut paths,
     );
     paths.sort();
-    assert!(paths.len() >= 4, "node configs under cluster/: {paths:?}");
+    assert!(paths.len() >= 4, "node configs under cluster/three-hosts: {paths:?}");
     paths
         .iter()
         .map(|path| {
@@ -176,6 +176,28 @@ fn nginx_accepts_the_configuration() {
     println!("{stderr}");
 }
 
+/// The configuration the .deb installs as /etc/gavel/node-1.toml: a node alone that
+/// serves with the token the package writes beside it, keeps its data where the unit
+/// lets it write, and holds no secret (tests/package/check.sh serves it for real).
+#[test]
+fn the_packaged_node_config_serves_alone_under_var_lib_gavel() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/package/node-1.toml");
+    let mut config = Config::load(&path).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(config.security.admin_token, None);
+    assert_eq!(config.security.cluster_secret, None);
+    assert!(config.cluster.members.len() <= 1, "a node alone");
+    assert!(
+        config.node.data_dir.starts_with("/var/lib/gavel"),
+        "{}",
+        config.node.data_dir.display()
+    );
+    // Without the token the node refuses to serve; with the package's, it serves.
+    assert!(config.validate_for_serving().is_err());
+    config.apply_admin_token_override(Some("0123456789abcdef0123456789abcdef".into()));
+    config.load_secret_files().expect("no secret files to load");
+    config.validate_for_serving().expect("serves alone");
+}
+
 #[test]
 fn systemd_accepts_the_unit_template() {
     if Command::new("systemd-analyze")
@@ -190,14 +212,14 @@ fn systemd_accepts_the_unit_template() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/systemd/gavel@.service"),
     )
     .expect("cluster/systemd/gavel@.service");
-    assert!(unit.contains("ExecStart=/usr/local/bin/gavel serve --config /etc/gavel/%i.toml"));
+    assert!(unit.contains("ExecStart=/usr/bin/gavel serve --config /etc/gavel/%i.toml"));
     assert!(unit.contains("Restart=on-failure"));
     // The installed binary's path, replaced by the one just built so verify finds it.
     let dir = tempfile::tempdir().expect("temp dir");
     let instance = dir.path().join("gavel@node-1.service");
     std::fs::write(
         &instance,
-        unit.replace("/usr/local/bin/gavel", env!("CARGO_BIN_EXE_gavel")),
+        unit.replace("/usr/bin/gavel", env!("CARGO_BIN_EXE_gavel")),
     )
     .expect("write unit");
     let output = Command::new("systemd-analyze")
