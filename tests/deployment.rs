@@ -59,7 +59,10 @@ fn three_hosts() -> Vec<Config> {
         &mut paths,
     );
     paths.sort();
-    assert!(paths.len() >= 4, "node configs under cluster/three-hosts: {paths:?}");
+    assert!(
+        paths.len() >= 4,
+        "node configs under cluster/three-hosts: {paths:?}"
+    );
     paths
         .iter()
         .map(|path| {

@@ -89,6 +89,8 @@ pub enum BenchCommand {
     Soak(gavel_tools::bench::soak::SoakArgs),
     /// Committed bids/s and latency at 1-256 connections, beside etcd and the floor.
     Bids(gavel_tools::bench::bids::BidsArgs),
+    /// The public rate limits' cost per request, in process: steady clients and a flood.
+    Limiter(gavel_tools::bench::limiter::LimiterArgs),
 }
 
 fn bench(command: BenchCommand) -> Result<(), Failure> {
@@ -98,6 +100,7 @@ fn bench(command: BenchCommand) -> Result<(), Failure> {
         BenchCommand::Fanout(args) => gavel_tools::bench::fanout::run_fanout(args),
         BenchCommand::Soak(args) => gavel_tools::bench::soak::run_soak(args),
         BenchCommand::Bids(args) => gavel_tools::bench::bids::run_bids(args),
+        BenchCommand::Limiter(args) => gavel_tools::bench::limiter::run_limiter(args),
     };
     result.map_err(|error| Failure::failed(format!("{error:#}")))
 }

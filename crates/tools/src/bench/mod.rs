@@ -9,6 +9,8 @@
 //!   connections on a 3-voter cluster, beside a 3-member etcd cluster (`etcd`) doing a
 //!   put per request, and the machine's floor (`floor`); `closed_loop` is the
 //!   keep-alive connection load both systems get, `bids_figures` the tables and goals.
+//! - `limiter`: `gavel bench limiter`, the public rate limits' cost per request, in
+//!   process, for clients that come back and for a flood of new ones.
 //! - `local`: the local cluster of child processes (configs on free ports, start, kill,
 //!   restart, ClusterView) and the interrupt handling that makes sure none outlives
 //!   the run.
@@ -26,6 +28,7 @@ mod closed_loop;
 mod etcd;
 pub mod fanout;
 mod floor;
+pub mod limiter;
 pub(crate) mod load;
 mod report;
 pub mod requests;
