@@ -27,7 +27,7 @@ impl fmt::Debug for OperatorToken {
     }
 }
 
-/// `[limits]`: rate limits of the public listener (`api::limits`), token buckets per
+/// `[limits]`: rate limits of the public listener (`api::limits`), a rate and a burst per
 /// client IP address and per session token. A client over either gets 429 `rate_limited`
 /// with `Retry-After`. Every client of a benchmark on loopback (or of a proxy not listed in
 /// `trusted_proxies`) shares one address: raise the per-IP rate for those.
@@ -42,7 +42,7 @@ pub struct LimitsSection {
     pub per_session_per_second: u32,
     /// Requests one session token may send at once. Default 100.
     pub per_session_burst: u32,
-    /// Most buckets kept per kind (addresses, sessions); the quiet ones are forgotten
+    /// Most clients tracked per kind (addresses, sessions); the quiet ones are forgotten
     /// first. Default 100000.
     pub max_tracked: usize,
     /// Addresses of reverse proxies (nginx) in front of the public listener. For a
