@@ -47,6 +47,7 @@ pub mod replica;
 mod scrape;
 pub mod sign_in;
 pub mod stream_slots;
+pub mod write_pacing;
 
 use std::sync::Arc;
 
@@ -103,6 +104,8 @@ pub struct AppState {
     pub secret_hasher: std::sync::Arc<crate::model::bidder_secret::SecretHasher>,
     /// The event streams open on this node, per client address and in all.
     pub streams: std::sync::Arc<stream_slots::StreamSlots>,
+    /// The bids being answered, which set how often busy streams write.
+    pub write_pacing: std::sync::Arc<write_pacing::WritePacing>,
     /// This node's clock against the voters' median (the Supervisor keeps it).
     pub clock: Arc<crate::clock::ClockStatus>,
     /// The cluster's receipt key: signs every bid receipt this node answers.
