@@ -569,7 +569,6 @@ fn app_state(
         sign_in_throttle: api::sign_in::SignInThrottle::new(&config.limits),
         secret_hasher: actors.secret_hasher,
         streams: Arc::new(api::stream_slots::StreamSlots::new(&config.limits)),
-        write_pacing: Arc::default(),
         clock,
         receipt_key,
     }))

@@ -5,9 +5,7 @@
 //! the price bids' count), then the current `auction` view; then the Auction actor's live
 //! events, each rendered once into shared bytes (`LiveEvent::frame`) that every stream
 //! writes as they are: a live bid is one compact `bid` frame (`LiveBidView`), the full view
-//! follows only other changes. A stream that keeps receiving events writes them gathered,
-//! at most once per interval, a longer one while bids queue up on the node
-//! (`write_pacing`). A `: keep-alive` comment goes out every 15 s. The kernel
+//! follows only other changes. A `: keep-alive` comment goes out every 15 s. The kernel
 //! never waits for a stream: one too slow for the actor's bounded buffer is sent, in one
 //! write, what it missed, read from the state (`LiveStream::caught_up`: the bids and the
 //! view, or a `resync` event past `MAX_CATCH_UP_BIDS`), then goes on from the newest event;
@@ -37,7 +35,6 @@ use imbl::Vector;
 use super::limits::RateLimiter;
 use super::problem::Problem;
 use super::stream_slots::StreamPermit;
-use super::write_pacing::{WritePacing, QUIET_WRITE_INTERVAL};
 use super::AppState;
 use crate::actors::auction::{sse_frame, LiveEvent, Subscribe};
 use crate::actors::resource_pool::SubscribeAuction;
@@ -56,6 +53,11 @@ const MAX_CATCH_UP_BIDS: usize = 256;
 
 /// Most bytes of waiting events one write of a stream gathers (`LiveStream::take_waiting`).
 const MAX_WRITE_BYTES: usize = 64 * 1024;
+
+/// The shortest time between two writes of live events on one stream: under a burst of
+/// bids a stream writes them together, at most 20 times a second, instead of once each
+/// (what a node with thousands of watchers spends is one send per stream and write).
+const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(50);
 
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string())
@@ -119,7 +121,6 @@ pub async fn auction_events(
         done: closed,
         catch_up: Some((app.state.clone(), auction_id)),
         last_write: None,
-        pacing: Some(app.write_pacing.clone()),
     };
     Ok(event_stream(initial.chain(live.into_stream()), permit))
 }
@@ -222,13 +223,9 @@ struct LiveStream {
     /// Where a stream that fell behind reads what it missed: the node's state and the
     /// auction's id. `None`: such a stream ends instead.
     catch_up: Option<(SharedState, String)>,
-    /// When this stream last wrote events: the next write waits until the write
-    /// interval after it, gathering what came meanwhile (what a node with thousands of
-    /// watchers spends is one send per stream and write).
+    /// When this stream last wrote events: the next write waits until
+    /// `MIN_WRITE_INTERVAL` after it, gathering what came meanwhile.
     last_write: Option<tokio::time::Instant>,
-    /// The node's bids in flight, which set the write interval (`write_pacing`); `None`:
-    /// always the quiet interval.
-    pacing: Option<Arc<WritePacing>>,
 }
 
 impl LiveStream {
@@ -249,7 +246,7 @@ impl LiveStream {
                             // A busy auction: one write per interval, with every event
                             // of it; a quiet one writes at once.
                             if let Some(last) = live.last_write {
-                                tokio::time::sleep_until(last + live.write_interval()).await;
+                                tokio::time::sleep_until(last + MIN_WRITE_INTERVAL).await;
                             }
                             live.take_waiting(&mut pending);
                             live.last_write = Some(tokio::time::Instant::now());
@@ -271,12 +268,6 @@ impl LiveStream {
                 }
             }
         })
-    }
-
-    fn write_interval(&self) -> Duration {
-        self.pacing
-            .as_ref()
-            .map_or(QUIET_WRITE_INTERVAL, |pacing| pacing.write_interval())
     }
 
     /// Adds `event` to the pending write, unless it is a bid already sent.
@@ -496,7 +487,6 @@ mod tests {
             done: false,
             catch_up: None,
             last_write: None,
-            pacing: None,
         }
     }
 
@@ -730,48 +720,7 @@ mod tests {
         let ((write, waited), ()) = tokio::join!(reader, publisher_side);
         let sent: Vec<u64> = events_of(&write).into_iter().map(|(_, id)| id).collect();
         assert_eq!(sent, [2, 3, 4, 5, 6], "the burst in one write");
-        assert!(waited >= QUIET_WRITE_INTERVAL, "{waited:?}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn while_bids_queue_up_a_busy_stream_writes_less_often_and_misses_nothing() {
-        use crate::api::write_pacing::{CROWD_BIDS_IN_FLIGHT, CROWD_WRITE_INTERVAL};
-        let pacing = Arc::new(WritePacing::default());
-        let (publisher, receiver) = broadcast::channel(64);
-        let mut live = stream_of(receiver);
-        live.pacing = Some(pacing.clone());
-        let stream = live.into_stream();
-        futures::pin_mut!(stream);
-        let _ = publisher.send(live_event(1, "bid"));
-        let first = stream.next().await.expect("a write").expect("bytes");
-        assert_eq!(events_of(&first), [("bid".to_string(), 1)]);
-        // A crowd of bids being answered: the next events wait for the crowd interval.
-        let crowd: Vec<_> = (0..=CROWD_BIDS_IN_FLIGHT)
-            .map(|_| pacing.bid_started())
-            .collect();
-        let started = tokio::time::Instant::now();
-        for seq in 2..=4 {
-            let _ = publisher.send(live_event(seq, "bid"));
-        }
-        let write = stream.next().await.expect("a write").expect("bytes");
-        let sent: Vec<u64> = events_of(&write).into_iter().map(|(_, id)| id).collect();
-        assert_eq!(sent, [2, 3, 4], "every event, in order, in one write");
-        assert!(
-            started.elapsed() >= CROWD_WRITE_INTERVAL,
-            "{:?}",
-            started.elapsed()
-        );
-        // The crowd gone, the quiet interval again.
-        drop(crowd);
-        let started = tokio::time::Instant::now();
-        let _ = publisher.send(live_event(5, "bid"));
-        let write = stream.next().await.expect("a write").expect("bytes");
-        assert_eq!(events_of(&write), [("bid".to_string(), 5)]);
-        let waited = started.elapsed();
-        assert!(
-            waited >= QUIET_WRITE_INTERVAL && waited < CROWD_WRITE_INTERVAL,
-            "{waited:?}"
-        );
+        assert!(waited >= MIN_WRITE_INTERVAL, "{waited:?}");
     }
 
     #[tokio::test]

@@ -47,7 +47,6 @@ pub mod replica;
 mod scrape;
 pub mod sign_in;
 pub mod stream_slots;
-pub mod write_pacing;
 
 use std::sync::Arc;
 
@@ -104,8 +103,6 @@ pub struct AppState {
     pub secret_hasher: std::sync::Arc<crate::model::bidder_secret::SecretHasher>,
     /// The event streams open on this node, per client address and in all.
     pub streams: std::sync::Arc<stream_slots::StreamSlots>,
-    /// The bids being answered, which set how often busy streams write.
-    pub write_pacing: std::sync::Arc<write_pacing::WritePacing>,
     /// This node's clock against the voters' median (the Supervisor keeps it).
     pub clock: Arc<crate::clock::ClockStatus>,
     /// The cluster's receipt key: signs every bid receipt this node answers.

@@ -260,7 +260,6 @@ async fn place_bid(
     request: HttpRequest,
     body: web::Json<JsonObject<BidRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let _in_flight = app.write_pacing.bid_started();
     let token_hash = session_token_hash(&request)?;
     let auction_id = auction_path_id(path.into_inner())?;
     let command = body
@@ -328,7 +327,6 @@ async fn submit_sealed_quote(
     request: HttpRequest,
     body: web::Json<JsonObject<SealedQuoteRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let _in_flight = app.write_pacing.bid_started();
     let token_hash = session_token_hash(&request)?;
     let auction_id = auction_path_id(path.into_inner())?;
     let command = body
