@@ -7,7 +7,7 @@
 //! `/control/v1/` must be an operation of the documents, so a route renamed or removed
 //! in the code does not stay documented. The fault injection routes are left out of that
 //! second check: they are in the control document only in builds with the `faults`
-//! feature.
+//! feature. And every schema the documents refer to (`$ref`) is in them.
 
 use std::collections::BTreeSet;
 
@@ -141,4 +141,42 @@ fn routes_are_read_from_the_text_as_written() {
             ("POST", "/a/{id}".to_string()),
         ])
     );
+}
+
+/// Every `$ref` of `value` (a JSON document), collected into `refs`.
+fn collect_refs(value: &serde_json::Value, refs: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, item) in map {
+                match (key.as_str(), item) {
+                    ("$ref", serde_json::Value::String(target)) => refs.push(target.clone()),
+                    _ => collect_refs(item, refs),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| collect_refs(item, refs)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_schema_the_documents_refer_to_is_in_them() {
+    for (listener, document) in gavel::api::openapi::documents() {
+        let document = serde_json::to_value(&document).expect("the document as JSON");
+        let mut refs = Vec::new();
+        collect_refs(&document, &mut refs);
+        assert!(!refs.is_empty(), "{listener}: no $ref at all");
+        for target in refs {
+            let name = target
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{listener}: a $ref outside the schemas: {target}"));
+            assert!(
+                document["components"]["schemas"].get(name).is_some(),
+                "{listener}: {target} is referred to but not in the document"
+            );
+        }
+    }
+    let public = serde_json::to_value(gavel::api::openapi::documents()[0].1.clone()).unwrap();
+    let receipt = &public["components"]["schemas"]["BidReceipt"]["properties"];
+    assert!(receipt.get("receipt_batch").is_some(), "{receipt}");
 }

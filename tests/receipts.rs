@@ -226,3 +226,128 @@ fn a_retry_after_the_auction_is_archived_is_signed_from_the_archive() {
     assert_eq!(again["receipt_signature"], first["receipt_signature"]);
     assert!(signature_holds(&verifying_key(&receipt_key(&node)), &again));
 }
+
+/// The receipts of bids answered at the same moment are signed together: each carries
+/// `receipt_batch` and verifies — by the library, by `gavel verify-receipt` and by the
+/// bidder page's own receipt.js (in Node.js) — and a changed amount fails in all three.
+#[test]
+fn receipts_answered_together_share_one_signature_and_each_verifies() {
+    const AUCTIONS: usize = 24;
+    const BIDS_EACH: u64 = 30;
+    let dir = tempfile::Builder::new()
+        .prefix("receipts-batch")
+        .tempdir()
+        .expect("temp dir");
+    let node = Node::start(dir.path());
+    let mut tokens = Vec::new();
+    for index in 0..AUCTIONS {
+        let auction_id = format!("lot-b{index}");
+        node.create_auction(auction_spec(&auction_id, 120_000, 60_000));
+        let first = bidder(&node, &auction_id, &format!("b{index}-first"));
+        let second = bidder(&node, &auction_id, &format!("b{index}-second"));
+        tokens.push((auction_id, [first, second]));
+    }
+    // Every auction's two bidders take turns, all auctions at once.
+    let receipts: Vec<Value> = std::thread::scope(|scope| {
+        let handles: Vec<_> = tokens
+            .iter()
+            .map(|(auction_id, pair)| {
+                let node = &node;
+                scope.spawn(move || {
+                    (0..BIDS_EACH)
+                        .map(|turn| {
+                            let amount = 1_000_000 + turn * 10_000;
+                            let (status, receipt) = node.bid(
+                                &pair[(turn % 2) as usize],
+                                auction_id,
+                                amount,
+                                &format!("{auction_id}-{turn}"),
+                            );
+                            assert_eq!(status, 201, "{receipt}");
+                            receipt
+                        })
+                        .collect::<Vec<Value>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("a bidding thread"))
+            .collect()
+    });
+    assert_eq!(receipts.len(), AUCTIONS * BIDS_EACH as usize);
+
+    let key_answer = receipt_key(&node);
+    let key = verifying_key(&key_answer);
+    let batched: Vec<&Value> = receipts
+        .iter()
+        .filter(|receipt| receipt.get("receipt_batch").is_some())
+        .collect();
+    assert!(
+        !batched.is_empty(),
+        "{} receipts answered {AUCTIONS} at a time and none signed together",
+        receipts.len()
+    );
+    for receipt in &receipts {
+        let fields = gavel::receipts::SignedFields {
+            auction_id: receipt["auction_id"].as_str().expect("auction_id"),
+            seq: receipt["seq"].as_u64().expect("seq"),
+            amount: receipt["amount"].as_u64().expect("amount"),
+            accepted_at_ms: receipt["accepted_at_ms"].as_u64().expect("accepted_at_ms"),
+            chain_hash: receipt["chain_hash"].as_str().expect("chain_hash"),
+        };
+        let batch: Option<gavel::receipts::ReceiptBatch> = receipt
+            .get("receipt_batch")
+            .map(|batch| serde_json::from_value(batch.clone()).expect("a receipt_batch"));
+        let signature = receipt["receipt_signature"].as_str().expect("signature");
+        assert_eq!(
+            gavel::receipts::verify_signature(&key, &fields, signature, batch.as_ref()),
+            Ok(()),
+            "{receipt}"
+        );
+        // A batch's signature is not the receipt's own.
+        assert_eq!(batch.is_none(), signature_holds(&key, receipt), "{receipt}");
+    }
+
+    // The bidder's offline check of a receipt signed together, and of it changed.
+    let public_key = key_answer["public_key"].as_str().unwrap();
+    let saved = dir.path().join("batched.json");
+    std::fs::write(&saved, batched[0].to_string()).expect("save receipt");
+    let output = verify_receipt(&saved, &["--key", public_key]);
+    assert!(output.status.success(), "{output:?}");
+    let mut tampered = batched[0].clone();
+    tampered["amount"] = (tampered["amount"].as_u64().unwrap() + 10_000).into();
+    std::fs::write(&saved, tampered.to_string()).expect("save forged");
+    let output = verify_receipt(&saved, &["--key", public_key]);
+    assert!(!output.status.success(), "{output:?}");
+
+    // The bidder page's check, run by Node.js on the same receipts and the changed one.
+    let mut checked: Vec<Value> = batched
+        .iter()
+        .take(50)
+        .map(|receipt| (*receipt).clone())
+        .collect();
+    checked.push(tampered);
+    let input = dir.path().join("page-check.json");
+    std::fs::write(
+        &input,
+        serde_json::json!({"keys": [public_key], "receipts": checked}).to_string(),
+    )
+    .expect("write the page's input");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/receipt.mjs");
+    let output = Command::new("node")
+        .arg(&script)
+        .arg(&input)
+        .output()
+        .expect(
+            "Node.js runs tests/browser/receipt.mjs (apt-get install -y nodejs; .ci/run does it)",
+        );
+    assert!(output.status.success(), "{output:?}");
+    let verdicts: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut wanted = vec!["verified".to_string(); checked.len() - 1];
+    wanted.push("bad".to_string());
+    assert_eq!(verdicts, wanted);
+}

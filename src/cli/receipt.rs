@@ -136,6 +136,12 @@ pub fn verify_receipt(text: &str, keys: &[VerifyingKey]) -> Result<Verified, Str
     let accepted_at_ms = number("accepted_at_ms")?;
     let chain_hash = string("chain_hash")?;
     let signature = string("receipt_signature")?;
+    let batch: Option<receipts::ReceiptBatch> = match fields.get("receipt_batch") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(serde_json::from_value(value.clone()).map_err(|error| {
+            format!("receipt_batch is not {{\"size\", \"index\", \"path\"}}: {error}")
+        })?),
+    };
     let signed = SignedFields {
         auction_id: &auction_id,
         seq,
@@ -145,7 +151,7 @@ pub fn verify_receipt(text: &str, keys: &[VerifyingKey]) -> Result<Verified, Str
     };
     let mut mismatch = None;
     for (key_index, key) in keys.iter().enumerate() {
-        match receipts::verify(key, &signed, &signature) {
+        match receipts::verify_signature(key, &signed, &signature, batch.as_ref()) {
             Ok(()) => {
                 return Ok(Verified {
                     auction_id,
@@ -155,7 +161,9 @@ pub fn verify_receipt(text: &str, keys: &[VerifyingKey]) -> Result<Verified, Str
                     key_index,
                 })
             }
-            Err(SignatureError::Malformed) => return Err(SignatureError::Malformed.to_string()),
+            Err(error @ (SignatureError::Malformed | SignatureError::Batch(_))) => {
+                return Err(error.to_string())
+            }
             Err(error) => mismatch = Some(error),
         }
     }
@@ -193,6 +201,48 @@ mod tests {
 
     fn new_key() -> receipts::ReceiptKey {
         receipts::parse_seed(&receipts::new_seed()).unwrap()
+    }
+
+    #[test]
+    fn a_receipt_signed_in_a_batch_is_valid_and_its_proof_is_checked() {
+        let key = new_key();
+        let keys = [key.verifying_key()];
+        let chain_hash = "cd".repeat(32);
+        let texts: Vec<String> = (1..=3u64)
+            .map(|seq| {
+                SignedFields {
+                    auction_id: "lot-1",
+                    seq,
+                    amount: 100_000 + seq,
+                    accepted_at_ms: 1_700_000_000_000,
+                    chain_hash: &chain_hash,
+                }
+                .message()
+            })
+            .collect();
+        let signed = receipts::batch::sign_together(&key, texts);
+        let receipt = serde_json::json!({
+            "seq": 2, "auction_id": "lot-1", "amount": 100_002,
+            "accepted_at_ms": 1_700_000_000_000u64, "chain_hash": chain_hash,
+            "receipt_signature": signed[1].signature, "receipt_batch": signed[1].batch,
+        });
+        let verified = verify_receipt(&receipt.to_string(), &keys).unwrap();
+        assert_eq!((verified.seq, verified.amount), (2, 100_002));
+        let mut moved = receipt.clone();
+        moved["receipt_batch"]["index"] = 0.into();
+        assert!(verify_receipt(&moved.to_string(), &keys)
+            .unwrap_err()
+            .starts_with("bad signature"));
+        let mut malformed = receipt.clone();
+        malformed["receipt_batch"]["path"] = serde_json::json!(["xyz"]);
+        assert!(verify_receipt(&malformed.to_string(), &keys)
+            .unwrap_err()
+            .contains("receipt_batch.path"));
+        let mut not_a_batch = receipt;
+        not_a_batch["receipt_batch"] = serde_json::json!("two");
+        assert!(verify_receipt(&not_a_batch.to_string(), &keys)
+            .unwrap_err()
+            .starts_with("receipt_batch is not"));
     }
 
     #[test]

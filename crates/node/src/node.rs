@@ -570,6 +570,7 @@ fn app_state(
         secret_hasher: actors.secret_hasher,
         streams: Arc::new(api::stream_slots::StreamSlots::new(&config.limits)),
         clock,
+        receipt_signer: Arc::new(crate::receipts::ReceiptSigner::start(receipt_key.clone())?),
         receipt_key,
     }))
 }

@@ -3,9 +3,10 @@
 //! `GET /control/v1/auctions/{id}/certificate` answers what the printed result states: the
 //! sale (title, parcel, start price), its result with every deposit's disposition and every
 //! bid, the winner's identity (bidder id, registered name, bidder number), the head of the
-//! bid hash chain, and the winning bid's receipt signature — the same deterministic
-//! Ed25519 signature the winner's receipt carries, so `gavel verify-receipt` checks the
-//! printed figures against the cluster's public key. Only a sold sale has one (409
+//! bid hash chain, and the winning bid's receipt signature — the receipt text signed alone
+//! (the signature the winner's receipt carries when it was answered alone; one answered
+//! in a batch carries a batch signature instead, and both verify), so `gavel
+//! verify-receipt` checks the printed figures against the cluster's public key. Only a sold sale has one (409
 //! `conflict` before, or for a sale that ended otherwise).
 //!
 //! `GET /certificate?auction={id}` is the page that prints it (`assets/dashboard/certificate.js`):
@@ -33,7 +34,8 @@ pub struct WinningBid {
     pub accepted_at_ms: u64,
     /// The bid record's hash in the auction's chain (hex SHA-256).
     pub chain_hash: String,
-    /// Base64 Ed25519 signature of the receipt text (docs/API.md, Bid receipts).
+    /// Base64 Ed25519 signature of the receipt text, signed alone (docs/API.md, Bid
+    /// receipts).
     pub receipt_signature: String,
 }
 

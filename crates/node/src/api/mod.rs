@@ -107,6 +107,9 @@ pub struct AppState {
     pub clock: Arc<crate::clock::ClockStatus>,
     /// The cluster's receipt key: signs every bid receipt this node answers.
     pub receipt_key: Arc<crate::receipts::ReceiptKey>,
+    /// The thread that signs receipts with it, those answered together under one
+    /// signature (`crate::receipts::batch`).
+    pub receipt_signer: Arc<crate::receipts::ReceiptSigner>,
 }
 
 impl AppState {

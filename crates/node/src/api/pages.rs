@@ -22,6 +22,7 @@ const INDEX_HTML: &str = include_str!("assets/bidder/index.html");
 const BIDDER_JS: &str = include_str!("assets/bidder/bidder.js");
 const CLUSTER_JS: &str = include_str!("assets/bidder/cluster.js");
 const SIGNING_JS: &str = include_str!("assets/bidder/signing.js");
+const RECEIPT_JS: &str = include_str!("assets/bidder/receipt.js");
 const BIDDER_CSS: &str = include_str!("assets/bidder/bidder.css");
 const I18N_JS: &str = include_str!("assets/bidder/i18n.js");
 const TEXTS_JS: &str = include_str!("assets/bidder/texts.js");
@@ -63,6 +64,7 @@ async fn asset(app: web::Data<AppState>, file: web::Path<String>) -> HttpRespons
         "bidder.js" => ("text/javascript; charset=utf-8", BIDDER_JS),
         "cluster.js" => ("text/javascript; charset=utf-8", CLUSTER_JS),
         "signing.js" => ("text/javascript; charset=utf-8", SIGNING_JS),
+        "receipt.js" => ("text/javascript; charset=utf-8", RECEIPT_JS),
         "bidder.css" => ("text/css; charset=utf-8", BIDDER_CSS),
         "i18n.js" => ("text/javascript; charset=utf-8", I18N_JS),
         "texts.js" => ("text/javascript; charset=utf-8", TEXTS_JS),

@@ -275,7 +275,7 @@ async fn place_bid(
     }
     match result? {
         Outcome::BidAccepted { receipt, replayed } => {
-            let body = signed_receipt(&app, &receipt)?;
+            let body = signed_receipt(&app, &receipt).await?;
             bid_answer(&app, PlacedBid::Price(body), replayed)
         }
         Outcome::SecondaryBidAccepted { receipt, replayed } => {
@@ -351,8 +351,9 @@ async fn submit_sealed_quote(
 
 /// The signed receipt of a committed bid. The bid is applied here before its answer goes
 /// out: its record, found by seq (its place in the vector plus one) in the live state or
-/// the archive, gives the chain hash the receipt signs.
-fn signed_receipt(app: &AppState, receipt: &Receipt) -> Result<BidReceipt, ApiError> {
+/// the archive, gives the chain hash the receipt signs. The signing thread signs it with
+/// the other receipts waiting at the same moment, if any.
+async fn signed_receipt(app: &AppState, receipt: &Receipt) -> Result<BidReceipt, ApiError> {
     let now_ms = wall_clock_ms();
     let (view, chain_hash) = app.read_auction(&receipt.auction_id, |auction| {
         let record = usize::try_from(receipt.seq)
@@ -365,7 +366,21 @@ fn signed_receipt(app: &AppState, receipt: &Receipt) -> Result<BidReceipt, ApiEr
             record.map(|record| record.hash.clone()),
         )
     })?;
-    Ok(BidReceipt::new(receipt, view, chain_hash, &app.receipt_key))
+    let signed = match chain_hash.as_deref() {
+        Some(chain_hash) => Some(
+            app.receipt_signer
+                .sign(&crate::receipts::SignedFields {
+                    auction_id: &receipt.auction_id,
+                    seq: receipt.seq,
+                    amount: receipt.amount,
+                    accepted_at_ms: receipt.accepted_at_ms,
+                    chain_hash,
+                })
+                .await,
+        ),
+        None => None,
+    };
+    Ok(BidReceipt::new(receipt, view, chain_hash, signed))
 }
 
 /// Sets or raises the caller's hidden proxy maximum (委托出价; docs/RULES.md, "Proxy
@@ -399,7 +414,7 @@ async fn set_proxy(
             replayed,
         } => {
             let bid = match receipt {
-                Some(receipt) => Some(signed_receipt(&app, &receipt)?),
+                Some(receipt) => Some(signed_receipt(&app, &receipt).await?),
                 None => None,
             };
             let body = ProxyView { max_amount, bid };

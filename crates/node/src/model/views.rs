@@ -407,29 +407,30 @@ pub struct BidReceipt {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain_hash: Option<String>,
     /// Base64 Ed25519 signature, by the key `GET /api/v1/receipt-key` shows, of
-    /// `gavel-receipt\n{auction_id}\n{seq}\n{amount}\n{accepted_at_ms}\n{chain_hash}`.
+    /// `gavel-receipt\n{auction_id}\n{seq}\n{amount}\n{accepted_at_ms}\n{chain_hash}`, or,
+    /// with `receipt_batch`, of the batch text its proof leads to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub receipt_signature: Option<String>,
+    /// Present when the receipt was signed together with others answered at the same
+    /// moment: its place among them and its Merkle inclusion proof (docs/API.md, Bid
+    /// receipts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_batch: Option<crate::receipts::ReceiptBatch>,
 }
 
 impl BidReceipt {
-    /// The receipt's answer; signed with `key` when `chain_hash`, the bid record's hash,
-    /// is known.
+    /// The receipt's answer, with its signature when `chain_hash`, the bid record's hash,
+    /// is known (and so was signed).
     pub fn new(
         receipt: &Receipt,
         auction: AuctionView,
         chain_hash: Option<String>,
-        key: &crate::receipts::ReceiptKey,
+        signed: Option<crate::receipts::ReceiptSignature>,
     ) -> Self {
-        let receipt_signature = chain_hash.as_deref().map(|chain_hash| {
-            key.sign(&crate::receipts::SignedFields {
-                auction_id: &receipt.auction_id,
-                seq: receipt.seq,
-                amount: receipt.amount,
-                accepted_at_ms: receipt.accepted_at_ms,
-                chain_hash,
-            })
-        });
+        let (receipt_signature, receipt_batch) = match signed {
+            Some(signed) => (Some(signed.signature), signed.batch),
+            None => (None, None),
+        };
         BidReceipt {
             bid_id: receipt.bid_id.clone(),
             seq: receipt.seq,
@@ -439,6 +440,7 @@ impl BidReceipt {
             auction,
             chain_hash,
             receipt_signature,
+            receipt_batch,
         }
     }
 }

@@ -16,19 +16,25 @@
 //!
 //! six lines joined by `\n`, no newline after the last; numbers in decimal, the chain
 //! hash in lowercase hex as the chain writes it. An auction id is letters, digits, `_`,
-//! `-` and `.` only (the kernel's id rule), so the text reads back one way only. Ed25519 signatures are
-//! deterministic: the same receipt is signed the same way on every node and every time.
+//! `-` and `.` only (the kernel's id rule), so the text reads back one way only. Receipts
+//! answered at the same moment are signed together, under one signature of a Merkle
+//! root, each with `receipt_batch`, its inclusion proof (`batch`); a receipt answered
+//! alone is signed alone, as above.
 //!
 //! The key is one per cluster: a file holding the base64 of its 32-byte seed
 //! (`security.receipt_key_file`, made by `gavel cluster receipt-key`), the same file on
 //! every node, or, on a node alone without one, a key the node makes under its data
 //! directory on its first start and keeps (`DATA_DIR_KEY_FILE`).
 
+pub mod batch;
+
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+
+pub use batch::{ReceiptBatch, ReceiptSignature, ReceiptSigner};
 
 /// What `GET /api/v1/receipt-key` answers as `algorithm`.
 pub const ALGORITHM: &str = "ed25519";
@@ -109,9 +115,14 @@ impl ReceiptKey {
         self
     }
 
-    /// The standard base64 of the signature of `fields`.
+    /// The standard base64 of the signature of `fields`, alone.
     pub fn sign(&self, fields: &SignedFields<'_>) -> String {
-        STANDARD.encode(self.signing.sign(fields.message().as_bytes()).to_bytes())
+        self.sign_text(&fields.message())
+    }
+
+    /// The standard base64 of the signature of `text` (a receipt's or a batch's).
+    pub fn sign_text(&self, text: &str) -> String {
+        STANDARD.encode(self.signing.sign(text.as_bytes()).to_bytes())
     }
 
     pub fn verifying_key(&self) -> VerifyingKey {
@@ -168,19 +179,36 @@ pub enum SignatureError {
     Malformed,
     #[error("receipt_signature does not match the receipt's fields under this key")]
     Mismatch,
+    #[error("{0}")]
+    Batch(String),
 }
 
-/// Whether `signature` (standard base64) signs `fields` under `key`.
+/// Whether `signature` (standard base64) signs `fields` alone under `key`.
 pub fn verify(
     key: &VerifyingKey,
     fields: &SignedFields<'_>,
     signature: &str,
 ) -> Result<(), SignatureError> {
+    verify_signature(key, fields, signature, None)
+}
+
+/// Whether `signature` (standard base64) signs `fields` under `key`: alone, or, with
+/// `batch`, as one of the receipts of a batch (`batch`'s documentation).
+pub fn verify_signature(
+    key: &VerifyingKey,
+    fields: &SignedFields<'_>,
+    signature: &str,
+    batch: Option<&ReceiptBatch>,
+) -> Result<(), SignatureError> {
     let bytes = STANDARD
         .decode(signature.trim())
         .map_err(|_| SignatureError::Malformed)?;
     let signature = Signature::from_slice(&bytes).map_err(|_| SignatureError::Malformed)?;
-    key.verify_strict(fields.message().as_bytes(), &signature)
+    let text = match batch {
+        None => fields.message(),
+        Some(batch) => batch::signed_batch_text(fields, batch).map_err(SignatureError::Batch)?,
+    };
+    key.verify_strict(text.as_bytes(), &signature)
         .map_err(|_| SignatureError::Mismatch)
 }
 

@@ -90,6 +90,7 @@
  */
 
 import { KeyProblem, loadKey, sign, signedText } from './signing.js';
+import { receiptVerdict } from './receipt.js';
 import {
   chooseLanguage, clockTime, currentLanguage, money, parcelText, phaseName, remaining as formatRemaining, t,
   translatePage, useLanguage,
@@ -718,6 +719,7 @@ function onReceipt(receipt, replayed, pending, timing) {
   receipts[receipt.auction_id] = {
     auction_id: receipt.auction_id, seq: receipt.seq, amount: receipt.amount, accepted_at_ms: receipt.accepted_at_ms,
     chain_hash: receipt.chain_hash ?? null, receipt_signature: receipt.receipt_signature ?? null,
+    receipt_batch: receipt.receipt_batch ?? null,
   };
   store.set('receipts', receipts);
   renderReceipt();
@@ -1274,8 +1276,6 @@ function renderReceipt() {
   });
 }
 
-const base64Bytes = (text) => Uint8Array.from(atob(text), (character) => character.charCodeAt(0));
-
 /** 'verified', 'bad', or 'signed' when this browser cannot check Ed25519 (or the key is out of reach). */
 async function verifyReceipt(receipt) {
   try {
@@ -1292,14 +1292,7 @@ async function verifyReceipt(receipt) {
       if (status !== 200 || !data?.public_key) return 'signed';
       receiptKey = data;
     }
-    const message = new TextEncoder().encode(['gavel-receipt', receipt.auction_id, receipt.seq, receipt.amount,
-      receipt.accepted_at_ms, receipt.chain_hash].join('\n'));
-    const signature = base64Bytes(receipt.receipt_signature);
-    for (const keyText of [receiptKey.public_key, ...(receiptKey.previous ?? [])]) {
-      const key = await crypto.subtle.importKey('raw', base64Bytes(keyText), { name: 'Ed25519' }, false, ['verify']);
-      if (await crypto.subtle.verify({ name: 'Ed25519' }, key, signature, message)) return 'verified';
-    }
-    return 'bad';
+    return await receiptVerdict(receipt, [receiptKey.public_key, ...(receiptKey.previous ?? [])]);
   } catch {
     return 'signed'; // no Ed25519 in this browser's WebCrypto, or no answer: shown unchecked
   }
