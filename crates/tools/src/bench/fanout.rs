@@ -408,6 +408,23 @@ impl EventStream {
             ));
         }
         let socket = tokio::net::TcpSocket::new_v4()?;
+        // The port is chosen at connect, for the whole address pair, as a plain connect
+        // does: bound alone, ports in TIME_WAIT from an earlier level or run would be
+        // out of reach and the ephemeral range would run out.
+        let no_port: libc::c_int = 1;
+        // SAFETY: a valid socket and an int option of the right size.
+        let set = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                std::ptr::addr_of!(no_port).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if set != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
         socket.bind(SocketAddr::new(source, 0))?;
         let connected = socket.connect(address).await?;
         let mut stream = BufReader::with_capacity(2048, connected);
