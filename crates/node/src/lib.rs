@@ -10,8 +10,9 @@
 //!   data directory occupies and what its file system has left. `host`: what a node asks
 //!   of the machine (idle CPUs that poll). `private_files`: files only the node's user
 //!   reads. `tls`: the `[tls]` section and the certificates of the public and peer
-//!   listeners. `receipts`: the cluster's Ed25519 receipt key and the text of a bid
-//!   receipt it signs.
+//!   listeners. `receipts`: the cluster's Ed25519 receipt key, the text of a bid
+//!   receipt it signs, and the thread that signs the receipts answered together under
+//!   one Merkle root (`receipts::batch`).
 //! - `config`: node configuration, validated before use.
 //! - `telemetry`: the Prometheus metrics.
 //! - `model`: what the HTTP layer, the actors and the spool share: views, requests,
