@@ -25,7 +25,8 @@
  * live bid comes as one compact `bid` event carrying what it changed (price, leader, next
  * minimum, deadline), merged into the last full `auction` view, which comes at connect and
  * with every other change; a `resync` (the node could not keep this page up to date)
- * carries the view, and the page reads the bids it missed from the bid list. A deadline that moves without a bid is shown as "deadline extended"
+ * carries the view, and the page reads the bids it missed from the bid list. A deadline that
+ * moves without a bid (in the listing, where bids never move it, with one too) is shown as "deadline extended"
  * (a leader takeover's grace, or an operator's action).
  *
  * Failover. The page only talks to the node that served it (same origin, no CORS). When a
@@ -434,10 +435,12 @@ function learnMyNumber(auctionId, bidderNumber) {
 function onRoomView(view) {
   const previous = page.view ?? page.carriedView;
   page.carriedView = null;
+  // A later deadline no bid explains: in the listing bids never move it (a takeover's grace
+  // may come in the same view as the first bid after it), later only without a bid.
   const movedWithoutBid = previous && previous.id === view.id && previous.phase === view.phase
-    && previous.bid_count === view.bid_count && previous.deadline_ms != null
-    && previous.secondary?.current === view.secondary?.current
-    && view.deadline_ms != null && view.deadline_ms > previous.deadline_ms;
+    && previous.deadline_ms != null && view.deadline_ms != null && view.deadline_ms > previous.deadline_ms
+    && (view.phase === 'listing'
+      || (previous.bid_count === view.bid_count && previous.secondary?.current === view.secondary?.current));
   if (movedWithoutBid) showExtension(previous.deadline_ms, view.deadline_ms);
   page.view = view;
   renderRoom();
