@@ -1,7 +1,8 @@
 //! The printable result of a sold sale (成交确认书) on the control listener of one real
 //! `gavel serve` process: `GET /control/v1/auctions/{id}/certificate` states the winner,
 //! the price, every deposit's disposition, the head of the bid hash chain and the winning
-//! bid's receipt signature — the very signature the winner's receipt carries; it is behind
+//! bid's receipt signature — the receipt text signed alone, the signature the winner's
+//! receipt carries when it was answered alone (as here, bids placed one at a time); it is behind
 //! the admin token, answers 404 for an unknown sale and 409 for one not sold; the page
 //! `/certificate` and its assets are served with the dashboard's Content-Security-Policy.
 

@@ -1,6 +1,8 @@
 //! Signed bid receipts on real nodes (docs/API.md, Bid receipts): a receipt's signature
 //! verifies under the key `GET /api/v1/receipt-key` shows, over the documented text, its
-//! `chain_hash` is the bid's hash in the operator's result, a retry is signed the same,
+//! `chain_hash` is the bid's hash in the operator's result, a retry answered alone is
+//! signed the same as its bid answered alone, receipts answered together share one
+//! signature that the library, `gavel verify-receipt` and the bidder page's check accept,
 //! `gavel verify-receipt` accepts the saved receipt and refuses a tampered one, a node
 //! alone keeps its key across restarts, and every node of a cluster shows the same key.
 
@@ -328,10 +330,19 @@ fn receipts_answered_together_share_one_signature_and_each_verifies() {
         .map(|receipt| (*receipt).clone())
         .collect();
     checked.push(tampered);
-    let input = dir.path().join("page-check.json");
+    let verdicts = page_verdicts(dir.path(), public_key, &checked);
+    let mut wanted = vec!["verified".to_string(); checked.len() - 1];
+    wanted.push("bad".to_string());
+    assert_eq!(verdicts, wanted);
+}
+
+/// What the bidder page's receipt check (assets/bidder/receipt.js, run by Node.js through
+/// tests/browser/receipt.mjs) says of each of `receipts` under `public_key`.
+fn page_verdicts(dir: &Path, public_key: &str, receipts: &[Value]) -> Vec<String> {
+    let input = dir.join("page-check.json");
     std::fs::write(
         &input,
-        serde_json::json!({"keys": [public_key], "receipts": checked}).to_string(),
+        serde_json::json!({"keys": [public_key], "receipts": receipts}).to_string(),
     )
     .expect("write the page's input");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/receipt.mjs");
@@ -343,11 +354,55 @@ fn receipts_answered_together_share_one_signature_and_each_verifies() {
             "Node.js runs tests/browser/receipt.mjs (apt-get install -y nodejs; .ci/run does it)",
         );
     assert!(output.status.success(), "{output:?}");
-    let verdicts: Vec<String> = String::from_utf8_lossy(&output.stdout)
+    String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(str::to_string)
-        .collect();
-    let mut wanted = vec!["verified".to_string(); checked.len() - 1];
-    wanted.push("bad".to_string());
-    assert_eq!(verdicts, wanted);
+        .collect()
+}
+
+/// The page's Merkle walk against the library's trees: every receipt of batches of 2 to
+/// 17 verifies, and each batch's last receipt with a changed amount does not.
+#[test]
+fn the_pages_check_agrees_with_the_library_for_every_batch_size_and_place() {
+    let dir = tempfile::Builder::new()
+        .prefix("receipts-page")
+        .tempdir()
+        .expect("temp dir");
+    let key = gavel::receipts::parse_seed(&gavel::receipts::new_seed()).expect("a key");
+    let chain_hash = "ef".repeat(32);
+    let mut receipts = Vec::new();
+    let mut wanted = Vec::new();
+    for size in 2..=17u64 {
+        let fields: Vec<(u64, u64)> = (1..=size).map(|seq| (seq, 500_000 + seq)).collect();
+        let texts = fields
+            .iter()
+            .map(|(seq, amount)| {
+                gavel::receipts::SignedFields {
+                    auction_id: "lot-page",
+                    seq: *seq,
+                    amount: *amount,
+                    accepted_at_ms: 1_700_000_000_000,
+                    chain_hash: &chain_hash,
+                }
+                .message()
+            })
+            .collect();
+        let signed = gavel::receipts::batch::sign_together(&key, texts);
+        for ((seq, amount), signed) in fields.iter().zip(&signed) {
+            receipts.push(serde_json::json!({
+                "auction_id": "lot-page", "seq": seq, "amount": amount,
+                "accepted_at_ms": 1_700_000_000_000u64, "chain_hash": chain_hash,
+                "receipt_signature": signed.signature, "receipt_batch": signed.batch,
+            }));
+            wanted.push("verified".to_string());
+        }
+        let mut changed = receipts.last().expect("a receipt").clone();
+        changed["amount"] = (changed["amount"].as_u64().unwrap() + 1).into();
+        receipts.push(changed);
+        wanted.push("bad".to_string());
+    }
+    assert_eq!(
+        page_verdicts(dir.path(), &key.public_key(), &receipts),
+        wanted
+    );
 }

@@ -117,9 +117,17 @@ pub fn signed_batch_text(
     }
     let mut proof = Vec::with_capacity(batch.path.len() * HASH_BYTES);
     for hash in &batch.path {
+        let lowercase_hex = hash.len() == 2 * HASH_BYTES
+            && hash
+                .bytes()
+                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
         match hex::decode(hash) {
-            Ok(bytes) if bytes.len() == HASH_BYTES => proof.extend_from_slice(&bytes),
-            _ => return Err("receipt_batch.path holds a hash that is not 64 hex digits".into()),
+            Ok(bytes) if lowercase_hex => proof.extend_from_slice(&bytes),
+            _ => {
+                return Err(
+                    "receipt_batch.path holds a hash that is not 64 lowercase hex digits".into(),
+                )
+            }
         }
     }
     let proof = InclusionProof::<Sha256>::from_bytes(proof);
@@ -358,49 +366,62 @@ mod tests {
         assert_eq!(verify_at(3, &signed[2]), Ok(()));
     }
 
-    #[tokio::test]
-    async fn receipts_asked_for_at_once_share_a_signature_and_each_verifies() {
-        let signer = Arc::new(ReceiptSigner::start(Arc::new(key())).expect("thread"));
-        let alone = {
-            let (hash, seq) = fields(1);
-            signer
-                .sign(&SignedFields {
-                    auction_id: "lot-7",
-                    seq,
-                    amount: 1_001,
-                    accepted_at_ms: 1_700_000_000_001,
-                    chain_hash: &hash,
-                })
-                .await
-        };
-        assert_eq!(alone.batch, None);
-        assert_eq!(verify_at(1, &alone), Ok(()));
-        let mut waiting = Vec::new();
+    #[test]
+    fn the_thread_signs_every_receipt_waiting_under_one_signature() {
+        let (requests, waiting) = mpsc::channel::<Request>();
+        let mut answers = Vec::new();
         for seq in 1..=200u64 {
-            let signer = signer.clone();
-            waiting.push(tokio::spawn(async move {
-                let (hash, seq) = fields(seq);
-                let signed = signer
-                    .sign(&SignedFields {
-                        auction_id: "lot-7",
-                        seq,
-                        amount: 1_000 + seq,
-                        accepted_at_ms: 1_700_000_000_000 + seq,
-                        chain_hash: &hash,
-                    })
-                    .await;
-                (seq, signed)
-            }));
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            requests
+                .send(Request {
+                    message: message(seq),
+                    answer,
+                })
+                .expect("queued");
+            answers.push((seq, answered));
         }
-        let mut batched = 0;
-        for handle in waiting {
-            let (seq, signed) = handle.await.expect("task");
-            batched += signed.batch.is_some() as usize;
+        drop(requests);
+        // All 200 wait when the thread's loop starts: one batch, one signature.
+        sign_as_they_come(&key(), &waiting);
+        let mut signatures = std::collections::BTreeSet::new();
+        for (seq, mut answered) in answers {
+            let signed = answered.try_recv().expect("answered");
+            assert_eq!(signed.batch.as_ref().map(|batch| batch.size), Some(200));
             assert_eq!(verify_at(seq, &signed), Ok(()), "seq {seq}");
+            signatures.insert(signed.signature);
         }
-        assert!(
-            batched > 0,
-            "200 receipts asked for at once were all signed alone"
+        assert_eq!(signatures.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_receipt_asked_for_alone_is_signed_alone_by_the_thread() {
+        let signer = ReceiptSigner::start(Arc::new(key())).expect("thread");
+        let (hash, seq) = fields(1);
+        let alone = signer
+            .sign(&SignedFields {
+                auction_id: "lot-7",
+                seq,
+                amount: 1_001,
+                accepted_at_ms: 1_700_000_000_001,
+                chain_hash: &hash,
+            })
+            .await;
+        assert_eq!(alone.batch, None);
+        assert_eq!(alone.signature, key().sign_text(&message(1)));
+    }
+
+    #[test]
+    fn a_path_hash_in_uppercase_is_refused_as_the_page_refuses_it() {
+        let signed = sign_together(&key(), (1..=3).map(message).collect());
+        let mut upper = signed[0].clone();
+        let path = &mut upper.batch.as_mut().unwrap().path;
+        path[0] = path[0].to_uppercase();
+        assert_ne!(
+            path[0],
+            signed[0].batch.as_ref().unwrap().path[0],
+            "a hash with a letter"
         );
+        let refusal = verify_at(1, &upper).unwrap_err();
+        assert!(refusal.contains("lowercase"), "{refusal}");
     }
 }

@@ -13,6 +13,9 @@
  * (tests/browser/receipt.mjs).
  */
 
+/** Most receipts one batch signature covers (the node's receipts::batch::MAX_BATCH). */
+const MAX_BATCH = 1024;
+
 const base64Bytes = (text) => Uint8Array.from(atob(text), (character) => character.charCodeAt(0));
 const hexBytes = (text) => Uint8Array.from(text.match(/../g) ?? [], (pair) => parseInt(pair, 16));
 const bytesHex = (bytes) => Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
@@ -34,7 +37,7 @@ export async function receiptSignedText(receipt) {
   const batch = receipt.receipt_batch;
   if (!batch) return text;
   const { size, index, path } = batch;
-  if (!Number.isSafeInteger(size) || !Number.isSafeInteger(index) || size < 2 || index < 0 || index >= size
+  if (!Number.isSafeInteger(size) || !Number.isSafeInteger(index) || size < 2 || size > MAX_BATCH || index < 0 || index >= size
     || !Array.isArray(path) || !path.every((hash) => /^[0-9a-f]{64}$/.test(hash))) return null;
   let [node, last] = [index, size - 1];
   let hash = await sha256(Uint8Array.of(0), text);
