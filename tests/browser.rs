@@ -1,7 +1,8 @@
 //! Real-browser tests of the bidder page (src/api/pages.rs, src/api/assets/bidder/).
 //!
-//! Each test starts a real cluster of three voters on loopback, registers two bidders and
-//! an auction, and runs one scenario script of `tests/browser/` with Node.js: the script
+//! Each test starts a real cluster of three voters on loopback, each node with an events
+//! listener (so the pages read their streams from another origin, as they do in the
+//! local cluster), registers two bidders and an auction, and runs one scenario script of `tests/browser/` with Node.js: the script
 //! drives Debian's headless Chromium (`/usr/bin/chromium`) through playwright-core, signs
 //! both bidders in through the page's form and checks what the pages show.
 //! - `two_bidders_see_each_others_bids_within_a_second` (outbid.mjs)
@@ -411,7 +412,7 @@ impl Stage {
         let browser_dir = prepared_browser_dir();
         assert!(browser_dir.join("node_modules").exists());
         let dir = tempfile::tempdir().expect("temp dir");
-        let cluster = Cluster::start(dir.path(), 3, 0);
+        let cluster = Cluster::start_with_event_listeners(dir.path(), 3, 0);
         let leader = cluster
             .leader(Duration::from_secs(10))
             .expect("a leader within 10 s");
@@ -451,9 +452,13 @@ impl Stage {
             .iter()
             .map(|node| node.public_url.clone())
             .collect();
+        let listeners: Vec<String> = (self.cluster.nodes.iter())
+            .filter_map(|node| node.events_url.clone())
+            .collect();
         let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("screenshots");
         [
             ("GAVEL_NODES", urls.join(",")),
+            ("GAVEL_EVENT_LISTENERS", listeners.join(",")),
             ("GAVEL_PAGE_A", self.cluster.node(page_a).public_url.clone()),
             ("GAVEL_PAGE_B", self.cluster.node(page_b).public_url.clone()),
             ("GAVEL_BIDDER_A", "alice:secret-alice".to_string()),

@@ -8,7 +8,7 @@
  */
 
 import {
-  bidderSetting, check, clickBid, log, nodes, openBidder, receipt, run, serverOffset, setting, sleep, waitFor,
+  bidderSetting, check, clickBid, log, openBidder, receipt, requestProblem, run, serverOffset, setting, sleep, waitFor,
 } from './lib.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,13 +19,13 @@ const FOLLOW_LIMIT_MS = 2000;
 async function openHall(browser, origin, problems) {
   const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: 'zh-CN' });
   const page = await context.newPage();
-  const cluster = new Set(nodes().map((url) => new URL(url).origin));
   page.on('pageerror', (error) => problems.push(`hall: script error: ${error.message}`));
   page.on('console', (message) => {
     if (/Content.Security.Policy/i.test(message.text())) problems.push(`hall: ${message.text()}`);
   });
   page.on('request', (request) => {
-    if (!cluster.has(new URL(request.url()).origin)) problems.push(`hall: request outside the cluster: ${request.url()}`);
+    const problem = requestProblem(new URL(request.url()));
+    if (problem) problems.push(`hall: ${problem}`);
   });
   const response = await page.goto(`${origin}/hall`);
   check(response.status() === 200, `/hall answered ${response.status()}`);

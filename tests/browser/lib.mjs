@@ -12,6 +12,8 @@
  *   GAVEL_SCREENSHOTS  where screenshots go (default: screenshots/ at the top of the repo)
  *   GAVEL_CONTROL_A    the control URL of page A's node (its operator dashboard)
  *   GAVEL_ADMIN_TOKEN  the operators' token the cluster accepts
+ *   GAVEL_EVENT_LISTENERS  every node's events listener URL, comma-separated: the pages
+ *                      must open their event streams there and nowhere else
  *   and what a scenario's stage adds (sale.mjs: GAVEL_BIDDER_NUMBER_A, GAVEL_DEPOSIT;
  *   rules11.mjs: GAVEL_AUCTION_SIGNED; hall.mjs: GAVEL_AUCTION_SECOND)
  * Debian's Chromium runs headless (never a downloaded browser). A scenario exits 0 when
@@ -42,6 +44,20 @@ export function bidderSetting(name) {
 }
 
 export const nodes = () => setting('GAVEL_NODES').split(',');
+const eventListeners = () => (process.env.GAVEL_EVENT_LISTENERS || '').split(',').filter(Boolean);
+
+/**
+ * What is wrong with a page's request to `url`, if anything: it must go to the cluster's
+ * nodes, and an event stream to an events listener when the nodes have them.
+ */
+export function requestProblem(url) {
+  const cluster = new Set(nodes().map((node) => new URL(node).origin));
+  const listeners = new Set(eventListeners().map((listener) => new URL(listener).origin));
+  const stream = /\/events$/.test(url.pathname);
+  if (listeners.size && stream && !listeners.has(url.origin)) return `an event stream not on an events listener: ${url.href}`;
+  if (!cluster.has(url.origin) && !(stream && listeners.has(url.origin))) return `request outside the cluster: ${url.href}`;
+  return null;
+}
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function check(condition, message) {
@@ -94,7 +110,6 @@ export async function openBidder(browser, {
   }
   const page = await context.newPage();
   const problems = [];
-  const cluster = new Set(nodes().map((url) => new URL(url).origin));
   page.on('pageerror', (error) => problems.push(`${name}: script error: ${error.message}`));
   const consoleErrors = [];
   page.on('console', (message) => {
@@ -102,8 +117,8 @@ export async function openBidder(browser, {
     if (message.type() === 'error') consoleErrors.push(message.text());
   });
   page.on('request', (request) => {
-    const url = new URL(request.url());
-    if (!cluster.has(url.origin)) problems.push(`${name}: request outside the cluster: ${request.url()}`);
+    const problem = requestProblem(new URL(request.url()));
+    if (problem) problems.push(`${name}: ${problem}`);
   });
   try {
     await signInAndEnter(page, { name, origin, bidderId, secret, auctionId, viaLobby });

@@ -195,8 +195,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let http = start_http(
         &config,
         public_tls,
-        listeners.public,
-        listeners.control,
+        HttpListeners {
+            public: listeners.public,
+            control: listeners.control,
+            events: listeners.events,
+        },
         app_state,
     )?;
     let stop = Stopping {
@@ -212,6 +215,15 @@ struct Listeners {
     public: std::net::TcpListener,
     control: std::net::TcpListener,
     peer: tokio::net::TcpListener,
+    /// `listen.events`, when set.
+    events: Option<std::net::TcpListener>,
+}
+
+/// The listeners the HTTP servers serve on.
+struct HttpListeners {
+    public: std::net::TcpListener,
+    control: std::net::TcpListener,
+    events: Option<std::net::TcpListener>,
 }
 
 /// Creates the data directory and binds every listener: a busy or foreign address stops
@@ -230,6 +242,10 @@ fn bind_listeners(config: &Config) -> anyhow::Result<Listeners> {
     let public = bind("listen.public", config.listen.public)?;
     let control = bind("listen.control", config.listen.control)?;
     let peer = bind("listen.peer", config.listen.peer)?;
+    let events = match config.listen.events {
+        Some(address) => Some(bind("listen.events", address)?),
+        None => None,
+    };
     peer.set_nonblocking(true)
         .context("cannot configure listen.peer")?;
     let peer = tokio::net::TcpListener::from_std(peer).context("cannot use listen.peer")?;
@@ -237,6 +253,7 @@ fn bind_listeners(config: &Config) -> anyhow::Result<Listeners> {
         public,
         control,
         peer,
+        events,
     })
 }
 
@@ -559,6 +576,13 @@ fn app_state(
         state: replication.state.clone(),
         archive: replication.archive.clone(),
         faults_enabled: config.faults.enabled,
+        events_listener: config
+            .listen
+            .events
+            .map(|address| api::event_listener::EventsListener {
+                port: address.port(),
+                tls: config.tls.public_cert.is_some(),
+            }),
         applied_events: replication.events.clone(),
         lobby_frames: Arc::default(),
         raft: replication.raft.clone(),
@@ -575,29 +599,41 @@ fn app_state(
     }))
 }
 
-/// The public and control HTTP servers, running.
+/// The public, control and events HTTP servers, running.
 struct Http {
     public: actix_web::dev::Server,
     control: actix_web::dev::Server,
+    events: Option<actix_web::dev::Server>,
 }
 
-/// Starts the public listener (rate-limited, HTTPS when `[tls]` says so) and the control
+/// Starts the public listener (rate-limited, HTTPS when `[tls]` says so), the events
+/// listener when `listen.events` is set (the same limits and TLS), and the control
 /// listener.
 fn start_http(
     config: &Config,
     public_tls: Option<rustls::ServerConfig>,
-    public_listener: std::net::TcpListener,
-    control_listener: std::net::TcpListener,
+    listeners: HttpListeners,
     app_state: web::Data<AppState>,
 ) -> anyhow::Result<Http> {
     let body_read_timeout = web::Data::new(BodyReadTimeout(std::time::Duration::from_millis(
         config.http.body_read_timeout_ms,
     )));
+    let limiter = web::Data::new(RateLimiter::new(&config.limits));
+    let events = match listeners.events {
+        Some(listener) => Some(start_events(
+            config,
+            public_tls.clone(),
+            listener,
+            app_state.clone(),
+            limiter.clone(),
+        )?),
+        None => None,
+    };
     let public = start_public(
         config,
         public_tls,
-        public_listener,
-        app_state.clone(),
+        listeners.public,
+        (app_state.clone(), limiter),
         body_read_timeout.clone(),
     )?;
     let control = HttpServer::new(move || {
@@ -611,28 +647,32 @@ fn start_http(
     })
     .workers(1)
     .disable_signals()
-    .listen(control_listener)
+    .listen(listeners.control)
     .context("cannot serve on listen.control")?
     .run();
     tracing::info!(
         node_id = config.node.id,
         public = %config.listen.public,
         control = %config.listen.control,
+        events = ?config.listen.events,
         public_tls = config.tls.public_cert.is_some(),
         peer_tls = config.tls.peer_cert.is_some(),
         "node serving"
     );
-    Ok(Http { public, control })
+    Ok(Http {
+        public,
+        control,
+        events,
+    })
 }
 
 fn start_public(
     config: &Config,
     public_tls: Option<rustls::ServerConfig>,
     listener: std::net::TcpListener,
-    public_state: web::Data<AppState>,
+    (public_state, limiter): (web::Data<AppState>, web::Data<RateLimiter>),
     body_read_timeout: web::Data<BodyReadTimeout>,
 ) -> anyhow::Result<actix_web::dev::Server> {
-    let limiter = web::Data::new(RateLimiter::new(&config.limits));
     let public = HttpServer::new(move || {
         App::new()
             .app_data(public_state.clone())
@@ -655,6 +695,37 @@ fn start_public(
     .run())
 }
 
+/// The events listener (`api::event_listener`): the event streams alone, on worker
+/// threads at a lower priority, under the public listener's rate limits and TLS.
+fn start_events(
+    config: &Config,
+    tls: Option<rustls::ServerConfig>,
+    listener: std::net::TcpListener,
+    state: web::Data<AppState>,
+    limiter: web::Data<RateLimiter>,
+) -> anyhow::Result<actix_web::dev::Server> {
+    let events = HttpServer::new(move || {
+        // Runs on each worker's own thread, as it starts.
+        api::event_listener::prepare_worker_thread();
+        App::new()
+            .app_data(state.clone())
+            .app_data(limiter.clone())
+            .wrap(actix_web::middleware::from_fn(limit_requests))
+            .wrap(api::event_listener::cors())
+            .configure(api::event_listener::configure)
+            .default_service(web::to(api::not_found))
+    })
+    .workers(config.http.event_workers)
+    .max_connections(config.http.max_connections)
+    .disable_signals();
+    Ok(match tls {
+        Some(tls) => events.listen_rustls_0_23(listener, tls),
+        None => events.listen(listener),
+    }
+    .context("cannot serve on listen.events")?
+    .run())
+}
+
 /// What ends a running node besides its listeners, and what it stops on the way out.
 struct Stopping {
     retired: Arc<tokio::sync::Notify>,
@@ -673,7 +744,14 @@ async fn wait_and_stop(
 ) -> anyhow::Result<()> {
     let public_handle = http.public.handle();
     let control_handle = http.control.handle();
-    let servers = futures::future::try_join(http.public, http.control);
+    let events_handle = http.events.as_ref().map(|events| events.handle());
+    let events = async move {
+        match http.events {
+            Some(events) => events.await,
+            None => std::future::pending().await,
+        }
+    };
+    let servers = futures::future::try_join3(http.public, http.control, events);
     tokio::select! {
         result = servers => {
             result.context("a listener stopped")?;
@@ -702,6 +780,9 @@ async fn wait_and_stop(
             eprintln!("gavel: node stopped with an error: the Raft core stopped: {fatal}");
             std::process::exit(FATAL_EXIT_CODE);
         }
+    }
+    if let Some(events_handle) = events_handle {
+        events_handle.stop(true).await;
     }
     public_handle.stop(true).await;
     control_handle.stop(true).await;

@@ -32,6 +32,11 @@ impl Cluster {
         Cluster::start_with_raft(dir, voters, standbys, extra, "")
     }
 
+    /// `start`, every node with an events listener (`listen.events`) besides its three.
+    pub fn start_with_event_listeners(dir: &Path, voters: u64, standbys: u64) -> Cluster {
+        Cluster::start_nodes(dir, (voters, standbys), "", "", true)
+    }
+
     /// `start_with`, with `raft` TOML lines added to every node's `[raft]` section.
     pub fn start_with_raft(
         dir: &Path,
@@ -39,6 +44,16 @@ impl Cluster {
         standbys: u64,
         extra: &str,
         raft: &str,
+    ) -> Cluster {
+        Cluster::start_nodes(dir, (voters, standbys), extra, raft, false)
+    }
+
+    fn start_nodes(
+        dir: &Path,
+        (voters, standbys): (u64, u64),
+        extra: &str,
+        raft: &str,
+        event_listeners: bool,
     ) -> Cluster {
         let guard = ONE_CLUSTER_AT_A_TIME
             .lock()
@@ -68,10 +83,11 @@ impl Cluster {
             .enumerate()
             .map(|(index, ports)| {
                 let id = index as u64 + 1;
-                Node::configure_with_receipt_key(
+                Node::configure_listeners(
                     &dir.join(format!("node-{id}")),
                     id,
                     *ports,
+                    event_listeners.then(free_port),
                     &extra,
                     Some(&receipt_key_file),
                 )

@@ -64,6 +64,8 @@ pub struct Node {
     pub child: Option<Child>,
     pub public_url: String,
     pub control_url: String,
+    /// The events listener's URL (`listen.events`), if the node has one.
+    pub events_url: Option<String>,
     pub config_path: PathBuf,
     pub dir: PathBuf,
     /// `RUST_LOG` of the process; `info` unless a test asks for more.
@@ -96,6 +98,18 @@ impl Node {
         extra: &str,
         receipt_key_file: Option<&Path>,
     ) -> Node {
+        Node::configure_listeners(dir, id, ports, None, extra, receipt_key_file)
+    }
+
+    /// `configure_with_receipt_key`, with an events listener on `events_port` if given.
+    pub fn configure_listeners(
+        dir: &Path,
+        id: u64,
+        ports: (u16, u16, u16),
+        events_port: Option<u16>,
+        extra: &str,
+        receipt_key_file: Option<&Path>,
+    ) -> Node {
         std::fs::create_dir_all(dir).expect("test dir");
         let data_dir = dir.join("data");
         let extra =
@@ -104,6 +118,7 @@ impl Node {
             id,
             ip: "127.0.0.1",
             ports,
+            events_port,
             data_dir: &data_dir,
             admin_token: ADMIN_TOKEN,
             cluster_secret: CLUSTER_SECRET,
@@ -118,6 +133,7 @@ impl Node {
             child: None,
             public_url,
             control_url,
+            events_url: config.events_url(),
             config_path,
             dir: dir.to_path_buf(),
             rust_log: "info".to_string(),

@@ -130,6 +130,8 @@ pub struct LocalNode {
     pub id: u64,
     pub public_url: String,
     pub control_url: String,
+    /// The events listener's URL, if the node has one.
+    pub events_url: Option<String>,
     /// The network namespace the node runs in (`ip netns exec`), if not the caller's.
     netns: Option<String>,
     config_path: PathBuf,
@@ -138,11 +140,13 @@ pub struct LocalNode {
 }
 
 /// Where one node runs: the address its three listeners bind, their ports (public,
-/// control, peer), and optionally a network namespace and a data directory of its own.
+/// control, peer), and optionally an events listener's port, a network namespace and a
+/// data directory of its own.
 #[derive(Debug, Clone)]
 pub struct NodePlacement {
     pub ip: String,
     pub ports: (u16, u16, u16),
+    pub events_port: Option<u16>,
     pub netns: Option<String>,
     pub data_dir: Option<PathBuf>,
 }
@@ -153,6 +157,7 @@ impl NodePlacement {
         Ok(NodePlacement {
             ip: "127.0.0.1".to_string(),
             ports: (free_port()?, free_port()?, free_port()?),
+            events_port: None,
             netns: None,
             data_dir: None,
         })
@@ -246,6 +251,7 @@ impl LocalCluster {
                 id,
                 ip: &place.ip,
                 ports: place.ports,
+                events_port: place.events_port,
                 data_dir: &data,
                 admin_token: &admin_token,
                 cluster_secret: &cluster_secret,
@@ -254,6 +260,7 @@ impl LocalCluster {
                 extra: &extra,
             };
             let (public_url, control_url) = config.urls();
+            let events_url = config.events_url();
             let config_path = node_directory.join("gavel.toml");
             std::fs::write(&config_path, config.to_toml())
                 .with_context(|| format!("cannot write {}", config_path.display()))?;
@@ -261,6 +268,7 @@ impl LocalCluster {
                 id,
                 public_url,
                 control_url,
+                events_url,
                 netns: place.netns.clone(),
                 config_path,
                 log_path: node_directory.join("node.log"),

@@ -54,6 +54,8 @@ pub struct NodeConfig<'a> {
     pub ip: &'a str,
     /// Public, control and peer ports.
     pub ports: (u16, u16, u16),
+    /// The events listener's port (`listen.events`), if it has one.
+    pub events_port: Option<u16>,
     pub data_dir: &'a Path,
     pub admin_token: &'a str,
     pub cluster_secret: &'a str,
@@ -71,8 +73,11 @@ impl NodeConfig<'_> {
     pub fn to_toml(&self) -> String {
         let NodeConfig { id, ip, .. } = *self;
         let (public, control, peer) = self.ports;
+        let events = self
+            .events_port
+            .map_or_else(String::new, |port| format!("events = \"{ip}:{port}\"\n"));
         format!(
-            "[node]\nid = {id}\nname = \"node-{id}\"\ndata_dir = {data}\n\n[listen]\npublic = \"{ip}:{public}\"\ncontrol = \"{ip}:{control}\"\npeer = \"{ip}:{peer}\"\n\n[security]\nadmin_token = \"{admin_token}\"\ncluster_secret = \"{cluster_secret}\"\n{receipt_key}operator_name = \"{operator}\"\n\n{extra}",
+            "[node]\nid = {id}\nname = \"node-{id}\"\ndata_dir = {data}\n\n[listen]\npublic = \"{ip}:{public}\"\ncontrol = \"{ip}:{control}\"\npeer = \"{ip}:{peer}\"\n{events}\n[security]\nadmin_token = \"{admin_token}\"\ncluster_secret = \"{cluster_secret}\"\n{receipt_key}operator_name = \"{operator}\"\n\n{extra}",
             data = toml::Value::String(self.data_dir.display().to_string()),
             admin_token = self.admin_token,
             cluster_secret = self.cluster_secret,
@@ -83,6 +88,12 @@ impl NodeConfig<'_> {
             operator = self.operator_name,
             extra = self.extra,
         )
+    }
+
+    /// The events listener's URL, if the node has one.
+    pub fn events_url(&self) -> Option<String> {
+        self.events_port
+            .map(|port| format!("http://{}:{port}", self.ip))
     }
 
     /// The public and control URLs of the node.

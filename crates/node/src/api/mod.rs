@@ -5,7 +5,9 @@
 //! - `control`: operators (bidders, auctions, qualifications, phase actions, cluster,
 //!   janitor), behind the operators' tokens; `audit` lists every control action with
 //!   the operator who gave it.
-//! - `events`: server-sent event streams built from the Auction actors' publishers.
+//! - `events`: server-sent event streams built from the Auction actors' publishers, on
+//!   the public listener and on `event_listener` (`listen.events`), whose workers give
+//!   way to the bids.
 //! - `pages` and `dashboard`: the bidder page (public `/`) and the operator dashboard
 //!   (control `/`), with their assets embedded in the binary.
 //! - `problem` turns every error (`model::error::ApiError`) into problem+json; `auth`
@@ -33,6 +35,7 @@ pub mod cluster_nodes;
 pub mod control;
 pub mod dashboard;
 mod doc_modifiers;
+pub mod event_listener;
 pub mod events;
 #[cfg(feature = "faults")]
 pub mod faults;
@@ -83,6 +86,8 @@ pub struct AppState {
     pub archive: ArchiveStore,
     /// `[faults] enabled`: whether the fault injection endpoints answer.
     pub faults_enabled: bool,
+    /// The events listener (`listen.events`), where the pages open their streams.
+    pub events_listener: Option<event_listener::EventsListener>,
     /// Every committed command's events, for the all-auctions stream.
     pub applied_events: tokio::sync::broadcast::Sender<Arc<crate::replication::AppliedEvents>>,
     /// The all-auctions stream's frames of the newest log entry, rendered by the first

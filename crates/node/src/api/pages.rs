@@ -6,15 +6,18 @@
 //! `src/api/assets/hall/` and are compiled into the binary, so a node
 //! serves the page with nothing loaded from outside the cluster (no CDN, no web fonts).
 //!
-//! The page talks only to the node that served it (same origin: no CORS). It fails over
+//! The page talks only to the node that served it (same origin: no CORS, but for the event
+//! stream on the node's events listener). It fails over
 //! by navigating to another node's page and handing its session over in the URL fragment,
 //! which never leaves the browser. To know where it may go, the page reads the public URLs
 //! of the Raft membership, which this module writes into a `<meta name="gavel-nodes">`
 //! tag; the Content-Security-Policy is `default-src 'self'` and lets the page's
 //! connections (`connect-src`) reach only those same cluster nodes, which it probes for
-//! liveness before it moves.
+//! liveness before it moves, and this node's events listener (`listen.events`,
+//! `api::event_listener`), where both pages open their event streams when the node has
+//! one: its origin is in `<meta name="gavel-events">`, and its answers allow any origin.
 
-use actix_web::{http::header, web, HttpResponse};
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
 
 use super::AppState;
 
@@ -36,6 +39,9 @@ const NODES_PLACEHOLDER: &str = "{{GAVEL_NODES}}";
 /// current public key, then the previous ones), so that checking a receipt costs the page
 /// no request.
 const RECEIPT_KEYS_PLACEHOLDER: &str = "{{GAVEL_RECEIPT_KEYS}}";
+/// Where the events listener's origin goes in both pages' `<meta name="gavel-events">`
+/// (empty when the node has none: the pages open their streams on their own origin).
+const EVENTS_PLACEHOLDER: &str = "{{GAVEL_EVENTS}}";
 
 /// Registers the page routes on the public listener.
 pub fn public_pages(config: &mut web::ServiceConfig) {
@@ -46,16 +52,36 @@ pub fn public_pages(config: &mut web::ServiceConfig) {
         .route("/assets/hall/{file}", web::get().to(hall_asset));
 }
 
-/// The page, with the cluster's public URLs in its `<meta name="gavel-nodes">` tag and
-/// the receipt keys in `<meta name="gavel-receipt-keys">`.
-async fn index(app: web::Data<AppState>) -> HttpResponse {
+/// The page, with the cluster's public URLs in its `<meta name="gavel-nodes">` tag, the
+/// receipt keys in `<meta name="gavel-receipt-keys">` and the events listener's origin
+/// in `<meta name="gavel-events">`.
+async fn index(app: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
     let nodes = cluster_public_urls(&app);
+    let events = events_origin(&app, &request);
     let mut keys = vec![app.receipt_key.public_key()];
     keys.extend(app.receipt_key.previous());
     let page = INDEX_HTML
         .replace(NODES_PLACEHOLDER, &escape_attribute(&nodes.join(" ")))
-        .replace(RECEIPT_KEYS_PLACEHOLDER, &escape_attribute(&keys.join(" ")));
-    page_response("text/html; charset=utf-8", &nodes).body(page)
+        .replace(RECEIPT_KEYS_PLACEHOLDER, &escape_attribute(&keys.join(" ")))
+        .replace(
+            EVENTS_PLACEHOLDER,
+            &escape_attribute(events.as_deref().unwrap_or("")),
+        );
+    page_response("text/html; charset=utf-8", &connect_origins(nodes, events)).body(page)
+}
+
+/// The origin of this node's events listener as the page that `request` asked for
+/// reaches it (its own host name, the listener's port), if the node has one.
+fn events_origin(app: &AppState, request: &HttpRequest) -> Option<String> {
+    let listener = app.events_listener?;
+    let host = request.headers().get(header::HOST)?.to_str().ok()?;
+    listener.origin_for(host)
+}
+
+/// Where a page may connect: the cluster's nodes, and this node's events listener.
+fn connect_origins(mut nodes: Vec<String>, events: Option<String>) -> Vec<String> {
+    nodes.extend(events);
+    nodes
 }
 
 /// The page's scripts and style sheet; anything else is a 404.
@@ -78,8 +104,14 @@ async fn asset(app: web::Data<AppState>, file: web::Path<String>) -> HttpRespons
 }
 
 /// The bidding-hall screen: every live sale for a public display (bidder numbers only).
-async fn hall(app: web::Data<AppState>) -> HttpResponse {
-    page_response("text/html; charset=utf-8", &cluster_public_urls(&app)).body(HALL_HTML)
+async fn hall(app: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    let events = events_origin(&app, &request);
+    let page = HALL_HTML.replace(
+        EVENTS_PLACEHOLDER,
+        &escape_attribute(events.as_deref().unwrap_or("")),
+    );
+    let origins = connect_origins(cluster_public_urls(&app), events);
+    page_response("text/html; charset=utf-8", &origins).body(page)
 }
 
 /// The hall screen's script and style sheet (it shares the bidder page's `cluster.js` and
@@ -191,6 +223,7 @@ mod tests {
     #[test]
     fn every_asset_is_embedded_and_the_page_has_its_node_list_slot() {
         assert!(INDEX_HTML.contains(NODES_PLACEHOLDER));
+        assert!(INDEX_HTML.contains(EVENTS_PLACEHOLDER) && HALL_HTML.contains(EVENTS_PLACEHOLDER));
         assert!(INDEX_HTML.contains("/assets/bidder/bidder.js"));
         assert!(INDEX_HTML.contains("/assets/bidder/bidder.css"));
         assert!(BIDDER_JS.contains("from './cluster.js'"));

@@ -56,6 +56,7 @@ pub(super) struct ListenFile {
     pub(super) public: Option<SocketAddr>,
     pub(super) control: Option<SocketAddr>,
     pub(super) peer: Option<SocketAddr>,
+    pub(super) events: Option<SocketAddr>,
 }
 
 #[derive(Default, Deserialize)]
@@ -91,6 +92,7 @@ impl TryFrom<ConfigFile> for Config {
                 id,
             )?,
             peer: or_default_address(file.listen.peer, "listen.peer", PEER_PORT_BASE, id)?,
+            events: file.listen.events,
         };
         let members = file
             .cluster

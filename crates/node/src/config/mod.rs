@@ -106,6 +106,12 @@ pub struct ListenSection {
     pub control: SocketAddr,
     /// Other nodes only, with the cluster secret. Default 127.0.0.1:7080+id.
     pub peer: SocketAddr,
+    /// Event streams only, served by worker threads of their own at a lower scheduling
+    /// priority, so that writing to thousands of watchers never delays a bid (the bid
+    /// routes stay on `public`, which serves the streams too). Off by default; when set,
+    /// the pages open their streams here (same host, this port; CORS lets them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<SocketAddr>,
 }
 
 /// `[security]`: the secrets. Debug output never shows them.
@@ -332,6 +338,8 @@ impl Default for PoolSection {
 pub struct HttpSection {
     /// Worker threads per listener.
     pub workers: usize,
+    /// Worker threads of the events listener (`listen.events`), at nice 10. Default 1.
+    pub event_workers: usize,
     /// Concurrent connections per listener; more wait in the accept queue.
     pub max_connections: usize,
     /// A request body that has not arrived in full this long after the node began to
@@ -344,6 +352,7 @@ impl Default for HttpSection {
     fn default() -> Self {
         HttpSection {
             workers: 2,
+            event_workers: 1,
             max_connections: 25_000,
             body_read_timeout_ms: 10_000,
         }

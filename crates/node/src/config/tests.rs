@@ -43,6 +43,12 @@ fn each_bad_value_names_its_key() {
         ("node.data_dir", |c| c.node.data_dir = PathBuf::new()),
         ("listen.public", |c| c.listen.public.set_port(0)),
         ("listen", |c| c.listen.control = c.listen.public),
+        ("listen.events", |c| c.listen.events = Some(c.listen.peer)),
+        ("listen.events", |c| {
+            c.listen.events = Some("127.0.0.1:0".parse().unwrap())
+        }),
+        ("http.event_workers", |c| c.http.event_workers = 0),
+        ("http.event_workers", |c| c.http.event_workers = 65),
         ("security.admin_token", |c| {
             c.security.admin_token = Some("short".into())
         }),

@@ -7,7 +7,8 @@ use gavel_kernel::sessions::MAX_SESSIONS_PER_BIDDER_LIMIT;
 impl Config {
     pub(super) fn validate_node_and_listen(&self) -> Result<(), ConfigError> {
         let (node, listen) = (&self.node, &self.listen);
-        let distinct = BTreeSet::from([listen.public, listen.control, listen.peer]);
+        let mut distinct = BTreeSet::from([listen.public, listen.control, listen.peer]);
+        let events_apart = listen.events.is_none_or(|events| distinct.insert(events));
         all_hold(&[
             ("node.id", node.id >= 1, AT_LEAST_ONE),
             ("node.name", !node.name.trim().is_empty(), NOT_EMPTY),
@@ -21,8 +22,23 @@ impl Config {
             ("listen.peer", listen.peer.port() != 0, FIXED_PORT),
             (
                 "listen",
-                distinct.len() == 3,
+                distinct.len() >= 3,
                 "public, control and peer must be three different addresses",
+            ),
+            (
+                "listen.events",
+                listen.events.is_none_or(|events| events.port() != 0),
+                FIXED_PORT,
+            ),
+            (
+                "listen.events",
+                events_apart,
+                "must differ from public, control and peer",
+            ),
+            (
+                "http.event_workers",
+                (1..=64).contains(&self.http.event_workers),
+                "must be between 1 and 64",
             ),
         ])
     }

@@ -6,10 +6,6 @@
 
 use super::error::StoreError;
 
-/// How much less than the node's other threads: a thread at nice 10 gets about a tenth
-/// of the CPU time of one at nice 0 when both want to run.
-const NICE_INCREMENT: libc::c_int = 10;
-
 /// Runs `work` on a new thread named `name`, at a lower priority, and waits for its
 /// answer without blocking the runtime. The work must not hold a lock that the node's
 /// other threads wait for: at its priority it may be kept off the CPU for a while.
@@ -22,28 +18,13 @@ where
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(move || {
-            lower_own_priority();
+            crate::host::lower_this_thread_priority();
             let _ = answer.send(work());
         })
         .map_err(|error| StoreError::Task(format!("cannot start thread {name}: {error}")))?;
     answered
         .await
         .map_err(|_| StoreError::Task(format!("thread {name} ended without an answer")))?
-}
-
-/// Raises the calling thread's nice value by `NICE_INCREMENT` (Linux keeps one per
-/// thread). If the system refuses, the work runs at the usual priority.
-fn lower_own_priority() {
-    // SAFETY: errno is this thread's; nice only changes this thread's scheduling.
-    unsafe {
-        *libc::__errno_location() = 0;
-        if libc::nice(NICE_INCREMENT) == -1 && *libc::__errno_location() != 0 {
-            tracing::debug!(
-                error = %std::io::Error::last_os_error(),
-                "cannot lower a housekeeping thread's priority"
-            );
-        }
-    }
 }
 
 #[cfg(test)]
@@ -68,7 +49,7 @@ mod tests {
         .await
         .expect("answer");
         assert_eq!(name.as_deref(), Some("gavel-test-low"));
-        assert_eq!(nice, (caller + NICE_INCREMENT).min(19));
+        assert_eq!(nice, (caller + crate::host::NICE_INCREMENT).min(19));
         assert_eq!(own_nice(), caller, "the caller's priority is unchanged");
     }
 

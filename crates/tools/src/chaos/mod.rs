@@ -257,6 +257,7 @@ impl Harness {
             placements.push(NodePlacement {
                 ip: network.node_ip(id),
                 ports: (8080, 9080, 7080),
+                events_port: None,
                 netns: Some(network.netns(id)),
                 data_dir: Some(disk.mount_point.join("gavel")),
             });

@@ -98,7 +98,7 @@ import {
 } from './i18n.js';
 import { TEXTS, quantity } from './texts.js';
 import {
-  API, NodeUnreachable, api, clusterNodes, handOver, measureClock, newRequestId, reachable, sleep, store,
+  API, NodeUnreachable, api, clusterNodes, eventsUrl, handOver, measureClock, newRequestId, reachable, sleep, store,
   takeHandoff,
 } from './cluster.js';
 
@@ -247,7 +247,7 @@ function setConnection(state) {
 function openStream() {
   if (page.stream) page.stream.close();
   const path = page.auctionId ? `/auctions/${encodeURIComponent(page.auctionId)}/events` : '/events';
-  const stream = new EventSource(API + path);
+  const stream = new EventSource(eventsUrl(path));
   page.stream = stream;
   const parsed = (handler) => (event) => { if (page.stream === stream) handler(JSON.parse(event.data)); };
   stream.addEventListener('open', () => { if (page.stream === stream) onStreamOpen(); });

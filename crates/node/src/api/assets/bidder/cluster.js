@@ -2,6 +2,8 @@
  * How Gavel's bidder page reaches the cluster (used by bidder.js):
  * - api(): requests to the node that served the page (same origin, so no CORS); a request
  *   that gets no HTTP answer at all throws NodeUnreachable, the page's reason to fail over;
+ * - eventsUrl(): where the page opens its event stream: the serving node's events
+ *   listener when it has one (its answers allow any origin), else the same origin;
  * - measureClock(): the NTP-style offset to the server's clock, from the one of two
  *   GET /api/v1/time samples (or as many as asked: a re-sync takes one) with the smallest
  *   round trip: server_time - (t0 + t1) / 2;
@@ -15,6 +17,20 @@
  */
 
 export const API = '/api/v1';
+
+/**
+ * The URL of an event stream (`path` under /api/v1): on the node's events listener when
+ * it has one (<meta name="gavel-events">, whose workers give way to the bids), else on
+ * this page's own origin.
+ */
+export function eventsUrl(path) {
+  const listed = document.querySelector('meta[name="gavel-events"]')?.content.trim() ?? '';
+  try {
+    const url = new URL(listed);
+    if (url.protocol === 'http:' || url.protocol === 'https:') return url.origin + API + path;
+  } catch { /* none, or not a URL: this origin */ }
+  return API + path;
+}
 const SYNC_SAMPLES = 2;
 const REQUEST_TIMEOUT_MS = 5000;
 const PROBE_TIMEOUT_MS = 1500;

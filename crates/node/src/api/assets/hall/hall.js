@@ -14,7 +14,7 @@
  * data-remaining-ms>, #announcement (data-phase-change).
  */
 
-import { API, measureClock } from '/assets/bidder/cluster.js';
+import { API, eventsUrl, measureClock } from '/assets/bidder/cluster.js';
 import {
   chooseLanguage, clockTime, money, number, parcelText, phaseName, remaining, t, translatePage, useLanguage,
 } from '/assets/bidder/i18n.js';
@@ -245,7 +245,7 @@ function frame() {
 }
 
 function openStream() {
-  const stream = new EventSource(`${API}/events`);
+  const stream = new EventSource(eventsUrl('/events'));
   hall.stream = stream;
   const parsed = (handler) => (event) => handler(JSON.parse(event.data));
   let dropped = false;

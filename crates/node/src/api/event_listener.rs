@@ -1,0 +1,132 @@
+//! The events listener (`listen.events`): the event streams on worker threads of their
+//! own, at a lower scheduling priority than the workers that answer bids.
+//!
+//! A node that sends every bid to thousands of watchers spends most of its CPU writing to
+//! them. On the public listener those writes run on the same workers as the bids, and a
+//! bid waits behind them. On this listener they run on `http.event_workers` threads named
+//! `gavel-events`, at nice 10 (`host::lower_this_thread_priority`): when the CPUs are
+//! short the kernel's scheduler gives them to the bid workers first. A stream kept off
+//! the CPU meanwhile falls behind and is then sent what it missed in one write
+//! (`events::LiveStream`), so a starved stream costs less, not more.
+//!
+//! The listener serves the same two routes as the public one (which keeps serving them)
+//! under the same rate limits and stream slots, with the public listener's TLS. The pages
+//! open their streams here (`origin_for`: the page's own host, this port, the public
+//! listener's scheme, written into the page's `<meta name="gavel-events">` and its
+//! connect-src); the answers carry `Access-Control-Allow-Origin: *` (the streams are
+//! public views, opened without credentials) and a preflight for `Last-Event-ID` is
+//! answered.
+
+use actix_web::web;
+
+/// The name of the listener's worker threads, as `top -H` and `/proc/<pid>/task` show it.
+pub const WORKER_NAME: &str = "gavel-events";
+
+/// How long a browser may keep the answer to a preflight.
+const PREFLIGHT_MAX_AGE_S: usize = 600;
+
+/// Where this node's events listener is, as the pages need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventsListener {
+    pub port: u16,
+    /// Whether it speaks TLS (as the public listener does).
+    pub tls: bool,
+}
+
+impl EventsListener {
+    /// The origin a page served to `host` (the request's `Host`, port or not) opens its
+    /// streams on: the same host name, this listener's port. `None` for a host that is
+    /// not a plain name or address (it goes into a header and a page).
+    pub fn origin_for(&self, host: &str) -> Option<String> {
+        let name = match host.rsplit_once(':') {
+            // `[::1]:8081` or `example:8081`; a bare `[::1]` has no port to drop.
+            Some((name, port)) if !port.contains(']') && port.parse::<u16>().is_ok() => name,
+            _ => host,
+        };
+        let allowed =
+            |character: char| character.is_ascii_alphanumeric() || ".-:[]".contains(character);
+        if name.is_empty() || name.len() > 253 || !name.chars().all(allowed) {
+            return None;
+        }
+        let scheme = if self.tls { "https" } else { "http" };
+        Some(format!("{scheme}://{name}:{}", self.port))
+    }
+}
+
+/// Called by each worker of the events listener as it builds its app, on the worker's
+/// own thread: names the thread `gavel-events` and lowers its priority, once.
+pub fn prepare_worker_thread() {
+    thread_local! {
+        static PREPARED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if PREPARED.with(|prepared| prepared.replace(true)) {
+        return;
+    }
+    name_this_thread(WORKER_NAME);
+    crate::host::lower_this_thread_priority();
+}
+
+/// Sets the calling thread's name as the kernel shows it (15 bytes at most).
+fn name_this_thread(name: &str) {
+    let Ok(name) = std::ffi::CString::new(name) else {
+        return;
+    };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of the calling thread's new name.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+/// The listener's CORS: any origin may read the streams (no credentials), and may send
+/// `Last-Event-ID` when it resumes one.
+pub fn cors() -> actix_cors::Cors {
+    actix_cors::Cors::default()
+        .allow_any_origin()
+        .send_wildcard()
+        .allowed_methods(["GET"])
+        .allowed_headers(["Last-Event-ID", "Cache-Control"])
+        .max_age(PREFLIGHT_MAX_AGE_S)
+}
+
+/// The routes of the events listener: the two event streams, and the health checks.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(super::events::auction_events)
+        .service(super::events::all_events)
+        .route("/healthz", web::get().to(super::healthz));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_opens_its_streams_on_its_own_host_at_the_listeners_port() {
+        let plain = EventsListener {
+            port: 8181,
+            tls: false,
+        };
+        let origin = |host: &str| plain.origin_for(host);
+        assert_eq!(
+            origin("127.0.0.1:8081").as_deref(),
+            Some("http://127.0.0.1:8181")
+        );
+        assert_eq!(
+            origin("bids.example.cn").as_deref(),
+            Some("http://bids.example.cn:8181")
+        );
+        assert_eq!(origin("[::1]:8081").as_deref(), Some("http://[::1]:8181"));
+        assert_eq!(origin("[::1]").as_deref(), Some("http://[::1]:8181"));
+        let tls = EventsListener {
+            port: 8443,
+            tls: true,
+        };
+        assert_eq!(
+            tls.origin_for("a.example:443").as_deref(),
+            Some("https://a.example:8443")
+        );
+        for hostile in ["", "a b", "a'; script-src *", "a\"><script>", "a/b"] {
+            assert_eq!(origin(hostile), None, "{hostile:?}");
+        }
+    }
+}
