@@ -29,7 +29,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 
-use super::requests::{this_executable, BenchNode, INCREMENT, START_PRICE};
+use super::requests::{this_executable, BenchNode, Streams, INCREMENT, START_PRICE};
 use super::wire::{read_chunk_into, read_head};
 use gavel_testkit::local::{check_interrupt, now_ms, Interrupt};
 
@@ -69,6 +69,10 @@ pub struct FanoutArgs {
     /// The gavel executable that runs the node; default this one.
     #[arg(long, value_name = "FILE", default_value_os_t = this_executable())]
     pub binary: PathBuf,
+    /// Which listener the watchers connect to: the node's events listener, as the pages
+    /// do when the node has one, or the public listener.
+    #[arg(long, value_enum, default_value_t = Streams::Events)]
+    pub streams: Streams,
 }
 
 /// What one level measured.
@@ -107,9 +111,10 @@ pub fn run_fanout(args: FanoutArgs) -> anyhow::Result<()> {
     let _interrupt = Interrupt::install();
     let (directory, temporary) = run_directory(args.data_dir.as_ref(), "fanout")?;
     println!(
-        "gavel bench fanout: watchers {:?}, {} bids per level, node {}; open files {open_files}",
+        "gavel bench fanout: watchers {:?}, {} bids per level, on the {} listener, node {}; open files {open_files}",
         args.watchers,
         args.bids,
+        args.streams,
         args.binary.display()
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -177,7 +182,12 @@ fn measure(
     progress: &ProgressBar,
 ) -> anyhow::Result<Level> {
     progress.set_message(format!("{count} watchers: starting the node"));
-    let node = BenchNode::start(&args.binary, directory, 2, Duration::from_secs(3_600))?;
+    let node = BenchNode::start(
+        &args.binary,
+        directory,
+        (2, args.streams),
+        Duration::from_secs(3_600),
+    )?;
     std::thread::sleep(Duration::from_millis(500));
     let mut level = Level {
         watchers: count,
@@ -199,7 +209,7 @@ fn measure(
         .map(|index| {
             runtime.spawn(watch_auction(
                 source_address(index),
-                node.address,
+                node.streams_address,
                 path.clone(),
                 bids,
                 shared.clone(),

@@ -85,6 +85,28 @@ pub struct RequestsArgs {
     /// The gavel executable that runs the node; default this one.
     #[arg(long, value_name = "FILE", default_value_os_t = this_executable())]
     pub binary: PathBuf,
+    /// Where Gavel's page opens its event stream: the node's events listener, as the page
+    /// does when the node has one (the local cluster's nodes do), or the public listener.
+    #[arg(long, value_enum, default_value_t = Streams::Events)]
+    pub streams: Streams,
+}
+
+/// Which listener the benchmark's event streams go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Streams {
+    /// `listen.events`: worker threads of their own, at a lower priority.
+    Events,
+    /// The public listener, whose workers also answer the bids.
+    Public,
+}
+
+impl std::fmt::Display for Streams {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            Streams::Events => "events",
+            Streams::Public => "public",
+        })
+    }
 }
 
 pub(super) fn this_executable() -> PathBuf {
@@ -97,6 +119,8 @@ pub(super) struct BenchNode {
     cluster: LocalCluster,
     pub pid: u32,
     pub address: SocketAddr,
+    /// Where the benchmark opens its event streams (`--streams`).
+    pub streams_address: SocketAddr,
     pub public_url: String,
     pub auction_id: String,
     pub tokens: Vec<String>,
@@ -106,10 +130,14 @@ impl BenchNode {
     pub(super) fn start(
         binary: &Path,
         directory: &Path,
-        bidders: usize,
+        (bidders, streams): (usize, Streams),
         listing: Duration,
     ) -> anyhow::Result<BenchNode> {
-        let cluster = LocalCluster::start(binary, directory, 1, 0)?;
+        let mut placement = gavel_testkit::local::NodePlacement::loopback()?;
+        if streams == Streams::Events {
+            placement.events_port = Some(gavel_testkit::process::free_port()?);
+        }
+        let cluster = LocalCluster::start_placed(binary, directory, 1, &[placement], "")?;
         let pid = child_pid(&directory.join("node-1").join("gavel.toml"))?;
         let (leader, _) = cluster
             .wait_for_leader(Duration::from_secs(30))?
@@ -122,6 +150,13 @@ impl BenchNode {
         if !address.ip().is_loopback() {
             bail!("the benchmark only talks to loopback, not {public_url}");
         }
+        let streams_address = match &cluster.node(leader)?.events_url {
+            Some(url) => url
+                .trim_start_matches("http://")
+                .parse()
+                .context("the events listener")?,
+            None => address,
+        };
         let now = now_ms();
         let auction_id = format!("bench-{now}");
         let spec = json!({
@@ -161,6 +196,7 @@ impl BenchNode {
             cluster,
             pid,
             address,
+            streams_address,
             public_url,
             auction_id,
             tokens,
@@ -214,6 +250,7 @@ impl Counts {
 struct Plan {
     gavel_page: bool,
     address: SocketAddr,
+    streams_address: SocketAddr,
     auction_path: String,
     start: Instant,
     deadline: Instant,
@@ -247,12 +284,17 @@ pub fn run_requests(args: RequestsArgs) -> anyhow::Result<()> {
     let _interrupt = Interrupt::install();
     let (directory, temporary) = run_directory(args.data_dir.as_ref(), "requests")?;
     println!(
-        "gavel bench requests: users {:?}, {} s per page, think {} ms, at most {} quotes, old page polls every {} ms, Gavel's re-syncs every {} s; node {}; open files {open_files}",
-        args.users, args.duration_s, args.think_ms, args.quotes, args.poll_ms, args.resync_s, args.binary.display()
+        "gavel bench requests: users {:?}, {} s per page, think {} ms, at most {} quotes, old page polls every {} ms, Gavel's re-syncs every {} s; streams on the {} listener; node {}; open files {open_files}",
+        args.users, args.duration_s, args.think_ms, args.quotes, args.poll_ms, args.resync_s, args.streams, args.binary.display()
     );
     let runs = args.users.len() as u64 * 2;
     let listing = Duration::from_secs(runs * (args.duration_s + 30) + 3_600);
-    let node = BenchNode::start(&args.binary, &directory, most_users, listing)?;
+    let node = BenchNode::start(
+        &args.binary,
+        &directory,
+        (most_users, args.streams),
+        listing,
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -272,6 +314,7 @@ pub fn run_requests(args: RequestsArgs) -> anyhow::Result<()> {
             let plan = Plan {
                 gavel_page,
                 address: node.address,
+                streams_address: node.streams_address,
                 auction_path: format!("/api/v1/auctions/{}", node.auction_id),
                 start,
                 deadline: start + Duration::from_secs(args.duration_s),
@@ -469,7 +512,12 @@ impl Tab {
         let path = format!("{}/events", plan.auction_path);
         for _ in 0..MAX_STREAM_OPENS {
             self.counts.streams += 1;
-            match timeout(REQUEST_TIMEOUT, EventStream::open(plan.address, &path)).await {
+            match timeout(
+                REQUEST_TIMEOUT,
+                EventStream::open(plan.streams_address, &path),
+            )
+            .await
+            {
                 Ok(Ok(mut stream)) => {
                     let mut first = true;
                     loop {
