@@ -54,10 +54,16 @@ const MAX_CATCH_UP_BIDS: usize = 256;
 /// Most bytes of waiting events one write of a stream gathers (`LiveStream::take_waiting`).
 const MAX_WRITE_BYTES: usize = 64 * 1024;
 
-/// The shortest time between two writes of live events on one stream: under a burst of
-/// bids a stream writes them together, at most 20 times a second, instead of once each
-/// (what a node with thousands of watchers spends is one send per stream and write).
+/// The shortest time between two writes of live events on one stream of the public
+/// listener: under a burst of bids a stream writes them together, at most 20 times a
+/// second, instead of once each (what a node with thousands of watchers spends is one send
+/// per stream and write, on the workers that also answer the bids).
 const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A listener's shortest time between two writes of one stream, in its app data
+/// (`MIN_WRITE_INTERVAL` without).
+#[derive(Debug, Clone, Copy)]
+pub struct WriteInterval(pub Duration);
 
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string())
@@ -121,6 +127,9 @@ pub async fn auction_events(
         done: closed,
         catch_up: Some((app.state.clone(), auction_id)),
         last_write: None,
+        write_interval: request
+            .app_data::<WriteInterval>()
+            .map_or(MIN_WRITE_INTERVAL, |interval| interval.0),
     };
     Ok(event_stream(initial.chain(live.into_stream()), permit))
 }
@@ -223,9 +232,10 @@ struct LiveStream {
     /// Where a stream that fell behind reads what it missed: the node's state and the
     /// auction's id. `None`: such a stream ends instead.
     catch_up: Option<(SharedState, String)>,
-    /// When this stream last wrote events: the next write waits until
-    /// `MIN_WRITE_INTERVAL` after it, gathering what came meanwhile.
+    /// When this stream last wrote events: the next write waits until `write_interval`
+    /// after it, gathering what came meanwhile.
     last_write: Option<tokio::time::Instant>,
+    write_interval: Duration,
 }
 
 impl LiveStream {
@@ -246,7 +256,7 @@ impl LiveStream {
                             // A busy auction: one write per interval, with every event
                             // of it; a quiet one writes at once.
                             if let Some(last) = live.last_write {
-                                tokio::time::sleep_until(last + MIN_WRITE_INTERVAL).await;
+                                tokio::time::sleep_until(last + live.write_interval).await;
                             }
                             live.take_waiting(&mut pending);
                             live.last_write = Some(tokio::time::Instant::now());
@@ -487,6 +497,7 @@ mod tests {
             done: false,
             catch_up: None,
             last_write: None,
+            write_interval: MIN_WRITE_INTERVAL,
         }
     }
 
@@ -721,6 +732,31 @@ mod tests {
         let sent: Vec<u64> = events_of(&write).into_iter().map(|(_, id)| id).collect();
         assert_eq!(sent, [2, 3, 4, 5, 6], "the burst in one write");
         assert!(waited >= MIN_WRITE_INTERVAL, "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_listener_with_a_shorter_interval_writes_a_burst_sooner() {
+        let (publisher, receiver) = broadcast::channel(64);
+        let interval = Duration::from_millis(10);
+        let stream = LiveStream {
+            write_interval: interval,
+            ..stream_of(receiver)
+        }
+        .into_stream();
+        futures::pin_mut!(stream);
+        let _ = publisher.send(live_event(1, "bid"));
+        stream.next().await.expect("a write").expect("bytes");
+        let started = tokio::time::Instant::now();
+        let _ = publisher.send(live_event(2, "bid"));
+        let _ = publisher.send(live_event(3, "bid"));
+        let write = stream.next().await.expect("a write").expect("bytes");
+        let sent: Vec<u64> = events_of(&write).into_iter().map(|(_, id)| id).collect();
+        assert_eq!(sent, [2, 3], "the burst in one write");
+        let waited = started.elapsed();
+        assert!(
+            waited >= interval && waited < MIN_WRITE_INTERVAL,
+            "{waited:?}"
+        );
     }
 
     #[tokio::test]
