@@ -331,8 +331,12 @@ fn print_cluster(plan: &ClusterPlan) {
                 "standby"
             }
         });
+        let events = config
+            .listen
+            .events
+            .map_or_else(String::new, |address| format!("  events http://{address}"));
         println!(
-            "  node {} ({role})  public http://{}  control http://{}  log {}",
+            "  node {} ({role})  public http://{}  control http://{}{events}  log {}",
             config.node.id,
             config.listen.public,
             config.listen.control,

@@ -380,6 +380,7 @@ mod tests {
             definition.peer_port_base,
         );
         assert_eq!(ports, (8080, 9080, 7080));
+        assert_eq!(definition.events_port_base, Some(8180));
     }
 
     #[test]
@@ -402,6 +403,10 @@ mod tests {
             assert_eq!(
                 config.listen.peer,
                 SocketAddr::from((Ipv4Addr::LOCALHOST, 7080 + id))
+            );
+            assert_eq!(
+                config.listen.events,
+                Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 8180 + id)))
             );
             assert_eq!(config.cluster.members, plan.nodes[0].config.cluster.members);
             assert_eq!(
@@ -502,8 +507,9 @@ mod tests {
         assert_eq!(rerun.record.receipt_key, with_token.record.receipt_key);
     }
 
-    #[test]
-    fn a_record_from_before_receipt_keys_gets_one_kept_from_then_on() {
+    /// A cluster's record written without the lines of `key`, as a release before that
+    /// key wrote it, and the plan of a rerun on it.
+    fn rerun_of_a_record_without(key: &str) -> (tempfile::TempDir, ClusterPlan) {
         let directory = tempfile::tempdir().unwrap();
         let first = ClusterPlan::new(directory.path(), &three_and_one(), &definition()).unwrap();
         first.write().unwrap();
@@ -511,18 +517,34 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let older: String = text
             .lines()
-            .filter(|line| !line.starts_with("receipt_key"))
+            .filter(|line| !line.starts_with(key))
             .map(|line| format!("{line}\n"))
             .collect();
         assert_ne!(older, text);
         std::fs::write(&path, older).unwrap();
         let rerun =
             ClusterPlan::new(directory.path(), &ClusterRequest::default(), &definition()).unwrap();
+        (directory, rerun)
+    }
+
+    #[test]
+    fn a_record_from_before_receipt_keys_gets_one_kept_from_then_on() {
+        let (directory, rerun) = rerun_of_a_record_without("receipt_key");
         assert!(gavel::receipts::parse_seed(&rerun.record.receipt_key).is_ok());
         rerun.write().unwrap();
         let again =
             ClusterPlan::new(directory.path(), &ClusterRequest::default(), &definition()).unwrap();
         assert_eq!(again.record.receipt_key, rerun.record.receipt_key);
+    }
+
+    #[test]
+    fn a_record_from_before_events_listeners_restarts_its_nodes_without_one() {
+        let (_directory, rerun) = rerun_of_a_record_without("events_port_base");
+        assert_eq!(rerun.record.events_port_base, None);
+        assert!(rerun
+            .nodes
+            .iter()
+            .all(|node| node.config.listen.events.is_none()));
     }
 
     #[test]

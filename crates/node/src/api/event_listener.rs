@@ -53,9 +53,7 @@ impl EventsListener {
             Some((name, port)) if !port.contains(']') && port.parse::<u16>().is_ok() => name,
             _ => host,
         };
-        let allowed =
-            |character: char| character.is_ascii_alphanumeric() || ".-:[]".contains(character);
-        if name.is_empty() || name.len() > 253 || !name.chars().all(allowed) {
+        if name.len() > 253 || !super::is_plain_authority(name) {
             return None;
         }
         let scheme = if self.tls { "https" } else { "http" };

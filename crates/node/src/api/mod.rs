@@ -64,6 +64,14 @@ use crate::replication::{ArchiveStore, GavelRaft, SharedState};
 use crate::telemetry::Metrics;
 use gavel_kernel::{Auction, Command, Outcome, Rejection};
 
+/// Whether `text` is a plain host, or host and port, that may go into a header and a
+/// page as it is: letters, digits and `.-:[]` only, not empty.
+pub(crate) fn is_plain_authority(text: &str) -> bool {
+    let allowed =
+        |character: char| character.is_ascii_alphanumeric() || ".-:[]".contains(character);
+    !text.is_empty() && text.chars().all(allowed)
+}
+
 /// Largest request body either listener reads (docs/API.md).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 

@@ -183,9 +183,7 @@ fn origin_of(url: &str) -> Option<String> {
     let rest = trimmed
         .strip_prefix("http://")
         .or_else(|| trimmed.strip_prefix("https://"))?;
-    let allowed =
-        |character: char| character.is_ascii_alphanumeric() || ".-:[]".contains(character);
-    (!rest.is_empty() && rest.chars().all(allowed)).then(|| trimmed.to_string())
+    super::is_plain_authority(rest).then(|| trimmed.to_string())
 }
 
 fn escape_attribute(text: &str) -> String {
