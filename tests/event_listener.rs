@@ -1,8 +1,9 @@
 //! The events listener (`listen.events`) of a real `gavel serve` process: it serves the
 //! event streams (and nothing that changes state) on worker threads named `gavel-events`
-//! at a lower priority than the public listener's, under the same stream caps; a browser
-//! on another origin may read and resume its streams (CORS); the pages are told where it
-//! is and their Content-Security-Policy lets them reach it.
+//! at a lower priority than the public listener's, under the same stream caps; a page of
+//! the same host on another port may read and resume its streams (CORS), another site's
+//! page may not; the pages are told where it is and their Content-Security-Policy lets
+//! them reach it.
 
 use gavel_testkit as common;
 
@@ -65,14 +66,21 @@ fn send(url: &str, head: &str) -> (TcpStream, u16, String) {
     (stream, status, head)
 }
 
-/// Opens the auction's stream on `url` from a page on another origin, resuming after
+/// The origin of a page of the public listener, on the same host as the events listener.
+const PAGE: &str = "http://127.0.0.1:1";
+
+/// Opens the auction's stream on `url` from a page of `PAGE`, resuming after
 /// `last_event_id` if given.
 fn open_stream(url: &str, last_event_id: Option<u64>) -> (TcpStream, u16, String) {
+    open_stream_from(PAGE, url, last_event_id)
+}
+
+fn open_stream_from(page: &str, url: &str, last_event_id: Option<u64>) -> (TcpStream, u16, String) {
     let resume = last_event_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"));
     send(
         url,
         &format!(
-            "GET /api/v1/auctions/{AUCTION}/events HTTP/1.1\r\nHost: {}\r\nOrigin: http://127.0.0.1:1\r\nAccept: text/event-stream\r\n{resume}\r\n",
+            "GET /api/v1/auctions/{AUCTION}/events HTTP/1.1\r\nHost: {}\r\nOrigin: {page}\r\nAccept: text/event-stream\r\n{resume}\r\n",
             address(url)
         ),
     )
@@ -110,7 +118,7 @@ fn streams_come_from_the_events_listener_with_cors_and_resume_after_the_last_eve
     assert_eq!(status, 200, "{head}");
     assert_eq!(
         header(&head, "access-control-allow-origin"),
-        Some("*"),
+        Some(PAGE),
         "{head}"
     );
     assert!(read_until(&mut stream, "event: auction").contains("event: auction"));
@@ -120,9 +128,9 @@ fn streams_come_from_the_events_listener_with_cors_and_resume_after_the_last_eve
         let (status, receipt) = node.bid(&tokens[index], AUCTION, amount, &request_id);
         assert_eq!(status, 201, "{receipt}");
     }
-    let live = read_until(&mut stream, "id: 2\n");
+    let live = read_until(&mut stream, "id: 2\nevent: bid");
     assert!(
-        live.contains("event: bid") && live.contains("id: 2\n"),
+        live.contains("id: 1\nevent: bid") && live.contains("id: 2\nevent: bid"),
         "{live}"
     );
 
@@ -131,7 +139,7 @@ fn streams_come_from_the_events_listener_with_cors_and_resume_after_the_last_eve
     assert_eq!(status, 200, "{head}");
     let text = read_until(&mut resumed, "event: auction");
     assert!(
-        text.contains("id: 2\n") && !text.contains("id: 1\n"),
+        text.contains("id: 2\nevent: bid") && !text.contains("id: 1\n"),
         "{text}"
     );
 
@@ -139,7 +147,7 @@ fn streams_come_from_the_events_listener_with_cors_and_resume_after_the_last_eve
     let (_, status, head) = send(
         &events_url,
         &format!(
-            "OPTIONS /api/v1/auctions/{AUCTION}/events HTTP/1.1\r\nHost: {}\r\nOrigin: http://127.0.0.1:1\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: last-event-id\r\nConnection: close\r\n\r\n",
+            "OPTIONS /api/v1/auctions/{AUCTION}/events HTTP/1.1\r\nHost: {}\r\nOrigin: {PAGE}\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: last-event-id\r\nConnection: close\r\n\r\n",
             address(&events_url)
         ),
     );
@@ -178,7 +186,7 @@ fn the_events_listener_changes_nothing_and_counts_against_the_same_stream_cap() 
     assert_eq!(status, 429, "{head}");
     assert_eq!(
         header(&head, "access-control-allow-origin"),
-        Some("*"),
+        Some(PAGE),
         "{head}"
     );
 }
@@ -263,4 +271,19 @@ fn the_pages_are_told_where_the_events_listener_is_and_may_reach_it() {
         html.contains("<meta name=\"gavel-events\" content=\"\">"),
         "{html}"
     );
+}
+
+#[test]
+fn another_sites_page_is_refused_before_it_takes_a_stream_slot() {
+    let extra = "[limits]\nmax_streams_per_ip = 1\n";
+    let (_dir, node, _tokens) = node_with_events_listener("events-listener-cors", extra);
+    let events_url = node.events_url.clone().expect("events listener");
+    for _ in 0..3 {
+        let (_stream, status, head) = open_stream_from("http://evil.example", &events_url, None);
+        assert_eq!(status, 400, "{head}");
+        assert_eq!(header(&head, "access-control-allow-origin"), None, "{head}");
+    }
+    // The refusals held no slot: this address's one slot is still free.
+    let (_stream, status, head) = open_stream(&events_url, None);
+    assert_eq!(status, 200, "{head}");
 }

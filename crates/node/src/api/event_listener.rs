@@ -7,18 +7,18 @@
 //! `gavel-events`, at nice 10 (`host::lower_this_thread_priority`): when the CPUs are
 //! short the kernel's scheduler gives them to the bid workers first. A stream kept off
 //! the CPU meanwhile falls behind and is then sent what it missed in one write
-//! (`events::LiveStream`), so a starved stream costs less, not more. Since they cannot
-//! delay a bid, these streams write a burst of bids every 10 ms rather than every 50 ms:
-//! the bidders see the price sooner (`gavel bench requests`: about 6% more accepted bids
-//! than at 50 ms, BENCHMARKS.md).
+//! (`events::LiveStream`), so a starved stream costs less, not more. Since they give way
+//! to the bids, these streams write a burst of bids every 10 ms rather than every 50 ms:
+//! the bidders see the price sooner (`gavel bench requests`: 8% more accepted bids than
+//! at 50 ms, for a bid p99 within the noise, BENCHMARKS.md).
 //!
 //! The listener serves the same two routes as the public one (which keeps serving them)
 //! under the same rate limits and stream slots, with the public listener's TLS. The pages
 //! open their streams here (`origin_for`: the page's own host, this port, the public
 //! listener's scheme, written into the page's `<meta name="gavel-events">` and its
-//! connect-src); the answers carry `Access-Control-Allow-Origin: *` (the streams are
-//! public views, opened without credentials) and a preflight for `Last-Event-ID` is
-//! answered.
+//! connect-src); CORS lets a page of the same host (`same_host`) read them and resume
+//! them with `Last-Event-ID` (the streams are public views, opened without
+//! credentials), and refuses another site's page before it takes a stream slot.
 
 use std::time::Duration;
 
@@ -48,16 +48,45 @@ impl EventsListener {
     /// streams on: the same host name, this listener's port. `None` for a host that is
     /// not a plain name or address (it goes into a header and a page).
     pub fn origin_for(&self, host: &str) -> Option<String> {
-        let name = match host.rsplit_once(':') {
-            // `[::1]:8081` or `example:8081`; a bare `[::1]` has no port to drop.
-            Some((name, port)) if !port.contains(']') && port.parse::<u16>().is_ok() => name,
-            _ => host,
-        };
-        if name.len() > 253 || !super::is_plain_authority(name) {
-            return None;
-        }
+        let name = host_name(host)?;
         let scheme = if self.tls { "https" } else { "http" };
         Some(format!("{scheme}://{name}:{}", self.port))
+    }
+}
+
+/// The host name of a `Host` value (`example:8081`, `example`, `[::1]:8081`, `[::1]`):
+/// a name or IPv4 address without `:`, or an IPv6 address in brackets; `None` for
+/// anything else.
+fn host_name(host: &str) -> Option<&str> {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !port.contains(']') => (name, Some(port)),
+        _ => (host, None),
+    };
+    if port.is_some_and(|port| port.parse::<u16>().is_err()) || name.len() > 253 {
+        return None;
+    }
+    let bracketed = name.starts_with('[') && name.ends_with(']') && name.len() > 2;
+    let plain = if bracketed {
+        name[1..name.len() - 1]
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+    } else {
+        super::is_plain_authority(name) && !name.contains([':', '[', ']'])
+    };
+    plain.then_some(name)
+}
+
+/// Whether a page of `origin` may read the streams of a request for `host`: the page's
+/// host is the one it asked this listener for (the public listener's page, on another
+/// port of the same host). Another site's pages may not, so that no other site can make
+/// its visitors' browsers hold the node's stream slots.
+fn same_host(origin: &str, host: &str) -> bool {
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    match (origin_host.and_then(host_name), host_name(host)) {
+        (Some(page), Some(listener)) => page.eq_ignore_ascii_case(listener),
+        _ => false,
     }
 }
 
@@ -85,12 +114,19 @@ fn name_this_thread(name: &str) {
     }
 }
 
-/// The listener's CORS: any origin may read the streams (no credentials), and may send
-/// `Last-Event-ID` when it resumes one.
+/// The listener's CORS: a page of the same host (`same_host`) may read the streams (no
+/// credentials), and may send `Last-Event-ID` when it resumes one; a request from
+/// another site's page is refused (400) before it takes a stream slot.
 pub fn cors() -> actix_cors::Cors {
     actix_cors::Cors::default()
-        .allow_any_origin()
-        .send_wildcard()
+        .allowed_origin_fn(|origin, request| {
+            let host = request.headers().get(actix_web::http::header::HOST);
+            match (origin.to_str(), host.and_then(|host| host.to_str().ok())) {
+                (Ok(origin), Some(host)) => same_host(origin, host),
+                _ => false,
+            }
+        })
+        .block_on_origin_mismatch(true)
         .allowed_methods(["GET"])
         .allowed_headers(["Last-Event-ID", "Cache-Control"])
         .max_age(PREFLIGHT_MAX_AGE_S)
@@ -134,8 +170,30 @@ mod tests {
             tls.origin_for("a.example:443").as_deref(),
             Some("https://a.example:8443")
         );
-        for hostile in ["", "a b", "a'; script-src *", "a\"><script>", "a/b"] {
+        for hostile in [
+            "",
+            "a b",
+            "a'; script-src *",
+            "a\"><script>",
+            "a/b",
+            "a:b:c",
+            "host:",
+            "[zz]:1",
+            "[]",
+            "a:99999",
+        ] {
             assert_eq!(origin(hostile), None, "{hostile:?}");
         }
+    }
+
+    #[test]
+    fn only_pages_of_the_same_host_may_read_the_streams() {
+        assert!(same_host("http://127.0.0.1:8081", "127.0.0.1:8181"));
+        assert!(same_host("https://Bids.Example.cn", "bids.example.cn:8443"));
+        assert!(same_host("http://[::1]:8081", "[::1]:8181"));
+        assert!(!same_host("http://evil.example", "bids.example.cn:8181"));
+        assert!(!same_host("http://127.0.0.2:8081", "127.0.0.1:8181"));
+        assert!(!same_host("null", "127.0.0.1:8181"));
+        assert!(!same_host("http://127.0.0.1:8081", "a b"));
     }
 }

@@ -15,7 +15,8 @@
 //! connections (`connect-src`) reach only those same cluster nodes, which it probes for
 //! liveness before it moves, and this node's events listener (`listen.events`,
 //! `api::event_listener`), where both pages open their event streams when the node has
-//! one: its origin is in `<meta name="gavel-events">`, and its answers allow any origin.
+//! one: its origin is in `<meta name="gavel-events">`, and it lets pages of the same host
+//! read its streams (CORS).
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 

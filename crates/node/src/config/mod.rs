@@ -107,9 +107,10 @@ pub struct ListenSection {
     /// Other nodes only, with the cluster secret. Default 127.0.0.1:7080+id.
     pub peer: SocketAddr,
     /// Event streams only, served by worker threads of their own at a lower scheduling
-    /// priority, so that writing to thousands of watchers never delays a bid (the bid
+    /// priority, so that writing to thousands of watchers does not hold bids up (the bid
     /// routes stay on `public`, which serves the streams too). Off by default; when set,
-    /// the pages open their streams here (same host, this port; CORS lets them).
+    /// on the public listener's address (or all addresses), the pages open their streams
+    /// here (same host, this port; CORS lets them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<SocketAddr>,
 }

@@ -44,6 +44,13 @@ fn each_bad_value_names_its_key() {
         ("listen.public", |c| c.listen.public.set_port(0)),
         ("listen", |c| c.listen.control = c.listen.public),
         ("listen.events", |c| c.listen.events = Some(c.listen.peer)),
+        ("listen", |c| {
+            c.listen.events = Some("127.0.0.1:8181".parse().unwrap());
+            c.listen.control = c.listen.public;
+        }),
+        ("listen.events", |c| {
+            c.listen.events = Some("127.0.0.2:8181".parse().unwrap())
+        }),
         ("listen.events", |c| {
             c.listen.events = Some("127.0.0.1:0".parse().unwrap())
         }),

@@ -8,7 +8,12 @@ impl Config {
     pub(super) fn validate_node_and_listen(&self) -> Result<(), ConfigError> {
         let (node, listen) = (&self.node, &self.listen);
         let mut distinct = BTreeSet::from([listen.public, listen.control, listen.peer]);
+        let three_apart = distinct.len() == 3;
         let events_apart = listen.events.is_none_or(|events| distinct.insert(events));
+        // The pages reach the events listener on the host they reached the public one.
+        let events_beside_public = listen
+            .events
+            .is_none_or(|events| events.ip() == listen.public.ip() || events.ip().is_unspecified());
         all_hold(&[
             ("node.id", node.id >= 1, AT_LEAST_ONE),
             ("node.name", !node.name.trim().is_empty(), NOT_EMPTY),
@@ -22,7 +27,7 @@ impl Config {
             ("listen.peer", listen.peer.port() != 0, FIXED_PORT),
             (
                 "listen",
-                distinct.len() >= 3,
+                three_apart,
                 "public, control and peer must be three different addresses",
             ),
             (
@@ -34,6 +39,11 @@ impl Config {
                 "listen.events",
                 events_apart,
                 "must differ from public, control and peer",
+            ),
+            (
+                "listen.events",
+                events_beside_public,
+                "must bind the public listener's address (or all addresses): the pages reach it on their own host",
             ),
             (
                 "http.event_workers",

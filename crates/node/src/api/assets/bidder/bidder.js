@@ -29,7 +29,8 @@
  * moves without a bid (in the listing, where bids never move it, with one too) is shown as "deadline extended"
  * (a leader takeover's grace, or an operator's action).
  *
- * Failover. The page only talks to the node that served it (same origin, no CORS). When a
+ * Failover. The page only talks to the node that served it (same origin, no CORS; its event
+ * stream goes to that node's events listener when it has one, on the same host). When a
  * request cannot reach that node, or the event stream drops and three probes of the node
  * fail, it probes the other cluster nodes (listed by the server in <meta name="gavel-nodes">,
  * or by a `?nodes=` query parameter) in order after its own, and navigates to the first

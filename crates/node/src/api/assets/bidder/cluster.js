@@ -3,7 +3,8 @@
  * - api(): requests to the node that served the page (same origin, so no CORS); a request
  *   that gets no HTTP answer at all throws NodeUnreachable, the page's reason to fail over;
  * - eventsUrl(): where the page opens its event stream: the serving node's events
- *   listener when it has one (its answers allow any origin), else the same origin;
+ *   listener when it has one (on this host, another port; CORS lets this page read it),
+ *   else the same origin;
  * - measureClock(): the NTP-style offset to the server's clock, from the one of two
  *   GET /api/v1/time samples (or as many as asked: a re-sync takes one) with the smallest
  *   round trip: server_time - (t0 + t1) / 2;
