@@ -96,7 +96,7 @@ pub struct NodeSection {
     pub data_dir: PathBuf,
 }
 
-/// `[listen]`: the three listeners of docs/API.md, bound separately so that the public one
+/// `[listen]`: the listeners of docs/API.md, bound separately so that the public one
 /// can face the internet while control and peer stay on the intranet.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ListenSection {
