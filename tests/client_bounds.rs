@@ -66,25 +66,6 @@ fn send_head(stream: &mut TcpStream, method: &str, path: &str, token: Option<&st
     stream.write_all(body).expect("send body");
 }
 
-/// The status of the response on `stream` and its head, read up to the blank line.
-fn read_head(stream: &mut TcpStream) -> (u16, String) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 16_384 {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => break,
-        }
-    }
-    let head = String::from_utf8_lossy(&head).to_string();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|status| status.parse().ok())
-        .unwrap_or(0);
-    (status, head)
-}
-
 /// One whole request from `from`: (status, JSON body or Null).
 fn request_from(
     from: Ipv4Addr,
@@ -97,7 +78,7 @@ fn request_from(
     let mut stream = connect_from(from, public_address(node));
     let body = body.map(|body| body.to_string()).unwrap_or_default();
     send_head(&mut stream, method, path, token, body.as_bytes());
-    let (status, _) = read_head(&mut stream);
+    let (status, _) = common::read_response_head(&mut stream);
     let mut rest = Vec::new();
     let _ = stream.read_to_end(&mut rest);
     (status, serde_json::from_slice(&rest).unwrap_or(Value::Null))
@@ -110,7 +91,7 @@ fn open_stream(from: Ipv4Addr, node: &Node) -> (TcpStream, u16, String) {
         "GET /api/v1/auctions/{AUCTION}/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).expect("send head");
-    let (status, head) = read_head(&mut stream);
+    let (status, head) = common::read_response_head(&mut stream);
     (stream, status, head)
 }
 
@@ -280,7 +261,7 @@ fn a_body_sent_too_slowly_is_answered_408_after_the_body_read_timeout() {
     let head = "POST /api/v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"bidder_id\"";
     stream.write_all(head.as_bytes()).expect("send head");
     let started = Instant::now();
-    let (status, head) = read_head(&mut stream);
+    let (status, head) = common::read_response_head(&mut stream);
     let waited = started.elapsed();
     assert_eq!(status, 408, "after {waited:?}: {head}");
     assert!(

@@ -49,20 +49,7 @@ fn send(url: &str, head: &str) -> (TcpStream, u16, String) {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("read timeout");
     stream.write_all(head.as_bytes()).expect("send head");
-    let mut received = Vec::new();
-    let mut byte = [0u8; 1];
-    while !received.ends_with(b"\r\n\r\n") && received.len() < 16_384 {
-        match stream.read(&mut byte) {
-            Ok(1) => received.push(byte[0]),
-            _ => break,
-        }
-    }
-    let head = String::from_utf8_lossy(&received).to_string();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|status| status.parse().ok())
-        .unwrap_or(0);
+    let (status, head) = common::read_response_head(&mut stream);
     (stream, status, head)
 }
 

@@ -394,6 +394,26 @@ pub fn try_request(
     process::http(&agent, method, url, token, body)
 }
 
+/// The status of an HTTP/1.1 response read from `stream` and its head, read a byte at a
+/// time up to the blank line (at most 16 KiB), so that what follows stays in the stream.
+pub fn read_response_head(stream: &mut impl std::io::Read) -> (u16, String) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 16_384 {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or(0);
+    (status, head)
+}
+
 /// Sends raw bytes with a content type; for malformed-input tests.
 pub fn raw_request(
     method: &str,

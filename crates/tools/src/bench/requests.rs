@@ -109,6 +109,11 @@ impl std::fmt::Display for Streams {
     }
 }
 
+/// The address of a node's `http://` URL.
+fn loopback_address(url: &str) -> anyhow::Result<SocketAddr> {
+    Ok(url.trim_start_matches("http://").parse()?)
+}
+
 pub(super) fn this_executable() -> PathBuf {
     std::env::current_exe().unwrap_or_else(|_| PathBuf::from("gavel"))
 }
@@ -143,18 +148,12 @@ impl BenchNode {
             .wait_for_leader(Duration::from_secs(30))?
             .ok_or_else(|| anyhow!("the node elected no leader within 30 s"))?;
         let public_url = cluster.node(leader)?.public_url.clone();
-        let address: SocketAddr = public_url
-            .trim_start_matches("http://")
-            .parse()
-            .context("the node's public URL")?;
+        let address = loopback_address(&public_url).context("the node's public URL")?;
         if !address.ip().is_loopback() {
             bail!("the benchmark only talks to loopback, not {public_url}");
         }
         let streams_address = match &cluster.node(leader)?.events_url {
-            Some(url) => url
-                .trim_start_matches("http://")
-                .parse()
-                .context("the events listener")?,
+            Some(url) => loopback_address(url).context("the events listener")?,
             None => address,
         };
         let now = now_ms();
