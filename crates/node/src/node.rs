@@ -585,6 +585,7 @@ fn app_state(
             }),
         applied_events: replication.events.clone(),
         lobby_frames: Arc::default(),
+        history_frames: Arc::default(),
         raft: replication.raft.clone(),
         metrics,
         operators: operator_credentials(config)?,

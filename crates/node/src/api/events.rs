@@ -11,8 +11,9 @@
 //! view, or a `resync` event past `MAX_CATCH_UP_BIDS`), then goes on from the newest event;
 //! the ids stay bid seqs, so a reconnection with `Last-Event-ID` still misses nothing. The
 //! stream ends after the `closed` event. The history is read from a copy of the auction's
-//! persistent bid vector, taken under the state's lock in the time of one view, and
-//! formatted after the lock is released.
+//! persistent bid vector, taken under the state's lock in the time of one view; its frames
+//! are rendered once per node and shared by every stream that connects
+//! (`history_frames`), so a crowd connecting to a long sale costs one rendering of it.
 //!
 //! Each stream holds a slot of `stream_slots` while it runs: a client address, or the
 //! node, with as many streams open as it may hold is answered 429 `too_many_streams`.
@@ -32,6 +33,7 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use futures::StreamExt;
 use imbl::Vector;
 
+use super::history_frames::{bid_frame, HistoryFrames};
 use super::limits::RateLimiter;
 use super::problem::Problem;
 use super::stream_slots::StreamPermit;
@@ -105,7 +107,7 @@ pub async fn auction_events(
     let Some(actor) = subscribed else {
         // An archived auction is closed: its bids and the `closed` event, then the end.
         let start = app.read_auction(&auction_id, StreamStart::of)?;
-        let (initial, _, _) = start.frames_after(last_event_id);
+        let (initial, _, _) = start.frames_after(&app.history_frames, &auction_id, last_event_id);
         return Ok(event_stream(initial, permit));
     };
     let receiver = actor.send(Subscribe).await?;
@@ -119,7 +121,8 @@ pub async fn auction_events(
             .ok_or(Rejection::AuctionNotFound)?;
         StreamStart::of(auction)
     };
-    let (initial, last_sent_seq, closed) = start.frames_after(last_event_id);
+    let (initial, last_sent_seq, closed) =
+        start.frames_after(&app.history_frames, &auction_id, last_event_id);
     let live = LiveStream {
         receiver,
         keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
@@ -168,8 +171,8 @@ fn event_stream(
 
 /// What a stream of one auction starts from, copied out under the state's lock: the
 /// bids share the state's persistent vector (the copy is a few pointers, whatever the
-/// history), so the lock is held for one view, and the frames of the history are
-/// formatted after it is released, each as it is sent.
+/// history), so the lock is held for one view, and the history's frames are taken after
+/// it is released, from those the node keeps rendered (`HistoryFrames`).
 struct StreamStart {
     bids: Vector<BidRecord>,
     marks: BidMarks,
@@ -196,6 +199,8 @@ impl StreamStart {
     /// the auction is closed.
     fn frames_after(
         self,
+        history: &HistoryFrames,
+        auction_id: &str,
         last_event_id: u64,
     ) -> (
         impl futures::Stream<Item = Result<Bytes, actix_web::Error>>,
@@ -208,18 +213,17 @@ impl StreamStart {
         let skipped = usize::try_from(last_event_id)
             .unwrap_or(usize::MAX)
             .min(self.bids.len());
-        let marks = self.marks;
-        let bids = self
-            .bids
-            .skip(skipped)
-            .into_iter()
-            .map(move |bid| sse_frame(bid.seq, "bid", &json(&marks.view(&bid))));
+        let bids = history.frames_after(auction_id, &self.bids, &self.marks, skipped);
         let secondary = self
             .secondary_bids
             .into_iter()
             .map(move |bid| sse_frame(bid_count, "secondary_bid", &json(&bid)));
-        let frames =
-            futures::stream::iter(bids.chain(secondary).chain(std::iter::once(view)).map(Ok));
+        let frames = futures::stream::iter(
+            bids.into_iter()
+                .chain(secondary)
+                .chain(std::iter::once(view))
+                .map(Ok),
+        );
         (frames, bid_count, self.closed)
     }
 }
@@ -339,7 +343,7 @@ impl LiveStream {
             (None, false) => "resync",
         };
         for bid in bids.iter().flatten() {
-            text.extend_from_slice(&sse_frame(bid.seq, "bid", &json(&marks.view(bid))));
+            text.extend_from_slice(&bid_frame(&marks, bid));
         }
         text.extend_from_slice(&sse_frame(view.bid_count, name, &json(&view)));
         self.last_sent_seq = self.last_sent_seq.max(view.bid_count);

@@ -39,6 +39,7 @@ pub mod event_listener;
 pub mod events;
 #[cfg(feature = "faults")]
 pub mod faults;
+pub mod history_frames;
 pub mod limits;
 pub mod migration;
 pub mod node_actors;
@@ -101,6 +102,9 @@ pub struct AppState {
     /// The all-auctions stream's frames of the newest log entry, rendered by the first
     /// stream that needs them and written as they are by every other.
     pub lobby_frames: Arc<events::LobbyFrames>,
+    /// The bid frames of auctions' histories, rendered once and sent by every stream that
+    /// connects.
+    pub history_frames: Arc<history_frames::HistoryFrames>,
     pub raft: GavelRaft,
     pub metrics: Arc<Metrics>,
     /// Every operator allowed on the control listener, by the SHA-256 of their token;

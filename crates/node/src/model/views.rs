@@ -362,6 +362,23 @@ impl BidMarks {
         }
     }
 
+    /// The marked seqs among `seqs`: what a rendering of those bids depends on.
+    pub fn marked_in(&self, seqs: std::ops::RangeInclusive<u64>) -> MarkedSeqs {
+        MarkedSeqs {
+            proxy: self.proxy.range(seqs.clone()).copied().collect(),
+            void: self.void.range(seqs).copied().collect(),
+        }
+    }
+
+    /// Marks that void `seqs` and nothing else.
+    #[cfg(test)]
+    pub fn voiding(seqs: impl IntoIterator<Item = u64>) -> Self {
+        BidMarks {
+            proxy: Default::default(),
+            void: seqs.into_iter().collect(),
+        }
+    }
+
     pub fn view(&self, bid: &BidRecord) -> BidView {
         BidView {
             seq: bid.seq,
@@ -372,6 +389,13 @@ impl BidMarks {
             void: self.void.contains(&bid.seq),
         }
     }
+}
+
+/// The proxy-placed and void seqs among some bids (`BidMarks::marked_in`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkedSeqs {
+    proxy: Vec<u64>,
+    void: Vec<u64>,
 }
 
 /// The caller's own proxy maximum (docs/RULES.md, "Proxy bidding"), and when it was just
