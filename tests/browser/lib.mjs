@@ -48,14 +48,19 @@ const eventListeners = () => (process.env.GAVEL_EVENT_LISTENERS || '').split(','
 
 /**
  * What is wrong with a page's request to `url`, if anything: it must go to the cluster's
- * nodes, and an event stream to an events listener when the nodes have them.
+ * nodes, and an event stream to an events listener when the nodes have them (unless
+ * `streamsMayLeaveListeners`: a page whose network does not reach them).
  */
-export function requestProblem(url) {
+export function requestProblem(url, { streamsMayLeaveListeners = false } = {}) {
   const cluster = new Set(nodes().map((node) => new URL(node).origin));
   const listeners = new Set(eventListeners().map((listener) => new URL(listener).origin));
   const stream = /\/events$/.test(url.pathname);
-  if (listeners.size && stream && !listeners.has(url.origin)) return `an event stream not on an events listener: ${url.href}`;
-  if (!cluster.has(url.origin) && !(stream && listeners.has(url.origin))) return `request outside the cluster: ${url.href}`;
+  if (listeners.size && stream && !listeners.has(url.origin) && !streamsMayLeaveListeners) {
+    return `an event stream not on an events listener: ${url.href}`;
+  }
+  // An events listener serves the streams and /healthz (the page's probe whether it is in reach).
+  const forListener = stream || url.pathname === '/healthz';
+  if (!cluster.has(url.origin) && !(forListener && listeners.has(url.origin))) return `request outside the cluster: ${url.href}`;
   return null;
 }
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -66,6 +71,27 @@ export function check(condition, message) {
 
 export function log(message) {
   console.log(`[${new Date().toISOString().slice(11, 23)}] ${message}`);
+}
+
+/**
+ * Puts the cluster's events listeners out of `context`'s reach, as a network that lets
+ * only the public port through would: `refuse` answers every connection to them with a
+ * refusal, `drop` leaves it hanging. Answers the origins of the event streams the context's
+ * pages open from then on, in order.
+ */
+export async function blockEventListeners(context, how) {
+  const listeners = new Set(eventListeners().map((listener) => new URL(listener).origin));
+  check(listeners.size > 0, 'the cluster has no events listeners to block');
+  await context.route((url) => listeners.has(url.origin), (route) => {
+    if (how === 'refuse') return route.abort('connectionrefused');
+    return undefined; // dropped: never answered
+  });
+  const streams = [];
+  context.on('request', (request) => {
+    const url = new URL(request.url());
+    if (/\/events$/.test(url.pathname)) streams.push(url.origin);
+  });
+  return streams;
 }
 
 export async function launch() {
@@ -94,14 +120,17 @@ export async function waitFor(page, predicate, { arg, timeoutMs = 10000, what = 
 /**
  * A bidder in its own browser context: opens the auction room on `origin` (or the list of
  * auctions, then the room from it), signs in through the form and waits until it is live. `skewMs` shifts the browser's Date.now();
- * `locale` sets the browser's languages (Playwright's default, English, unless given).
+ * `locale` sets the browser's languages (Playwright's default, English, unless given);
+ * `eventListeners: 'refuse' | 'drop'` puts the events listeners out of its reach
+ * (blockEventListeners; the bidder's `streams` lists where its streams went).
  * Every request the page makes must stay inside the cluster; CSP violations and script
  * errors are collected in `problems`.
  */
 export async function openBidder(browser, {
-  name, origin, bidderId, secret, auctionId, skewMs = 0, viaLobby = false, locale,
+  name, origin, bidderId, secret, auctionId, skewMs = 0, viaLobby = false, locale, eventListeners: reach,
 }) {
   const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, ...(locale ? { locale } : {}) });
+  const streams = reach ? await blockEventListeners(context, reach) : [];
   if (skewMs) {
     await context.addInitScript((skew) => {
       const realNow = Date.now.bind(Date);
@@ -117,19 +146,19 @@ export async function openBidder(browser, {
     if (message.type() === 'error') consoleErrors.push(message.text());
   });
   page.on('request', (request) => {
-    const problem = requestProblem(new URL(request.url()));
+    const problem = requestProblem(new URL(request.url()), { streamsMayLeaveListeners: Boolean(reach) });
     if (problem) problems.push(`${name}: ${problem}`);
   });
   try {
-    await signInAndEnter(page, { name, origin, bidderId, secret, auctionId, viaLobby });
+    await signInAndEnter(page, { name, origin, bidderId, secret, auctionId, viaLobby, liveWithinMs: reach ? 20000 : 10000 });
   } catch (error) {
     throw new Error(`${error.message}\n  ${name}'s problems: ${problems.join('; ')}\n  ${name}'s console errors: ${consoleErrors.join('; ')}`);
   }
   log(`${name} (${bidderId}) live on node ${await nodeId(page)} at ${origin}`);
-  return { name, context, page, problems };
+  return { name, context, page, problems, streams };
 }
 
-async function signInAndEnter(page, { name, origin, bidderId, secret, auctionId, viaLobby }) {
+async function signInAndEnter(page, { name, origin, bidderId, secret, auctionId, viaLobby, liveWithinMs }) {
   const response = await page.goto(viaLobby ? `${origin}/` : `${origin}/?auction=${encodeURIComponent(auctionId)}`);
   check(response.status() === 200, `${name}: the page answered ${response.status()}`);
   const policy = response.headers()['content-security-policy'] ?? '';
@@ -143,7 +172,7 @@ async function signInAndEnter(page, { name, origin, bidderId, secret, auctionId,
     await waitFor(page, (selector) => document.querySelector(selector) !== null, { arg: link, what: `${name}'s auction list` });
     await page.click(link);
   }
-  await waitForLive(page, name);
+  await waitForLive(page, name, liveWithinMs);
 }
 
 /**

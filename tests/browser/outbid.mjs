@@ -5,11 +5,14 @@
  * the click to the bid appearing in the other page's history). Checks too that each page
  * highlights its own bidder number once its receipt is in. Bidder A finds the auction in the
  * list of auctions first; a third, signed-out page shows that list live on the third node.
+ * B's and the third page's network do not reach the events listeners (B's refuses them, the
+ * third's drops them): their pages must move their streams to their own node's origin and
+ * keep up all the same.
  */
 
 import {
-  bidderSetting, check, clickBid, log, nodes, openBidder, receipt, run, screenshot, setting, summary,
-  waitFor, waitForBid, waitForBidCount,
+  bidderSetting, blockEventListeners, check, clickBid, log, nodes, openBidder, receipt, run, screenshot, setting,
+  summary, waitFor, waitForBid, waitForBidCount,
 } from './lib.mjs';
 
 const ROUNDS = 8;
@@ -21,11 +24,18 @@ run('outbid', async (browser, bidders) => {
     name: 'A', origin: setting('GAVEL_PAGE_A'), auctionId, viaLobby: true, ...bidderSetting('GAVEL_BIDDER_A'),
   });
   bidders.push(a);
-  const b = await openBidder(browser, { name: 'B', origin: setting('GAVEL_PAGE_B'), auctionId, ...bidderSetting('GAVEL_BIDDER_B') });
+  const b = await openBidder(browser, {
+    name: 'B', origin: setting('GAVEL_PAGE_B'), auctionId, eventListeners: 'refuse', ...bidderSetting('GAVEL_BIDDER_B'),
+  });
   bidders.push(b);
+  const ownOrigin = new URL(setting('GAVEL_PAGE_B')).origin;
+  check(b.streams.at(-1) === ownOrigin && b.streams.length >= 2,
+    `B's streams went to ${b.streams.join(', ')}: not moved from the refused events listener to ${ownOrigin}`);
 
-  // A third, signed-out page watches the list of auctions on the remaining node.
+  // A third, signed-out page watches the list of auctions on the remaining node, whose events
+  // listener its network drops.
   const watcherContext = await browser.newContext();
+  const watcherStreams = await blockEventListeners(watcherContext, 'drop');
   const watcher = await watcherContext.newPage();
   const third = nodes().find((url) => url !== setting('GAVEL_PAGE_A') && url !== setting('GAVEL_PAGE_B'));
   await watcher.goto(`${third}/`);
@@ -61,6 +71,10 @@ run('outbid', async (browser, bidders) => {
   const leaderText = (bidder) => bidder.page.evaluate(() => document.getElementById('leading-bidder').textContent);
   check((await leaderText(b)).includes('(you)'), `B's page shows the leader as "${await leaderText(b)}"`);
   check(!(await leaderText(a)).includes('(you)'), `A's page shows the leader as "${await leaderText(a)}"`);
+  await waitFor(watcher, () => document.body.dataset.connection === 'live',
+    { timeoutMs: 20000, what: 'the list of auctions live without its events listener' });
+  check(watcherStreams.at(-1) === new URL(third).origin,
+    `the list of auctions' streams went to ${watcherStreams.join(', ')}: not moved to ${third}`);
   const row = `#auction-list tr[data-auction-id="${auctionId}"]`;
   const listed = await waitFor(watcher, ({ selector, bids }) => {
     const cells = [...(document.querySelector(selector)?.children ?? [])].map((cell) => cell.textContent);

@@ -99,7 +99,8 @@ import {
 } from './i18n.js';
 import { TEXTS, quantity } from './texts.js';
 import {
-  API, NodeUnreachable, api, clusterNodes, eventsUrl, handOver, measureClock, newRequestId, reachable, sleep, store,
+  API, NodeUnreachable, api, clusterNodes, eventsUrl, handOver, leaveEventsListenerOutOfReach, measureClock,
+  newRequestId, reachable, sleep, store,
   takeHandoff,
 } from './cluster.js';
 
@@ -253,6 +254,7 @@ function openStream() {
   const parsed = (handler) => (event) => { if (page.stream === stream) handler(JSON.parse(event.data)); };
   stream.addEventListener('open', () => { if (page.stream === stream) onStreamOpen(); });
   stream.addEventListener('error', () => { if (page.stream === stream) onStreamError(); });
+  leaveEventsListenerOutOfReach(stream, () => { if (page.stream === stream && !page.failingOver) openStream(); });
   if (page.auctionId) {
     stream.addEventListener('bid', parsed(onLiveBid));
     stream.addEventListener('resync', parsed(onResync));

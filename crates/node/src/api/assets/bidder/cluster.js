@@ -4,7 +4,9 @@
  *   that gets no HTTP answer at all throws NodeUnreachable, the page's reason to fail over;
  * - eventsUrl(): where the page opens its event stream: the serving node's events
  *   listener when it has one (on this host, another port; CORS lets this page read it),
- *   else the same origin;
+ *   else the same origin; leaveEventsListenerOutOfReach(): a stream that does not open
+ *   because the listener's port is out of this network's reach moves to the page's own
+ *   origin (the public listener serves the streams too);
  * - measureClock(): the NTP-style offset to the server's clock, from the one of two
  *   GET /api/v1/time samples (or as many as asked: a re-sync takes one) with the smallest
  *   round trip: server_time - (t0 + t1) / 2;
@@ -19,19 +21,58 @@
 
 export const API = '/api/v1';
 
+/** Set once the events listener was found out of reach while the page's node answered. */
+let eventsListenerLeft = false;
+
 /**
- * The URL of an event stream (`path` under /api/v1): on the node's events listener when
- * it has one (<meta name="gavel-events">, whose workers give way to the bids), else on
- * this page's own origin.
+ * The node's events listener's origin (<meta name="gavel-events">, whose workers give way
+ * to the bids), or null: none, or left for being out of reach.
  */
-export function eventsUrl(path) {
+function eventsOrigin() {
+  if (eventsListenerLeft) return null;
   const listed = document.querySelector('meta[name="gavel-events"]')?.content.trim() ?? '';
   try {
     const url = new URL(listed);
-    if (url.protocol === 'http:' || url.protocol === 'https:') return url.origin + API + path;
-  } catch { /* none, or not a URL: this origin */ }
-  return API + path;
+    if (url.protocol === 'http:' || url.protocol === 'https:') return url.origin;
+  } catch { /* none, or not a URL */ }
+  return null;
 }
+
+/** The URL of an event stream (`path` under /api/v1): on the events listener, else here. */
+export function eventsUrl(path) {
+  return (eventsOrigin() ?? '') + API + path;
+}
+
+/** How long a stream may take to open before the page asks whether its listener is in reach. */
+const STREAM_OPEN_WAIT_MS = 5000;
+
+/**
+ * Moves the page's streams off an events listener out of its reach (a network that lets
+ * the public port through and not the other, refusing or dropping): when `stream` fails
+ * before it ever opened, or has not opened within STREAM_OPEN_WAIT_MS, and the listener
+ * does not answer a probe while this page's own node does, eventsUrl names this origin from
+ * then on (the public listener serves the streams too) and `reopen` is called.
+ */
+export function leaveEventsListenerOutOfReach(stream, reopen) {
+  const origin = eventsOrigin();
+  if (!origin) return;
+  let opened = false;
+  let asking = false;
+  const ask = async () => {
+    if (opened || asking || eventsListenerLeft) return;
+    asking = true;
+    const outOfReach = !await reachable(origin) && await reachable(location.origin);
+    asking = false;
+    if (outOfReach && !opened) {
+      eventsListenerLeft = true;
+      reopen();
+    }
+  };
+  stream.addEventListener('open', () => { opened = true; });
+  stream.addEventListener('error', ask);
+  setTimeout(ask, STREAM_OPEN_WAIT_MS);
+}
+
 const SYNC_SAMPLES = 2;
 const REQUEST_TIMEOUT_MS = 5000;
 const PROBE_TIMEOUT_MS = 1500;

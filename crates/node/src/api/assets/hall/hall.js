@@ -14,7 +14,7 @@
  * data-remaining-ms>, #announcement (data-phase-change).
  */
 
-import { API, eventsUrl, measureClock } from '/assets/bidder/cluster.js';
+import { API, eventsUrl, leaveEventsListenerOutOfReach, measureClock } from '/assets/bidder/cluster.js';
 import {
   chooseLanguage, clockTime, money, number, parcelText, phaseName, remaining, t, translatePage, useLanguage,
 } from '/assets/bidder/i18n.js';
@@ -255,6 +255,11 @@ function openStream() {
     dropped = false;
   });
   stream.addEventListener('error', () => { dropped = true; setConnection('reconnecting'); });
+  leaveEventsListenerOutOfReach(stream, () => {
+    if (hall.stream !== stream) return;
+    stream.close();
+    openStream();
+  });
   stream.addEventListener('auction', parsed(onView));
   stream.addEventListener('closed', parsed(onView));
 }
