@@ -396,8 +396,11 @@ pub(super) struct ServerEvent {
 pub(super) struct EventStream {
     stream: BufReader<TcpStream>,
     chunked: bool,
-    /// Body bytes read but not yet returned as events.
+    /// Body bytes read; those from `returned` on are not yet returned as events.
     pending: Vec<u8>,
+    /// How many bytes of `pending` were returned as events: they are dropped only before
+    /// the next read, so a write of many events costs one move, not one per event.
+    returned: usize,
 }
 
 impl EventStream {
@@ -461,6 +464,7 @@ impl EventStream {
             stream,
             chunked: head.chunked,
             pending: Vec::new(),
+            returned: 0,
         })
     }
 
@@ -468,14 +472,16 @@ impl EventStream {
     /// has ended the stream.
     pub(super) async fn next_event(&mut self) -> std::io::Result<Option<ServerEvent>> {
         loop {
-            if let Some(end) = blank_line(&self.pending) {
-                let event = parse_event(&self.pending[..end]);
-                self.pending.drain(..end + 2);
-                match event {
+            if let Some(end) = blank_line(&self.pending[self.returned..]) {
+                let frame = self.returned..self.returned + end;
+                self.returned += end + 2;
+                match parse_event(&self.pending[frame]) {
                     Some(event) => return Ok(Some(event)),
                     None => continue,
                 }
             }
+            self.pending.drain(..self.returned);
+            self.returned = 0;
             let more = if self.chunked {
                 read_chunk_into(&mut self.stream, &mut self.pending).await?
             } else {
@@ -660,5 +666,49 @@ mod tests {
         );
         assert_eq!(source_address(WATCHERS_PER_SOURCE).to_string(), "127.0.0.2");
         assert_eq!(source_address(49_999).to_string(), "127.0.0.4");
+    }
+
+    /// A node's answer: a stream's head, then `chunks` as HTTP chunks, then the end.
+    async fn serve_once(chunks: Vec<String>) -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await.unwrap();
+            let mut answer = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n".to_string();
+            for chunk in chunks {
+                answer.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+            }
+            answer.push_str("0\r\n\r\n");
+            socket.write_all(answer.as_bytes()).await.unwrap();
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn events_come_out_in_order_however_the_writes_cut_them() {
+        let frames: Vec<String> = (1..=300)
+            .map(|seq| format!("id: {seq}\nevent: bid\ndata: {{\"seq\":{seq}}}\n\n"))
+            .collect();
+        let all = frames.concat();
+        // One write of 200 events, a comment, then the rest cut in the middle of a frame.
+        let cut = all.len() - 7;
+        let first: String = frames[..200].concat();
+        let chunks = vec![
+            first.clone(),
+            ": keep-alive\n\n".to_string(),
+            all[first.len()..cut].to_string(),
+            all[cut..].to_string(),
+        ];
+        let address = serve_once(chunks).await;
+        let mut stream = EventStream::open(address, "/events").await.unwrap();
+        for seq in 1..=300u64 {
+            let event = stream.next_event().await.unwrap().expect("an event");
+            assert_eq!((event.name.as_str(), event.id), ("bid", Some(seq)));
+            assert_eq!(event.data, format!("{{\"seq\":{seq}}}").into_bytes());
+        }
+        assert!(stream.next_event().await.unwrap().is_none(), "the end");
     }
 }
