@@ -150,7 +150,7 @@ export async function openBidder(browser, {
     if (problem) problems.push(`${name}: ${problem}`);
   });
   try {
-    await signInAndEnter(page, { name, origin, bidderId, secret, auctionId, viaLobby, liveWithinMs: reach ? 20000 : 10000 });
+    await signInAndEnter(page, { name, origin, bidderId, secret, auctionId, viaLobby, liveWithinMs: reach ? 30000 : 10000 });
   } catch (error) {
     throw new Error(`${error.message}\n  ${name}'s problems: ${problems.join('; ')}\n  ${name}'s console errors: ${consoleErrors.join('; ')}`);
   }

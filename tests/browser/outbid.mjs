@@ -72,7 +72,7 @@ run('outbid', async (browser, bidders) => {
   check((await leaderText(b)).includes('(you)'), `B's page shows the leader as "${await leaderText(b)}"`);
   check(!(await leaderText(a)).includes('(you)'), `A's page shows the leader as "${await leaderText(a)}"`);
   await waitFor(watcher, () => document.body.dataset.connection === 'live',
-    { timeoutMs: 20000, what: 'the list of auctions live without its events listener' });
+    { timeoutMs: 30000, what: 'the list of auctions live without its events listener' });
   check(watcherStreams.at(-1) === new URL(third).origin,
     `the list of auctions' streams went to ${watcherStreams.join(', ')}: not moved to ${third}`);
   const row = `#auction-list tr[data-auction-id="${auctionId}"]`;

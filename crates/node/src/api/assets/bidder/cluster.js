@@ -44,7 +44,12 @@ export function eventsUrl(path) {
 }
 
 /** How long a stream may take to open before the page asks whether its listener is in reach. */
-const STREAM_OPEN_WAIT_MS = 5000;
+const STREAM_OPEN_WAIT_MS = 10000;
+/**
+ * How long the events listener has to answer that probe: a listener that is only busy (a
+ * crowd connecting at once) answers within it, so its pages stay; one out of reach never does.
+ */
+const LISTENER_PROBE_TIMEOUT_MS = 5000;
 
 /**
  * Moves the page's streams off an events listener out of its reach (a network that lets
@@ -61,7 +66,7 @@ export function leaveEventsListenerOutOfReach(stream, reopen) {
   const ask = async () => {
     if (opened || asking || eventsListenerLeft) return;
     asking = true;
-    const outOfReach = !await reachable(origin) && await reachable(location.origin);
+    const outOfReach = !await reachable(origin, LISTENER_PROBE_TIMEOUT_MS) && await reachable(location.origin);
     asking = false;
     if (outOfReach && !opened) {
       eventsListenerLeft = true;
@@ -136,9 +141,9 @@ export function newRequestId() {
 }
 
 /** Whether a node's process answers at all (an opaque no-cors response is enough). */
-export async function reachable(origin) {
+export async function reachable(origin, timeoutMs = PROBE_TIMEOUT_MS) {
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), PROBE_TIMEOUT_MS);
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
   try {
     await fetch(`${origin}/healthz`, { mode: 'no-cors', cache: 'no-store', signal: controller.signal });
     return true;
