@@ -11,7 +11,7 @@
 //! to the bids, these streams write a burst of bids every 10 ms rather than every 50 ms:
 //! the bidders see the price sooner (`gavel bench requests`, 2,000 users: 8% more
 //! accepted bids than at 50 ms; bid p99 median 71.8 ms against 43.9 ms, in runs that
-//! overlap, BENCHMARKS.md).
+//! overlap; 016a9e8, docs/benchmarks-history.md).
 //!
 //! The listener serves the same two routes as the public one (which keeps serving them)
 //! under the same rate limits and stream slots, with the public listener's TLS. The pages

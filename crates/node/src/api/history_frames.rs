@@ -17,12 +17,12 @@
 //! dropped first.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::ops::RangeInclusive;
 
 use actix_web::web::Bytes;
 use imbl::Vector;
 
+use crate::actors::auction::sse_frame;
 use crate::model::views::{BidMarks, MarkedSeqs};
 use gavel_kernel::BidRecord;
 
@@ -36,18 +36,8 @@ pub const MAX_KEPT_BYTES: usize = 64 * 1024 * 1024;
 
 /// One bid as a `bid` event of the stream (its id the bid's seq).
 pub fn bid_frame(marks: &BidMarks, bid: &BidRecord) -> Bytes {
-    let mut text = Vec::with_capacity(192);
-    write_bid_frame(&mut text, marks, bid);
-    Bytes::from(text)
-}
-
-fn write_bid_frame(text: &mut Vec<u8>, marks: &BidMarks, bid: &BidRecord) {
-    // Writing into a Vec fails only when memory does.
-    let _ = write!(text, "id: {}\nevent: bid\ndata: ", bid.seq);
-    if serde_json::to_writer(&mut *text, &marks.view(bid)).is_err() {
-        text.extend_from_slice(b"{}");
-    }
-    text.extend_from_slice(b"\n\n");
+    let view = serde_json::to_string(&marks.view(bid)).unwrap_or_else(|_| "{}".to_string());
+    sse_frame(bid.seq, "bid", &view)
 }
 
 /// The kept chunks of every auction, and how many bytes they hold.
@@ -88,7 +78,7 @@ impl Chunk {
         let mut starts = Vec::with_capacity(CHUNK_BIDS);
         for bid in bids.focus().narrow(range.clone()).into_iter() {
             starts.push(frames.len());
-            write_bid_frame(&mut frames, marks, bid);
+            frames.extend_from_slice(&bid_frame(marks, bid));
         }
         Chunk {
             frames: Bytes::from(frames),
@@ -175,7 +165,7 @@ impl HistoryFrames {
         }
         let mut tail = Vec::new();
         for bid in bids.skip(skip.max(full_chunks * CHUNK_BIDS)).iter() {
-            write_bid_frame(&mut tail, marks, bid);
+            tail.extend_from_slice(&bid_frame(marks, bid));
         }
         if !tail.is_empty() {
             frames.push(Bytes::from(tail));
