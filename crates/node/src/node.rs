@@ -697,7 +697,8 @@ fn start_public(
 }
 
 /// The events listener (`api::event_listener`): the event streams alone, on worker
-/// threads at a lower priority, under the public listener's rate limits and TLS.
+/// threads at a lower priority, under the public listener's rate limits and TLS, each
+/// connection served by `api::event_server` (no actix-http buffers per watcher).
 fn start_events(
     config: &Config,
     tls: Option<rustls::ServerConfig>,
@@ -705,7 +706,7 @@ fn start_events(
     state: web::Data<AppState>,
     limiter: web::Data<RateLimiter>,
 ) -> anyhow::Result<actix_web::dev::Server> {
-    let events = HttpServer::new(move || {
+    let app = move || {
         // Runs on each worker's own thread, as it starts.
         api::event_listener::prepare_worker_thread();
         App::new()
@@ -715,16 +716,10 @@ fn start_events(
             .wrap(api::event_listener::cors())
             .configure(api::event_listener::configure)
             .default_service(web::to(api::not_found))
-    })
-    .workers(config.http.event_workers)
-    .max_connections(config.http.max_connections)
-    .disable_signals();
-    Ok(match tls {
-        Some(tls) => events.listen_rustls_0_23(listener, tls),
-        None => events.listen(listener),
-    }
-    .context("cannot serve on listen.events")?
-    .run())
+    };
+    let limits =
+        api::event_server::Limits::new(config.http.event_workers, config.http.max_connections);
+    api::event_server::serve(listener, tls, limits, app).context("cannot serve on listen.events")
 }
 
 /// What ends a running node besides its listeners, and what it stops on the way out.

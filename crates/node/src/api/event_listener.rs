@@ -13,6 +13,9 @@
 //! accepted bids than at 50 ms; bid p99 median 71.8 ms against 43.9 ms, in runs that
 //! overlap; 016a9e8, docs/benchmarks-history.md).
 //!
+//! Its connections are served by `event_server` rather than actix-http: a waiting stream
+//! holds its task and its body, not two 8 KiB buffers.
+//!
 //! The listener serves the same two routes as the public one (which keeps serving them)
 //! under the same rate limits and stream slots, with the public listener's TLS. The pages
 //! open their streams here (`origin_for`: the page's own host, this port, the public

@@ -36,6 +36,7 @@ pub mod control;
 pub mod dashboard;
 mod doc_modifiers;
 pub mod event_listener;
+pub mod event_server;
 pub mod events;
 #[cfg(feature = "faults")]
 pub mod faults;
