@@ -1,10 +1,12 @@
 //! TLS on a real `gavel serve` process on loopback, with certificates made at test time:
 //! the public listener serves a TLS client and refuses a plaintext one; an unreadable
 //! certificate stops the node naming its key; a three-node cluster with peer TLS elects a
-//! leader and commits a bid forwarded over TLS, and refuses a plaintext peer.
+//! leader and commits a bid forwarded over TLS, and refuses a plaintext peer; the events
+//! listener speaks TLS with the public listener's certificate and streams over it.
 
 use gavel_testkit as common;
 
+use std::io::{Read, Write};
 use std::process::Command;
 use std::time::Duration;
 
@@ -36,6 +38,68 @@ fn public_tls_serves_a_tls_client_and_refuses_a_plaintext_one() {
     let plain = try_request(
         "GET",
         &format!("http://127.0.0.1:{public_port}/api/v1/time"),
+        None,
+        None,
+    );
+    assert!(
+        plain.is_err(),
+        "a plaintext client got an HTTP answer: {plain:?}"
+    );
+}
+
+#[test]
+fn the_events_listener_streams_over_tls_with_the_public_certificate() {
+    let dir = temp_dir("events-tls");
+    let certificates = TestCertificates::generate(&dir.path().join("certs"));
+    let events_port = common::free_port();
+    let extra = format!(
+        "\n[tls]\npublic_cert = \"{}\"\npublic_key = \"{}\"\n",
+        certificates.cert.display(),
+        certificates.key.display()
+    );
+    let ports = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let mut node = Node::configure_listeners(dir.path(), 1, ports, Some(events_port), &extra, None);
+    node.spawn();
+    node.create_auction(auction_spec("lot-events-tls", 120_000, 60_000));
+
+    let health = https_get(certificates.client_config(), events_port, "/healthz")
+        .expect("a TLS client is served");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.ends_with("ok\n"), "{health}");
+
+    // A stream over TLS: its head, then the auction's view.
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")
+        .expect("server name")
+        .to_owned();
+    let connection =
+        rustls::ClientConnection::new(certificates.client_config(), name).expect("client");
+    let socket = std::net::TcpStream::connect(("127.0.0.1", events_port)).expect("connect");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut stream = rustls::StreamOwned::new(connection, socket);
+    write!(
+        stream,
+        "GET /api/v1/auctions/lot-events-tls/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    )
+    .expect("request");
+    let mut text = String::new();
+    let mut buffer = [0u8; 4096];
+    while !text.contains("event: auction") {
+        let read = stream.read(&mut buffer).expect("the stream");
+        assert!(read > 0, "the stream ended: {text}");
+        text.push_str(&String::from_utf8_lossy(&buffer[..read]));
+    }
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("content-type: text/event-stream"), "{text}");
+
+    let plain = try_request(
+        "GET",
+        &format!("http://127.0.0.1:{events_port}/healthz"),
         None,
         None,
     );
