@@ -262,8 +262,9 @@ struct Framing {
     http10: bool,
 }
 
-/// The answer's head, then its body: as it is, for a body of known size; in chunks as the
-/// body yields them, for a stream (close-delimited for an HTTP/1.0 client).
+/// The answer's head, then its body: whole, for a body of known size (an error, a
+/// preflight, `/healthz`); in chunks as the body yields them, for a stream
+/// (close-delimited for an HTTP/1.0 client).
 async fn write_response<IO: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut IO,
     response: HttpResponse<BoxBody>,
@@ -277,16 +278,33 @@ async fn write_response<IO: AsyncRead + AsyncWrite + Unpin>(
     };
     let chunked = length.is_none() && !framing.http10 && !framing.omit_body;
     let head = response_head(response.status(), response.headers(), length, chunked);
-    write_timed(stream, head, timeout).await?;
     if framing.omit_body {
-        return Ok(());
+        return write_timed(stream, head, timeout).await;
     }
-    let mut body = pin!(response.into_body());
+    let body = response.into_body();
+    if length.is_some() {
+        let body = actix_web::body::to_bytes(body)
+            .await
+            .map_err(|_| io::Error::other("the answer's body failed"))?;
+        return write_timed(stream, head.chain(body), timeout).await;
+    }
+    write_timed(stream, head, timeout).await?;
+    write_stream(stream, body, chunked, timeout).await
+}
+
+/// Writes a stream's frames as its body yields them, until it ends, its client goes away
+/// (closes its end, or sends anything more) or stops reading.
+async fn write_stream<IO: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut IO,
+    body: BoxBody,
+    chunked: bool,
+    timeout: Duration,
+) -> io::Result<()> {
+    let mut body = pin!(body);
     let mut probe = [0u8; 1];
     loop {
         let frame = tokio::select! {
             biased;
-            // The client closed its end or sent more than its request: the stream ends.
             _ = stream.read(&mut probe) => return Ok(()),
             frame = poll_fn(|context| body.as_mut().poll_next(context)) => frame,
         };
@@ -560,6 +578,12 @@ mod tests {
         let (head, body) = split(&answer);
         assert!(head.contains("content-length: 3\r\n"), "{head}");
         assert_eq!(body, "ok\n");
+        // A client that closes its sending side after its request still gets the answer.
+        let mut half_closed = served.send(b"GET /other HTTP/1.1\r\nHost: a\r\n\r\n");
+        half_closed
+            .shutdown(std::net::Shutdown::Write)
+            .expect("half close");
+        assert!(read_to_end(&mut half_closed).ends_with("\r\n\r\nok\n"));
         let answer = read_to_end(&mut served.send(b"HEAD /other HTTP/1.1\r\nHost: a\r\n\r\n"));
         let (head, body) = split(&answer);
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
