@@ -17,9 +17,10 @@
 //! Bounds (`Limits`): a request head of at most `MAX_HEAD_BYTES` and `MAX_HEADERS` headers,
 //! complete within 5 s of the connection (with TLS, the handshake included), else 431, 400
 //! or 408; `http.max_connections` connections per worker; a piece of an answer that cannot
-//! be written within 60 s (a client that stopped reading) ends the connection;
-//! a client that closes its end, or sends anything more, ends its stream at once and frees
-//! its stream slot.
+//! be written within 60 s (a client that stopped reading) ends the connection, and its
+//! close takes 2 s at most; a client that closes its end, or sends anything while its
+//! stream is written, ends the stream at once and frees its stream slot; with TLS, at most
+//! 16 KiB wait encrypted per connection.
 
 use std::future::poll_fn;
 use std::io;
@@ -44,6 +45,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// The most headers a request may have.
 pub const MAX_HEADERS: usize = 32;
+/// The most a TLS session keeps encrypted and unsent for a client slow to read.
+const TLS_BUFFER_LIMIT: usize = 16 * 1024;
+/// How long a connection's end may take: its last bytes, and the client's leftovers read.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The listener's threads and the bounds of its connections.
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +95,11 @@ where
         > + 'static,
     B: MessageBody + 'static,
 {
-    let tls = tls.map(|config| tokio_rustls::TlsAcceptor::from(Arc::new(config)));
+    let tls = tls.map(|mut config| {
+        // HTTP/1.1 only, whatever the public listener's configuration offers.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    });
     let server = Server::build()
         .workers(limits.threads)
         .max_concurrent_connections(limits.max_connections)
@@ -135,28 +144,36 @@ async fn connection<S, B>(
     };
     // A frame goes out as soon as it is written: these are small writes a watcher waits for.
     let _ = stream.set_nodelay(true);
+    // The TLS handshake and the request's head share one deadline.
+    let head_deadline = tokio::time::Instant::now() + limits.head_timeout;
     match tls {
-        None => answer(stream, peer, limits, service).await,
+        None => answer(stream, peer, head_deadline, limits, service).await,
         Some(acceptor) => {
             // Boxed, as the request's answer below: what only the start of a connection
             // needs is not kept in every stream's task for as long as it lives.
             let handshake =
-                tokio::time::timeout(limits.head_timeout, Box::pin(acceptor.accept(stream))).await;
-            if let Ok(Ok(stream)) = handshake {
+                tokio::time::timeout_at(head_deadline, Box::pin(acceptor.accept(stream))).await;
+            if let Ok(Ok(mut stream)) = handshake {
+                stream.get_mut().1.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
                 // Boxed: a TLS stream is several KiB, which a plain one need not hold.
-                Box::pin(answer(stream, peer, limits, service)).await;
+                Box::pin(answer(stream, peer, head_deadline, limits, service)).await;
             }
         }
     }
 }
 
-async fn answer<IO, S, B>(mut stream: IO, peer: SocketAddr, limits: Limits, service: &S)
-where
+async fn answer<IO, S, B>(
+    mut stream: IO,
+    peer: SocketAddr,
+    head_deadline: tokio::time::Instant,
+    limits: Limits,
+    service: &S,
+) where
     IO: AsyncRead + AsyncWrite + Unpin,
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody + 'static,
 {
-    let head = match tokio::time::timeout(limits.head_timeout, read_head(&mut stream, peer)).await {
+    let head = match tokio::time::timeout_at(head_deadline, read_head(&mut stream, peer)).await {
         Err(_elapsed) => Err(Some(StatusCode::REQUEST_TIMEOUT)),
         Ok(head) => head,
     };
@@ -164,8 +181,10 @@ where
         Ok(request) => request,
         Err(refusal) => {
             if let Some(status) = refusal {
-                let _ = write_refusal(&mut stream, status, limits.write_timeout).await;
+                let head = response_head(status, &HeaderMap::new(), Some(0), false);
+                let _ = write_timed(&mut stream, head, limits.write_timeout).await;
             }
+            close(&mut stream).await;
             return;
         }
     };
@@ -177,7 +196,26 @@ where
     };
     let framing = Framing { omit_body, http10 };
     let _ = write_response(&mut stream, response, framing, limits.write_timeout).await;
-    let _ = stream.shutdown().await;
+    close(&mut stream).await;
+}
+
+/// Ends a connection: the answer's last bytes sent (with TLS, and its `close_notify`),
+/// then what the client still sends read and dropped for a moment, as it may have sent
+/// more than its head (a body, another request), and closing with bytes unread would
+/// reset the connection before the client has read its answer. A second at most for each.
+async fn close<IO: AsyncRead + AsyncWrite + Unpin>(stream: &mut IO) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.shutdown()).await;
+    let drain = async {
+        let mut sink = [0u8; 256];
+        let mut left = MAX_HEAD_BYTES * 8;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => left = left.saturating_sub(read),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
 }
 
 /// Why a request is not answered: with this status, or (`None`) not at all (the client
@@ -242,17 +280,6 @@ fn parse_head(bytes: &[u8], peer: SocketAddr) -> Result<Option<actix_http::Reque
     Ok(Some(request))
 }
 
-/// A refusal before any request was read: the status alone, as actix-http sends it.
-async fn write_refusal<IO: AsyncWrite + Unpin>(
-    stream: &mut IO,
-    status: StatusCode,
-    timeout: Duration,
-) -> io::Result<()> {
-    let head = response_head(status, &HeaderMap::new(), Some(0), false);
-    write_timed(stream, head, timeout).await?;
-    stream.shutdown().await
-}
-
 /// How an answer goes out, from what the request asked for.
 #[derive(Debug, Clone, Copy)]
 struct Framing {
@@ -271,14 +298,21 @@ async fn write_response<IO: AsyncRead + AsyncWrite + Unpin>(
     framing: Framing,
     timeout: Duration,
 ) -> io::Result<()> {
+    let status = response.status();
+    // 1xx, 204 and 304 have no body, and say no length.
+    let bodiless = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
     let length = match response.body().size() {
+        _ if bodiless => None,
         BodySize::None => Some(0),
         BodySize::Sized(length) => Some(length),
         BodySize::Stream => None,
     };
-    let chunked = length.is_none() && !framing.http10 && !framing.omit_body;
-    let head = response_head(response.status(), response.headers(), length, chunked);
-    if framing.omit_body {
+    let omit_body = framing.omit_body || bodiless;
+    let chunked = length.is_none() && !framing.http10 && !omit_body;
+    let head = response_head(status, response.headers(), length, chunked);
+    if omit_body {
         return write_timed(stream, head, timeout).await;
     }
     let body = response.into_body();
@@ -313,8 +347,7 @@ async fn write_stream<IO: AsyncRead + AsyncWrite + Unpin>(
             Some(Err(_)) => return Ok(()),
             Some(Ok(frame)) if frame.is_empty() => {}
             Some(Ok(frame)) if chunked => {
-                let size = Bytes::from(format!("{:X}\r\n", frame.len()));
-                let piece = size.chain(frame).chain(&b"\r\n"[..]);
+                let piece = ChunkSize::of(frame.len()).chain(frame).chain(&b"\r\n"[..]);
                 write_timed(stream, piece, timeout).await?;
             }
             Some(Ok(frame)) => write_timed(stream, frame, timeout).await?,
@@ -326,16 +359,57 @@ async fn write_stream<IO: AsyncRead + AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// Writes all of `piece` (in one vectored write when the socket takes it), or fails when
-/// the client leaves it unread for longer than `timeout`.
+/// Writes all of `piece` (in one vectored write when the socket takes it) and flushes it
+/// (with TLS, out of the session's buffer onto the socket), or fails when the client
+/// leaves it unread for longer than `timeout`.
 async fn write_timed<IO: AsyncWrite + Unpin>(
     stream: &mut IO,
     mut piece: impl Buf,
     timeout: Duration,
 ) -> io::Result<()> {
-    match tokio::time::timeout(timeout, stream.write_all_buf(&mut piece)).await {
+    let write = async {
+        stream.write_all_buf(&mut piece).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(timeout, write).await {
         Ok(written) => written,
         Err(_elapsed) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// A chunk's size line (`1A2\r\n`), written without an allocation per frame and stream.
+struct ChunkSize {
+    line: [u8; 18],
+    start: usize,
+}
+
+impl ChunkSize {
+    fn of(length: usize) -> Self {
+        let mut line = [0u8; 18];
+        line[16..].copy_from_slice(b"\r\n");
+        let (mut start, mut rest) = (16, length);
+        loop {
+            start -= 1;
+            line[start] = b"0123456789ABCDEF"[rest % 16];
+            rest /= 16;
+            if rest == 0 {
+                return ChunkSize { line, start };
+            }
+        }
+    }
+}
+
+impl Buf for ChunkSize {
+    fn remaining(&self) -> usize {
+        self.line.len() - self.start
+    }
+
+    fn chunk(&self) -> &[u8] {
+        &self.line[self.start..]
+    }
+
+    fn advance(&mut self, count: usize) {
+        self.start = (self.start + count).min(self.line.len());
     }
 }
 
@@ -451,6 +525,10 @@ mod tests {
                     async move { HttpResponse::Ok().streaming(frames) }
                 }),
             )
+            .route(
+                "/nothing",
+                web::get().to(|| async { HttpResponse::NoContent().finish() }),
+            )
             .default_service(web::to(|| async { HttpResponse::Ok().body("ok\n") }))
     }
 
@@ -535,6 +613,21 @@ mod tests {
     }
 
     #[test]
+    fn a_chunk_size_line_is_the_length_in_hex() {
+        let line = |length: usize| {
+            let mut size = ChunkSize::of(length);
+            size.copy_to_bytes(size.remaining())
+        };
+        assert_eq!(line(0), "0\r\n");
+        assert_eq!(line(9), "9\r\n");
+        assert_eq!(line(0x1A2), "1A2\r\n");
+        assert_eq!(line(usize::MAX), "FFFFFFFFFFFFFFFF\r\n");
+        let mut size = ChunkSize::of(0xABC);
+        size.advance(2);
+        assert_eq!(size.chunk(), b"C\r\n");
+    }
+
+    #[test]
     fn a_stream_goes_out_in_chunks_and_the_connection_closes_after_it() {
         let served = serve_test_app(5_000, 5_000);
         let mut stream = served.send(b"GET /stream HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -584,6 +677,23 @@ mod tests {
             .shutdown(std::net::Shutdown::Write)
             .expect("half close");
         assert!(read_to_end(&mut half_closed).ends_with("\r\n\r\nok\n"));
+        // A request that sent a body along still gets its answer whole.
+        let mut with_body = served.send(
+            &[
+                &b"GET /other HTTP/1.1\r\nHost: a\r\nContent-Length: 65536\r\n\r\n"[..],
+                &[b'z'; 65_536],
+            ]
+            .concat(),
+        );
+        assert!(read_to_end(&mut with_body).ends_with("\r\n\r\nok\n"));
+        // 204: neither a length nor a body.
+        let answer = read_to_end(&mut served.send(b"GET /nothing HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(
+            answer.starts_with("HTTP/1.1 204 No Content\r\n"),
+            "{answer}"
+        );
+        assert!(!answer.contains("content-length"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\n"), "{answer}");
         let answer = read_to_end(&mut served.send(b"HEAD /other HTTP/1.1\r\nHost: a\r\n\r\n"));
         let (head, body) = split(&answer);
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
