@@ -388,3 +388,65 @@ fn a_running_node_refuses_a_peer_without_the_cluster_secret() {
         .expect("a peer with the secret is answered");
     assert_eq!(status.node_id, 1);
 }
+
+/// The `Cache-Control` of an answer to `method` `url`, sent with `token`.
+fn cache_control(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> String {
+    let mut request = ureq::request(method, url).timeout(Duration::from_secs(10));
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let answer = match body {
+        Some(body) => request.send_json(body),
+        None => request.call(),
+    };
+    let response = match answer {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+        Err(error) => panic!("{method} {url}: {error}"),
+    };
+    response
+        .header("Cache-Control")
+        .unwrap_or("(none)")
+        .to_string()
+}
+
+#[test]
+fn no_cache_keeps_an_answer_of_the_api_and_the_pages_are_revalidated() {
+    let dir = temp_dir("cache-control");
+    let node = start_with(dir.path(), "");
+    node.create_auction(auction_spec("lot-cache", 120_000, 60_000));
+    node.register_bidder("alice");
+    node.qualify("lot-cache", "alice");
+    let (public, control) = (&node.public_url, &node.control_url);
+    // A session token, a bidder's own standing, a public view, an error, an operator's
+    // listing: none of them may be stored by a browser or a proxy on the way.
+    let login = json!({"bidder_id": "alice", "secret": "secret-alice"});
+    let session = format!("{public}/api/v1/sessions");
+    assert_eq!(
+        cache_control("POST", &session, None, Some(login)),
+        "no-store"
+    );
+    let token = node.login("alice");
+    let own = format!("{public}/api/v1/auctions/lot-cache/me");
+    assert_eq!(cache_control("GET", &own, Some(&token), None), "no-store");
+    let view = format!("{public}/api/v1/auctions/lot-cache");
+    assert_eq!(cache_control("GET", &view, None, None), "no-store");
+    let missing = format!("{public}/api/v1/auctions/no-such-lot");
+    assert_eq!(cache_control("GET", &missing, None, None), "no-store");
+    let bidders = format!("{control}/control/v1/bidders/alice/keys");
+    assert_eq!(
+        cache_control("GET", &bidders, Some(ADMIN_TOKEN), None),
+        "no-store"
+    );
+    // The pages and their assets hold nothing of anyone's: kept, but asked again each
+    // time, so that a node's upgrade shows at once.
+    assert_eq!(
+        cache_control("GET", &format!("{public}/"), None, None),
+        "no-cache"
+    );
+    let script = format!("{public}/assets/bidder/bidder.js");
+    assert_eq!(cache_control("GET", &script, None, None), "no-cache");
+    assert_eq!(
+        cache_control("GET", &format!("{control}/"), None, None),
+        "no-cache"
+    );
+}

@@ -273,6 +273,15 @@ pub async fn not_found(request: actix_web::HttpRequest) -> Result<HttpResponse, 
     }
 }
 
+/// `Cache-Control: no-store` on every answer that does not say otherwise: no browser or
+/// proxy keeps a session token, a bidder's standing, a receipt or a view that will be
+/// stale in a second. The pages and their assets say `no-cache` themselves (they hold
+/// nothing of anyone's; kept, but asked again each time), and so do the event streams.
+pub fn no_store() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add((actix_web::http::header::CACHE_CONTROL, "no-store"))
+}
+
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
