@@ -438,7 +438,7 @@ impl AllAuctions {
             .iter()
             .map(|event| event.auction_id.as_str())
             .collect();
-        let mut text = String::new();
+        let mut frames = BytesMut::new();
         for auction in touched
             .into_iter()
             .filter_map(|id| state.kernel.auctions.get(id))
@@ -449,12 +449,9 @@ impl AllAuctions {
                 "auction"
             };
             let view = json(&AuctionView::new(auction, now_ms));
-            text.push_str(&format!(
-                "id: {}\nevent: {name}\ndata: {view}\n\n",
-                applied.log_index
-            ));
+            frames.extend_from_slice(&sse_frame(applied.log_index, name, &view));
         }
-        Bytes::from(text)
+        frames.freeze()
     }
 
     fn into_stream(self) -> impl futures::Stream<Item = Result<Bytes, actix_web::Error>> {
