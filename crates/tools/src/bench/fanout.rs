@@ -635,7 +635,7 @@ pub(super) fn resident_kib(pid: u32) -> anyhow::Result<u64> {
 }
 
 /// User plus system CPU time of `/proc/<process>` (a pid or `self`), all its threads.
-fn cpu_time(process: &str) -> anyhow::Result<Duration> {
+pub(super) fn cpu_time(process: &str) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{process}/stat"))
         .with_context(|| format!("cannot read /proc/{process}/stat"))?;
     // The fields after the command name, which is in parentheses and may hold spaces;

@@ -36,7 +36,7 @@ use serde_json::{json, Value};
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
 use super::fanout::{
-    child_pid, percentile, progress_bar, raise_open_files, run_directory, EventStream,
+    child_pid, cpu_time, percentile, progress_bar, raise_open_files, run_directory, EventStream,
 };
 use super::wire::HttpConnection;
 use gavel_testkit::local::{check_interrupt, now_ms, Interrupt, LocalCluster};
@@ -306,6 +306,7 @@ pub fn run_requests(args: RequestsArgs) -> anyhow::Result<()> {
         .build()?;
     let progress = progress_bar(runs, "requests");
     let mut rows = Vec::new();
+    let mut cpu_uses = Vec::new();
     for &users in &args.users {
         let mut pages = Vec::new();
         for gavel_page in [false, true] {
@@ -329,7 +330,9 @@ pub fn run_requests(args: RequestsArgs) -> anyhow::Result<()> {
                 resync: Duration::from_secs(args.resync_s),
                 quotes: args.quotes,
             };
+            let before = CpuUse::now(node.pid)?;
             pages.push(runtime.block_on(run_page(plan, &node.tokens[..users]))?);
+            cpu_uses.push((users, name, CpuUse::now(node.pid)?.since(&before)));
             progress.inc(1);
             std::thread::sleep(Duration::from_secs(2));
         }
@@ -364,11 +367,63 @@ pub fn run_requests(args: RequestsArgs) -> anyhow::Result<()> {
             );
         }
     }
+    let cpus = std::thread::available_parallelism().map_or(1, |cpus| cpus.get());
+    for (users, name, used) in &cpu_uses {
+        println!("{users} users, {name}: {}", used.describe(cpus));
+    }
     node.stop();
     if temporary {
         let _ = std::fs::remove_dir_all(&directory);
     }
     Ok(())
+}
+
+/// The CPU time the node and this load generator have used, and when.
+struct CpuUse {
+    node: Duration,
+    bench: Duration,
+    at: std::time::Instant,
+}
+
+impl CpuUse {
+    fn now(node_pid: u32) -> anyhow::Result<CpuUse> {
+        Ok(CpuUse {
+            node: cpu_time(&node_pid.to_string())?,
+            bench: cpu_time("self")?,
+            at: std::time::Instant::now(),
+        })
+    }
+
+    /// What was used between `earlier` and this.
+    fn since(&self, earlier: &CpuUse) -> CpuUsed {
+        CpuUsed {
+            node: self.node.saturating_sub(earlier.node),
+            bench: self.bench.saturating_sub(earlier.bench),
+            wall: self.at.saturating_duration_since(earlier.at),
+        }
+    }
+}
+
+/// The CPU time the node and the load generator used over one run of a page.
+struct CpuUsed {
+    node: Duration,
+    bench: Duration,
+    wall: Duration,
+}
+
+impl CpuUsed {
+    /// The CPU seconds of each, and their share of the machine's `cpus` over the run.
+    fn describe(&self, cpus: usize) -> String {
+        let wall = self.wall.as_secs_f64().max(0.001);
+        let share = |used: Duration| 100.0 * used.as_secs_f64() / (wall * cpus as f64);
+        format!(
+            "CPU s node {:.1} ({:.0}% of {cpus} CPUs), load generator {:.1} ({:.0}%), over {wall:.1} s",
+            self.node.as_secs_f64(),
+            share(self.node),
+            self.bench.as_secs_f64(),
+            share(self.bench)
+        )
+    }
 }
 
 /// The table, in Markdown.
