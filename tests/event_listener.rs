@@ -324,3 +324,62 @@ fn a_stream_on_the_events_listener_holds_a_few_kib_of_the_nodes_memory() {
     );
     drop(streams);
 }
+
+/// The bid ids of a stream's history, read up to its `auction` view.
+fn history_ids(url: &str, query: &str, last_event_id: Option<u64>) -> Result<Vec<u64>, u16> {
+    let resume = last_event_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"));
+    let (mut stream, status, head) = send(
+        url,
+        &format!(
+            "GET /api/v1/auctions/{AUCTION}/events?{query} HTTP/1.1\r\nHost: {}\r\n{resume}\r\n",
+            address(url)
+        ),
+    );
+    if status != 200 {
+        return Err(status);
+    }
+    assert!(head.contains("text/event-stream"), "{head}");
+    let text = read_until(&mut stream, "event: auction");
+    // Each `id: N` line followed by `event: bid` (the chunks' size lines sit between frames).
+    Ok(text
+        .match_indices("id: ")
+        .filter_map(|(at, _)| {
+            let (id, rest) = text[at + 4..].split_once('\n')?;
+            rest.starts_with("event: bid\n")
+                .then(|| id.parse().ok())
+                .flatten()
+        })
+        .collect())
+}
+
+#[test]
+fn a_new_stream_asks_for_the_newest_bids_or_starts_after_a_bid_it_holds() {
+    let (_dir, node, tokens) = node_with_events_listener("events-listener-history", "");
+    let events_url = node.events_url.clone().expect("events listener");
+    for seq in 1..=5u64 {
+        let amount = 1_000_000 + (seq - 1) * 10_000;
+        let token = &tokens[(seq % 2) as usize];
+        let (status, receipt) = node.bid(token, AUCTION, amount, &format!("history-{seq}"));
+        assert_eq!(status, 201, "{receipt}");
+    }
+    for url in [&events_url, &node.public_url] {
+        assert_eq!(history_ids(url, "", None), Ok(vec![1, 2, 3, 4, 5]));
+        assert_eq!(history_ids(url, "history=2", None), Ok(vec![4, 5]));
+        assert_eq!(history_ids(url, "history=0", None), Ok(vec![]));
+        assert_eq!(history_ids(url, "history=9", None), Ok(vec![1, 2, 3, 4, 5]));
+        assert_eq!(history_ids(url, "after_seq=3", None), Ok(vec![4, 5]));
+        // Resuming, the browser's Last-Event-ID wins: nothing after it is left out.
+        assert_eq!(history_ids(url, "history=2", Some(1)), Ok(vec![2, 3, 4, 5]));
+        assert_eq!(history_ids(url, "history=10001", None), Err(422));
+        assert_eq!(history_ids(url, "history=-1", None), Err(422));
+    }
+    // The page's standing needs no history to know a bidder has bid.
+    let (status, me) = node.public(
+        "GET",
+        &format!("/api/v1/auctions/{AUCTION}/me"),
+        Some(&tokens[1]),
+        None,
+    );
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["bids_placed"], 3, "{me}");
+}

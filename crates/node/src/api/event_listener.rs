@@ -140,6 +140,7 @@ pub fn cors() -> actix_cors::Cors {
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .app_data(super::events::WriteInterval(WRITE_INTERVAL))
+        .app_data(web::QueryConfig::default().error_handler(super::audit::query_error))
         .service(super::events::auction_events)
         .service(super::events::all_events)
         .route("/healthz", web::get().to(super::healthz));

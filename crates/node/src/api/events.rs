@@ -42,6 +42,7 @@ use crate::actors::auction::{sse_frame, LiveEvent, Subscribe};
 use crate::actors::resource_pool::SubscribeAuction;
 use crate::actors::wall_clock_ms;
 use crate::model::error::ApiError;
+use crate::model::requests::StreamQuery;
 use crate::model::views::{AuctionView, BidMarks, SecondaryBidView};
 use crate::replication::SharedState;
 use gavel_kernel::{Auction, BidRecord, Rejection};
@@ -73,29 +74,34 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 
 /// Live updates of one auction: `auction`, `bid`, `secondary_bid` and `closed` events.
 #[utoipa::path(tag = "public", params(("id" = String, Path, description = "auction id"),
-    ("Last-Event-ID" = Option<u64>, Header, description = "resume after this bid seq")),
+    ("Last-Event-ID" = Option<u64>, Header, description = "resume after this bid seq"), StreamQuery),
     responses((status = 200, content_type = "text/event-stream", description = "the event stream"),
     (status = 404, description = "auction_not_found", body = Problem),
-    (status = 422, description = "invalid_request: Last-Event-ID is not a bid seq", body = Problem),
+    (status = 422, description = "invalid_request: Last-Event-ID or a query parameter is not a number, or history is out of range", body = Problem),
     (status = 429, description = "too_many_streams: this address (limits.max_streams_per_ip) or this node (limits.max_streams) holds as many streams as it may; or rate_limited; with Retry-After (seconds)", body = Problem),
     (status = 503, description = "unavailable", body = Problem)))]
 #[get("/api/v1/auctions/{id}/events")]
 pub async fn auction_events(
     app: web::Data<AppState>,
     path: web::Path<String>,
+    query: web::Query<StreamQuery>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let auction_id = path.into_inner();
     let last_event_id = match request.headers().get("Last-Event-ID") {
-        None => 0,
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|text| text.trim().parse::<u64>().ok())
-            .ok_or_else(|| {
-                ApiError::invalid("Last-Event-ID must be a bid sequence number".to_string())
-            })?,
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| text.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::invalid("Last-Event-ID must be a bid sequence number".to_string())
+                })?,
+        ),
     };
+    query.validate()?;
+    let starts = |start: &StreamStart| query.start_after(last_event_id, start.bids.len() as u64);
     let permit = stream_slot(&app, &request)?;
     // Subscribe before reading the state, so nothing falls between the two.
     let subscribed = app
@@ -107,7 +113,8 @@ pub async fn auction_events(
     let Some(actor) = subscribed else {
         // An archived auction is closed: its bids and the `closed` event, then the end.
         let start = app.read_auction(&auction_id, StreamStart::of)?;
-        let (initial, _, _) = start.frames_after(&app.history_frames, &auction_id, last_event_id);
+        let after = starts(&start);
+        let (initial, _, _) = start.frames_after(&app.history_frames, &auction_id, after);
         return Ok(event_stream(initial, permit));
     };
     let receiver = actor.send(Subscribe).await?;
@@ -121,8 +128,9 @@ pub async fn auction_events(
             .ok_or(Rejection::AuctionNotFound)?;
         StreamStart::of(auction)
     };
+    let after = starts(&start);
     let (initial, last_sent_seq, closed) =
-        start.frames_after(&app.history_frames, &auction_id, last_event_id);
+        start.frames_after(&app.history_frames, &auction_id, after);
     let live = LiveStream {
         receiver,
         keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),

@@ -626,6 +626,44 @@ pub struct ReplaceRequest {
 pub const MAX_BIDS_PER_PAGE: usize = 10_000;
 pub const DEFAULT_BIDS_PER_PAGE: usize = 1_000;
 
+/// The most bids of its history a new event stream may ask for with `history`.
+pub const MAX_STREAM_HISTORY: u64 = 10_000;
+
+/// Where a new event stream of one auction starts (a `Last-Event-ID` header, when sent,
+/// takes precedence over both).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// Start after this bid seq, as `Last-Event-ID` does: a page that opens a new stream
+    /// resumes after the newest bid it holds.
+    pub after_seq: Option<u64>,
+    /// Only the newest this many bids of the history (0 to 10000), not every bid: a page
+    /// shows the last ones and reads earlier ones from the bid list when asked.
+    pub history: Option<u64>,
+}
+
+impl StreamQuery {
+    /// The seq the stream starts after, given the `Last-Event-ID` header's and the number
+    /// of bids the auction holds.
+    pub fn start_after(&self, last_event_id: Option<u64>, bid_count: u64) -> u64 {
+        match (last_event_id, self.after_seq, self.history) {
+            (Some(seq), _, _) | (None, Some(seq), _) => seq,
+            (None, None, Some(newest)) => bid_count.saturating_sub(newest),
+            (None, None, None) => 0,
+        }
+    }
+
+    /// Refuses a `history` beyond `MAX_STREAM_HISTORY`.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        match self.history {
+            Some(history) if history > MAX_STREAM_HISTORY => Err(ApiError::invalid(format!(
+                "history must be between 0 and {MAX_STREAM_HISTORY}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A page of an auction's bids. Without either parameter the answer is every bid, as it
 /// always was; with one, at most `limit` bids after `after_seq`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -816,6 +816,8 @@ pub struct MyAuctionView {
     pub deposited: u64,
     /// Whether the caller holds the highest bid.
     pub leading: bool,
+    /// How many accepted bids of the caller the auction holds (void ones included).
+    pub bids_placed: u64,
     /// Whether a bid from the caller would pass the checks that do not depend on its
     /// amount, as the state stands.
     pub may_bid: bool,
@@ -866,6 +868,11 @@ impl MyAuctionView {
             deposit_required,
             deposited,
             leading,
+            bids_placed: auction
+                .bids
+                .iter()
+                .filter(|bid| bid.bidder_id == bidder_id)
+                .count() as u64,
             may_bid: reason.is_none(),
             reason: reason.map(str::to_string),
             winner: auction

@@ -8,7 +8,7 @@
 //! `gavel serve` node on loopback:
 //! - the old page: every `poll_ms`, GET `/api/v1/time` and GET `/api/v1/auctions/{id}`;
 //! - Gavel's page (docs/DESIGN.md decision 5, `crates/node/src/api/assets/bidder/bidder.js`): 2 samples of
-//!   `/api/v1/time` to sync its clock, one event stream `/api/v1/auctions/{id}/events`
+//!   `/api/v1/time` to sync its clock, one event stream `/api/v1/auctions/{id}/events?history=100`
 //!   kept open (one request), one sample again when `resync_s` pass without an accepted
 //!   bid confirming the clock (the page looks every 15 s) and after a dropped stream is
 //!   reopened;
@@ -580,7 +580,9 @@ impl Tab {
     /// Gavel's page: one event stream kept open until the deadline; if the node ends it
     /// early, reopened after a pause, with a clock re-sync, as the page does.
     async fn follow(&mut self, plan: &Plan, next_bid: &AtomicU64) {
-        let path = format!("{}/events", plan.auction_path);
+        // The bidder page asks for the newest 100 bids of the history (`HISTORY_AT_CONNECT`
+        // in bidder.js), not every bid.
+        let path = format!("{}/events?history=100", plan.auction_path);
         for _ in 0..MAX_STREAM_OPENS {
             self.counts.streams += 1;
             match timeout(

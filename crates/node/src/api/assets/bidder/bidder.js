@@ -117,6 +117,12 @@ const SALE_POLL_MS = 2000;
 /** A resync's reading of missed bids: this many per request, at most this many requests. */
 const RESYNC_PAGE = 500;
 const RESYNC_MAX_PAGES = 20;
+/**
+ * The newest bids a new stream brings with it (`history`): a contested sale holds thousands,
+ * and a crowd connecting at its deadline would otherwise each be sent all of them. Earlier
+ * ones are read from the bid list, this many at a time, when the bidder asks.
+ */
+const HISTORY_AT_CONNECT = 100;
 
 const $ = (id) => document.getElementById(id);
 /** How often the outbid alert flashes the tab's title. */
@@ -134,6 +140,8 @@ const page = {
   view: null, // the room's latest AuctionView
   carriedView: null, // the last view the previous node showed (after a failover)
   bids: new Map(), // the room's bids: seq -> BidView
+  oldestSeq: 0, // the oldest and newest seq of those bids (0: none)
+  newestSeq: 0,
   sending: false,
   resumePending: false, // a pending bid waits for the room's first view before it is resent
   amountEdited: false,
@@ -248,7 +256,7 @@ function setConnection(state) {
 
 function openStream() {
   if (page.stream) page.stream.close();
-  const path = page.auctionId ? `/auctions/${encodeURIComponent(page.auctionId)}/events` : '/events';
+  const path = page.auctionId ? `/auctions/${encodeURIComponent(page.auctionId)}/events?${streamStart()}` : '/events';
   const stream = new EventSource(eventsUrl(path));
   page.stream = stream;
   const parsed = (handler) => (event) => { if (page.stream === stream) handler(JSON.parse(event.data)); };
@@ -269,6 +277,36 @@ function openStream() {
     stream.addEventListener('auction', parsed(onLobbyView));
     stream.addEventListener('closed', parsed(onLobbyView));
   }
+}
+
+/**
+ * Where a new stream starts: after the newest bid this page holds, or, for a page that
+ * holds none, with the newest `HISTORY_AT_CONNECT` bids. (The browser's own reconnections
+ * resume with `Last-Event-ID`.)
+ */
+function streamStart() {
+  return page.newestSeq > 0 ? `after_seq=${page.newestSeq}` : `history=${HISTORY_AT_CONNECT}`;
+}
+
+/** Reads the bids before the oldest this page holds, `HISTORY_AT_CONNECT` of them. */
+async function showEarlierBids() {
+  const oldest = page.oldestSeq;
+  if (oldest <= 1) return renderEarlierButton();
+  const count = Math.min(HISTORY_AT_CONNECT, oldest - 1);
+  const path = `/auctions/${encodeURIComponent(page.auctionId)}/bids?after_seq=${oldest - 1 - count}&limit=${count}`;
+  try {
+    const answer = await api(path);
+    if (answer.status === 200 && answer.data) for (const bid of answer.data.bids) onBid(bid);
+  } catch (error) {
+    if (!(error instanceof NodeUnreachable)) throw error;
+    checkNode('bid list unreachable');
+  }
+  renderEarlierButton();
+}
+
+/** The "earlier bids" button shows while bids before the oldest held exist. */
+function renderEarlierButton() {
+  $('history-earlier').hidden = page.oldestSeq <= 1;
 }
 
 async function onStreamOpen() {
@@ -541,7 +579,7 @@ function onLiveBid(bid) {
  */
 async function onResync(view) {
   onRoomView(view);
-  let after = Math.max(0, ...page.bids.keys());
+  let after = page.newestSeq;
   for (let pageNumber = 0; pageNumber < RESYNC_MAX_PAGES && after < view.bid_count; pageNumber += 1) {
     const path = `/auctions/${encodeURIComponent(page.auctionId)}/bids?after_seq=${after}&limit=${RESYNC_PAGE}`;
     let answer;
@@ -561,6 +599,8 @@ async function onResync(view) {
 function onBid(bid) {
   if (page.bids.has(bid.seq)) return;
   page.bids.set(bid.seq, bid);
+  page.oldestSeq = page.oldestSeq === 0 ? bid.seq : Math.min(page.oldestSeq, bid.seq);
+  page.newestSeq = Math.max(page.newestSeq, bid.seq);
   const item = document.createElement('li');
   item.dataset.seq = bid.seq;
   item.dataset.bidderNumber = bid.bidder_number;
@@ -571,6 +611,7 @@ function onBid(bid) {
     + (bid.proxy ? t('historyProxy') : '') + (bid.void ? t('historyVoid') : '');
   const later = [...$('history').children].find((other) => Number(other.dataset.seq) < bid.seq);
   $('history').insertBefore(item, later ?? null);
+  renderEarlierButton();
   const status = $('bid-status');
   if (Number(status.dataset.receiptSeq) === bid.seq) learnMyNumber(page.auctionId, bid.bidder_number);
   renderStanding();
@@ -1040,7 +1081,7 @@ function renderStanding() {
 
   const mine = myNumber();
   const leader = view.leading_bidder_number;
-  const iBid = [...page.bids.values()].some((bid) => bid.bidder_number === mine);
+  const iBid = (me.bids_placed ?? 0) > 0 || [...page.bids.values()].some((bid) => bid.bidder_number === mine);
   let lead = 'none';
   let leadText = mine == null ? '' : t('notBidYet');
   if (mine != null && leader === mine) {
@@ -1333,6 +1374,7 @@ async function start() {
   if (from) document.body.dataset.previousNodeId = from.node_id;
   $('sign-in-form').addEventListener('submit', signIn);
   $('sign-out').addEventListener('click', () => signOut());
+  $('history-earlier').addEventListener('click', showEarlierBids);
   $('bid-form').addEventListener('submit', submitBid);
   $('proxy-form').addEventListener('submit', setProxy);
   $('proxy-withdraw').addEventListener('click', withdrawProxy);

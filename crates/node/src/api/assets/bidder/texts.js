@@ -138,6 +138,7 @@ export const TEXTS = {
     historyLine: (seq, bidder, amount, time) => `第 ${seq} 次 · 竞买号 ${bidder} · ${money(amount)} · ${time}`,
     historyProxy: ' · 代理出价',
     historyVoid: ' · 已作废',
+    historyEarlier: '更早的出价',
     // The bidder's own standing
     noNumber: '您在本地块尚未取得竞买号。',
     myNumber: (bidder) => `您的竞买号：${bidder}`,
@@ -320,6 +321,7 @@ export const TEXTS = {
     historyLine: (seq, bidder, amount, time) => `#${seq} · bidder ${bidder} · ${money(amount)} · ${time}`,
     historyProxy: ' · 委托 proxy',
     historyVoid: ' · void (作废)',
+    historyEarlier: 'Earlier bids',
     noNumber: 'You have no bidder number in this auction yet (尚未取得竞买号).',
     myNumber: (bidder) => `您的竞买号 · You are bidder ${bidder}`,
     notBidYet: 'You have not bid yet.',
