@@ -24,6 +24,9 @@
 //!   screen in a Chinese browser: two sales, Chinese phase names and 万元, countdowns on
 //!   the server clock, a bid from a bidder's page, an operator's suspension announced, no
 //!   identities, English on request; its screenshot is the README's.
+//! - `a_page_shows_the_newest_100_bids_and_reads_earlier_ones_when_asked` (history.mjs):
+//!   a sale of 102 bids, the first of them bidder A's: A's page opens with the newest 100,
+//!   says A was outbid, and reads the two earlier bids when A asks (更早的出价).
 //! - `the_dashboard_suspends_resumes_and_reprices_a_sale_and_switches_the_leader`
 //!   (dashboard.mjs): the operator dashboard signs in with the token, suspends, resumes
 //!   and changes the increment of a live sale from its table while a bidder's page
@@ -116,6 +119,38 @@ fn the_hall_screen_follows_every_live_sale_at_1920x1080() {
     let follower = stage.other_than(&[leader]);
     let output = stage.run_script("hall.mjs", follower, leader);
     assert_result_line(&output, "hall");
+}
+
+#[test]
+fn a_page_shows_the_newest_100_bids_and_reads_earlier_ones_when_asked() {
+    let _one_at_a_time = ONE_SCENARIO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let spec = serde_json::json!({});
+    let stage = Stage::prepared("history", 180_000, spec, |node, auction_id| {
+        let bidders = ["alice", "bob", "carol"];
+        for bidder in bidders {
+            node.register_bidder(bidder);
+            node.qualify(auction_id, bidder);
+        }
+        let tokens = bidders.map(|bidder| node.login(bidder));
+        // Alice bids first; Bob and Carol then outbid each other 101 times.
+        for seq in 1..=102u64 {
+            let token = match seq {
+                1 => &tokens[0],
+                even if even % 2 == 0 => &tokens[1],
+                _ => &tokens[2],
+            };
+            let amount = 1_000_000 + (seq - 1) * 10_000;
+            let (status, receipt) = node.bid(token, auction_id, amount, &format!("history-{seq}"));
+            assert_eq!(status, 201, "bid {seq}: {receipt}");
+        }
+        Vec::new()
+    });
+    let leader = stage.leader();
+    let follower = stage.other_than(&[leader]);
+    let output = stage.run_script("history.mjs", follower, leader);
+    assert_result_line(&output, "history");
 }
 
 #[test]
